@@ -1,0 +1,6 @@
+/* wigeon: version string shared by the library and the command. */
+#include "cli/version.h"
+
+const char *wg_version(void) {
+  return WG_VERSION_STRING;
+}
