@@ -266,6 +266,25 @@ int wg_array_alloc_dictionary(struct ArrowArray *a) {
   return a->dictionary == NULL ? ENOMEM : 0;
 }
 
+int wg_array_share(const struct ArrowArray *src, struct ArrowArray *dst) {
+  if (src->release != array_node_release) return EINVAL;
+  struct array_private *p = src->private_data;
+  WG_RETURN_NOT_OK(wg_array_node_init(dst, src->n_buffers, src->n_children, p->holder));
+  dst->length = src->length;
+  dst->null_count = src->null_count;
+  dst->offset = src->offset;
+  for (int64_t i = 0; i < src->n_buffers; i++) dst->buffers[i] = src->buffers[i];
+  int rc = 0;
+  for (int64_t i = 0; i < src->n_children && rc == 0; i++)
+    rc = wg_array_share(src->children[i], dst->children[i]);
+  if (rc == 0 && src->dictionary != NULL) {
+    rc = wg_array_alloc_dictionary(dst);
+    if (rc == 0) rc = wg_array_share(src->dictionary, dst->dictionary);
+  }
+  if (rc != 0) wg_array_release(dst);
+  return rc;
+}
+
 struct wg_shared *wg_array_holder(const struct ArrowArray *a) {
   if (a->release != array_node_release) return NULL;
   return ((struct array_private *)a->private_data)->holder;
@@ -313,6 +332,18 @@ static void holder_release(void *ctx) {
   struct holder *h = ctx;
   wg_holder_builder_reset(&h->hb);
   free(h);
+}
+
+struct wg_shared *wg_holder_create(struct wg_holder_builder **hb) {
+  struct holder *h = calloc(1, sizeof(*h));
+  if (h == NULL) return NULL;
+  struct wg_shared *s = wg_shared_wrap(NULL, 0, holder_release, h);
+  if (s == NULL) {
+    free(h);
+    return NULL;
+  }
+  *hb = &h->hb;
+  return s;
 }
 
 struct wg_shared *wg_holder_builder_finish(struct wg_holder_builder *hb) {

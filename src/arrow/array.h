@@ -63,6 +63,9 @@ int wg_array_node_init(struct ArrowArray *out, int64_t n_buffers, int64_t n_chil
                        struct wg_shared *holder);
 /* Allocates a->dictionary as an empty node (release NULL) for the caller to fill. */
 int wg_array_alloc_dictionary(struct ArrowArray *a);
+/* Makes dst a new array tree with the same buffers as src, sharing its holders (no data copied).
+ * Every node of src must have been made by wg_array_node_init (EINVAL otherwise). */
+int wg_array_share(const struct ArrowArray *src, struct ArrowArray *dst);
 /* The holder given to wg_array_node_init (borrowed), or NULL for foreign arrays. */
 struct wg_shared *wg_array_holder(const struct ArrowArray *a);
 
@@ -79,6 +82,9 @@ void wg_holder_builder_init(struct wg_holder_builder *hb);
 int wg_holder_builder_add_alloc(struct wg_holder_builder *hb, void *p);
 /* Adds a new reference to s. */
 int wg_holder_builder_add_ref(struct wg_holder_builder *hb, struct wg_shared *s);
+/* Creates an empty holder (refcount 1, owned by the caller) and gives its builder in *hb, to which
+ * allocations and references may be added until the holder is shared with another thread. */
+struct wg_shared *wg_holder_create(struct wg_holder_builder **hb);
 /* Builds the shared holder (refcount 1, owned by the caller); hb is emptied either way. */
 struct wg_shared *wg_holder_builder_finish(struct wg_holder_builder *hb);
 void wg_holder_builder_reset(struct wg_holder_builder *hb);

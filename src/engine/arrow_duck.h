@@ -1,0 +1,74 @@
+/* wigeon: the DuckDB side of Arrow, over DuckDB's C API only (duckdb.h, 1.4).
+ * Query export: a streaming DuckDB result exposed as an ArrowArrayStream (one DuckDB chunk, up to
+ * 2048 rows, per Arrow batch; gathering is the caller's business). Ingest: an ArrowArrayStream
+ * scanned into a table through DuckDB's arrow_scan. Both block and run on the calling thread;
+ * never call them on a gRPC completion-queue thread. DuckDB errors become errno-style codes here. */
+#ifndef WG_ENGINE_ARROW_DUCK_H
+#define WG_ENGINE_ARROW_DUCK_H
+
+#include <stdint.h>
+
+#include <duckdb.h>
+
+#include "arrow/abi.h"
+#include "common/error.h"
+
+/* Maps a DuckDB error type to the status code wigeon uses: parse, bind, conversion and constraint
+ * errors -> EINVAL, NOT_IMPLEMENTED -> ENOTSUP, OUT_OF_MEMORY -> ENOMEM, INTERRUPT -> ECANCELED,
+ * TRANSACTION (conflicts) -> EAGAIN, PERMISSION -> EACCES, everything else -> EIO. */
+int wg_engine_error_code(duckdb_error_type type);
+
+/* Runs `sql` (one statement) on `conn` as a streaming query and initializes `out` as an
+ * ArrowArrayStream over its result. The schema comes from duckdb_to_arrow_schema with the
+ * result's Arrow options; each get_next converts one DuckDB chunk with duckdb_data_chunk_to_arrow
+ * (a struct array, one child per column, that owns copies of the data) and returns a released
+ * array at the end. get_next returns an errno-style code on a DuckDB error and get_last_error
+ * then names it.
+ * Returns 0, or EINVAL (parse/bind errors, bad arguments), ENOMEM, or the mapped DuckDB code;
+ * err says why. Prepare, bind and planning errors surface here, execution errors from get_next.
+ * Ownership: on success the caller owns `out` (release it); on error `out` is left released
+ * (release == NULL). The stream borrows `conn`: the connection must outlive the stream, and
+ * nothing else may run on the connection until the stream has been released (DuckDB closes an
+ * open streaming result when the connection runs another query; get_next then fails).
+ * Thread safety: the stream may move between threads but is used by one at a time. */
+int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
+                                 struct ArrowArrayStream *out, struct wg_error *err);
+
+/* What ingest does when the table exists or not. */
+enum wg_engine_ingest_mode {
+  WG_ENGINE_INGEST_CREATE_OR_APPEND = 0, /* create when missing, else append */
+  WG_ENGINE_INGEST_CREATE = 1,           /* create; EEXIST if it exists */
+  WG_ENGINE_INGEST_APPEND = 2,           /* append; ENOENT if it is missing */
+  WG_ENGINE_INGEST_REPLACE = 3,          /* CREATE OR REPLACE */
+};
+
+/* Scans `stream` into table `table` of the connection's default schema; `table` is one
+ * identifier (quoted here, so any characters are fine; no "schema.table"). Creating uses
+ * CREATE TABLE ... AS with the column types DuckDB derives from the Arrow schema; appending uses
+ * INSERT INTO ... BY NAME (columns matched by name, missing ones get their defaults). The work
+ * runs in its own transaction when the connection has none open (all rows or none); inside a
+ * caller's transaction it joins it and the caller commits or rolls back. duckdb_arrow_scan
+ * registers the stream as a view "__wg_ingest_<address>" in the default schema; it is dropped
+ * before returning (and, in our own transaction, never visible to other connections).
+ * *rows (may be NULL) receives the number of rows read from the stream.
+ * Returns 0; EEXIST/ENOENT per mode; the stream's own status (e.g. EPROTO from an IPC reader)
+ * when its get_schema or get_next fails; otherwise the mapped DuckDB code. err says why.
+ * The stream must not read from a streaming result of the same connection (ingest runs
+ * statements on it, which closes such a result): materialize first or use another connection.
+ * Ownership: the call takes the stream, on success and on error: on return stream->release is
+ * NULL. Arrays the stream produced are released by DuckDB (possibly on its worker threads, one
+ * at a time), so their release callbacks must be thread-safe in that sense. */
+int wg_engine_ingest_arrow_stream_mode(duckdb_connection conn, const char *table,
+                                       enum wg_engine_ingest_mode mode,
+                                       struct ArrowArrayStream *stream, int64_t *rows,
+                                       struct wg_error *err);
+
+/* wg_engine_ingest_arrow_stream_mode with WG_ENGINE_INGEST_CREATE_OR_APPEND, rows not reported. */
+int wg_engine_ingest_arrow_stream(duckdb_connection conn, const char *table,
+                                  struct ArrowArrayStream *stream, struct wg_error *err);
+
+/* Runs one statement that returns no rows the caller wants (DDL, SET, BEGIN, ...). Returns 0 or
+ * the mapped DuckDB code with err set. Blocking. */
+int wg_engine_exec(duckdb_connection conn, const char *sql, struct wg_error *err);
+
+#endif
