@@ -51,6 +51,7 @@ static uint8_t *at_ref(struct wg_fbb *b, int64_t ref) {
 }
 
 static int push_zeros(struct wg_fbb *b, int64_t n) {
+  if (n == 0) return 0;
   WG_RETURN_NOT_OK(reserve(b, n));
   b->size += n;
   memset(at_ref(b, b->size), 0, (size_t)n);
@@ -97,6 +98,7 @@ int wg_fbb_create_string(struct wg_fbb *b, const char *s, int64_t len, uint32_t 
 static int begin_vector(struct wg_fbb *b, int64_t n, int64_t elem_size, int64_t align,
                         uint8_t **body) {
   if (n < 0 || n > FBB_MAX_SIZE / elem_size) return ENOMEM;
+  WG_RETURN_NOT_OK(reserve(b, 16)); /* so that *body is a real pointer even for n == 0 */
   /* The length prefix must sit right before the elements, 4-aligned, and the elements aligned
    * to `align`: align the body end for both. */
   WG_RETURN_NOT_OK(prealign(b, n * elem_size, 4));

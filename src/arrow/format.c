@@ -78,7 +78,9 @@ int wg_arrow_type_parse(const char *format, struct wg_arrow_type *t, struct wg_e
 #undef SIMPLE
   if (strncmp(f, "w:", 2) == 0) {
     p = f + 2;
-    if (parse_int(&p, &t->fixed_size) != 0 || *p != '\0' || t->fixed_size < 0) goto bad;
+    if (parse_int(&p, &t->fixed_size) != 0 || *p != '\0' || t->fixed_size < 0 ||
+        t->fixed_size > INT32_MAX / 8)
+      goto bad;
     t->id = WG_TYPE_FIXED_SIZE_BINARY;
     t->bit_width = t->fixed_size * 8;
     return 0;

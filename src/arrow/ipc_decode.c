@@ -219,12 +219,12 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
                         (long long)w->buffer_i, (long long)off, (long long)len,
                         (long long)w->body_size);
   w->buffer_i++;
-  const uint8_t *p = w->body + off;
   if (len == 0) {
     *ptr = zeros;
     *size = 0;
     return 0;
   }
+  const uint8_t *p = w->body + off;
   if (w->codec >= 0) {
     if (len < 8)
       return wg_error_set(err, EPROTO, "compressed buffer %lld of %lld bytes has no length prefix",
@@ -478,9 +478,9 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
 
 /* ---- dictionaries ---- */
 
-static int concat_dictionary(const struct dnode *value, const struct ArrowArray *a,
-                             const struct ArrowArray *b, struct ArrowArray *out,
-                             struct wg_error *err);
+static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnode *value,
+                             const struct ArrowArray *a, const struct ArrowArray *b,
+                             struct ArrowArray *out, struct wg_error *err);
 
 static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
                                    const struct wg_fb_table *header, struct wg_shared *body,
@@ -511,7 +511,7 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
   wg_array_release(&batch);
   if (is_delta && d->array.release != NULL) {
     struct ArrowArray merged;
-    int rc = concat_dictionary(&d->value, &d->array, &values, &merged, err);
+    int rc = concat_dictionary(dec, &d->value, &d->array, &values, &merged, err);
     wg_array_release(&values);
     if (rc != 0) return wg_error_prefix(err, rc, "delta dictionary %lld", (long long)id);
     wg_array_move(&merged, &values);
@@ -524,22 +524,36 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
 /* Concatenation of two dictionaries of the same type into new owned memory (delta dictionaries).
  * Supports every flat type (fixed width, boolean, binary, string, their large and view forms) and
  * struct/fixed-size-list nesting of them; other value types are reported as unsupported. */
-static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const struct ArrowArray *b,
-                       struct ArrowArray *out, struct wg_holder_builder *hb, struct wg_shared *holder,
-                       struct wg_error *err);
-
-static int concat_dictionary(const struct dnode *value, const struct ArrowArray *a,
-                             const struct ArrowArray *b, struct ArrowArray *out,
-                             struct wg_error *err) {
+/* Allocations of one concatenation share a budget (the decoder's decompression limit), since a
+ * dictionary of a childless struct may be long without costing any input bytes. */
+struct concat {
   struct wg_holder_builder *hb;
-  struct wg_shared *holder = wg_holder_create(&hb);
-  if (holder == NULL) return wg_error_set(err, ENOMEM, "out of memory");
-  int rc = concat_fill(value, a, b, out, hb, holder, err);
-  wg_shared_unref(holder);
+  struct wg_shared *holder;
+  int64_t budget;
+};
+
+static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const struct ArrowArray *b,
+                       struct ArrowArray *out, struct concat *cc, struct wg_error *err);
+
+static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnode *value,
+                             const struct ArrowArray *a, const struct ArrowArray *b,
+                             struct ArrowArray *out, struct wg_error *err) {
+  struct concat cc = {NULL, NULL, dec->limits.max_decompressed_size};
+  cc.holder = wg_holder_create(&cc.hb);
+  if (cc.holder == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  int rc = concat_fill(value, a, b, out, &cc, err);
+  wg_shared_unref(cc.holder);
   return rc;
 }
 
-static void *hb_alloc(struct wg_holder_builder *hb, int64_t size) {
+static int64_t dec_limit_note(const struct concat *cc) {
+  return cc->budget;
+}
+
+static void *hb_alloc(struct concat *cc, int64_t size) {
+  if (size < 0 || size > cc->budget) return NULL;
+  cc->budget -= size;
+  struct wg_holder_builder *hb = cc->hb;
   void *p = aligned_alloc(64, (size_t)((size + 63) & ~(int64_t)63) + 64);
   if (p == NULL) return NULL;
   memset(p, 0, (size_t)((size + 63) & ~(int64_t)63) + 64);
@@ -556,8 +570,8 @@ static void copy_bits(uint8_t *dst, int64_t dst_off, const uint8_t *src, int64_t
 }
 
 static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const struct ArrowArray *b,
-                       struct ArrowArray *out, struct wg_holder_builder *hb, struct wg_shared *holder,
-                       struct wg_error *err) {
+                       struct ArrowArray *out, struct concat *cc, struct wg_error *err) {
+  struct wg_holder_builder *hb = cc->hb;
   const struct wg_arrow_type *t = &n->type;
   int64_t len = a->length + b->length;
   if (n->dict >= 0 || a->dictionary != NULL)
@@ -565,11 +579,11 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
   int64_t nb = a->n_buffers;
   if (t->id == WG_TYPE_BINARY_VIEW || t->id == WG_TYPE_STRING_VIEW)
     nb = 3 + (a->n_buffers - 3) + (b->n_buffers - 3);
-  WG_RETURN_NOT_OK(wg_array_node_init(out, nb, n->n_children, holder) ? ENOMEM : 0);
+  WG_RETURN_NOT_OK(wg_array_node_init(out, nb, n->n_children, cc->holder) ? ENOMEM : 0);
   out->length = len;
   out->null_count = a->null_count + b->null_count;
   if (wg_arrow_type_has_validity(t) && out->null_count > 0) {
-    uint8_t *v = hb_alloc(hb, (len + 7) / 8);
+    uint8_t *v = hb_alloc(cc, (len + 7) / 8);
     if (v == NULL) goto oom;
     copy_bits(v, 0, a->buffers[0], a->offset, a->length);
     copy_bits(v, a->length, b->buffers[0], b->offset, b->length);
@@ -586,7 +600,7 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
       ca.length = a->length * k;
       cb.offset += b->offset * k;
       cb.length = b->length * k;
-      int rc = concat_fill(&n->children[c], &ca, &cb, out->children[c], hb, holder, err);
+      int rc = concat_fill(&n->children[c], &ca, &cb, out->children[c], cc, err);
       if (rc != 0) {
         wg_array_release(out);
         return rc;
@@ -595,7 +609,7 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
     return 0;
   }
   case WG_TYPE_BOOL: {
-    uint8_t *v = hb_alloc(hb, (len + 7) / 8);
+    uint8_t *v = hb_alloc(cc, (len + 7) / 8);
     if (v == NULL) goto oom;
     copy_bits(v, 0, a->buffers[1], a->offset, a->length);
     copy_bits(v, a->length, b->buffers[1], b->offset, b->length);
@@ -630,7 +644,7 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
       wg_array_release(out);
       return wg_error_set(err, EOVERFLOW, "delta dictionary exceeds 2 GiB of string data");
     }
-    uint8_t *offs = hb_alloc(hb, (len + 1) * ow), *data = hb_alloc(hb, total);
+    uint8_t *offs = hb_alloc(cc, (len + 1) * ow), *data = hb_alloc(cc, total);
     if (offs == NULL || data == NULL) goto oom;
     for (int64_t i = 0; i <= len; i++) {
       int64_t v;
@@ -658,8 +672,8 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
   case WG_TYPE_BINARY_VIEW:
   case WG_TYPE_STRING_VIEW: {
     int64_t na = a->n_buffers - 3, nbv = b->n_buffers - 3;
-    uint8_t *views = hb_alloc(hb, len * 16);
-    int64_t *vs = hb_alloc(hb, (na + nbv) * 8);
+    uint8_t *views = hb_alloc(cc, len * 16);
+    int64_t *vs = hb_alloc(cc, (na + nbv) * 8);
     if (views == NULL || vs == NULL) goto oom;
     memcpy(views, (const uint8_t *)a->buffers[1] + 16 * a->offset, (size_t)(16 * a->length));
     memcpy(views + 16 * a->length, (const uint8_t *)b->buffers[1] + 16 * b->offset,
@@ -691,7 +705,7 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
   default:
     if (t->bit_width > 0 && (t->bit_width % 8) == 0 && n->n_children == 0) {
       int64_t w = t->bit_width / 8;
-      uint8_t *v = hb_alloc(hb, len * w);
+      uint8_t *v = hb_alloc(cc, len * w);
       if (v == NULL) goto oom;
       if (a->length > 0) memcpy(v, (const uint8_t *)a->buffers[1] + w * a->offset, (size_t)(w * a->length));
       if (b->length > 0)
@@ -704,7 +718,9 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
   }
 oom:
   wg_array_release(out);
-  return wg_error_set(err, ENOMEM, "out of memory concatenating dictionaries");
+  return wg_error_set(err, EPROTO,
+                      "delta dictionary of %lld values: out of memory or over the %lld byte limit",
+                      (long long)len, (long long)dec_limit_note(cc));
 }
 
 /* ---- public API ---- */

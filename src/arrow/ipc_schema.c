@@ -98,7 +98,7 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
     struct wg_bytes tz = {0};
     WG_RETURN_NOT_OK(time_unit(t, 0, 0, &unit, err));
     WG_RETURN_NOT_OK(wg_fb_string(t, 1, &flag, &tz, err));
-    if (memchr(tz.data, 0, (size_t)tz.size) != NULL)
+    if (flag && memchr(tz.data, 0, (size_t)tz.size) != NULL)
       return wg_error_set(err, EPROTO, "Timestamp timezone holds a NUL byte");
     snprintf(small, sizeof(small), "ts%c:", unit_char[unit]);
     WG_RETURN_NOT_OK(wg_buf_append(fmt, small, (int64_t)strlen(small)));
@@ -292,9 +292,9 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f, str
   }
   if (rc == 0) rc = check_children(values, err);
   if (rc == 0 && type_type == FB_MAP) {
-    bool sorted;
+    bool sorted = false;
     rc = wg_fb_bool(&type_tbl, 0, false, &sorted, err);
-    if (sorted) values->flags |= ARROW_FLAG_MAP_KEYS_SORTED;
+    if (rc == 0 && sorted) values->flags |= ARROW_FLAG_MAP_KEYS_SORTED;
   }
   if (rc == 0) rc = decode_metadata(f, 6, out, err);
   if (rc == 0 && has_dict) {

@@ -56,8 +56,8 @@ int wg_gold_compare_schema(const struct wg_gold_json *g, const struct ArrowSchem
  * level. Returns 0 when equal, EPROTO on the first mismatch, EINVAL for malformed JSON or an
  * index out of range, ENOMEM. The batch is only read. */
 int wg_gold_compare_batch(const struct wg_gold_json *g, int64_t index,
-                          const struct ArrowArray *batch, enum wg_gold_mode mode,
-                          const char *label, struct wg_error *err);
+                          const struct ArrowArray *batch, enum wg_gold_mode mode, const char *label,
+                          struct wg_error *err);
 
 /* Reads every byte the C Data Interface says an array of `schema` must expose (validity, values,
  * offsets and the data they reach, views and their variadic buffers, union/run-end children,
