@@ -26,7 +26,8 @@ static int mk(struct ArrowArray *a, int64_t n_buffers, int64_t n_children, int64
   a->null_count = null_count;
   a->offset = offset;
   const void *bs[4] = {b0, b1, b2, b3};
-  for (int64_t i = 0; i < n_buffers && i < 4; i++) a->buffers[i] = bs[i];
+  for (int64_t i = 0; i < n_buffers && i < 4; i++)
+    a->buffers[i] = bs[i];
   return 0;
 }
 
@@ -111,8 +112,10 @@ static int64_t run_index(const struct ArrowSchema *s, const struct ArrowArray *a
   int64_t lo = 0, hi = re->length;
   while (lo < hi) {
     int64_t mid = lo + (hi - lo) / 2;
-    if (load_int(&rt, re->buffers[1], re->offset + mid) > p) hi = mid;
-    else lo = mid + 1;
+    if (load_int(&rt, re->buffers[1], re->offset + mid) > p)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return lo;
 }
@@ -129,8 +132,10 @@ static bool elem_eq(const struct ArrowSchema *s, const struct ArrowArray *a, int
                    b->dictionary, load_int(&t, b->buffers[1], b->offset + j));
   int64_t pa = a->offset + i, pb = b->offset + j;
   switch (t.id) {
-  case WG_TYPE_NA: return true;
-  case WG_TYPE_BOOL: return wg_bit_get(a->buffers[1], pa) == wg_bit_get(b->buffers[1], pb);
+  case WG_TYPE_NA:
+    return true;
+  case WG_TYPE_BOOL:
+    return wg_bit_get(a->buffers[1], pa) == wg_bit_get(b->buffers[1], pb);
   case WG_TYPE_STRING:
   case WG_TYPE_BINARY:
   case WG_TYPE_LARGE_STRING:
@@ -234,7 +239,8 @@ struct decoded {
 
 static void decoded_release(struct decoded *d) {
   wg_schema_release(&d->schema);
-  for (int i = 0; i < d->n; i++) wg_array_release(&d->batches[i]);
+  for (int i = 0; i < d->n; i++)
+    wg_array_release(&d->batches[i]);
   memset(d, 0, sizeof(*d));
 }
 
@@ -246,17 +252,20 @@ static int encode_stream(const struct ArrowSchema *schema, const struct ArrowArr
   WG_RETURN_NOT_OK(wg_ipc_encoder_create(&enc, schema, opts, err));
   int64_t max = wg_ipc_encoder_max_messages(enc);
   struct wg_ipc_encoded msgs[16];
-  for (int i = 0; i < 16; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int i = 0; i < 16; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   int rc = max > 16 ? EINVAL : wg_ipc_encoder_schema(enc, &msgs[0], err);
   if (rc == 0) rc = wg_ipc_encoded_append_framed(&msgs[0], out);
   for (int b = 0; rc == 0 && b < n; b++) {
     int64_t n_out = 0;
     rc = wg_ipc_encoder_batch(enc, &batches[b], msgs, &n_out, err);
     if (msgs_per_batch != NULL) msgs_per_batch[b] = n_out;
-    for (int64_t i = 0; rc == 0 && i < n_out; i++) rc = wg_ipc_encoded_append_framed(&msgs[i], out);
+    for (int64_t i = 0; rc == 0 && i < n_out; i++)
+      rc = wg_ipc_encoded_append_framed(&msgs[i], out);
   }
   if (rc == 0) rc = wg_ipc_append_eos(out);
-  for (int i = 0; i < 16; i++) wg_ipc_encoded_reset(&msgs[i]);
+  for (int i = 0; i < 16; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
   wg_ipc_encoder_destroy(enc);
   return rc;
 }
@@ -553,8 +562,7 @@ static void dictionary_sent_before_batch_and_only_when_changed(void) {
     ASSERT_OK(mk(&b[k], 1, 1, 4, 0, 0, NULL, NULL, NULL, NULL), err);
     ASSERT_OK(mk(b[k].children[0], 2, 0, 4, 0, 0, NULL, idx, NULL, NULL), err);
     ASSERT_OK(wg_array_alloc_dictionary(b[k].children[0]), err);
-    ASSERT_OK(mk(b[k].children[0]->dictionary, 3, 0, 3, 0, 0, NULL, doff, datas[k], NULL),
-              err);
+    ASSERT_OK(mk(b[k].children[0]->dictionary, 3, 0, 3, 0, 0, NULL, doff, datas[k], NULL), err);
   }
   /* batch 0: dictionary + batch; batch 1: same content elsewhere: batch only. Batch 2 reuses
    * batch 0's memory with new content: the dictionary must be sent again. */
@@ -572,7 +580,8 @@ static void dictionary_sent_before_batch_and_only_when_changed(void) {
   for (int k = 0; k < 3 && rc == 0; k++) {
     if (k == 2) ddata[2] = 'w';
     rc = wg_ipc_encoder_batch(enc, &b[k], m, &n[k], err);
-    for (int64_t i = 0; rc == 0 && i < n[k]; i++) rc = wg_ipc_encoded_append_framed(&m[i], &buf);
+    for (int64_t i = 0; rc == 0 && i < n[k]; i++)
+      rc = wg_ipc_encoded_append_framed(&m[i], &buf);
     if (rc == 0 && n[k] == 2) {
       ASSERT_EQ(m[0].type, WG_IPC_MESSAGE_DICTIONARY_BATCH);
       ASSERT_EQ(m[1].type, WG_IPC_MESSAGE_RECORD_BATCH);
@@ -596,10 +605,12 @@ static void dictionary_sent_before_batch_and_only_when_changed(void) {
          strcmp(ds->dictionary->format, "u") == 0 && (ds->flags & ARROW_FLAG_DICTIONARY_ORDERED);
     if (!ok) fprintf(stderr, "  decoded dictionary schema differs\n");
     /* b[0]'s dictionary memory now holds batch 2's content: batch 0 had b[1]'s values */
-    for (int k = 0; k < 3 && ok; k++) ok = batches_eq(&s, &b[k == 0 ? 1 : k], &d.batches[k]);
+    for (int k = 0; k < 3 && ok; k++)
+      ok = batches_eq(&s, &b[k == 0 ? 1 : k], &d.batches[k]);
   }
   decoded_release(&d);
-  for (int k = 0; k < 3; k++) wg_array_release(&b[k]);
+  for (int k = 0; k < 3; k++)
+    wg_array_release(&b[k]);
   wg_schema_release(&s);
   ASSERT_OK(rc, err);
   ASSERT_TRUE(ok);
@@ -634,7 +645,8 @@ static void nested_dictionary_sent_first(void) {
   struct wg_ipc_encoder *enc;
   ASSERT_OK(wg_ipc_encoder_create(&enc, &s, NULL, err), err);
   struct wg_ipc_encoded m[3];
-  for (int i = 0; i < 3; i++) wg_ipc_encoded_init(&m[i]);
+  for (int i = 0; i < 3; i++)
+    wg_ipc_encoded_init(&m[i]);
   int64_t n = 0;
   int rc = wg_ipc_encoder_batch(enc, &b, m, &n, err);
   /* inner dictionary (id 1) first, then the outer (id 0), then the batch */
@@ -647,7 +659,8 @@ static void nested_dictionary_sent_first(void) {
     if (rc == 0) rc = wg_fb_table_field(&msg, 2, &present, &db, err);
     if (rc == 0) rc = wg_fb_i64(&db, 0, -1, &ids[i], err);
   }
-  for (int i = 0; i < 3; i++) wg_ipc_encoded_reset(&m[i]);
+  for (int i = 0; i < 3; i++)
+    wg_ipc_encoded_reset(&m[i]);
   wg_ipc_encoder_destroy(enc);
   ASSERT_OK(rc, err);
   ASSERT_EQ(n, 3);
@@ -821,7 +834,8 @@ static void int64_column_is_zero_copy_and_aligned(void) {
   ASSERT_EQ(info.lengths[1], 5); /* unpadded lengths */
   ASSERT_EQ(info.lengths[6], 5);
   ASSERT_EQ(info.n_variadic, -1); /* no views: no variadicBufferCounts */
-  for (int64_t i = 0; i < info.n_buffers; i++) ASSERT_EQ(info.offsets[i] % 8, 0);
+  for (int64_t i = 0; i < info.n_buffers; i++)
+    ASSERT_EQ(info.offsets[i] % 8, 0);
   ASSERT_TRUE(!info.compressed);
 }
 
@@ -915,11 +929,10 @@ static void zstd_bodies_roundtrip(void) {
 static void schema_message_keeps_types_flags_and_metadata(void) {
   struct wg_error err_s = {{0}}, *err = &err_s;
   static const char *formats[] = {
-      "n",     "b",         "c",      "C",      "s",      "S",      "i",       "I",
-      "l",     "L",         "e",      "f",      "g",      "z",      "Z",       "u",
-      "U",     "vz",        "vu",     "w:16",   "d:10,2", "d:38,5,256", "tdD",  "tdm",
-      "tts",   "ttm",       "ttu",    "ttn",    "tsu:",   "tsn:Europe/Paris", "tDs", "tiM",
-      "tiD",   "tin",
+      "n",      "b",          "c",   "C",   "s",   "S",   "i",   "I",   "l",    "L",
+      "e",      "f",          "g",   "z",   "Z",   "u",   "U",   "vz",  "vu",   "w:16",
+      "d:10,2", "d:38,5,256", "tdD", "tdm", "tts", "ttm", "ttu", "ttn", "tsu:", "tsn:Europe/Paris",
+      "tDs",    "tiM",        "tiD", "tin",
   };
   int nf = (int)(sizeof(formats) / sizeof(formats[0]));
   struct ArrowSchema s;
@@ -989,9 +1002,10 @@ static void schema_message_keeps_types_flags_and_metadata(void) {
     }
   }
   if (ok) ok = (out.children[nf + 1]->flags & ARROW_FLAG_MAP_KEYS_SORTED) != 0;
-  if (ok) ok = wg_metadata_size(out.children[0]->metadata) == wg_metadata_size(s.children[0]->metadata) &&
-               memcmp(out.children[0]->metadata, s.children[0]->metadata,
-                      (size_t)wg_metadata_size(s.children[0]->metadata)) == 0;
+  if (ok)
+    ok = wg_metadata_size(out.children[0]->metadata) == wg_metadata_size(s.children[0]->metadata) &&
+         memcmp(out.children[0]->metadata, s.children[0]->metadata,
+                (size_t)wg_metadata_size(s.children[0]->metadata)) == 0;
   if (ok) ok = wg_metadata_size(out.metadata) == wg_metadata_size(s.metadata);
   wg_schema_release(&out);
   wg_schema_release(&s);
@@ -1147,7 +1161,8 @@ static void bad_input_is_an_error_not_a_crash(void) {
 }
 
 /* Same formats, names, flags and shape, recursively. */
-static bool schemas_eq(const struct ArrowSchema *a, const struct ArrowSchema *b, const char *where) {
+static bool schemas_eq(const struct ArrowSchema *a, const struct ArrowSchema *b,
+                       const char *where) {
   if (strcmp(a->format, b->format) != 0 || strcmp(a->name ? a->name : "", b->name ? b->name : "") ||
       a->flags != b->flags || a->n_children != b->n_children ||
       (a->dictionary == NULL) != (b->dictionary == NULL) ||
@@ -1171,7 +1186,8 @@ static int reencode_gold(const char *path, struct wg_error *err) {
   wg_buf_init(&in);
   uint8_t chunk[65536];
   size_t got;
-  while ((got = fread(chunk, 1, sizeof(chunk), fp)) > 0) wg_buf_append(&in, chunk, (int64_t)got);
+  while ((got = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+    wg_buf_append(&in, chunk, (int64_t)got);
   fclose(fp);
   struct decoded d0;
   int rc = decode_stream(&in, &d0, err);
@@ -1181,8 +1197,8 @@ static int reencode_gold(const char *path, struct wg_error *err) {
     return wg_error_prefix(err, rc, "first decode (our decoder on Arrow C++ output)");
   }
   for (int pass = 0; pass < 2 && rc == 0; pass++) {
-    struct wg_ipc_encoder_options opts = {
-        .compression = pass == 0 ? WG_IPC_COMPRESSION_NONE : WG_IPC_COMPRESSION_ZSTD};
+    struct wg_ipc_encoder_options opts = {.compression = pass == 0 ? WG_IPC_COMPRESSION_NONE
+                                                                   : WG_IPC_COMPRESSION_ZSTD};
     struct wg_buf out;
     wg_buf_init(&out);
     struct decoded d1;
@@ -1192,8 +1208,7 @@ static int reencode_gold(const char *path, struct wg_error *err) {
     wg_buf_reset(&out);
     if (rc == 0 && !schemas_eq(&d0.schema, &d1.schema, path))
       rc = wg_error_set(err, EPROTO, "schema differs after re-encoding (pass %d)", pass);
-    if (rc == 0 && d1.n != d0.n)
-      rc = wg_error_set(err, EPROTO, "%d batches became %d", d0.n, d1.n);
+    if (rc == 0 && d1.n != d0.n) rc = wg_error_set(err, EPROTO, "%d batches became %d", d0.n, d1.n);
     for (int i = 0; rc == 0 && i < d0.n; i++)
       if (!batches_eq(&d0.schema, &d0.batches[i], &d1.batches[i]))
         rc = wg_error_set(err, EPROTO, "batch %d differs after re-encoding (pass %d)", i, pass);

@@ -35,7 +35,8 @@ static int reserve(struct wg_fbb *b, int64_t n) {
   if (n < 0 || b->size > FBB_MAX_SIZE - n) return ENOMEM;
   if (b->cap - b->size >= n) return 0;
   int64_t cap = b->cap < 256 ? 256 : b->cap;
-  while (cap - b->size < n) cap *= 2;
+  while (cap - b->size < n)
+    cap *= 2;
   uint8_t *nb = malloc((size_t)cap);
   if (nb == NULL) return ENOMEM;
   if (b->size > 0) memcpy(nb + cap - b->size, b->buf + b->cap - b->size, (size_t)b->size);
@@ -66,7 +67,8 @@ static int prealign(struct wg_fbb *b, int64_t len, int64_t align) {
 }
 
 static void store_le(uint8_t *p, uint64_t v, int size) {
-  for (int i = 0; i < size; i++) p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < size; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Pushes a scalar of `size` bytes (already aligned by the caller). */
@@ -117,14 +119,16 @@ static int end_vector(struct wg_fbb *b, int64_t n, uint32_t *out) {
 int wg_fbb_create_vector_i32(struct wg_fbb *b, const int32_t *v, int64_t n, uint32_t *out) {
   uint8_t *p;
   WG_RETURN_NOT_OK(begin_vector(b, n, 4, 4, &p));
-  for (int64_t i = 0; i < n; i++) store_le(p + 4 * i, (uint64_t)(uint32_t)v[i], 4);
+  for (int64_t i = 0; i < n; i++)
+    store_le(p + 4 * i, (uint64_t)(uint32_t)v[i], 4);
   return end_vector(b, n, out);
 }
 
 int wg_fbb_create_vector_i64(struct wg_fbb *b, const int64_t *v, int64_t n, uint32_t *out) {
   uint8_t *p;
   WG_RETURN_NOT_OK(begin_vector(b, n, 8, 8, &p));
-  for (int64_t i = 0; i < n; i++) store_le(p + 8 * i, (uint64_t)v[i], 8);
+  for (int64_t i = 0; i < n; i++)
+    store_le(p + 8 * i, (uint64_t)v[i], 8);
   return end_vector(b, n, out);
 }
 
@@ -132,7 +136,8 @@ int wg_fbb_create_vector_i64_pairs(struct wg_fbb *b, const int64_t *pairs, int64
                                    uint32_t *out) {
   uint8_t *p;
   WG_RETURN_NOT_OK(begin_vector(b, n, 16, 8, &p));
-  for (int64_t i = 0; i < 2 * n; i++) store_le(p + 8 * i, (uint64_t)pairs[i], 8);
+  for (int64_t i = 0; i < 2 * n; i++)
+    store_le(p + 8 * i, (uint64_t)pairs[i], 8);
   return end_vector(b, n, out);
 }
 
@@ -198,7 +203,8 @@ int wg_fbb_table_end(struct wg_fbb *b, uint32_t *out) {
    * that follow need no padding between them. */
   int n = b->n_pending;
   int order[WG_FBB_MAX_SLOTS];
-  for (int i = 0; i < n; i++) order[i] = i;
+  for (int i = 0; i < n; i++)
+    order[i] = i;
   for (int i = 1; i < n; i++) {
     int k = order[i], j = i;
     while (j > 0 && b->pending[order[j - 1]].size < b->pending[k].size) {

@@ -18,13 +18,13 @@
 
 struct wg_fbb_pending {
   uint16_t slot;
-  uint8_t size;      /* 1, 2, 4 or 8 bytes */
-  bool is_offset;    /* value is a ref, written as a uoffset */
+  uint8_t size;   /* 1, 2, 4 or 8 bytes */
+  bool is_offset; /* value is a ref, written as a uoffset */
   uint64_t value;
 };
 
 struct wg_fbb {
-  uint8_t *buf;     /* owned; the content is buf[cap - size, cap) */
+  uint8_t *buf; /* owned; the content is buf[cap - size, cap) */
   int64_t cap, size;
   int64_t minalign; /* largest alignment written so far */
   bool in_table, misuse;

@@ -529,7 +529,7 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
 struct concat {
   struct wg_holder_builder *hb;
   struct wg_shared *holder;
-  int64_t budget;
+  int64_t budget, limit;
 };
 
 static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const struct ArrowArray *b,
@@ -538,16 +538,13 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
 static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnode *value,
                              const struct ArrowArray *a, const struct ArrowArray *b,
                              struct ArrowArray *out, struct wg_error *err) {
-  struct concat cc = {NULL, NULL, dec->limits.max_decompressed_size};
+  struct concat cc = {NULL, NULL, dec->limits.max_decompressed_size,
+                      dec->limits.max_decompressed_size};
   cc.holder = wg_holder_create(&cc.hb);
   if (cc.holder == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   int rc = concat_fill(value, a, b, out, &cc, err);
   wg_shared_unref(cc.holder);
   return rc;
-}
-
-static int64_t dec_limit_note(const struct concat *cc) {
-  return cc->budget;
 }
 
 static void *hb_alloc(struct concat *cc, int64_t size) {
@@ -720,7 +717,7 @@ oom:
   wg_array_release(out);
   return wg_error_set(err, EPROTO,
                       "delta dictionary of %lld values: out of memory or over the %lld byte limit",
-                      (long long)len, (long long)dec_limit_note(cc));
+                      (long long)len, (long long)cc->limit);
 }
 
 /* ---- public API ---- */
@@ -788,10 +785,10 @@ static int validate_tree(const struct ArrowSchema *s, const struct ArrowArray *a
   struct wg_arrow_type t;
   if (depth > 64) return wg_error_set(err, EPROTO, "arrays nested deeper than 64");
   WG_RETURN_NOT_OK(wg_arrow_type_parse(s->format, &t, err));
-  const struct ArrowSchema *values = s->dictionary != NULL ? s->dictionary : s;
-  if (a->n_children != values->n_children)
+  /* A dictionary-encoded node is an index array without children; its values are the dictionary. */
+  if (a->n_children != s->n_children)
     return wg_error_set(err, EINVAL, "array has %lld children, schema %lld",
-                        (long long)a->n_children, (long long)values->n_children);
+                        (long long)a->n_children, (long long)s->n_children);
   if ((s->dictionary != NULL) != (a->dictionary != NULL))
     return wg_error_set(err, EINVAL, "dictionary presence differs between array and schema");
   int64_t want = wg_arrow_type_n_buffers(&t);
@@ -800,8 +797,9 @@ static int validate_tree(const struct ArrowSchema *s, const struct ArrowArray *a
     return wg_error_set(err, EINVAL, "array of type %.32s has %lld buffers, needs %lld", s->format,
                         (long long)a->n_buffers, (long long)want);
   for (int64_t i = 0; i < a->n_children; i++)
-    WG_RETURN_NOT_OK(validate_tree(values->children[i], a->children[i], depth + 1, err));
-  if (a->dictionary != NULL) WG_RETURN_NOT_OK(validate_tree(values, a->dictionary, depth + 1, err));
+    WG_RETURN_NOT_OK(validate_tree(s->children[i], a->children[i], depth + 1, err));
+  if (a->dictionary != NULL)
+    WG_RETURN_NOT_OK(validate_tree(s->dictionary, a->dictionary, depth + 1, err));
   return wg__validate_node(&t, s, a, NULL, err);
 }
 

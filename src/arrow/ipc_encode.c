@@ -133,6 +133,7 @@ static int oom(struct wg_error *err, const char *what) {
 /* ---------------------------------------------------------------------------------------------
  * Encoded messages */
 
+/* Initializes an empty message (no allocation). The caller owns m and must _reset it. */
 void wg_ipc_encoded_init(struct wg_ipc_encoded *m) {
   memset(m, 0, sizeof(*m));
   m->type = WG_IPC_MESSAGE_NONE;
@@ -140,6 +141,8 @@ void wg_ipc_encoded_init(struct wg_ipc_encoded *m) {
   wg_holder_builder_init(&m->scratch);
 }
 
+/* Frees the metadata, the piece table and the scratch (pieces pointing into scratch dangle
+ * afterwards; the source arrays are not touched). m is empty and reusable. Safe twice. */
 void wg_ipc_encoded_reset(struct wg_ipc_encoded *m) {
   wg_buf_reset(&m->metadata);
   free(m->pieces);
@@ -161,6 +164,9 @@ static int add_piece(struct wg_ipc_encoded *m, const uint8_t *data, int64_t size
   return 0;
 }
 
+/* Copies continuation marker, metadata length, metadata (+ zero padding to 8) and the body
+ * pieces into b. m is only read. Returns 0, ENOMEM (b keeps what it had plus maybe part of the
+ * message), or EINVAL when the metadata exceeds 2 GiB. */
 int wg_ipc_encoded_append_framed(const struct wg_ipc_encoded *m, struct wg_buf *b) {
   int64_t meta = wg_pad8(m->metadata.size);
   if (meta > INT32_MAX - 8) return EINVAL;
@@ -176,6 +182,7 @@ int wg_ipc_encoded_append_framed(const struct wg_ipc_encoded *m, struct wg_buf *
   return 0;
 }
 
+/* Appends 0xFFFFFFFF 0x00000000. Returns 0 or ENOMEM. */
 int wg_ipc_append_eos(struct wg_buf *b) {
   uint8_t eos[8];
   wg_store_u32(eos, 0xFFFFFFFFu);
@@ -188,7 +195,8 @@ int wg_ipc_append_eos(struct wg_buf *b) {
 
 static void field_free(struct enc_field *f) {
   if (f == NULL) return;
-  for (int64_t i = 0; i < f->n_children; i++) field_free(&f->children[i]);
+  for (int64_t i = 0; i < f->n_children; i++)
+    field_free(&f->children[i]);
   free(f->children);
   if (f->dict != NULL) {
     field_free(f->dict);
@@ -211,8 +219,7 @@ static int field_build(struct wg_ipc_encoder *enc, const struct ArrowSchema *s, 
   if (depth > ENC_MAX_DEPTH)
     return wg_error_set(err, EINVAL, "field '%s' nested deeper than %d levels", name,
                         ENC_MAX_DEPTH);
-  if (s->release == NULL)
-    return wg_error_set(err, EINVAL, "field '%s': schema is released", name);
+  if (s->release == NULL) return wg_error_set(err, EINVAL, "field '%s': schema is released", name);
   int rc = wg_arrow_type_parse(s->format, &f->type, err);
   if (rc != 0) return wg_error_prefix(err, rc, "field '%s'", name);
   if (s->n_children < 0 || (s->n_children > 0 && s->children == NULL))
@@ -257,12 +264,18 @@ static void dicts_collect(struct wg_ipc_encoder *enc, const struct enc_field *f)
     enc->dicts[f->dict_id].value = f->dict;
     dicts_collect(enc, f->dict);
   }
-  for (int64_t i = 0; i < f->n_children; i++) dicts_collect(enc, &f->children[i]);
+  for (int64_t i = 0; i < f->n_children; i++)
+    dicts_collect(enc, &f->children[i]);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Encoder lifetime */
 
+/* Deep-copies schema (the caller keeps its own), parses every format, assigns dictionary ids
+ * in pre-order. On success *out is owned by the caller (wg_ipc_encoder_destroy); on error *out is
+ * NULL and nothing is kept. EINVAL for a schema that is not "+s", a bad format, a non-integer
+ * dictionary index, a union whose type ids and children disagree; ENOMEM. Not thread-safe: one
+ * encoder per stream, used by one thread at a time. */
 int wg_ipc_encoder_create(struct wg_ipc_encoder **out, const struct ArrowSchema *schema,
                           const struct wg_ipc_encoder_options *options, struct wg_error *err) {
   *out = NULL;
@@ -297,7 +310,8 @@ int wg_ipc_encoder_create(struct wg_ipc_encoder **out, const struct ArrowSchema 
       rc = oom(err, "for dictionary state");
       goto fail;
     }
-    for (int64_t i = 0; i < enc->n_dicts; i++) wg_buf_init(&enc->dicts[i].last);
+    for (int64_t i = 0; i < enc->n_dicts; i++)
+      wg_buf_init(&enc->dicts[i].last);
     dicts_collect(enc, &enc->root);
   }
   *out = enc;
@@ -307,12 +321,15 @@ fail:
   return rc;
 }
 
+/* Frees the encoder, its schema copy and dictionary fingerprints; messages it produced stay
+ * valid (they do not point into the encoder). NULL is fine. */
 void wg_ipc_encoder_destroy(struct wg_ipc_encoder *enc) {
   if (enc == NULL) return;
   field_free(&enc->root);
   wg_schema_release(&enc->schema);
   if (enc->dicts != NULL)
-    for (int64_t i = 0; i < enc->n_dicts; i++) wg_buf_reset(&enc->dicts[i].last);
+    for (int64_t i = 0; i < enc->n_dicts; i++)
+      wg_buf_reset(&enc->dicts[i].last);
   free(enc->dicts);
   wg_fbb_reset(&enc->fbb);
   vec_free(&enc->nodes);
@@ -323,6 +340,7 @@ void wg_ipc_encoder_destroy(struct wg_ipc_encoder *enc) {
   free(enc);
 }
 
+/* One DictionaryBatch per dictionary id, plus the RecordBatch. */
 int64_t wg_ipc_encoder_max_messages(const struct wg_ipc_encoder *enc) {
   return enc->n_dicts + 1;
 }
@@ -370,13 +388,18 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
     WG_RETURN_NOT_OK(wg_fbb_create_string(b, t->timezone, (int64_t)strlen(t->timezone), &str));
   if (t->id == WG_TYPE_SPARSE_UNION || t->id == WG_TYPE_DENSE_UNION) {
     int32_t ids[128];
-    for (int i = 0; i < t->n_type_ids; i++) ids[i] = t->type_ids[i];
+    for (int i = 0; i < t->n_type_ids; i++)
+      ids[i] = t->type_ids[i];
     WG_RETURN_NOT_OK(wg_fbb_create_vector_i32(b, ids, t->n_type_ids, &vec));
   }
   wg_fbb_table_begin(b);
   switch (t->id) {
-  case WG_TYPE_NA: *type_type = FB_TYPE_NULL; break;
-  case WG_TYPE_BOOL: *type_type = FB_TYPE_BOOL; break;
+  case WG_TYPE_NA:
+    *type_type = FB_TYPE_NULL;
+    break;
+  case WG_TYPE_BOOL:
+    *type_type = FB_TYPE_BOOL;
+    break;
   case WG_TYPE_INT8:
   case WG_TYPE_UINT8:
   case WG_TYPE_INT16:
@@ -396,12 +419,24 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
     *type_type = FB_TYPE_FLOATING_POINT;
     wg_fbb_add_i16(b, 0, (int16_t)(t->id - WG_TYPE_HALF_FLOAT)); /* HALF, SINGLE, DOUBLE */
     break;
-  case WG_TYPE_BINARY: *type_type = FB_TYPE_BINARY; break;
-  case WG_TYPE_LARGE_BINARY: *type_type = FB_TYPE_LARGE_BINARY; break;
-  case WG_TYPE_STRING: *type_type = FB_TYPE_UTF8; break;
-  case WG_TYPE_LARGE_STRING: *type_type = FB_TYPE_LARGE_UTF8; break;
-  case WG_TYPE_BINARY_VIEW: *type_type = FB_TYPE_BINARY_VIEW; break;
-  case WG_TYPE_STRING_VIEW: *type_type = FB_TYPE_UTF8_VIEW; break;
+  case WG_TYPE_BINARY:
+    *type_type = FB_TYPE_BINARY;
+    break;
+  case WG_TYPE_LARGE_BINARY:
+    *type_type = FB_TYPE_LARGE_BINARY;
+    break;
+  case WG_TYPE_STRING:
+    *type_type = FB_TYPE_UTF8;
+    break;
+  case WG_TYPE_LARGE_STRING:
+    *type_type = FB_TYPE_LARGE_UTF8;
+    break;
+  case WG_TYPE_BINARY_VIEW:
+    *type_type = FB_TYPE_BINARY_VIEW;
+    break;
+  case WG_TYPE_STRING_VIEW:
+    *type_type = FB_TYPE_UTF8_VIEW;
+    break;
   case WG_TYPE_FIXED_SIZE_BINARY:
     *type_type = FB_TYPE_FIXED_SIZE_BINARY;
     wg_fbb_add_i32(b, 0, t->fixed_size);
@@ -439,15 +474,25 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
     /* YEAR_MONTH, DAY_TIME, MONTH_DAY_NANO */
     wg_fbb_add_i16(b, 0, (int16_t)(t->id - WG_TYPE_INTERVAL_MONTHS));
     break;
-  case WG_TYPE_LIST: *type_type = FB_TYPE_LIST; break;
-  case WG_TYPE_LARGE_LIST: *type_type = FB_TYPE_LARGE_LIST; break;
-  case WG_TYPE_LIST_VIEW: *type_type = FB_TYPE_LIST_VIEW; break;
-  case WG_TYPE_LARGE_LIST_VIEW: *type_type = FB_TYPE_LARGE_LIST_VIEW; break;
+  case WG_TYPE_LIST:
+    *type_type = FB_TYPE_LIST;
+    break;
+  case WG_TYPE_LARGE_LIST:
+    *type_type = FB_TYPE_LARGE_LIST;
+    break;
+  case WG_TYPE_LIST_VIEW:
+    *type_type = FB_TYPE_LIST_VIEW;
+    break;
+  case WG_TYPE_LARGE_LIST_VIEW:
+    *type_type = FB_TYPE_LARGE_LIST_VIEW;
+    break;
   case WG_TYPE_FIXED_SIZE_LIST:
     *type_type = FB_TYPE_FIXED_SIZE_LIST;
     wg_fbb_add_i32(b, 0, t->fixed_size);
     break;
-  case WG_TYPE_STRUCT: *type_type = FB_TYPE_STRUCT; break;
+  case WG_TYPE_STRUCT:
+    *type_type = FB_TYPE_STRUCT;
+    break;
   case WG_TYPE_MAP:
     *type_type = FB_TYPE_MAP;
     wg_fbb_add_bool(b, 0, (s->flags & ARROW_FLAG_MAP_KEYS_SORTED) != 0);
@@ -458,7 +503,9 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
     wg_fbb_add_i16(b, 0, t->id == WG_TYPE_SPARSE_UNION ? 0 : 1); /* Sparse, Dense */
     wg_fbb_add_ref(b, 1, vec);
     break;
-  case WG_TYPE_RUN_END_ENCODED: *type_type = FB_TYPE_RUN_END_ENCODED; break;
+  case WG_TYPE_RUN_END_ENCODED:
+    *type_type = FB_TYPE_RUN_END_ENCODED;
+    break;
   }
   return wg_fbb_table_end(b, out);
 }
@@ -530,6 +577,8 @@ static int finish_message(struct wg_fbb *b, uint8_t header_type, uint32_t header
   return wg_buf_append_zeros(&m->metadata, wg_pad8(bytes.size) - bytes.size);
 }
 
+/* Resets out and fills it with the Schema message (no body). out owns its metadata; on error
+ * out is left empty. Returns 0 or ENOMEM. */
 int wg_ipc_encoder_schema(struct wg_ipc_encoder *enc, struct wg_ipc_encoded *out,
                           struct wg_error *err) {
   wg_ipc_encoded_reset(out);
@@ -645,8 +694,8 @@ static int window_null_count(const struct enc_field *f, const struct ArrowArray 
       return wg_error_set(err, EINVAL, "field '%s': null_count %lld without a validity bitmap",
                           field_name(f), (long long)*out);
     if (*out > len)
-      return wg_error_set(err, EINVAL, "field '%s': null_count %lld > length %lld",
-                          field_name(f), (long long)*out, (long long)len);
+      return wg_error_set(err, EINVAL, "field '%s': null_count %lld > length %lld", field_name(f),
+                          (long long)*out, (long long)len);
     return 0;
   }
   *out = bits == NULL ? 0 : len - wg_bitmap_count_set(bits, off, len);
@@ -679,10 +728,9 @@ static int add_offsets(struct body *bd, const struct enc_field *f, const uint8_t
   load_offset(p, off, width, first);
   load_offset(p, off + len, width, last);
   if (*first < 0 || *last < *first)
-    return wg_error_set(bd->err, EINVAL,
-                        "field '%s': offsets [%lld] = %lld and [%lld] = %lld are not increasing",
-                        field_name(f), (long long)off, (long long)*first, (long long)(off + len),
-                        (long long)*last);
+    return wg_error_set(
+        bd->err, EINVAL, "field '%s': offsets [%lld] = %lld and [%lld] = %lld are not increasing",
+        field_name(f), (long long)off, (long long)*first, (long long)(off + len), (long long)*last);
   int64_t size = (len + 1) * width;
   if (*first == 0) return add_buffer(bd, p + off * width, size);
   uint8_t *dst;
@@ -758,8 +806,10 @@ static int encode_ree(struct body *bd, const struct enc_field *f, const struct A
   while (lo < hi) {
     int64_t mid = lo + (hi - lo) / 2;
     RUN_END(mid, v);
-    if (v > off) hi = mid;
-    else lo = mid + 1;
+    if (v > off)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   int64_t i0 = lo, i1 = lo;
   if (len > 0) {
@@ -767,8 +817,10 @@ static int encode_ree(struct body *bd, const struct enc_field *f, const struct A
     while (i1 < hi) {
       int64_t mid = i1 + (hi - i1) / 2;
       RUN_END(mid, v);
-      if (v >= off + len) hi = mid;
-      else i1 = mid + 1;
+      if (v >= off + len)
+        hi = mid;
+      else
+        i1 = mid + 1;
     }
     if (i1 >= n)
       return wg_error_set(bd->err, EINVAL,
@@ -815,22 +867,21 @@ static int encode_array(struct body *bd, const struct enc_field *f, const struct
   int want = wg_arrow_type_n_buffers(t);
   bool view = t->id == WG_TYPE_BINARY_VIEW || t->id == WG_TYPE_STRING_VIEW;
   if (view ? a->n_buffers < 3 : a->n_buffers != want)
-    return wg_error_set(err, EINVAL, "field '%s' (format '%s'): %lld buffers, expected %s%d",
-                        name, f->schema->format, (long long)a->n_buffers, view ? "at least " : "",
+    return wg_error_set(err, EINVAL, "field '%s' (format '%s'): %lld buffers, expected %s%d", name,
+                        f->schema->format, (long long)a->n_buffers, view ? "at least " : "",
                         view ? 3 : want);
   if (a->n_buffers > 0 && a->buffers == NULL)
     return wg_error_set(err, EINVAL, "field '%s': %lld buffers but no buffer array", name,
                         (long long)a->n_buffers);
   if (a->n_children != f->n_children || (a->n_children > 0 && a->children == NULL))
-    return wg_error_set(err, EINVAL, "field '%s' (format '%s'): %lld children, expected %lld",
-                        name, f->schema->format, (long long)a->n_children,
-                        (long long)f->n_children);
+    return wg_error_set(err, EINVAL, "field '%s' (format '%s'): %lld children, expected %lld", name,
+                        f->schema->format, (long long)a->n_children, (long long)f->n_children);
   if (f->dict != NULL && (a->dictionary == NULL || a->dictionary->release == NULL))
     return wg_error_set(err, EINVAL, "dictionary-encoded field '%s': array has no dictionary",
                         name);
   if (len < 0 || off < 0)
-    return wg_error_set(err, EINVAL, "field '%s': offset %lld, length %lld", name,
-                        (long long)off, (long long)len);
+    return wg_error_set(err, EINVAL, "field '%s': offset %lld, length %lld", name, (long long)off,
+                        (long long)len);
 
   int64_t null_count = 0;
   if (t->id == WG_TYPE_NA) {
@@ -841,13 +892,16 @@ static int encode_array(struct body *bd, const struct enc_field *f, const struct
   if (t->id == WG_TYPE_RUN_END_ENCODED && off != 0) return encode_ree(bd, f, a, off, len, depth);
   if (vec_push2(&bd->enc->nodes, len, null_count) != 0) return oom(err, "for field nodes");
   if (wg_arrow_type_has_validity(t)) {
-    if (null_count == 0) WG_RETURN_NOT_OK(add_buffer(bd, NULL, 0));
-    else WG_RETURN_NOT_OK(add_bitmap(bd, buf_at(a, 0), off, len));
+    if (null_count == 0)
+      WG_RETURN_NOT_OK(add_buffer(bd, NULL, 0));
+    else
+      WG_RETURN_NOT_OK(add_bitmap(bd, buf_at(a, 0), off, len));
   }
 
   int64_t first, last;
   switch (t->id) {
-  case WG_TYPE_NA: return 0;
+  case WG_TYPE_NA:
+    return 0;
   case WG_TYPE_BOOL:
     if (len > 0 && buf_at(a, 1) == NULL) goto missing;
     return add_bitmap(bd, buf_at(a, 1), off, len);
@@ -939,8 +993,7 @@ static int build_record_batch(struct wg_ipc_encoder *enc, int64_t length, bool c
   struct wg_fbb *b = &enc->fbb;
   uint32_t nodes, buffers, variadic = 0, compression = 0;
   WG_RETURN_NOT_OK(wg_fbb_create_vector_i64_pairs(b, enc->nodes.v, enc->nodes.n / 2, &nodes));
-  WG_RETURN_NOT_OK(
-      wg_fbb_create_vector_i64_pairs(b, enc->buffers.v, enc->buffers.n / 2, &buffers));
+  WG_RETURN_NOT_OK(wg_fbb_create_vector_i64_pairs(b, enc->buffers.v, enc->buffers.n / 2, &buffers));
   if (enc->variadic.n > 0)
     WG_RETURN_NOT_OK(wg_fbb_create_vector_i64(b, enc->variadic.v, enc->variadic.n, &variadic));
   if (compressed) {
@@ -1039,8 +1092,8 @@ static int walk_dictionaries(struct wg_ipc_encoder *enc, const struct enc_field 
                           name, f->schema->format, (long long)a->n_children,
                           (long long)f->n_children);
     for (int64_t i = 0; i < f->n_children; i++)
-      WG_RETURN_NOT_OK(walk_dictionaries(enc, &f->children[i], a->children[i], out, n_out,
-                                         changed, depth + 1, err));
+      WG_RETURN_NOT_OK(walk_dictionaries(enc, &f->children[i], a->children[i], out, n_out, changed,
+                                         depth + 1, err));
     return 0;
   }
   const struct ArrowArray *d = a->dictionary;
@@ -1050,8 +1103,8 @@ static int walk_dictionaries(struct wg_ipc_encoder *enc, const struct enc_field 
   bool nested = false;
   const struct enc_field *vf = f->dict;
   if (d->n_children != vf->n_children || (d->n_children > 0 && d->children == NULL))
-    return wg_error_set(err, EINVAL, "dictionary of field '%s': %lld children, expected %lld",
-                        name, (long long)d->n_children, (long long)vf->n_children);
+    return wg_error_set(err, EINVAL, "dictionary of field '%s': %lld children, expected %lld", name,
+                        (long long)d->n_children, (long long)vf->n_children);
   for (int64_t i = 0; i < vf->n_children; i++)
     WG_RETURN_NOT_OK(walk_dictionaries(enc, &vf->children[i], d->children[i], out, n_out, &nested,
                                        depth + 1, err));
@@ -1071,6 +1124,11 @@ static int walk_dictionaries(struct wg_ipc_encoder *enc, const struct enc_field 
   return 0;
 }
 
+/* See ipc.h. out[0 .. *n_out) own their metadata and scratch; their pieces also point into
+ * `batch` (borrowed: it must outlive them) and at static padding. On error (EINVAL for an array
+ * that does not match the schema, naming the field; ENOMEM; codec errors) *n_out is 0, every
+ * out[i] that was touched is reset, and every dictionary will be sent again with the next batch,
+ * since the caller cannot have sent the ones produced. */
 int wg_ipc_encoder_batch(struct wg_ipc_encoder *enc, const struct ArrowArray *batch,
                          struct wg_ipc_encoded *out, int64_t *n_out, struct wg_error *err) {
   *n_out = 0;
@@ -1111,7 +1169,8 @@ int wg_ipc_encoder_batch(struct wg_ipc_encoder *enc, const struct ArrowArray *ba
   return 0;
 fail:
   /* The caller drops what we produced: make sure every dictionary is sent again. */
-  for (int64_t i = 0; i < enc->n_dicts; i++) enc->dicts[i].sent = false;
+  for (int64_t i = 0; i < enc->n_dicts; i++)
+    enc->dicts[i].sent = false;
   for (int64_t i = 0; i <= *n_out && i < wg_ipc_encoder_max_messages(enc); i++)
     wg_ipc_encoded_reset(&out[i]);
   *n_out = 0;
@@ -1128,6 +1187,11 @@ static int stream_error(struct ArrowArrayStream *s, int rc, const char *what,
                       msg != NULL ? msg : "no message");
 }
 
+/* Drains `stream` (still owned by the caller, not released here) into b: schema, then for each
+ * batch its dictionaries and record batch, then the end-of-stream marker. The schema and arrays
+ * it gets from the stream are released before returning. Returns 0; the stream's own code with
+ * its get_last_error text when get_schema/get_next fail (EIO when that code is 0 but no schema
+ * came); encoder errors otherwise. On error b holds a partial stream. */
 int wg_ipc_write_stream(struct ArrowArrayStream *stream,
                         const struct wg_ipc_encoder_options *options, struct wg_buf *b,
                         struct wg_error *err) {
@@ -1149,7 +1213,8 @@ int wg_ipc_write_stream(struct ArrowArrayStream *stream,
     rc = oom(err, "for encoded messages");
     goto done;
   }
-  for (int64_t i = 0; i < n_msgs; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int64_t i = 0; i < n_msgs; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
   if (rc == 0 && wg_ipc_encoded_append_framed(&msgs[0], b) != 0)
     rc = oom(err, "appending the schema message");
@@ -1167,13 +1232,15 @@ int wg_ipc_write_stream(struct ArrowArrayStream *stream,
     for (int64_t i = 0; rc == 0 && i < n_out; i++)
       if (wg_ipc_encoded_append_framed(&msgs[i], b) != 0) rc = oom(err, "appending a message");
     /* the pieces point into the array: drop them before releasing it */
-    for (int64_t i = 0; i < n_out; i++) wg_ipc_encoded_reset(&msgs[i]);
+    for (int64_t i = 0; i < n_out; i++)
+      wg_ipc_encoded_reset(&msgs[i]);
     wg_array_release(&array);
   }
   if (rc == 0 && wg_ipc_append_eos(b) != 0) rc = oom(err, "appending the end-of-stream marker");
 done:
   if (msgs != NULL)
-    for (int64_t i = 0; i < n_msgs; i++) wg_ipc_encoded_reset(&msgs[i]);
+    for (int64_t i = 0; i < n_msgs; i++)
+      wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_ipc_encoder_destroy(enc);
   return rc;

@@ -85,7 +85,6 @@ static int reader_next_message(struct stream_reader *r, struct ArrowArray *out) 
       return wg_error_set(&r->err, EPROTO, "stream does not start with a Schema message");
     r->started = true;
     if (type == WG_IPC_MESSAGE_RECORD_BATCH) return 0;
-    if (type == WG_IPC_MESSAGE_SCHEMA && !r->started) continue;
   }
 }
 
@@ -101,16 +100,16 @@ static int reader_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out
     if (rc == ESPIPE) rc = EPROTO;
     if (rc == 0 && body_length > all.size - r->pos)
       rc = wg_error_set(&r->err, EPROTO, "schema message body passes the end of the stream");
-    enum wg_ipc_message_type type;
-    struct ArrowArray unused;
+    enum wg_ipc_message_type type = WG_IPC_MESSAGE_NONE;
+    if (rc == 0) rc = wg_ipc_message_peek(metadata, &type, &body_length, &r->err);
+    if (rc == 0 && type != WG_IPC_MESSAGE_SCHEMA)
+      rc = wg_error_set(&r->err, EPROTO, "stream does not start with a Schema message");
     if (rc == 0) {
+      struct ArrowArray unused; /* not written for a schema */
       r->pos += body_length;
       rc = wg_ipc_decoder_decode(r->dec, metadata, NULL, &type, &unused, &r->err);
     }
-    if (rc == 0 && type != WG_IPC_MESSAGE_SCHEMA)
-      rc = wg_error_set(&r->err, EPROTO, "stream does not start with a Schema message");
     if (rc != 0) {
-      if (type == WG_IPC_MESSAGE_RECORD_BATCH && rc == 0) wg_array_release(&unused);
       r->last_rc = rc;
       return rc;
     }
