@@ -25,10 +25,12 @@ enum wg_ipc_message_type {
   WG_IPC_MESSAGE_SPARSE_TENSOR = 5,
 };
 
+/* Body compression. Zero means none, so zeroed options are uncompressed; the wire value
+ * (Message.fbs CompressionType) is the enum value minus one. */
 enum wg_ipc_compression {
-  WG_IPC_COMPRESSION_NONE = -1,
-  WG_IPC_COMPRESSION_LZ4_FRAME = 0, /* values as in Message.fbs CompressionType */
-  WG_IPC_COMPRESSION_ZSTD = 1,
+  WG_IPC_COMPRESSION_NONE = 0,
+  WG_IPC_COMPRESSION_LZ4_FRAME = 1,
+  WG_IPC_COMPRESSION_ZSTD = 2,
 };
 
 /* Limits that keep hostile input from costing more than a bounded multiple of its size. */

@@ -196,7 +196,7 @@ struct walk {
   int64_t node_i, buffer_i, variadic_i;
   const uint8_t *body;
   int64_t body_size;
-  int codec; /* -1: uncompressed */
+  enum wg_ipc_compression codec;
   int64_t decompressed;
   struct wg_holder_builder *hb;
   struct wg_shared *holder;
@@ -225,7 +225,7 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
     return 0;
   }
   const uint8_t *p = w->body + off;
-  if (w->codec >= 0) {
+  if (w->codec != WG_IPC_COMPRESSION_NONE) {
     if (len < 8)
       return wg_error_set(err, EPROTO, "compressed buffer %lld of %lld bytes has no length prefix",
                           (long long)(w->buffer_i - 1), (long long)len);
@@ -426,7 +426,7 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
   w.dec = dec;
   w.version = version;
   w.err = err;
-  w.codec = -1;
+  w.codec = WG_IPC_COMPRESSION_NONE;
   bool present;
   int64_t length;
   WG_RETURN_NOT_OK(wg_fb_i64(rb, 0, 0, &length, err));
@@ -443,7 +443,7 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
     WG_RETURN_NOT_OK(wg_fb_u8(&comp, 1, 0, &method, err));
     if (codec > 1) return wg_error_set(err, ENOTSUP, "compression codec %u", codec);
     if (method != 0) return wg_error_set(err, ENOTSUP, "body compression method %u", method);
-    w.codec = codec;
+    w.codec = (enum wg_ipc_compression)(codec + 1); /* wire value + 1 */
   }
   if (length < 0) return wg_error_set(err, EPROTO, "record batch length %lld", (long long)length);
   if (body_length > 0 && (body == NULL || body->size < body_length))
