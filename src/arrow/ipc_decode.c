@@ -445,7 +445,8 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
     if (method != 0) return wg_error_set(err, ENOTSUP, "body compression method %u", method);
     w.codec = (enum wg_ipc_compression)(codec + 1); /* wire value + 1 */
   }
-  if (length < 0) return wg_error_set(err, EPROTO, "record batch length %lld", (long long)length);
+  if (length < 0 || length > INT64_MAX / 16)
+    return wg_error_set(err, EPROTO, "record batch length %lld", (long long)length);
   if (body_length > 0 && (body == NULL || body->size < body_length))
     return wg_error_set(err, EPROTO, "message body of %lld bytes, header says %lld",
                         (long long)(body ? body->size : 0), (long long)body_length);
