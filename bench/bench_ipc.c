@@ -310,10 +310,10 @@ static void bench_encode(enum shape shape, const struct ArrowSchema *schema, str
   double secs = now_seconds() - t0;
   int64_t in_bytes = sum_arrow_bytes(batches, n);
   printf("bench ipc_encode shape=%s compression=%s batches=%lld rows=%lld bytes=%lld "
-         "out_bytes=%lld seconds=%.4f MB/s=%.1f\n",
+         "out_bytes=%lld seconds=%.6f MB/s=%.1f us_per_batch=%.3f\n",
          shape_name(shape), compression_name(compression), (long long)n,
          (long long)sum_rows(batches, n), (long long)in_bytes, (long long)out_bytes, secs,
-         (double)in_bytes / secs / 1e6);
+         (double)in_bytes / secs / 1e6, secs / (double)n * 1e6);
   for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_ipc_encoder_destroy(enc);
@@ -373,14 +373,16 @@ static void bench_decode(enum shape shape, const struct ArrowSchema *schema, str
   double secs = decode_all(messages, n, 1);
   int64_t arrow_bytes = sum_arrow_bytes(batches, n);
   printf("bench ipc_decode shape=%s compression=%s batches=%lld rows=%lld bytes=%lld "
-         "body_bytes=%lld seconds=%.4f MB/s=%.1f\n",
+         "body_bytes=%lld seconds=%.6f MB/s=%.1f us_per_batch=%.3f\n",
          shape_name(shape), compression_name(compression), (long long)n,
          (long long)sum_rows(batches, n), (long long)arrow_bytes, (long long)body, secs,
-         (double)arrow_bytes / secs / 1e6);
+         (double)arrow_bytes / secs / 1e6, secs / (double)n * 1e6);
   if (compression == WG_IPC_COMPRESSION_NONE) {
     double mc = memcpy_all(messages, n, 1);
-    printf("bench memcpy shape=%s batches=%lld bytes=%lld seconds=%.4f MB/s=%.1f\n",
-           shape_name(shape), (long long)n, (long long)body, mc, (double)body / mc / 1e6);
+    printf("bench memcpy shape=%s batches=%lld bytes=%lld seconds=%.6f MB/s=%.1f "
+           "us_per_batch=%.3f\n",
+           shape_name(shape), (long long)n, (long long)body, mc, (double)body / mc / 1e6,
+           mc / (double)n * 1e6);
   }
   for (int64_t i = 0; i <= n; i++) free_message(&messages[i]);
   free(messages);
@@ -394,18 +396,22 @@ static void bench_decode_per_batch(enum shape shape, int64_t rows) {
   struct batch *batches = build_batches(shape, rows, 1);
   int64_t body = 0;
   struct message *messages = encode_messages(&schema, batches, 1, WG_IPC_COMPRESSION_NONE, &body);
-  int64_t repeat = 1;
+  int64_t repeat = 1, mc_repeat = 1;
   double secs = decode_all(messages, 1, repeat);
   while (secs < 0.2 && repeat < (1 << 24)) { /* grow until the timing is long enough to trust */
     repeat *= secs > 0.001 ? (int64_t)(0.25 / secs) + 1 : 16;
     secs = decode_all(messages, 1, repeat);
   }
-  double mc = memcpy_all(messages, 1, repeat);
+  double mc = memcpy_all(messages, 1, mc_repeat);
+  while (mc < 0.2 && mc_repeat < (1 << 24)) {
+    mc_repeat *= mc > 0.001 ? (int64_t)(0.25 / mc) + 1 : 16;
+    mc = memcpy_all(messages, 1, mc_repeat);
+  }
   printf("bench ipc_decode_batch shape=%s compression=none rows_per_batch=%lld body_bytes=%lld "
          "repeat=%lld us_per_batch=%.3f ns_per_row=%.3f memcpy_us_per_batch=%.3f\n",
          shape_name(shape), (long long)rows, (long long)body, (long long)repeat,
          secs / (double)repeat * 1e6, secs / (double)repeat / (double)rows * 1e9,
-         mc / (double)repeat * 1e6);
+         mc / (double)mc_repeat * 1e6);
   free_message(&messages[0]);
   free_message(&messages[1]);
   free(messages);
@@ -414,6 +420,7 @@ static void bench_decode_per_batch(enum shape shape, int64_t rows) {
 }
 
 int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* one line per figure, as it is measured */
   double gb = 1.0;
   int64_t rows_per_batch = 65536;
   for (int i = 1; i < argc; i++) {

@@ -33,11 +33,14 @@ enum wg_ipc_compression {
   WG_IPC_COMPRESSION_ZSTD = 2,
 };
 
-/* Limits that keep hostile input from costing more than a bounded multiple of its size. */
+/* Limits that keep hostile input from costing more than a bounded multiple of its size. Zero
+ * fields take the default. A compressed message may decompress to at most
+ * min(max_decompressed_size, max_decompression_ratio * bodyLength + 16 MiB) bytes; everything else
+ * the decoder allocates is proportional to the metadata and body it is given. */
 struct wg_ipc_limits {
-  int32_t max_depth;             /* nesting depth of fields (default 64) */
-  int64_t max_decompressed_size; /* per message, bytes (default 1 GiB) */
-  int64_t max_decompression_ratio; /* decompressed bytes per compressed body byte (default 1024) */
+  int32_t max_depth;               /* nesting depth of fields (default 64) */
+  int64_t max_decompressed_size;   /* per message, bytes (default 1 GiB) */
+  int64_t max_decompression_ratio; /* decompressed bytes per body byte (default 4096) */
 };
 
 /* ---------------------------------------------------------------------------------------------

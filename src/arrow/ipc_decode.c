@@ -39,7 +39,7 @@ struct wg_ipc_decoder {
 };
 
 void wg__ipc_limits_resolve(const struct wg_ipc_limits *in, struct wg_ipc_limits *out) {
-  struct wg_ipc_limits d = {64, (int64_t)1 << 30, 1024};
+  struct wg_ipc_limits d = {64, (int64_t)1 << 30, 4096};
   if (in != NULL) {
     if (in->max_depth > 0) d.max_depth = in->max_depth;
     if (in->max_decompressed_size > 0) d.max_decompressed_size = in->max_decompressed_size;
@@ -235,13 +235,14 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
     if (raw != -1) {
       if (raw < 0) return wg_error_set(err, EPROTO, "compressed buffer length %lld", (long long)raw);
       int64_t cap = w->dec->limits.max_decompressed_size;
-      int64_t ratio_cap = w->body_size > INT64_MAX / w->dec->limits.max_decompression_ratio
+      const int64_t slack = (int64_t)16 << 20;
+      int64_t ratio_cap = w->body_size > (INT64_MAX - slack) / w->dec->limits.max_decompression_ratio
                               ? INT64_MAX
-                              : w->body_size * w->dec->limits.max_decompression_ratio + 65536;
+                              : w->body_size * w->dec->limits.max_decompression_ratio + slack;
       if (raw > cap - w->decompressed || raw > ratio_cap - w->decompressed)
         return wg_error_set(err, EPROTO,
                             "buffer decompresses to %lld bytes, over the message limit (%lld "
-                            "bytes, %lldx the body)",
+                            "bytes, %lldx the body + 16 MiB)",
                             (long long)raw, (long long)cap,
                             (long long)w->dec->limits.max_decompression_ratio);
       if (raw == 0) {
