@@ -66,7 +66,8 @@ static uint8_t *validity(struct builder *b, int64_t start, int64_t rows, int64_t
   uint8_t *bits = builder_alloc(b, (rows + 7) / 8);
   memset(bits, 0xff, (size_t)((rows + 7) / 8));
   int64_t first = (every - start % every) % every, n = 0;
-  for (int64_t i = first; i < rows; i += every, n++) bits[i >> 3] &= (uint8_t) ~(1u << (i & 7));
+  for (int64_t i = first; i < rows; i += every, n++)
+    bits[i >> 3] &= (uint8_t) ~(1u << (i & 7));
   *null_count = n;
   return bits;
 }
@@ -208,7 +209,8 @@ static struct batch *build_batches(enum shape shape, int64_t rows_per_batch, int
 }
 
 static void free_batches(struct batch *batches, int64_t n) {
-  for (int64_t i = 0; i < n; i++) wg_array_release(&batches[i].array);
+  for (int64_t i = 0; i < n; i++)
+    wg_array_release(&batches[i].array);
   free(batches);
 }
 
@@ -255,8 +257,10 @@ static struct message *encode_messages(const struct ArrowSchema *schema, struct 
   struct wg_ipc_encoded *msgs = calloc((size_t)max, sizeof(*msgs));
   struct message *out = calloc((size_t)n + 1, sizeof(*out));
   if (msgs == NULL || out == NULL) die("messages", ENOMEM, NULL);
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_init(&msgs[i]);
-  if ((rc = wg_ipc_encoder_schema(enc, &msgs[0], &err)) != 0) die("wg_ipc_encoder_schema", rc, &err);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
+  if ((rc = wg_ipc_encoder_schema(enc, &msgs[0], &err)) != 0)
+    die("wg_ipc_encoder_schema", rc, &err);
   to_message(&msgs[0], &out[0]);
   *total_body = 0;
   for (int64_t i = 0; i < n; i++) {
@@ -267,7 +271,8 @@ static struct message *encode_messages(const struct ArrowSchema *schema, struct 
     to_message(&msgs[0], &out[i + 1]);
     *total_body += msgs[0].body_length;
   }
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_ipc_encoder_destroy(enc);
   return out;
@@ -278,13 +283,15 @@ static struct message *encode_messages(const struct ArrowSchema *schema, struct 
 
 static int64_t sum_rows(const struct batch *b, int64_t n) {
   int64_t r = 0;
-  for (int64_t i = 0; i < n; i++) r += b[i].rows;
+  for (int64_t i = 0; i < n; i++)
+    r += b[i].rows;
   return r;
 }
 
 static int64_t sum_arrow_bytes(const struct batch *b, int64_t n) {
   int64_t r = 0;
-  for (int64_t i = 0; i < n; i++) r += b[i].arrow_bytes;
+  for (int64_t i = 0; i < n; i++)
+    r += b[i].arrow_bytes;
   return r;
 }
 
@@ -298,14 +305,16 @@ static void bench_encode(enum shape shape, const struct ArrowSchema *schema, str
   int64_t max = wg_ipc_encoder_max_messages(enc);
   struct wg_ipc_encoded *msgs = calloc((size_t)max, sizeof(*msgs));
   if (msgs == NULL) die("messages", ENOMEM, NULL);
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   int64_t out_bytes = 0;
   double t0 = now_seconds();
   for (int64_t i = 0; i < n; i++) {
     int64_t n_out = 0;
     rc = wg_ipc_encoder_batch(enc, &batches[i].array, msgs, &n_out, &err);
     if (rc != 0) die("wg_ipc_encoder_batch", rc, &err);
-    for (int64_t k = 0; k < n_out; k++) out_bytes += msgs[k].metadata.size + msgs[k].body_length;
+    for (int64_t k = 0; k < n_out; k++)
+      out_bytes += msgs[k].metadata.size + msgs[k].body_length;
   }
   double secs = now_seconds() - t0;
   int64_t in_bytes = sum_arrow_bytes(batches, n);
@@ -314,7 +323,8 @@ static void bench_encode(enum shape shape, const struct ArrowSchema *schema, str
          shape_name(shape), compression_name(compression), (long long)n,
          (long long)sum_rows(batches, n), (long long)in_bytes, (long long)out_bytes, secs,
          (double)in_bytes / secs / 1e6, secs / (double)n * 1e6);
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_ipc_encoder_destroy(enc);
 }
@@ -384,7 +394,8 @@ static void bench_decode(enum shape shape, const struct ArrowSchema *schema, str
            shape_name(shape), (long long)n, (long long)body, mc, (double)body / mc / 1e6,
            mc / (double)n * 1e6);
   }
-  for (int64_t i = 0; i <= n; i++) free_message(&messages[i]);
+  for (int64_t i = 0; i <= n; i++)
+    free_message(&messages[i]);
   free(messages);
 }
 
@@ -454,8 +465,8 @@ int main(int argc, char **argv) {
     double t0 = now_seconds();
     struct batch *batches = build_batches(shape, rows_per_batch, n);
     fprintf(stderr, "built %lld %s batches of %lld rows (%.0f MB) in %.1f s\n", (long long)n,
-            shape_name(shape), (long long)rows_per_batch,
-            (double)sum_arrow_bytes(batches, n) / 1e6, now_seconds() - t0);
+            shape_name(shape), (long long)rows_per_batch, (double)sum_arrow_bytes(batches, n) / 1e6,
+            now_seconds() - t0);
     for (int c = 0; c < 3; c++) {
       bench_encode(shape, &schema, batches, n, compressions[c]);
       bench_decode(shape, &schema, batches, n, compressions[c]);
@@ -465,6 +476,7 @@ int main(int argc, char **argv) {
   }
   static const int64_t sizes[] = {1024, 65536, 1048576};
   for (int s = 0; s < 2; s++)
-    for (int k = 0; k < 3; k++) bench_decode_per_batch(s == 0 ? SHAPE_SEED : SHAPE_WIDE, sizes[k]);
+    for (int k = 0; k < 3; k++)
+      bench_decode_per_batch(s == 0 ? SHAPE_SEED : SHAPE_WIDE, sizes[k]);
   return 0;
 }

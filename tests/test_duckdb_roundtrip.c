@@ -85,7 +85,8 @@ static const char *list_get_last_error(struct ArrowArrayStream *s) {
 static void list_release(struct ArrowArrayStream *s) {
   struct list_stream *l = s->private_data;
   wg_schema_release(&l->schema);
-  for (int64_t i = 0; i < l->n; i++) wg_array_release(&l->arrays[i]);
+  for (int64_t i = 0; i < l->n; i++)
+    wg_array_release(&l->arrays[i]);
   free(l->arrays);
   free(l);
   s->release = NULL;
@@ -116,7 +117,8 @@ static int collect_stream(struct ArrowArrayStream *in, struct ArrowArrayStream *
     wg_error_set(err, rc, "collecting DuckDB's arrays: %s", msg ? msg : "");
   }
   wg_stream_release(in);
-  struct ArrowArrayStream s = {list_get_schema, list_get_next, list_get_last_error, list_release, l};
+  struct ArrowArrayStream s = {list_get_schema, list_get_next, list_get_last_error, list_release,
+                               l};
   if (rc != 0) {
     if (l != NULL) list_release(&s);
     return rc;
@@ -133,12 +135,12 @@ enum encode_path {
 /* Checks the encoder's contract on one message: padded metadata, pieces adding up to the body. */
 static int check_encoded(const struct wg_ipc_encoded *m, struct wg_error *err) {
   int64_t sum = 0;
-  for (int64_t i = 0; i < m->n_pieces; i++) sum += m->pieces[i].size;
+  for (int64_t i = 0; i < m->n_pieces; i++)
+    sum += m->pieces[i].size;
   if (sum != m->body_length || m->body_length % 8 != 0 || m->metadata.size % 8 != 0)
-    return wg_error_set(err, EPROTO,
-                        "encoded message type %d: pieces sum %lld, body_length %lld, metadata %lld",
-                        (int)m->type, (long long)sum, (long long)m->body_length,
-                        (long long)m->metadata.size);
+    return wg_error_set(
+        err, EPROTO, "encoded message type %d: pieces sum %lld, body_length %lld, metadata %lld",
+        (int)m->type, (long long)sum, (long long)m->body_length, (long long)m->metadata.size);
   return 0;
 }
 
@@ -168,7 +170,8 @@ static int encode_stream(struct ArrowArrayStream *in, enum wg_ipc_compression co
     rc = wg_error_set(err, ENOMEM, "out of memory for %lld messages", (long long)max);
     goto done;
   }
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
   if (rc == 0) rc = check_encoded(&msgs[0], err);
   if (rc == 0 && wg_ipc_encoded_append_framed(&msgs[0], out) != 0)
@@ -189,13 +192,15 @@ static int encode_stream(struct ArrowArrayStream *in, enum wg_ipc_compression co
         rc = wg_error_set(err, ENOMEM, "appending message %lld", (long long)i);
     }
     /* The pieces point into the batch: reset them before the batch goes. */
-    for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+    for (int64_t i = 0; i < max; i++)
+      wg_ipc_encoded_reset(&msgs[i]);
     wg_array_release(&batch);
   }
   if (rc == 0 && wg_ipc_append_eos(out) != 0) rc = wg_error_set(err, ENOMEM, "appending EOS");
 done:
   if (msgs != NULL) {
-    for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+    for (int64_t i = 0; i < max; i++)
+      wg_ipc_encoded_reset(&msgs[i]);
     free(msgs);
   }
   wg_ipc_encoder_destroy(enc);
@@ -237,8 +242,9 @@ static int roundtrip_both(duckdb_connection c, const char *src, enum wg_ipc_comp
   struct ArrowArrayStream list;
   rc = wg_engine_query_arrow_stream(c, sql, &q, err);
   if (rc == 0) rc = collect_stream(&q, &list, err);
-  if (rc == 0) rc = wg_engine_ingest_arrow_stream_mode(c, "via_duck", WG_ENGINE_INGEST_CREATE,
-                                                      &list, NULL, err);
+  if (rc == 0)
+    rc = wg_engine_ingest_arrow_stream_mode(c, "via_duck", WG_ENGINE_INGEST_CREATE, &list, NULL,
+                                            err);
   if (rc != 0) return wg_error_prefix(err, rc, "round trip through DuckDB's Arrow alone");
   return 0;
 }
@@ -246,8 +252,8 @@ static int roundtrip_both(duckdb_connection c, const char *src, enum wg_ipc_comp
 /* Rows of `a` not in `b`, as a multiset, over the select list `cols`. */
 static int64_t except_all_count(duckdb_connection c, const char *cols, const char *a,
                                 const char *b) {
-  return query_i64(c, "SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL SELECT %s FROM %s)",
-                   cols, a, cols, b);
+  return query_i64(c, "SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL SELECT %s FROM %s)", cols,
+                   a, cols, b);
 }
 
 /* (position, name, type) triples of `a` missing from `b`, ignoring the columns in `skip` (a SQL
@@ -313,7 +319,8 @@ static void check_tables(duckdb_connection c, const char *src, const char *const
                                 "b.table_name = 'via_duck' AND column_name = '%s' AND "
                                 "a.data_type <> b.data_type",
                                 src, lossy[i]);
-    if (changed != 1) TEST_FAIL_("column %s is not changed by DuckDB's own Arrow round trip", lossy[i]);
+    if (changed != 1)
+      TEST_FAIL_("column %s is not changed by DuckDB's own Arrow round trip", lossy[i]);
   }
 }
 
@@ -338,7 +345,8 @@ static void all_types_case(const char *settings, enum wg_ipc_compression compres
   int64_t ipc_bytes = 0;
   ASSERT_EQ(duck_open(&d), 0);
   int rc = settings ? wg_engine_exec(d.conn, settings, &err) : 0;
-  if (rc == 0) rc = wg_engine_exec(d.conn, "CREATE TABLE src AS SELECT * FROM test_all_types()", &err);
+  if (rc == 0)
+    rc = wg_engine_exec(d.conn, "CREATE TABLE src AS SELECT * FROM test_all_types()", &err);
   if (rc == 0) rc = roundtrip_both(d.conn, "src", compression, path, &ipc_bytes, &err);
   if (rc != 0) {
     TEST_FAIL_("%s: %s", wg_status_name(rc), err.message);
@@ -371,8 +379,8 @@ static void all_types_as_arrow_extension_types_keep_field_metadata(void) {
 
 static void all_types_with_64bit_offsets_match_source(void) {
   /* large_utf8 / large_binary / large_list: 64-bit offset buffers. */
-  all_types_case("SET arrow_large_buffer_size = true", WG_IPC_COMPRESSION_NONE,
-                 ENCODE_WRITE_STREAM, lossy_default);
+  all_types_case("SET arrow_large_buffer_size = true", WG_IPC_COMPRESSION_NONE, ENCODE_WRITE_STREAM,
+                 lossy_default);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -407,9 +415,10 @@ static void seed_case(const char *settings, enum wg_ipc_compression compression,
   }
   if (ipc_bytes_out != NULL) *ipc_bytes_out = ipc_bytes;
   ASSERT_EQ(query_i64(d.conn, "SELECT count(*) FROM seed"), 100000);
-  ASSERT_EQ(query_i64(d.conn, "SELECT (count(batch_id) < count(*) AND count(\"timestamp\") < count(*) "
-                              "AND count(value) < count(*) AND count(category) < count(*))::INTEGER "
-                              "FROM seed"),
+  ASSERT_EQ(query_i64(d.conn,
+                      "SELECT (count(batch_id) < count(*) AND count(\"timestamp\") < count(*) "
+                      "AND count(value) < count(*) AND count(category) < count(*))::INTEGER "
+                      "FROM seed"),
             1);
   /* NaN equals NaN in DuckDB's comparisons, so value needs no cast either. */
   check_tables(d.conn, "seed", NULL);
@@ -500,7 +509,8 @@ static void ingest_modes_create_refuses_existing_and_append_adds_by_name(void) {
    * would close a streaming result open on it. */
   static const char rows_sql[] = "SELECT 'x' || i AS b, i::INTEGER AS a FROM range(10) t(i)";
   struct ArrowArrayStream q;
-  int rc = wg_engine_exec(d.conn, "CREATE TABLE t (a INTEGER, b VARCHAR, c DOUBLE DEFAULT 1.5)", &err);
+  int rc =
+      wg_engine_exec(d.conn, "CREATE TABLE t (a INTEGER, b VARCHAR, c DOUBLE DEFAULT 1.5)", &err);
   if (rc == 0) rc = wg_engine_query_arrow_stream(d.conn, rows_sql, &q, &err);
   if (rc == 0) rc = collect_stream(&q, &s, &err);
   if (rc == 0) {
@@ -510,13 +520,14 @@ static void ingest_modes_create_refuses_existing_and_append_adds_by_name(void) {
   int create_rc = rc;
   rc = wg_engine_query_arrow_stream(d.conn, rows_sql, &q, &err);
   if (rc == 0) rc = collect_stream(&q, &s, &err);
-  if (rc == 0) rc = wg_engine_ingest_arrow_stream_mode(d.conn, "t", WG_ENGINE_INGEST_APPEND, &s, &rows, &err);
+  if (rc == 0)
+    rc = wg_engine_ingest_arrow_stream_mode(d.conn, "t", WG_ENGINE_INGEST_APPEND, &s, &rows, &err);
   int64_t matched = query_i64(d.conn, "SELECT count(*) FROM t WHERE b = 'x' || a AND c = 1.5");
   int missing_rc = 0;
   if (wg_engine_query_arrow_stream(d.conn, "SELECT 1 AS a", &q, &err) == 0 &&
       collect_stream(&q, &s, &err) == 0)
-    missing_rc = wg_engine_ingest_arrow_stream_mode(d.conn, "nope", WG_ENGINE_INGEST_APPEND, &s,
-                                                    NULL, &err);
+    missing_rc =
+        wg_engine_ingest_arrow_stream_mode(d.conn, "nope", WG_ENGINE_INGEST_APPEND, &s, NULL, &err);
   duck_close(&d);
   ASSERT_EQ(create_rc, EEXIST);
   if (rc != 0) {
@@ -547,8 +558,10 @@ static void ingest_of_truncated_ipc_stream_fails_with_reader_status_and_creates_
   /* Cut in the middle of the stream: earlier batches decode, then the reader fails. */
   int64_t rows = -1;
   rc = decode_into(d.conn, &bytes, bytes.size / 2 + 3, "cut", &rows, &err);
-  int64_t tables = query_i64(d.conn, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'cut'");
-  int64_t views = query_i64(d.conn, "SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '__wg_ingest%%'");
+  int64_t tables =
+      query_i64(d.conn, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'cut'");
+  int64_t views =
+      query_i64(d.conn, "SELECT count(*) FROM duckdb_views() WHERE view_name LIKE '__wg_ingest%%'");
   wg_buf_reset(&bytes);
   duck_close(&d);
   if (rc != ESPIPE && rc != EPROTO)

@@ -190,7 +190,8 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err) {
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
   memset(out, 0, sizeof(*out));
-  if (conn == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
+  if (conn == NULL || sql == NULL)
+    return wg_error_set(err, EINVAL, "query: NULL connection or sql");
   struct query_stream *q = calloc(1, sizeof(*q));
   if (q == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   int rc = 0;
@@ -372,7 +373,8 @@ int wg_engine_ingest_arrow_stream_mode(duckdb_connection conn, const char *table
   }
   view_made = true;
 
-  bool append = mode == WG_ENGINE_INGEST_APPEND || (mode == WG_ENGINE_INGEST_CREATE_OR_APPEND && exists);
+  bool append =
+      mode == WG_ENGINE_INGEST_APPEND || (mode == WG_ENGINE_INGEST_CREATE_OR_APPEND && exists);
   if (append)
     rc = build_sql(&sql, "INSERT INTO ", table, " BY NAME SELECT * FROM ", view);
   else if (mode == WG_ENGINE_INGEST_REPLACE)

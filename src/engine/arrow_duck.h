@@ -2,7 +2,7 @@
  * Query export: a streaming DuckDB result exposed as an ArrowArrayStream (one DuckDB chunk, up to
  * 2048 rows, per Arrow batch; gathering is the caller's business). Ingest: an ArrowArrayStream
  * scanned into a table through DuckDB's arrow_scan. Both block and run on the calling thread;
- * never call them on a gRPC completion-queue thread. DuckDB errors become errno-style codes here. */
+ * never call them on a gRPC completion-queue thread. DuckDB errors become errno-style codes. */
 #ifndef WG_ENGINE_ARROW_DUCK_H
 #define WG_ENGINE_ARROW_DUCK_H
 
