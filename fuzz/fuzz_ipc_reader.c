@@ -23,7 +23,8 @@ static void round_trip(const struct ArrowSchema *schema, const struct ArrowArray
   if (wg_ipc_validate_array(schema, batch, &err) != 0) fail("validate", &err);
   int64_t max = wg_ipc_encoder_max_messages(enc), n = 0;
   struct wg_ipc_encoded *msgs = calloc((size_t)max, sizeof(*msgs));
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   if (wg_ipc_encoder_batch(enc, batch, msgs, &n, &err) != 0) fail("encode", &err);
   struct wg_buf out;
   wg_buf_init(&out);
@@ -31,7 +32,8 @@ static void round_trip(const struct ArrowSchema *schema, const struct ArrowArray
   wg_ipc_encoded_init(&schema_msg);
   if (wg_ipc_encoder_schema(enc, &schema_msg, &err) != 0) fail("encode schema", &err);
   wg_ipc_encoded_append_framed(&schema_msg, &out);
-  for (int64_t i = 0; i < n; i++) wg_ipc_encoded_append_framed(&msgs[i], &out);
+  for (int64_t i = 0; i < n; i++)
+    wg_ipc_encoded_append_framed(&msgs[i], &out);
   wg_ipc_append_eos(&out);
   int64_t out_size = out.size;
   struct wg_shared *bytes = wg_shared_take(wg_buf_detach(&out), out_size);
@@ -47,7 +49,8 @@ static void round_trip(const struct ArrowSchema *schema, const struct ArrowArray
   wg_stream_release(&again);
   wg_shared_unref(bytes);
   wg_ipc_encoded_reset(&schema_msg);
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_ipc_encoder_destroy(enc);
 }

@@ -17,7 +17,8 @@ static int mk(struct ArrowArray *a, int64_t n_buffers, int64_t n_children, int64
   if (rc != 0) return rc;
   a->length = length;
   const void *bs[3] = {b0, b1, b2};
-  for (int64_t i = 0; i < n_buffers && i < 3; i++) a->buffers[i] = bs[i];
+  for (int64_t i = 0; i < n_buffers && i < 3; i++)
+    a->buffers[i] = bs[i];
   return 0;
 }
 
@@ -47,13 +48,16 @@ static int encode_stream(const struct ArrowSchema *s, const struct ArrowArray *b
   WG_RETURN_NOT_OK(wg_ipc_encoder_create(&enc, s, &o, err));
   struct wg_ipc_encoded m[4];
   int64_t n = 0;
-  for (int i = 0; i < 4; i++) wg_ipc_encoded_init(&m[i]);
+  for (int i = 0; i < 4; i++)
+    wg_ipc_encoded_init(&m[i]);
   int rc = wg_ipc_encoder_schema(enc, &m[0], err);
   if (rc == 0) rc = wg_ipc_encoded_append_framed(&m[0], out);
   if (rc == 0) rc = wg_ipc_encoder_batch(enc, b, m, &n, err);
-  for (int64_t i = 0; rc == 0 && i < n; i++) rc = wg_ipc_encoded_append_framed(&m[i], out);
+  for (int64_t i = 0; rc == 0 && i < n; i++)
+    rc = wg_ipc_encoded_append_framed(&m[i], out);
   if (rc == 0) rc = wg_ipc_append_eos(out);
-  for (int i = 0; i < 4; i++) wg_ipc_encoded_reset(&m[i]);
+  for (int i = 0; i < 4; i++)
+    wg_ipc_encoded_reset(&m[i]);
   wg_ipc_encoder_destroy(enc);
   return rc;
 }
@@ -76,7 +80,8 @@ static int decode_first(const uint8_t *data, int64_t size, const struct wg_ipc_l
 static void decode_points_into_body_without_copy(void) {
   struct wg_error err;
   int64_t values[100];
-  for (int i = 0; i < 100; i++) values[i] = i * 7;
+  for (int i = 0; i < 100; i++)
+    values[i] = i * 7;
   struct ArrowSchema s;
   struct ArrowArray col, b;
   schema1(&s, "l", NULL);

@@ -29,7 +29,8 @@ struct schema_private {
 
 static void schema_node_release(struct ArrowSchema *s) {
   struct schema_private *p = s->private_data;
-  for (int64_t i = 0; i < s->n_children; i++) wg_schema_release(s->children[i]);
+  for (int64_t i = 0; i < s->n_children; i++)
+    wg_schema_release(s->children[i]);
   if (s->dictionary != NULL) {
     wg_schema_release(s->dictionary);
     free(s->dictionary);
@@ -62,7 +63,8 @@ int wg_schema_node_init(struct ArrowSchema *out, const char *format, int64_t n_c
       return wg_error_set(err, ENOMEM, "out of memory for %lld schema children",
                           (long long)n_children);
     }
-    for (int64_t i = 0; i < n_children; i++) p->child_ptrs[i] = &p->child_structs[i];
+    for (int64_t i = 0; i < n_children; i++)
+      p->child_ptrs[i] = &p->child_structs[i];
   }
   out->n_children = n_children;
   out->children = p->child_ptrs;
@@ -215,7 +217,8 @@ struct array_private {
 
 static void array_node_release(struct ArrowArray *a) {
   struct array_private *p = a->private_data;
-  for (int64_t i = 0; i < a->n_children; i++) wg_array_release(a->children[i]);
+  for (int64_t i = 0; i < a->n_children; i++)
+    wg_array_release(a->children[i]);
   if (a->dictionary != NULL) {
     wg_array_release(a->dictionary);
     free(a->dictionary);
@@ -247,7 +250,8 @@ int wg_array_node_init(struct ArrowArray *out, int64_t n_buffers, int64_t n_chil
     p->child_ptrs = calloc((size_t)n_children, sizeof(struct ArrowArray *));
     p->child_structs = calloc((size_t)n_children, sizeof(struct ArrowArray));
     if (p->child_ptrs == NULL || p->child_structs == NULL) goto oom;
-    for (int64_t i = 0; i < n_children; i++) p->child_ptrs[i] = &p->child_structs[i];
+    for (int64_t i = 0; i < n_children; i++)
+      p->child_ptrs[i] = &p->child_structs[i];
   }
   out->n_buffers = n_buffers;
   out->n_children = n_children;
@@ -273,7 +277,8 @@ int wg_array_share(const struct ArrowArray *src, struct ArrowArray *dst) {
   dst->length = src->length;
   dst->null_count = src->null_count;
   dst->offset = src->offset;
-  for (int64_t i = 0; i < src->n_buffers; i++) dst->buffers[i] = src->buffers[i];
+  for (int64_t i = 0; i < src->n_buffers; i++)
+    dst->buffers[i] = src->buffers[i];
   int rc = 0;
   for (int64_t i = 0; i < src->n_children && rc == 0; i++)
     rc = wg_array_share(src->children[i], dst->children[i]);
@@ -360,8 +365,10 @@ struct wg_shared *wg_holder_builder_finish(struct wg_holder_builder *hb) {
 }
 
 void wg_holder_builder_reset(struct wg_holder_builder *hb) {
-  for (int64_t i = 0; i < hb->n_allocs; i++) free(hb->allocs[i]);
-  for (int64_t i = 0; i < hb->n_refs; i++) wg_shared_unref(hb->refs[i]);
+  for (int64_t i = 0; i < hb->n_allocs; i++)
+    free(hb->allocs[i]);
+  for (int64_t i = 0; i < hb->n_refs; i++)
+    wg_shared_unref(hb->refs[i]);
   free(hb->allocs);
   free(hb->refs);
   wg_holder_builder_init(hb);
@@ -369,13 +376,15 @@ void wg_holder_builder_reset(struct wg_holder_builder *hb) {
 
 int64_t wg_bitmap_count_set(const uint8_t *bits, int64_t offset, int64_t length) {
   int64_t count = 0, i = offset, end = offset + length;
-  while (i < end && (i & 7) != 0) count += wg_bit_get(bits, i++);
+  while (i < end && (i & 7) != 0)
+    count += wg_bit_get(bits, i++);
   while (end - i >= 64) {
     uint64_t w;
     memcpy(&w, bits + (i >> 3), 8);
     count += __builtin_popcountll(w);
     i += 64;
   }
-  while (i < end) count += wg_bit_get(bits, i++);
+  while (i < end)
+    count += wg_bit_get(bits, i++);
   return count;
 }

@@ -39,7 +39,8 @@ static int lz4_decompress(const uint8_t *src, int64_t src_size, uint8_t *dst, in
 
 int wg_decompress(int codec, const uint8_t *src, int64_t src_size, uint8_t *dst, int64_t dst_size,
                   struct wg_error *err) {
-  if (codec == WG_IPC_COMPRESSION_LZ4_FRAME) return lz4_decompress(src, src_size, dst, dst_size, err);
+  if (codec == WG_IPC_COMPRESSION_LZ4_FRAME)
+    return lz4_decompress(src, src_size, dst, dst_size, err);
   if (codec == WG_IPC_COMPRESSION_ZSTD) {
     size_t n = ZSTD_decompress(dst, (size_t)dst_size, src, (size_t)src_size);
     if (ZSTD_isError(n))

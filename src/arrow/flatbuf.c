@@ -90,8 +90,8 @@ int wg_fb_i64(const struct wg_fb_table *t, int field, int64_t def, int64_t *out,
 static int follow(const uint8_t *buf, int64_t size, int64_t at, int64_t *target,
                   struct wg_error *err) {
   if (at < 0 || at > size - 4)
-    return wg_error_set(err, EPROTO, "flatbuffer offset at %lld outside %lld bytes",
-                        (long long)at, (long long)size);
+    return wg_error_set(err, EPROTO, "flatbuffer offset at %lld outside %lld bytes", (long long)at,
+                        (long long)size);
   uint32_t off = wg_load_u32(buf + at);
   if (off == 0 || (int64_t)off >= size - at)
     return wg_error_set(err, EPROTO, "flatbuffer offset %u at %lld points outside %lld bytes", off,
@@ -120,8 +120,8 @@ int wg_fb_table_field(const struct wg_fb_table *t, int field, bool *present,
 static int load_vector(const uint8_t *buf, int64_t size, int64_t pos, int64_t elem_size,
                        struct wg_fb_vector *out, struct wg_error *err) {
   if (pos > size - 4)
-    return wg_error_set(err, EPROTO, "flatbuffer vector at %lld outside %lld bytes",
-                        (long long)pos, (long long)size);
+    return wg_error_set(err, EPROTO, "flatbuffer vector at %lld outside %lld bytes", (long long)pos,
+                        (long long)size);
   int64_t n = wg_load_u32(buf + pos);
   if (n > (size - pos - 4) / elem_size)
     return wg_error_set(err, EPROTO,

@@ -1,7 +1,8 @@
 /* wigeon: a checked flatbuffer reader. Every accessor verifies the table's vtable, the field's slot
  * and the target's extent against the buffer before reading, so a hostile buffer yields EPROTO,
  * never an out-of-bounds read. Integers are read with byte loads (no pointer casts). Offsets only
- * point forward (uoffset > 0), so chains terminate; callers bound recursion depth and node counts. */
+ * point forward (uoffset > 0), so chains terminate; callers bound recursion depth and node counts.
+ */
 #ifndef WG_ARROW_FLATBUF_H
 #define WG_ARROW_FLATBUF_H
 

@@ -25,11 +25,20 @@ static int parse_int(const char **p, int32_t *out) {
 
 static int time_unit(char c, enum wg_time_unit *u) {
   switch (c) {
-  case 's': *u = WG_TIME_SECOND; return 0;
-  case 'm': *u = WG_TIME_MILLI; return 0;
-  case 'u': *u = WG_TIME_MICRO; return 0;
-  case 'n': *u = WG_TIME_NANO; return 0;
-  default: return -1;
+  case 's':
+    *u = WG_TIME_SECOND;
+    return 0;
+  case 'm':
+    *u = WG_TIME_MILLI;
+    return 0;
+  case 'u':
+    *u = WG_TIME_MICRO;
+    return 0;
+  case 'n':
+    *u = WG_TIME_NANO;
+    return 0;
+  default:
+    return -1;
   }
 }
 
@@ -94,8 +103,7 @@ int wg_arrow_type_parse(const char *format, struct wg_arrow_type *t, struct wg_e
   if (strncmp(f, "d:", 2) == 0) {
     p = f + 2;
     int32_t bw = 128;
-    if (parse_int(&p, &t->precision) != 0 || *p++ != ',' || parse_int(&p, &t->scale) != 0)
-      goto bad;
+    if (parse_int(&p, &t->precision) != 0 || *p++ != ',' || parse_int(&p, &t->scale) != 0) goto bad;
     if (*p == ',') {
       p++;
       if (parse_int(&p, &bw) != 0) goto bad;
@@ -146,17 +154,21 @@ bad:
 int wg_arrow_type_n_buffers(const struct wg_arrow_type *t) {
   switch (t->id) {
   case WG_TYPE_NA:
-  case WG_TYPE_RUN_END_ENCODED: return 0;
+  case WG_TYPE_RUN_END_ENCODED:
+    return 0;
   case WG_TYPE_STRUCT:
   case WG_TYPE_FIXED_SIZE_LIST:
-  case WG_TYPE_SPARSE_UNION: return 1;
+  case WG_TYPE_SPARSE_UNION:
+    return 1;
   case WG_TYPE_BINARY:
   case WG_TYPE_LARGE_BINARY:
   case WG_TYPE_STRING:
   case WG_TYPE_LARGE_STRING:
   case WG_TYPE_LIST_VIEW:
-  case WG_TYPE_LARGE_LIST_VIEW: return 3;
-  default: return 2; /* validity + data/offsets; dense union: type ids + offsets */
+  case WG_TYPE_LARGE_LIST_VIEW:
+    return 3;
+  default:
+    return 2; /* validity + data/offsets; dense union: type ids + offsets */
   }
 }
 
@@ -167,12 +179,16 @@ int wg_arrow_type_n_children(const struct wg_arrow_type *t) {
   case WG_TYPE_LIST_VIEW:
   case WG_TYPE_LARGE_LIST_VIEW:
   case WG_TYPE_FIXED_SIZE_LIST:
-  case WG_TYPE_MAP: return 1;
-  case WG_TYPE_RUN_END_ENCODED: return 2;
+  case WG_TYPE_MAP:
+    return 1;
+  case WG_TYPE_RUN_END_ENCODED:
+    return 2;
   case WG_TYPE_STRUCT:
   case WG_TYPE_SPARSE_UNION:
-  case WG_TYPE_DENSE_UNION: return -1;
-  default: return 0;
+  case WG_TYPE_DENSE_UNION:
+    return -1;
+  default:
+    return 0;
   }
 }
 

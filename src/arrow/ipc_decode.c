@@ -25,7 +25,7 @@ struct dnode {
 
 struct dict {
   int64_t id;
-  struct dnode value; /* the dictionary's value type tree */
+  struct dnode value;      /* the dictionary's value type tree */
   struct ArrowArray array; /* the current dictionary; release NULL until the first batch */
 };
 
@@ -83,7 +83,8 @@ int wg_ipc_message_peek(struct wg_bytes metadata, enum wg_ipc_message_type *type
 /* ---- schema -> dnode tree ---- */
 
 static void dnode_reset(struct dnode *n) {
-  for (int64_t i = 0; i < n->n_children; i++) dnode_reset(&n->children[i]);
+  for (int64_t i = 0; i < n->n_children; i++)
+    dnode_reset(&n->children[i]);
   free(n->children);
   n->children = NULL;
   n->n_children = 0;
@@ -163,8 +164,7 @@ static void decoder_clear_schema(struct wg_ipc_decoder *dec) {
 
 static int decoder_set_schema(struct wg_ipc_decoder *dec, const struct wg_fb_table *header,
                               struct wg_error *err) {
-  if (dec->has_schema)
-    return wg_error_set(err, EPROTO, "a second Schema message in one stream");
+  if (dec->has_schema) return wg_error_set(err, EPROTO, "a second Schema message in one stream");
   struct wg_buf ids;
   wg_buf_init(&ids);
   int rc = wg__ipc_decode_schema(header, &dec->limits, &dec->schema, &ids, err);
@@ -206,7 +206,8 @@ struct walk {
 
 static const uint64_t zeros[4];
 
-/* Next body buffer: its pointer and size after decompression; ptr aligned to `align`, never NULL. */
+/* Next body buffer: its pointer and size after decompression; ptr aligned to `align`, never NULL.
+ */
 static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t *size) {
   struct wg_error *err = w->err;
   if (w->buffer_i >= w->buffers.length)
@@ -233,12 +234,14 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
     p += 8;
     len -= 8;
     if (raw != -1) {
-      if (raw < 0) return wg_error_set(err, EPROTO, "compressed buffer length %lld", (long long)raw);
+      if (raw < 0)
+        return wg_error_set(err, EPROTO, "compressed buffer length %lld", (long long)raw);
       int64_t cap = w->dec->limits.max_decompressed_size;
       const int64_t slack = (int64_t)16 << 20;
-      int64_t ratio_cap = w->body_size > (INT64_MAX - slack) / w->dec->limits.max_decompression_ratio
-                              ? INT64_MAX
-                              : w->body_size * w->dec->limits.max_decompression_ratio + slack;
+      int64_t ratio_cap =
+          w->body_size > (INT64_MAX - slack) / w->dec->limits.max_decompression_ratio
+              ? INT64_MAX
+              : w->body_size * w->dec->limits.max_decompression_ratio + slack;
       if (raw > cap - w->decompressed || raw > ratio_cap - w->decompressed)
         return wg_error_set(err, EPROTO,
                             "buffer decompresses to %lld bytes, over the message limit (%lld "
@@ -251,13 +254,15 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
         return 0;
       }
       uint8_t *dst = aligned_alloc(64, (size_t)((raw + 63) & ~(int64_t)63));
-      if (dst == NULL) return wg_error_set(err, ENOMEM, "out of memory for %lld bytes", (long long)raw);
+      if (dst == NULL)
+        return wg_error_set(err, ENOMEM, "out of memory for %lld bytes", (long long)raw);
       int rc = wg_decompress(w->codec, p, len, dst, raw, err);
       if (rc != 0) {
         free(dst);
         return rc;
       }
-      if (wg_holder_builder_add_alloc(w->hb, dst) != 0) return wg_error_set(err, ENOMEM, "out of memory");
+      if (wg_holder_builder_add_alloc(w->hb, dst) != 0)
+        return wg_error_set(err, ENOMEM, "out of memory");
       w->decompressed += raw;
       *ptr = dst;
       *size = raw;
@@ -266,9 +271,11 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
   }
   if (((uintptr_t)p & (uintptr_t)(align - 1)) != 0) { /* misaligned: copy once */
     uint8_t *dst = aligned_alloc(64, (size_t)((len + 63) & ~(int64_t)63));
-    if (dst == NULL) return wg_error_set(err, ENOMEM, "out of memory for %lld bytes", (long long)len);
+    if (dst == NULL)
+      return wg_error_set(err, ENOMEM, "out of memory for %lld bytes", (long long)len);
     memcpy(dst, p, (size_t)len);
-    if (wg_holder_builder_add_alloc(w->hb, dst) != 0) return wg_error_set(err, ENOMEM, "out of memory");
+    if (wg_holder_builder_add_alloc(w->hb, dst) != 0)
+      return wg_error_set(err, ENOMEM, "out of memory");
     p = dst;
   }
   *ptr = p;
@@ -286,19 +293,36 @@ static int ipc_buffer_aligns(const struct wg_arrow_type *t, int64_t aligns[3]) {
   aligns[0] = 1;
   switch (t->id) {
   case WG_TYPE_STRUCT:
-  case WG_TYPE_FIXED_SIZE_LIST: return 1;
+  case WG_TYPE_FIXED_SIZE_LIST:
+    return 1;
   case WG_TYPE_BINARY:
-  case WG_TYPE_STRING: aligns[1] = 4, aligns[2] = 1; return 3;
+  case WG_TYPE_STRING:
+    aligns[1] = 4, aligns[2] = 1;
+    return 3;
   case WG_TYPE_LARGE_BINARY:
-  case WG_TYPE_LARGE_STRING: aligns[1] = 8, aligns[2] = 1; return 3;
+  case WG_TYPE_LARGE_STRING:
+    aligns[1] = 8, aligns[2] = 1;
+    return 3;
   case WG_TYPE_LIST:
-  case WG_TYPE_MAP: aligns[1] = 4; return 2;
-  case WG_TYPE_LARGE_LIST: aligns[1] = 8; return 2;
-  case WG_TYPE_LIST_VIEW: aligns[1] = aligns[2] = 4; return 3;
-  case WG_TYPE_LARGE_LIST_VIEW: aligns[1] = aligns[2] = 8; return 3;
+  case WG_TYPE_MAP:
+    aligns[1] = 4;
+    return 2;
+  case WG_TYPE_LARGE_LIST:
+    aligns[1] = 8;
+    return 2;
+  case WG_TYPE_LIST_VIEW:
+    aligns[1] = aligns[2] = 4;
+    return 3;
+  case WG_TYPE_LARGE_LIST_VIEW:
+    aligns[1] = aligns[2] = 8;
+    return 3;
   case WG_TYPE_BINARY_VIEW:
-  case WG_TYPE_STRING_VIEW: aligns[1] = 8; return 2;
-  default: aligns[1] = natural_align(t->bit_width); return 2;
+  case WG_TYPE_STRING_VIEW:
+    aligns[1] = 8;
+    return 2;
+  default:
+    aligns[1] = natural_align(t->bit_width);
+    return 2;
   }
 }
 
@@ -330,7 +354,9 @@ static int decode_node(struct walk *w, const struct dnode *n, struct ArrowArray 
 
   switch (t->id) {
   case WG_TYPE_NA:
-  case WG_TYPE_RUN_END_ENCODED: null_count = t->id == WG_TYPE_NA ? length : 0; break;
+  case WG_TYPE_RUN_END_ENCODED:
+    null_count = t->id == WG_TYPE_NA ? length : 0;
+    break;
   case WG_TYPE_SPARSE_UNION:
   case WG_TYPE_DENSE_UNION:
     if (w->version < WG_IPC_V5) WG_RETURN_NOT_OK(next_buffer(w, 1, &bufs[0], &sizes[0]));
@@ -351,7 +377,8 @@ static int decode_node(struct walk *w, const struct dnode *n, struct ArrowArray 
   default: {
     int64_t aligns[3];
     int k = ipc_buffer_aligns(t, aligns);
-    for (int i = 0; i < k; i++) WG_RETURN_NOT_OK(next_buffer(w, aligns[i], &bufs[i], &sizes[i]));
+    for (int i = 0; i < k; i++)
+      WG_RETURN_NOT_OK(next_buffer(w, aligns[i], &bufs[i], &sizes[i]));
     break;
   }
   }
@@ -378,7 +405,8 @@ static int decode_node(struct walk *w, const struct dnode *n, struct ArrowArray 
   }
   out->length = length;
   out->null_count = null_count;
-  for (int64_t i = 0; i < n_buffers && i < 3; i++) out->buffers[i] = bufs[i];
+  for (int64_t i = 0; i < n_buffers && i < 3; i++)
+    out->buffers[i] = bufs[i];
   if (var_sizes_heap != NULL) {
     int64_t *trailing = NULL;
     if (n_variadic > 0) {
@@ -493,7 +521,8 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
   WG_RETURN_NOT_OK(wg_fb_i64(header, 0, 0, &id, err));
   WG_RETURN_NOT_OK(wg_fb_bool(header, 2, false, &is_delta, err));
   WG_RETURN_NOT_OK(wg_fb_table_field(header, 1, &present, &rb, err));
-  if (!present) return wg_error_set(err, EPROTO, "DictionaryBatch %lld without data", (long long)id);
+  if (!present)
+    return wg_error_set(err, EPROTO, "DictionaryBatch %lld without data", (long long)id);
   struct dict *d = NULL;
   for (int64_t i = 0; i < dec->n_dicts; i++)
     if (dec->dicts[i].id == id) d = &dec->dicts[i];
@@ -534,8 +563,9 @@ struct concat {
   int64_t budget, limit;
 };
 
-static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const struct ArrowArray *b,
-                       struct ArrowArray *out, struct concat *cc, struct wg_error *err);
+static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
+                       const struct ArrowArray *b, struct ArrowArray *out, struct concat *cc,
+                       struct wg_error *err);
 
 static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnode *value,
                              const struct ArrowArray *a, const struct ArrowArray *b,
@@ -568,8 +598,9 @@ static void copy_bits(uint8_t *dst, int64_t dst_off, const uint8_t *src, int64_t
   }
 }
 
-static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const struct ArrowArray *b,
-                       struct ArrowArray *out, struct concat *cc, struct wg_error *err) {
+static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
+                       const struct ArrowArray *b, struct ArrowArray *out, struct concat *cc,
+                       struct wg_error *err) {
   struct wg_holder_builder *hb = cc->hb;
   const struct wg_arrow_type *t = &n->type;
   int64_t len = a->length + b->length;
@@ -706,9 +737,11 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a, const 
       int64_t w = t->bit_width / 8;
       uint8_t *v = hb_alloc(cc, len * w);
       if (v == NULL) goto oom;
-      if (a->length > 0) memcpy(v, (const uint8_t *)a->buffers[1] + w * a->offset, (size_t)(w * a->length));
+      if (a->length > 0)
+        memcpy(v, (const uint8_t *)a->buffers[1] + w * a->offset, (size_t)(w * a->length));
       if (b->length > 0)
-        memcpy(v + w * a->length, (const uint8_t *)b->buffers[1] + w * b->offset, (size_t)(w * b->length));
+        memcpy(v + w * a->length, (const uint8_t *)b->buffers[1] + w * b->offset,
+               (size_t)(w * b->length));
       out->buffers[1] = v;
       return 0;
     }
@@ -757,7 +790,8 @@ int wg_ipc_decoder_decode(struct wg_ipc_decoder *dec, struct wg_bytes metadata,
   WG_RETURN_NOT_OK(wg__ipc_message_read(metadata, &m, err));
   *type = (enum wg_ipc_message_type)m.header_type;
   switch (m.header_type) {
-  case MESSAGE_HEADER_SCHEMA: return decoder_set_schema(dec, &m.header, err);
+  case MESSAGE_HEADER_SCHEMA:
+    return decoder_set_schema(dec, &m.header, err);
   case MESSAGE_HEADER_DICTIONARY:
     if (!dec->has_schema) return wg_error_set(err, EPROTO, "DictionaryBatch before the Schema");
     return decode_dictionary_batch(dec, m.version, &m.header, body, m.body_length, err);
@@ -795,7 +829,7 @@ static int validate_tree(const struct ArrowSchema *s, const struct ArrowArray *a
     return wg_error_set(err, EINVAL, "dictionary presence differs between array and schema");
   int64_t want = wg_arrow_type_n_buffers(&t);
   if (t.id == WG_TYPE_BINARY_VIEW || t.id == WG_TYPE_STRING_VIEW ? a->n_buffers < 3
-                                                                  : a->n_buffers != want)
+                                                                 : a->n_buffers != want)
     return wg_error_set(err, EINVAL, "array of type %.32s has %lld buffers, needs %lld", s->format,
                         (long long)a->n_buffers, (long long)want);
   for (int64_t i = 0; i < a->n_children; i++)

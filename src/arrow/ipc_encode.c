@@ -999,7 +999,7 @@ static int build_record_batch(struct wg_ipc_encoder *enc, int64_t length, bool c
   if (compressed) {
     wg_fbb_table_begin(b);
     wg_fbb_add_u8(b, 0, (uint8_t)(enc->options.compression - 1)); /* wire codec */
-    wg_fbb_add_u8(b, 1, 0); /* BUFFER */
+    wg_fbb_add_u8(b, 1, 0);                                       /* BUFFER */
     WG_RETURN_NOT_OK(wg_fbb_table_end(b, &compression));
   }
   wg_fbb_table_begin(b);

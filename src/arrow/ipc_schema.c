@@ -10,10 +10,32 @@
 
 /* Type union tags of Schema.fbs. */
 enum {
-  FB_NULL = 1, FB_INT, FB_FLOAT, FB_BINARY, FB_UTF8, FB_BOOL, FB_DECIMAL, FB_DATE, FB_TIME,
-  FB_TIMESTAMP, FB_INTERVAL, FB_LIST, FB_STRUCT, FB_UNION, FB_FIXED_BINARY, FB_FIXED_LIST, FB_MAP,
-  FB_DURATION, FB_LARGE_BINARY, FB_LARGE_UTF8, FB_LARGE_LIST, FB_REE, FB_BINARY_VIEW, FB_UTF8_VIEW,
-  FB_LIST_VIEW, FB_LARGE_LIST_VIEW
+  FB_NULL = 1,
+  FB_INT,
+  FB_FLOAT,
+  FB_BINARY,
+  FB_UTF8,
+  FB_BOOL,
+  FB_DECIMAL,
+  FB_DATE,
+  FB_TIME,
+  FB_TIMESTAMP,
+  FB_INTERVAL,
+  FB_LIST,
+  FB_STRUCT,
+  FB_UNION,
+  FB_FIXED_BINARY,
+  FB_FIXED_LIST,
+  FB_MAP,
+  FB_DURATION,
+  FB_LARGE_BINARY,
+  FB_LARGE_UTF8,
+  FB_LARGE_LIST,
+  FB_REE,
+  FB_BINARY_VIEW,
+  FB_UTF8_VIEW,
+  FB_LIST_VIEW,
+  FB_LARGE_LIST_VIEW
 };
 
 struct schema_ctx {
@@ -32,11 +54,20 @@ static int int_format(const struct wg_fb_table *t, char *out, struct wg_error *e
   WG_RETURN_NOT_OK(wg_fb_bool(t, 1, false, &is_signed, err));
   const char *f;
   switch (bits) {
-  case 8: f = is_signed ? "c" : "C"; break;
-  case 16: f = is_signed ? "s" : "S"; break;
-  case 32: f = is_signed ? "i" : "I"; break;
-  case 64: f = is_signed ? "l" : "L"; break;
-  default: return wg_error_set(err, EPROTO, "Int type with bitWidth %d", bits);
+  case 8:
+    f = is_signed ? "c" : "C";
+    break;
+  case 16:
+    f = is_signed ? "s" : "S";
+    break;
+  case 32:
+    f = is_signed ? "i" : "I";
+    break;
+  case 64:
+    f = is_signed ? "l" : "L";
+    break;
+  default:
+    return wg_error_set(err, EPROTO, "Int type with bitWidth %d", bits);
   }
   strcpy(out, f);
   return 0;
@@ -59,20 +90,38 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
   if (!present && type_type != FB_NULL && type_type != 0)
     return wg_error_set(err, EPROTO, "Field type %u without its type table", type_type);
   switch (type_type) {
-  case FB_NULL: strcpy(small, "n"); break;
-  case FB_INT: WG_RETURN_NOT_OK(int_format(t, small, err)); break;
+  case FB_NULL:
+    strcpy(small, "n");
+    break;
+  case FB_INT:
+    WG_RETURN_NOT_OK(int_format(t, small, err));
+    break;
   case FB_FLOAT:
     WG_RETURN_NOT_OK(wg_fb_i16(t, 0, 0, &unit, err));
     if (unit < 0 || unit > 2) return wg_error_set(err, EPROTO, "FloatingPoint precision %d", unit);
     strcpy(small, unit == 0 ? "e" : unit == 1 ? "f" : "g");
     break;
-  case FB_BINARY: strcpy(small, "z"); break;
-  case FB_UTF8: strcpy(small, "u"); break;
-  case FB_BOOL: strcpy(small, "b"); break;
-  case FB_LARGE_BINARY: strcpy(small, "Z"); break;
-  case FB_LARGE_UTF8: strcpy(small, "U"); break;
-  case FB_BINARY_VIEW: strcpy(small, "vz"); break;
-  case FB_UTF8_VIEW: strcpy(small, "vu"); break;
+  case FB_BINARY:
+    strcpy(small, "z");
+    break;
+  case FB_UTF8:
+    strcpy(small, "u");
+    break;
+  case FB_BOOL:
+    strcpy(small, "b");
+    break;
+  case FB_LARGE_BINARY:
+    strcpy(small, "Z");
+    break;
+  case FB_LARGE_UTF8:
+    strcpy(small, "U");
+    break;
+  case FB_BINARY_VIEW:
+    strcpy(small, "vz");
+    break;
+  case FB_UTF8_VIEW:
+    strcpy(small, "vu");
+    break;
   case FB_DECIMAL:
     WG_RETURN_NOT_OK(wg_fb_i32(t, 0, 0, &a, err));
     WG_RETURN_NOT_OK(wg_fb_i32(t, 1, 0, &b, err));
@@ -114,12 +163,24 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
     WG_RETURN_NOT_OK(time_unit(t, 0, 1, &unit, err));
     snprintf(small, sizeof(small), "tD%c", unit_char[unit]);
     break;
-  case FB_LIST: strcpy(small, "+l"); break;
-  case FB_LARGE_LIST: strcpy(small, "+L"); break;
-  case FB_LIST_VIEW: strcpy(small, "+vl"); break;
-  case FB_LARGE_LIST_VIEW: strcpy(small, "+vL"); break;
-  case FB_STRUCT: strcpy(small, "+s"); break;
-  case FB_REE: strcpy(small, "+r"); break;
+  case FB_LIST:
+    strcpy(small, "+l");
+    break;
+  case FB_LARGE_LIST:
+    strcpy(small, "+L");
+    break;
+  case FB_LIST_VIEW:
+    strcpy(small, "+vl");
+    break;
+  case FB_LARGE_LIST_VIEW:
+    strcpy(small, "+vL");
+    break;
+  case FB_STRUCT:
+    strcpy(small, "+s");
+    break;
+  case FB_REE:
+    strcpy(small, "+r");
+    break;
   case FB_MAP:
     strcpy(small, "+m");
     break;
@@ -157,8 +218,10 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
     }
     return wg_buf_append(fmt, "", 1);
   }
-  case 0: return wg_error_set(err, EPROTO, "Field without a type");
-  default: return wg_error_set(err, ENOTSUP, "unknown Field type %u", type_type);
+  case 0:
+    return wg_error_set(err, EPROTO, "Field without a type");
+  default:
+    return wg_error_set(err, ENOTSUP, "unknown Field type %u", type_type);
   }
   return wg_buf_append(fmt, small, (int64_t)strlen(small) + 1);
 }
@@ -190,8 +253,8 @@ static int decode_metadata(const struct wg_fb_table *t, int field, struct ArrowS
   return rc;
 }
 
-static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f, struct ArrowSchema *out,
-                        int depth);
+static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
+                        struct ArrowSchema *out, int depth);
 
 static int check_children(const struct ArrowSchema *s, struct wg_error *err) {
   struct wg_arrow_type t;
@@ -216,8 +279,8 @@ static int check_children(const struct ArrowSchema *s, struct wg_error *err) {
   return 0;
 }
 
-static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f, struct ArrowSchema *out,
-                        int depth) {
+static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
+                        struct ArrowSchema *out, int depth) {
   struct wg_error *err = ctx->err;
   if (depth > ctx->max_depth)
     return wg_error_set(err, EPROTO, "fields nested deeper than %d levels", ctx->max_depth);
@@ -316,8 +379,7 @@ int wg__ipc_decode_schema(const struct wg_fb_table *schema, const struct wg_ipc_
   bool present;
   struct wg_fb_vector fields;
   WG_RETURN_NOT_OK(wg_fb_i16(schema, 0, 0, &endianness, err));
-  if (endianness != 0)
-    return wg_error_set(err, ENOTSUP, "big-endian IPC data is not supported");
+  if (endianness != 0) return wg_error_set(err, ENOTSUP, "big-endian IPC data is not supported");
   WG_RETURN_NOT_OK(wg_fb_vector_field(schema, 1, 4, &present, &fields, err));
   if (!present) fields.length = 0;
   struct schema_ctx ctx = {schema->size / 4 + 16, limits->max_depth, dict_ids, err};

@@ -68,7 +68,8 @@ static int reader_next_message(struct stream_reader *r, struct ArrowArray *out) 
     if (rc == ESPIPE) rc = EPROTO; /* a whole stream cannot "need more bytes" */
     if (rc != 0) return rc;
     if (body_length > all.size - r->pos)
-      return wg_error_set(&r->err, EPROTO, "message body of %lld bytes at %lld passes the end (%lld)",
+      return wg_error_set(&r->err, EPROTO,
+                          "message body of %lld bytes at %lld passes the end (%lld)",
                           (long long)body_length, (long long)r->pos, (long long)all.size);
     struct wg_shared *body = NULL;
     if (body_length > 0) {

@@ -80,7 +80,9 @@ static int check_dictionary_indices(const struct wg_arrow_type *t, const struct 
     if (!is_valid(a, i)) continue;
     int64_t idx;
     switch (w) {
-    case 1: idx = is_signed ? (int64_t)(int8_t)p[i] : (int64_t)p[i]; break;
+    case 1:
+      idx = is_signed ? (int64_t)(int8_t)p[i] : (int64_t)p[i];
+      break;
     case 2: {
       uint16_t v;
       memcpy(&v, p + 2 * i, 2);
@@ -96,12 +98,15 @@ static int check_dictionary_indices(const struct wg_arrow_type *t, const struct 
     default: {
       uint64_t v;
       memcpy(&v, p + 8 * i, 8);
-      if (!is_signed && v > (uint64_t)INT64_MAX) idx = -1;
-      else idx = (int64_t)v;
+      if (!is_signed && v > (uint64_t)INT64_MAX)
+        idx = -1;
+      else
+        idx = (int64_t)v;
     }
     }
     if (idx < 0 || idx >= dict_len)
-      return wg_error_set(err, EPROTO, "dictionary index %lld at row %lld outside dictionary of %lld",
+      return wg_error_set(err, EPROTO,
+                          "dictionary index %lld at row %lld outside dictionary of %lld",
                           (long long)idx, (long long)i, (long long)dict_len);
   }
   return 0;
@@ -109,7 +114,8 @@ static int check_dictionary_indices(const struct wg_arrow_type *t, const struct 
 
 static int check_views(const struct ArrowArray *a, const int64_t *sizes, struct wg_error *err) {
   int64_t nvar = a->n_buffers - 3, end = a->offset + a->length, bytes;
-  if (nvar < 0) return wg_error_set(err, EPROTO, "view array with %lld buffers", (long long)a->n_buffers);
+  if (nvar < 0)
+    return wg_error_set(err, EPROTO, "view array with %lld buffers", (long long)a->n_buffers);
   if (!mul_ok(end, 16, &bytes)) return wg_error_set(err, EPROTO, "view array length overflows");
   WG_RETURN_NOT_OK(need(sizes, 1, bytes, "views", err));
   if (a->length > 0 && a->buffers[1] == NULL) return wg_error_set(err, EPROTO, "views missing");
@@ -138,7 +144,8 @@ static int check_views(const struct ArrowArray *a, const int64_t *sizes, struct 
     int64_t vs;
     memcpy(&vs, (const uint8_t *)var_sizes_p + 8 * idx, 8);
     if (off < 0 || (int64_t)off + len > vs)
-      return wg_error_set(err, EPROTO, "view %lld (offset %d, length %d) past buffer %d of %lld bytes",
+      return wg_error_set(err, EPROTO,
+                          "view %lld (offset %d, length %d) past buffer %d of %lld bytes",
                           (long long)i, off, len, idx, (long long)vs);
   }
   return 0;
@@ -151,7 +158,8 @@ static int check_union(const struct wg_arrow_type *t, const struct ArrowArray *a
   if (a->n_children != t->n_type_ids)
     return wg_error_set(err, EPROTO, "union with %lld children and %d type ids",
                         (long long)a->n_children, t->n_type_ids);
-  for (int k = 0; k < t->n_type_ids; k++) child_of[t->type_ids[k]] = (int8_t)k;
+  for (int k = 0; k < t->n_type_ids; k++)
+    child_of[t->type_ids[k]] = (int8_t)k;
   int64_t end = a->offset + a->length, bytes;
   WG_RETURN_NOT_OK(need(sizes, 0, end, "union type ids", err));
   const uint8_t *ids = a->buffers[0];
@@ -252,7 +260,9 @@ int wg__validate_node(const struct wg_arrow_type *t, const struct ArrowSchema *s
         return wg_error_set(err, EPROTO, "struct child %lld has %lld values, needs %lld",
                             (long long)k, (long long)a->children[k]->length, (long long)end);
     break;
-  case WG_TYPE_BOOL: WG_RETURN_NOT_OK(need(sizes, 1, (end + 7) / 8, "boolean", err)); break;
+  case WG_TYPE_BOOL:
+    WG_RETURN_NOT_OK(need(sizes, 1, (end + 7) / 8, "boolean", err));
+    break;
   case WG_TYPE_BINARY:
   case WG_TYPE_STRING:
   case WG_TYPE_LARGE_BINARY:
@@ -264,12 +274,14 @@ int wg__validate_node(const struct wg_arrow_type *t, const struct ArrowSchema *s
     break;
   }
   case WG_TYPE_BINARY_VIEW:
-  case WG_TYPE_STRING_VIEW: WG_RETURN_NOT_OK(check_views(a, sizes, err)); break;
+  case WG_TYPE_STRING_VIEW:
+    WG_RETURN_NOT_OK(check_views(a, sizes, err));
+    break;
   case WG_TYPE_LIST:
   case WG_TYPE_LARGE_LIST:
   case WG_TYPE_MAP:
-    WG_RETURN_NOT_OK(check_offsets(a, sizes, t->id == WG_TYPE_LARGE_LIST,
-                                   a->children[0]->length, "list", err));
+    WG_RETURN_NOT_OK(
+        check_offsets(a, sizes, t->id == WG_TYPE_LARGE_LIST, a->children[0]->length, "list", err));
     break;
   case WG_TYPE_LIST_VIEW:
   case WG_TYPE_LARGE_LIST_VIEW: {
@@ -285,7 +297,8 @@ int wg__validate_node(const struct wg_arrow_type *t, const struct ArrowSchema *s
       load_offset(a->buffers[1], i, wide, &o);
       load_offset(a->buffers[2], i, wide, &sz);
       if (o < 0 || sz < 0 || o > child_len - sz)
-        return wg_error_set(err, EPROTO, "list view %lld (offset %lld, size %lld) outside %lld values",
+        return wg_error_set(err, EPROTO,
+                            "list view %lld (offset %lld, size %lld) outside %lld values",
                             (long long)i, (long long)o, (long long)sz, (long long)child_len);
     }
     break;
@@ -296,8 +309,12 @@ int wg__validate_node(const struct wg_arrow_type *t, const struct ArrowSchema *s
                           (long long)end, t->fixed_size, (long long)a->children[0]->length);
     break;
   case WG_TYPE_SPARSE_UNION:
-  case WG_TYPE_DENSE_UNION: WG_RETURN_NOT_OK(check_union(t, a, sizes, err)); break;
-  case WG_TYPE_RUN_END_ENCODED: WG_RETURN_NOT_OK(check_run_ends(s, a, err)); break;
+  case WG_TYPE_DENSE_UNION:
+    WG_RETURN_NOT_OK(check_union(t, a, sizes, err));
+    break;
+  case WG_TYPE_RUN_END_ENCODED:
+    WG_RETURN_NOT_OK(check_run_ends(s, a, err));
+    break;
   default: /* fixed width */
     if (!mul_ok(end, t->bit_width / 8, &bytes))
       return wg_error_set(err, EPROTO, "array length %lld overflows", (long long)end);
@@ -309,4 +326,3 @@ int wg__validate_node(const struct wg_arrow_type *t, const struct ArrowSchema *s
   if (a->dictionary != NULL) WG_RETURN_NOT_OK(check_dictionary_indices(t, a, err));
   return 0;
 }
-

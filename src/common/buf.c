@@ -21,7 +21,8 @@ int wg_buf_reserve(struct wg_buf *b, int64_t additional) {
   int64_t need = b->size + additional;
   if (need <= b->capacity) return 0;
   int64_t cap = b->capacity < 64 ? 64 : b->capacity;
-  while (cap < need) cap = cap > INT64_MAX / 2 ? need : cap * 2;
+  while (cap < need)
+    cap = cap > INT64_MAX / 2 ? need : cap * 2;
   if ((uint64_t)cap > SIZE_MAX) return ENOMEM;
   uint8_t *p = realloc(b->data, (size_t)cap);
   if (p == NULL) return ENOMEM;

@@ -32,14 +32,23 @@ int wg_error_prefix(struct wg_error *err, int code, const char *fmt, ...) {
 
 const char *wg_status_name(int code) {
   switch (code) {
-  case 0: return "OK";
-  case EINVAL: return "EINVAL";
-  case EPROTO: return "EPROTO";
-  case ENOTSUP: return "ENOTSUP";
-  case ENOMEM: return "ENOMEM";
-  case ESPIPE: return "ESPIPE";
-  case ENODATA: return "ENODATA";
-  case EOVERFLOW: return "EOVERFLOW";
-  default: return "E?";
+  case 0:
+    return "OK";
+  case EINVAL:
+    return "EINVAL";
+  case EPROTO:
+    return "EPROTO";
+  case ENOTSUP:
+    return "ENOTSUP";
+  case ENOMEM:
+    return "ENOMEM";
+  case ESPIPE:
+    return "ESPIPE";
+  case ENODATA:
+    return "ENODATA";
+  case EOVERFLOW:
+    return "EOVERFLOW";
+  default:
+    return "E?";
   }
 }
