@@ -56,12 +56,17 @@ static int wg_test_passed, wg_test_failed, wg_test_current_failed;
     }                                                                                              \
   } while (0)
 
+struct wg_error;
+static inline const char *wg_test_message(const void *err) {
+  return err != NULL ? (const char *)err : ""; /* struct wg_error starts with its message */
+}
+
 /* Asserts a wigeon status is 0, printing the error message otherwise. */
 #define ASSERT_OK(expr, errp)                                                                      \
   do {                                                                                             \
     int wg_rc_ = (expr);                                                                           \
     if (wg_rc_ != 0) {                                                                             \
-      TEST_FAIL_("%s failed: %d (%s)", #expr, wg_rc_, (errp) ? (errp)->message : "");              \
+      TEST_FAIL_("%s failed: %d (%s)", #expr, wg_rc_, wg_test_message(errp));                     \
       return;                                                                                      \
     }                                                                                              \
   } while (0)

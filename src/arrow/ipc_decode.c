@@ -373,7 +373,8 @@ static int decode_node(struct walk *w, const struct dnode *n, struct ArrowArray 
       return wg_error_set(err, EPROTO, "view field with %lld variadic buffers, %lld left",
                           (long long)n_variadic, (long long)(w->buffers.length - w->buffer_i));
     n_buffers = 3 + n_variadic;
-    /* fall through: validity and views here, the variadic buffers below */
+    /* validity and views as below, then the variadic buffers after the node is made */
+    __attribute__((fallthrough));
   default: {
     int64_t aligns[3];
     int k = ipc_buffer_aligns(t, aligns);

@@ -1,5 +1,5 @@
 /* wigeon: the `wigeon` command. Subcommands arrive with their issues; for now the command reports
- * its version and the DuckDB it links, and `ipc-cat` decodes an Arrow IPC stream file. */
+ * its version and the DuckDB it links. */
 #include <stdio.h>
 #include <string.h>
 

@@ -17,15 +17,21 @@ int wg_error_set(struct wg_error *err, int code, const char *fmt, ...) {
 
 int wg_error_prefix(struct wg_error *err, int code, const char *fmt, ...) {
   if (err != NULL) {
-    char prefix[256];
-    char old[sizeof(err->message)];
+    char joined[sizeof(err->message) * 2];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    int n = vsnprintf(joined, sizeof(joined) / 2, fmt, ap);
     va_end(ap);
-    memcpy(old, err->message, sizeof(old));
-    old[sizeof(old) - 1] = '\0';
-    snprintf(err->message, sizeof(err->message), "%s: %s", prefix, old);
+    if (n < 0) n = 0;
+    if (n > (int)sizeof(joined) / 2 - 1) n = (int)sizeof(joined) / 2 - 1;
+    size_t old_len = strnlen(err->message, sizeof(err->message) - 1);
+    memcpy(joined + n, ": ", 2);
+    memcpy(joined + n + 2, err->message, old_len);
+    joined[n + 2 + old_len] = '\0';
+    size_t total = (size_t)n + 2 + old_len;
+    if (total > sizeof(err->message) - 1) total = sizeof(err->message) - 1;
+    memcpy(err->message, joined, total);
+    err->message[total] = '\0';
   }
   return code;
 }

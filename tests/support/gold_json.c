@@ -1171,7 +1171,7 @@ static int cmp_bytes(struct ctx *c, int64_t row, const uint8_t *want, int64_t wa
 /* One fixed-width value at JSON index j / physical index p. */
 static int cmp_fixed(struct ctx *c, const struct jcol *jc, const struct ArrowArray *a, int64_t j,
                      int64_t p) {
-  const cJSON *v;
+  const cJSON *v = NULL;
   WG_RETURN_NOT_OK(json_item(c, jc, j, &v));
   NEED_BUF(buf, c, a, 1, j);
   const struct jtype *t = &jc->t;
@@ -1301,7 +1301,7 @@ static int cmp_binary(struct ctx *c, struct jcol *jc, const struct ArrowArray *a
   for (int64_t k = 0; k < n; k++) {
     int64_t j = j0 + k, p = base + k;
     if (!jvalid(jc, j)) continue;
-    const cJSON *v;
+    const cJSON *v = NULL;
     WG_RETURN_NOT_OK(json_item(c, jc, j, &v));
     const uint8_t *wp;
     int64_t wn;
@@ -1447,7 +1447,7 @@ static bool seen_dictionary(struct ctx *c, const struct ArrowArray *d) {
 
 static int cmp_dict(struct ctx *c, struct jcol *jc, const struct ArrowArray *a, int64_t j0,
                     int64_t base, int64_t n) {
-  struct jcol *dict;
+  struct jcol *dict = NULL;
   WG_RETURN_NOT_OK(get_dict(c, jc, &dict));
   const struct ArrowArray *ad = a->dictionary;
   if (c->mode == WG_GOLD_EXACT) {
@@ -1464,7 +1464,7 @@ static int cmp_dict(struct ctx *c, struct jcol *jc, const struct ArrowArray *a, 
   for (int64_t k = 0; k < n; k++) {
     int64_t j = j0 + k, p = base + k;
     if (!jvalid(jc, j)) continue;
-    const cJSON *v;
+    const cJSON *v = NULL;
     int64_t ji;
     WG_RETURN_NOT_OK(json_item(c, jc, j, &v));
     if (!json_get_i64(v, &ji) || ji < 0 || ji >= dict->count) return bad_json(c, j, "index");
