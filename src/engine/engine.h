@@ -1,0 +1,115 @@
+/* wigeon: the DuckDB engine behind the Flight service, over DuckDB's C API only. One database, a
+ * pool of connections (one per worker: a call holds one connection at a time), streaming queries
+ * as Arrow record batches gathered to a target size, all-or-nothing ingest of Arrow batches,
+ * catalog lookups, and the classification of DuckDB errors into wigeon status codes.
+ * Knows nothing of Flight or gRPC.
+ *
+ * Status codes (errno-style, see common/error.h) returned by every function here:
+ *   EINVAL     parser, binder, conversion errors; schema mismatch on ingest
+ *   ENOENT     missing catalog entry (table, schema, column, function)
+ *   EEXIST     duplicate key / unique or primary key constraint, object already exists
+ *   EPERM      other constraint violations (NOT NULL, CHECK, foreign key); refused by the
+ *              security settings (external access, configuration lock)
+ *   EAGAIN     transaction conflict (retry may succeed)
+ *   ENOMEM     out of memory
+ *   ECANCELED  interrupted (wg_engine_interrupt)
+ *   EIO        anything else (DuckDB internal, I/O)
+ * and the message is DuckDB's own. */
+#ifndef WG_ENGINE_ENGINE_H
+#define WG_ENGINE_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <duckdb.h>
+
+#include "arrow/abi.h"
+#include "common/error.h"
+
+struct wg_engine;
+struct wg_engine_conn;
+
+struct wg_engine_options {
+  const char *path;           /* database file, or ":memory:" (NULL = ":memory:") */
+  int connections;            /* pool size (default 8) */
+  bool allow_external_access; /* false: no file system, extensions or configuration changes */
+  const char *memory_limit;   /* DuckDB memory_limit, NULL = DuckDB's default */
+  int duckdb_threads;         /* DuckDB worker threads, 0 = DuckDB's default */
+};
+
+/* Opens (or creates) the database and the connection pool. By default (allow_external_access
+ * false) the database is configured so that SQL cannot reach the file system (read_csv, COPY,
+ * ATTACH, EXPORT), install or load extensions, or change that configuration (SET ... is refused
+ * for locked settings). Returns 0, EIO/EINVAL with DuckDB's message. The caller owns *out. */
+int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *options,
+                   struct wg_error *err);
+/* Checkpoints (file databases) and closes. Every connection must have been released. NULL ok. */
+void wg_engine_close(struct wg_engine *e);
+int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err);
+
+/* Takes a connection from the pool, waiting while all are in use. Thread-safe. */
+int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct wg_error *err);
+/* Returns it; any open transaction is rolled back first. Thread-safe. */
+void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c);
+duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c);
+/* Interrupts whatever runs on the connection (callable from any thread, e.g. on cancel). */
+void wg_engine_interrupt(struct wg_engine_conn *c);
+
+/* Runs one query and streams its result as Arrow record batches of about target_rows rows
+ * (DuckDB's 2048-row chunks gathered; 0 = 65536). Memory stays bounded by one gathered batch plus
+ * DuckDB's own buffers whatever the result size. `out` is owned by the caller; it borrows the
+ * connection, which must stay acquired until the stream is released. Errors during execution come
+ * from get_next with get_last_error (the code in wg_engine_stream_status). */
+int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                         struct ArrowArrayStream *out, struct wg_error *err);
+/* The status code of a stream's last failure (as above), 0 if none. */
+int wg_engine_stream_status(struct ArrowArrayStream *stream);
+
+/* The result schema of a query without running it (prepare only). */
+int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                           struct wg_error *err);
+
+/* Executes one statement (DDL or DML); *rows_changed gets the rows changed (0 for DDL). */
+int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
+                      struct wg_error *err);
+
+/* Ingest: all batches of one stream in one transaction, all or nothing.
+ *   begin   BEGIN; creates `table` from the Arrow schema when it does not exist (in schema
+ *           `schema_name`, NULL = main); checks that every incoming column exists in the table
+ *           (matched by name, case-insensitively) with a type it can take, else EINVAL naming
+ *           the column, the table's type and the incoming type.
+ *   append  appends one struct array matching the schema (consumed: released by the call).
+ *   commit  COMMIT; *rows = rows of this ingest. After an error anywhere, abort.
+ *   abort   ROLLBACK; nothing of the ingest stays. */
+struct wg_engine_ingest;
+int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                           const struct ArrowSchema *schema, struct wg_engine_ingest **out,
+                           struct wg_error *err);
+int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *batch,
+                            struct wg_error *err);
+int64_t wg_engine_ingest_rows(const struct wg_engine_ingest *ing);
+int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct wg_error *err);
+void wg_engine_ingest_abort(struct wg_engine_ingest *ing);
+
+/* Catalog. */
+struct wg_engine_table {
+  char *schema_name;
+  char *table_name;
+  int64_t rows; /* exact count */
+};
+/* Every base table of every schema (temp and system schemas excluded), optionally only those
+ * whose name contains `filter` (NULL or "" = all). *out is an array the caller frees with
+ * wg_engine_tables_free. */
+int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
+                          struct wg_engine_table **out, int64_t *n, struct wg_error *err);
+void wg_engine_tables_free(struct wg_engine_table *t, int64_t n);
+/* The Arrow schema of a table and its row count (ENOENT when missing). */
+int wg_engine_table_schema(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                           struct ArrowSchema *out, int64_t *rows, struct wg_error *err);
+/* DROP TABLE (ENOENT when missing). */
+int wg_engine_drop_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                         struct wg_error *err);
+/* Quotes an identifier for SQL ("a""b"); returns a malloc'ed string or NULL on ENOMEM. */
+char *wg_engine_quote_ident(const char *name);
+
+#endif

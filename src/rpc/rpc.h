@@ -1,0 +1,117 @@
+/* wigeon: gRPC transport on the gRPC core C API (grpc/grpc.h). A server that hands each incoming
+ * call to a worker thread from a fixed pool, with a bounded queue of calls waiting for a worker,
+ * and blocking per-call operations for the handler; and a client with the same blocking
+ * operations. Messages are grpc_byte_buffers: the layers above build them from slices (zero copy)
+ * and read them slice by slice.
+ *
+ * Threads: one completion-queue thread per server polls the queue and only delivers completions
+ * (and answers RESOURCE_EXHAUSTED when the queue is full). Batches on a call are started by the
+ * handler's worker thread through the functions below, at most one send and one receive
+ * outstanding at a time; cancellation hooks run on the completion-queue thread. */
+#ifndef WG_RPC_RPC_H
+#define WG_RPC_RPC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+
+#include "common/error.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Server */
+
+struct wg_rpc_server;
+struct wg_rpc_call;
+
+/* Runs on a worker thread for one call; must end with wg_rpc_call_finish. */
+typedef void (*wg_rpc_handler_fn)(struct wg_rpc_call *call, void *ctx);
+
+struct wg_rpc_server_options {
+  const char *listen;          /* "host:port"; port 0 picks a free port */
+  int threads;                 /* worker threads (default 8) */
+  int queue_limit;             /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
+  int64_t max_message_bytes;   /* largest message received (default 256 MiB) */
+  wg_rpc_handler_fn handler;   /* every method goes to this one handler */
+  void *ctx;
+};
+
+/* Binds, starts the threads and accepts calls. *bound_port (may be NULL) gets the port. */
+int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_options *options,
+                        int *bound_port, struct wg_error *err);
+/* Stops accepting calls; calls in flight get grace_ms to finish, then are cancelled; waits for
+ * every handler to return. Safe to call once; then wg_rpc_server_destroy. */
+void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms);
+void wg_rpc_server_destroy(struct wg_rpc_server *s);
+/* Calls running or waiting for a worker (for stats). */
+int64_t wg_rpc_server_active_calls(const struct wg_rpc_server *s);
+
+/* The method path, e.g. "/arrow.flight.protocol.FlightService/DoGet". Valid during the call. */
+const char *wg_rpc_call_method(const struct wg_rpc_call *c);
+/* The client's address ("ipv4:127.0.0.1:51234"). */
+const char *wg_rpc_call_peer(const struct wg_rpc_call *c);
+/* Value of a request metadata key (e.g. "authorization"), or NULL. Borrowed for the call. */
+const char *wg_rpc_call_metadata(const struct wg_rpc_call *c, const char *key, int64_t *len);
+
+/* Receives the next message. Returns 0 with *out set (the caller destroys it with
+ * grpc_byte_buffer_destroy), or 0 with *out NULL when the client has half-closed; ECANCELED when
+ * the call was cancelled or its deadline passed. */
+int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out);
+/* Sends one message (the call takes ownership of msg, even on error); the first send also sends
+ * the initial metadata. Blocks until gRPC has taken the message (flow control). ECANCELED when
+ * the call is gone. */
+int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg);
+/* Ends the call with a status (GRPC_STATUS_OK...) and message (may be NULL). Exactly once per
+ * call, by its handler; waits until the status is sent or the call is cancelled. */
+int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message);
+/* Whether the client cancelled, the deadline passed, or the server is shutting down. */
+bool wg_rpc_call_cancelled(const struct wg_rpc_call *c);
+/* fn(arg) runs once, on the completion-queue thread, if the call gets cancelled while the hook is
+ * set (e.g. to interrupt a DuckDB query). Set fn NULL to clear; clearing waits for a running
+ * hook to return. */
+void wg_rpc_call_set_cancel_hook(struct wg_rpc_call *c, void (*fn)(void *arg), void *arg);
+
+/* ---------------------------------------------------------------------------------------------
+ * Client */
+
+struct wg_rpc_channel;
+struct wg_rpc_client_call;
+
+/* Connects lazily to "host:port" (plaintext). Thread-safe: calls may run from many threads. */
+int wg_rpc_channel_create(struct wg_rpc_channel **out, const char *target, struct wg_error *err);
+void wg_rpc_channel_destroy(struct wg_rpc_channel *ch);
+
+/* Starts a call (timeout_ms <= 0: none). metadata: NULL or NULL-terminated key, value pairs. */
+int wg_rpc_client_call_start(struct wg_rpc_channel *ch, const char *method, int64_t timeout_ms,
+                             const char *const *metadata, struct wg_rpc_client_call **out,
+                             struct wg_error *err);
+/* Sends one message (takes ownership of msg). EPIPE when the server has ended the call. */
+int wg_rpc_client_call_send(struct wg_rpc_client_call *c, grpc_byte_buffer *msg);
+/* Half-closes: no more messages from the client. */
+int wg_rpc_client_call_close_send(struct wg_rpc_client_call *c);
+/* Receives the next message, or *out NULL when the server's stream ended. Send and receive may
+ * run on two threads at once. */
+int wg_rpc_client_call_recv(struct wg_rpc_client_call *c, grpc_byte_buffer **out);
+/* Waits for the final status; *code and the message (err->message) from the server. Returns 0
+ * when the status is OK, else a status code mapping the gRPC code (see wg_rpc_status_errno). */
+int wg_rpc_client_call_finish(struct wg_rpc_client_call *c, grpc_status_code *code,
+                              struct wg_error *err);
+void wg_rpc_client_call_cancel(struct wg_rpc_client_call *c);
+/* Frees the call (cancelling it if it has not finished). NULL ok. */
+void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c);
+
+/* The one mapping between wigeon status codes and gRPC status codes (see engine/engine.h for the
+ * codes): EINVAL/EPROTO INVALID_ARGUMENT, ENOENT NOT_FOUND, EEXIST ALREADY_EXISTS, EPERM
+ * FAILED_PRECONDITION (PERMISSION_DENIED for EACCES), EAGAIN ABORTED, ENOMEM and EBUSY
+ * RESOURCE_EXHAUSTED, ECANCELED CANCELLED, ETIMEDOUT DEADLINE_EXCEEDED, ENOTSUP UNIMPLEMENTED,
+ * ECONNREFUSED/EPIPE UNAVAILABLE, anything else INTERNAL; and back. */
+grpc_status_code wg_rpc_status_from_errno(int code);
+int wg_rpc_errno_from_status(grpc_status_code code);
+
+/* Byte buffer helpers. */
+grpc_byte_buffer *wg_rpc_buffer_from_copy(const void *data, size_t size);
+/* Copies a byte buffer into one malloc'ed block (*data, *size); 0 or ENOMEM. */
+int wg_rpc_buffer_flatten(grpc_byte_buffer *bb, uint8_t **data, size_t *size);
+
+#endif
