@@ -1,0 +1,124 @@
+/* wigeon: `wigeon serve`: runs the Flight server until SIGINT or SIGTERM, then stops accepting
+ * calls, lets in-flight calls finish within the grace period, checkpoints and exits 0. The
+ * signals are blocked in every thread and taken synchronously with sigwait, so no handler runs. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "server/server.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: wigeon serve [options]\n"
+          "\n"
+          "Serves a DuckDB database over Arrow Flight until SIGINT or SIGTERM.\n"
+          "\n"
+          "options:\n"
+          "  --db PATH                 database file, or :memory: (default: wigeon.duckdb)\n"
+          "  --listen URI              grpc://HOST:PORT or HOST:PORT (default: "
+          "grpc://127.0.0.1:8815)\n"
+          "  --threads N               worker threads = DuckDB connections (default: 8)\n"
+          "  --queue N                 calls that may wait for a worker before the server\n"
+          "                            answers RESOURCE_EXHAUSTED (default: 64)\n"
+          "  --batch-rows N            target rows per record batch sent by DoGet (default: "
+          "65536)\n"
+          "  --grace SECONDS           time in-flight calls get on shutdown (default: 10)\n"
+          "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
+          "RAM)\n"
+          "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
+          "                            databases, load extensions and change settings\n"
+          "                            (default: refused)\n"
+          "  -h, --help                this text\n");
+}
+
+/* Splits grpc://host:port (or host:port) into the "host:port" gRPC wants. */
+static const char *strip_scheme(const char *uri) {
+  const char *schemes[] = {"grpc://", "grpc+tcp://"};
+  for (size_t i = 0; i < 2; i++)
+    if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0) return uri + strlen(schemes[i]);
+  return uri;
+}
+
+int wg_cli_serve(int argc, char **argv) {
+  struct wg_server_options o = {0};
+  o.grace_ms = 10000;
+  const char *listen = "grpc://127.0.0.1:8815";
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(a, "--allow-external-access") == 0) {
+      o.allow_external_access = true;
+      continue;
+    }
+    if (v == NULL) {
+      fprintf(stderr, "wigeon serve: %s needs a value\n", a);
+      return WG_EXIT_USAGE;
+    }
+    i++;
+    int64_t n = 0;
+    if (strcmp(a, "--db") == 0) {
+      o.db_path = v;
+    } else if (strcmp(a, "--listen") == 0) {
+      listen = v;
+    } else if (strcmp(a, "--memory-limit") == 0) {
+      o.memory_limit = v;
+    } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
+               strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0) {
+      if (wg_cli_parse_int(v, &n) != 0 || n < (strcmp(a, "--grace") == 0 ? 0 : 1) ||
+          n > 100000000) {
+        fprintf(stderr, "wigeon serve: %s wants a positive number, not '%s'\n", a, v);
+        return WG_EXIT_USAGE;
+      }
+      if (a[2] == 't') o.threads = (int)n;
+      else if (a[2] == 'q') o.queue_limit = (int)n;
+      else if (a[2] == 'b') o.batch_rows = n;
+      else o.grace_ms = (int)(n * 1000);
+    } else {
+      fprintf(stderr, "wigeon serve: unknown option '%s' (see wigeon serve --help)\n", a);
+      return WG_EXIT_USAGE;
+    }
+  }
+  o.listen = strip_scheme(listen);
+
+  /* Block the signals before any thread starts, so every thread inherits the mask. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+  struct wg_server *server;
+  struct wg_error err = {""};
+  int port = 0;
+  if (wg_server_start(&server, &o, &port, &err) != 0) {
+    fprintf(stderr, "wigeon serve: %s\n", err.message);
+    return WG_EXIT_SERVER;
+  }
+  /* The host part as given, with the port actually bound. */
+  char host[256];
+  const char *colon = strrchr(o.listen, ':');
+  size_t hl = colon ? (size_t)(colon - o.listen) : strlen(o.listen);
+  if (hl >= sizeof(host)) hl = sizeof(host) - 1;
+  memcpy(host, o.listen, hl);
+  host[hl] = '\0';
+  printf("listening on grpc://%s:%d\n", host, port);
+  fflush(stdout);
+
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  fprintf(stderr, "wigeon serve: %s received, stopping (grace %d s)\n",
+          sig == SIGINT ? "SIGINT" : "SIGTERM", o.grace_ms / 1000);
+  if (wg_server_stop(server, &err) != 0) {
+    fprintf(stderr, "wigeon serve: %s\n", err.message);
+    return WG_EXIT_SERVER;
+  }
+  fprintf(stderr, "wigeon serve: stopped\n");
+  return 0;
+}

@@ -1,0 +1,131 @@
+/* wigeon: DoGet. The ticket is UTF-8 SQL text (what plain Flight clients send, and what
+ * GetFlightInfo hands out). The query streams: DuckDB's chunks are gathered into record batches of
+ * about batch_rows rows by the engine, each batch is encoded as IPC pieces and sent as FlightData
+ * whose body slices point at the batch's own buffers; the batch is released when gRPC has sent
+ * them. At most one message is in flight (send blocks on flow control), so memory stays bounded
+ * for any result size. A client that cancels, or whose deadline passes, interrupts the query.
+ *
+ *   recv Ticket -> acquire connection -> query_open -> send schema -> { get_next -> encode ->
+ *   send }* -> finish OK          any failure -> finish with the mapped status */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+static void release_array(void *ctx) {
+  struct ArrowArray *a = ctx;
+  wg_array_release(a);
+  free(a);
+}
+
+/* Sends every message of an encoded batch; `batch` is kept alive by the slices. */
+static int send_encoded(struct wg_server *s, struct wg_rpc_call *call, struct wg_ipc_encoded *m,
+                        int64_t n, struct wg_shared *keepalive, struct wg_error *err) {
+  struct wg_bytes none = {NULL, 0};
+  for (int64_t i = 0; i < n; i++) {
+    grpc_byte_buffer *bb;
+    WG_RETURN_NOT_OK(wg_flight_data_encode(none, &m[i], none, keepalive, &bb, err));
+    int64_t bytes = (int64_t)grpc_byte_buffer_length(bb);
+    if (wg_rpc_call_send(call, bb) != 0)
+      return wg_error_set(err, ECANCELED, "client cancelled or went away during DoGet");
+    atomic_fetch_add_explicit(&s->stats.bytes_out, bytes, memory_order_relaxed);
+  }
+  return 0;
+}
+
+static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
+                         struct ArrowArrayStream *stream, struct wg_error *err) {
+  struct ArrowSchema schema;
+  int rc = stream->get_schema(stream, &schema);
+  if (rc != 0) {
+    const char *m = stream->get_last_error(stream);
+    return wg_error_set(err, wg_engine_stream_status(stream) ? wg_engine_stream_status(stream) : rc,
+                        "%s", m ? m : "cannot read the result schema");
+  }
+  struct wg_ipc_encoder *enc;
+  rc = wg_ipc_encoder_create(&enc, &schema, NULL, err);
+  wg_schema_release(&schema);
+  if (rc != 0) return rc;
+  int64_t max = wg_ipc_encoder_max_messages(enc);
+  struct wg_ipc_encoded *msgs = calloc((size_t)max, sizeof(*msgs));
+  if (msgs == NULL) {
+    wg_ipc_encoder_destroy(enc);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
+  if (rc == 0) rc = send_encoded(s, call, msgs, 1, NULL, err);
+  while (rc == 0) {
+    struct ArrowArray *batch = malloc(sizeof(*batch));
+    if (batch == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+      break;
+    }
+    rc = stream->get_next(stream, batch);
+    if (rc != 0) {
+      const char *m = stream->get_last_error(stream);
+      int code = wg_engine_stream_status(stream);
+      rc = wg_error_set(err, code ? code : rc, "%s", m ? m : "query failed");
+      free(batch);
+      break;
+    }
+    if (batch->release == NULL) { /* end of result */
+      free(batch);
+      break;
+    }
+    int64_t n = 0, rows = batch->length;
+    rc = wg_ipc_encoder_batch(enc, batch, msgs, &n, err);
+    struct wg_shared *keep = rc == 0 ? wg_shared_wrap(NULL, 0, release_array, batch) : NULL;
+    if (keep == NULL) {
+      release_array(batch);
+      if (rc == 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+      break;
+    }
+    rc = send_encoded(s, call, msgs, n, keep, err);
+    wg_shared_unref(keep); /* the slices hold the batch from here on */
+    if (rc == 0) atomic_fetch_add_explicit(&s->stats.rows_out, rows, memory_order_relaxed);
+  }
+  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  free(msgs);
+  wg_ipc_encoder_destroy(enc);
+  return rc;
+}
+
+void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
+  struct wg_error err = {""};
+  ProtobufCMessage *msg = NULL;
+  int rc = wg__server_recv_request(call, &arrow__flight__protocol__ticket__descriptor, &msg, &err);
+  char *sql = NULL;
+  if (rc == 0) {
+    const Arrow__Flight__Protocol__Ticket *t = (const Arrow__Flight__Protocol__Ticket *)msg;
+    if (t->ticket.len == 0) {
+      rc = wg_error_set(&err, EINVAL, "empty ticket: DoGet expects SQL text");
+    } else if (memchr(t->ticket.data, 0, t->ticket.len) != NULL) {
+      rc = wg_error_set(&err, EINVAL, "ticket holds a NUL byte: DoGet expects SQL text");
+    } else if ((sql = malloc(t->ticket.len + 1)) == NULL) {
+      rc = wg_error_set(&err, ENOMEM, "out of memory");
+    } else {
+      memcpy(sql, t->ticket.data, t->ticket.len);
+      sql[t->ticket.len] = '\0';
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+  }
+  struct wg_engine_conn *conn = NULL;
+  if (rc == 0) rc = wg_engine_acquire(s->engine, &conn, &err);
+  if (rc == 0) {
+    atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
+    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
+    struct ArrowArrayStream stream;
+    rc = wg_engine_query_open(conn, sql, s->options.batch_rows, &stream, &err);
+    if (rc == 0) {
+      rc = stream_result(s, call, &stream, &err);
+      wg_stream_release(&stream);
+    }
+    wg_rpc_call_set_cancel_hook(call, NULL, NULL);
+    if (rc != 0 && wg_rpc_call_cancelled(call))
+      rc = wg_error_set(&err, ECANCELED, "DoGet cancelled by the client or its deadline");
+    wg_engine_release(s->engine, conn);
+  }
+  free(sql);
+  wg__server_finish(s, call, rc, &err);
+}

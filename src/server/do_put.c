@@ -1,0 +1,147 @@
+/* wigeon: DoPut. The descriptor path names the table ([table] or [schema, table]); a missing table
+ * is created from the stream's Arrow schema; columns are matched by name. The whole stream is one
+ * transaction: every batch is appended inside it and the commit happens when the client has sent
+ * its last message, so a reader never sees part of a put and a failed put leaves nothing.
+ *
+ * Acknowledgement: after the commit, and only then, the server sends one PutResult whose
+ * app_metadata is the JSON text {"rows": N, "table": "NAME"}: N rows of this stream committed.
+ *
+ *   recv FlightData(descriptor + Schema) -> acquire -> ingest_begin
+ *   { recv FlightData(DictionaryBatch | RecordBatch) -> decode -> ingest_append }*
+ *   half-close -> ingest_commit -> send PutResult -> finish OK
+ *   any error (bad frame, bad IPC, type mismatch, cancel) -> ingest_abort -> finish with status */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+struct put {
+  struct wg_server *s;
+  struct wg_rpc_call *call;
+  struct wg_ipc_decoder *dec;
+  struct wg_engine_conn *conn;
+  struct wg_engine_ingest *ing;
+  Arrow__Flight__Protocol__FlightDescriptor *desc;
+  struct wg__table_ref table;
+};
+
+/* Receives the next FlightData; *done at the end of the client's stream. */
+static int recv_data(struct put *p, struct wg_flight_data *fd, bool *done, struct wg_error *err) {
+  grpc_byte_buffer *bb = NULL;
+  *done = false;
+  if (wg_rpc_call_recv(p->call, &bb) != 0)
+    return wg_error_set(err, ECANCELED, "DoPut cancelled by the client or its deadline");
+  if (bb == NULL) {
+    *done = true;
+    return 0;
+  }
+  atomic_fetch_add_explicit(&p->s->stats.bytes_in, (long long)grpc_byte_buffer_length(bb),
+                            memory_order_relaxed);
+  int rc = wg_flight_data_decode(bb, fd, err);
+  grpc_byte_buffer_destroy(bb);
+  return rc;
+}
+
+static int begin(struct put *p, struct wg_error *err) {
+  struct wg_flight_data fd = {0};
+  bool done;
+  WG_RETURN_NOT_OK(recv_data(p, &fd, &done, err));
+  int rc = 0;
+  if (done) {
+    rc = wg_error_set(err, EINVAL, "DoPut stream ended before its schema");
+  } else if (fd.descriptor.size == 0) {
+    rc = wg_error_set(err, EINVAL, "the first DoPut message carries no flight descriptor");
+  } else {
+    p->desc = arrow__flight__protocol__flight_descriptor__unpack(
+        NULL, (size_t)fd.descriptor.size, fd.descriptor.data);
+    if (p->desc == NULL) rc = wg_error_set(err, EINVAL, "malformed flight descriptor");
+  }
+  if (rc == 0) rc = wg__server_table_ref(p->desc, &p->table, err);
+  if (rc == 0 && fd.data_header.size == 0)
+    rc = wg_error_set(err, EINVAL, "the first DoPut message carries no schema");
+  enum wg_ipc_message_type type;
+  struct ArrowArray unused;
+  if (rc == 0) rc = wg_ipc_decoder_decode(p->dec, fd.data_header, fd.body, &type, &unused, err);
+  if (rc == 0 && type != WG_IPC_MESSAGE_SCHEMA) {
+    if (type == WG_IPC_MESSAGE_RECORD_BATCH) wg_array_release(&unused);
+    rc = wg_error_set(err, EINVAL, "the first DoPut message must hold a Schema, not type %d", type);
+  } else if (rc != 0) {
+    rc = wg_error_prefix(err, EINVAL, "bad schema message");
+  }
+  wg_flight_data_reset(&fd);
+  if (rc != 0) return rc;
+  struct ArrowSchema schema;
+  WG_RETURN_NOT_OK(wg_ipc_decoder_schema(p->dec, &schema, err));
+  rc = wg_engine_acquire(p->s->engine, &p->conn, err);
+  if (rc == 0) rc = wg_engine_ingest_begin(p->conn, p->table.schema_name, p->table.table, &schema,
+                                           &p->ing, err);
+  wg_schema_release(&schema);
+  return rc;
+}
+
+static int append_all(struct put *p, struct wg_error *err) {
+  for (;;) {
+    struct wg_flight_data fd = {0};
+    bool done;
+    WG_RETURN_NOT_OK(recv_data(p, &fd, &done, err));
+    if (done) return 0;
+    if (fd.data_header.size == 0) { /* metadata-only message: nothing to ingest */
+      wg_flight_data_reset(&fd);
+      continue;
+    }
+    enum wg_ipc_message_type type;
+    struct ArrowArray batch;
+    int rc = wg_ipc_decoder_decode(p->dec, fd.data_header, fd.body, &type, &batch, err);
+    wg_flight_data_reset(&fd); /* the batch keeps its own reference on the body */
+    if (rc != 0) return wg_error_prefix(err, rc == ENOMEM ? ENOMEM : EINVAL, "bad IPC message");
+    if (type == WG_IPC_MESSAGE_RECORD_BATCH) {
+      int64_t rows = batch.length;
+      WG_RETURN_NOT_OK(wg_engine_ingest_append(p->ing, &batch, err));
+      atomic_fetch_add_explicit(&p->s->stats.rows_in, rows, memory_order_relaxed);
+    }
+  }
+}
+
+static int acknowledge(struct put *p, int64_t rows, struct wg_error *err) {
+  char json[512];
+  /* table names with quotes or backslashes are escaped minimally for JSON */
+  char name[256];
+  size_t j = 0;
+  for (const char *c = p->table.table; *c && j + 2 < sizeof(name); c++) {
+    if (*c == '"' || *c == '\\') name[j++] = '\\';
+    name[j++] = (unsigned char)*c < 0x20 ? ' ' : *c;
+  }
+  name[j] = '\0';
+  int n = snprintf(json, sizeof(json), "{\"rows\": %lld, \"table\": \"%s\"}", (long long)rows, name);
+  Arrow__Flight__Protocol__PutResult r = ARROW__FLIGHT__PROTOCOL__PUT_RESULT__INIT;
+  r.app_metadata.data = (uint8_t *)json;
+  r.app_metadata.len = (size_t)n;
+  return wg__server_send_message(p->call, &r.base, err);
+}
+
+void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
+  struct wg_error err = {""};
+  struct put p = {.s = s, .call = call};
+  int rc = wg_ipc_decoder_create(&p.dec, NULL, &err);
+  if (rc == 0) rc = begin(&p, &err);
+  if (rc == 0) {
+    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, p.conn);
+    rc = append_all(&p, &err);
+    wg_rpc_call_set_cancel_hook(call, NULL, NULL);
+  }
+  int64_t rows = 0;
+  if (rc == 0) {
+    rc = wg_engine_ingest_commit(p.ing, &rows, &err);
+    p.ing = NULL;
+    if (rc == 0) {
+      atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
+      rc = acknowledge(&p, rows, &err);
+    }
+  }
+  if (p.ing != NULL) wg_engine_ingest_abort(p.ing);
+  if (p.conn != NULL) wg_engine_release(s->engine, p.conn);
+  if (p.desc != NULL) protobuf_c_message_free_unpacked(&p.desc->base, NULL);
+  wg_ipc_decoder_destroy(p.dec);
+  wg__server_finish(s, call, rc, &err);
+}

@@ -1,0 +1,187 @@
+/* wigeon: GetFlightInfo, PollFlightInfo, GetSchema and ListFlights. A PATH descriptor names a
+ * table: its schema, exact row count, and one endpoint whose ticket reads it. A CMD descriptor is
+ * SQL: its result schema comes from preparing the query, which is not run; the ticket is the SQL
+ * itself, so tickets stay valid across restarts and any server of the same database serves them.
+ * The endpoint has no location: the client reads from the server it asked. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+/* What a FlightInfo is built from; everything owned. */
+struct info_parts {
+  struct wg_buf schema; /* encapsulated IPC schema */
+  char *ticket;         /* SQL */
+  int64_t rows;         /* -1 unknown */
+};
+
+static void info_parts_reset(struct info_parts *p) {
+  wg_buf_reset(&p->schema);
+  free(p->ticket);
+  p->ticket = NULL;
+}
+
+static int describe(struct wg_server *s, const Arrow__Flight__Protocol__FlightDescriptor *d,
+                    struct info_parts *out, struct wg_error *err) {
+  wg_buf_init(&out->schema);
+  out->ticket = NULL;
+  out->rows = -1;
+  if (d == NULL) return wg_error_set(err, EINVAL, "missing flight descriptor");
+  struct wg_engine_conn *conn;
+  WG_RETURN_NOT_OK(wg_engine_acquire(s->engine, &conn, err));
+  struct ArrowSchema schema = {0};
+  int rc;
+  if (d->type == ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD) {
+    if (d->cmd.len == 0 || memchr(d->cmd.data, 0, d->cmd.len) != NULL) {
+      rc = wg_error_set(err, EINVAL, "CMD descriptor must hold SQL text");
+    } else if ((out->ticket = malloc(d->cmd.len + 1)) == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+    } else {
+      memcpy(out->ticket, d->cmd.data, d->cmd.len);
+      out->ticket[d->cmd.len] = '\0';
+      rc = wg_engine_query_schema(conn, out->ticket, &schema, err);
+    }
+  } else {
+    struct wg__table_ref t;
+    rc = wg__server_table_ref(d, &t, err);
+    if (rc == 0) rc = wg_engine_table_schema(conn, t.schema_name, t.table, &schema, &out->rows, err);
+    if (rc == 0 && (out->ticket = wg__server_table_sql(&t)) == NULL)
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+  }
+  wg_engine_release(s->engine, conn);
+  if (rc == 0) rc = wg_flight_schema_bytes(&schema, &out->schema, err);
+  wg_schema_release(&schema);
+  if (rc != 0) info_parts_reset(out);
+  return rc;
+}
+
+/* Fills `info` (stack storage in *st) from parts; pointers borrow from parts and d. */
+struct info_storage {
+  Arrow__Flight__Protocol__FlightInfo info;
+  Arrow__Flight__Protocol__FlightEndpoint endpoint, *endpoints[1];
+  Arrow__Flight__Protocol__Ticket ticket;
+};
+
+static void build_info(struct info_storage *st, const struct info_parts *p,
+                       Arrow__Flight__Protocol__FlightDescriptor *d) {
+  arrow__flight__protocol__flight_info__init(&st->info);
+  arrow__flight__protocol__flight_endpoint__init(&st->endpoint);
+  arrow__flight__protocol__ticket__init(&st->ticket);
+  st->ticket.ticket.data = (uint8_t *)p->ticket;
+  st->ticket.ticket.len = strlen(p->ticket);
+  st->endpoint.ticket = &st->ticket;
+  st->endpoints[0] = &st->endpoint;
+  st->info.schema.data = p->schema.data;
+  st->info.schema.len = (size_t)p->schema.size;
+  st->info.flight_descriptor = d;
+  st->info.n_endpoint = 1;
+  st->info.endpoint = st->endpoints;
+  st->info.total_records = p->rows;
+  st->info.total_bytes = -1;
+}
+
+static void flight_info(struct wg_server *s, struct wg_rpc_call *call, bool poll) {
+  struct wg_error err = {""};
+  ProtobufCMessage *msg = NULL;
+  int rc = wg__server_recv_request(call, &arrow__flight__protocol__flight_descriptor__descriptor,
+                                   &msg, &err);
+  if (rc == 0) {
+    Arrow__Flight__Protocol__FlightDescriptor *d = (Arrow__Flight__Protocol__FlightDescriptor *)msg;
+    struct info_parts parts;
+    rc = describe(s, d, &parts, &err);
+    if (rc == 0) {
+      struct info_storage st;
+      build_info(&st, &parts, d);
+      if (poll) { /* complete at once: no descriptor to poll again, progress 1 */
+        Arrow__Flight__Protocol__PollInfo pi = ARROW__FLIGHT__PROTOCOL__POLL_INFO__INIT;
+        pi.info = &st.info;
+        pi.progress = 1.0;
+        rc = wg__server_send_message(call, &pi.base, &err);
+      } else {
+        rc = wg__server_send_message(call, &st.info.base, &err);
+      }
+      info_parts_reset(&parts);
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+  }
+  wg__server_finish(s, call, rc, &err);
+}
+
+void wg__server_get_flight_info(struct wg_server *s, struct wg_rpc_call *call) {
+  flight_info(s, call, false);
+}
+
+void wg__server_poll_flight_info(struct wg_server *s, struct wg_rpc_call *call) {
+  flight_info(s, call, true);
+}
+
+void wg__server_get_schema(struct wg_server *s, struct wg_rpc_call *call) {
+  struct wg_error err = {""};
+  ProtobufCMessage *msg = NULL;
+  int rc = wg__server_recv_request(call, &arrow__flight__protocol__flight_descriptor__descriptor,
+                                   &msg, &err);
+  if (rc == 0) {
+    struct info_parts parts;
+    rc = describe(s, (Arrow__Flight__Protocol__FlightDescriptor *)msg, &parts, &err);
+    if (rc == 0) {
+      Arrow__Flight__Protocol__SchemaResult r = ARROW__FLIGHT__PROTOCOL__SCHEMA_RESULT__INIT;
+      r.schema.data = parts.schema.data;
+      r.schema.len = (size_t)parts.schema.size;
+      rc = wg__server_send_message(call, &r.base, &err);
+      info_parts_reset(&parts);
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+  }
+  wg__server_finish(s, call, rc, &err);
+}
+
+void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call) {
+  struct wg_error err = {""};
+  ProtobufCMessage *msg = NULL;
+  int rc = wg__server_recv_request(call, &arrow__flight__protocol__criteria__descriptor, &msg, &err);
+  char *filter = NULL;
+  if (rc == 0) {
+    const Arrow__Flight__Protocol__Criteria *c = (const Arrow__Flight__Protocol__Criteria *)msg;
+    if (c->expression.len > 0) {
+      filter = malloc(c->expression.len + 1);
+      if (filter == NULL) {
+        rc = wg_error_set(&err, ENOMEM, "out of memory");
+      } else {
+        memcpy(filter, c->expression.data, c->expression.len);
+        filter[c->expression.len] = '\0';
+      }
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+  }
+  struct wg_engine_table *tables = NULL;
+  int64_t n = 0;
+  if (rc == 0) {
+    struct wg_engine_conn *conn;
+    rc = wg_engine_acquire(s->engine, &conn, &err);
+    if (rc == 0) {
+      rc = wg_engine_list_tables(conn, filter, &tables, &n, &err);
+      wg_engine_release(s->engine, conn);
+    }
+  }
+  for (int64_t i = 0; rc == 0 && i < n; i++) {
+    Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+    char *path[2] = {tables[i].schema_name, tables[i].table_name};
+    d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
+    d.n_path = 2;
+    d.path = path;
+    struct info_parts parts;
+    rc = describe(s, &d, &parts, &err);
+    if (rc == ENOENT) { /* dropped since it was listed */
+      rc = 0;
+      continue;
+    }
+    if (rc != 0) break;
+    struct info_storage st;
+    build_info(&st, &parts, &d);
+    rc = wg__server_send_message(call, &st.info.base, &err);
+    info_parts_reset(&parts);
+  }
+  wg_engine_tables_free(tables, n);
+  free(filter);
+  wg__server_finish(s, call, rc, &err);
+}

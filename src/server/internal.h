@@ -1,0 +1,62 @@
+/* wigeon: what the service's files share: the server state, the handlers, and helpers to finish a
+ * call from a status code. Not for use outside src/server. */
+#ifndef WG_SERVER_INTERNAL_H
+#define WG_SERVER_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "engine/engine.h"
+#include "flight/flight.h"
+#include "rpc/rpc.h"
+#include "server/server.h"
+
+/* Counters for the `stats` action: all relaxed atomics, read without a lock. */
+struct wg_server_stats {
+  atomic_llong calls, errors;
+  atomic_llong rows_in, rows_out, bytes_in, bytes_out;
+  atomic_llong puts, gets;
+};
+
+struct wg_server {
+  struct wg_server_options options;
+  struct wg_engine *engine;
+  struct wg_rpc_server *rpc;
+  struct wg_server_stats stats;
+};
+
+/* Handlers: each receives its request, does its work and finishes the call. */
+void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_get_flight_info(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_poll_flight_info(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_get_schema(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_do_action(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_list_actions(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_handshake(struct wg_server *s, struct wg_rpc_call *call);
+
+/* Finishes the call with the gRPC status for `code` (0 = OK) and err's message, counting errors. */
+void wg__server_finish(struct wg_server *s, struct wg_rpc_call *call, int code,
+                       const struct wg_error *err);
+
+/* Receives the single request message of a unary or server-streaming call and unpacks it. */
+int wg__server_recv_request(struct wg_rpc_call *call, const ProtobufCMessageDescriptor *d,
+                            ProtobufCMessage **out, struct wg_error *err);
+/* Packs and sends one protobuf message. */
+int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
+                            struct wg_error *err);
+
+/* Cancel hook that interrupts the query on a connection (arg: struct wg_engine_conn *). */
+void wg__server_interrupt_hook(void *conn);
+
+/* A table named by a descriptor path [table] or [schema, table]. */
+struct wg__table_ref {
+  const char *schema_name; /* NULL = main */
+  const char *table;
+};
+int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
+                         struct wg__table_ref *out, struct wg_error *err);
+/* SELECT * FROM "schema"."table" (malloc'ed), the ticket that reads a table. */
+char *wg__server_table_sql(const struct wg__table_ref *t);
+
+#endif

@@ -1,0 +1,170 @@
+/* wigeon: the Flight service's lifecycle and dispatch. Starting opens the engine (one DuckDB
+ * connection per worker thread) and then the gRPC server; every call lands in dispatch() on a
+ * worker thread, which routes it by method name to its handler. Stopping reverses the order:
+ * no new calls, in-flight calls finish within the grace period, then checkpoint and close. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+static void dispatch(struct wg_rpc_call *call, void *ctx) {
+  struct wg_server *s = ctx;
+  const char *m = wg_rpc_call_method(call);
+  atomic_fetch_add_explicit(&s->stats.calls, 1, memory_order_relaxed);
+  size_t prefix = strlen(WG_FLIGHT_SERVICE);
+  if (m == NULL || strncmp(m, WG_FLIGHT_SERVICE, prefix) != 0) {
+    struct wg_error err;
+    wg_error_set(&err, ENOTSUP, "unknown method %.200s: this is an Arrow Flight server",
+                 m ? m : "(none)");
+    wg__server_finish(s, call, ENOTSUP, &err);
+    return;
+  }
+  const char *name = m + prefix;
+  static const struct {
+    const char *name;
+    void (*fn)(struct wg_server *, struct wg_rpc_call *);
+  } routes[] = {
+      {"DoGet", wg__server_do_get},
+      {"DoPut", wg__server_do_put},
+      {"GetFlightInfo", wg__server_get_flight_info},
+      {"PollFlightInfo", wg__server_poll_flight_info},
+      {"GetSchema", wg__server_get_schema},
+      {"ListFlights", wg__server_list_flights},
+      {"DoAction", wg__server_do_action},
+      {"ListActions", wg__server_list_actions},
+      {"Handshake", wg__server_handshake},
+  };
+  for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+    if (strcmp(name, routes[i].name) == 0) {
+      routes[i].fn(s, call);
+      return;
+    }
+  }
+  struct wg_error err;
+  if (strcmp(name, "DoExchange") == 0)
+    wg_error_set(&err, ENOTSUP, "DoExchange is not supported by this server yet");
+  else
+    wg_error_set(&err, ENOTSUP, "unknown Flight method %.200s", name);
+  wg__server_finish(s, call, ENOTSUP, &err);
+}
+
+void wg__server_finish(struct wg_server *s, struct wg_rpc_call *call, int code,
+                       const struct wg_error *err) {
+  if (code != 0) atomic_fetch_add_explicit(&s->stats.errors, 1, memory_order_relaxed);
+  wg_rpc_call_finish(call, wg_rpc_status_from_errno(code),
+                     code != 0 && err != NULL ? err->message : NULL);
+}
+
+int wg__server_recv_request(struct wg_rpc_call *call, const ProtobufCMessageDescriptor *d,
+                            ProtobufCMessage **out, struct wg_error *err) {
+  grpc_byte_buffer *bb = NULL;
+  int rc = wg_rpc_call_recv(call, &bb);
+  if (rc != 0) return wg_error_set(err, rc, "call cancelled before its request arrived");
+  if (bb == NULL) return wg_error_set(err, EINVAL, "no %s in the request", d->short_name);
+  rc = wg_flight_unpack(d, bb, out, err);
+  grpc_byte_buffer_destroy(bb);
+  return rc;
+}
+
+int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
+                            struct wg_error *err) {
+  grpc_byte_buffer *bb;
+  WG_RETURN_NOT_OK(wg_flight_pack(m, &bb, err));
+  int rc = wg_rpc_call_send(call, bb);
+  if (rc != 0) return wg_error_set(err, rc, "client went away");
+  return 0;
+}
+
+void wg__server_interrupt_hook(void *conn) {
+  wg_engine_interrupt(conn);
+}
+
+int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
+                         struct wg__table_ref *out, struct wg_error *err) {
+  if (d == NULL) return wg_error_set(err, EINVAL, "missing flight descriptor");
+  if (d->type != ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH)
+    return wg_error_set(err, EINVAL, "expected a PATH descriptor ([table] or [schema, table])");
+  if (d->n_path == 1) {
+    out->schema_name = NULL;
+    out->table = d->path[0];
+  } else if (d->n_path == 2) {
+    out->schema_name = d->path[0];
+    out->table = d->path[1];
+  } else {
+    return wg_error_set(err, EINVAL, "descriptor path has %zu parts; expected [table] or "
+                        "[schema, table]", d->n_path);
+  }
+  if (out->table == NULL || out->table[0] == '\0')
+    return wg_error_set(err, EINVAL, "empty table name in the descriptor path");
+  return 0;
+}
+
+char *wg__server_table_sql(const struct wg__table_ref *t) {
+  char *schema = t->schema_name ? wg_engine_quote_ident(t->schema_name) : NULL;
+  char *table = wg_engine_quote_ident(t->table);
+  char *sql = NULL;
+  if (table != NULL && (t->schema_name == NULL || schema != NULL)) {
+    size_t n = strlen(table) + (schema ? strlen(schema) : 0) + 32;
+    sql = malloc(n);
+    if (sql != NULL) {
+      if (schema != NULL)
+        snprintf(sql, n, "SELECT * FROM %s.%s", schema, table);
+      else
+        snprintf(sql, n, "SELECT * FROM %s", table);
+    }
+  }
+  free(schema);
+  free(table);
+  return sql;
+}
+
+int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,
+                    struct wg_error *err) {
+  struct wg_server *s = calloc(1, sizeof(*s));
+  if (s == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  s->options = *options;
+  if (s->options.db_path == NULL) s->options.db_path = "wigeon.duckdb";
+  if (s->options.listen == NULL) s->options.listen = "127.0.0.1:8815";
+  if (s->options.threads <= 0) s->options.threads = 8;
+  if (s->options.queue_limit <= 0) s->options.queue_limit = 64;
+  if (s->options.batch_rows <= 0) s->options.batch_rows = 65536;
+  if (s->options.grace_ms < 0) s->options.grace_ms = 0;
+  struct wg_engine_options eo = {
+      .path = s->options.db_path,
+      .connections = s->options.threads,
+      .allow_external_access = s->options.allow_external_access,
+      .memory_limit = s->options.memory_limit,
+  };
+  int rc = wg_engine_open(&s->engine, &eo, err);
+  if (rc != 0) {
+    wg_error_prefix(err, rc, "cannot open database %.300s", s->options.db_path);
+    free(s);
+    return rc;
+  }
+  struct wg_rpc_server_options ro = {
+      .listen = s->options.listen,
+      .threads = s->options.threads,
+      .queue_limit = s->options.queue_limit,
+      .handler = dispatch,
+      .ctx = s,
+  };
+  rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
+  if (rc != 0) {
+    wg_engine_close(s->engine);
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+int wg_server_stop(struct wg_server *s, struct wg_error *err) {
+  if (s == NULL) return 0;
+  wg_rpc_server_shutdown(s->rpc, s->options.grace_ms);
+  wg_rpc_server_destroy(s->rpc);
+  int rc = wg_engine_checkpoint(s->engine, err);
+  wg_engine_close(s->engine);
+  free(s);
+  return rc;
+}

@@ -1,0 +1,33 @@
+/* wigeon: the Flight service: a DuckDB database (engine/) served over Arrow Flight (flight/) on
+ * the gRPC transport (rpc/). One handler per RPC, each in its own file; this header is what the
+ * command line needs to run a server. */
+#ifndef WG_SERVER_SERVER_H
+#define WG_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+struct wg_server_options {
+  const char *db_path;         /* database file or ":memory:" (default "wigeon.duckdb") */
+  const char *listen;          /* "host:port" (default "127.0.0.1:8815"); port 0 = any free */
+  int threads;                 /* worker threads = DuckDB connections (default 8) */
+  int queue_limit;             /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
+  int64_t batch_rows;          /* target rows per DoGet record batch (65536) */
+  int grace_ms;                /* time in-flight calls get on shutdown (10000) */
+  bool allow_external_access;  /* let SQL reach files, extensions, configuration */
+  const char *memory_limit;    /* DuckDB memory_limit, NULL = DuckDB's default */
+};
+
+struct wg_server;
+
+/* Opens the database and starts serving. *port (may be NULL) gets the bound port. */
+int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,
+                    struct wg_error *err);
+/* Stops accepting calls, lets in-flight calls finish within the grace period (then cancels
+ * them), checkpoints and closes the database, frees the server. NULL ok. Returns 0 or the
+ * checkpoint's error. */
+int wg_server_stop(struct wg_server *s, struct wg_error *err);
+
+#endif
