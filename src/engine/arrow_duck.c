@@ -14,8 +14,25 @@
 #include "arrow/array.h"
 #include "common/buf.h"
 
-int wg_engine_error_code(duckdb_error_type type) {
+static bool contains(const char *s, const char *needle) {
+  return s != NULL && strstr(s, needle) != NULL;
+}
+
+int wg_engine_error_code(duckdb_error_type type, const char *message) {
+  if (contains(message, "disabled by configuration") ||
+      contains(message, "disabled through configuration") ||
+      contains(message, "configuration has been locked"))
+    return EPERM;
   switch (type) {
+  case DUCKDB_ERROR_CONSTRAINT:
+    if (contains(message, "PRIMARY KEY") || contains(message, "UNIQUE") ||
+        contains(message, "duplicate key"))
+      return EEXIST;
+    return EPERM;
+  case DUCKDB_ERROR_DEPENDENCY:
+    return EPERM;
+  case DUCKDB_ERROR_CATALOG:
+    return contains(message, "already exists") ? EEXIST : ENOENT;
   case DUCKDB_ERROR_OUT_OF_RANGE:
   case DUCKDB_ERROR_CONVERSION:
   case DUCKDB_ERROR_UNKNOWN_TYPE:
@@ -24,21 +41,16 @@ int wg_engine_error_code(duckdb_error_type type) {
   case DUCKDB_ERROR_DIVIDE_BY_ZERO:
   case DUCKDB_ERROR_INVALID_TYPE:
   case DUCKDB_ERROR_EXPRESSION:
-  case DUCKDB_ERROR_CATALOG:
   case DUCKDB_ERROR_PARSER:
   case DUCKDB_ERROR_PLANNER:
-  case DUCKDB_ERROR_CONSTRAINT:
   case DUCKDB_ERROR_SYNTAX:
   case DUCKDB_ERROR_BINDER:
   case DUCKDB_ERROR_INVALID_INPUT:
   case DUCKDB_ERROR_PARAMETER_NOT_RESOLVED:
   case DUCKDB_ERROR_PARAMETER_NOT_ALLOWED:
-  case DUCKDB_ERROR_DEPENDENCY:
   case DUCKDB_ERROR_SEQUENCE:
   case DUCKDB_ERROR_SETTINGS:
     return EINVAL;
-  case DUCKDB_ERROR_NOT_IMPLEMENTED:
-    return ENOTSUP;
   case DUCKDB_ERROR_OUT_OF_MEMORY:
     return ENOMEM;
   case DUCKDB_ERROR_INTERRUPT:
@@ -46,10 +58,45 @@ int wg_engine_error_code(duckdb_error_type type) {
   case DUCKDB_ERROR_TRANSACTION:
     return EAGAIN;
   case DUCKDB_ERROR_PERMISSION:
-    return EACCES;
+    return EPERM;
   default:
     return EIO;
   }
+}
+
+duckdb_error_type wg_engine_error_type_of_message(const char *message) {
+  static const struct {
+    const char *prefix;
+    duckdb_error_type type;
+  } table[] = {
+      {"Parser Error", DUCKDB_ERROR_PARSER},
+      {"Syntax Error", DUCKDB_ERROR_SYNTAX},
+      {"Binder Error", DUCKDB_ERROR_BINDER},
+      {"Catalog Error", DUCKDB_ERROR_CATALOG},
+      {"Conversion Error", DUCKDB_ERROR_CONVERSION},
+      {"Invalid Input Error", DUCKDB_ERROR_INVALID_INPUT},
+      {"Out of Range Error", DUCKDB_ERROR_OUT_OF_RANGE},
+      {"Constraint Error", DUCKDB_ERROR_CONSTRAINT},
+      {"Dependency Error", DUCKDB_ERROR_DEPENDENCY},
+      {"Permission Error", DUCKDB_ERROR_PERMISSION},
+      {"Out of Memory Error", DUCKDB_ERROR_OUT_OF_MEMORY},
+      {"INTERRUPT Error", DUCKDB_ERROR_INTERRUPT},
+      {"TransactionContext Error", DUCKDB_ERROR_TRANSACTION},
+      {"Transaction Error", DUCKDB_ERROR_TRANSACTION},
+      {"Not implemented Error", DUCKDB_ERROR_NOT_IMPLEMENTED},
+      {"Mismatch Type Error", DUCKDB_ERROR_MISMATCH_TYPE},
+      {"Invalid type Error", DUCKDB_ERROR_INVALID_TYPE},
+      {"Settings Error", DUCKDB_ERROR_SETTINGS},
+      {"Parameter Not Resolved Error", DUCKDB_ERROR_PARAMETER_NOT_RESOLVED},
+      {"Parameter Not Allowed Error", DUCKDB_ERROR_PARAMETER_NOT_ALLOWED},
+      {"IO Error", DUCKDB_ERROR_IO},
+  };
+  if (message == NULL) return DUCKDB_ERROR_INVALID;
+  for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+    size_t n = strlen(table[i].prefix);
+    if (strncmp(message, table[i].prefix, n) == 0 && message[n] == ':') return table[i].type;
+  }
+  return DUCKDB_ERROR_INVALID;
 }
 
 /* Sets err from a duckdb_error_data and destroys it; returns the mapped code (0 if no error). */
@@ -58,8 +105,8 @@ static int take_error_data(duckdb_error_data *ed, struct wg_error *err, const ch
   int rc = 0;
   if (duckdb_error_data_has_error(*ed)) {
     const char *msg = duckdb_error_data_message(*ed);
-    rc = wg_error_set(err, wg_engine_error_code(duckdb_error_data_error_type(*ed)), "%s: %s", what,
-                      msg ? msg : "(no message)");
+    rc = wg_error_set(err, wg_engine_error_code(duckdb_error_data_error_type(*ed), msg), "%s",
+                      msg ? msg : what);
   }
   duckdb_destroy_error_data(ed);
   return rc;
@@ -67,8 +114,8 @@ static int take_error_data(duckdb_error_data *ed, struct wg_error *err, const ch
 
 static int result_error(duckdb_result *result, struct wg_error *err, const char *what) {
   const char *msg = duckdb_result_error(result);
-  return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(result)), "%s: %s", what,
-                      msg ? msg : "(no message)");
+  return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(result), msg), "%s",
+                      msg ? msg : what);
 }
 
 int wg_engine_exec(duckdb_connection conn, const char *sql, struct wg_error *err) {
@@ -198,13 +245,15 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
 
   if (duckdb_prepare(conn, sql, &q->prepared) != DuckDBSuccess) {
     const char *msg = duckdb_prepare_error(q->prepared);
-    rc = wg_error_set(err, EINVAL, "prepare: %s", msg ? msg : "(no message)");
+    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg),
+                      "%s", msg ? msg : "prepare failed");
     goto fail;
   }
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
     const char *msg = duckdb_pending_error(pending);
-    rc = wg_error_set(err, EINVAL, "pending: %s", msg ? msg : "(no message)");
+    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg),
+                      "%s", msg ? msg : "pending query failed");
     duckdb_destroy_pending(&pending);
     goto fail;
   }

@@ -13,10 +13,17 @@
 #include "arrow/abi.h"
 #include "common/error.h"
 
-/* Maps a DuckDB error type to the status code wigeon uses: parse, bind, conversion and constraint
- * errors -> EINVAL, NOT_IMPLEMENTED -> ENOTSUP, OUT_OF_MEMORY -> ENOMEM, INTERRUPT -> ECANCELED,
- * TRANSACTION (conflicts) -> EAGAIN, PERMISSION -> EACCES, everything else -> EIO. */
-int wg_engine_error_code(duckdb_error_type type);
+/* The one mapping of DuckDB errors to wigeon status codes (the list in engine/engine.h): looks at
+ * the error type and, where the type alone is ambiguous, at DuckDB's message (`message` may be
+ * NULL): constraint -> EEXIST for primary key / unique, else EPERM; catalog -> ENOENT, or EEXIST
+ * for "already exists"; parser, binder, conversion, invalid input -> EINVAL; transaction -> EAGAIN;
+ * out of memory -> ENOMEM; interrupt -> ECANCELED; permission errors and anything "disabled by
+ * configuration" or refused because "the configuration has been locked" -> EPERM; else EIO. */
+int wg_engine_error_code(duckdb_error_type type, const char *message);
+
+/* The error type named by the prefix of a DuckDB message ("Parser Error: ..."), for the calls
+ * that give a message only (duckdb_prepare_error); DUCKDB_ERROR_INVALID when unknown. */
+duckdb_error_type wg_engine_error_type_of_message(const char *message);
 
 /* Runs `sql` (one statement) on `conn` as a streaming query and initializes `out` as an
  * ArrowArrayStream over its result. The schema comes from duckdb_to_arrow_schema with the

@@ -79,8 +79,10 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
  *           (matched by name, case-insensitively) with a type it can take, else EINVAL naming
  *           the column, the table's type and the incoming type.
  *   append  appends one struct array matching the schema (consumed: released by the call).
- *   commit  COMMIT; *rows = rows of this ingest. After an error anywhere, abort.
- *   abort   ROLLBACK; nothing of the ingest stays. */
+ *   commit  COMMIT; *rows = rows of this ingest. Consumes the ingest whatever the outcome (on
+ *           failure it has been rolled back).
+ *   abort   ROLLBACK; nothing of the ingest stays; consumes the ingest.
+ * After an error in begin (nothing to free) or append, call abort. */
 struct wg_engine_ingest;
 int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
                            const struct ArrowSchema *schema, struct wg_engine_ingest **out,

@@ -30,8 +30,15 @@ struct wg_flight_data {
 
 /* Decodes a FlightData message. The byte buffer stays owned by the caller, who may destroy it at
  * once: out references the slices it needs. Unknown fields are skipped; a malformed message is
- * EPROTO naming the problem. */
+ * EPROTO naming the problem (a known field with a wire type other than length-delimited too).
+ * `out` is overwritten without being read (reset a previous content first); on error it is left
+ * empty. Fields that span slices are copied; the body is referenced in place when it lies in one
+ * slice (its pointer need not be aligned), else copied once into 64-byte aligned memory. For a
+ * repeated field the last occurrence wins. Thread-safe for distinct buffers. */
 int wg_flight_data_decode(grpc_byte_buffer *bb, struct wg_flight_data *out, struct wg_error *err);
+/* Zeroes fd (same as `= {0}`). */
+void wg_flight_data_init(struct wg_flight_data *fd);
+/* Drops the references and empties fd; safe twice and on NULL. */
 void wg_flight_data_reset(struct wg_flight_data *fd);
 
 /* Encodes a FlightData: an optional serialized descriptor, an encoded IPC message (NULL for a
@@ -40,7 +47,10 @@ void wg_flight_data_reset(struct wg_flight_data *fd);
  * becomes a slice pointing at its memory, kept alive by `keepalive` (one reference per slice,
  * dropped by gRPC when sent; may be NULL when the memory is static or outlives the send) and by
  * the message's scratch, which this call takes over from `msg` (msg->scratch is emptied).
- * *out is owned by the caller (or passed to wg_rpc_call_send). */
+ * *out is owned by the caller (or passed to wg_rpc_call_send). EINVAL when the pieces do not sum
+ * to msg->body_length (msg untouched), ENOMEM (msg untouched). Short runs of zeros (padding) are
+ * sent from a static block. With keepalive NULL and no scratch the pieces are sent as static
+ * slices: the caller guarantees their memory outlives the byte buffer. */
 int wg_flight_data_encode(struct wg_bytes descriptor, struct wg_ipc_encoded *msg,
                           struct wg_bytes app_metadata, struct wg_shared *keepalive,
                           grpc_byte_buffer **out, struct wg_error *err);
@@ -52,7 +62,10 @@ int wg_flight_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
                      ProtobufCMessage **out, struct wg_error *err);
 
 /* The schema bytes Flight puts in FlightInfo.schema and SchemaResult.schema: an encapsulated IPC
- * Schema message (continuation marker, length, flatbuffer). */
+ * Schema message (continuation marker, length, flatbuffer). schema_bytes appends to `out` (owned
+ * by the caller; on error it may hold a partial message). schema_parse also accepts the bare
+ * flatbuffer and the pre-0.15 framing without the marker; `out` is owned by the caller on
+ * success, untouched on error (EPROTO for malformed bytes). */
 int wg_flight_schema_bytes(const struct ArrowSchema *schema, struct wg_buf *out,
                            struct wg_error *err);
 int wg_flight_schema_parse(struct wg_bytes bytes, struct ArrowSchema *out, struct wg_error *err);

@@ -19,6 +19,10 @@
 
 #include "common/error.h"
 
+/* Largest message by default, both ways: the server's max_message_bytes when 0, and the
+ * client's limit for what it sends and receives. */
+#define WG_RPC_DEFAULT_MAX_MESSAGE_BYTES ((int64_t)256 << 20)
+
 /* ---------------------------------------------------------------------------------------------
  * Server */
 
@@ -69,7 +73,9 @@ int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char 
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c);
 /* fn(arg) runs once, on the completion-queue thread, if the call gets cancelled while the hook is
  * set (e.g. to interrupt a DuckDB query). Set fn NULL to clear; clearing waits for a running
- * hook to return. */
+ * hook to return. If the call is already cancelled when fn is set, fn runs at once on the calling
+ * thread, so a cancellation is never missed. The hook must be quick and must not block (it holds
+ * up every call of the server); the worker clears it when the handler returns. */
 void wg_rpc_call_set_cancel_hook(struct wg_rpc_call *c, void (*fn)(void *arg), void *arg);
 
 /* ---------------------------------------------------------------------------------------------

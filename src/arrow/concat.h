@@ -1,0 +1,26 @@
+/* wigeon: concatenation of Arrow arrays of one schema into one new array, so that the engine can
+ * gather DuckDB's 2048-row chunks into batches of a target size. Covers the layouts DuckDB's Arrow
+ * export produces (null, bool, fixed widths, binary/utf8 and large and view forms, lists, fixed
+ * size lists, structs, maps, unions, dictionaries) and honours ArrowArray.offset on every node.
+ * Depends on arrow/array.h only. */
+#ifndef WG_ARROW_CONCAT_H
+#define WG_ARROW_CONCAT_H
+
+#include <stdint.h>
+
+#include "arrow/abi.h"
+#include "common/error.h"
+
+/* Concatenates arrays[0..n) (all of `schema`, any offsets) into `out`, a new array with offset 0
+ * whose buffers are fresh copies (64-byte aligned, one memcpy per buffer for fixed widths; offsets
+ * rebased, dictionary indices shifted when the dictionaries differ). n == 0 gives an empty array
+ * of the schema. Dictionaries equal by content are kept once.
+ * Ownership: the inputs are consumed (released) on success and on error; on success the caller
+ * owns `out` (made with wg_array_node_init, so wg_array_share works on it); on error `out` is
+ * released (release == NULL).
+ * Returns 0, EINVAL (inconsistent input), ENOTSUP (run-end encoded, list views), EOVERFLOW (32-bit
+ * offsets or dictionary indices would overflow), ENOMEM. Thread-safe (no shared state). */
+int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays, int64_t n,
+                    struct ArrowArray *out, struct wg_error *err);
+
+#endif

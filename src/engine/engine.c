@@ -1,0 +1,317 @@
+/* wigeon: the engine's database, connection pool and plain statements (see engine.h).
+ * The pool is a fixed array of connections made at open; acquire waits on a condition variable
+ * while all are taken. Security defaults are set in the duckdb_config before open, with
+ * lock_configuration last so that no SQL can undo them. Also the shared helpers of
+ * engine_internal.h (error capture, quoting, struct-array slices). */
+#include "engine/engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors and small helpers */
+
+int wg__engine_result_error(duckdb_result *r, struct wg_error *err) {
+  const char *msg = duckdb_result_error(r);
+  return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(r), msg), "%s",
+                      msg ? msg : "DuckDB error (no message)");
+}
+
+int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err) {
+  const char *msg = p ? duckdb_prepare_error(p) : NULL;
+  return wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
+                      msg ? msg : "DuckDB prepare failed (no message)");
+}
+
+int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
+  if (*ed == NULL) return 0;
+  int rc = 0;
+  if (duckdb_error_data_has_error(*ed)) {
+    const char *msg = duckdb_error_data_message(*ed);
+    rc = wg_error_set(err, wg_engine_error_code(duckdb_error_data_error_type(*ed), msg), "%s",
+                      msg ? msg : "DuckDB error (no message)");
+  }
+  duckdb_destroy_error_data(ed);
+  return rc;
+}
+
+int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
+  duckdb_result r;
+  int rc = 0;
+  if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess) rc = wg__engine_result_error(&r, err);
+  duckdb_destroy_result(&r);
+  return rc;
+}
+
+char *wg_engine_quote_ident(const char *name) {
+  size_t n = 2;
+  for (const char *p = name; *p; p++)
+    n += *p == '"' ? 2 : 1;
+  char *q = malloc(n + 1), *w = q;
+  if (q == NULL) return NULL;
+  *w++ = '"';
+  for (const char *p = name; *p; p++) {
+    if (*p == '"') *w++ = '"';
+    *w++ = *p;
+  }
+  *w++ = '"';
+  *w = '\0';
+  return q;
+}
+
+char *wg__engine_qualified(const char *schema_name, const char *table) {
+  char *t = wg_engine_quote_ident(table);
+  if (t == NULL || schema_name == NULL || schema_name[0] == '\0') return t;
+  char *s = wg_engine_quote_ident(schema_name);
+  char *q = s ? malloc(strlen(s) + strlen(t) + 2) : NULL;
+  if (q != NULL) sprintf(q, "%s.%s", s, t);
+  free(s);
+  free(t);
+  return q;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Slices */
+
+struct wg__slice_owner {
+  atomic_int refs;
+  struct ArrowArray batch;
+};
+
+struct slice_private {
+  struct wg__slice_owner *owner;
+  struct ArrowArray *child_structs;
+  struct ArrowArray **child_ptrs;
+};
+
+struct wg__slice_owner *wg__slice_owner_create(struct ArrowArray *batch) {
+  struct wg__slice_owner *o = malloc(sizeof(*o));
+  if (o == NULL) {
+    wg_array_release(batch);
+    return NULL;
+  }
+  atomic_init(&o->refs, 1);
+  wg_array_move(batch, &o->batch);
+  return o;
+}
+
+void wg__slice_owner_unref(struct wg__slice_owner *o) {
+  if (o == NULL || atomic_fetch_sub(&o->refs, 1) != 1) return;
+  wg_array_release(&o->batch);
+  free(o);
+}
+
+const struct ArrowArray *wg__slice_owner_batch(const struct wg__slice_owner *o) {
+  return &o->batch;
+}
+
+static void borrowed_child_release(struct ArrowArray *a) {
+  a->release = NULL; /* the buffers and grandchildren belong to the owner's batch */
+}
+
+static void slice_release(struct ArrowArray *a) {
+  struct slice_private *p = a->private_data;
+  wg__slice_owner_unref(p->owner);
+  free(p->child_structs);
+  free(p->child_ptrs);
+  free(p);
+  a->release = NULL;
+}
+
+int wg__slice(struct wg__slice_owner *o, int64_t start, int64_t len, struct ArrowArray *out) {
+  const struct ArrowArray *b = &o->batch;
+  memset(out, 0, sizeof(*out));
+  struct slice_private *p = calloc(1, sizeof(*p));
+  int64_t nc = b->n_children;
+  if (p == NULL) return ENOMEM;
+  p->child_structs = calloc((size_t)(nc ? nc : 1), sizeof(struct ArrowArray));
+  p->child_ptrs = calloc((size_t)(nc ? nc : 1), sizeof(struct ArrowArray *));
+  static const void *no_buffers[1] = {NULL};
+  if (p->child_structs == NULL || p->child_ptrs == NULL) {
+    free(p->child_structs);
+    free(p->child_ptrs);
+    free(p);
+    return ENOMEM;
+  }
+  for (int64_t i = 0; i < nc; i++) {
+    struct ArrowArray *ch = &p->child_structs[i];
+    *ch = *b->children[i];
+    ch->offset = b->children[i]->offset + b->offset + start;
+    ch->length = len;
+    if (ch->null_count != 0) ch->null_count = -1; /* unknown for the range */
+    ch->release = borrowed_child_release;
+    ch->private_data = NULL;
+    p->child_ptrs[i] = ch;
+  }
+  atomic_fetch_add(&o->refs, 1);
+  p->owner = o;
+  out->length = len;
+  out->null_count = 0;
+  out->offset = 0;
+  out->n_buffers = 1;
+  out->buffers = no_buffers;
+  out->n_children = nc;
+  out->children = p->child_ptrs;
+  out->release = slice_release;
+  out->private_data = p;
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Open, close, pool */
+
+static int set_config(duckdb_config cfg, const char *name, const char *value,
+                      struct wg_error *err) {
+  if (duckdb_set_config(cfg, name, value) != DuckDBSuccess)
+    return wg_error_set(err, EINVAL, "DuckDB refused option %s=%s", name, value);
+  return 0;
+}
+
+int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *options,
+                   struct wg_error *err) {
+  *out = NULL;
+  struct wg_engine_options o = {0};
+  if (options != NULL) o = *options;
+  const char *path = o.path != NULL ? o.path : ":memory:";
+  int n = o.connections > 0 ? o.connections : 8;
+  if (n > 4096) return wg_error_set(err, EINVAL, "pool of %d connections is too large", n);
+
+  struct wg_engine *e = calloc(1, sizeof(*e));
+  if (e == NULL) return wg_error_set(err, ENOMEM, "out of memory for the engine");
+  e->is_file = strcmp(path, ":memory:") != 0 && path[0] != '\0';
+  pthread_mutex_init(&e->mu, NULL);
+  pthread_cond_init(&e->cv, NULL);
+
+  duckdb_config cfg = NULL;
+  int rc = 0;
+  if (duckdb_create_config(&cfg) != DuckDBSuccess) {
+    rc = wg_error_set(err, ENOMEM, "duckdb_create_config failed");
+    goto fail;
+  }
+  char threads[32];
+  snprintf(threads, sizeof(threads), "%d", o.duckdb_threads);
+  if (o.memory_limit != NULL) rc = set_config(cfg, "memory_limit", o.memory_limit, err);
+  if (rc == 0 && o.duckdb_threads > 0) rc = set_config(cfg, "threads", threads, err);
+  if (rc == 0 && !o.allow_external_access) {
+    /* lock_configuration last: afterwards SET/RESET of any option fails. */
+    static const char *const locked[][2] = {
+        {"enable_external_access", "false"},     {"autoinstall_known_extensions", "false"},
+        {"autoload_known_extensions", "false"},  {"allow_community_extensions", "false"},
+        {"allow_unsigned_extensions", "false"},  {"lock_configuration", "true"},
+    };
+    for (size_t i = 0; i < sizeof(locked) / sizeof(locked[0]) && rc == 0; i++)
+      rc = set_config(cfg, locked[i][0], locked[i][1], err);
+  }
+  if (rc != 0) goto fail;
+  char *open_err = NULL;
+  if (duckdb_open_ext(path, &e->db, cfg, &open_err) != DuckDBSuccess) {
+    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(open_err), open_err),
+                      "%s", open_err ? open_err : "duckdb_open_ext failed");
+    if (rc == EINVAL || rc == ENOENT) rc = EIO; /* a file we cannot open is an I/O matter */
+    duckdb_free(open_err);
+    e->db = NULL;
+    goto fail;
+  }
+  duckdb_destroy_config(&cfg);
+
+  e->conns = calloc((size_t)n, sizeof(*e->conns));
+  if (e->conns == NULL) {
+    rc = wg_error_set(err, ENOMEM, "out of memory for %d connections", n);
+    goto fail;
+  }
+  for (int i = 0; i < n; i++) {
+    e->conns[i].engine = e;
+    if (duckdb_connect(e->db, &e->conns[i].conn) != DuckDBSuccess) {
+      rc = wg_error_set(err, EIO, "duckdb_connect failed for connection %d of %d", i, n);
+      goto fail;
+    }
+    e->n_conns++;
+  }
+  e->n_free = n;
+  *out = e;
+  return 0;
+fail:
+  if (cfg != NULL) duckdb_destroy_config(&cfg);
+  wg_engine_close(e);
+  return rc;
+}
+
+void wg_engine_close(struct wg_engine *e) {
+  if (e == NULL) return;
+  if (e->is_file && e->n_conns > 0) wg__engine_exec(&e->conns[0], "CHECKPOINT", NULL);
+  for (int i = 0; i < e->n_conns; i++)
+    duckdb_disconnect(&e->conns[i].conn);
+  free(e->conns);
+  if (e->db != NULL) duckdb_close(&e->db);
+  pthread_cond_destroy(&e->cv);
+  pthread_mutex_destroy(&e->mu);
+  free(e);
+}
+
+int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err) {
+  struct wg_engine_conn *c;
+  WG_RETURN_NOT_OK(wg_engine_acquire(e, &c, err));
+  int rc = wg__engine_exec(c, "CHECKPOINT", err);
+  wg_engine_release(e, c);
+  return rc;
+}
+
+int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct wg_error *err) {
+  *out = NULL;
+  if (e == NULL) return wg_error_set(err, EINVAL, "acquire: NULL engine");
+  pthread_mutex_lock(&e->mu);
+  while (e->n_free == 0)
+    pthread_cond_wait(&e->cv, &e->mu);
+  for (int i = 0; i < e->n_conns; i++) {
+    if (!e->conns[i].in_use) {
+      e->conns[i].in_use = true;
+      e->n_free--;
+      *out = &e->conns[i];
+      break;
+    }
+  }
+  pthread_mutex_unlock(&e->mu);
+  return 0;
+}
+
+void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c) {
+  if (e == NULL || c == NULL) return;
+  if (c->txn_maybe) {
+    /* DuckDB cannot tell us whether a transaction is open: roll back and ignore "no transaction
+     * is active". */
+    wg__engine_exec(c, "ROLLBACK", NULL);
+    c->txn_maybe = false;
+  }
+  pthread_mutex_lock(&e->mu);
+  if (c->in_use) {
+    c->in_use = false;
+    e->n_free++;
+    pthread_cond_signal(&e->cv);
+  }
+  pthread_mutex_unlock(&e->mu);
+}
+
+duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c) {
+  return c->conn;
+}
+
+void wg_engine_interrupt(struct wg_engine_conn *c) {
+  if (c != NULL) duckdb_interrupt(c->conn);
+}
+
+int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
+                      struct wg_error *err) {
+  if (rows_changed != NULL) *rows_changed = 0;
+  if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
+  duckdb_result r;
+  int rc = 0;
+  if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess) {
+    rc = wg__engine_result_error(&r, err);
+  } else {
+    if (duckdb_result_statement_type(r) == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true;
+    if (rows_changed != NULL) *rows_changed = (int64_t)duckdb_rows_changed(&r);
+  }
+  duckdb_destroy_result(&r);
+  return rc;
+}

@@ -1,0 +1,227 @@
+/* wigeon: streaming queries gathered into batches of target_rows rows, and result schemas
+ * without execution (see engine.h).
+ * The chunk source is wg_engine_query_arrow_stream (one DuckDB chunk of up to 2048 rows per
+ * array). Batches are exactly target_rows rows except the last: chunks are cut where a batch
+ * ends (a zero-copy slice; the rest carries over) and the pieces are copied once by
+ * wg_arrow_concat. A chunk that alone makes a whole batch is passed through without copying.
+ * Memory: the pieces of one batch (DuckDB's arrays), the batch being built, one carried chunk. */
+#include "arrow/array.h"
+#include "arrow/concat.h"
+#include "engine/engine_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_TARGET_ROWS 65536
+
+struct gather {
+  struct ArrowArrayStream chunks;
+  struct ArrowSchema schema; /* deep copy, lent out as copies by get_schema */
+  int64_t target;
+  struct wg__slice_owner *carry; /* a chunk partly used by the previous batch */
+  int64_t carry_pos;
+  struct ArrowArray *pieces;
+  int64_t cap_pieces;
+  bool done;
+  int status; /* sticky once get_next failed */
+  struct wg_error error;
+};
+
+static int gather_fail(struct gather *g, int rc) {
+  g->status = rc;
+  return rc;
+}
+
+static int gather_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  struct gather *g = s->private_data;
+  return wg_schema_deep_copy(&g->schema, out, &g->error);
+}
+
+static int gather_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  struct gather *g = s->private_data;
+  memset(out, 0, sizeof(*out));
+  if (g->status != 0) return g->status;
+  int64_t rows = 0, n = 0;
+  int rc = 0;
+  while (rows < g->target) {
+    if (n == g->cap_pieces) {
+      int64_t cap = g->cap_pieces ? g->cap_pieces * 2 : 8;
+      struct ArrowArray *p = realloc(g->pieces, (size_t)cap * sizeof(*p));
+      if (p == NULL) {
+        rc = wg_error_set(&g->error, ENOMEM, "out of memory gathering a batch");
+        break;
+      }
+      g->pieces = p;
+      g->cap_pieces = cap;
+    }
+    if (g->carry != NULL) {
+      int64_t len = wg__slice_owner_batch(g->carry)->length;
+      int64_t take = len - g->carry_pos;
+      if (take > g->target - rows) take = g->target - rows;
+      if (wg__slice(g->carry, g->carry_pos, take, &g->pieces[n]) != 0) {
+        rc = wg_error_set(&g->error, ENOMEM, "out of memory slicing a chunk");
+        break;
+      }
+      n++;
+      rows += take;
+      g->carry_pos += take;
+      if (g->carry_pos == len) {
+        wg__slice_owner_unref(g->carry);
+        g->carry = NULL;
+      }
+      continue;
+    }
+    if (g->done) break;
+    struct ArrowArray a;
+    rc = g->chunks.get_next(&g->chunks, &a);
+    if (rc != 0) {
+      const char *msg = g->chunks.get_last_error(&g->chunks);
+      wg_error_set(&g->error, rc, "%s", msg ? msg : "query failed");
+      break;
+    }
+    if (a.release == NULL) {
+      g->done = true;
+      break;
+    }
+    if (a.length == 0) {
+      a.release(&a);
+      continue;
+    }
+    if (rows == 0 && a.length == g->target && a.offset == 0) {
+      wg_array_move(&a, out); /* a whole batch by itself: no copy */
+      return 0;
+    }
+    g->carry = wg__slice_owner_create(&a);
+    g->carry_pos = 0;
+    if (g->carry == NULL) {
+      rc = wg_error_set(&g->error, ENOMEM, "out of memory holding a chunk");
+      break;
+    }
+  }
+  if (rc != 0) {
+    for (int64_t i = 0; i < n; i++)
+      wg_array_release(&g->pieces[i]);
+    return gather_fail(g, rc);
+  }
+  if (n == 0) return 0; /* end of stream: out stays released */
+  rc = wg_arrow_concat(&g->schema, g->pieces, n, out, &g->error);
+  if (rc != 0) return gather_fail(g, rc);
+  return 0;
+}
+
+static const char *gather_get_last_error(struct ArrowArrayStream *s) {
+  struct gather *g = s->private_data;
+  return g->error.message[0] ? g->error.message : NULL;
+}
+
+static void gather_free(struct gather *g) {
+  if (g == NULL) return;
+  wg__slice_owner_unref(g->carry);
+  wg_stream_release(&g->chunks);
+  wg_schema_release(&g->schema);
+  free(g->pieces);
+  free(g);
+}
+
+static void gather_release(struct ArrowArrayStream *s) {
+  gather_free(s->private_data);
+  s->private_data = NULL;
+  s->release = NULL;
+}
+
+int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                         struct ArrowArrayStream *out, struct wg_error *err) {
+  memset(out, 0, sizeof(*out));
+  if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
+  if (target_rows < 0) return wg_error_set(err, EINVAL, "query: target_rows %lld", (long long)target_rows);
+  struct gather *g = calloc(1, sizeof(*g));
+  if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
+  g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
+  int rc = wg_engine_query_arrow_stream(c->conn, sql, &g->chunks, err);
+  if (rc == 0) {
+    rc = g->chunks.get_schema(&g->chunks, &g->schema);
+    if (rc != 0) wg_error_set(err, rc, "query: reading the result schema failed");
+  }
+  if (rc != 0) {
+    gather_free(g);
+    return rc;
+  }
+  out->get_schema = gather_get_schema;
+  out->get_next = gather_get_next;
+  out->get_last_error = gather_get_last_error;
+  out->release = gather_release;
+  out->private_data = g;
+  return 0;
+}
+
+int wg_engine_stream_status(struct ArrowArrayStream *stream) {
+  if (stream == NULL || stream->release == NULL || stream->get_next != gather_get_next) return 0;
+  return ((struct gather *)stream->private_data)->status;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Schemas without execution */
+
+/* Builds the Arrow schema of a prepared statement's result with the connection's Arrow options
+ * (the same conversion a result uses). */
+static int prepared_schema(struct wg_engine_conn *c, duckdb_prepared_statement p,
+                           struct ArrowSchema *out, struct wg_error *err) {
+  idx_t n = duckdb_prepared_statement_column_count(p);
+  duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
+  const char **names = calloc(n ? n : 1, sizeof(*names));
+  duckdb_arrow_options options = NULL;
+  int rc = 0;
+  if (types == NULL || names == NULL) {
+    rc = wg_error_set(err, ENOMEM, "out of memory for %llu columns", (unsigned long long)n);
+    goto done;
+  }
+  for (idx_t i = 0; i < n; i++) {
+    types[i] = duckdb_prepared_statement_column_logical_type(p, i);
+    names[i] = duckdb_prepared_statement_column_name(p, i);
+    if (types[i] == NULL || names[i] == NULL) {
+      rc = wg_error_set(err, EIO, "column %llu has no type or name", (unsigned long long)i);
+      goto done;
+    }
+  }
+  duckdb_connection_get_arrow_options(c->conn, &options);
+  if (options == NULL) {
+    rc = wg_error_set(err, EIO, "connection has no arrow options");
+    goto done;
+  }
+  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, names, n, out);
+  rc = wg__engine_take_error_data(&ed, err);
+  if (rc == 0 && out->release == NULL) rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema: no schema");
+done:
+  for (idx_t i = 0; types != NULL && i < n; i++) {
+    if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
+  }
+  for (idx_t i = 0; names != NULL && i < n; i++)
+    duckdb_free((void *)names[i]);
+  if (options != NULL) duckdb_destroy_arrow_options(&options);
+  free(types);
+  free(names);
+  return rc;
+}
+
+int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                               struct wg_error *err);
+int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                               struct wg_error *err) {
+  memset(out, 0, sizeof(*out));
+  duckdb_prepared_statement p = NULL;
+  int rc;
+  if (duckdb_prepare(c->conn, sql, &p) != DuckDBSuccess)
+    rc = wg__engine_prepare_error(p, err);
+  else
+    rc = prepared_schema(c, p, out, err);
+  duckdb_destroy_prepare(&p);
+  return rc;
+}
+
+int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                           struct wg_error *err) {
+  if (out != NULL) memset(out, 0, sizeof(*out));
+  if (c == NULL || sql == NULL || out == NULL)
+    return wg_error_set(err, EINVAL, "query schema: NULL argument");
+  return wg__engine_prepared_schema(c, sql, out, err);
+}

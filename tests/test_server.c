@@ -1,0 +1,786 @@
+/* wigeon: the Flight server end to end: a real server on 127.0.0.1 (in this process, or the
+ * `wigeon serve` binary as a child process), driven by our C client over real gRPC, with real
+ * DuckDB databases. Covers the seeds' and xorq's concurrent scenarios, every DuckDB type through
+ * DoPut and DoGet, every RPC, the error mapping, safety defaults, cancellation, the worker queue,
+ * durability across kill -9 and SIGTERM, and bounded server memory for a 20M-row DoGet. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arrow/array.h"
+#include "flight/flight.h"
+#include "rpc/rpc.h"
+#include "support/server_fixture.h"
+#include "test.h"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int put_seed(struct wg_client *c, const char *table, int64_t first, int64_t batches,
+                    int64_t rows, bool kv, int64_t *acked, struct wg_error *err) {
+  struct ArrowArrayStream in;
+  WG_RETURN_NOT_OK(wg_fx_seed_stream(first, batches, rows, kv, &in));
+  return wg_client_put(c, NULL, table, &in, acked, err);
+}
+
+/* ---- the seeds' scenario ---- */
+
+struct loader_arg {
+  const char *uri;
+  int id, puts;
+  atomic_llong *acked;
+  atomic_int *failures;
+};
+
+static void *loader(void *p) {
+  struct loader_arg *a = p;
+  struct wg_client *c;
+  struct wg_error err;
+  if (wg_client_connect(&c, a->uri, &err) != 0) {
+    atomic_fetch_add(a->failures, 1);
+    return NULL;
+  }
+  for (int i = 0; i < a->puts; i++) {
+    int64_t acked = 0;
+    if (put_seed(c, "events", a->id * 1000 + i, 1, 1000, false, &acked, &err) != 0) {
+      fprintf(stderr, "loader %d: %s\n", a->id, err.message);
+      atomic_fetch_add(a->failures, 1);
+    }
+    atomic_fetch_add(a->acked, acked);
+  }
+  wg_client_close(c);
+  return NULL;
+}
+
+struct reader_arg {
+  const char *uri;
+  atomic_int *stop, *failures;
+  atomic_llong *reads;
+  int64_t put_rows; /* > 0: every count must be a multiple of it and never decrease */
+  const char *sql;
+};
+
+static void *reader(void *p) {
+  struct reader_arg *a = p;
+  struct wg_client *c;
+  struct wg_error err;
+  if (wg_client_connect(&c, a->uri, &err) != 0) {
+    atomic_fetch_add(a->failures, 1);
+    return NULL;
+  }
+  int64_t last = 0;
+  for (int i = 0; i < 100000 && !atomic_load(a->stop); i++) {
+    int64_t v = 0;
+    int rc = wg_fx_query_i64(c, a->sql, &v, &err);
+    if (rc == ENOENT) continue; /* table not created yet */
+    if (rc != 0) {
+      fprintf(stderr, "reader: %s\n", err.message);
+      atomic_fetch_add(a->failures, 1);
+      break;
+    }
+    if (a->put_rows > 0 && (v % a->put_rows != 0 || v < last)) {
+      fprintf(stderr, "reader saw %lld after %lld (puts of %lld rows)\n", (long long)v,
+              (long long)last, (long long)a->put_rows);
+      atomic_fetch_add(a->failures, 1);
+    }
+    last = v;
+    atomic_fetch_add(a->reads, 1);
+  }
+  wg_client_close(c);
+  return NULL;
+}
+
+static void seeds_scenario_loaders_and_readers_count_exactly(void) {
+  char dir[256], db[300];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/seed.duckdb", dir);
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.db_path = db, .threads = 8};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  atomic_llong acked = 0, reads = 0;
+  atomic_int failures = 0, stop = 0;
+  enum { LOADERS = 4, PUTS = 25 };
+  pthread_t lt[LOADERS], rt[2];
+  struct loader_arg la[LOADERS];
+  struct reader_arg ra[2] = {
+      {fx.uri, &stop, &failures, &reads, 0, "SELECT count(*) FROM events"},
+      {fx.uri, &stop, &failures, &reads, 0,
+       "SELECT count(*) FROM (SELECT category, count(*), avg(value) FROM events GROUP BY "
+       "category)"},
+  };
+  for (int i = 0; i < 2; i++) pthread_create(&rt[i], NULL, reader, &ra[i]);
+  for (int i = 0; i < LOADERS; i++) {
+    la[i] = (struct loader_arg){fx.uri, i, PUTS, &acked, &failures};
+    pthread_create(&lt[i], NULL, loader, &la[i]);
+  }
+  for (int i = 0; i < LOADERS; i++) pthread_join(lt[i], NULL);
+  atomic_store(&stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(rt[i], NULL);
+  ASSERT_EQ(atomic_load(&failures), 0);
+  ASSERT_EQ(atomic_load(&acked), LOADERS * PUTS * 1000);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_EQ(n, LOADERS * PUTS * 1000);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events WHERE category = 'gamma'", &n, &err),
+            &err);
+  ASSERT_EQ(n, LOADERS * PUTS * 200);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(DISTINCT batch_id) FROM events", &n, &err), &err);
+  ASSERT_EQ(n, LOADERS * PUTS);
+  fprintf(stderr, "  %lld reads ran beside the loaders\n", (long long)atomic_load(&reads));
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+  wg_fx_rmdir(dir);
+}
+
+/* ---- the xorq scenario ---- */
+
+struct kv_writer_arg {
+  const char *uri;
+  int id;
+  atomic_int *failures;
+  atomic_llong *acked;
+};
+
+static void *kv_writer(void *p) {
+  struct kv_writer_arg *a = p;
+  struct wg_client *c;
+  struct wg_error err;
+  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  for (int i = 0; i < 20; i++) {
+    int64_t acked;
+    /* one put = 5 batches of 1000 rows, all or nothing */
+    if (put_seed(c, "kv", (a->id * 100 + i) * 5, 5, 1000, true, &acked, &err) != 0) {
+      fprintf(stderr, "writer: %s\n", err.message);
+      atomic_fetch_add(a->failures, 1);
+    }
+    atomic_fetch_add(a->acked, acked);
+  }
+  wg_client_close(c);
+  return NULL;
+}
+
+static void xorq_scenario_counts_never_decrease_nor_show_partial_puts(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_client_action(c, "execute", "CREATE TABLE kv (id BIGINT, value DOUBLE)", 42, NULL,
+                             &err),
+            &err);
+  atomic_int failures = 0, stop = 0;
+  atomic_llong acked = 0, reads = 0;
+  pthread_t w[2], r;
+  struct kv_writer_arg wa[2] = {{fx.uri, 0, &failures, &acked}, {fx.uri, 1, &failures, &acked}};
+  struct reader_arg ra = {fx.uri, &stop, &failures, &reads, 5000, "SELECT count(*) FROM kv"};
+  pthread_create(&r, NULL, reader, &ra);
+  for (int i = 0; i < 2; i++) pthread_create(&w[i], NULL, kv_writer, &wa[i]);
+  for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
+  atomic_store(&stop, 1);
+  pthread_join(r, NULL);
+  ASSERT_EQ(atomic_load(&failures), 0);
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM kv", &n, &err), &err);
+  ASSERT_EQ(n, 2 * 20 * 5000);
+  ASSERT_EQ(atomic_load(&acked), 2 * 20 * 5000);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(DISTINCT id) FROM kv", &n, &err), &err);
+  ASSERT_EQ(n, 2 * 20 * 5000);
+  fprintf(stderr, "  %lld counts read while writing\n", (long long)atomic_load(&reads));
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+/* ---- types ---- */
+
+/* Columns whose values DuckDB's own Arrow export/import changes (found by tests/
+ * test_duckdb_roundtrip.c): compared as text instead of by value. */
+static const char *all_types_exact =
+    "SELECT * EXCLUDE (hugeint, uhugeint, time_tz, uuid, bit, small_enum, medium_enum, "
+    "large_enum, varint) FROM ";
+
+static void all_duckdb_types_round_trip_through_put_and_get(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct ArrowArrayStream in;
+  ASSERT_OK(wg_client_query(c, "SELECT * FROM test_all_types()", &in, &err), &err);
+  int64_t acked = 0;
+  ASSERT_OK(wg_client_put(c, NULL, "all_types", &in, &acked, &err), &err);
+  ASSERT_EQ(acked, 3);
+  char sql[1024];
+  int64_t n = -1;
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM ((%s test_all_types()) EXCEPT ALL (%s all_types))",
+           all_types_exact, all_types_exact);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_EQ(n, 0);
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM ((%s all_types) EXCEPT ALL (%s test_all_types()))",
+           all_types_exact, all_types_exact);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_EQ(n, 0);
+  /* The changed ones still carry the same text. */
+  ASSERT_OK(wg_fx_query_i64(c,
+                            "SELECT count(*) FROM (SELECT hugeint::VARCHAR, uuid::VARCHAR, "
+                            "small_enum::VARCHAR FROM test_all_types() EXCEPT ALL SELECT "
+                            "hugeint::VARCHAR, uuid::VARCHAR, small_enum::VARCHAR FROM all_types)",
+                            &n, &err),
+            &err);
+  ASSERT_EQ(n, 0);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+/* ---- the RPCs ---- */
+
+static void flight_info_schema_and_list_flights_describe_tables(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t acked;
+  ASSERT_OK(put_seed(c, "events", 0, 3, 1000, false, &acked, &err), &err);
+  ASSERT_OK(put_seed(c, "kv_pairs", 0, 2, 500, true, &acked, &err), &err);
+  ASSERT_OK(wg_client_action(c, "execute", "CREATE SCHEMA other", 19, NULL, &err), &err);
+  ASSERT_OK(wg_client_action(c, "execute", "CREATE TABLE other.t AS SELECT 1 AS x", 37, NULL, &err),
+            &err);
+  struct wg_client_info info;
+  ASSERT_OK(wg_client_flight_info(c, NULL, "events", NULL, &info, &err), &err);
+  ASSERT_EQ(info.total_records, 3000);
+  ASSERT_EQ(info.schema.n_children, 4);
+  ASSERT_STREQ(info.schema.children[3]->name, "category");
+  /* the ticket reads the table */
+  int64_t rows, batches;
+  struct ArrowArrayStream st;
+  ASSERT_OK(wg_client_do_get(c, info.ticket, info.ticket_len, &st, &err), &err);
+  rows = 0;
+  for (;;) {
+    struct ArrowArray a;
+    ASSERT_EQ(st.get_next(&st, &a), 0);
+    if (a.release == NULL) break;
+    rows += a.length;
+    wg_array_release(&a);
+  }
+  wg_stream_release(&st);
+  ASSERT_EQ(rows, 3000);
+  wg_client_info_reset(&info);
+  ASSERT_OK(wg_client_flight_info(c, "other", "t", NULL, &info, &err), &err);
+  ASSERT_EQ(info.total_records, 1);
+  wg_client_info_reset(&info);
+  /* CMD: schema without running */
+  ASSERT_OK(wg_client_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c",
+                                  &info, &err),
+            &err);
+  ASSERT_EQ(info.schema.n_children, 3);
+  ASSERT_STREQ(info.schema.children[2]->format, "g");
+  ASSERT_EQ(info.total_records, -1);
+  ASSERT_OK(wg_fx_query_count(c, info.ticket, &rows, &batches, &err), &err);
+  ASSERT_EQ(rows, 1);
+  wg_client_info_reset(&info);
+  ASSERT_EQ(wg_client_flight_info(c, NULL, "nope", NULL, &info, &err), ENOENT);
+  ASSERT_TRUE(strstr(err.message, "nope") != NULL);
+  /* ListFlights: every schema, optional name filter */
+  struct wg_client_table *t;
+  int64_t n;
+  ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
+  ASSERT_EQ(n, 3);
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; i++) total += t[i].rows;
+  ASSERT_EQ(total, 3000 + 1000 + 1);
+  wg_client_tables_free(t, n);
+  ASSERT_OK(wg_client_list_tables(c, "kv", &t, &n, &err), &err);
+  ASSERT_EQ(n, 1);
+  ASSERT_STREQ(t[0].table_name, "kv_pairs");
+  ASSERT_EQ(t[0].rows, 1000);
+  ASSERT_EQ(t[0].schema.n_children, 2);
+  wg_client_tables_free(t, n);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+/* Raw calls for what the client library does not wrap. */
+static int raw_unary(const char *uri, const char *method, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *resp_d, ProtobufCMessage **resp,
+                     int *n_resp, struct wg_error *err) {
+  struct wg_rpc_channel *ch;
+  WG_RETURN_NOT_OK(wg_rpc_channel_create(&ch, uri, err));
+  struct wg_rpc_client_call *call;
+  char path[128];
+  snprintf(path, sizeof(path), "%s%s", WG_FLIGHT_SERVICE, method);
+  int rc = wg_rpc_client_call_start(ch, path, 10000, NULL, &call, err);
+  if (rc != 0) {
+    wg_rpc_channel_destroy(ch);
+    return rc;
+  }
+  grpc_byte_buffer *bb;
+  if (req != NULL && wg_flight_pack(req, &bb, err) == 0) wg_rpc_client_call_send(call, bb);
+  wg_rpc_client_call_close_send(call);
+  *n_resp = 0;
+  for (;;) {
+    grpc_byte_buffer *r = NULL;
+    if (wg_rpc_client_call_recv(call, &r) != 0 || r == NULL) break;
+    ProtobufCMessage *m = NULL;
+    if (*n_resp == 0 && wg_flight_unpack(resp_d, r, &m, err) == 0) *resp = m;
+    (*n_resp)++;
+    grpc_byte_buffer_destroy(r);
+  }
+  grpc_status_code code;
+  rc = wg_rpc_client_call_finish(call, &code, err);
+  wg_rpc_client_call_destroy(call);
+  wg_rpc_channel_destroy(ch);
+  return rc;
+}
+
+static void poll_get_schema_list_actions_and_handshake_are_answered(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err;
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD;
+  d.cmd.data = (uint8_t *)"SELECT 42 AS answer";
+  d.cmd.len = strlen((char *)d.cmd.data);
+  ProtobufCMessage *m = NULL;
+  int n = 0;
+  ASSERT_OK(raw_unary(fx.uri, "PollFlightInfo", &d.base,
+                      &arrow__flight__protocol__poll_info__descriptor, &m, &n, &err),
+            &err);
+  ASSERT_EQ(n, 1);
+  Arrow__Flight__Protocol__PollInfo *pi = (Arrow__Flight__Protocol__PollInfo *)m;
+  ASSERT_TRUE(pi->info != NULL);
+  ASSERT_TRUE(pi->flight_descriptor == NULL); /* complete: nothing to poll */
+  ASSERT_EQ(pi->info->n_endpoint, 1);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ASSERT_OK(raw_unary(fx.uri, "GetSchema", &d.base,
+                      &arrow__flight__protocol__schema_result__descriptor, &m, &n, &err),
+            &err);
+  struct ArrowSchema s;
+  Arrow__Flight__Protocol__SchemaResult *sr = (Arrow__Flight__Protocol__SchemaResult *)m;
+  struct wg_bytes sb = {sr->schema.data, (int64_t)sr->schema.len};
+  ASSERT_OK(wg_flight_schema_parse(sb, &s, &err), &err);
+  ASSERT_STREQ(s.children[0]->name, "answer");
+  wg_schema_release(&s);
+  protobuf_c_message_free_unpacked(m, NULL);
+  Arrow__Flight__Protocol__Empty e = ARROW__FLIGHT__PROTOCOL__EMPTY__INIT;
+  ASSERT_OK(raw_unary(fx.uri, "ListActions", &e.base,
+                      &arrow__flight__protocol__action_type__descriptor, &m, &n, &err),
+            &err);
+  ASSERT_EQ(n, 4);
+  ASSERT_STREQ(((Arrow__Flight__Protocol__ActionType *)m)->type, "execute");
+  protobuf_c_message_free_unpacked(m, NULL);
+  Arrow__Flight__Protocol__HandshakeRequest h = ARROW__FLIGHT__PROTOCOL__HANDSHAKE_REQUEST__INIT;
+  h.protocol_version = 7;
+  ASSERT_OK(raw_unary(fx.uri, "Handshake", &h.base,
+                      &arrow__flight__protocol__handshake_response__descriptor, &m, &n, &err),
+            &err);
+  ASSERT_EQ(n, 1);
+  ASSERT_EQ(((Arrow__Flight__Protocol__HandshakeResponse *)m)->protocol_version, 7);
+  protobuf_c_message_free_unpacked(m, NULL);
+  m = NULL;
+  ASSERT_EQ(raw_unary(fx.uri, "DoExchange", NULL, &arrow__flight__protocol__empty__descriptor, &m,
+                      &n, &err),
+            ENOTSUP);
+  ASSERT_TRUE(strstr(err.message, "DoExchange") != NULL);
+  wg_fx_server_stop(&fx);
+}
+
+static void actions_execute_drop_checkpoint_and_stats(void) {
+  char dir[256], db[300];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/a.duckdb", dir);
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.db_path = db, .threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_buf out;
+  wg_buf_init(&out);
+  const char *sql = "CREATE TABLE t AS SELECT range AS i FROM range(10)";
+  ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), &out, &err), &err);
+  out.size = 0;
+  sql = "DELETE FROM t WHERE i < 4";
+  ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), &out, &err), &err);
+  ASSERT_STREQ((char *)out.data, "{\"rows_changed\": 4}");
+  out.size = 0;
+  ASSERT_OK(wg_client_action(c, "checkpoint", "", 0, &out, &err), &err);
+  out.size = 0;
+  ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
+  ASSERT_TRUE(strstr((char *)out.data, "\"calls\": ") != NULL);
+  ASSERT_TRUE(strstr((char *)out.data, "\"active_calls\": 1") != NULL);
+  out.size = 0;
+  ASSERT_OK(wg_client_action(c, "drop_table", "t", 1, &out, &err), &err);
+  int64_t n;
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT count(*) FROM t", &n, &err), ENOENT);
+  ASSERT_EQ(wg_client_action(c, "drop_table", "t", 1, &out, &err), ENOENT);
+  ASSERT_EQ(wg_client_action(c, "frobnicate", "", 0, &out, &err), ENOTSUP);
+  ASSERT_TRUE(strstr(err.message, "frobnicate") != NULL);
+  wg_buf_reset(&out);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+  wg_fx_rmdir(dir);
+}
+
+/* ---- errors ---- */
+
+static void duckdb_errors_map_to_grpc_codes_with_duckdb_messages(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t n;
+  ASSERT_EQ(wg_fx_query_i64(c, "SELEC 1", &n, &err), EINVAL); /* INVALID_ARGUMENT */
+  ASSERT_TRUE(strstr(err.message, "Parser Error") != NULL);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT * FROM missing_table", &n, &err), ENOENT); /* NOT_FOUND */
+  ASSERT_TRUE(strstr(err.message, "missing_table") != NULL);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT 'abc'::INTEGER", &n, &err), EINVAL);
+  const char *ddl = "CREATE TABLE pk (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  const char *ins = "INSERT INTO pk VALUES (1, 1)";
+  ASSERT_OK(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), &err);
+  ASSERT_EQ(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), EEXIST);
+  ASSERT_TRUE(strstr(err.message, "Constraint Error") != NULL);
+  const char *nn = "INSERT INTO pk VALUES (2, NULL)";
+  ASSERT_EQ(wg_client_action(c, "execute", nn, strlen(nn), NULL, &err), EPERM);
+  ASSERT_TRUE(strstr(err.message, "NOT NULL") != NULL);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+static void put_with_mismatched_schema_is_refused_and_keeps_nothing(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  /* events.value is DOUBLE; a kv-shaped stream into a table whose "value" is a DATE */
+  const char *ddl = "CREATE TABLE typed (id BIGINT, value DATE)";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  int64_t acked = 0;
+  ASSERT_EQ(put_seed(c, "typed", 0, 3, 100, true, &acked, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "value") != NULL);
+  ASSERT_TRUE(strstr(err.message, "DATE") != NULL);
+  ASSERT_TRUE(strstr(err.message, "DOUBLE") != NULL);
+  ASSERT_EQ(acked, 0);
+  int64_t n = -1;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM typed", &n, &err), &err);
+  ASSERT_EQ(n, 0);
+  /* a column the table does not have */
+  ddl = "CREATE TABLE narrow (id BIGINT)";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_EQ(put_seed(c, "narrow", 0, 1, 10, true, &acked, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "value") != NULL);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+static void malformed_frames_end_the_call_and_leave_the_server_serving(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err;
+  struct wg_rpc_channel *ch;
+  ASSERT_OK(wg_rpc_channel_create(&ch, fx.uri, &err), &err);
+  const char *garbage[] = {
+      "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", /* bad varint */
+      "\x12\x7f\x01",                                  /* data_header longer than the message */
+      "\x0a\x02\x08\x01\x12\x08\x01\x02\x03\x04\x05\x06\x07\x08", /* descriptor, junk header */
+  };
+  for (size_t i = 0; i < 3; i++) {
+    struct wg_rpc_client_call *call;
+    ASSERT_OK(wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "DoPut", 10000, NULL, &call, &err),
+              &err);
+    wg_rpc_client_call_send(call, wg_rpc_buffer_from_copy(garbage[i], strlen(garbage[i])));
+    wg_rpc_client_call_close_send(call);
+    grpc_byte_buffer *bb = NULL;
+    while (wg_rpc_client_call_recv(call, &bb) == 0 && bb != NULL) grpc_byte_buffer_destroy(bb);
+    grpc_status_code code;
+    ASSERT_EQ(wg_rpc_client_call_finish(call, &code, &err), EINVAL);
+    ASSERT_EQ(code, GRPC_STATUS_INVALID_ARGUMENT);
+    wg_rpc_client_call_destroy(call);
+  }
+  /* a DoGet ticket that is not a Ticket message */
+  struct wg_rpc_client_call *call;
+  ASSERT_OK(wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "DoGet", 10000, NULL, &call, &err),
+            &err);
+  wg_rpc_client_call_send(call, wg_rpc_buffer_from_copy("\x0a\xff", 2));
+  wg_rpc_client_call_close_send(call);
+  grpc_status_code code;
+  ASSERT_NE(wg_rpc_client_call_finish(call, &code, &err), 0);
+  ASSERT_EQ(code, GRPC_STATUS_INVALID_ARGUMENT);
+  wg_rpc_client_call_destroy(call);
+  wg_rpc_channel_destroy(ch);
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 41 + 1", &n, &err), &err);
+  ASSERT_EQ(n, 42);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+static void remote_sql_cannot_touch_files_or_settings_by_default(void) {
+  char dir[256], csv[300], sql[600];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(csv, sizeof(csv), "%s/data.csv", dir);
+  FILE *f = fopen(csv, "w");
+  fputs("a,b\n1,2\n3,4\n", f);
+  fclose(f);
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t n;
+  const char *refused[] = {
+      "SELECT count(*) FROM read_csv('/etc/passwd')",
+      "COPY (SELECT 1) TO '/tmp/wigeon-should-not-exist.csv'",
+      "ATTACH '/tmp/wigeon-should-not-exist.duckdb' AS other",
+      "INSTALL httpfs",
+      "LOAD httpfs",
+      "SET enable_external_access = true",
+      "SET lock_configuration = false",
+  };
+  for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+    int rc = wg_fx_query_i64(c, refused[i], &n, &err);
+    if (rc == 0) TEST_FAIL_("allowed by default: %s", refused[i]);
+    ASSERT_NE(rc, 0);
+  }
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM read_csv('%s')", csv);
+  ASSERT_NE(wg_fx_query_i64(c, sql, &n, &err), 0);
+  ASSERT_TRUE(access("/tmp/wigeon-should-not-exist.csv", F_OK) != 0);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+  /* --allow-external-access opens it */
+  o.allow_external_access = true;
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_EQ(n, 2);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+  wg_fx_rmdir(dir);
+}
+
+/* ---- cancellation and the worker queue ---- */
+
+static const char *long_query = "SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3";
+
+static int64_t active_calls(struct wg_client *c) {
+  struct wg_buf out;
+  wg_buf_init(&out);
+  struct wg_error err;
+  int64_t v = -1;
+  if (wg_client_action(c, "stats", "", 0, &out, &err) == 0) {
+    const char *p = strstr((char *)out.data, "\"active_calls\": ");
+    if (p != NULL) v = atoll(p + 16);
+  }
+  wg_buf_reset(&out);
+  return v;
+}
+
+static void cancelled_or_expired_queries_stop_on_the_server(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c, *watcher;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_client_connect(&watcher, fx.uri, &err), &err);
+  /* deadline */
+  wg_client_set_timeout(c, 300);
+  int64_t n;
+  int rc = wg_fx_query_i64(c, long_query, &n, &err);
+  ASSERT_TRUE(rc == ETIMEDOUT || rc == ECANCELED);
+  /* cancel: open the stream, let it start, release it */
+  wg_client_set_timeout(c, 0);
+  struct ArrowArrayStream st;
+  ASSERT_OK(wg_client_query(c, long_query, &st, &err), &err);
+  sleep_ms(300);
+  wg_stream_release(&st);
+  /* the server's handlers return: only the stats call itself stays active */
+  int64_t active = -1;
+  for (int i = 0; i < 100; i++) {
+    active = active_calls(watcher);
+    if (active == 1) break;
+    sleep_ms(100);
+  }
+  ASSERT_EQ(active, 1);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 7", &n, &err), &err);
+  ASSERT_EQ(n, 7);
+  wg_client_close(c);
+  wg_client_close(watcher);
+  wg_fx_server_stop(&fx);
+}
+
+struct slow_arg {
+  const char *uri;
+  int rc;
+};
+
+static void *slow_query(void *p) {
+  struct slow_arg *a = p;
+  struct wg_client *c;
+  struct wg_error err;
+  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  wg_client_set_timeout(c, 1500);
+  int64_t n;
+  a->rc = wg_fx_query_i64(c, long_query, &n, &err);
+  wg_client_close(c);
+  return NULL;
+}
+
+static void calls_beyond_workers_and_queue_get_resource_exhausted(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 1, .queue_limit = 1};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  enum { N = 4 };
+  pthread_t t[N];
+  struct slow_arg a[N];
+  for (int i = 0; i < N; i++) {
+    a[i] = (struct slow_arg){fx.uri, -1};
+    pthread_create(&t[i], NULL, slow_query, &a[i]);
+    sleep_ms(50);
+  }
+  int exhausted = 0;
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    if (a[i].rc == ENOMEM || a[i].rc == EBUSY) exhausted++;
+  }
+  ASSERT_TRUE(exhausted >= 1);
+  ASSERT_TRUE(exhausted <= N - 1);
+  wg_fx_server_stop(&fx);
+}
+
+/* ---- the binary: durability, SIGTERM, memory ---- */
+
+static void acknowledged_puts_survive_kill_9(void) {
+  char dir[256], db[300];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/durable.duckdb", dir);
+  const char *args[] = {"--db", db, "--threads", "2", NULL};
+  struct wg_fx_process p;
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t total = 0;
+  for (int i = 0; i < 10; i++) {
+    int64_t acked = 0;
+    ASSERT_OK(put_seed(c, "events", i, 2, 1000, false, &acked, &err), &err);
+    total += acked;
+  }
+  wg_client_close(c);
+  ASSERT_EQ(total, 20000);
+  int st = wg_fx_process_stop(&p, SIGKILL);
+  ASSERT_TRUE(WIFSIGNALED(st));
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t n = -1;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_EQ(n, total);
+  wg_client_close(c);
+  st = wg_fx_process_stop(&p, SIGTERM);
+  ASSERT_TRUE(WIFEXITED(st));
+  ASSERT_EQ(WEXITSTATUS(st), 0);
+  wg_fx_rmdir(dir);
+}
+
+static void sigterm_exits_zero_and_keeps_the_data(void) {
+  char dir[256], db[300];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/term.duckdb", dir);
+  const char *args[] = {"--db", db, NULL};
+  struct wg_fx_process p;
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t acked;
+  ASSERT_OK(put_seed(c, "kept", 0, 3, 1000, true, &acked, &err), &err);
+  wg_client_close(c);
+  int st = wg_fx_process_stop(&p, SIGTERM);
+  ASSERT_TRUE(WIFEXITED(st));
+  ASSERT_EQ(WEXITSTATUS(st), 0);
+  /* checkpointed on the way out: no WAL left behind */
+  char wal[320];
+  snprintf(wal, sizeof(wal), "%s.wal", db);
+  ASSERT_TRUE(access(wal, F_OK) != 0);
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM kept", &n, &err), &err);
+  ASSERT_EQ(n, 3000);
+  wg_client_close(c);
+  st = wg_fx_process_stop(&p, SIGINT);
+  ASSERT_TRUE(WIFEXITED(st));
+  ASSERT_EQ(WEXITSTATUS(st), 0);
+  wg_fx_rmdir(dir);
+}
+
+static void twenty_million_row_doget_keeps_server_memory_bounded(void) {
+  const char *args[] = {"--db", ":memory:", "--threads", "2", NULL};
+  struct wg_fx_process p;
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 1", &n, &err), &err);
+  int64_t before = wg_fx_process_kib(p.pid, "VmRSS");
+  int64_t rows = 0, batches = 0;
+  ASSERT_OK(wg_fx_query_count(c,
+                              "SELECT i, i * 2 AS j, 'row ' || (i % 1000) AS s, i / 3.0 AS d "
+                              "FROM range(20000000) t(i)",
+                              &rows, &batches, &err),
+            &err);
+  int64_t peak = wg_fx_process_kib(p.pid, "VmHWM");
+  ASSERT_EQ(rows, 20000000);
+  fprintf(stderr, "  20M rows in %lld batches; server RSS before %lld MiB, peak %lld MiB\n",
+          (long long)batches, (long long)before / 1024, (long long)peak / 1024);
+  /* the result is ~640 MB of Arrow data: the server must stream it, not hold it */
+  ASSERT_TRUE(peak - before < 300 * 1024);
+  wg_client_close(c);
+  wg_fx_process_stop(&p, SIGTERM);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  RUN_TEST(seeds_scenario_loaders_and_readers_count_exactly);
+  RUN_TEST(xorq_scenario_counts_never_decrease_nor_show_partial_puts);
+  RUN_TEST(all_duckdb_types_round_trip_through_put_and_get);
+  RUN_TEST(flight_info_schema_and_list_flights_describe_tables);
+  RUN_TEST(poll_get_schema_list_actions_and_handshake_are_answered);
+  RUN_TEST(actions_execute_drop_checkpoint_and_stats);
+  RUN_TEST(duckdb_errors_map_to_grpc_codes_with_duckdb_messages);
+  RUN_TEST(put_with_mismatched_schema_is_refused_and_keeps_nothing);
+  RUN_TEST(malformed_frames_end_the_call_and_leave_the_server_serving);
+  RUN_TEST(remote_sql_cannot_touch_files_or_settings_by_default);
+  RUN_TEST(cancelled_or_expired_queries_stop_on_the_server);
+  RUN_TEST(calls_beyond_workers_and_queue_get_resource_exhausted);
+  RUN_TEST(acknowledged_puts_survive_kill_9);
+  RUN_TEST(sigterm_exits_zero_and_keeps_the_data);
+  RUN_TEST(twenty_million_row_doget_keeps_server_memory_bounded);
+  return TEST_SUMMARY();
+}
