@@ -38,9 +38,10 @@ enum wg_ipc_compression {
  * min(max_decompressed_size, max_decompression_ratio * bodyLength + 16 MiB) bytes; everything else
  * the decoder allocates is proportional to the metadata and body it is given. */
 struct wg_ipc_limits {
-  int32_t max_depth;               /* nesting depth of fields (default 64) */
+  int32_t max_depth;               /* nesting depth of fields (default 64, at most 256) */
   int64_t max_decompressed_size;   /* per message, bytes (default 1 GiB) */
   int64_t max_decompression_ratio; /* decompressed bytes per body byte (default 4096) */
+  int64_t max_rows;                /* length of any array node (default 2^31 - 1) */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -79,7 +80,8 @@ void wg_ipc_decoder_destroy(struct wg_ipc_decoder *dec);
  *  - RECORD_BATCH: `out` receives a struct array (one child per field) owned by the caller, that
  *    points into `body` where alignment allows and keeps it alive until released.
  * Returns 0; EPROTO/EINVAL for malformed input, ENOTSUP for valid but unsupported input (tensors,
- * big-endian), ENOMEM. On error nothing is written to `out` and the decoder state is unchanged. */
+ * big-endian), ENOMEM. On error `out` is left released (release NULL) and the decoder state is
+ * unchanged. */
 int wg_ipc_decoder_decode(struct wg_ipc_decoder *dec, struct wg_bytes metadata,
                           struct wg_shared *body, enum wg_ipc_message_type *type,
                           struct ArrowArray *out, struct wg_error *err);

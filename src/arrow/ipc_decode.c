@@ -39,9 +39,10 @@ struct wg_ipc_decoder {
 };
 
 void wg__ipc_limits_resolve(const struct wg_ipc_limits *in, struct wg_ipc_limits *out) {
-  struct wg_ipc_limits d = {64, (int64_t)1 << 30, 4096};
+  struct wg_ipc_limits d = {64, (int64_t)1 << 30, 4096, INT32_MAX};
   if (in != NULL) {
-    if (in->max_depth > 0) d.max_depth = in->max_depth;
+    if (in->max_depth > 0) d.max_depth = in->max_depth > 256 ? 256 : in->max_depth;
+    if (in->max_rows > 0) d.max_rows = in->max_rows;
     if (in->max_decompressed_size > 0) d.max_decompressed_size = in->max_decompressed_size;
     if (in->max_decompression_ratio > 0) d.max_decompression_ratio = in->max_decompression_ratio;
   }
@@ -105,6 +106,25 @@ static int same_type_tree(const struct ArrowSchema *a, const struct ArrowSchema 
   return a->dictionary == NULL || same_type_tree(a->dictionary, b->dictionary);
 }
 
+/* dicts is sorted by id (decoder_set_schema), so ids are found by binary search: a schema or a
+ * stream with many dictionaries costs n log n, not n squared. Returns the index or -1. */
+static int64_t find_dict(const struct wg_ipc_decoder *dec, int64_t id) {
+  int64_t lo = 0, hi = dec->n_dicts;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (dec->dicts[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < dec->n_dicts && dec->dicts[lo].id == id ? lo : -1;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x, y;
+  memcpy(&x, a, 8);
+  memcpy(&y, b, 8);
+  return x < y ? -1 : x > y;
+}
+
 static int dnode_build(struct build_ctx *c, const struct ArrowSchema *s, struct dnode *n) {
   memset(n, 0, sizeof(*n));
   n->dict = -1;
@@ -123,19 +143,16 @@ static int dnode_build(struct build_ctx *c, const struct ArrowSchema *s, struct 
   if (c->next_id >= c->n_ids) return wg_error_set(c->err, EPROTO, "dictionary ids out of step");
   int64_t id = c->ids[c->next_id++];
   struct wg_ipc_decoder *dec = c->dec;
-  for (int64_t i = 0; i < dec->n_dicts; i++) {
-    if (dec->dicts[i].id != id) continue;
-    if (!same_type_tree(dec->dicts[i].value.schema, s->dictionary))
+  int64_t i = find_dict(dec, id);
+  struct dict *d = &dec->dicts[i];
+  if (d->value.schema != NULL) { /* a second field with the same dictionary */
+    if (!same_type_tree(d->value.schema, s->dictionary))
       return wg_error_set(c->err, EPROTO, "dictionary id %lld used for two different types",
                           (long long)id);
     dnode_reset(n);
     n->dict = i;
     return 0;
   }
-  /* dicts has room for every id (allocated by the caller), so pointers stay stable. */
-  struct dict *d = &dec->dicts[dec->n_dicts];
-  memset(d, 0, sizeof(*d));
-  d->id = id;
   struct dnode tmp = *n;
   /* The value tree: same children, the value type, no dictionary. */
   d->value.schema = s->dictionary;
@@ -145,7 +162,7 @@ static int dnode_build(struct build_ctx *c, const struct ArrowSchema *s, struct 
   d->value.n_children = tmp.n_children;
   n->children = NULL;
   n->n_children = 0;
-  n->dict = dec->n_dicts++;
+  n->dict = i;
   return 0;
 }
 
@@ -173,8 +190,25 @@ static int decoder_set_schema(struct wg_ipc_decoder *dec, const struct wg_fb_tab
     return rc;
   }
   int64_t n_ids = ids.size / 8;
-  dec->dicts = n_ids > 0 ? calloc((size_t)n_ids, sizeof(struct dict)) : NULL;
-  if (n_ids > 0 && dec->dicts == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
+  /* One entry per distinct id, sorted; the order of ids as fields use them stays in `ids`. */
+  struct wg_buf sorted;
+  wg_buf_init(&sorted);
+  if (n_ids > 0 && wg_buf_append(&sorted, ids.data, ids.size) != 0)
+    rc = wg_error_set(err, ENOMEM, "out of memory");
+  if (rc == 0 && n_ids > 0) {
+    qsort(sorted.data, (size_t)n_ids, 8, cmp_i64);
+    dec->dicts = calloc((size_t)n_ids, sizeof(struct dict));
+    if (dec->dicts == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
+    for (int64_t i = 0; rc == 0 && i < n_ids; i++) {
+      int64_t id;
+      memcpy(&id, sorted.data + 8 * i, 8);
+      if (dec->n_dicts > 0 && dec->dicts[dec->n_dicts - 1].id == id) continue;
+      dec->dicts[dec->n_dicts].id = id;
+      dec->dicts[dec->n_dicts].value.dict = -1;
+      dec->n_dicts++;
+    }
+  }
+  wg_buf_reset(&sorted);
   struct build_ctx c = {dec, (const int64_t *)ids.data, n_ids, 0, err};
   if (rc == 0) rc = dnode_build(&c, &dec->schema, &dec->root);
   wg_buf_reset(&ids);
@@ -198,6 +232,7 @@ struct walk {
   int64_t body_size;
   enum wg_ipc_compression codec;
   int64_t decompressed;
+  int64_t copied; /* bytes realigned so far: overlapping buffers cannot copy more than the body */
   struct wg_holder_builder *hb;
   struct wg_shared *holder;
   int depth;
@@ -269,7 +304,17 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
       return 0;
     }
   }
-  if (((uintptr_t)p & (uintptr_t)(align - 1)) != 0) { /* misaligned: copy once */
+  /* Copy once when misaligned, and copy a bitmap that ends within 8 bytes of the end of the body:
+   * consumers (DuckDB) read a byte past a bitmap, which must not be past the received memory. */
+  bool near_end = align == 1 && w->body_size - (p - w->body) - len < 8 &&
+                  w->codec == WG_IPC_COMPRESSION_NONE;
+  if (((uintptr_t)p & (uintptr_t)(align - 1)) != 0 || near_end) {
+    if (len > w->body_size - w->copied)
+      return wg_error_set(err, EPROTO,
+                          "buffer %lld: realigned copies exceed the body of %lld bytes "
+                          "(overlapping buffers?)",
+                          (long long)(w->buffer_i - 1), (long long)w->body_size);
+    w->copied += len;
     uint8_t *dst = aligned_alloc(64, (size_t)((len + 63) & ~(int64_t)63));
     if (dst == NULL)
       return wg_error_set(err, ENOMEM, "out of memory for %lld bytes", (long long)len);
@@ -283,9 +328,13 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
   return 0;
 }
 
+/* The alignment a buffer of elements of `bits` needs: a power of two, at most 8. */
 static int64_t natural_align(int bits) {
   int64_t bytes = bits / 8;
-  return bytes >= 8 ? 8 : bytes < 1 ? 1 : bytes;
+  if (bytes % 8 == 0 && bytes > 0) return 8;
+  if (bytes % 4 == 0 && bytes > 0) return 4;
+  if (bytes % 2 == 0 && bytes > 0) return 2;
+  return 1;
 }
 
 /* The fixed IPC buffers of a type with a validity bitmap, and the alignment each needs. */
@@ -345,6 +394,9 @@ static int decode_node(struct walk *w, const struct dnode *n, struct ArrowArray 
   if (length < 0 || null_count < 0 || null_count > length)
     return wg_error_set(err, EPROTO, "field node with length %lld and null count %lld",
                         (long long)length, (long long)null_count);
+  if (length > w->dec->limits.max_rows)
+    return wg_error_set(err, EPROTO, "field node of %lld values, over the limit of %lld",
+                        (long long)length, (long long)w->dec->limits.max_rows);
 
   const void *bufs[3] = {NULL, NULL, NULL};
   int64_t sizes[3] = {0, 0, 0};
@@ -402,7 +454,9 @@ static int decode_node(struct walk *w, const struct dnode *n, struct ArrowArray 
   rc = wg_array_node_init(out, n_buffers, n_children, w->holder);
   if (rc != 0) {
     free(var_sizes_heap);
-    return wg_error_set(err, ENOMEM, "out of memory for an array node");
+    return wg_error_set(err, rc == ENOMEM ? ENOMEM : EPROTO,
+                        rc == ENOMEM ? "out of memory for an array node"
+                                     : "array node with too many buffers or children");
   }
   out->length = length;
   out->null_count = null_count;
@@ -475,8 +529,9 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
     if (method != 0) return wg_error_set(err, ENOTSUP, "body compression method %u", method);
     w.codec = (enum wg_ipc_compression)(codec + 1); /* wire value + 1 */
   }
-  if (length < 0 || length > INT64_MAX / 16)
-    return wg_error_set(err, EPROTO, "record batch length %lld", (long long)length);
+  if (length < 0 || length > dec->limits.max_rows)
+    return wg_error_set(err, EPROTO, "record batch length %lld (limit %lld)", (long long)length,
+                        (long long)dec->limits.max_rows);
   if (body_length > 0 && (body == NULL || body->size < body_length))
     return wg_error_set(err, EPROTO, "message body of %lld bytes, header says %lld",
                         (long long)(body ? body->size : 0), (long long)body_length);
@@ -513,6 +568,9 @@ static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnod
                              const struct ArrowArray *a, const struct ArrowArray *b,
                              struct ArrowArray *out, struct wg_error *err);
 
+static int validate_tree(const struct ArrowSchema *s, const struct ArrowArray *a, int depth,
+                         struct wg_error *err);
+
 static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
                                    const struct wg_fb_table *header, struct wg_shared *body,
                                    int64_t body_length, struct wg_error *err) {
@@ -524,9 +582,8 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
   WG_RETURN_NOT_OK(wg_fb_table_field(header, 1, &present, &rb, err));
   if (!present)
     return wg_error_set(err, EPROTO, "DictionaryBatch %lld without data", (long long)id);
-  struct dict *d = NULL;
-  for (int64_t i = 0; i < dec->n_dicts; i++)
-    if (dec->dicts[i].id == id) d = &dec->dicts[i];
+  int64_t di = find_dict(dec, id);
+  struct dict *d = di >= 0 ? &dec->dicts[di] : NULL;
   if (d == NULL)
     return wg_error_set(err, EPROTO, "DictionaryBatch for id %lld, which no field uses",
                         (long long)id);
@@ -541,12 +598,26 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
   struct ArrowArray values;
   wg_array_move(batch.children[0], &values);
   wg_array_release(&batch);
+  if (is_delta && d->array.release != NULL && values.length == 0) {
+    wg_array_release(&values); /* an empty delta changes nothing */
+    return 0;
+  }
   if (is_delta && d->array.release != NULL) {
+    if (d->array.length > INT64_MAX / 16 - values.length) {
+      wg_array_release(&values);
+      return wg_error_set(err, EPROTO, "delta dictionary %lld: %lld + %lld values is too long",
+                          (long long)id, (long long)d->array.length, (long long)values.length);
+    }
     struct ArrowArray merged;
     int rc = concat_dictionary(dec, &d->value, &d->array, &values, &merged, err);
     wg_array_release(&values);
     if (rc != 0) return wg_error_prefix(err, rc, "delta dictionary %lld", (long long)id);
     wg_array_move(&merged, &values);
+    rc = validate_tree(d->value.schema, &values, 0, err);
+    if (rc != 0) {
+      wg_array_release(&values);
+      return wg_error_prefix(err, rc, "delta dictionary %lld", (long long)id);
+    }
   }
   wg_array_release(&d->array);
   wg_array_move(&values, &d->array);
@@ -593,6 +664,13 @@ static void *hb_alloc(struct concat *cc, int64_t size) {
 
 static void copy_bits(uint8_t *dst, int64_t dst_off, const uint8_t *src, int64_t src_off,
                       int64_t n) {
+  if (src != NULL && (dst_off & 7) == 0 && (src_off & 7) == 0) { /* whole bytes, then the tail */
+    int64_t bytes = n / 8;
+    memcpy(dst + dst_off / 8, src + src_off / 8, (size_t)bytes);
+    dst_off += bytes * 8;
+    src_off += bytes * 8;
+    n -= bytes * 8;
+  }
   for (int64_t i = 0; i < n; i++) {
     int bit = src == NULL ? 1 : wg_bit_get(src, src_off + i);
     if (bit) dst[(dst_off + i) >> 3] |= (uint8_t)(1 << ((dst_off + i) & 7));
@@ -612,13 +690,14 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
     nb = 3 + (a->n_buffers - 3) + (b->n_buffers - 3);
   WG_RETURN_NOT_OK(wg_array_node_init(out, nb, n->n_children, cc->holder) ? ENOMEM : 0);
   out->length = len;
-  out->null_count = a->null_count + b->null_count;
-  if (wg_arrow_type_has_validity(t) && out->null_count > 0) {
+  out->null_count = 0;
+  if (wg_arrow_type_has_validity(t) && (a->null_count != 0 || b->null_count != 0)) {
     uint8_t *v = hb_alloc(cc, (len + 7) / 8);
     if (v == NULL) goto oom;
     copy_bits(v, 0, a->buffers[0], a->offset, a->length);
     copy_bits(v, a->length, b->buffers[0], b->offset, b->length);
     out->buffers[0] = v;
+    out->null_count = len - wg_bitmap_count_set(v, 0, len); /* children are sliced views */
   }
   switch (t->id) {
   case WG_TYPE_STRUCT:

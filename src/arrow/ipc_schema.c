@@ -42,8 +42,18 @@ struct schema_ctx {
   int64_t fields_left; /* bound on the number of Field tables visited (DAGs in hostile input) */
   int32_t max_depth;
   struct wg_buf *dict_ids; /* int64 ids of dictionary-encoded fields, children before parents */
+  int64_t bytes_left;      /* bound on string bytes copied (names, metadata, time zones) */
   struct wg_error *err;
 };
+
+/* Charges n copied bytes; shared tables in hostile input could otherwise copy one string many
+ * times. */
+static int charge(struct schema_ctx *ctx, int64_t n) {
+  if ((ctx->bytes_left -= n) < 0)
+    return wg_error_set(ctx->err, EPROTO,
+                        "schema strings exceed twice the size of the schema (shared tables?)");
+  return 0;
+}
 
 static const char unit_char[4] = {'s', 'm', 'u', 'n'};
 
@@ -128,7 +138,9 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
     WG_RETURN_NOT_OK(wg_fb_i32(t, 2, 128, &c, err));
     if (c != 32 && c != 64 && c != 128 && c != 256)
       return wg_error_set(err, EPROTO, "Decimal bitWidth %d", c);
-    if (a <= 0 || a > 76) return wg_error_set(err, EPROTO, "Decimal precision %d", a);
+    if (a <= 0 || a > (c == 32 ? 9 : c == 64 ? 18 : c == 128 ? 38 : 76))
+      return wg_error_set(err, EPROTO, "Decimal precision %d for a %d-bit decimal", a, c);
+    if (b < -a || b > a) return wg_error_set(err, EPROTO, "Decimal scale %d, precision %d", b, a);
     snprintf(small, sizeof(small), c == 128 ? "d:%d,%d" : "d:%d,%d,%d", a, b, c);
     break;
   case FB_DATE:
@@ -227,8 +239,9 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
 }
 
 /* KeyValue vector -> C Data Interface metadata (NULL when absent or empty). */
-static int decode_metadata(const struct wg_fb_table *t, int field, struct ArrowSchema *s,
-                           struct wg_error *err) {
+static int decode_metadata(struct schema_ctx *ctx, const struct wg_fb_table *t, int field,
+                           struct ArrowSchema *s) {
+  struct wg_error *err = ctx->err;
   bool present;
   struct wg_fb_vector kvs;
   WG_RETURN_NOT_OK(wg_fb_vector_field(t, field, 4, &present, &kvs, err));
@@ -243,6 +256,7 @@ static int decode_metadata(const struct wg_fb_table *t, int field, struct ArrowS
     rc = wg_fb_vector_table(&kvs, i, &kv, err);
     if (rc == 0) rc = wg_fb_string(&kv, 0, &hk, &k, err);
     if (rc == 0) rc = wg_fb_string(&kv, 1, &hv, &v, err);
+    if (rc == 0) rc = charge(ctx, 8 + (hk ? k.size : 0) + (hv ? v.size : 0));
     if (rc == 0 && wg_metadata_append(&md, hk ? (const char *)k.data : "", hk ? (int32_t)k.size : 0,
                                       hv ? (const char *)v.data : "", hv ? (int32_t)v.size : 0))
       rc = wg_error_set(err, ENOMEM, "out of memory for custom metadata");
@@ -296,6 +310,7 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
   if (!present) name.size = 0;
   if (memchr(name.data, 0, (size_t)name.size) != NULL)
     return wg_error_set(err, EPROTO, "field name holds a NUL byte");
+  WG_RETURN_NOT_OK(charge(ctx, name.size + 16));
   WG_RETURN_NOT_OK(wg_fb_bool(f, 1, false, &nullable, err));
   WG_RETURN_NOT_OK(wg_fb_u8(f, 2, 0, &type_type, err));
   WG_RETURN_NOT_OK(wg_fb_table_field(f, 3, &has_type, &type_tbl, err));
@@ -306,6 +321,7 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
   struct wg_buf fmt;
   wg_buf_init(&fmt);
   int rc = type_format(type_type, &type_tbl, has_type, children.length, &fmt, err);
+  if (rc == 0) rc = charge(ctx, fmt.size);
   if (rc != 0) {
     wg_buf_reset(&fmt);
     return rc;
@@ -359,7 +375,7 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
     rc = wg_fb_bool(&type_tbl, 0, false, &sorted, err);
     if (rc == 0 && sorted) values->flags |= ARROW_FLAG_MAP_KEYS_SORTED;
   }
-  if (rc == 0) rc = decode_metadata(f, 6, out, err);
+  if (rc == 0) rc = decode_metadata(ctx, f, 6, out);
   if (rc == 0 && has_dict) {
     int64_t id;
     rc = wg_fb_i64(&dict_tbl, 0, 0, &id, err);
@@ -382,7 +398,8 @@ int wg__ipc_decode_schema(const struct wg_fb_table *schema, const struct wg_ipc_
   if (endianness != 0) return wg_error_set(err, ENOTSUP, "big-endian IPC data is not supported");
   WG_RETURN_NOT_OK(wg_fb_vector_field(schema, 1, 4, &present, &fields, err));
   if (!present) fields.length = 0;
-  struct schema_ctx ctx = {schema->size / 4 + 16, limits->max_depth, dict_ids, err};
+  struct schema_ctx ctx = {schema->size / 4 + 16, limits->max_depth, dict_ids,
+                           2 * schema->size + 4096, err};
   WG_RETURN_NOT_OK(wg_schema_node_init(out, "+s", fields.length, err));
   out->flags = 0;
   int rc = wg_schema_set_name(out, "") != 0 ? wg_error_set(err, ENOMEM, "out of memory") : 0;
@@ -392,7 +409,7 @@ int wg__ipc_decode_schema(const struct wg_fb_table *schema, const struct wg_ipc_
     if (rc == 0) rc = decode_field(&ctx, &f, out->children[i], 1);
     if (rc != 0) wg_error_prefix(err, rc, "schema field %lld", (long long)i);
   }
-  if (rc == 0) rc = decode_metadata(schema, 2, out, err);
+  if (rc == 0) rc = decode_metadata(&ctx, schema, 2, out);
   if (rc != 0) wg_schema_release(out);
   return rc;
 }
