@@ -199,8 +199,8 @@ static int sample_make(struct sample *s, enum wg_ipc_compression codec, struct w
 }
 
 /* Decodes a FlightData's IPC message with a decoder primed with the sample's schema. */
-static int decode_ipc(const struct sample *s, const struct wg_flight_data *fd, struct ArrowArray *out,
-                      struct wg_error *err) {
+static int decode_ipc(const struct sample *s, const struct wg_flight_data *fd,
+                      struct ArrowArray *out, struct wg_error *err) {
   struct wg_ipc_decoder *dec;
   WG_RETURN_NOT_OK(wg_ipc_decoder_create(&dec, NULL, err));
   enum wg_ipc_message_type type;
@@ -332,7 +332,7 @@ static void our_codec_reads_protobuf_c_flight_data(void) {
   Arrow__Flight__Protocol__FlightDescriptor *d2 = NULL;
   if (rc == 0)
     d2 = arrow__flight__protocol__flight_descriptor__unpack(NULL, (size_t)fd.descriptor.size,
-                                                             fd.descriptor.data);
+                                                            fd.descriptor.data);
   bool desc_ok = d2 != NULL && d2->n_path == 2 && strcmp(d2->path[1], "b.parquet") == 0;
   if (d2 != NULL) arrow__flight__protocol__flight_descriptor__free_unpacked(d2, NULL);
   bool fields_ok = rc == 0 && bytes_eq(fd.data_header, s.header.data, s.header.size) &&
@@ -478,8 +478,9 @@ static void unknown_fields_are_skipped_and_the_last_field_wins(void) {
     int rc = wg_flight_data_decode(bb, &fd, err);
     grpc_byte_buffer_destroy(bb);
     bool ok = rc == 0 && bytes_eq(fd.data_header, "second-header", 13) &&
-              bytes_eq(fd.descriptor, "descriptor-bytes", 16) && bytes_eq(fd.app_metadata, "app", 3) &&
-              fd.body != NULL && fd.body->size == 40 && fd.body->data[39] == (uint8_t)(39 * 7 + 1);
+              bytes_eq(fd.descriptor, "descriptor-bytes", 16) &&
+              bytes_eq(fd.app_metadata, "app", 3) && fd.body != NULL && fd.body->size == 40 &&
+              fd.body->data[39] == (uint8_t)(39 * 7 + 1);
     wg_flight_data_reset(&fd);
     TEST_RECORD(ok, "tricky message in %lld-byte slices: rc %d %s", (long long)chunks[k], rc,
                 err->message);
@@ -525,7 +526,8 @@ static void every_truncation_is_eproto_or_a_shorter_valid_message(void) {
     int r = wg_flight_data_decode(bb, &fd, err);
     grpc_byte_buffer_destroy(bb);
     wg_flight_data_reset(&fd);
-    if (r == 0) valid_prefixes++;
+    if (r == 0)
+      valid_prefixes++;
     else if (r != EPROTO && bad++ < 5)
       fprintf(stderr, "  sample prefix %lld: rc %d\n", (long long)len, r);
   }
@@ -545,9 +547,12 @@ struct bad_case {
 };
 
 static void bad_varints_lengths_and_wire_types_are_eproto(void) {
-  static const uint8_t eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01};
-  static const uint8_t overflow[] = {0x28, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02};
-  static const uint8_t huge_len[] = {0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+  static const uint8_t eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                   0x80, 0x80, 0x80, 0x80, 0x01};
+  static const uint8_t overflow[] = {0x28, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                     0xFF, 0xFF, 0xFF, 0xFF, 0x02};
+  static const uint8_t huge_len[] = {0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                     0xFF, 0xFF, 0xFF, 0xFF, 0x01};
   static const uint8_t past_end[] = {0x12, 0x05, 'a', 'b', 'c'};
   static const uint8_t body_past_end[] = {0xC2, 0x3E, 0xD2, 0x09, 'x'};
   static const uint8_t group[] = {0x0B, 0x0C};
@@ -696,11 +701,10 @@ static void schema_bytes_round_trip_framed_bare_and_legacy(void) {
   for (int i = 0; i < 3; i++) {
     struct ArrowSchema out;
     int rc = wg_flight_schema_parse(forms[i], &out, err);
-    bool ok = rc == 0 && strcmp(out.format, "+s") == 0 && out.n_children == 2 &&
-              strcmp(out.children[0]->format, "l") == 0 &&
-              strcmp(out.children[0]->name, "id") == 0 &&
-              strcmp(out.children[1]->format, "u") == 0 &&
-              strcmp(out.children[1]->name, "name") == 0;
+    bool ok =
+        rc == 0 && strcmp(out.format, "+s") == 0 && out.n_children == 2 &&
+        strcmp(out.children[0]->format, "l") == 0 && strcmp(out.children[0]->name, "id") == 0 &&
+        strcmp(out.children[1]->format, "u") == 0 && strcmp(out.children[1]->name, "name") == 0;
     if (rc == 0) wg_schema_release(&out);
     TEST_RECORD(ok, "schema form %d: rc %d %s", i, rc, err->message);
   }
@@ -738,7 +742,8 @@ static void pack_unpack_control_messages(void) {
   grpc_byte_buffer_destroy(bb);
   ASSERT_OK(rc, err);
   Arrow__Flight__Protocol__Action *a2 = (Arrow__Flight__Protocol__Action *)m;
-  bool ok = strcmp(a2->type, a.type) == 0 && a2->body.len == 4 && memcmp(a2->body.data, a.body.data, 4) == 0;
+  bool ok = strcmp(a2->type, a.type) == 0 && a2->body.len == 4 &&
+            memcmp(a2->body.data, a.body.data, 4) == 0;
   protobuf_c_message_free_unpacked(m, NULL);
   ASSERT_TRUE(ok);
 

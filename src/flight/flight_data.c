@@ -102,8 +102,8 @@ static int need(struct cursor *c, uint64_t field, uint64_t len, struct wg_error 
 }
 
 /* Walks every field, recording the last occurrence of each FlightData field. */
-static int parse_fields(struct cursor *c, struct span *desc, struct span *header,
-                        struct span *app, struct span *body, struct wg_error *err) {
+static int parse_fields(struct cursor *c, struct span *desc, struct span *header, struct span *app,
+                        struct span *body, struct wg_error *err) {
   while (c->pos < c->total) {
     int64_t at = c->pos;
     uint64_t key, len;
@@ -113,11 +113,11 @@ static int parse_fields(struct cursor *c, struct span *desc, struct span *header
     if (field == 0 || field > 0x1FFFFFFFu)
       return wg_error_set(err, EPROTO, "FlightData field number %llu at byte %lld is invalid",
                           (unsigned long long)field, (long long)at);
-    struct span *s = field == FD_DESCRIPTOR      ? desc
-                     : field == FD_HEADER        ? header
-                     : field == FD_APP_METADATA  ? app
-                     : field == FD_BODY          ? body
-                                                 : NULL;
+    struct span *s = field == FD_DESCRIPTOR     ? desc
+                     : field == FD_HEADER       ? header
+                     : field == FD_APP_METADATA ? app
+                     : field == FD_BODY         ? body
+                                                : NULL;
     bool skippable = wt == WT_VARINT || wt == WT_I64 || wt == WT_LEN || wt == WT_I32;
     if (s != NULL && skippable && wt != WT_LEN)
       return wg_error_set(err, EPROTO,
@@ -155,7 +155,8 @@ static int parse_fields(struct cursor *c, struct span *desc, struct span *header
                           "is not supported",
                           (unsigned long long)field, (long long)at, wt);
     default:
-      return wg_error_set(err, EPROTO, "FlightData field %llu at byte %lld has invalid wire type %u",
+      return wg_error_set(err, EPROTO,
+                          "FlightData field %llu at byte %lld has invalid wire type %u",
                           (unsigned long long)field, (long long)at, wt);
     }
   }
@@ -225,8 +226,7 @@ static int make_body(grpc_slice **slices, const struct span *s, struct wg_shared
     return wg_error_set(err, ENOMEM, "FlightData body of %lld bytes", (long long)s->size);
   uint8_t *p = aligned_alloc(64, ((size_t)s->size + 63) & ~(size_t)63);
   if (p == NULL)
-    return wg_error_set(err, ENOMEM, "copying a FlightData body of %lld bytes",
-                        (long long)s->size);
+    return wg_error_set(err, ENOMEM, "copying a FlightData body of %lld bytes", (long long)s->size);
   span_copy(slices, s, p);
   *out = wg_shared_take(p, s->size);
   if (*out == NULL) return wg_error_set(err, ENOMEM, "FlightData body");
@@ -288,8 +288,7 @@ void wg_flight_data_reset(struct wg_flight_data *fd) {
   memset(fd, 0, sizeof(*fd));
 }
 
-int wg_flight_data_decode(grpc_byte_buffer *bb, struct wg_flight_data *out,
-                          struct wg_error *err) {
+int wg_flight_data_decode(grpc_byte_buffer *bb, struct wg_flight_data *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   if (bb == NULL) return wg_error_set(err, EINVAL, "no FlightData byte buffer");
   grpc_byte_buffer_reader reader;
@@ -460,7 +459,7 @@ int wg_flight_data_encode(struct wg_bytes descriptor, struct wg_ipc_encoded *msg
     p = put_small_field(p, FD_APP_METADATA, app_metadata.data, app_metadata.size);
     if (body_length > 0) {
       *p++ = (uint8_t)((FD_BODY << 3 | WT_LEN) & 0x7F) | 0x80; /* 0xC2 */
-      *p++ = (uint8_t)((FD_BODY << 3 | WT_LEN) >> 7);         /* 0x3E */
+      *p++ = (uint8_t)((FD_BODY << 3 | WT_LEN) >> 7);          /* 0x3E */
       p = put_varint(p, (uint64_t)body_length);
     }
     slices[k++] = hs;
@@ -473,8 +472,8 @@ int wg_flight_data_encode(struct wg_bytes descriptor, struct wg_ipc_encoded *msg
     } else if (holder == NULL) {
       slices[k++] = grpc_slice_from_static_buffer(pc->data, (size_t)pc->size);
     } else {
-      slices[k++] = grpc_slice_new_with_user_data((void *)pc->data, (size_t)pc->size,
-                                                  piece_release, wg_shared_ref(holder));
+      slices[k++] = grpc_slice_new_with_user_data((void *)pc->data, (size_t)pc->size, piece_release,
+                                                  wg_shared_ref(holder));
     }
   }
   *out = grpc_raw_byte_buffer_create(slices, k);

@@ -72,8 +72,8 @@ int wg_flight_schema_bytes(const struct ArrowSchema *schema, struct wg_buf *out,
   int rc = wg_ipc_encoder_schema(enc, &m, err);
   if (rc == 0) {
     rc = wg_ipc_encoded_append_framed(&m, out);
-    if (rc != 0) wg_error_set(err, rc, "framing the schema message (%lld bytes)",
-                              (long long)m.metadata.size);
+    if (rc != 0)
+      wg_error_set(err, rc, "framing the schema message (%lld bytes)", (long long)m.metadata.size);
   }
   wg_ipc_encoded_reset(&m);
   wg_ipc_encoder_destroy(enc);
