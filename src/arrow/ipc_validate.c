@@ -34,7 +34,9 @@ static int mul_ok(int64_t a, int64_t b, int64_t *out) {
 static int check_offsets(const struct ArrowArray *a, const int64_t *sizes, int wide, int64_t limit,
                          const char *what, struct wg_error *err) {
   int64_t off = a->offset, end = a->offset + a->length, bytes;
-  if (a->length == 0) return 0; /* nothing is read; an empty offsets buffer is fine */
+  /* An empty array may come with an empty offsets buffer; a non-empty one must still hold a
+   * first offset inside the data, since consumers read it to find where the values start. */
+  if (a->length == 0 && (a->buffers[1] == NULL || (sizes != NULL && sizes[1] == 0))) return 0;
   if (a->buffers[1] == NULL)
     return wg_error_set(err, EPROTO, "%s array of length %lld without offsets", what,
                         (long long)a->length);
