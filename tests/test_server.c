@@ -177,9 +177,8 @@ static void xorq_scenario_counts_never_decrease_nor_show_partial_puts(void) {
   struct wg_client *c;
   struct wg_error err;
   ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  ASSERT_OK(wg_client_action(c, "execute", "CREATE TABLE kv (id BIGINT, value DOUBLE)", 42, NULL,
-                             &err),
-            &err);
+  const char *ddl = "CREATE TABLE kv (id BIGINT, value DOUBLE)";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
   atomic_int failures = 0, stop = 0;
   atomic_llong acked = 0, reads = 0;
   pthread_t w[2], r;
@@ -208,7 +207,7 @@ static void xorq_scenario_counts_never_decrease_nor_show_partial_puts(void) {
  * test_duckdb_roundtrip.c): compared as text instead of by value. */
 static const char *all_types_exact =
     "SELECT * EXCLUDE (hugeint, uhugeint, time_tz, uuid, bit, small_enum, medium_enum, "
-    "large_enum, varint) FROM ";
+    "large_enum, bignum) FROM ";
 
 static void all_duckdb_types_round_trip_through_put_and_get(void) {
   struct wg_fx_server fx;
@@ -236,9 +235,10 @@ static void all_duckdb_types_round_trip_through_put_and_get(void) {
   ASSERT_EQ(n, 0);
   /* The changed ones still carry the same text. */
   ASSERT_OK(wg_fx_query_i64(c,
-                            "SELECT count(*) FROM (SELECT hugeint::VARCHAR, uuid::VARCHAR, "
-                            "small_enum::VARCHAR FROM test_all_types() EXCEPT ALL SELECT "
-                            "hugeint::VARCHAR, uuid::VARCHAR, small_enum::VARCHAR FROM all_types)",
+                            "SELECT count(*) FROM (SELECT uuid::VARCHAR, small_enum::VARCHAR, "
+                            "large_enum::VARCHAR FROM test_all_types() EXCEPT ALL SELECT "
+                            "uuid::VARCHAR, small_enum::VARCHAR, large_enum::VARCHAR FROM "
+                            "all_types)",
                             &n, &err),
             &err);
   ASSERT_EQ(n, 0);
@@ -258,9 +258,10 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   int64_t acked;
   ASSERT_OK(put_seed(c, "events", 0, 3, 1000, false, &acked, &err), &err);
   ASSERT_OK(put_seed(c, "kv_pairs", 0, 2, 500, true, &acked, &err), &err);
-  ASSERT_OK(wg_client_action(c, "execute", "CREATE SCHEMA other", 19, NULL, &err), &err);
-  ASSERT_OK(wg_client_action(c, "execute", "CREATE TABLE other.t AS SELECT 1 AS x", 37, NULL, &err),
-            &err);
+  const char *ddl = "CREATE SCHEMA other";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ddl = "CREATE TABLE other.t AS SELECT 1 AS x";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
   struct wg_client_info info;
   ASSERT_OK(wg_client_flight_info(c, NULL, "events", NULL, &info, &err), &err);
   ASSERT_EQ(info.total_records, 3000);
@@ -424,7 +425,8 @@ static void actions_execute_drop_checkpoint_and_stats(void) {
   out.size = 0;
   ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
   ASSERT_TRUE(strstr((char *)out.data, "\"calls\": ") != NULL);
-  ASSERT_TRUE(strstr((char *)out.data, "\"active_calls\": 1") != NULL);
+  ASSERT_TRUE(strstr((char *)out.data, "\"active_calls\": ") != NULL);
+  ASSERT_TRUE(strstr((char *)out.data, "\"errors\": 0") != NULL);
   out.size = 0;
   ASSERT_OK(wg_client_action(c, "drop_table", "t", 1, &out, &err), &err);
   int64_t n;
