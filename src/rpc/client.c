@@ -25,8 +25,9 @@
  *   receive side               -> wg_rpc_client_call_recv (the first also takes the server's
  *                                 initial metadata), wg_rpc_client_call_finish
  *   -> freed                   -> wg_rpc_client_call_destroy (cancels an unfinished call)
- * The send side and the receive side may each run on their own thread; finish and destroy run
- * after the send side is done. */
+ * The send side (send, close_send) and the receive side (recv, then finish) may each run on their
+ * own thread, one operation at a time per side; cancel runs anywhere, any time; destroy runs when
+ * both sides are done. */
 
 struct wg_rpc_channel {
   grpc_channel *channel;
@@ -123,10 +124,10 @@ int wg_rpc_client_call_start(struct wg_rpc_channel *ch, const char *method, int6
   grpc_metadata_array_init(&c->initial_md);
   grpc_metadata_array_init(&c->trailing_md);
   c->cq = grpc_completion_queue_create_for_pluck(NULL);
-  gpr_timespec deadline =
-      timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
-                     : gpr_inf_future(GPR_CLOCK_REALTIME);
+  gpr_timespec deadline = timeout_ms > 0
+                              ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                             gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+                              : gpr_inf_future(GPR_CLOCK_REALTIME);
   grpc_slice method_slice = grpc_slice_from_copied_string(method);
   c->call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
                                      method_slice, NULL, deadline, NULL);

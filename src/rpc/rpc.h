@@ -45,7 +45,9 @@ struct wg_rpc_server_options {
 int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_options *options,
                         int *bound_port, struct wg_error *err);
 /* Stops accepting calls; calls in flight get grace_ms to finish, then are cancelled; waits for
- * every handler to return. Safe to call once; then wg_rpc_server_destroy. */
+ * every handler to return. Safe to call once; then wg_rpc_server_destroy. Never from a handler
+ * or a cancel hook (it waits for them). wg_rpc_server_destroy shuts down with no grace if this
+ * was not called. */
 void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms);
 void wg_rpc_server_destroy(struct wg_rpc_server *s);
 /* Calls running or waiting for a worker (for stats). */

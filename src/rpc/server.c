@@ -23,16 +23,17 @@
  *
  * Life of one call (struct wg_rpc_call, one per grpc_call):
  *
- *   REQUESTED --ok--> QUEUED ---------> RUNNING ---------> FINISHING ------> DONE ------> FREED
- *       |               |    worker pops   |   handler calls  |  status sent   |  close     ^
- *      !ok              | queue full       |   _finish        |  (or cancel)   |  completed |
- *       v               v                  |                  |                +------------+
- *     freed         REJECTED --------------|------------------|----------------> DONE
- *                       (RESOURCE_EXHAUSTED sent by the CQ thread)
+ *   REQUESTED --ok--> QUEUED --worker pops--> RUNNING --finish--> FINISHING --sent--> HANDLER DONE
+ *      |                 |  \                                                          ^
+ *     !ok           full |   +--- cancelled while queued: the handler never runs -------+
+ *      v                 v                                                             |
+ *    freed           REJECTED --RESOURCE_EXHAUSTED sent by the CQ thread---------------+
+ *
+ *   HANDLER DONE + CLOSED (the RECV_CLOSE_ON_SERVER batch completed) --> FREED
  *
  *   CANCELLED is a flag, not a state: the RECV_CLOSE_ON_SERVER batch started on arrival completes
  *   with cancelled=1 when the client cancels, the deadline passes, the message is over the limit
- *   or shutdown cancels every call. It may happen in QUEUED (the worker then frees the call
+ *   or shutdown cancels every call. It may happen in QUEUED (the worker then drops the call
  *   without running the handler), RUNNING or FINISHING (blocked operations return ECANCELED).
  *   A call holds two references: the handler side (worker or rejection batch) and the close
  *   batch; the grpc_call is unref'd and the struct freed when both are gone.
@@ -71,7 +72,7 @@ struct wg__rpc_op {
   struct wg__rpc_tag tag; /* first: the tag pointer is the op pointer */
   bool done;              /* guarded by call->mu */
   bool ok;
-  bool release_on_done;   /* a rejection batch: drop the handler-side reference on completion */
+  bool release_on_done; /* a rejection batch: drop the handler-side reference on completion */
   grpc_byte_buffer *recv_buf;
 };
 
@@ -96,11 +97,11 @@ struct wg_rpc_call {
 
   /* Worker-only after the call is queued. */
   char *method;
-  char *peer;                 /* gpr_malloc'ed by gRPC */
-  struct wg__rpc_md *md;      /* NUL-terminated copies of the request metadata, one block */
+  char *peer;            /* gpr_malloc'ed by gRPC */
+  struct wg__rpc_md *md; /* NUL-terminated copies of the request metadata, one block */
   int64_t md_count;
-  bool initial_md_sent;
-  bool finished;
+  bool initial_md_sent; /* send side only */
+  atomic_bool finished; /* set by finish (send side), read by recv (maybe another thread) */
 
   pthread_mutex_t mu;
   pthread_cond_t cv; /* op completions, hook finished */
@@ -125,16 +126,16 @@ struct wg_rpc_server {
   int workers_started;
 
   pthread_mutex_t mu;
-  pthread_cond_t work_cv;  /* workers: a call was queued, or stopping */
-  pthread_cond_t state_cv; /* shutdown: counts changed, shutdown tag arrived (CLOCK_MONOTONIC) */
+  pthread_cond_t work_cv;     /* workers: a call was queued, or stopping */
+  pthread_cond_t state_cv;    /* shutdown: counts changed, shutdown tag arrived (CLOCK_MONOTONIC) */
   struct wg_rpc_call **queue; /* ring of queue_limit calls waiting for a worker */
   int queue_head;
   int queue_len;
   bool shutdown_called;
   bool shutting_down; /* no more grpc_server_request_call */
   bool shutdown_tag_done;
-  bool stopping; /* workers exit once the queue is empty */
-  int64_t live_calls; /* grpc_calls not yet unref'd */
+  bool stopping;              /* workers exit once the queue is empty */
+  int64_t live_calls;         /* grpc_calls not yet unref'd */
   atomic_int_fast64_t active; /* queued or running */
   struct wg__rpc_tag shutdown_tag;
 };
@@ -167,6 +168,7 @@ static struct wg_rpc_call *call_alloc(struct wg_rpc_server *s) {
   c->recv_op.tag.call = c;
   atomic_init(&c->refs, 2);
   atomic_init(&c->cancelled, false);
+  atomic_init(&c->finished, false);
   return c;
 }
 
@@ -383,7 +385,7 @@ static void run_call(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   if (!atomic_load(&c->cancelled)) { /* cancelled while queued: nobody is waiting for an answer */
     call_prepare(c);
     s->handler(c, s->ctx);
-    if (!c->finished) {
+    if (!atomic_load(&c->finished)) {
       wg_rpc_call_finish(c, GRPC_STATUS_INTERNAL, "handler returned without finishing the call");
     }
   }
@@ -399,7 +401,8 @@ static void *worker_main(void *arg) {
   struct wg_rpc_server *s = arg;
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    while (s->queue_len == 0 && !s->stopping) pthread_cond_wait(&s->work_cv, &s->mu);
+    while (s->queue_len == 0 && !s->stopping)
+      pthread_cond_wait(&s->work_cv, &s->mu);
     if (s->queue_len == 0) {
       pthread_mutex_unlock(&s->mu);
       return NULL;
@@ -477,7 +480,8 @@ void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms) {
   s->stopping = true;
   pthread_cond_broadcast(&s->work_cv);
   pthread_mutex_unlock(&s->mu);
-  for (int i = 0; i < s->workers_started; i++) pthread_join(s->workers[i], NULL);
+  for (int i = 0; i < s->workers_started; i++)
+    pthread_join(s->workers[i], NULL);
   s->workers_started = 0;
 
   if (s->server != NULL) {
@@ -589,13 +593,14 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   }
   s->cq_thread_started = true;
   pthread_mutex_lock(&s->mu);
-  for (int i = 0; i < WG_RPC_PENDING_REQUESTS; i++) request_call(s);
+  for (int i = 0; i < WG_RPC_PENDING_REQUESTS; i++)
+    request_call(s);
   pthread_mutex_unlock(&s->mu);
   for (int i = 0; i < s->threads; i++) {
     rc = pthread_create(&s->workers[i], NULL, worker_main, s);
     if (rc != 0) {
       wg_rpc_server_destroy(s);
-      return wg_error_set(err, rc, "cannot start worker thread %d of %d", i + 1, options->threads);
+      return wg_error_set(err, rc, "cannot start worker thread %d of %d", i + 1, s->threads);
     }
     s->workers_started++;
   }
@@ -662,7 +667,8 @@ static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *o
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, op, NULL);
   if (e != GRPC_CALL_OK) return errno_from_call_error(e);
   pthread_mutex_lock(&c->mu);
-  while (!op->done) pthread_cond_wait(&c->cv, &c->mu);
+  while (!op->done)
+    pthread_cond_wait(&c->cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
   return 0;
 }
@@ -670,7 +676,7 @@ static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *o
 int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out) {
   if (out != NULL) *out = NULL;
   if (c == NULL || out == NULL) return EINVAL;
-  if (c->finished) return EINVAL;
+  if (atomic_load(&c->finished)) return EINVAL;
   grpc_op op;
   memset(&op, 0, sizeof(op));
   op.op = GRPC_OP_RECV_MESSAGE;
@@ -690,7 +696,7 @@ int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out) {
 }
 
 int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
-  if (c == NULL || msg == NULL || c->finished) {
+  if (c == NULL || msg == NULL || atomic_load(&c->finished)) {
     if (msg != NULL) grpc_byte_buffer_destroy(msg);
     return EINVAL;
   }
@@ -709,8 +715,7 @@ int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
 }
 
 int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
-  if (c == NULL || c->finished) return EINVAL;
-  c->finished = true;
+  if (c == NULL || atomic_exchange(&c->finished, true)) return EINVAL;
   grpc_slice details = grpc_slice_from_copied_string(message != NULL ? message : "");
   grpc_op ops[2];
   memset(ops, 0, sizeof(ops));
@@ -741,7 +746,8 @@ void wg_rpc_call_set_cancel_hook(struct wg_rpc_call *c, void (*fn)(void *arg), v
   if (fn == NULL) {
     c->hook_fn = NULL;
     c->hook_arg = NULL;
-    while (c->hook_running) pthread_cond_wait(&c->cv, &c->mu);
+    while (c->hook_running)
+      pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
     return;
   }
