@@ -457,8 +457,8 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
   int64_t width;
   enum kind k = classify(schema->format, &width);
   static const int64_t want_buffers[] = {
-      [K_NULL] = 0,   [K_BOOL] = 2,   [K_FIXED] = 2,  [K_BIN32] = 3,  [K_BIN64] = 3,
-      [K_VIEW] = 3,   [K_LIST32] = 2, [K_LIST64] = 2, [K_FSL] = 1,    [K_STRUCT] = 1,
+      [K_NULL] = 0,   [K_BOOL] = 2,   [K_FIXED] = 2,      [K_BIN32] = 3, [K_BIN64] = 3,
+      [K_VIEW] = 3,   [K_LIST32] = 2, [K_LIST64] = 2,     [K_FSL] = 1,   [K_STRUCT] = 1,
       [K_SPARSE] = 1, [K_DENSE] = 2,  [K_UNSUPPORTED] = 0};
   if (k == K_UNSUPPORTED)
     return wg_error_set(c->err, ENOTSUP, "concat: unsupported format \"%s\"", schema->format);
@@ -555,7 +555,8 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
       for (int64_t b = 0; b < nv; b++) {
         int64_t sz;
         memcpy(&sz, in_sizes + b * 8, 8);
-        if (sz < 0) return wg_error_set(c->err, EINVAL, "concat: view buffer size %lld", (long long)sz);
+        if (sz < 0)
+          return wg_error_set(c->err, EINVAL, "concat: view buffer size %lld", (long long)sz);
         uint8_t *copy = alloc_buf(c, sz, false);
         if (copy == NULL) return oom(c, "view data", sz);
         if (sz > 0) memcpy(copy, a->buffers[2 + b], (size_t)sz);

@@ -5,6 +5,7 @@
  * schema, released by us. Relies on duckdb.h 1.4 and arrow/array.h. */
 #include "engine/arrow_duck.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,8 +15,17 @@
 #include "arrow/array.h"
 #include "common/buf.h"
 
+/* Case-insensitive (ASCII) substring test. */
 static bool contains(const char *s, const char *needle) {
-  return s != NULL && strstr(s, needle) != NULL;
+  if (s == NULL) return false;
+  size_t n = strlen(needle);
+  for (; *s; s++) {
+    size_t i = 0;
+    while (i < n && s[i] && tolower((unsigned char)s[i]) == tolower((unsigned char)needle[i]))
+      i++;
+    if (i == n) return true;
+  }
+  return false;
 }
 
 int wg_engine_error_code(duckdb_error_type type, const char *message) {
@@ -25,8 +35,10 @@ int wg_engine_error_code(duckdb_error_type type, const char *message) {
     return EPERM;
   switch (type) {
   case DUCKDB_ERROR_CONSTRAINT:
-    if (contains(message, "PRIMARY KEY") || contains(message, "UNIQUE") ||
-        contains(message, "duplicate key"))
+    /* "Duplicate key ... violates primary key constraint", "... violates unique constraint",
+     * "PRIMARY KEY or UNIQUE constraint violation"; foreign key messages name neither. */
+    if (contains(message, "duplicate key") || contains(message, "primary key or unique") ||
+        contains(message, "violates unique") || contains(message, "violates primary key"))
       return EEXIST;
     return EPERM;
   case DUCKDB_ERROR_DEPENDENCY:
@@ -245,15 +257,15 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
 
   if (duckdb_prepare(conn, sql, &q->prepared) != DuckDBSuccess) {
     const char *msg = duckdb_prepare_error(q->prepared);
-    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg),
-                      "%s", msg ? msg : "prepare failed");
+    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
+                      msg ? msg : "prepare failed");
     goto fail;
   }
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
     const char *msg = duckdb_pending_error(pending);
-    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg),
-                      "%s", msg ? msg : "pending query failed");
+    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
+                      msg ? msg : "pending query failed");
     duckdb_destroy_pending(&pending);
     goto fail;
   }

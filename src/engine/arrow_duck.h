@@ -36,7 +36,8 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message);
  * Ownership: on success the caller owns `out` (release it); on error `out` is left released
  * (release == NULL). The stream borrows `conn`: the connection must outlive the stream, and
  * nothing else may run on the connection until the stream has been released (DuckDB closes an
- * open streaming result when the connection runs another query; get_next then fails).
+ * open streaming result when the connection runs another query, and get_next then reports a
+ * clean end of stream, not an error: the rows are silently cut short).
  * Thread safety: the stream may move between threads but is used by one at a time. */
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err);

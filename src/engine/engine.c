@@ -36,6 +36,13 @@ int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
   return rc;
 }
 
+int wg__engine_conn_idle(struct wg_engine_conn *c, struct wg_error *err) {
+  if (c->stream == NULL) return 0;
+  return wg_error_set(err, EINVAL,
+                      "the connection has an open query stream: release it before running "
+                      "anything else on this connection");
+}
+
 int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
   duckdb_result r;
   int rc = 0;
@@ -119,12 +126,28 @@ static void slice_release(struct ArrowArray *a) {
   a->release = NULL;
 }
 
-int wg__slice(struct wg__slice_owner *o, int64_t start, int64_t len, struct ArrowArray *out) {
+/* Exact null count of a child's range: consumers such as DuckDB's dictionary import read a
+ * negative ("unknown") null_count as "no nulls". */
+static int64_t slice_nulls(const struct ArrowSchema *field, const struct ArrowArray *a,
+                           int64_t offset, int64_t len) {
+  const char *f = field->format ? field->format : "";
+  if (strcmp(f, "n") == 0) return len;
+  if (strncmp(f, "+u", 2) == 0 || strcmp(f, "+r") == 0) return 0; /* no validity buffer */
+  if (a->null_count == 0 || a->n_buffers < 1 || a->buffers[0] == NULL || len == 0) return 0;
+  return len - wg_bitmap_count_set(a->buffers[0], offset, len);
+}
+
+int wg__slice(struct wg__slice_owner *o, const struct ArrowSchema *schema, int64_t start,
+              int64_t len, struct ArrowArray *out) {
   const struct ArrowArray *b = &o->batch;
   memset(out, 0, sizeof(*out));
   struct slice_private *p = calloc(1, sizeof(*p));
   int64_t nc = b->n_children;
   if (p == NULL) return ENOMEM;
+  if (schema->n_children != nc) {
+    free(p);
+    return EINVAL;
+  }
   p->child_structs = calloc((size_t)(nc ? nc : 1), sizeof(struct ArrowArray));
   p->child_ptrs = calloc((size_t)(nc ? nc : 1), sizeof(struct ArrowArray *));
   static const void *no_buffers[1] = {NULL};
@@ -139,7 +162,7 @@ int wg__slice(struct wg__slice_owner *o, int64_t start, int64_t len, struct Arro
     *ch = *b->children[i];
     ch->offset = b->children[i]->offset + b->offset + start;
     ch->length = len;
-    if (ch->null_count != 0) ch->null_count = -1; /* unknown for the range */
+    ch->null_count = slice_nulls(schema->children[i], b->children[i], ch->offset, len);
     ch->release = borrowed_child_release;
     ch->private_data = NULL;
     p->child_ptrs[i] = ch;
@@ -196,9 +219,9 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   if (rc == 0 && !o.allow_external_access) {
     /* lock_configuration last: afterwards SET/RESET of any option fails. */
     static const char *const locked[][2] = {
-        {"enable_external_access", "false"},     {"autoinstall_known_extensions", "false"},
-        {"autoload_known_extensions", "false"},  {"allow_community_extensions", "false"},
-        {"allow_unsigned_extensions", "false"},  {"lock_configuration", "true"},
+        {"enable_external_access", "false"},    {"autoinstall_known_extensions", "false"},
+        {"autoload_known_extensions", "false"}, {"allow_community_extensions", "false"},
+        {"allow_unsigned_extensions", "false"}, {"lock_configuration", "true"},
     };
     for (size_t i = 0; i < sizeof(locked) / sizeof(locked[0]) && rc == 0; i++)
       rc = set_config(cfg, locked[i][0], locked[i][1], err);
@@ -206,8 +229,9 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   if (rc != 0) goto fail;
   char *open_err = NULL;
   if (duckdb_open_ext(path, &e->db, cfg, &open_err) != DuckDBSuccess) {
-    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(open_err), open_err),
-                      "%s", open_err ? open_err : "duckdb_open_ext failed");
+    rc =
+        wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(open_err), open_err),
+                     "%s", open_err ? open_err : "duckdb_open_ext failed");
     if (rc == EINVAL || rc == ENOENT) rc = EIO; /* a file we cannot open is an I/O matter */
     duckdb_free(open_err);
     e->db = NULL;
@@ -304,6 +328,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
                       struct wg_error *err) {
   if (rows_changed != NULL) *rows_changed = 0;
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
+  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   duckdb_result r;
   int rc = 0;
   if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess) {

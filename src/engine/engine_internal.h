@@ -9,14 +9,17 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "arrow/array.h"
 #include "engine/arrow_duck.h"
 #include "engine/engine.h"
 
 struct wg_engine_conn {
   struct wg_engine *engine;
   duckdb_connection conn;
-  bool in_use;    /* guarded by engine->mu */
-  bool txn_maybe; /* an ingest or a transaction statement may have left a transaction open */
+  bool in_use;        /* guarded by engine->mu */
+  bool txn_maybe;     /* an ingest or a transaction statement may have left a transaction open */
+  const void *stream; /* the open query stream, if any: DuckDB ends a streaming result silently
+                         (no error, just no more chunks) when its connection runs anything else */
 };
 
 struct wg_engine {
@@ -35,8 +38,18 @@ int wg__engine_result_error(duckdb_result *r, struct wg_error *err);
 int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err);
 int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err);
 
+/* EINVAL while a query stream is open on c (see wg_engine_conn.stream), else 0. */
+int wg__engine_conn_idle(struct wg_engine_conn *c, struct wg_error *err);
+
 /* Runs `sql`, discarding the result. 0 or the mapped code. */
 int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err);
+
+/* The Arrow schema of a statement's result from its prepared form (never executed), converted
+ * with the connection's Arrow options. */
+int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                               struct wg_error *err);
+/* The SQL name of a DuckDB type ("DECIMAL(18,3)", "STRUCT(\"a\" INTEGER[])"); malloc'ed. */
+char *wg__engine_type_name(duckdb_logical_type t);
 
 /* "schema"."table" (schema NULL = just "table"); malloc'ed, NULL on ENOMEM. */
 char *wg__engine_qualified(const char *schema_name, const char *table);
@@ -50,7 +63,9 @@ struct wg__slice_owner *wg__slice_owner_create(struct ArrowArray *batch);
 void wg__slice_owner_unref(struct wg__slice_owner *o);
 const struct ArrowArray *wg__slice_owner_batch(const struct wg__slice_owner *o);
 /* out = rows [start, start+len) of the batch (relative to the batch's own offset), holding one
- * reference on o until released. 0 or ENOMEM. */
-int wg__slice(struct wg__slice_owner *o, int64_t start, int64_t len, struct ArrowArray *out);
+ * reference on o until released; `schema` (the batch's struct schema) tells which children have
+ * validity bitmaps, so that null counts are exact. 0, EINVAL (child count differs) or ENOMEM. */
+int wg__slice(struct wg__slice_owner *o, const struct ArrowSchema *schema, int64_t start,
+              int64_t len, struct ArrowArray *out);
 
 #endif

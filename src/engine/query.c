@@ -15,6 +15,7 @@
 #define DEFAULT_TARGET_ROWS 65536
 
 struct gather {
+  struct wg_engine_conn *conn;
   struct ArrowArrayStream chunks;
   struct ArrowSchema schema; /* deep copy, lent out as copies by get_schema */
   int64_t target;
@@ -58,7 +59,7 @@ static int gather_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
       int64_t len = wg__slice_owner_batch(g->carry)->length;
       int64_t take = len - g->carry_pos;
       if (take > g->target - rows) take = g->target - rows;
-      if (wg__slice(g->carry, g->carry_pos, take, &g->pieces[n]) != 0) {
+      if (wg__slice(g->carry, &g->schema, g->carry_pos, take, &g->pieces[n]) != 0) {
         rc = wg_error_set(&g->error, ENOMEM, "out of memory slicing a chunk");
         break;
       }
@@ -116,6 +117,7 @@ static const char *gather_get_last_error(struct ArrowArrayStream *s) {
 
 static void gather_free(struct gather *g) {
   if (g == NULL) return;
+  if (g->conn != NULL && g->conn->stream == g) g->conn->stream = NULL;
   wg__slice_owner_unref(g->carry);
   wg_stream_release(&g->chunks);
   wg_schema_release(&g->schema);
@@ -133,7 +135,9 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
                          struct ArrowArrayStream *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
-  if (target_rows < 0) return wg_error_set(err, EINVAL, "query: target_rows %lld", (long long)target_rows);
+  if (target_rows < 0)
+    return wg_error_set(err, EINVAL, "query: target_rows %lld", (long long)target_rows);
+  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   struct gather *g = calloc(1, sizeof(*g));
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
@@ -151,6 +155,8 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
   out->get_last_error = gather_get_last_error;
   out->release = gather_release;
   out->private_data = g;
+  g->conn = c;
+  c->stream = g;
   return 0;
 }
 
@@ -190,7 +196,8 @@ static int prepared_schema(struct wg_engine_conn *c, duckdb_prepared_statement p
   }
   duckdb_error_data ed = duckdb_to_arrow_schema(options, types, names, n, out);
   rc = wg__engine_take_error_data(&ed, err);
-  if (rc == 0 && out->release == NULL) rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema: no schema");
+  if (rc == 0 && out->release == NULL)
+    rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema: no schema");
 done:
   for (idx_t i = 0; types != NULL && i < n; i++) {
     if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
@@ -203,8 +210,6 @@ done:
   return rc;
 }
 
-int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
-                               struct wg_error *err);
 int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
                                struct wg_error *err) {
   memset(out, 0, sizeof(*out));
@@ -223,5 +228,6 @@ int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct Arr
   if (out != NULL) memset(out, 0, sizeof(*out));
   if (c == NULL || sql == NULL || out == NULL)
     return wg_error_set(err, EINVAL, "query schema: NULL argument");
+  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   return wg__engine_prepared_schema(c, sql, out, err);
 }

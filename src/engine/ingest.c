@@ -1,0 +1,595 @@
+/* wigeon: all-or-nothing ingest of Arrow batches through DuckDB's appender (see engine.h), and
+ * the SQL names of DuckDB types used in its messages and DDL.
+ *
+ *   begin ----> OPEN --append--> OPEN --commit--> (freed)
+ *                 |                |  \--error--> FAILED --abort--> (freed)
+ *                 +----abort-------+-----------------------> (freed)
+ *   begin:  BEGIN; CREATE TABLE when missing; compare columns; appender on the incoming columns
+ *   append: 2048-row zero-copy slices -> duckdb_data_chunk_from_arrow -> duckdb_append_data_chunk
+ *   commit: flush and destroy the appender, COMMIT
+ *   abort:  destroy the appender, ROLLBACK
+ * Incoming DuckDB types come from converting an empty array of the schema (wg_arrow_concat of
+ * nothing), so they are exactly what the appended chunks will carry. */
+#include "arrow/array.h"
+#include "arrow/concat.h"
+#include "common/buf.h"
+#include "engine/engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SLICE_ROWS 2048 /* DuckDB's vector size: duckdb_data_chunk_from_arrow's maximum */
+
+struct wg_engine_ingest {
+  struct wg_engine_conn *c;
+  duckdb_arrow_converted_schema converted;
+  struct ArrowSchema schema; /* the stream's, to slice batches */
+  duckdb_appender appender;
+  int64_t n_columns;
+  int64_t rows;
+  int failed; /* sticky: append refuses after a failure, commit too */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Type names */
+
+static int put(struct wg_buf *b, const char *s) {
+  return wg_buf_append(b, s, (int64_t)strlen(s));
+}
+
+static int put_quoted(struct wg_buf *b, const char *s, char q) {
+  int rc = wg_buf_append(b, &q, 1);
+  for (const char *p = s; *p && rc == 0; p++) {
+    if (*p == q) rc = wg_buf_append(b, &q, 1);
+    if (rc == 0) rc = wg_buf_append(b, p, 1);
+  }
+  if (rc == 0) rc = wg_buf_append(b, &q, 1);
+  return rc;
+}
+
+static const char *simple_name(duckdb_type t) {
+  switch (t) {
+  case DUCKDB_TYPE_BOOLEAN:
+    return "BOOLEAN";
+  case DUCKDB_TYPE_TINYINT:
+    return "TINYINT";
+  case DUCKDB_TYPE_SMALLINT:
+    return "SMALLINT";
+  case DUCKDB_TYPE_INTEGER:
+    return "INTEGER";
+  case DUCKDB_TYPE_BIGINT:
+    return "BIGINT";
+  case DUCKDB_TYPE_UTINYINT:
+    return "UTINYINT";
+  case DUCKDB_TYPE_USMALLINT:
+    return "USMALLINT";
+  case DUCKDB_TYPE_UINTEGER:
+    return "UINTEGER";
+  case DUCKDB_TYPE_UBIGINT:
+    return "UBIGINT";
+  case DUCKDB_TYPE_HUGEINT:
+    return "HUGEINT";
+  case DUCKDB_TYPE_UHUGEINT:
+    return "UHUGEINT";
+  case DUCKDB_TYPE_FLOAT:
+    return "FLOAT";
+  case DUCKDB_TYPE_DOUBLE:
+    return "DOUBLE";
+  case DUCKDB_TYPE_TIMESTAMP:
+    return "TIMESTAMP";
+  case DUCKDB_TYPE_TIMESTAMP_S:
+    return "TIMESTAMP_S";
+  case DUCKDB_TYPE_TIMESTAMP_MS:
+    return "TIMESTAMP_MS";
+  case DUCKDB_TYPE_TIMESTAMP_NS:
+    return "TIMESTAMP_NS";
+  case DUCKDB_TYPE_TIMESTAMP_TZ:
+    return "TIMESTAMP WITH TIME ZONE";
+  case DUCKDB_TYPE_DATE:
+    return "DATE";
+  case DUCKDB_TYPE_TIME:
+    return "TIME";
+  case DUCKDB_TYPE_TIME_NS:
+    return "TIME_NS";
+  case DUCKDB_TYPE_TIME_TZ:
+    return "TIME WITH TIME ZONE";
+  case DUCKDB_TYPE_INTERVAL:
+    return "INTERVAL";
+  case DUCKDB_TYPE_VARCHAR:
+    return "VARCHAR";
+  case DUCKDB_TYPE_BLOB:
+    return "BLOB";
+  case DUCKDB_TYPE_UUID:
+    return "UUID";
+  case DUCKDB_TYPE_BIT:
+    return "BIT";
+  case DUCKDB_TYPE_BIGNUM:
+    return "BIGNUM";
+  case DUCKDB_TYPE_SQLNULL:
+    return "NULL";
+  default:
+    return NULL;
+  }
+}
+
+static int type_name_into(duckdb_logical_type t, struct wg_buf *b, int depth) {
+  if (depth > 64) return EINVAL;
+  char *alias = duckdb_logical_type_get_alias(t);
+  if (alias != NULL) {
+    int rc = put(b, alias);
+    duckdb_free(alias);
+    return rc;
+  }
+  duckdb_type id = duckdb_get_type_id(t);
+  const char *simple = simple_name(id);
+  if (simple != NULL) return put(b, simple);
+  char tmp[64];
+  int rc = 0;
+  switch (id) {
+  case DUCKDB_TYPE_DECIMAL:
+    snprintf(tmp, sizeof(tmp), "DECIMAL(%u,%u)", duckdb_decimal_width(t), duckdb_decimal_scale(t));
+    return put(b, tmp);
+  case DUCKDB_TYPE_ENUM: {
+    rc = put(b, "ENUM(");
+    uint32_t n = duckdb_enum_dictionary_size(t);
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+      char *v = duckdb_enum_dictionary_value(t, i);
+      if (i > 0) rc = put(b, ", ");
+      if (rc == 0) rc = put_quoted(b, v ? v : "", '\'');
+      duckdb_free(v);
+    }
+    return rc == 0 ? put(b, ")") : rc;
+  }
+  case DUCKDB_TYPE_LIST:
+  case DUCKDB_TYPE_ARRAY: {
+    duckdb_logical_type ch =
+        id == DUCKDB_TYPE_LIST ? duckdb_list_type_child_type(t) : duckdb_array_type_child_type(t);
+    rc = type_name_into(ch, b, depth + 1);
+    duckdb_destroy_logical_type(&ch);
+    if (rc != 0) return rc;
+    if (id == DUCKDB_TYPE_LIST) return put(b, "[]");
+    snprintf(tmp, sizeof(tmp), "[%llu]", (unsigned long long)duckdb_array_type_array_size(t));
+    return put(b, tmp);
+  }
+  case DUCKDB_TYPE_MAP: {
+    duckdb_logical_type k = duckdb_map_type_key_type(t), v = duckdb_map_type_value_type(t);
+    rc = put(b, "MAP(");
+    if (rc == 0) rc = type_name_into(k, b, depth + 1);
+    if (rc == 0) rc = put(b, ", ");
+    if (rc == 0) rc = type_name_into(v, b, depth + 1);
+    if (rc == 0) rc = put(b, ")");
+    duckdb_destroy_logical_type(&k);
+    duckdb_destroy_logical_type(&v);
+    return rc;
+  }
+  case DUCKDB_TYPE_STRUCT:
+  case DUCKDB_TYPE_UNION: {
+    bool is_struct = id == DUCKDB_TYPE_STRUCT;
+    idx_t n = is_struct ? duckdb_struct_type_child_count(t) : duckdb_union_type_member_count(t);
+    rc = put(b, is_struct ? "STRUCT(" : "UNION(");
+    for (idx_t i = 0; i < n && rc == 0; i++) {
+      char *name =
+          is_struct ? duckdb_struct_type_child_name(t, i) : duckdb_union_type_member_name(t, i);
+      duckdb_logical_type ch =
+          is_struct ? duckdb_struct_type_child_type(t, i) : duckdb_union_type_member_type(t, i);
+      if (i > 0) rc = put(b, ", ");
+      if (rc == 0) rc = put_quoted(b, name ? name : "", '"');
+      if (rc == 0) rc = put(b, " ");
+      if (rc == 0) rc = type_name_into(ch, b, depth + 1);
+      duckdb_free(name);
+      duckdb_destroy_logical_type(&ch);
+    }
+    return rc == 0 ? put(b, ")") : rc;
+  }
+  default:
+    snprintf(tmp, sizeof(tmp), "TYPE_%d", (int)id);
+    return put(b, tmp);
+  }
+}
+
+/* The SQL name of a DuckDB type ("DECIMAL(18,3)", "STRUCT(\"a\" INTEGER[])"); malloc'ed, NULL on
+ * ENOMEM. */
+char *wg__engine_type_name(duckdb_logical_type t) {
+  struct wg_buf b;
+  wg_buf_init(&b);
+  if (type_name_into(t, &b, 0) != 0 || wg_buf_append(&b, "", 1) != 0) {
+    wg_buf_reset(&b);
+    return NULL;
+  }
+  return (char *)wg_buf_detach(&b);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Type compatibility: the table's type, or a lossless widening of it. */
+
+static bool int_info(duckdb_type t, int *bits, bool *is_signed) {
+  switch (t) {
+  case DUCKDB_TYPE_TINYINT:
+    *bits = 8, *is_signed = true;
+    return true;
+  case DUCKDB_TYPE_SMALLINT:
+    *bits = 16, *is_signed = true;
+    return true;
+  case DUCKDB_TYPE_INTEGER:
+    *bits = 32, *is_signed = true;
+    return true;
+  case DUCKDB_TYPE_BIGINT:
+    *bits = 64, *is_signed = true;
+    return true;
+  case DUCKDB_TYPE_HUGEINT:
+    *bits = 128, *is_signed = true;
+    return true;
+  case DUCKDB_TYPE_UTINYINT:
+    *bits = 8, *is_signed = false;
+    return true;
+  case DUCKDB_TYPE_USMALLINT:
+    *bits = 16, *is_signed = false;
+    return true;
+  case DUCKDB_TYPE_UINTEGER:
+    *bits = 32, *is_signed = false;
+    return true;
+  case DUCKDB_TYPE_UBIGINT:
+    *bits = 64, *is_signed = false;
+    return true;
+  case DUCKDB_TYPE_UHUGEINT:
+    *bits = 128, *is_signed = false;
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Decimal digits needed for every value of an integer type. */
+static int int_digits(int bits, bool is_signed) {
+  switch (bits) {
+  case 8:
+    return 3;
+  case 16:
+    return 5;
+  case 32:
+    return 10;
+  case 64:
+    return is_signed ? 19 : 20;
+  default:
+    return 39;
+  }
+}
+
+static bool is_timestamp(duckdb_type t) {
+  return t == DUCKDB_TYPE_TIMESTAMP || t == DUCKDB_TYPE_TIMESTAMP_S ||
+         t == DUCKDB_TYPE_TIMESTAMP_MS || t == DUCKDB_TYPE_TIMESTAMP_NS ||
+         t == DUCKDB_TYPE_TIMESTAMP_TZ;
+}
+
+/* Whether a column of type `table` takes values of type `in` without loss: the same SQL type
+ * name; integer to a wider integer (unsigned to signed only when strictly wider, signed never to
+ * unsigned); integers of up to 32 bits to DOUBLE and up to 16 bits to FLOAT (exact in the
+ * mantissa; BIGINT -> DOUBLE is refused as lossy); FLOAT to DOUBLE; integer to a DECIMAL with
+ * enough integer digits; DECIMAL to a DECIMAL with at least the scale and integer digits; any
+ * TIMESTAMP variant (s, ms, us, ns, with time zone) to any other. */
+static bool type_accepts(duckdb_logical_type table, duckdb_logical_type in, const char *table_name,
+                         const char *in_name) {
+  if (strcmp(table_name, in_name) == 0) return true;
+  duckdb_type t = duckdb_get_type_id(table), s = duckdb_get_type_id(in);
+  int tb, sb;
+  bool ts, ss;
+  bool t_int = int_info(t, &tb, &ts), s_int = int_info(s, &sb, &ss);
+  if (t_int && s_int) return ts ? (ss ? tb >= sb : tb > sb) : (!ss && tb >= sb);
+  if (s_int && t == DUCKDB_TYPE_DOUBLE) return sb <= 32; /* exact in a 53-bit mantissa */
+  if (s_int && t == DUCKDB_TYPE_FLOAT) return sb <= 16;  /* exact in a 24-bit mantissa */
+  if (s == DUCKDB_TYPE_FLOAT && t == DUCKDB_TYPE_DOUBLE) return true;
+  if (s_int && t == DUCKDB_TYPE_DECIMAL)
+    return duckdb_decimal_width(table) - duckdb_decimal_scale(table) >= int_digits(sb, ss);
+  if (s == DUCKDB_TYPE_DECIMAL && t == DUCKDB_TYPE_DECIMAL) {
+    int w1 = duckdb_decimal_width(in), s1 = duckdb_decimal_scale(in);
+    int w2 = duckdb_decimal_width(table), s2 = duckdb_decimal_scale(table);
+    return s2 >= s1 && w2 - s2 >= w1 - s1;
+  }
+  if (is_timestamp(s) && is_timestamp(t)) return true;
+  return false;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Begin, append, commit, abort */
+
+struct columns {
+  idx_t n;
+  char **names;               /* duckdb_free'd */
+  duckdb_logical_type *types; /* destroyed */
+};
+
+static void columns_reset(struct columns *cols) {
+  for (idx_t i = 0; i < cols->n; i++) {
+    if (cols->names) duckdb_free(cols->names[i]);
+    if (cols->types && cols->types[i]) duckdb_destroy_logical_type(&cols->types[i]);
+  }
+  free(cols->names);
+  free(cols->types);
+  memset(cols, 0, sizeof(*cols));
+}
+
+static int columns_alloc(struct columns *cols, idx_t n) {
+  cols->names = calloc(n ? n : 1, sizeof(char *));
+  cols->types = calloc(n ? n : 1, sizeof(duckdb_logical_type));
+  if (cols->names == NULL || cols->types == NULL) return ENOMEM;
+  cols->n = n;
+  return 0;
+}
+
+/* The table's columns, or ENOENT when it does not exist. */
+static int table_columns(struct wg_engine_conn *c, const char *qualified, struct columns *cols,
+                         struct wg_error *err) {
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  int rc = put(&sql, "SELECT * FROM ");
+  if (rc == 0) rc = put(&sql, qualified);
+  if (rc == 0) rc = wg_buf_append(&sql, " LIMIT 0", 9);
+  if (rc != 0) {
+    wg_buf_reset(&sql);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  duckdb_prepared_statement p = NULL;
+  if (duckdb_prepare(c->conn, (const char *)sql.data, &p) != DuckDBSuccess) {
+    rc = wg__engine_prepare_error(p, err);
+  } else {
+    idx_t n = duckdb_prepared_statement_column_count(p);
+    if (columns_alloc(cols, n) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+    for (idx_t i = 0; i < n && rc == 0; i++) {
+      cols->names[i] = (char *)duckdb_prepared_statement_column_name(p, i);
+      cols->types[i] = duckdb_prepared_statement_column_logical_type(p, i);
+    }
+  }
+  duckdb_destroy_prepare(&p);
+  wg_buf_reset(&sql);
+  return rc;
+}
+
+/* The DuckDB types the stream's batches convert to: an empty array of the schema through
+ * duckdb_data_chunk_from_arrow. */
+static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSchema *schema,
+                            struct columns *cols, struct wg_error *err) {
+  struct ArrowArray empty;
+  WG_RETURN_NOT_OK(wg_arrow_concat(schema, NULL, 0, &empty, err));
+  duckdb_data_chunk chunk = NULL;
+  duckdb_error_data ed = duckdb_data_chunk_from_arrow(ing->c->conn, &empty, ing->converted, &chunk);
+  int rc = wg__engine_take_error_data(&ed, err);
+  if (empty.release != NULL) empty.release(&empty);
+  if (rc != 0) return wg_error_prefix(err, rc, "converting the ingest schema");
+  idx_t n = duckdb_data_chunk_get_column_count(chunk);
+  if ((int64_t)n != schema->n_children)
+    rc = wg_error_set(err, EIO, "DuckDB made %llu columns of %lld fields", (unsigned long long)n,
+                      (long long)schema->n_children);
+  if (rc == 0 && columns_alloc(cols, n) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+  for (idx_t i = 0; i < n && rc == 0; i++) {
+    const char *name = schema->children[i]->name ? schema->children[i]->name : "";
+    cols->names[i] = duckdb_malloc(strlen(name) + 1);
+    if (cols->names[i] == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+      break;
+    }
+    strcpy(cols->names[i], name);
+    cols->types[i] = duckdb_vector_get_column_type(duckdb_data_chunk_get_vector(chunk, i));
+  }
+  duckdb_destroy_data_chunk(&chunk);
+  return rc;
+}
+
+static int create_table(struct wg_engine_conn *c, const char *qualified, const struct columns *in,
+                        struct wg_error *err) {
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  int rc = put(&sql, "CREATE TABLE ");
+  if (rc == 0) rc = put(&sql, qualified);
+  if (rc == 0) rc = put(&sql, " (");
+  for (idx_t i = 0; i < in->n && rc == 0; i++) {
+    char *tn = wg__engine_type_name(in->types[i]);
+    if (i > 0) rc = put(&sql, ", ");
+    if (rc == 0) rc = put_quoted(&sql, in->names[i], '"');
+    if (rc == 0) rc = put(&sql, " ");
+    if (rc == 0) rc = tn ? put(&sql, tn) : ENOMEM;
+    free(tn);
+  }
+  if (rc == 0) rc = wg_buf_append(&sql, ")", 2);
+  if (rc != 0) rc = wg_error_set(err, ENOMEM, "out of memory building CREATE TABLE");
+  if (rc == 0) rc = wg__engine_exec(c, (const char *)sql.data, err);
+  wg_buf_reset(&sql);
+  return rc;
+}
+
+/* Checks every incoming column against the table and adds it to the appender. */
+static int match_columns(struct wg_engine_ingest *ing, const char *table, const struct columns *tc,
+                         const struct columns *in, struct wg_error *err) {
+  for (idx_t i = 0; i < in->n; i++) {
+    for (idx_t j = 0; j < i; j++) {
+      if (strcasecmp(in->names[i], in->names[j]) == 0)
+        return wg_error_set(err, EINVAL, "column \"%s\" appears twice in the stream", in->names[i]);
+    }
+    idx_t k = 0;
+    while (k < tc->n && strcasecmp(tc->names[k], in->names[i]) != 0)
+      k++;
+    if (k == tc->n)
+      return wg_error_set(err, EINVAL, "column \"%s\": table \"%s\" has no such column",
+                          in->names[i], table);
+    char *tn = wg__engine_type_name(tc->types[k]), *sn = wg__engine_type_name(in->types[i]);
+    int rc = 0;
+    if (tn == NULL || sn == NULL)
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+    else if (!type_accepts(tc->types[k], in->types[i], tn, sn))
+      rc = wg_error_set(err, EINVAL, "column \"%s\": table has %s, stream has %s", in->names[i], tn,
+                        sn);
+    free(tn);
+    free(sn);
+    if (rc != 0) return rc;
+    if (duckdb_appender_add_column(ing->appender, tc->names[k]) != DuckDBSuccess) {
+      duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
+      rc = wg__engine_take_error_data(&ed, err);
+      return rc != 0 ? rc : wg_error_set(err, EIO, "appender refused column \"%s\"", tc->names[k]);
+    }
+  }
+  return 0;
+}
+
+static void ingest_free(struct wg_engine_ingest *ing) {
+  if (ing->appender != NULL) duckdb_appender_destroy(&ing->appender);
+  if (ing->converted != NULL) duckdb_destroy_arrow_converted_schema(&ing->converted);
+  wg_schema_release(&ing->schema);
+  free(ing);
+}
+
+int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                           const struct ArrowSchema *schema, struct wg_engine_ingest **out,
+                           struct wg_error *err) {
+  *out = NULL;
+  if (c == NULL || table == NULL || schema == NULL || schema->release == NULL)
+    return wg_error_set(err, EINVAL, "ingest: NULL connection, table or schema");
+  if (schema->format == NULL || strcmp(schema->format, "+s") != 0)
+    return wg_error_set(err, EINVAL, "ingest: schema is not a struct (format \"%s\")",
+                        schema->format ? schema->format : "(null)");
+  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
+  struct wg_engine_ingest *ing = calloc(1, sizeof(*ing));
+  char *qualified = wg__engine_qualified(schema_name, table);
+  struct columns tc = {0}, in = {0};
+  struct ArrowSchema copy = {0};
+  bool in_txn = false;
+  int rc = 0;
+  if (ing == NULL || qualified == NULL) {
+    rc = wg_error_set(err, ENOMEM, "out of memory for an ingest");
+    goto fail;
+  }
+  ing->c = c;
+  ing->n_columns = schema->n_children;
+  rc = wg_schema_deep_copy(schema, &copy, err);
+  if (rc == 0) rc = wg_schema_deep_copy(schema, &ing->schema, err);
+  if (rc != 0) goto fail;
+  duckdb_error_data ed = duckdb_schema_from_arrow(c->conn, &copy, &ing->converted);
+  rc = wg__engine_take_error_data(&ed, err);
+  if (rc != 0) {
+    wg_error_prefix(err, rc, "ingest schema");
+    goto fail;
+  }
+  rc = incoming_columns(ing, schema, &in, err);
+  if (rc != 0) goto fail;
+
+  rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+  if (rc != 0) goto fail;
+  in_txn = true;
+  c->txn_maybe = true;
+  struct wg_error lookup;
+  rc = table_columns(c, qualified, &tc, &lookup);
+  if (rc == ENOENT) {
+    rc = create_table(c, qualified, &in, err);
+    if (rc == 0) rc = table_columns(c, qualified, &tc, err);
+  } else if (rc != 0) {
+    *err = lookup;
+  }
+  if (rc != 0) goto fail;
+  if (duckdb_appender_create_ext(c->conn, NULL, schema_name, table, &ing->appender) !=
+      DuckDBSuccess) {
+    ed = duckdb_appender_error_data(ing->appender);
+    rc = wg__engine_take_error_data(&ed, err);
+    if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", qualified);
+    goto fail;
+  }
+  rc = match_columns(ing, table, &tc, &in, err);
+  if (rc != 0) goto fail;
+  columns_reset(&tc);
+  columns_reset(&in);
+  wg_schema_release(&copy);
+  free(qualified);
+  *out = ing;
+  return 0;
+fail:
+  if (ing != NULL) ingest_free(ing);
+  if (in_txn) {
+    wg__engine_exec(c, "ROLLBACK", NULL);
+    c->txn_maybe = false;
+  }
+  columns_reset(&tc);
+  columns_reset(&in);
+  wg_schema_release(&copy);
+  free(qualified);
+  return rc;
+}
+
+static int appender_error(struct wg_engine_ingest *ing, struct wg_error *err, const char *what) {
+  duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
+  int rc = wg__engine_take_error_data(&ed, err);
+  return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
+}
+
+int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *batch,
+                            struct wg_error *err) {
+  if (ing == NULL || batch == NULL || batch->release == NULL) {
+    wg_array_release(batch);
+    return wg_error_set(err, EINVAL, "ingest append: NULL ingest or batch");
+  }
+  if (ing->failed != 0) {
+    wg_array_release(batch);
+    return wg_error_set(err, ing->failed, "ingest append after a failure");
+  }
+  if (batch->n_children != ing->n_columns) {
+    int64_t nc = batch->n_children;
+    wg_array_release(batch);
+    return ing->failed = wg_error_set(err, EINVAL, "ingest batch has %lld columns, schema %lld",
+                                      (long long)nc, (long long)ing->n_columns);
+  }
+  int64_t length = batch->length;
+  struct wg__slice_owner *owner = wg__slice_owner_create(batch);
+  if (owner == NULL) return ing->failed = wg_error_set(err, ENOMEM, "out of memory");
+  int rc = 0;
+  for (int64_t start = 0; start < length && rc == 0; start += SLICE_ROWS) {
+    int64_t n = length - start < SLICE_ROWS ? length - start : SLICE_ROWS;
+    struct ArrowArray slice;
+    if (wg__slice(owner, &ing->schema, start, n, &slice) != 0) {
+      rc = wg_error_set(err, ENOMEM, "out of memory slicing a batch");
+      break;
+    }
+    duckdb_data_chunk chunk = NULL;
+    duckdb_error_data ed =
+        duckdb_data_chunk_from_arrow(ing->c->conn, &slice, ing->converted, &chunk);
+    rc = wg__engine_take_error_data(&ed, err);
+    wg_array_release(&slice); /* if DuckDB did not take it */
+    if (rc == 0 && duckdb_append_data_chunk(ing->appender, chunk) != DuckDBSuccess)
+      rc = appender_error(ing, err, "append");
+    if (chunk != NULL) duckdb_destroy_data_chunk(&chunk);
+    if (rc == 0) ing->rows += n;
+  }
+  wg__slice_owner_unref(owner);
+  if (rc != 0) ing->failed = rc;
+  return rc;
+}
+
+int64_t wg_engine_ingest_rows(const struct wg_engine_ingest *ing) {
+  return ing ? ing->rows : 0;
+}
+
+int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct wg_error *err) {
+  if (rows != NULL) *rows = 0;
+  if (ing == NULL) return wg_error_set(err, EINVAL, "ingest commit: NULL ingest");
+  if (ing->failed != 0) return wg_error_set(err, ing->failed, "ingest commit after a failure");
+  int rc = 0;
+  if (duckdb_appender_flush(ing->appender) != DuckDBSuccess) rc = appender_error(ing, err, "flush");
+  if (rc == 0) {
+    duckdb_appender_destroy(&ing->appender);
+    ing->appender = NULL;
+    rc = wg__engine_exec(ing->c, "COMMIT", err);
+  }
+  if (rc != 0) {
+    ing->failed = rc; /* the caller aborts, which rolls back */
+    return rc;
+  }
+  ing->c->txn_maybe = false;
+  if (rows != NULL) *rows = ing->rows;
+  ingest_free(ing);
+  return 0;
+}
+
+void wg_engine_ingest_abort(struct wg_engine_ingest *ing) {
+  if (ing == NULL) return;
+  struct wg_engine_conn *c = ing->c;
+  ingest_free(ing);
+  wg__engine_exec(c, "ROLLBACK", NULL);
+  c->txn_maybe = false;
+}
