@@ -113,7 +113,10 @@ static int ingest_query(struct wg_engine *e, struct wg_engine_conn *dst, const c
     if (a.release == NULL) break;
     rc = wg_engine_ingest_append(ing, &a, err);
   }
-  if (rc == 0) rc = wg_engine_ingest_commit(ing, rows, err);
+  if (rc == 0) {
+    rc = wg_engine_ingest_commit(ing, rows, err); /* consumes the ingest either way */
+    ing = NULL;
+  }
   if (rc != 0 && ing != NULL) wg_engine_ingest_abort(ing);
   wg_schema_release(&schema);
   s.release(&s);

@@ -204,6 +204,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   if (e == NULL) return wg_error_set(err, ENOMEM, "out of memory for the engine");
   e->is_file = strcmp(path, ":memory:") != 0 && path[0] != '\0';
   pthread_mutex_init(&e->mu, NULL);
+  pthread_mutex_init(&e->create_mu, NULL);
   pthread_cond_init(&e->cv, NULL);
 
   duckdb_config cfg = NULL;
@@ -270,6 +271,7 @@ void wg_engine_close(struct wg_engine *e) {
   if (e->db != NULL) duckdb_close(&e->db);
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->mu);
+  pthread_mutex_destroy(&e->create_mu);
   free(e);
 }
 

@@ -27,6 +27,7 @@ struct wg_engine {
   bool is_file;
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  pthread_mutex_t create_mu; /* serializes creating missing tables (see ingest.c) */
   struct wg_engine_conn *conns;
   int n_conns;
   int n_free;

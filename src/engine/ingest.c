@@ -29,7 +29,8 @@ struct wg_engine_ingest {
   duckdb_appender appender;
   int64_t n_columns;
   int64_t rows;
-  int failed; /* sticky: append refuses after a failure, commit too */
+  int failed;      /* sticky: append refuses after a failure, commit too */
+  char *created;   /* the table this ingest created (qualified), dropped again if it fails */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ static int create_table(struct wg_engine_conn *c, const char *qualified, const s
                         struct wg_error *err) {
   struct wg_buf sql;
   wg_buf_init(&sql);
-  int rc = put(&sql, "CREATE TABLE ");
+  int rc = put(&sql, "CREATE TABLE IF NOT EXISTS ");
   if (rc == 0) rc = put(&sql, qualified);
   if (rc == 0) rc = put(&sql, " (");
   for (idx_t i = 0; i < in->n && rc == 0; i++) {
@@ -431,7 +432,33 @@ static int match_columns(struct wg_engine_ingest *ing, const char *table, const 
   return 0;
 }
 
+/* After a failed ingest that created its table: drop it if it is still empty (another put may have
+ * filled it meanwhile; then it stays, and so does its data). Errors are ignored. */
+static void drop_if_created(struct wg_engine_conn *c, struct wg_engine_ingest *ing) {
+  if (ing->created == NULL) return;
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  duckdb_result r;
+  if (put(&sql, "SELECT count(*) FROM ") == 0 && put(&sql, ing->created) == 0 &&
+      wg_buf_append(&sql, "", 1) == 0 &&
+      duckdb_query(c->conn, (const char *)sql.data, &r) == DuckDBSuccess) {
+    int64_t n = duckdb_value_int64(&r, 0, 0);
+    duckdb_destroy_result(&r);
+    sql.size = 0;
+    if (n == 0 && put(&sql, "DROP TABLE IF EXISTS ") == 0 && put(&sql, ing->created) == 0 &&
+        wg_buf_append(&sql, "", 1) == 0) {
+      pthread_mutex_lock(&c->engine->create_mu);
+      wg__engine_exec(c, (const char *)sql.data, NULL);
+      pthread_mutex_unlock(&c->engine->create_mu);
+    }
+  } else {
+    duckdb_destroy_result(&r);
+  }
+  wg_buf_reset(&sql);
+}
+
 static void ingest_free(struct wg_engine_ingest *ing) {
+  free(ing->created);
   if (ing->appender != NULL) duckdb_appender_destroy(&ing->appender);
   if (ing->converted != NULL) duckdb_destroy_arrow_converted_schema(&ing->converted);
   wg_schema_release(&ing->schema);
@@ -472,18 +499,32 @@ int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, co
   rc = incoming_columns(ing, schema, &in, err);
   if (rc != 0) goto fail;
 
+  /* A missing table is created in its own short transaction, one creator at a time: two puts that
+   * create the same table inside their data transactions would conflict, and one would fail. If
+   * this ingest then fails, the table it created is dropped again (when still empty). */
+  struct wg_error lookup;
+  rc = table_columns(c, qualified, &tc, &lookup);
+  if (rc == ENOENT) {
+    pthread_mutex_lock(&c->engine->create_mu);
+    rc = table_columns(c, qualified, &tc, &lookup);
+    if (rc == ENOENT) {
+      rc = create_table(c, qualified, &in, err);
+      if (rc == 0 && (ing->created = strdup(qualified)) == NULL)
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+    } else if (rc != 0) {
+      *err = lookup;
+    }
+    pthread_mutex_unlock(&c->engine->create_mu);
+  } else if (rc != 0) {
+    *err = lookup;
+  }
+  columns_reset(&tc);
+  if (rc != 0) goto fail;
   rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
   if (rc != 0) goto fail;
   in_txn = true;
   c->txn_maybe = true;
-  struct wg_error lookup;
-  rc = table_columns(c, qualified, &tc, &lookup);
-  if (rc == ENOENT) {
-    rc = create_table(c, qualified, &in, err);
-    if (rc == 0) rc = table_columns(c, qualified, &tc, err);
-  } else if (rc != 0) {
-    *err = lookup;
-  }
+  rc = table_columns(c, qualified, &tc, err);
   if (rc != 0) goto fail;
   if (duckdb_appender_create_ext(c->conn, NULL, schema_name, table, &ing->appender) !=
       DuckDBSuccess) {
@@ -501,10 +542,13 @@ int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, co
   *out = ing;
   return 0;
 fail:
-  if (ing != NULL) ingest_free(ing);
   if (in_txn) {
     wg__engine_exec(c, "ROLLBACK", NULL);
     c->txn_maybe = false;
+  }
+  if (ing != NULL) {
+    drop_if_created(c, ing);
+    ingest_free(ing);
   }
   columns_reset(&tc);
   columns_reset(&in);
@@ -568,7 +612,11 @@ int64_t wg_engine_ingest_rows(const struct wg_engine_ingest *ing) {
 int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct wg_error *err) {
   if (rows != NULL) *rows = 0;
   if (ing == NULL) return wg_error_set(err, EINVAL, "ingest commit: NULL ingest");
-  if (ing->failed != 0) return wg_error_set(err, ing->failed, "ingest commit after a failure");
+  if (ing->failed != 0) {
+    int failed = ing->failed;
+    wg_engine_ingest_abort(ing);
+    return wg_error_set(err, failed, "ingest commit after a failure");
+  }
   int rc = 0;
   if (duckdb_appender_flush(ing->appender) != DuckDBSuccess) rc = appender_error(ing, err, "flush");
   if (rc == 0) {
@@ -576,8 +624,8 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
     ing->appender = NULL;
     rc = wg__engine_exec(ing->c, "COMMIT", err);
   }
-  if (rc != 0) {
-    ing->failed = rc; /* the caller aborts, which rolls back */
+  if (rc != 0) { /* commit consumes the ingest either way */
+    wg_engine_ingest_abort(ing);
     return rc;
   }
   ing->c->txn_maybe = false;
@@ -589,7 +637,12 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
 void wg_engine_ingest_abort(struct wg_engine_ingest *ing) {
   if (ing == NULL) return;
   struct wg_engine_conn *c = ing->c;
-  ingest_free(ing);
+  if (ing->appender != NULL) {
+    duckdb_appender_destroy(&ing->appender);
+    ing->appender = NULL;
+  }
   wg__engine_exec(c, "ROLLBACK", NULL);
   c->txn_maybe = false;
+  drop_if_created(c, ing);
+  ingest_free(ing);
 }
