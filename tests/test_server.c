@@ -116,14 +116,17 @@ static void seeds_scenario_loaders_and_readers_count_exactly(void) {
        "SELECT count(*) FROM (SELECT category, count(*), avg(value) FROM events GROUP BY "
        "category)"},
   };
-  for (int i = 0; i < 2; i++) pthread_create(&rt[i], NULL, reader, &ra[i]);
+  for (int i = 0; i < 2; i++)
+    pthread_create(&rt[i], NULL, reader, &ra[i]);
   for (int i = 0; i < LOADERS; i++) {
     la[i] = (struct loader_arg){fx.uri, i, PUTS, &acked, &failures};
     pthread_create(&lt[i], NULL, loader, &la[i]);
   }
-  for (int i = 0; i < LOADERS; i++) pthread_join(lt[i], NULL);
+  for (int i = 0; i < LOADERS; i++)
+    pthread_join(lt[i], NULL);
   atomic_store(&stop, 1);
-  for (int i = 0; i < 2; i++) pthread_join(rt[i], NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_join(rt[i], NULL);
   ASSERT_EQ(atomic_load(&failures), 0);
   ASSERT_EQ(atomic_load(&acked), LOADERS * PUTS * 1000);
   struct wg_client *c;
@@ -185,8 +188,10 @@ static void xorq_scenario_counts_never_decrease_nor_show_partial_puts(void) {
   struct kv_writer_arg wa[2] = {{fx.uri, 0, &failures, &acked}, {fx.uri, 1, &failures, &acked}};
   struct reader_arg ra = {fx.uri, &stop, &failures, &reads, 5000, "SELECT count(*) FROM kv"};
   pthread_create(&r, NULL, reader, &ra);
-  for (int i = 0; i < 2; i++) pthread_create(&w[i], NULL, kv_writer, &wa[i]);
-  for (int i = 0; i < 2; i++) pthread_join(w[i], NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_create(&w[i], NULL, kv_writer, &wa[i]);
+  for (int i = 0; i < 2; i++)
+    pthread_join(w[i], NULL);
   atomic_store(&stop, 1);
   pthread_join(r, NULL);
   ASSERT_EQ(atomic_load(&failures), 0);
@@ -286,8 +291,8 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   ASSERT_EQ(info.total_records, 1);
   wg_client_info_reset(&info);
   /* CMD: schema without running */
-  ASSERT_OK(wg_client_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c",
-                                  &info, &err),
+  ASSERT_OK(wg_client_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c", &info,
+                                  &err),
             &err);
   ASSERT_EQ(info.schema.n_children, 3);
   ASSERT_STREQ(info.schema.children[2]->format, "g");
@@ -303,7 +308,8 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
   ASSERT_EQ(n, 3);
   int64_t total = 0;
-  for (int64_t i = 0; i < n; i++) total += t[i].rows;
+  for (int64_t i = 0; i < n; i++)
+    total += t[i].rows;
   ASSERT_EQ(total, 3000 + 1000 + 1);
   wg_client_tables_free(t, n);
   ASSERT_OK(wg_client_list_tables(c, "kv", &t, &n, &err), &err);
@@ -318,8 +324,8 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
 
 /* Raw calls for what the client library does not wrap. */
 static int raw_unary(const char *uri, const char *method, const ProtobufCMessage *req,
-                     const ProtobufCMessageDescriptor *resp_d, ProtobufCMessage **resp,
-                     int *n_resp, struct wg_error *err) {
+                     const ProtobufCMessageDescriptor *resp_d, ProtobufCMessage **resp, int *n_resp,
+                     struct wg_error *err) {
   struct wg_rpc_channel *ch;
   WG_RETURN_NOT_OK(wg_rpc_channel_create(&ch, uri, err));
   struct wg_rpc_client_call *call;
@@ -468,6 +474,60 @@ static void duckdb_errors_map_to_grpc_codes_with_duckdb_messages(void) {
   wg_fx_server_stop(&fx);
 }
 
+struct updater_arg {
+  const char *uri;
+  atomic_int *conflicts, *others;
+};
+
+static void *updater(void *p) {
+  struct updater_arg *a = p;
+  struct wg_client *c;
+  struct wg_error err;
+  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  const char *sql = "UPDATE counter SET v = v + 1 WHERE id = 1";
+  for (int i = 0; i < 300 && atomic_load(a->conflicts) == 0; i++) {
+    int rc = wg_client_action(c, "execute", sql, strlen(sql), NULL, &err);
+    if (rc == EAGAIN) {
+      if (strstr(err.message, "onflict") == NULL) atomic_fetch_add(a->others, 1);
+      atomic_fetch_add(a->conflicts, 1);
+    } else if (rc != 0) {
+      fprintf(stderr, "update: %d %s\n", rc, err.message);
+      atomic_fetch_add(a->others, 1);
+    }
+  }
+  wg_client_close(c);
+  return NULL;
+}
+
+static void write_conflicts_are_aborted_and_memory_limits_resource_exhausted(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4, .memory_limit = "64MB"};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  const char *ddl = "CREATE TABLE counter AS SELECT 1 AS id, 0 AS v";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  /* Concurrent updates of one row: DuckDB refuses the later writer (ABORTED: retry it). */
+  atomic_int conflicts = 0, others = 0;
+  pthread_t t[4];
+  struct updater_arg a = {fx.uri, &conflicts, &others};
+  for (int i = 0; i < 4; i++)
+    pthread_create(&t[i], NULL, updater, &a);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
+  ASSERT_EQ(atomic_load(&others), 0);
+  ASSERT_TRUE(atomic_load(&conflicts) > 0);
+  /* A query that needs more than the 64 MB limit: RESOURCE_EXHAUSTED (EBUSY here). */
+  int64_t n;
+  int rc =
+      wg_fx_query_i64(c, "SELECT len(list(i ORDER BY i DESC)) FROM range(50000000) t(i)", &n, &err);
+  ASSERT_EQ(rc, EBUSY);
+  ASSERT_TRUE(strstr(err.message, "Out of Memory") != NULL);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
 static void put_with_mismatched_schema_is_refused_and_keeps_nothing(void) {
   struct wg_fx_server fx;
   struct wg_server_options o = {.threads = 2};
@@ -505,7 +565,7 @@ static void malformed_frames_end_the_call_and_leave_the_server_serving(void) {
   ASSERT_OK(wg_rpc_channel_create(&ch, fx.uri, &err), &err);
   const char *garbage[] = {
       "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", /* bad varint */
-      "\x12\x7f\x01",                                  /* data_header longer than the message */
+      "\x12\x7f\x01",                                 /* data_header longer than the message */
       "\x0a\x02\x08\x01\x12\x08\x01\x02\x03\x04\x05\x06\x07\x08", /* descriptor, junk header */
   };
   for (size_t i = 0; i < 3; i++) {
@@ -515,7 +575,8 @@ static void malformed_frames_end_the_call_and_leave_the_server_serving(void) {
     wg_rpc_client_call_send(call, wg_rpc_buffer_from_copy(garbage[i], strlen(garbage[i])));
     wg_rpc_client_call_close_send(call);
     grpc_byte_buffer *bb = NULL;
-    while (wg_rpc_client_call_recv(call, &bb) == 0 && bb != NULL) grpc_byte_buffer_destroy(bb);
+    while (wg_rpc_client_call_recv(call, &bb) == 0 && bb != NULL)
+      grpc_byte_buffer_destroy(bb);
     grpc_status_code code;
     ASSERT_EQ(wg_rpc_client_call_finish(call, &code, &err), EINVAL);
     ASSERT_EQ(code, GRPC_STATUS_INVALID_ARGUMENT);
@@ -776,6 +837,7 @@ int main(void) {
   RUN_TEST(poll_get_schema_list_actions_and_handshake_are_answered);
   RUN_TEST(actions_execute_drop_checkpoint_and_stats);
   RUN_TEST(duckdb_errors_map_to_grpc_codes_with_duckdb_messages);
+  RUN_TEST(write_conflicts_are_aborted_and_memory_limits_resource_exhausted);
   RUN_TEST(put_with_mismatched_schema_is_refused_and_keeps_nothing);
   RUN_TEST(malformed_frames_end_the_call_and_leave_the_server_serving);
   RUN_TEST(remote_sql_cannot_touch_files_or_settings_by_default);
