@@ -137,7 +137,7 @@ static void decompression_beyond_limit_is_rejected(void) {
   ASSERT_EQ(got.length, n);
   wg_array_release(&got);
   /* A 1 MiB limit: rejected with a message naming the size, before allocating it. */
-  struct wg_ipc_limits small = {0, 1 << 20, 0};
+  struct wg_ipc_limits small = {.max_decompressed_size = 1 << 20};
   ASSERT_EQ(decode_first(out.data, out.size, &small, &got, msg, sizeof(msg)), EPROTO);
   ASSERT_TRUE(strstr(msg, "decompresses to 16777216 bytes") != NULL);
   free(zeros);
@@ -164,7 +164,7 @@ static void decompression_ratio_is_bounded(void) {
   char msg[512] = "";
   ASSERT_EQ(decode_first(out.data, out.size, NULL, &got, msg, sizeof(msg)), EPROTO);
   ASSERT_TRUE(strstr(msg, "decompresses to 33554432 bytes") != NULL);
-  struct wg_ipc_limits generous = {0, 0, 1 << 20};
+  struct wg_ipc_limits generous = {.max_decompression_ratio = 1 << 20};
   ASSERT_EQ(decode_first(out.data, out.size, &generous, &got, msg, sizeof(msg)), 0);
   ASSERT_EQ(got.length, n);
   wg_array_release(&got);

@@ -36,6 +36,10 @@ struct wg_ipc_decoder {
   struct dnode root;
   struct dict *dicts;
   int64_t n_dicts;
+  /* Delta dictionaries copy the whole dictionary each time: the bytes they may copy over the
+   * stream are bounded by a multiple of the bytes received, so many tiny deltas cannot make
+   * the decoder do unbounded work. */
+  int64_t bytes_in, concat_spent;
 };
 
 void wg__ipc_limits_resolve(const struct wg_ipc_limits *in, struct wg_ipc_limits *out) {
@@ -112,8 +116,10 @@ static int64_t find_dict(const struct wg_ipc_decoder *dec, int64_t id) {
   int64_t lo = 0, hi = dec->n_dicts;
   while (lo < hi) {
     int64_t mid = lo + (hi - lo) / 2;
-    if (dec->dicts[mid].id < id) lo = mid + 1;
-    else hi = mid;
+    if (dec->dicts[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < dec->n_dicts && dec->dicts[lo].id == id ? lo : -1;
 }
@@ -306,8 +312,8 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
   }
   /* Copy once when misaligned, and copy a bitmap that ends within 8 bytes of the end of the body:
    * consumers (DuckDB) read a byte past a bitmap, which must not be past the received memory. */
-  bool near_end = align == 1 && w->body_size - (p - w->body) - len < 8 &&
-                  w->codec == WG_IPC_COMPRESSION_NONE;
+  bool near_end =
+      align == 1 && w->body_size - (p - w->body) - len < 8 && w->codec == WG_IPC_COMPRESSION_NONE;
   if (((uintptr_t)p & (uintptr_t)(align - 1)) != 0 || near_end) {
     if (len > w->body_size - w->copied)
       return wg_error_set(err, EPROTO,
@@ -564,7 +570,7 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
 
 /* ---- dictionaries ---- */
 
-static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnode *value,
+static int concat_dictionary(struct wg_ipc_decoder *dec, const struct dnode *value,
                              const struct ArrowArray *a, const struct ArrowArray *b,
                              struct ArrowArray *out, struct wg_error *err);
 
@@ -639,15 +645,18 @@ static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
                        const struct ArrowArray *b, struct ArrowArray *out, struct concat *cc,
                        struct wg_error *err);
 
-static int concat_dictionary(const struct wg_ipc_decoder *dec, const struct dnode *value,
+static int concat_dictionary(struct wg_ipc_decoder *dec, const struct dnode *value,
                              const struct ArrowArray *a, const struct ArrowArray *b,
                              struct ArrowArray *out, struct wg_error *err) {
-  struct concat cc = {NULL, NULL, dec->limits.max_decompressed_size,
-                      dec->limits.max_decompressed_size};
+  int64_t allowance = 64 * dec->bytes_in + ((int64_t)64 << 20) - dec->concat_spent;
+  if (allowance > dec->limits.max_decompressed_size) allowance = dec->limits.max_decompressed_size;
+  if (allowance < 0) allowance = 0;
+  struct concat cc = {NULL, NULL, allowance, allowance};
   cc.holder = wg_holder_create(&cc.hb);
   if (cc.holder == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   int rc = concat_fill(value, a, b, out, &cc, err);
   wg_shared_unref(cc.holder);
+  dec->concat_spent += cc.limit - cc.budget;
   return rc;
 }
 
@@ -662,19 +671,30 @@ static void *hb_alloc(struct concat *cc, int64_t size) {
   return p;
 }
 
+/* ORs n bits of src (all ones when src is NULL) into zeroed dst: bit by bit up to a byte boundary
+ * of dst, then a byte at a time (shifting when src is not byte-aligned), then the tail. */
 static void copy_bits(uint8_t *dst, int64_t dst_off, const uint8_t *src, int64_t src_off,
                       int64_t n) {
-  if (src != NULL && (dst_off & 7) == 0 && (src_off & 7) == 0) { /* whole bytes, then the tail */
-    int64_t bytes = n / 8;
-    memcpy(dst + dst_off / 8, src + src_off / 8, (size_t)bytes);
-    dst_off += bytes * 8;
-    src_off += bytes * 8;
-    n -= bytes * 8;
+  for (; n > 0 && (dst_off & 7) != 0; n--, dst_off++, src_off++)
+    if (src == NULL || wg_bit_get(src, src_off)) dst[dst_off >> 3] |= (uint8_t)(1 << (dst_off & 7));
+  int64_t bytes = n / 8;
+  uint8_t *d = dst + dst_off / 8;
+  if (src == NULL) {
+    memset(d, 0xFF, (size_t)bytes);
+  } else if ((src_off & 7) == 0) {
+    memcpy(d, src + src_off / 8, (size_t)bytes);
+  } else { /* every bit read lies inside the source's ceil((src_off + n) / 8) bytes */
+    const uint8_t *s = src + src_off / 8;
+    int sh = (int)(src_off & 7);
+    for (int64_t i = 0; i < bytes; i++)
+      d[i] = (uint8_t)((s[i] >> sh) | (s[i + 1] << (8 - sh)));
   }
-  for (int64_t i = 0; i < n; i++) {
-    int bit = src == NULL ? 1 : wg_bit_get(src, src_off + i);
-    if (bit) dst[(dst_off + i) >> 3] |= (uint8_t)(1 << ((dst_off + i) & 7));
-  }
+  dst_off += bytes * 8;
+  src_off += bytes * 8;
+  n -= bytes * 8;
+  for (int64_t i = 0; i < n; i++)
+    if (src == NULL || wg_bit_get(src, src_off + i))
+      dst[(dst_off + i) >> 3] |= (uint8_t)(1 << ((dst_off + i) & 7));
 }
 
 static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
@@ -869,6 +889,7 @@ int wg_ipc_decoder_decode(struct wg_ipc_decoder *dec, struct wg_bytes metadata,
   struct wg__ipc_message m;
   WG_RETURN_NOT_OK(wg__ipc_message_read(metadata, &m, err));
   *type = (enum wg_ipc_message_type)m.header_type;
+  dec->bytes_in += metadata.size + m.body_length;
   switch (m.header_type) {
   case MESSAGE_HEADER_SCHEMA:
     return decoder_set_schema(dec, &m.header, err);
