@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -63,6 +64,8 @@ int wg_fx_process_start(struct wg_fx_process *p, const char *const *args) {
   pid_t pid = fork();
   if (pid < 0) return errno;
   if (pid == 0) {
+    /* A test that fails half-way must not leave its server behind (ctest would wait for it). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
