@@ -591,7 +591,10 @@ static void interrupt_from_another_thread_cancels_with_ecanceled(void) {
   ASSERT_EQ(one, 1);
 }
 
-static void interrupt_of_an_idle_connection_does_not_cancel_the_next_query(void) {
+/* An interrupt belongs to the call that holds the connection: it is sticky until the connection
+ * goes back to the pool (DuckDB itself would forget an interrupt that arrives before a query
+ * begins), and the next holder starts clean. */
+static void interrupt_is_sticky_for_the_holder_and_cleared_by_the_next_acquire(void) {
   struct wg_engine *e = open_engine(NULL, false, 1);
   ASSERT_TRUE(e != NULL);
   struct wg_engine_conn *c;
@@ -600,6 +603,13 @@ static void interrupt_of_an_idle_connection_does_not_cancel_the_next_query(void)
   wg_engine_interrupt(c);
   int64_t lens[4], n = 0;
   int rc = stream_lengths(c, "SELECT i FROM range(100000) t(i)", 0, lens, 4, &n, &err);
+  int64_t changed = 0;
+  int rc2 = wg_engine_execute(c, "CREATE TABLE t (i INTEGER)", &changed, &err);
+  wg_engine_release(e, c);
+  ASSERT_EQ(rc, ECANCELED);
+  ASSERT_EQ(rc2, ECANCELED);
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  rc = stream_lengths(c, "SELECT i FROM range(100000) t(i)", 0, lens, 4, &n, &err);
   wg_engine_release(e, c);
   wg_engine_close(e);
   ASSERT_OK(rc, &err);
@@ -1172,7 +1182,7 @@ int main(void) {
   RUN_TEST(data_chunk_from_arrow_takes_5000_rows_whole_or_refuses);
   RUN_TEST(five_million_rows_stream_with_bounded_memory);
   RUN_TEST(interrupt_from_another_thread_cancels_with_ecanceled);
-  RUN_TEST(interrupt_of_an_idle_connection_does_not_cancel_the_next_query);
+  RUN_TEST(interrupt_is_sticky_for_the_holder_and_cleared_by_the_next_acquire);
   RUN_TEST(string_views_and_large_offsets_gather_and_ingest_exactly);
   RUN_TEST(a_connection_with_an_open_stream_refuses_other_statements);
   RUN_TEST(query_schema_prepares_without_running);

@@ -747,6 +747,54 @@ static void calls_beyond_workers_and_queue_get_resource_exhausted(void) {
   wg_fx_server_stop(&fx);
 }
 
+static void a_transaction_left_open_by_a_client_is_rolled_back_after_its_call(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 1}; /* every call shares the one connection */
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t n, rows, batches;
+  wg_fx_query_count(c, "BEGIN TRANSACTION", &rows, &batches, &err);
+  const char *sql = "BEGIN; CREATE TABLE t AS SELECT 1 AS x";
+  ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), NULL, &err), &err);
+  /* neither left a transaction behind: a put works and its data is committed */
+  int64_t acked;
+  ASSERT_OK(put_seed(c, "after", 0, 1, 100, true, &acked, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM after", &n, &err), &err);
+  ASSERT_EQ(n, 100);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT count(*) FROM t", &n, &err), ENOENT); /* rolled back */
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+static void an_idle_client_is_cut_off_and_frees_its_worker(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 1, .idle_timeout_ms = 500};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err;
+  struct wg_rpc_channel *ch;
+  ASSERT_OK(wg_rpc_channel_create(&ch, fx.uri, &err), &err);
+  struct wg_rpc_client_call *call; /* a DoPut that never sends anything */
+  ASSERT_OK(wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "DoPut", 20000, NULL, &call, &err),
+            &err);
+  grpc_status_code code;
+  ASSERT_NE(wg_rpc_client_call_finish(call, &code, &err), 0);
+  ASSERT_EQ(code, GRPC_STATUS_DEADLINE_EXCEEDED);
+  ASSERT_TRUE(strstr(err.message, "idle") != NULL);
+  wg_rpc_client_call_destroy(call);
+  wg_rpc_channel_destroy(ch);
+  /* the single worker is free again */
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  wg_client_set_timeout(c, 5000);
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 5", &n, &err), &err);
+  ASSERT_EQ(n, 5);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
 /* ---- the binary: durability, SIGTERM, memory ---- */
 
 static void acknowledged_puts_survive_kill_9(void) {
@@ -855,6 +903,8 @@ int main(void) {
   RUN_TEST(remote_sql_cannot_touch_files_or_settings_by_default);
   RUN_TEST(cancelled_or_expired_queries_stop_on_the_server);
   RUN_TEST(calls_beyond_workers_and_queue_get_resource_exhausted);
+  RUN_TEST(a_transaction_left_open_by_a_client_is_rolled_back_after_its_call);
+  RUN_TEST(an_idle_client_is_cut_off_and_frees_its_worker);
   RUN_TEST(acknowledged_puts_survive_kill_9);
   RUN_TEST(sigterm_exits_zero_and_keeps_the_data);
   RUN_TEST(twenty_million_row_doget_keeps_server_memory_bounded);

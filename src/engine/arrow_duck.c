@@ -247,6 +247,12 @@ done:
 
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err) {
+  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, out, err);
+}
+
+int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
+                                      const atomic_bool *interrupted, struct ArrowArrayStream *out,
+                                      struct wg_error *err) {
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
   memset(out, 0, sizeof(*out));
   if (conn == NULL || sql == NULL)
@@ -267,6 +273,12 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
     rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
                       msg ? msg : "pending query failed");
     duckdb_destroy_pending(&pending);
+    goto fail;
+  }
+  /* DuckDB has begun the query: from here on duckdb_interrupt is honoured; before, it was not. */
+  if (interrupted != NULL && atomic_load(interrupted)) {
+    duckdb_destroy_pending(&pending);
+    rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the query started");
     goto fail;
   }
   duckdb_state st = duckdb_execute_pending(pending, &q->result);

@@ -6,6 +6,7 @@
 #ifndef WG_ENGINE_ARROW_DUCK_H
 #define WG_ENGINE_ARROW_DUCK_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <duckdb.h>
@@ -39,6 +40,12 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message);
  * open streaming result when the connection runs another query, and get_next then reports a
  * clean end of stream, not an error: the rows are silently cut short).
  * Thread safety: the stream may move between threads but is used by one at a time. */
+/* As above, and if *interrupted (may be NULL) is set once DuckDB has begun the query, the query is
+ * abandoned with ECANCELED: an interrupt that arrived before DuckDB started it (DuckDB clears its
+ * own flag when a query begins) is not lost. */
+int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
+                                      const atomic_bool *interrupted, struct ArrowArrayStream *out,
+                                      struct wg_error *err);
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err);
 

@@ -292,6 +292,7 @@ int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct w
   for (int i = 0; i < e->n_conns; i++) {
     if (!e->conns[i].in_use) {
       e->conns[i].in_use = true;
+      atomic_store(&e->conns[i].interrupted, false);
       e->n_free--;
       *out = &e->conns[i];
       break;
@@ -323,22 +324,53 @@ duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c) {
 }
 
 void wg_engine_interrupt(struct wg_engine_conn *c) {
-  if (c != NULL) duckdb_interrupt(c->conn);
+  if (c == NULL) return;
+  atomic_store(&c->interrupted, true);
+  duckdb_interrupt(c->conn);
 }
 
+/* Runs every statement of `sql` in turn (prepared, then executed as a streaming pending result
+ * whose rows are not fetched: a SELECT sent here costs its first chunk, not its whole result).
+ * Client SQL may open a transaction (BEGIN), so the connection is rolled back on release. */
 int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
                       struct wg_error *err) {
   if (rows_changed != NULL) *rows_changed = 0;
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
-  duckdb_result r;
+  c->txn_maybe = true;
+  duckdb_extracted_statements stmts = NULL;
+  idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
   int rc = 0;
-  if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess) {
-    rc = wg__engine_result_error(&r, err);
-  } else {
-    if (duckdb_result_statement_type(r) == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true;
-    if (rows_changed != NULL) *rows_changed = (int64_t)duckdb_rows_changed(&r);
+  if (n == 0) {
+    const char *msg = duckdb_extract_statements_error(stmts);
+    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
+                      msg ? msg : "no statement to execute");
   }
-  duckdb_destroy_result(&r);
+  for (idx_t i = 0; i < n && rc == 0; i++) {
+    duckdb_prepared_statement p = NULL;
+    if (duckdb_prepare_extracted_statement(c->conn, stmts, i, &p) != DuckDBSuccess) {
+      rc = wg__engine_prepare_error(p, err);
+      duckdb_destroy_prepare(&p);
+      break;
+    }
+    duckdb_pending_result pending = NULL;
+    if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
+      const char *msg = duckdb_pending_error(pending);
+      rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
+                        msg ? msg : "execute failed");
+    } else if (atomic_load(&c->interrupted)) { /* see wg_engine_query_arrow_stream_flag */
+      rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
+    } else {
+      duckdb_result r;
+      if (duckdb_execute_pending(pending, &r) != DuckDBSuccess)
+        rc = wg__engine_result_error(&r, err);
+      else if (rows_changed != NULL)
+        *rows_changed = (int64_t)duckdb_rows_changed(&r);
+      duckdb_destroy_result(&r);
+    }
+    duckdb_destroy_pending(&pending);
+    duckdb_destroy_prepare(&p);
+  }
+  duckdb_destroy_extracted(&stmts);
   return rc;
 }

@@ -16,10 +16,12 @@
 struct wg_engine_conn {
   struct wg_engine *engine;
   duckdb_connection conn;
-  bool in_use;        /* guarded by engine->mu */
-  bool txn_maybe;     /* an ingest or a transaction statement may have left a transaction open */
-  const void *stream; /* the open query stream, if any: DuckDB ends a streaming result silently
-                         (no error, just no more chunks) when its connection runs anything else */
+  bool in_use;             /* guarded by engine->mu */
+  bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
+  atomic_bool interrupted; /* set by wg_engine_interrupt until the next acquire: sticky, because
+                              DuckDB forgets an interrupt that lands before a query begins */
+  const void *stream;      /* the open query stream, if any: DuckDB ends a streaming result silently
+                              (no error, just no more chunks) when its connection runs anything else */
 };
 
 struct wg_engine {

@@ -42,6 +42,8 @@ static int gather_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
   struct gather *g = s->private_data;
   memset(out, 0, sizeof(*out));
   if (g->status != 0) return g->status;
+  if (g->conn != NULL && atomic_load(&g->conn->interrupted))
+    return g->status = wg_error_set(&g->error, ECANCELED, "INTERRUPT Error: query interrupted");
   int64_t rows = 0, n = 0;
   int rc = 0;
   while (rows < g->target) {
@@ -141,7 +143,8 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
   struct gather *g = calloc(1, sizeof(*g));
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
-  int rc = wg_engine_query_arrow_stream(c->conn, sql, &g->chunks, err);
+  c->txn_maybe = true; /* the SQL may be BEGIN: roll back on release */
+  int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &g->chunks, err);
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
     if (rc != 0) wg_error_set(err, rc, "query: reading the result schema failed");

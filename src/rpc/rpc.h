@@ -33,11 +33,13 @@ struct wg_rpc_call;
 typedef void (*wg_rpc_handler_fn)(struct wg_rpc_call *call, void *ctx);
 
 struct wg_rpc_server_options {
-  const char *listen;          /* "host:port"; port 0 picks a free port */
-  int threads;                 /* worker threads (default 8) */
-  int queue_limit;             /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
-  int64_t max_message_bytes;   /* largest message received (default 256 MiB) */
-  wg_rpc_handler_fn handler;   /* every method goes to this one handler */
+  const char *listen;        /* "host:port"; port 0 picks a free port */
+  int threads;               /* worker threads (default 8) */
+  int queue_limit;           /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
+  int64_t max_message_bytes; /* largest message received (default 256 MiB) */
+  int64_t idle_timeout_ms;   /* a call whose client neither sends nor reads for this long is
+                                cancelled with DEADLINE_EXCEEDED (default 60 s; < 0: never) */
+  wg_rpc_handler_fn handler; /* every method goes to this one handler */
   void *ctx;
 };
 

@@ -117,6 +117,7 @@ struct wg_rpc_server {
   void *ctx;
   int threads;
   int queue_limit;
+  int64_t idle_timeout_ms; /* <= 0: none */
   bool grpc_inited;
   bool server_started;
 
@@ -548,6 +549,7 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   s->ctx = options->ctx;
   s->threads = options->threads > 0 ? options->threads : WG_RPC_DEFAULT_THREADS;
   s->queue_limit = options->queue_limit > 0 ? options->queue_limit : WG_RPC_DEFAULT_QUEUE_LIMIT;
+  s->idle_timeout_ms = options->idle_timeout_ms == 0 ? 60000 : options->idle_timeout_ms;
   s->shutdown_tag.kind = WG__RPC_TAG_SHUTDOWN;
   atomic_init(&s->active, 0);
   if (server_init_sync(s) != 0) {
@@ -658,7 +660,10 @@ static int errno_from_call_error(grpc_call_error e) {
   }
 }
 
-/* Starts a batch and waits for the CQ thread to report it; *op->ok tells how it went. */
+/* Starts a batch and waits for the CQ thread to report it; *op->ok tells how it went. A client
+ * that leaves the batch waiting longer than the idle timeout (it sends nothing, or never reads
+ * what we send) has its call cancelled, so it cannot hold a worker and a DuckDB connection
+ * forever; the batch then completes as failed. */
 static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
   pthread_mutex_lock(&c->mu);
   op->done = false;
@@ -666,9 +671,30 @@ static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *o
   pthread_mutex_unlock(&c->mu);
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, op, NULL);
   if (e != GRPC_CALL_OK) return errno_from_call_error(e);
+  int64_t idle = c->server->idle_timeout_ms;
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += idle / 1000;
+  deadline.tv_nsec += (long)(idle % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  bool timed_out = false;
   pthread_mutex_lock(&c->mu);
-  while (!op->done)
-    pthread_cond_wait(&c->cv, &c->mu);
+  while (!op->done) {
+    if (idle <= 0 || timed_out) {
+      pthread_cond_wait(&c->cv, &c->mu);
+    } else if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT && !op->done) {
+      timed_out = true;
+      pthread_mutex_unlock(&c->mu);
+      char msg[96];
+      snprintf(msg, sizeof(msg), "idle for %lld s: the client neither sent nor read a message",
+               (long long)(idle / 1000));
+      grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED, msg, NULL);
+      pthread_mutex_lock(&c->mu);
+    }
+  }
   pthread_mutex_unlock(&c->mu);
   return 0;
 }

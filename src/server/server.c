@@ -92,8 +92,10 @@ int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
     out->schema_name = d->path[0];
     out->table = d->path[1];
   } else {
-    return wg_error_set(err, EINVAL, "descriptor path has %zu parts; expected [table] or "
-                        "[schema, table]", d->n_path);
+    return wg_error_set(err, EINVAL,
+                        "descriptor path has %zu parts; expected [table] or "
+                        "[schema, table]",
+                        d->n_path);
   }
   if (out->table == NULL || out->table[0] == '\0')
     return wg_error_set(err, EINVAL, "empty table name in the descriptor path");
@@ -146,6 +148,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .listen = s->options.listen,
       .threads = s->options.threads,
       .queue_limit = s->options.queue_limit,
+      .idle_timeout_ms = s->options.idle_timeout_ms,
       .handler = dispatch,
       .ctx = s,
   };

@@ -10,14 +10,15 @@
 #include "common/error.h"
 
 struct wg_server_options {
-  const char *db_path;         /* database file or ":memory:" (default "wigeon.duckdb") */
-  const char *listen;          /* "host:port" (default "127.0.0.1:8815"); port 0 = any free */
-  int threads;                 /* worker threads = DuckDB connections (default 8) */
-  int queue_limit;             /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
-  int64_t batch_rows;          /* target rows per DoGet record batch (65536) */
-  int grace_ms;                /* time in-flight calls get on shutdown (10000) */
-  bool allow_external_access;  /* let SQL reach files, extensions, configuration */
-  const char *memory_limit;    /* DuckDB memory_limit, NULL = DuckDB's default */
+  const char *db_path;        /* database file or ":memory:" (default "wigeon.duckdb") */
+  const char *listen;         /* "host:port" (default "127.0.0.1:8815"); port 0 = any free */
+  int threads;                /* worker threads = DuckDB connections (default 8) */
+  int queue_limit;            /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
+  int64_t batch_rows;         /* target rows per DoGet record batch (65536) */
+  int grace_ms;               /* time in-flight calls get on shutdown (10000) */
+  int64_t idle_timeout_ms;    /* cancel a call whose client is idle this long (60000; <0 never) */
+  bool allow_external_access; /* let SQL reach files, extensions, configuration */
+  const char *memory_limit;   /* DuckDB memory_limit, NULL = DuckDB's default */
 };
 
 struct wg_server;
