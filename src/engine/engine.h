@@ -95,6 +95,24 @@ int64_t wg_engine_ingest_rows(const struct wg_engine_ingest *ing);
 int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct wg_error *err);
 void wg_engine_ingest_abort(struct wg_engine_ingest *ing);
 
+/* Group commit (many small puts, one transaction, one fsync):
+ *   begin_deferred  like begin (creates the table, checks the columns) but opens no transaction:
+ *                   append then only keeps the batches (which must be arrays made by this project,
+ *                   e.g. by the IPC decoder, so that they can be shared for a retry).
+ *   stream          turns a deferred ingest into a normal one (BEGIN, append what was kept):
+ *                   for a put that grew too big to keep.
+ *   commit_group    on connection c: BEGIN, every ingest's batches, COMMIT. If that fails, each
+ *                   ingest is committed alone, so one bad put fails only itself. status[i], rows[i]
+ *                   and errs[i] get each one's outcome. Consumes every ingest (the array itself
+ *                   is reordered). */
+int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema_name,
+                                    const char *table, const struct ArrowSchema *schema,
+                                    struct wg_engine_ingest **out, struct wg_error *err);
+int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err);
+void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_ingest **ings,
+                                   int64_t n, int *status, int64_t *rows,
+                                   struct wg_error *errs);
+
 /* Catalog. */
 struct wg_engine_table {
   char *schema_name;

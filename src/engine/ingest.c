@@ -31,6 +31,13 @@ struct wg_engine_ingest {
   int64_t rows;
   int failed;      /* sticky: append refuses after a failure, commit too */
   char *created;   /* the table this ingest created (qualified), dropped again if it fails */
+  char *schema_name, *table;
+  char **cols; /* the table's column for each incoming column, in incoming order */
+  /* Deferred (group commit): batches are kept here until wg_engine_ingest_commit_group or
+   * wg_engine_ingest_stream appends them; no transaction is open meanwhile. */
+  bool deferred;
+  struct ArrowArray *pending;
+  int64_t n_pending, cap_pending, pending_bytes;
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -399,7 +406,7 @@ static int create_table(struct wg_engine_conn *c, const char *qualified, const s
   return rc;
 }
 
-/* Checks every incoming column against the table and adds it to the appender. */
+/* Checks every incoming column against the table and records the table column it goes to. */
 static int match_columns(struct wg_engine_ingest *ing, const char *table, const struct columns *tc,
                          const struct columns *in, struct wg_error *err) {
   for (idx_t i = 0; i < in->n; i++) {
@@ -423,10 +430,28 @@ static int match_columns(struct wg_engine_ingest *ing, const char *table, const 
     free(tn);
     free(sn);
     if (rc != 0) return rc;
-    if (duckdb_appender_add_column(ing->appender, tc->names[k]) != DuckDBSuccess) {
+    if ((ing->cols[i] = strdup(tc->names[k])) == NULL)
+      return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+/* An appender on `conn` for the ingest's table and incoming columns. */
+static int open_appender(struct wg_engine_ingest *ing, duckdb_connection conn,
+                         struct wg_error *err) {
+  if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &ing->appender) !=
+      DuckDBSuccess) {
+    duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
+    int rc = wg__engine_take_error_data(&ed, err);
+    duckdb_appender_destroy(&ing->appender);
+    ing->appender = NULL;
+    return rc != 0 ? rc : wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
+  }
+  for (int64_t i = 0; i < ing->n_columns; i++) {
+    if (duckdb_appender_add_column(ing->appender, ing->cols[i]) != DuckDBSuccess) {
       duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
-      rc = wg__engine_take_error_data(&ed, err);
-      return rc != 0 ? rc : wg_error_set(err, EIO, "appender refused column \"%s\"", tc->names[k]);
+      int rc = wg__engine_take_error_data(&ed, err);
+      return rc != 0 ? rc : wg_error_set(err, EIO, "appender refused column \"%s\"", ing->cols[i]);
     }
   }
   return 0;
@@ -459,15 +484,21 @@ static void drop_if_created(struct wg_engine_conn *c, struct wg_engine_ingest *i
 
 static void ingest_free(struct wg_engine_ingest *ing) {
   free(ing->created);
+  free(ing->schema_name);
+  free(ing->table);
+  for (int64_t i = 0; ing->cols != NULL && i < ing->n_columns; i++) free(ing->cols[i]);
+  free(ing->cols);
+  for (int64_t i = 0; i < ing->n_pending; i++) wg_array_release(&ing->pending[i]);
+  free(ing->pending);
   if (ing->appender != NULL) duckdb_appender_destroy(&ing->appender);
   if (ing->converted != NULL) duckdb_destroy_arrow_converted_schema(&ing->converted);
   wg_schema_release(&ing->schema);
   free(ing);
 }
 
-int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
-                           const struct ArrowSchema *schema, struct wg_engine_ingest **out,
-                           struct wg_error *err) {
+static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                        const struct ArrowSchema *schema, bool deferred,
+                        struct wg_engine_ingest **out, struct wg_error *err) {
   *out = NULL;
   if (c == NULL || table == NULL || schema == NULL || schema->release == NULL)
     return wg_error_set(err, EINVAL, "ingest: NULL connection, table or schema");
@@ -486,7 +517,15 @@ int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, co
     goto fail;
   }
   ing->c = c;
+  ing->deferred = deferred;
   ing->n_columns = schema->n_children;
+  ing->table = strdup(table);
+  ing->schema_name = schema_name ? strdup(schema_name) : NULL;
+  ing->cols = calloc((size_t)(schema->n_children > 0 ? schema->n_children : 1), sizeof(char *));
+  if (ing->table == NULL || ing->cols == NULL || (schema_name && ing->schema_name == NULL)) {
+    rc = wg_error_set(err, ENOMEM, "out of memory for an ingest");
+    goto fail;
+  }
   rc = wg_schema_deep_copy(schema, &copy, err);
   if (rc == 0) rc = wg_schema_deep_copy(schema, &ing->schema, err);
   if (rc != 0) goto fail;
@@ -520,20 +559,15 @@ int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, co
   }
   columns_reset(&tc);
   if (rc != 0) goto fail;
-  rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
-  if (rc != 0) goto fail;
-  in_txn = true;
-  c->txn_maybe = true;
-  rc = table_columns(c, qualified, &tc, err);
-  if (rc != 0) goto fail;
-  if (duckdb_appender_create_ext(c->conn, NULL, schema_name, table, &ing->appender) !=
-      DuckDBSuccess) {
-    ed = duckdb_appender_error_data(ing->appender);
-    rc = wg__engine_take_error_data(&ed, err);
-    if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", qualified);
-    goto fail;
+  if (!deferred) {
+    rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+    if (rc != 0) goto fail;
+    in_txn = true;
+    c->txn_maybe = true;
   }
-  rc = match_columns(ing, table, &tc, &in, err);
+  rc = table_columns(c, qualified, &tc, err);
+  if (rc == 0) rc = match_columns(ing, table, &tc, &in, err);
+  if (rc == 0 && !deferred) rc = open_appender(ing, c->conn, err);
   if (rc != 0) goto fail;
   columns_reset(&tc);
   columns_reset(&in);
@@ -557,10 +591,48 @@ fail:
   return rc;
 }
 
+int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                           const struct ArrowSchema *schema, struct wg_engine_ingest **out,
+                           struct wg_error *err) {
+  return ingest_begin(c, schema_name, table, schema, false, out, err);
+}
+
+int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema_name,
+                                    const char *table, const struct ArrowSchema *schema,
+                                    struct wg_engine_ingest **out, struct wg_error *err) {
+  return ingest_begin(c, schema_name, table, schema, true, out, err);
+}
+
 static int appender_error(struct wg_engine_ingest *ing, struct wg_error *err, const char *what) {
   duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
   int rc = wg__engine_take_error_data(&ed, err);
   return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
+}
+
+/* Appends one batch (consumed) through ing->appender, converting on `conn`. */
+static int append_batch(struct wg_engine_ingest *ing, duckdb_connection conn,
+                        struct ArrowArray *batch, struct wg_error *err) {
+  int64_t length = batch->length;
+  struct wg__slice_owner *owner = wg__slice_owner_create(batch);
+  if (owner == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  int rc = 0;
+  for (int64_t start = 0; start < length && rc == 0; start += SLICE_ROWS) {
+    int64_t n = length - start < SLICE_ROWS ? length - start : SLICE_ROWS;
+    struct ArrowArray slice;
+    if (wg__slice(owner, &ing->schema, start, n, &slice) != 0) {
+      rc = wg_error_set(err, ENOMEM, "out of memory slicing a batch");
+      break;
+    }
+    duckdb_data_chunk chunk = NULL;
+    duckdb_error_data ed = duckdb_data_chunk_from_arrow(conn, &slice, ing->converted, &chunk);
+    rc = wg__engine_take_error_data(&ed, err);
+    wg_array_release(&slice); /* if DuckDB did not take it */
+    if (rc == 0 && duckdb_append_data_chunk(ing->appender, chunk) != DuckDBSuccess)
+      rc = appender_error(ing, err, "append");
+    if (chunk != NULL) duckdb_destroy_data_chunk(&chunk);
+  }
+  wg__slice_owner_unref(owner);
+  return rc;
 }
 
 int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *batch,
@@ -580,29 +652,124 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
                                       (long long)nc, (long long)ing->n_columns);
   }
   int64_t length = batch->length;
-  struct wg__slice_owner *owner = wg__slice_owner_create(batch);
-  if (owner == NULL) return ing->failed = wg_error_set(err, ENOMEM, "out of memory");
-  int rc = 0;
-  for (int64_t start = 0; start < length && rc == 0; start += SLICE_ROWS) {
-    int64_t n = length - start < SLICE_ROWS ? length - start : SLICE_ROWS;
-    struct ArrowArray slice;
-    if (wg__slice(owner, &ing->schema, start, n, &slice) != 0) {
-      rc = wg_error_set(err, ENOMEM, "out of memory slicing a batch");
+  if (ing->deferred) {
+    if (ing->n_pending == ing->cap_pending) {
+      int64_t cap = ing->cap_pending ? ing->cap_pending * 2 : 8;
+      struct ArrowArray *p = realloc(ing->pending, (size_t)cap * sizeof(*p));
+      if (p == NULL) {
+        wg_array_release(batch);
+        return ing->failed = wg_error_set(err, ENOMEM, "out of memory");
+      }
+      ing->pending = p;
+      ing->cap_pending = cap;
+    }
+    wg_array_move(batch, &ing->pending[ing->n_pending++]);
+    ing->rows += length;
+    return 0;
+  }
+  int rc = append_batch(ing, ing->c->conn, batch, err);
+  if (rc == 0) ing->rows += length;
+  else ing->failed = rc;
+  return rc;
+}
+
+/* Appends the kept batches of a deferred ingest through a new appender on `conn`, inside the
+ * transaction the caller has open. The batches stay (shared views are appended) unless `consume`,
+ * so that a failed group can be retried put by put. */
+static int append_pending(struct wg_engine_ingest *ing, duckdb_connection conn, bool consume,
+                          struct wg_error *err) {
+  int rc = open_appender(ing, conn, err);
+  for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
+    struct ArrowArray b;
+    if (consume) {
+      wg_array_move(&ing->pending[i], &b);
+    } else if (wg_array_share(&ing->pending[i], &b) != 0) {
+      rc = wg_error_set(err, ENOMEM, "out of memory sharing a batch");
       break;
     }
-    duckdb_data_chunk chunk = NULL;
-    duckdb_error_data ed =
-        duckdb_data_chunk_from_arrow(ing->c->conn, &slice, ing->converted, &chunk);
-    rc = wg__engine_take_error_data(&ed, err);
-    wg_array_release(&slice); /* if DuckDB did not take it */
-    if (rc == 0 && duckdb_append_data_chunk(ing->appender, chunk) != DuckDBSuccess)
-      rc = appender_error(ing, err, "append");
-    if (chunk != NULL) duckdb_destroy_data_chunk(&chunk);
-    if (rc == 0) ing->rows += n;
+    rc = append_batch(ing, conn, &b, err);
   }
-  wg__slice_owner_unref(owner);
+  if (rc == 0 && duckdb_appender_flush(ing->appender) != DuckDBSuccess)
+    rc = appender_error(ing, err, "flush");
+  if (ing->appender != NULL) duckdb_appender_destroy(&ing->appender);
+  ing->appender = NULL;
+  return rc;
+}
+
+int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err) {
+  if (ing == NULL || !ing->deferred) return 0;
+  if (ing->failed != 0) return wg_error_set(err, ing->failed, "ingest stream after a failure");
+  struct wg_engine_conn *c = ing->c;
+  int rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+  if (rc == 0) {
+    c->txn_maybe = true;
+    ing->deferred = false;
+    rc = open_appender(ing, c->conn, err);
+  }
+  for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
+    struct ArrowArray b;
+    wg_array_move(&ing->pending[i], &b);
+    rc = append_batch(ing, c->conn, &b, err);
+  }
+  for (int64_t i = 0; i < ing->n_pending; i++) wg_array_release(&ing->pending[i]);
+  ing->n_pending = 0;
   if (rc != 0) ing->failed = rc;
   return rc;
+}
+
+/* One transaction for a whole group: BEGIN, every put's batches, COMMIT. */
+static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **ings, int64_t n,
+                           bool consume, struct wg_error *err) {
+  WG_RETURN_NOT_OK(wg__engine_exec(c, "BEGIN TRANSACTION", err));
+  int rc = 0;
+  for (int64_t i = 0; i < n && rc == 0; i++) {
+    rc = append_pending(ings[i], c->conn, consume, err);
+    if (rc != 0) wg_error_prefix(err, rc, "table %s", ings[i]->table);
+  }
+  if (rc == 0) rc = wg__engine_exec(c, "COMMIT", err);
+  if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
+  return rc;
+}
+
+void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_ingest **ings,
+                                   int64_t n, int *status, int64_t *rows,
+                                   struct wg_error *errs) {
+  int64_t live = 0;
+  for (int64_t i = 0; i < n; i++) { /* failed ones drop out at once */
+    rows[i] = 0;
+    status[i] = ings[i]->failed;
+    if (status[i] != 0) {
+      wg_error_set(&errs[i], status[i], "put failed before its commit");
+      drop_if_created(c, ings[i]);
+      ingest_free(ings[i]);
+    } else {
+      ings[live++] = ings[i];
+    }
+  }
+  struct wg_error group_err;
+  int rc = live > 0 ? commit_together(c, ings, live, live == 1, &group_err) : 0;
+  if (rc == 0) {
+    for (int64_t i = 0, j = 0; i < n; i++) {
+      if (status[i] != 0) continue;
+      rows[i] = ings[j]->rows;
+      ingest_free(ings[j++]);
+    }
+    return;
+  }
+  /* The group failed: each put alone, so that one bad put fails only itself. */
+  for (int64_t i = 0, j = 0; i < n; i++) {
+    if (status[i] != 0) continue;
+    struct wg_engine_ingest *ing = ings[j++];
+    if (live == 1) {
+      status[i] = rc;
+      errs[i] = group_err;
+    } else {
+      status[i] = commit_together(c, &ing, 1, true, &errs[i]);
+    }
+    if (status[i] == 0) rows[i] = ing->rows;
+    else drop_if_created(c, ing);
+    ingest_free(ing);
+  }
 }
 
 int64_t wg_engine_ingest_rows(const struct wg_engine_ingest *ing) {
