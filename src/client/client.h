@@ -1,7 +1,9 @@
 /* wigeon: the C client for a wigeon (or any Arrow Flight) server: queries as ArrowArrayStreams
  * (DoGet), puts from ArrowArrayStreams (DoPut), actions, flight info. Blocking calls; one client
- * may be used from several threads at once (each call is independent). Used by the tests and the
- * command line; include/wigeon.h will expose it as the public library. */
+ * may be used from several threads at once (each call is independent).
+ * include/wigeon.h is the public API (struct wg_status with gRPC codes, libwigeon); this header
+ * adds the internal flavour used by the tests and the command line: the same client, with the
+ * project's errno-style codes and struct wg_error. Both may be used on one wg_client. */
 #ifndef WG_CLIENT_CLIENT_H
 #define WG_CLIENT_CLIENT_H
 
@@ -10,6 +12,7 @@
 #include "arrow/abi.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "wigeon.h"
 
 struct wg_client;
 
@@ -19,6 +22,9 @@ int wg_client_connect(struct wg_client **out, const char *uri, struct wg_error *
 void wg_client_close(struct wg_client *c);
 /* Per-call deadline in milliseconds for the calls that follow (0 = none, the default). */
 void wg_client_set_timeout(struct wg_client *c, int64_t timeout_ms);
+/* gRPC metadata sent with every call (NULL or NULL-terminated key, value pairs; copied; replaces
+ * the previous list). Not thread-safe: set it before sharing the client between threads. */
+int wg_client_set_headers(struct wg_client *c, const char *const *headers, struct wg_error *err);
 
 /* Runs SQL (DoGet with the SQL as ticket); `out` streams the batches as they arrive. Errors from
  * the server surface from get_schema/get_next, with the server's message in get_last_error and the
