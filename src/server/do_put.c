@@ -6,6 +6,11 @@
  * Acknowledgement: after the commit, and only then, the server sends one PutResult whose
  * app_metadata is the JSON text {"rows": N, "table": "NAME"}: N rows of this stream committed.
  *
+ * Small puts (up to group_commit_bytes received) are kept decoded and validated in this thread,
+ * then committed by the group committer together with the other puts waiting (group_commit.c):
+ * one transaction and one fsync for the group, still all or nothing per put. A put that grows
+ * past that size switches to its own transaction and streams into it.
+ *
  *   recv FlightData(descriptor + Schema) -> acquire -> ingest_begin
  *   { recv FlightData(DictionaryBatch | RecordBatch) -> decode -> ingest_append }*
  *   half-close -> ingest_commit -> send PutResult -> finish OK
@@ -24,6 +29,8 @@ struct put {
   struct wg_engine_ingest *ing;
   Arrow__Flight__Protocol__FlightDescriptor *desc;
   struct wg__table_ref table;
+  bool deferred;  /* kept for the group committer, no transaction open yet */
+  int64_t bytes;  /* received so far */
 };
 
 /* Receives the next FlightData; *done at the end of the client's stream. */
@@ -36,8 +43,9 @@ static int recv_data(struct put *p, struct wg_flight_data *fd, bool *done, struc
     *done = true;
     return 0;
   }
-  atomic_fetch_add_explicit(&p->s->stats.bytes_in, (long long)grpc_byte_buffer_length(bb),
-                            memory_order_relaxed);
+  int64_t size = (int64_t)grpc_byte_buffer_length(bb);
+  p->bytes += size;
+  atomic_fetch_add_explicit(&p->s->stats.bytes_in, size, memory_order_relaxed);
   int rc = wg_flight_data_decode(bb, fd, err);
   grpc_byte_buffer_destroy(bb);
   return rc;
@@ -74,8 +82,13 @@ static int begin(struct put *p, struct wg_error *err) {
   struct ArrowSchema schema;
   WG_RETURN_NOT_OK(wg_ipc_decoder_schema(p->dec, &schema, err));
   rc = wg_engine_acquire(p->s->engine, &p->conn, err);
-  if (rc == 0) rc = wg_engine_ingest_begin(p->conn, p->table.schema_name, p->table.table, &schema,
-                                           &p->ing, err);
+  p->deferred = p->s->options.group_commit_bytes > 0;
+  if (rc == 0 && p->deferred)
+    rc = wg_engine_ingest_begin_deferred(p->conn, p->table.schema_name, p->table.table, &schema,
+                                         &p->ing, err);
+  else if (rc == 0)
+    rc = wg_engine_ingest_begin(p->conn, p->table.schema_name, p->table.table, &schema, &p->ing,
+                                err);
   wg_schema_release(&schema);
   return rc;
 }
@@ -99,6 +112,10 @@ static int append_all(struct put *p, struct wg_error *err) {
       int64_t rows = batch.length;
       WG_RETURN_NOT_OK(wg_engine_ingest_append(p->ing, &batch, err));
       atomic_fetch_add_explicit(&p->s->stats.rows_in, rows, memory_order_relaxed);
+    }
+    if (p->deferred && p->bytes > p->s->options.group_commit_bytes) { /* too big to keep */
+      WG_RETURN_NOT_OK(wg_engine_ingest_stream(p->ing, err));
+      p->deferred = false;
     }
   }
 }
@@ -131,7 +148,17 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);
   }
   int64_t rows = 0;
-  if (rc == 0) {
+  if (rc == 0 && p.deferred) {
+    /* The committer has its own connection: give ours back before waiting for the group. */
+    wg_engine_release(s->engine, p.conn);
+    p.conn = NULL;
+    rc = wg__committer_commit(&s->committer, p.ing, &rows, &err);
+    p.ing = NULL;
+    if (rc == 0) {
+      atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
+      rc = acknowledge(&p, rows, &err);
+    }
+  } else if (rc == 0) {
     rc = wg_engine_ingest_commit(p.ing, &rows, &err);
     p.ing = NULL;
     if (rc == 0) {

@@ -3,7 +3,9 @@
 #ifndef WG_SERVER_INTERNAL_H
 #define WG_SERVER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "engine/engine.h"
 #include "flight/flight.h"
@@ -17,11 +19,31 @@ struct wg_server_stats {
   atomic_llong puts, gets;
 };
 
+/* The group committer (group_commit.c): one thread with its own DuckDB connection. */
+struct wg__commit_entry;
+struct wg__committer {
+  struct wg_engine *engine;
+  struct wg_engine_conn *conn;
+  pthread_t thread;
+  bool started, stopping;
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv, done_cv;
+  struct wg__commit_entry *head, *tail;
+  int64_t groups, grouped_puts; /* guarded by mu; for stats */
+};
+int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, struct wg_error *err);
+void wg__committer_stop(struct wg__committer *cm);
+/* Commits a deferred ingest (consumed) together with whatever else is waiting; blocks until
+ * committed. Returns its status; *rows the rows committed. */
+int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing, int64_t *rows,
+                         struct wg_error *err);
+
 struct wg_server {
   struct wg_server_options options;
   struct wg_engine *engine;
   struct wg_rpc_server *rpc;
   struct wg_server_stats stats;
+  struct wg__committer committer;
 };
 
 /* Handlers: each receives its request, does its work and finishes the call. */

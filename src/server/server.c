@@ -134,7 +134,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.grace_ms < 0) s->options.grace_ms = 0;
   struct wg_engine_options eo = {
       .path = s->options.db_path,
-      .connections = s->options.threads,
+      .connections = s->options.threads + 1, /* + the group committer's */
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
   };
@@ -152,8 +152,11 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .handler = dispatch,
       .ctx = s,
   };
-  rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
+  if (s->options.group_commit_bytes == 0) s->options.group_commit_bytes = (int64_t)8 << 20;
+  rc = wg__committer_start(&s->committer, s->engine, err);
+  if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
+    wg__committer_stop(&s->committer);
     wg_engine_close(s->engine);
     free(s);
     return rc;
@@ -166,6 +169,7 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   if (s == NULL) return 0;
   wg_rpc_server_shutdown(s->rpc, s->options.grace_ms);
   wg_rpc_server_destroy(s->rpc);
+  wg__committer_stop(&s->committer); /* after the handlers, which may be waiting on it */
   int rc = wg_engine_checkpoint(s->engine, err);
   wg_engine_close(s->engine);
   free(s);

@@ -1,0 +1,116 @@
+/* wigeon: group commit of small puts. DoPut handlers validate and decode their puts in their own
+ * threads (a deferred ingest keeps the batches, no transaction open), then hand them to the one
+ * committer thread, which commits everything waiting in one DuckDB transaction: one WAL fsync
+ * for the group instead of one per put. Each handler acknowledges its put only after that commit.
+ * If the group's transaction fails, the engine commits each put alone, so one bad put fails only
+ * itself.
+ *
+ *   handler: commit() -> enqueue -> wait(done)            committer: wait(queue) -> take all ->
+ *                                 <- done, status, rows    commit_group -> mark done -> broadcast
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+#define MAX_GROUP 256
+
+struct wg__commit_entry {
+  struct wg_engine_ingest *ing;
+  int status;
+  int64_t rows;
+  struct wg_error err;
+  bool done;
+  struct wg__commit_entry *next;
+};
+
+static void *committer_main(void *arg) {
+  struct wg__committer *cm = arg;
+  struct wg_engine_ingest *ings[MAX_GROUP];
+  struct wg__commit_entry *taken[MAX_GROUP];
+  int status[MAX_GROUP];
+  int64_t rows[MAX_GROUP];
+  struct wg_error *errs = calloc(MAX_GROUP, sizeof(struct wg_error));
+  pthread_mutex_lock(&cm->mu);
+  for (;;) {
+    while (cm->head == NULL && !cm->stopping) pthread_cond_wait(&cm->work_cv, &cm->mu);
+    if (cm->head == NULL && cm->stopping) break;
+    int n = 0;
+    while (cm->head != NULL && n < MAX_GROUP) {
+      taken[n] = cm->head;
+      ings[n] = cm->head->ing;
+      cm->head = cm->head->next;
+      n++;
+    }
+    if (cm->head == NULL) cm->tail = NULL;
+    pthread_mutex_unlock(&cm->mu);
+    if (errs != NULL) {
+      wg_engine_ingest_commit_group(cm->conn, ings, n, status, rows, errs);
+    } else { /* no memory for the error slots: commit one by one with a shared slot */
+      struct wg_error e;
+      for (int i = 0; i < n; i++)
+        wg_engine_ingest_commit_group(cm->conn, &ings[i], 1, &status[i], &rows[i], &e);
+    }
+    pthread_mutex_lock(&cm->mu);
+    for (int i = 0; i < n; i++) {
+      taken[i]->status = status[i];
+      taken[i]->rows = rows[i];
+      if (status[i] != 0 && errs != NULL) taken[i]->err = errs[i];
+      else if (status[i] != 0) wg_error_set(&taken[i]->err, status[i], "group commit failed");
+      taken[i]->done = true;
+    }
+    cm->groups++;
+    cm->grouped_puts += n;
+    pthread_cond_broadcast(&cm->done_cv);
+  }
+  pthread_mutex_unlock(&cm->mu);
+  free(errs);
+  return NULL;
+}
+
+int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine,
+                        struct wg_error *err) {
+  memset(cm, 0, sizeof(*cm));
+  WG_RETURN_NOT_OK(wg_engine_acquire(engine, &cm->conn, err));
+  cm->engine = engine;
+  pthread_mutex_init(&cm->mu, NULL);
+  pthread_cond_init(&cm->work_cv, NULL);
+  pthread_cond_init(&cm->done_cv, NULL);
+  if (pthread_create(&cm->thread, NULL, committer_main, cm) != 0) {
+    wg_engine_release(engine, cm->conn);
+    return wg_error_set(err, ENOMEM, "cannot start the group committer thread");
+  }
+  cm->started = true;
+  return 0;
+}
+
+void wg__committer_stop(struct wg__committer *cm) {
+  if (!cm->started) return;
+  pthread_mutex_lock(&cm->mu);
+  cm->stopping = true;
+  pthread_cond_signal(&cm->work_cv);
+  pthread_mutex_unlock(&cm->mu);
+  pthread_join(cm->thread, NULL);
+  pthread_mutex_destroy(&cm->mu);
+  pthread_cond_destroy(&cm->work_cv);
+  pthread_cond_destroy(&cm->done_cv);
+  wg_engine_release(cm->engine, cm->conn);
+  cm->started = false;
+}
+
+int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing, int64_t *rows,
+                         struct wg_error *err) {
+  struct wg__commit_entry e;
+  memset(&e, 0, sizeof(e));
+  e.ing = ing;
+  pthread_mutex_lock(&cm->mu);
+  if (cm->tail != NULL) cm->tail->next = &e;
+  else cm->head = &e;
+  cm->tail = &e;
+  pthread_cond_signal(&cm->work_cv);
+  while (!e.done) pthread_cond_wait(&cm->done_cv, &cm->mu);
+  pthread_mutex_unlock(&cm->mu);
+  *rows = e.rows;
+  if (e.status != 0 && err != NULL) *err = e.err;
+  return e.status;
+}
