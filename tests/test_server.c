@@ -457,6 +457,83 @@ static void actions_execute_drop_checkpoint_and_stats(void) {
   wg_fx_rmdir(dir);
 }
 
+/* ---- group commit ---- */
+
+struct pk_writer_arg {
+  const char *uri;
+  int id, dup_of; /* dup_of >= 0: every put repeats that writer's keys and must fail */
+  atomic_int *ok, *dup_refused, *wrong;
+};
+
+static void *pk_writer(void *p) {
+  struct pk_writer_arg *a = p;
+  struct wg_client *c;
+  struct wg_error err;
+  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  for (int i = 0; i < 15; i++) {
+    int64_t acked = 0;
+    int key = (a->dup_of >= 0 ? a->dup_of : a->id) * 1000 + i;
+    int rc = put_seed(c, "pk", key, 1, 1000, true, &acked, &err); /* ids key*1000 .. +999 */
+    if (a->dup_of < 0 && rc == 0 && acked == 1000)
+      atomic_fetch_add(a->ok, 1);
+    else if (a->dup_of >= 0 && rc == EEXIST && acked == 0)
+      atomic_fetch_add(a->dup_refused, 1);
+    else if (!(a->dup_of >= 0 && rc == 0)) { /* a duplicate may win the race to commit first */
+      fprintf(stderr, "writer %d put %d: rc %d acked %lld: %s\n", a->id, i, rc, (long long)acked,
+              err.message);
+      atomic_fetch_add(a->wrong, 1);
+    }
+    if (a->dup_of >= 0 && rc == 0) atomic_fetch_add(a->dup_refused, 100); /* marks the race */
+  }
+  wg_client_close(c);
+  return NULL;
+}
+
+static void group_commit_commits_puts_together_and_a_bad_put_fails_alone(void) {
+  char dir[256], db[300];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/group.duckdb", dir);
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.db_path = db, .threads = 8};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  const char *ddl = "CREATE TABLE pk (id BIGINT PRIMARY KEY, value DOUBLE)";
+  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  /* writer 0 puts keys first; writer 7 repeats writer 0's keys a moment later */
+  atomic_int ok = 0, dup_refused = 0, wrong = 0;
+  enum { W = 8 };
+  pthread_t t[W];
+  struct pk_writer_arg a[W];
+  for (int i = 0; i < W; i++) {
+    a[i] = (struct pk_writer_arg){fx.uri, i, i == W - 1 ? 0 : -1, &ok, &dup_refused, &wrong};
+    if (i == W - 1) sleep_ms(200);
+    pthread_create(&t[i], NULL, pk_writer, &a[i]);
+  }
+  for (int i = 0; i < W; i++)
+    pthread_join(t[i], NULL);
+  ASSERT_EQ(atomic_load(&wrong), 0);
+  ASSERT_EQ(atomic_load(&ok), (W - 1) * 15);
+  ASSERT_EQ(atomic_load(&dup_refused), 15); /* every duplicate put refused, none won */
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM pk", &n, &err), &err);
+  ASSERT_EQ(n, (W - 1) * 15 * 1000);
+  struct wg_buf out;
+  wg_buf_init(&out);
+  ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
+  const char *g = strstr((char *)out.data, "\"commit_groups\": ");
+  const char *gp = strstr((char *)out.data, "\"grouped_puts\": ");
+  ASSERT_TRUE(g != NULL && gp != NULL);
+  long long groups = atoll(g + 17), grouped = atoll(gp + 16);
+  fprintf(stderr, "  %lld puts committed in %lld groups\n", grouped, groups);
+  ASSERT_TRUE(grouped >= (W - 1) * 15);
+  wg_buf_reset(&out);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+  wg_fx_rmdir(dir);
+}
+
 /* ---- errors ---- */
 
 static void duckdb_errors_map_to_grpc_codes_with_duckdb_messages(void) {
@@ -896,6 +973,7 @@ int main(void) {
   RUN_TEST(flight_info_schema_and_list_flights_describe_tables);
   RUN_TEST(poll_get_schema_list_actions_and_handshake_are_answered);
   RUN_TEST(actions_execute_drop_checkpoint_and_stats);
+  RUN_TEST(group_commit_commits_puts_together_and_a_bad_put_fails_alone);
   RUN_TEST(duckdb_errors_map_to_grpc_codes_with_duckdb_messages);
   RUN_TEST(write_conflicts_are_aborted_and_memory_limits_resource_exhausted);
   RUN_TEST(put_with_mismatched_schema_is_refused_and_keeps_nothing);

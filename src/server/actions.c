@@ -17,7 +17,8 @@ static const struct {
                 "{\"rows_changed\": N}"},
     {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)"},
     {"checkpoint", "Write the write-ahead log into the database file"},
-    {"stats", "Calls, rows and bytes in and out, errors and active calls since start, as JSON"},
+    {"stats", "Calls, rows and bytes in and out, errors, active calls and group commits since "
+              "start, as JSON"},
 };
 
 static int send_result(struct wg_rpc_call *call, const char *json, struct wg_error *err) {
@@ -38,13 +39,17 @@ static char *body_text(const ProtobufCBinaryData *b) {
 
 static void stats_json(struct wg_server *s, char *out, size_t n) {
   struct wg_server_stats *st = &s->stats;
+  pthread_mutex_lock(&s->committer.mu);
+  long long groups = (long long)s->committer.groups, grouped = (long long)s->committer.grouped_puts;
+  pthread_mutex_unlock(&s->committer.mu);
 #define LOAD(x) (long long)atomic_load_explicit(&st->x, memory_order_relaxed)
   snprintf(out, n,
            "{\"calls\": %lld, \"errors\": %lld, \"active_calls\": %lld, \"gets\": %lld, "
            "\"puts\": %lld, \"rows_in\": %lld, \"rows_out\": %lld, \"bytes_in\": %lld, "
-           "\"bytes_out\": %lld}",
+           "\"bytes_out\": %lld, \"commit_groups\": %lld, \"grouped_puts\": %lld}",
            LOAD(calls), LOAD(errors), (long long)wg_rpc_server_active_calls(s->rpc), LOAD(gets),
-           LOAD(puts), LOAD(rows_in), LOAD(rows_out), LOAD(bytes_in), LOAD(bytes_out));
+           LOAD(puts), LOAD(rows_in), LOAD(rows_out), LOAD(bytes_in), LOAD(bytes_out), groups,
+           grouped);
 #undef LOAD
 }
 
@@ -139,7 +144,8 @@ void wg__server_handshake(struct wg_server *s, struct wg_rpc_call *call) {
     rc = wg_flight_unpack(&arrow__flight__protocol__handshake_request__descriptor, bb, &msg, &err);
     grpc_byte_buffer_destroy(bb);
     if (rc != 0) break;
-    Arrow__Flight__Protocol__HandshakeResponse r = ARROW__FLIGHT__PROTOCOL__HANDSHAKE_RESPONSE__INIT;
+    Arrow__Flight__Protocol__HandshakeResponse r =
+        ARROW__FLIGHT__PROTOCOL__HANDSHAKE_RESPONSE__INIT;
     r.protocol_version = ((Arrow__Flight__Protocol__HandshakeRequest *)msg)->protocol_version;
     protobuf_c_message_free_unpacked(msg, NULL);
     rc = wg__server_send_message(call, &r.base, &err);
