@@ -9,22 +9,35 @@
 #include "cli/cli.h"
 #include "cli/version.h"
 
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *what;
+} commands[] = {
+    {"serve", wg_cli_serve, "run the server"},
+    {"query", wg_cli_query, "run SQL and print the result (table, csv, json, arrow, parquet)"},
+    {"put", wg_cli_put, "append CSV, Parquet, JSON or Arrow files to a table"},
+    {"load", wg_cli_load, "load random batches with parallel writers (load testing)"},
+    {"watch", wg_cli_watch, "re-run a query every interval and show the result"},
+    {"demo", wg_cli_demo, "a server, two writers and a reader counting, in one command"},
+    {"tables", wg_cli_tables, "list the tables with their row counts"},
+    {"schema", wg_cli_schema, "show a table's columns with Arrow and SQL types"},
+    {"actions", wg_cli_actions, "list the server's actions"},
+    {"stats", wg_cli_stats, "show the server's counters"},
+};
+
 static void usage(FILE *f) {
   fprintf(f, "usage: wigeon <command> [options]\n\n"
              "A DuckDB database served over Arrow Flight.\n\n"
-             "commands:\n"
-             "  serve      run the server (wigeon serve --help)\n"
-             "  version    print the wigeon and DuckDB versions\n"
-             "  help       this text\n");
-}
-
-int wg_cli_parse_int(const char *s, int64_t *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0') return EINVAL;
-  *out = v;
-  return 0;
+             "commands:\n");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    fprintf(f, "  %-9s  %s\n", commands[i].name, commands[i].what);
+  fprintf(f, "  %-9s  %s\n", "version", "print the wigeon and DuckDB versions");
+  fprintf(f, "  %-9s  %s\n", "help", "this text; `wigeon help COMMAND` or `wigeon COMMAND --help`"
+                                     " for a command's options");
+  fprintf(f, "\nClient commands talk to --server URI (default: $WIGEON_SERVER, else %s).\n"
+             "exit codes: 0 ok, 1 usage error, 2 error from the server, 3 cannot connect\n",
+          WG_CLI_DEFAULT_SERVER);
 }
 
 int main(int argc, char **argv) {
@@ -34,6 +47,17 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    if (argc > 2) {
+      for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[2], commands[i].name) != 0) continue;
+        char help[] = "--help";
+        char *args[] = {help, NULL};
+        return commands[i].run(1, args);
+      }
+      fprintf(stderr, "wigeon: unknown command '%s'\n", argv[2]);
+      usage(stderr);
+      return WG_EXIT_USAGE;
+    }
     usage(stdout);
     return 0;
   }
@@ -41,7 +65,8 @@ int main(int argc, char **argv) {
     printf("wigeon %s (DuckDB %s)\n", wg_version(), duckdb_library_version());
     return 0;
   }
-  if (strcmp(cmd, "serve") == 0) return wg_cli_serve(argc - 2, argv + 2);
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
   fprintf(stderr, "wigeon: unknown command '%s'\n", cmd);
   usage(stderr);
   return WG_EXIT_USAGE;

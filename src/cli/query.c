@@ -1,0 +1,693 @@
+/* wigeon: `wigeon query "SQL"`: runs SQL on the server (DoGet) and writes the result as an
+ * aligned table (DuckDB's box style: the first and last rows of a big result with the middle
+ * elided), CSV, JSON, NDJSON, an Arrow IPC stream or Parquet. Everything streams batch by batch:
+ * values are turned into text by the client-side DuckDB chunk by chunk, Arrow goes through our
+ * IPC encoder, Parquet through the client-side DuckDB's COPY; the table keeps only the rows it
+ * shows. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arrow/array.h"
+#include "arrow/ipc.h"
+#include "cli/cli.h"
+
+static const char *formats[] = {"table", "csv", "json", "ndjson", "arrow", "parquet"};
+
+bool wg_cli_format_known(const char *format) {
+  for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+    if (strcmp(format, formats[i]) == 0) return true;
+  return false;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Table */
+
+/* One stored row: its cells' text (sanitized, cut to max_width) in one buffer. */
+struct stored_row {
+  struct wg_buf text;
+  int64_t *off;
+  int32_t *len, *width;
+  bool *null;
+};
+
+struct table {
+  const struct wg_cli_output *o;
+  FILE *out;
+  int64_t n;
+  char **names, **types;
+  bool *right;
+  int64_t head_cap, tail_cap; /* rows kept from the start; ring of the last rows */
+  struct stored_row *head, *tail;
+  int64_t total;
+};
+
+static int64_t utf8_width(const char *s, int64_t len) {
+  int64_t w = 0;
+  for (int64_t i = 0; i < len; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) w++;
+  return w;
+}
+
+/* Appends the cell, control characters escaped, cut to max_width characters with "…". */
+static int store_text(struct wg_buf *b, const char *s, int64_t len, int64_t max_width,
+                      int32_t *width) {
+  int64_t w = 0;
+  for (int64_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    bool lead = (ch & 0xC0) != 0x80;
+    if (lead && w >= max_width) {
+      /* cut: drop the last character to make room for the ellipsis */
+      int64_t j = b->size;
+      while (j > 0 && ((unsigned char)b->data[j - 1] & 0xC0) == 0x80) j--;
+      if (j > 0) b->size = j - 1;
+      WG_RETURN_NOT_OK(wg_buf_append(b, "\xE2\x80\xA6", 3));
+      *width = (int32_t)w;
+      return 0;
+    }
+    if (ch < 0x20 || ch == 0x7f) {
+      char esc[8];
+      int n = ch == '\n' ? snprintf(esc, sizeof(esc), "\\n")
+              : ch == '\t' ? snprintf(esc, sizeof(esc), "\\t")
+              : ch == '\r' ? snprintf(esc, sizeof(esc), "\\r")
+                           : snprintf(esc, sizeof(esc), "\\x%02x", ch);
+      WG_RETURN_NOT_OK(wg_buf_append(b, esc, n));
+      w += n;
+      continue;
+    }
+    WG_RETURN_NOT_OK(wg_buf_append(b, s + i, 1));
+    if (lead) w++;
+  }
+  *width = (int32_t)w;
+  return 0;
+}
+
+static int row_init(struct stored_row *r, int64_t n) {
+  wg_buf_init(&r->text);
+  r->off = calloc((size_t)n + 1, sizeof(int64_t));
+  r->len = calloc((size_t)n + 1, sizeof(int32_t));
+  r->width = calloc((size_t)n + 1, sizeof(int32_t));
+  r->null = calloc((size_t)n + 1, sizeof(bool));
+  return r->off && r->len && r->width && r->null ? 0 : ENOMEM;
+}
+
+static void row_reset(struct stored_row *r) {
+  wg_buf_reset(&r->text);
+  free(r->off);
+  free(r->len);
+  free(r->width);
+  free(r->null);
+}
+
+static int row_store(struct table *t, struct stored_row *r, const struct wg_cli_cell *cells) {
+  r->text.size = 0;
+  for (int64_t c = 0; c < t->n; c++) {
+    r->off[c] = r->text.size;
+    r->null[c] = cells[c].null;
+    if (cells[c].null)
+      WG_RETURN_NOT_OK(store_text(&r->text, "NULL", 4, t->o->max_width, &r->width[c]));
+    else
+      WG_RETURN_NOT_OK(
+          store_text(&r->text, cells[c].data, cells[c].len, t->o->max_width, &r->width[c]));
+    r->len[c] = (int32_t)(r->text.size - r->off[c]);
+  }
+  return 0;
+}
+
+/* DuckDB's box renderer names integer types by width. */
+static char *render_type(const char *t) {
+  static const struct {
+    const char *sql, *shown;
+  } names[] = {{"BIGINT", "int64"},    {"INTEGER", "int32"},   {"SMALLINT", "int16"},
+               {"TINYINT", "int8"},    {"UBIGINT", "uint64"},  {"UINTEGER", "uint32"},
+               {"USMALLINT", "uint16"}, {"UTINYINT", "uint8"}, {"HUGEINT", "int128"},
+               {"UHUGEINT", "uint128"}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strcmp(t, names[i].sql) == 0) return strdup(names[i].shown);
+  char *s = strdup(t);
+  for (char *p = s; p && *p; p++) *p = (char)tolower((unsigned char)*p);
+  return s;
+}
+
+static bool numeric_type(const char *t) {
+  const char *num[] = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER",
+                       "USMALLINT", "UTINYINT", "HUGEINT", "UHUGEINT", "FLOAT", "DOUBLE"};
+  for (size_t i = 0; i < sizeof(num) / sizeof(num[0]); i++)
+    if (strcmp(t, num[i]) == 0) return true;
+  return strncmp(t, "DECIMAL", 7) == 0;
+}
+
+static int table_begin(void *ctx, int64_t n, char **names, char **types) {
+  struct table *t = ctx;
+  t->n = n;
+  t->names = calloc((size_t)n + 1, sizeof(char *));
+  t->types = calloc((size_t)n + 1, sizeof(char *));
+  t->right = calloc((size_t)n + 1, sizeof(bool));
+  if (t->names == NULL || t->types == NULL || t->right == NULL) return ENOMEM;
+  for (int64_t i = 0; i < n; i++) {
+    t->names[i] = strdup(names[i]);
+    t->types[i] = render_type(types[i]);
+    t->right[i] = numeric_type(types[i]);
+  }
+  int64_t max = t->o->max_rows;
+  t->tail_cap = max / 2;
+  t->head_cap = max;
+  t->head = calloc((size_t)t->head_cap + 1, sizeof(*t->head));
+  t->tail = calloc((size_t)t->tail_cap + 1, sizeof(*t->tail));
+  if (t->head == NULL || t->tail == NULL) return ENOMEM;
+  return 0;
+}
+
+static int table_row(void *ctx, const struct wg_cli_cell *cells) {
+  struct table *t = ctx;
+  int64_t i = t->total++;
+  if (i < t->head_cap) {
+    WG_RETURN_NOT_OK(row_init(&t->head[i], t->n));
+    return row_store(t, &t->head[i], cells);
+  }
+  if (t->tail_cap == 0) return 0;
+  /* Every row past the head goes through the ring: the last tail_cap stay. */
+  int64_t k = (i - t->head_cap) % t->tail_cap;
+  struct stored_row *r = &t->tail[k];
+  if (r->off == NULL) WG_RETURN_NOT_OK(row_init(r, t->n));
+  return row_store(t, r, cells);
+}
+
+static void put_repeat(FILE *f, const char *s, int64_t n) {
+  for (int64_t i = 0; i < n; i++) fputs(s, f);
+}
+
+/* Writes text (width w characters) in a field of `width`, cut with "…" if it is wider. */
+static void put_field(FILE *f, const char *s, int64_t len, int64_t w, int64_t width, int align) {
+  if (w > width) {
+    int64_t keep = width - 1, i = 0, seen = 0;
+    while (i < len) {
+      if (((unsigned char)s[i] & 0xC0) != 0x80) {
+        if (seen == keep) break;
+        seen++;
+      }
+      i++;
+    }
+    fwrite(s, 1, (size_t)i, f);
+    fputs("\xE2\x80\xA6", f);
+    return;
+  }
+  int64_t pad = width - w;
+  int64_t left = align > 0 ? pad : align == 0 ? pad / 2 : 0;
+  put_repeat(f, " ", left);
+  fwrite(s, 1, (size_t)len, f);
+  put_repeat(f, " ", pad - left);
+}
+
+struct box {
+  const char *h, *v, *tl, *tm, *tr, *ml, *mm, *mr, *bl, *bm, *br, *dot;
+};
+
+static void rule(FILE *f, const struct box *b, const int64_t *widths, int64_t n, const char *l,
+                 const char *m, const char *r) {
+  fputs(l, f);
+  for (int64_t c = 0; c < n; c++) {
+    put_repeat(f, b->h, widths[c] + 2);
+    fputs(c + 1 < n ? m : r, f);
+  }
+  fputc('\n', f);
+}
+
+static void print_row(FILE *f, const struct box *b, const struct table *t, const int64_t *widths,
+                      const struct stored_row *r) {
+  fputs(b->v, f);
+  for (int64_t c = 0; c < t->n; c++) {
+    fputc(' ', f);
+    const char *s = (const char *)r->text.data + r->off[c];
+    put_field(f, s, r->len[c], r->width[c], widths[c], t->right[c] && !r->null[c] ? 1 : -1);
+    fputc(' ', f);
+    fputs(b->v, f);
+  }
+  fputc('\n', f);
+}
+
+static int64_t terminal_columns(FILE *f) {
+  struct winsize ws;
+  if (isatty(fileno(f)) && ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  return 0;
+}
+
+static void table_print(struct table *t) {
+  FILE *f = t->out;
+  static const struct box unicode = {"─", "│", "┌", "┬", "┐", "├",
+                                     "┼", "┤", "└", "┴", "┘", "·"};
+  static const struct box ascii = {"-", "|", "+", "+", "+", "+", "+", "+", "+", "+", "+", "."};
+  const struct box *b = t->o->ascii ? &ascii : &unicode;
+  int64_t n = t->n;
+  bool elided = t->total > t->head_cap;
+  int64_t shown_head = elided ? t->head_cap - t->tail_cap : t->total;
+  int64_t shown_tail = elided ? t->tail_cap : 0;
+  int64_t *widths = calloc((size_t)n + 1, sizeof(int64_t));
+  if (widths == NULL) return;
+  for (int64_t c = 0; c < n; c++) {
+    int64_t w = utf8_width(t->names[c], (int64_t)strlen(t->names[c]));
+    int64_t tw = utf8_width(t->types[c], (int64_t)strlen(t->types[c]));
+    widths[c] = w > tw ? w : tw;
+    if (widths[c] > t->o->max_width) widths[c] = t->o->max_width;
+    if (widths[c] < 1) widths[c] = 1;
+  }
+  for (int64_t i = 0; i < shown_head + shown_tail; i++) {
+    const struct stored_row *r = i < shown_head ? &t->head[i] : &t->tail[0];
+    if (i >= shown_head) {
+      int64_t k = (t->total - t->head_cap - shown_tail + (i - shown_head)) % t->tail_cap;
+      r = &t->tail[k];
+    }
+    for (int64_t c = 0; c < n; c++)
+      if (r->width[c] > widths[c]) widths[c] = r->width[c];
+  }
+  /* Narrow the widest columns until the table fits the terminal. */
+  int64_t cols = terminal_columns(f);
+  if (cols > 0) {
+    for (;;) {
+      int64_t total = 1, widest = -1;
+      for (int64_t c = 0; c < n; c++) {
+        total += widths[c] + 3;
+        if (widest < 0 || widths[c] > widths[widest]) widest = c;
+      }
+      if (total <= cols || widest < 0 || widths[widest] <= 6) break;
+      widths[widest]--;
+    }
+  }
+  /* The footer note, when there is one: on one line if it fits under the columns, else as
+   * "N rows" over "(M shown)", widening the last column only if even that does not fit. */
+  char notes[2][80] = {"", ""}, total_s[32], shown_s[32];
+  int n_notes = 0;
+  if (elided) {
+    wg_cli_commas(t->total, total_s, sizeof(total_s));
+    wg_cli_commas(shown_head + shown_tail, shown_s, sizeof(shown_s));
+    snprintf(notes[0], sizeof(notes[0]), "%s rows (%s shown)", total_s, shown_s);
+    n_notes = 1;
+  } else if (t->total == 0) {
+    snprintf(notes[0], sizeof(notes[0]), "0 rows");
+    n_notes = 1;
+  }
+  if (n_notes > 0 && n > 0) {
+    int64_t sum = -1;
+    for (int64_t c = 0; c < n; c++) sum += widths[c] + 3;
+    if (sum < (int64_t)strlen(notes[0]) + 2 && elided) {
+      snprintf(notes[0], sizeof(notes[0]), "%s rows", total_s);
+      snprintf(notes[1], sizeof(notes[1]), "(%s shown)", shown_s);
+      n_notes = 2;
+    }
+    int64_t need = (int64_t)strlen(notes[0]);
+    if ((int64_t)strlen(notes[1]) > need) need = (int64_t)strlen(notes[1]);
+    if (sum < need + 2) widths[n - 1] += need + 2 - sum;
+  }
+  rule(f, b, widths, n, b->tl, b->tm, b->tr);
+  for (int pass = 0; pass < 2; pass++) {
+    fputs(b->v, f);
+    for (int64_t c = 0; c < n; c++) {
+      const char *s = pass == 0 ? t->names[c] : t->types[c];
+      fputc(' ', f);
+      put_field(f, s, (int64_t)strlen(s), utf8_width(s, (int64_t)strlen(s)), widths[c], 0);
+      fputc(' ', f);
+      fputs(b->v, f);
+    }
+    fputc('\n', f);
+  }
+  rule(f, b, widths, n, b->ml, b->mm, b->mr);
+  for (int64_t i = 0; i < shown_head; i++) print_row(f, b, t, widths, &t->head[i]);
+  if (elided) {
+    for (int k = 0; k < 3; k++) {
+      fputs(b->v, f);
+      for (int64_t c = 0; c < n; c++) {
+        fputc(' ', f);
+        put_field(f, b->dot, (int64_t)strlen(b->dot), 1, widths[c], t->right[c] ? 1 : -1);
+        fputc(' ', f);
+        fputs(b->v, f);
+      }
+      fputc('\n', f);
+    }
+    for (int64_t i = 0; i < shown_tail; i++) {
+      int64_t k = (t->total - t->head_cap - shown_tail + i) % t->tail_cap;
+      print_row(f, b, t, widths, &t->tail[k]);
+    }
+  }
+  if (elided || t->total == 0) {
+    int64_t sum = -1; /* characters between the outer bars */
+    for (int64_t c = 0; c < n; c++) sum += widths[c] + 3;
+    int64_t inner = sum < 2 ? 2 : sum;
+    fputs(b->ml, f);
+    for (int64_t c = 0; c < n; c++) {
+      put_repeat(f, b->h, widths[c] + 2);
+      if (c + 1 < n) fputs(b->bm, f);
+    }
+    put_repeat(f, b->h, inner - (sum > 0 ? sum : 0));
+    fputs(b->mr, f);
+    fputc('\n', f);
+    for (int k = 0; k < n_notes; k++) {
+      int64_t nw = (int64_t)strlen(notes[k]);
+      fputs(b->v, f);
+      fputc(' ', f);
+      put_field(f, notes[k], nw, nw, inner - 2, 0);
+      fputc(' ', f);
+      fputs(b->v, f);
+      fputc('\n', f);
+    }
+    fputs(b->bl, f);
+    put_repeat(f, b->h, inner);
+    fputs(b->br, f);
+    fputc('\n', f);
+  } else {
+    rule(f, b, widths, n, b->bl, b->bm, b->br);
+  }
+  free(widths);
+}
+
+static void table_reset(struct table *t) {
+  for (int64_t i = 0; i < t->n && t->names; i++) free(t->names[i]);
+  for (int64_t i = 0; i < t->n && t->types; i++) free(t->types[i]);
+  free(t->names);
+  free(t->types);
+  free(t->right);
+  for (int64_t i = 0; t->head != NULL && i < t->head_cap && i < t->total; i++)
+    row_reset(&t->head[i]);
+  for (int64_t i = 0; t->tail != NULL && i < t->tail_cap; i++)
+    if (t->tail[i].off != NULL) row_reset(&t->tail[i]);
+  free(t->head);
+  free(t->tail);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * CSV and JSON, row by row as DuckDB's chunks arrive */
+
+struct text_out {
+  FILE *out;
+  int64_t n;
+  char **names;
+  bool json, ndjson;
+  int64_t rows;
+};
+
+static void csv_field(FILE *f, const char *s, int64_t len, bool force_quote) {
+  bool quote = force_quote;
+  for (int64_t i = 0; i < len && !quote; i++)
+    quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+  if (!quote) {
+    fwrite(s, 1, (size_t)len, f);
+    return;
+  }
+  fputc('"', f);
+  for (int64_t i = 0; i < len; i++) {
+    if (s[i] == '"') fputc('"', f);
+    fputc(s[i], f);
+  }
+  fputc('"', f);
+}
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static int text_begin(void *ctx, int64_t n, char **names, char **types) {
+  struct text_out *t = ctx;
+  t->n = n;
+  t->names = calloc((size_t)n + 1, sizeof(char *));
+  if (t->names == NULL) return ENOMEM;
+  for (int64_t i = 0; i < n; i++) t->names[i] = strdup(names[i]);
+  if (t->json) {
+    if (!t->ndjson) fputc('[', t->out);
+    return 0;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    if (i > 0) fputc(',', t->out);
+    csv_field(t->out, names[i], (int64_t)strlen(names[i]), false);
+  }
+  fputc('\n', t->out);
+  return 0;
+}
+
+static int text_row(void *ctx, const struct wg_cli_cell *cells) {
+  struct text_out *t = ctx;
+  FILE *f = t->out;
+  if (t->json) {
+    if (!t->ndjson) fputs(t->rows == 0 ? "\n" : ",\n", f);
+    fputc('{', f);
+    for (int64_t i = 0; i < t->n; i++) {
+      if (i > 0) fputc(',', f);
+      json_string(f, t->names[i]);
+      fputc(':', f);
+      if (cells[i].null) fputs("null", f);
+      else fwrite(cells[i].data, 1, cells[i].len, f);
+    }
+    fputc('}', f);
+    if (t->ndjson) fputc('\n', f);
+  } else {
+    for (int64_t i = 0; i < t->n; i++) {
+      if (i > 0) fputc(',', f);
+      /* NULL is an empty field; an empty string is "" so the two stay apart. */
+      if (!cells[i].null) csv_field(f, cells[i].data, cells[i].len, cells[i].len == 0);
+    }
+    fputc('\n', f);
+  }
+  t->rows++;
+  return ferror(f) ? EIO : 0;
+}
+
+static void text_end(struct text_out *t) {
+  if (t->json && !t->ndjson) fputs(t->rows == 0 ? "]\n" : "\n]\n", t->out);
+  for (int64_t i = 0; i < t->n && t->names; i++) free(t->names[i]);
+  free(t->names);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Arrow IPC stream, batch by batch through our encoder */
+
+static int write_arrow(struct ArrowArrayStream *s, const struct ArrowSchema *schema, FILE *f,
+                       int64_t *rows, struct wg_error *err) {
+  struct wg_ipc_encoder *enc = NULL;
+  WG_RETURN_NOT_OK(wg_ipc_encoder_create(&enc, schema, NULL, err));
+  int64_t max = wg_ipc_encoder_max_messages(enc);
+  struct wg_ipc_encoded *msgs = calloc((size_t)max, sizeof(*msgs));
+  struct wg_buf b;
+  wg_buf_init(&b);
+  int rc = msgs == NULL ? wg_error_set(err, ENOMEM, "out of memory") : 0;
+  for (int64_t i = 0; msgs != NULL && i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  if (rc == 0) rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
+  if (rc == 0) rc = wg_ipc_encoded_append_framed(&msgs[0], &b);
+  while (rc == 0) {
+    if (b.size > 0 && fwrite(b.data, 1, (size_t)b.size, f) != (size_t)b.size) {
+      rc = wg_error_set(err, EIO, "writing the output: %s", strerror(errno));
+      break;
+    }
+    b.size = 0;
+    struct ArrowArray a;
+    rc = s->get_next(s, &a);
+    if (rc != 0) {
+      const char *m = s->get_last_error(s);
+      int st = wg_client_stream_status(s);
+      rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "reading the result failed");
+      break;
+    }
+    if (a.release == NULL) {
+      rc = wg_ipc_append_eos(&b);
+      if (rc == 0 && fwrite(b.data, 1, (size_t)b.size, f) != (size_t)b.size)
+        rc = wg_error_set(err, EIO, "writing the output: %s", strerror(errno));
+      break;
+    }
+    int64_t n = 0;
+    rc = wg_ipc_encoder_batch(enc, &a, msgs, &n, err);
+    for (int64_t i = 0; rc == 0 && i < n; i++) rc = wg_ipc_encoded_append_framed(&msgs[i], &b);
+    *rows += a.length;
+    wg_array_release(&a);
+  }
+  for (int64_t i = 0; msgs != NULL && i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  free(msgs);
+  wg_buf_reset(&b);
+  wg_ipc_encoder_destroy(enc);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Parquet through the client-side DuckDB */
+
+static int write_parquet(duckdb_connection conn, struct ArrowArrayStream *s, const char *path,
+                         int64_t *rows, struct wg_error *err) {
+  struct wg_cli_view *v;
+  WG_RETURN_NOT_OK(wg_cli_view_create(&v, conn, s, err));
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  int rc = wg_cli_buf_str(&sql, "COPY (SELECT * FROM ");
+  if (rc == 0) rc = wg_cli_sql_ident(&sql, v->name);
+  if (rc == 0) rc = wg_cli_buf_str(&sql, ") TO ");
+  if (rc == 0) rc = wg_cli_sql_literal(&sql, path);
+  if (rc == 0) rc = wg_cli_buf_str(&sql, " (FORMAT parquet)");
+  if (rc == 0) {
+    duckdb_result r;
+    if (duckdb_query(conn, wg_cli_buf_cstr(&sql), &r) != DuckDBSuccess)
+      rc = wg_cli_view_error(v, wg_error_set(err, EIO, "%s", duckdb_result_error(&r)), err);
+    duckdb_destroy_result(&r);
+  } else {
+    rc = wg_error_set(err, ENOMEM, "out of memory");
+  }
+  *rows = v->rows;
+  wg_buf_reset(&sql);
+  wg_cli_view_destroy(v);
+  return rc;
+}
+
+int wg_cli_query_write(struct wg_client *client, const char *sql, const struct wg_cli_output *o,
+                       FILE *out, int64_t *rows, struct wg_error *err) {
+  *rows = 0;
+  struct ArrowArrayStream s;
+  WG_RETURN_NOT_OK(wg_client_query(client, sql, &s, err));
+  /* The schema first: a SQL error shows here, before any output file is touched. */
+  struct ArrowSchema schema;
+  int rc = s.get_schema(&s, &schema);
+  if (rc != 0) {
+    const char *m = s.get_last_error(&s);
+    int st = wg_client_stream_status(&s);
+    rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "the query failed");
+    wg_stream_release(&s);
+    return rc;
+  }
+  const char *format = o->format ? o->format : "table";
+  bool parquet = strcmp(format, "parquet") == 0;
+  FILE *f = out;
+  if (o->path != NULL && !parquet) {
+    f = fopen(o->path, strcmp(format, "arrow") == 0 ? "wb" : "w");
+    if (f == NULL) {
+      rc = wg_error_set(err, EIO, "cannot write %s: %s", o->path, strerror(errno));
+      wg_schema_release(&schema);
+      wg_stream_release(&s);
+      return rc;
+    }
+  }
+  struct wg_cli_duck duck = {0};
+  if (strcmp(format, "arrow") != 0) rc = wg_cli_duck_open(&duck, err);
+  if (rc != 0) {
+    wg_stream_release(&s);
+  } else if (strcmp(format, "arrow") == 0) {
+    rc = write_arrow(&s, &schema, f, rows, err);
+    wg_stream_release(&s);
+  } else if (parquet) {
+    rc = write_parquet(duck.conn, &s, o->path, rows, err);
+  } else if (strcmp(format, "table") == 0) {
+    struct table t = {.o = o, .out = f};
+    struct wg_cli_rows_sink sink = {table_begin, table_row, &t};
+    rc = wg_cli_rows_read(duck.conn, &s, WG_CLI_CAST_TEXT, &sink, rows, err);
+    if (rc == 0) table_print(&t);
+    table_reset(&t);
+  } else {
+    bool json = strcmp(format, "json") == 0 || strcmp(format, "ndjson") == 0;
+    struct text_out t = {.out = f, .json = json, .ndjson = strcmp(format, "ndjson") == 0};
+    struct wg_cli_rows_sink sink = {text_begin, text_row, &t};
+    rc = wg_cli_rows_read(duck.conn, &s, json ? WG_CLI_CAST_JSON : WG_CLI_CAST_TEXT, &sink, rows,
+                          err);
+    if (rc == 0) text_end(&t);
+    else {
+      for (int64_t i = 0; i < t.n && t.names; i++) free(t.names[i]);
+      free(t.names);
+    }
+  }
+  wg_cli_duck_close(&duck);
+  wg_schema_release(&schema);
+  if (f != out) {
+    if (fclose(f) != 0 && rc == 0)
+      rc = wg_error_set(err, EIO, "writing %s: %s", o->path, strerror(errno));
+  } else {
+    fflush(f);
+  }
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The command */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: wigeon query [options] \"SQL\"\n"
+          "\n"
+          "Runs SQL on the server and prints the result. SQL '-' reads the statement from stdin.\n"
+          "\n"
+          "options:\n"
+          "  --server URI          grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          "  -f, --format FORMAT   table (default), csv, json (an array), ndjson (one object a\n"
+          "                        line), arrow (IPC stream), parquet (needs -o)\n"
+          "  -o, --output FILE     write to FILE instead of stdout\n"
+          "  --max-rows N          table: rows shown; a bigger result shows the first and last\n"
+          "                        N/2 with the middle elided (default: 40)\n"
+          "  --max-width N         table: characters per value before it is cut (default: 40)\n"
+          "  --ascii               table: +-| instead of box drawing characters\n"
+          "  -h, --help            this text\n"
+          "\n"
+          "On a terminal, the row count and time go to stderr at the end.\n"
+          "exit codes: 0 ok, 1 usage error, 2 error from the server, 3 cannot connect\n",
+          WG_CLI_DEFAULT_SERVER);
+}
+
+/* Reads all of stdin into a NUL-terminated string (the SQL statement). */
+static char *read_stdin(void) {
+  struct wg_buf b;
+  wg_buf_init(&b);
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+    if (wg_buf_append(&b, chunk, (int64_t)n) != 0) break;
+  wg_cli_buf_cstr(&b);
+  return (char *)wg_buf_detach(&b);
+}
+
+int wg_cli_query(int argc, char **argv) {
+  static const struct wg_cli_command cmd = {"query", usage};
+  const char *server = NULL, *format = "table", *output = NULL, *max_rows = "40",
+             *max_width = "40";
+  bool ascii = false;
+  const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
+                                    {"--format", "-f", &format, NULL},
+                                    {"--output", "-o", &output, NULL},
+                                    {"--max-rows", NULL, &max_rows, NULL},
+                                    {"--max-width", NULL, &max_width, NULL},
+                                    {"--ascii", NULL, NULL, &ascii},
+                                    {NULL, NULL, NULL, NULL}};
+  const char *pos[1];
+  int n_pos = 0;
+  int rc = wg_cli_parse(&cmd, argc, argv, opts, pos, 1, &n_pos);
+  if (rc >= 0) return rc;
+  if (n_pos != 1) return wg_cli_usage_error(&cmd, "missing the SQL to run");
+  if (!wg_cli_format_known(format)) return wg_cli_usage_error(&cmd, "unknown format '%s'", format);
+  if (strcmp(format, "parquet") == 0 && output == NULL)
+    return wg_cli_usage_error(&cmd, "--format parquet needs -o FILE");
+  if (strcmp(format, "arrow") == 0 && output == NULL && isatty(STDOUT_FILENO))
+    return wg_cli_usage_error(&cmd, "--format arrow writes binary: use -o FILE or a pipe");
+  struct wg_cli_output o = {.format = format, .path = output, .ascii = ascii};
+  if ((rc = wg_cli_opt_int(&cmd, "--max-rows", max_rows, 2, 1000000, &o.max_rows)) >= 0) return rc;
+  if ((rc = wg_cli_opt_int(&cmd, "--max-width", max_width, 4, 100000, &o.max_width)) >= 0)
+    return rc;
+
+  char *sql = strcmp(pos[0], "-") == 0 ? read_stdin() : strdup(pos[0]);
+  if (sql == NULL) return WG_EXIT_USAGE;
+  struct wg_cli_conn cx;
+  if ((rc = wg_cli_conn_open(&cx, "query", server)) != 0) {
+    free(sql);
+    return rc;
+  }
+  double t0 = wg_cli_now();
+  int64_t rows = 0;
+  struct wg_error err = {""};
+  int status = wg_cli_query_write(cx.client, sql, &o, stdout, &rows, &err);
+  rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
+  if (status == 0 && isatty(STDERR_FILENO)) {
+    char a[32];
+    fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, a, sizeof(a)),
+            rows == 1 ? "" : "s", wg_cli_now() - t0);
+  }
+  wg_cli_conn_close(&cx);
+  free(sql);
+  return rc;
+}
