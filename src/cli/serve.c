@@ -3,6 +3,7 @@
  * signals are blocked in every thread and taken synchronously with sigwait, so no handler runs. */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,10 @@ static void usage(FILE *f) {
           "  --batch-rows N            target rows per record batch sent by DoGet (default: "
           "65536)\n"
           "  --grace SECONDS           time in-flight calls get on shutdown (default: 10)\n"
+          "  --idle-timeout SECONDS    cancel a call whose client neither sends nor reads for\n"
+          "                            this long; 0 = never (default: 60)\n"
+          "  --group-commit-mb MB      puts up to this size are committed together with other\n"
+          "                            puts (one fsync per group); 0 = off (default: 8)\n"
           "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
           "RAM)\n"
           "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
@@ -69,16 +74,26 @@ int wg_cli_serve(int argc, char **argv) {
     } else if (strcmp(a, "--memory-limit") == 0) {
       o.memory_limit = v;
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
-               strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0) {
-      if (wg_cli_parse_int(v, &n) != 0 || n < (strcmp(a, "--grace") == 0 ? 0 : 1) ||
-          n > 100000000) {
+               strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
+               strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0) {
+      bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
+                     strcmp(a, "--group-commit-mb") == 0;
+      if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
         fprintf(stderr, "wigeon serve: %s wants a positive number, not '%s'\n", a, v);
         return WG_EXIT_USAGE;
       }
-      if (a[2] == 't') o.threads = (int)n;
-      else if (a[2] == 'q') o.queue_limit = (int)n;
-      else if (a[2] == 'b') o.batch_rows = n;
-      else o.grace_ms = (int)(n * 1000);
+      if (strcmp(a, "--threads") == 0)
+        o.threads = (int)n;
+      else if (strcmp(a, "--queue") == 0)
+        o.queue_limit = (int)n;
+      else if (strcmp(a, "--batch-rows") == 0)
+        o.batch_rows = n;
+      else if (strcmp(a, "--grace") == 0)
+        o.grace_ms = (int)(n * 1000);
+      else if (strcmp(a, "--idle-timeout") == 0)
+        o.idle_timeout_ms = n == 0 ? -1 : n * 1000;
+      else
+        o.group_commit_bytes = n == 0 ? -1 : n << 20;
     } else {
       fprintf(stderr, "wigeon serve: unknown option '%s' (see wigeon serve --help)\n", a);
       return WG_EXIT_USAGE;
