@@ -247,12 +247,13 @@ done:
 
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err) {
-  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, out, err);
+  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, NULL, out, err);
 }
 
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
-                                      const atomic_bool *interrupted, struct ArrowArrayStream *out,
-                                      struct wg_error *err) {
+                                      const atomic_bool *interrupted, bool *is_transaction,
+                                      struct ArrowArrayStream *out, struct wg_error *err) {
+  if (is_transaction != NULL) *is_transaction = false;
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
   memset(out, 0, sizeof(*out));
   if (conn == NULL || sql == NULL)
@@ -267,6 +268,9 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                       msg ? msg : "prepare failed");
     goto fail;
   }
+  if (is_transaction != NULL)
+    *is_transaction =
+        duckdb_prepared_statement_type(q->prepared) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
     const char *msg = duckdb_pending_error(pending);

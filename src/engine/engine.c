@@ -331,13 +331,13 @@ void wg_engine_interrupt(struct wg_engine_conn *c) {
 
 /* Runs every statement of `sql` in turn (prepared, then executed as a streaming pending result
  * whose rows are not fetched: a SELECT sent here costs its first chunk, not its whole result).
- * Client SQL may open a transaction (BEGIN), so the connection is rolled back on release. */
+ * A transaction statement (BEGIN) may leave a transaction open: then the connection is rolled
+ * back on release. */
 int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
                       struct wg_error *err) {
   if (rows_changed != NULL) *rows_changed = 0;
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
-  c->txn_maybe = true;
   duckdb_extracted_statements stmts = NULL;
   idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
   int rc = 0;
@@ -353,6 +353,8 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       duckdb_destroy_prepare(&p);
       break;
     }
+    /* BEGIN may leave a transaction open: roll back on release */
+    if (duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true;
     duckdb_pending_result pending = NULL;
     if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
       const char *msg = duckdb_pending_error(pending);
