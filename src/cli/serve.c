@@ -31,6 +31,7 @@ static void usage(FILE *f) {
           "                            this long; 0 = never (default: 60)\n"
           "  --group-commit-mb MB      puts up to this size are committed together with other\n"
           "                            puts (one fsync per group); 0 = off (default: 8)\n"
+          "  --checkpoint-threshold SIZE  WAL size that triggers a checkpoint (default: 256MB)\n"
           "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
           "RAM)\n"
           "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
@@ -73,6 +74,8 @@ int wg_cli_serve(int argc, char **argv) {
       listen = v;
     } else if (strcmp(a, "--memory-limit") == 0) {
       o.memory_limit = v;
+    } else if (strcmp(a, "--checkpoint-threshold") == 0) {
+      o.checkpoint_threshold = v;
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
                strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0) {

@@ -217,6 +217,8 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   snprintf(threads, sizeof(threads), "%d", o.duckdb_threads);
   if (o.memory_limit != NULL) rc = set_config(cfg, "memory_limit", o.memory_limit, err);
   if (rc == 0 && o.duckdb_threads > 0) rc = set_config(cfg, "threads", threads, err);
+  if (rc == 0 && o.checkpoint_threshold != NULL)
+    rc = set_config(cfg, "checkpoint_threshold", o.checkpoint_threshold, err);
   if (rc == 0 && !o.allow_external_access) {
     /* lock_configuration last: afterwards SET/RESET of any option fails. */
     static const char *const locked[][2] = {

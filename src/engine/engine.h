@@ -30,11 +30,12 @@ struct wg_engine;
 struct wg_engine_conn;
 
 struct wg_engine_options {
-  const char *path;           /* database file, or ":memory:" (NULL = ":memory:") */
-  int connections;            /* pool size (default 8) */
-  bool allow_external_access; /* false: no file system, extensions or configuration changes */
-  const char *memory_limit;   /* DuckDB memory_limit, NULL = DuckDB's default */
-  int duckdb_threads;         /* DuckDB worker threads, 0 = DuckDB's default */
+  const char *path;                 /* database file, or ":memory:" (NULL = ":memory:") */
+  int connections;                  /* pool size (default 8) */
+  bool allow_external_access;       /* false: no file system, extensions or configuration changes */
+  const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
+  int duckdb_threads;               /* DuckDB worker threads, 0 = DuckDB's default */
+  const char *checkpoint_threshold; /* WAL size that triggers a checkpoint, NULL = DuckDB's 16MB */
 };
 
 /* Opens (or creates) the database and the connection pool. By default (allow_external_access
@@ -110,8 +111,7 @@ int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema
                                     struct wg_engine_ingest **out, struct wg_error *err);
 int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err);
 void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_ingest **ings,
-                                   int64_t n, int *status, int64_t *rows,
-                                   struct wg_error *errs);
+                                   int64_t n, int *status, int64_t *rows, struct wg_error *errs);
 
 /* Catalog. */
 struct wg_engine_table {

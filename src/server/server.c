@@ -137,6 +137,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .connections = s->options.threads + 1, /* + the group committer's */
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
+      /* DuckDB's 16 MB default checkpoints so often under many small puts that rewriting the
+       * last row groups costs ~20% of the CPU and 100+ ms stalls (docs/performance.md). */
+      .checkpoint_threshold =
+          s->options.checkpoint_threshold ? s->options.checkpoint_threshold : "256MB",
   };
   int rc = wg_engine_open(&s->engine, &eo, err);
   if (rc != 0) {

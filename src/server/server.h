@@ -18,8 +18,9 @@ struct wg_server_options {
   int grace_ms;               /* time in-flight calls get on shutdown (10000) */
   int64_t idle_timeout_ms;    /* cancel a call whose client is idle this long (60000; <0 never) */
   bool allow_external_access; /* let SQL reach files, extensions, configuration */
-  int64_t group_commit_bytes;  /* puts up to this size are committed in groups (8 MiB; <0 off) */
-  const char *memory_limit;   /* DuckDB memory_limit, NULL = DuckDB's default */
+  int64_t group_commit_bytes; /* puts up to this size are committed in groups (8 MiB; <0 off) */
+  const char *checkpoint_threshold; /* WAL size that triggers a checkpoint ("256MB") */
+  const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
 };
 
 struct wg_server;
