@@ -52,8 +52,8 @@ struct wg_cli_opt {
 };
 
 struct wg_cli_command {
-  const char *name;           /* "query", for messages */
-  void (*usage)(FILE *f);     /* the command's --help text */
+  const char *name;       /* "query", for messages */
+  void (*usage)(FILE *f); /* the command's --help text */
 };
 
 /* Parses argv: options from `opts` (as "--name value", "--name=value" or "-o value"), -h/--help,
@@ -76,8 +76,8 @@ int wg_cli_opt_seconds(const struct wg_cli_command *cmd, const char *name, const
  * The server connection and exit codes (common.c) */
 
 struct wg_cli_conn {
-  const char *cmd;     /* command name for messages */
-  char uri[512];       /* grpc://host:port, as shown in messages */
+  const char *cmd; /* command name for messages */
+  char uri[512];   /* grpc://host:port, as shown in messages */
   struct wg_client *client;
 };
 
@@ -94,12 +94,14 @@ int wg_cli_exit_code(int rc);
 /* ---------------------------------------------------------------------------------------------
  * Small helpers (common.c) */
 
-double wg_cli_now(void);                      /* monotonic seconds */
+double wg_cli_now(void); /* monotonic seconds */
 void wg_cli_sleep(double seconds);
 /* 1234567 -> "1,234,567" into buf. Returns buf. */
 const char *wg_cli_commas(int64_t n, char *buf, size_t size);
 /* SIGINT (and SIGTERM) set a flag instead of ending the process. */
 void wg_cli_catch_interrupt(void);
+/* The same, without SA_RESTART: a blocking read returns EINTR so that the caller can clean up. */
+void wg_cli_catch_interrupt_eintr(void);
 bool wg_cli_interrupted(void);
 /* Appends s as a SQL string literal ('...' with quotes doubled). */
 int wg_cli_sql_literal(struct wg_buf *b, const char *s);
@@ -170,11 +172,11 @@ int wg_cli_rows_read(duckdb_connection conn, struct ArrowArrayStream *stream, en
  * Query output (query.c), shared with watch */
 
 struct wg_cli_output {
-  const char *format;  /* table (default), csv, json, ndjson, arrow, parquet */
-  const char *path;    /* NULL: stdout */
-  int64_t max_rows;    /* table: rows shown before eliding the middle */
-  int64_t max_width;   /* table: characters per value */
-  bool ascii;          /* table: +-| instead of box drawing */
+  const char *format; /* table (default), csv, json, ndjson, arrow, parquet */
+  const char *path;   /* NULL: stdout */
+  int64_t max_rows;   /* table: rows shown before eliding the middle */
+  int64_t max_width;  /* table: characters per value */
+  bool ascii;         /* table: +-| instead of box drawing */
 };
 /* Runs sql on the server and writes its result to o->path, or to `out` when o->path is NULL
  * (the output file is opened only once the server has answered with a schema). Returns 0 or a
@@ -188,10 +190,10 @@ bool wg_cli_format_known(const char *format);
  * Progress on a terminal (progress.c): one line on stderr, redrawn at most 10 times a second. */
 
 struct wg_cli_progress {
-  bool enabled;      /* isatty(stderr) */
+  bool enabled; /* isatty(stderr) */
   double start, last_draw;
   int64_t rows, bytes;
-  double fraction;   /* 0..1 when the total is known, else < 0 */
+  double fraction; /* 0..1 when the total is known, else < 0 */
   bool drawn;
 };
 void wg_cli_progress_init(struct wg_cli_progress *p);
@@ -211,8 +213,8 @@ struct wg_cli_loader {
   const char *schema_name; /* may be NULL */
   const char *table;
   enum wg_cli_shape shape;
-  int64_t rows;            /* per batch */
-  int64_t batches;         /* per writer; 0 = until stopped */
+  int64_t rows;    /* per batch */
+  int64_t batches; /* per writer; 0 = until stopped */
   int64_t batches_per_put;
   int writers;
   /* state */

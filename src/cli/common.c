@@ -51,9 +51,8 @@ int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
     }
     if (only_pos || a[0] != '-' || a[1] == '\0') {
       if (*n_pos >= max_pos)
-        return wg_cli_usage_error(cmd, max_pos == 0 ? "unexpected argument '%s'"
-                                                    : "too many arguments ('%s')",
-                                  a);
+        return wg_cli_usage_error(
+            cmd, max_pos == 0 ? "unexpected argument '%s'" : "too many arguments ('%s')", a);
       pos[(*n_pos)++] = a;
       continue;
     }
@@ -100,13 +99,17 @@ int wg_cli_opt_seconds(const struct wg_cli_command *cmd, const char *name, const
   errno = 0;
   double v = strtod(value, &end);
   double unit = 1;
-  if (strcmp(end, "ms") == 0) unit = 0.001;
-  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0) unit = 60;
-  else if (strcmp(end, "h") == 0) unit = 3600;
-  else if (strcmp(end, "s") != 0 && *end != '\0') v = -1;
+  if (strcmp(end, "ms") == 0)
+    unit = 0.001;
+  else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+    unit = 60;
+  else if (strcmp(end, "h") == 0)
+    unit = 3600;
+  else if (strcmp(end, "s") != 0 && *end != '\0')
+    v = -1;
   if (errno != 0 || end == value || !(v >= 0) || v * unit > 1e9)
-    return wg_cli_usage_error(cmd, "%s wants a duration like 1.5, 2s, 500ms or 3m, not '%s'",
-                              name, value);
+    return wg_cli_usage_error(cmd, "%s wants a duration like 1.5, 2s, 500ms or 3m, not '%s'", name,
+                              value);
   *out = v * unit;
   return -1;
 }
@@ -196,6 +199,15 @@ void wg_cli_catch_interrupt(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
+void wg_cli_catch_interrupt_eintr(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 bool wg_cli_interrupted(void) {
   return interrupted != 0;
 }
@@ -248,17 +260,38 @@ static const struct {
   const char *name;
   int width; /* bytes per value, 0 when not fixed */
 } primitives[] = {
-    {"n", "null", 0},          {"b", "bool", 0},          {"c", "int8", 1},
-    {"C", "uint8", 1},         {"s", "int16", 2},         {"S", "uint16", 2},
-    {"i", "int32", 4},         {"I", "uint32", 4},        {"l", "int64", 8},
-    {"L", "uint64", 8},        {"e", "float16", 2},       {"f", "float32", 4},
-    {"g", "float64", 8},       {"z", "binary", 0},        {"Z", "large_binary", 0},
-    {"u", "utf8", 0},          {"U", "large_utf8", 0},    {"vz", "binary_view", 0},
-    {"vu", "utf8_view", 0},    {"tdD", "date32", 4},      {"tdm", "date64", 8},
-    {"tts", "time32[s]", 4},   {"ttm", "time32[ms]", 4},  {"ttu", "time64[us]", 8},
-    {"ttn", "time64[ns]", 8},  {"tDs", "duration[s]", 8}, {"tDm", "duration[ms]", 8},
-    {"tDu", "duration[us]", 8}, {"tDn", "duration[ns]", 8}, {"tiM", "interval[months]", 4},
-    {"tiD", "interval[day_time]", 8}, {"tin", "interval[month_day_nano]", 16},
+    {"n", "null", 0},
+    {"b", "bool", 0},
+    {"c", "int8", 1},
+    {"C", "uint8", 1},
+    {"s", "int16", 2},
+    {"S", "uint16", 2},
+    {"i", "int32", 4},
+    {"I", "uint32", 4},
+    {"l", "int64", 8},
+    {"L", "uint64", 8},
+    {"e", "float16", 2},
+    {"f", "float32", 4},
+    {"g", "float64", 8},
+    {"z", "binary", 0},
+    {"Z", "large_binary", 0},
+    {"u", "utf8", 0},
+    {"U", "large_utf8", 0},
+    {"vz", "binary_view", 0},
+    {"vu", "utf8_view", 0},
+    {"tdD", "date32", 4},
+    {"tdm", "date64", 8},
+    {"tts", "time32[s]", 4},
+    {"ttm", "time32[ms]", 4},
+    {"ttu", "time64[us]", 8},
+    {"ttn", "time64[ns]", 8},
+    {"tDs", "duration[s]", 8},
+    {"tDm", "duration[ms]", 8},
+    {"tDu", "duration[us]", 8},
+    {"tDn", "duration[ns]", 8},
+    {"tiM", "interval[months]", 4},
+    {"tiD", "interval[day_time]", 8},
+    {"tin", "interval[month_day_nano]", 16},
 };
 
 void wg_cli_arrow_type_name(const struct ArrowSchema *s, char *buf, size_t size) {
@@ -279,8 +312,10 @@ void wg_cli_arrow_type_name(const struct ArrowSchema *s, char *buf, size_t size)
   if (s->n_children > 0) wg_cli_arrow_type_name(s->children[0], child, sizeof(child));
   if (strncmp(f, "ts", 2) == 0 && strlen(f) >= 4) {
     const char *unit = f[2] == 's' ? "s" : f[2] == 'm' ? "ms" : f[2] == 'u' ? "us" : "ns";
-    if (f[4] != '\0') snprintf(buf, size, "timestamp[%s, %s]", unit, f + 4);
-    else snprintf(buf, size, "timestamp[%s]", unit);
+    if (f[4] != '\0')
+      snprintf(buf, size, "timestamp[%s, %s]", unit, f + 4);
+    else
+      snprintf(buf, size, "timestamp[%s]", unit);
   } else if (strncmp(f, "d:", 2) == 0) {
     snprintf(buf, size, "decimal(%s)", f + 2);
   } else if (strncmp(f, "w:", 2) == 0) {
@@ -336,7 +371,8 @@ int64_t wg_cli_array_bytes(const struct ArrowSchema *s, const struct ArrowArray 
   if ((strcmp(f, "vu") == 0 || strcmp(f, "vz") == 0) && a->n_buffers >= 3) {
     bytes += n * 16;
     const int64_t *sizes = a->buffers[a->n_buffers - 1];
-    for (int64_t i = 0; sizes != NULL && i < a->n_buffers - 3; i++) bytes += sizes[i];
+    for (int64_t i = 0; sizes != NULL && i < a->n_buffers - 3; i++)
+      bytes += sizes[i];
     return bytes;
   }
   if (strcmp(f, "+l") == 0 || strcmp(f, "+m") == 0) bytes += (n + 1) * 4;

@@ -74,8 +74,8 @@ int wg_cli_demo(int argc, char **argv) {
   }
   snprintf(db, sizeof(db), "%s/demo.duckdb", dir);
   wg_cli_catch_interrupt();
-  struct wg_server_options so = {.db_path = db, .listen = "127.0.0.1:0", .threads = 4,
-                                 .grace_ms = 5000};
+  struct wg_server_options so = {
+      .db_path = db, .listen = "127.0.0.1:0", .threads = 4, .grace_ms = 5000};
   struct wg_server *server = NULL;
   struct wg_error err = {""};
   int port = 0;
@@ -116,9 +116,9 @@ int wg_cli_demo(int argc, char **argv) {
     if (status != 0) break;
     now = wg_cli_now();
     char a[32], b[32];
-    printf("%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
-           wg_cli_commas((int64_t)((double)(count - last_count) / (now - last_time)), b,
-                         sizeof(b)));
+    printf(
+        "%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
+        wg_cli_commas((int64_t)((double)(count - last_count) / (now - last_time)), b, sizeof(b)));
     fflush(stdout);
     last_count = count;
     last_time = now;

@@ -198,7 +198,8 @@ int wg_cli_rows_read(duckdb_connection conn, struct ArrowArrayStream *stream, en
   if (rc != 0) goto done;
   if (n == 0) { /* nothing DuckDB can select: count the rows */
     struct ArrowArray a;
-    while ((rc = v->lent.get_next(&v->lent, &a)) == 0 && a.release != NULL) wg_array_release(&a);
+    while ((rc = v->lent.get_next(&v->lent, &a)) == 0 && a.release != NULL)
+      wg_array_release(&a);
     if (rc != 0) rc = wg_cli_view_error(v, rc, err);
     *rows = v->rows;
     goto done;
@@ -223,7 +224,8 @@ int wg_cli_rows_read(duckdb_connection conn, struct ArrowArrayStream *stream, en
       break;
     }
     idx_t size = duckdb_data_chunk_get_size(chunk);
-    for (int64_t c = 0; c < n; c++) vecs[c] = duckdb_data_chunk_get_vector(chunk, (idx_t)c);
+    for (int64_t c = 0; c < n; c++)
+      vecs[c] = duckdb_data_chunk_get_vector(chunk, (idx_t)c);
     for (idx_t r = 0; r < size && rc == 0; r++) {
       for (int64_t c = 0; c < n; c++) {
         uint64_t *valid = duckdb_vector_get_validity(vecs[c]);
@@ -241,8 +243,10 @@ int wg_cli_rows_read(duckdb_connection conn, struct ArrowArrayStream *stream, en
 done:
   if (have_result) duckdb_destroy_result(&result);
   duckdb_destroy_prepare(&prep);
-  for (int64_t i = 0; i < n && names != NULL; i++) free(names[i]);
-  for (int64_t i = 0; i < n && types != NULL; i++) free(types[i]);
+  for (int64_t i = 0; i < n && names != NULL; i++)
+    free(names[i]);
+  for (int64_t i = 0; i < n && types != NULL; i++)
+    free(types[i]);
   free(names);
   free(types);
   free(cells);

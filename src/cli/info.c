@@ -277,8 +277,10 @@ static int list_actions(const char *target, int *count, struct wg_error *err) {
     if (n == cap) {
       cap = cap ? cap * 2 : 8;
       void *p = realloc(items, (size_t)cap * sizeof(*items));
-      if (p == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
-      else items = p;
+      if (p == NULL)
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+      else
+        items = p;
     }
     if (rc == 0) {
       items[n].type = strdup(t->type ? t->type : "");
@@ -299,8 +301,10 @@ static int list_actions(const char *target, int *count, struct wg_error *err) {
   }
   if (rc == 0) {
     int w = 4;
-    for (int i = 0; i < n; i++) w = (int)strlen(items[i].type) > w ? (int)strlen(items[i].type) : w;
-    for (int i = 0; i < n; i++) printf("%-*s  %s\n", w, items[i].type, items[i].description);
+    for (int i = 0; i < n; i++)
+      w = (int)strlen(items[i].type) > w ? (int)strlen(items[i].type) : w;
+    for (int i = 0; i < n; i++)
+      printf("%-*s  %s\n", w, items[i].type, items[i].description);
   }
   for (int i = 0; i < n; i++) {
     free(items[i].type);
@@ -335,57 +339,66 @@ int wg_cli_actions(int argc, char **argv) {
 /* ---- stats ---- */
 
 static void stats_usage(FILE *f) {
-  fprintf(f,
-          "usage: wigeon stats [options]\n"
-          "\n"
-          "Shows the server's counters since it started (the stats action): calls, errors,\n"
-          "active calls, gets, puts, rows and bytes in and out.\n"
-          "\n"
-          "options:\n"
-          "  --json            print the action's JSON as it came\n"
-          "  --server URI      grpc://HOST:PORT (default: $WIGEON_SERVER, else "
-          WG_CLI_DEFAULT_SERVER ")\n"
-          "  -h, --help        this text\n");
+  fprintf(
+      f,
+      "usage: wigeon stats [options]\n"
+      "\n"
+      "Shows the server's counters since it started (the stats action): calls, errors,\n"
+      "active calls, gets, puts, rows and bytes in and out.\n"
+      "\n"
+      "options:\n"
+      "  --json            print the action's JSON as it came\n"
+      "  --server URI      grpc://HOST:PORT (default: $WIGEON_SERVER, else " WG_CLI_DEFAULT_SERVER
+      ")\n"
+      "  -h, --help        this text\n");
 }
 
 /* Prints a flat JSON object of scalars as aligned "key  value" lines, integers with thousands
  * separators; anything else is printed as it came. */
 static void print_stats(const char *json) {
   const char *p = json;
-  while (isspace((unsigned char)*p)) p++;
+  while (isspace((unsigned char)*p))
+    p++;
   char keys[64][64], values[64][64];
   int n = 0, w = 0;
   bool flat = *p == '{';
   if (flat) p++;
   while (flat && n < 64) {
-    while (isspace((unsigned char)*p) || *p == ',') p++;
+    while (isspace((unsigned char)*p) || *p == ',')
+      p++;
     if (*p == '}') break;
     if (*p != '"') {
       flat = false;
       break;
     }
     const char *k = ++p;
-    while (*p && *p != '"') p++;
+    while (*p && *p != '"')
+      p++;
     if (*p != '"' || p - k >= 64) {
       flat = false;
       break;
     }
     snprintf(keys[n], sizeof(keys[n]), "%.*s", (int)(p - k), k);
     p++;
-    while (isspace((unsigned char)*p) || *p == ':') p++;
+    while (isspace((unsigned char)*p) || *p == ':')
+      p++;
     const char *v = p;
-    while (*p && *p != ',' && *p != '}' && *p != '{' && *p != '[') p++;
+    while (*p && *p != ',' && *p != '}' && *p != '{' && *p != '[')
+      p++;
     if (*p == '{' || *p == '[' || *p == '\0' || p - v >= 64) {
       flat = false;
       break;
     }
     int len = (int)(p - v);
-    while (len > 0 && isspace((unsigned char)v[len - 1])) len--;
+    while (len > 0 && isspace((unsigned char)v[len - 1]))
+      len--;
     char raw[64];
     snprintf(raw, sizeof(raw), "%.*s", len, v);
     int64_t num;
-    if (wg_cli_parse_int(raw, &num) == 0) wg_cli_commas(num, values[n], sizeof(values[n]));
-    else snprintf(values[n], sizeof(values[n]), "%s", raw);
+    if (wg_cli_parse_int(raw, &num) == 0)
+      wg_cli_commas(num, values[n], sizeof(values[n]));
+    else
+      snprintf(values[n], sizeof(values[n]), "%s", raw);
     int kw = (int)strlen(keys[n]);
     w = kw > w ? kw : w;
     n++;
@@ -395,17 +408,18 @@ static void print_stats(const char *json) {
     return;
   }
   int vw = 0;
-  for (int i = 0; i < n; i++) vw = (int)strlen(values[i]) > vw ? (int)strlen(values[i]) : vw;
-  for (int i = 0; i < n; i++) printf("%-*s  %*s\n", w, keys[i], vw, values[i]);
+  for (int i = 0; i < n; i++)
+    vw = (int)strlen(values[i]) > vw ? (int)strlen(values[i]) : vw;
+  for (int i = 0; i < n; i++)
+    printf("%-*s  %*s\n", w, keys[i], vw, values[i]);
 }
 
 int wg_cli_stats(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"stats", stats_usage};
   const char *server = NULL;
   bool raw = false;
-  const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
-                                    {"--json", NULL, NULL, &raw},
-                                    {NULL, NULL, NULL, NULL}};
+  const struct wg_cli_opt opts[] = {
+      {"--server", NULL, &server, NULL}, {"--json", NULL, NULL, &raw}, {NULL, NULL, NULL, NULL}};
   int n_pos = 0;
   int rc = wg_cli_parse(&cmd, argc, argv, opts, NULL, 0, &n_pos);
   if (rc >= 0) return rc;

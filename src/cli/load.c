@@ -22,8 +22,8 @@ static uint64_t next_random(uint64_t *state) { /* xorshift64* */
   return x * 0x2545F4914F6CDD1DULL;
 }
 
-static const char *const categories[] = {"alpha", "beta", "gamma", "delta",
-                                         "epsilon", "zeta", "eta", "theta"};
+static const char *const categories[] = {"alpha",   "beta", "gamma", "delta",
+                                         "epsilon", "zeta", "eta",   "theta"};
 #define TS_LEN 26 /* "2026-01-02 03:04:05.678901" */
 
 static int make_schema(enum wg_cli_shape shape, struct ArrowSchema *out) {
@@ -222,12 +222,13 @@ int wg_cli_loader_start(struct wg_cli_loader *l, struct wg_error *err) {
 
 bool wg_cli_loader_done(struct wg_cli_loader *l) {
   if (atomic_load(&l->stop)) return true;
-  return l->batches > 0 && atomic_load(&l->batches_done) >= l->batches * l->writers;
+  return l->batches > 0 && atomic_load(&l->batches_done) / l->writers >= l->batches;
 }
 
 int wg_cli_loader_join(struct wg_cli_loader *l) {
   atomic_store(&l->stop, true);
-  for (int i = 0; i < l->started; i++) pthread_join(l->threads[i], NULL);
+  for (int i = 0; i < l->started; i++)
+    pthread_join(l->threads[i], NULL);
   free(l->threads);
   l->threads = NULL;
   l->started = 0;
@@ -285,20 +286,23 @@ int wg_cli_load(int argc, char **argv) {
   if (rc >= 0) return rc;
   struct wg_cli_loader l;
   memset(&l, 0, sizeof(l));
-  if (strcmp(shape, "events") == 0) l.shape = WG_CLI_SHAPE_EVENTS;
-  else if (strcmp(shape, "kv") == 0) l.shape = WG_CLI_SHAPE_KV;
-  else return wg_cli_usage_error(&cmd, "--shape is events or kv, not '%s'", shape);
+  if (strcmp(shape, "events") == 0)
+    l.shape = WG_CLI_SHAPE_EVENTS;
+  else if (strcmp(shape, "kv") == 0)
+    l.shape = WG_CLI_SHAPE_KV;
+  else
+    return wg_cli_usage_error(&cmd, "--shape is events or kv, not '%s'", shape);
   int64_t writers = 0;
   double duration = 0;
   if ((rc = wg_cli_opt_int(&cmd, "--rows", rows_s, 1, 10000000, &l.rows)) >= 0) return rc;
   if ((rc = wg_cli_opt_int(&cmd, "--writers", writers_s, 1, 1024, &writers)) >= 0) return rc;
-  if (batches_s && (rc = wg_cli_opt_int(&cmd, "--batches", batches_s, 1, INT64_MAX / 2,
-                                        &l.batches)) >= 0)
+  if (batches_s &&
+      (rc = wg_cli_opt_int(&cmd, "--batches", batches_s, 1, INT64_MAX / 2, &l.batches)) >= 0)
     return rc;
   if (duration_s && (rc = wg_cli_opt_seconds(&cmd, "--duration", duration_s, &duration)) >= 0)
     return rc;
-  if ((rc = wg_cli_opt_int(&cmd, "--batches-per-put", per_put_s, 1, 1000000,
-                           &l.batches_per_put)) >= 0)
+  if ((rc = wg_cli_opt_int(&cmd, "--batches-per-put", per_put_s, 1, 1000000, &l.batches_per_put)) >=
+      0)
     return rc;
   l.writers = (int)writers;
   l.table = table ? table : l.shape == WG_CLI_SHAPE_KV ? "kv" : "events";
@@ -322,9 +326,9 @@ int wg_cli_load(int argc, char **argv) {
       int64_t rows = atomic_load(&l.rows_done);
       if (!quiet) {
         char a[32], b[32];
-        printf("%6.1f s  %s rows  %s rows/s\n", now - t0, wg_cli_commas(rows, a, sizeof(a)),
-               wg_cli_commas((int64_t)((double)(rows - last_rows) / (now - last_time)), b,
-                             sizeof(b)));
+        printf(
+            "%6.1f s  %s rows  %s rows/s\n", now - t0, wg_cli_commas(rows, a, sizeof(a)),
+            wg_cli_commas((int64_t)((double)(rows - last_rows) / (now - last_time)), b, sizeof(b)));
         fflush(stdout);
       }
       last_rows = rows;
@@ -342,9 +346,8 @@ int wg_cli_load(int argc, char **argv) {
   char a[32], b[32], c[32];
   printf("loaded %s rows (%s batches, %d writer%s) into %s%s%s in %.1f s (%s rows/s)\n",
          wg_cli_commas(rows, a, sizeof(a)), wg_cli_commas(batches, b, sizeof(b)), l.writers,
-         l.writers == 1 ? "" : "s", schema_name ? schema_name : "", schema_name ? "." : "",
-         l.table, secs,
-         wg_cli_commas(secs > 0 ? (int64_t)((double)rows / secs) : rows, c, sizeof(c)));
+         l.writers == 1 ? "" : "s", schema_name ? schema_name : "", schema_name ? "." : "", l.table,
+         secs, wg_cli_commas(secs > 0 ? (int64_t)((double)rows / secs) : rows, c, sizeof(c)));
   fflush(stdout);
   rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
   wg_cli_conn_close(&cx);

@@ -33,10 +33,12 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
     fprintf(f, "  %-9s  %s\n", commands[i].name, commands[i].what);
   fprintf(f, "  %-9s  %s\n", "version", "print the wigeon and DuckDB versions");
-  fprintf(f, "  %-9s  %s\n", "help", "this text; `wigeon help COMMAND` or `wigeon COMMAND --help`"
-                                     " for a command's options");
-  fprintf(f, "\nClient commands talk to --server URI (default: $WIGEON_SERVER, else %s).\n"
-             "exit codes: 0 ok, 1 usage error, 2 error from the server, 3 cannot connect\n",
+  fprintf(f, "  %-9s  %s\n", "help",
+          "this text; `wigeon help COMMAND` or `wigeon COMMAND --help`"
+          " for a command's options");
+  fprintf(f,
+          "\nClient commands talk to --server URI (default: $WIGEON_SERVER, else %s).\n"
+          "exit codes: 0 ok, 1 usage error, 2 error from the server, 3 cannot connect\n",
           WG_CLI_DEFAULT_SERVER);
 }
 

@@ -46,15 +46,18 @@ static void usage(FILE *f) {
 enum format { FMT_CSV, FMT_PARQUET, FMT_JSON, FMT_ARROW };
 
 static int parse_format(const char *s, enum format *out) {
-  if (strcasecmp(s, "csv") == 0 || strcasecmp(s, "tsv") == 0) *out = FMT_CSV;
-  else if (strcasecmp(s, "parquet") == 0) *out = FMT_PARQUET;
+  if (strcasecmp(s, "csv") == 0 || strcasecmp(s, "tsv") == 0)
+    *out = FMT_CSV;
+  else if (strcasecmp(s, "parquet") == 0)
+    *out = FMT_PARQUET;
   else if (strcasecmp(s, "json") == 0 || strcasecmp(s, "ndjson") == 0 ||
            strcasecmp(s, "jsonl") == 0)
     *out = FMT_JSON;
   else if (strcasecmp(s, "arrow") == 0 || strcasecmp(s, "ipc") == 0 ||
            strcasecmp(s, "arrows") == 0 || strcasecmp(s, "feather") == 0)
     *out = FMT_ARROW;
-  else return EINVAL;
+  else
+    return EINVAL;
   return 0;
 }
 
@@ -66,7 +69,8 @@ static enum format detect_format(const char *path) {
     const char *ext = dot + 1;
     if (strcasecmp(ext, "gz") == 0 || strcasecmp(ext, "zst") == 0) { /* x.csv.gz */
       const char *p = dot;
-      while (p > path && p[-1] != '.' && p[-1] != '/') p--;
+      while (p > path && p[-1] != '.' && p[-1] != '/')
+        p--;
       if (p > path && p[-1] == '.') {
         char inner[16];
         snprintf(inner, sizeof(inner), "%.*s", (int)(dot - p), p);
@@ -106,11 +110,11 @@ struct source {
   /* progress of this file */
   struct wg_cli_progress *progress;
   int64_t rows, bytes;
-  int64_t est_rows;        /* estimated rows of the file, -1 unknown */
-  int64_t file_size;       /* bytes of this file */
-  int64_t done_size;       /* bytes of the files before it */
-  int64_t total_size;      /* bytes of all files */
-  bool by_bytes;           /* Arrow: the fraction comes from bytes read */
+  int64_t est_rows;   /* estimated rows of the file, -1 unknown */
+  int64_t file_size;  /* bytes of this file */
+  int64_t done_size;  /* bytes of the files before it */
+  int64_t total_size; /* bytes of all files */
+  bool by_bytes;      /* Arrow: the fraction comes from bytes read */
   int64_t rows_before, bytes_before;
 };
 
@@ -133,8 +137,10 @@ static void source_progress(struct source *s, bool force) {
   p->rows = s->rows_before + s->rows;
   p->bytes = s->bytes_before + s->bytes;
   double file_fraction = -1;
-  if (s->by_bytes && s->file_size > 0) file_fraction = (double)s->bytes / (double)s->file_size;
-  else if (s->est_rows > 0) file_fraction = (double)s->rows / (double)s->est_rows;
+  if (s->by_bytes && s->file_size > 0)
+    file_fraction = (double)s->bytes / (double)s->file_size;
+  else if (s->est_rows > 0)
+    file_fraction = (double)s->rows / (double)s->est_rows;
   if (file_fraction >= 0 && s->total_size > 0) {
     if (file_fraction > 0.99) file_fraction = 0.99; /* estimates: never claim done early */
     p->fraction =
@@ -147,6 +153,8 @@ static int source_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) 
   struct source *s = st->private_data;
   out->release = NULL;
   if (s->status != 0) return s->status;
+  if (wg_cli_interrupted()) /* Ctrl-C: the put is cancelled (nothing kept), temp files go */
+    return s->status = wg_error_set(&s->error, ECANCELED, "interrupted");
   int64_t rows = 0;
   while (!s->ended && rows < s->batch_rows) {
     if (s->n_parts == s->cap_parts) {
@@ -195,7 +203,8 @@ static const char *source_last_error(struct ArrowArrayStream *st) {
 
 static void source_release(struct ArrowArrayStream *st) {
   struct source *s = st->private_data;
-  for (int64_t i = 0; i < s->n_parts; i++) wg_array_release(&s->parts[i]);
+  for (int64_t i = 0; i < s->n_parts; i++)
+    wg_array_release(&s->parts[i]);
   free(s->parts);
   wg_schema_release(&s->schema);
   wg_stream_release(&s->inner);
@@ -236,8 +245,7 @@ static int open_arrow(const char *path, struct ArrowArrayStream *out, struct wg_
   m->base = base;
   m->size = (size_t)st.st_size;
   int64_t skip = st.st_size >= 8 && memcmp(base, "ARROW1", 6) == 0 ? 8 : 0;
-  struct wg_shared *data =
-      wg_shared_wrap((uint8_t *)base + skip, st.st_size - skip, unmap, m);
+  struct wg_shared *data = wg_shared_wrap((uint8_t *)base + skip, st.st_size - skip, unmap, m);
   if (data == NULL) {
     unmap(m);
     return wg_error_set(err, ENOMEM, "out of memory");
@@ -296,7 +304,8 @@ static int64_t estimate_rows(duckdb_connection conn, const char *path, enum form
   size_t n = fread(sample, 1, sizeof(sample), fp);
   fclose(fp);
   int64_t lines = 0;
-  for (size_t i = 0; i < n; i++) lines += sample[i] == '\n';
+  for (size_t i = 0; i < n; i++)
+    lines += sample[i] == '\n';
   if (n == 0 || lines == 0) return -1;
   if ((int64_t)n >= size) return f == FMT_CSV ? lines - 1 : lines;
   return (int64_t)((double)lines * (double)size / (double)n);
@@ -311,11 +320,20 @@ static int spool_stdin(char *path, size_t size, struct wg_error *err) {
   static char chunk[1 << 16];
   ssize_t n;
   int rc = 0;
-  while ((n = read(STDIN_FILENO, chunk, sizeof(chunk))) > 0) {
+  for (;;) {
+    n = read(STDIN_FILENO, chunk, sizeof(chunk));
+    if (wg_cli_interrupted()) {
+      rc = wg_error_set(err, ECANCELED, "interrupted while reading stdin");
+      break;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
     for (ssize_t o = 0; o < n && rc == 0;) {
       ssize_t w = write(fd, chunk + o, (size_t)(n - o));
-      if (w <= 0) rc = wg_error_set(err, EIO, "spooling stdin to %s: %s", path, strerror(errno));
-      else o += w;
+      if (w <= 0)
+        rc = wg_error_set(err, EIO, "spooling stdin to %s: %s", path, strerror(errno));
+      else
+        o += w;
     }
     if (rc != 0) break;
   }
@@ -372,6 +390,7 @@ int wg_cli_put(int argc, char **argv) {
   int64_t *sizes = calloc((size_t)n_files, sizeof(int64_t));
   const char **paths = calloc((size_t)n_files, sizeof(char *));
   int status = sizes && paths ? 0 : wg_error_set(&err, ENOMEM, "out of memory");
+  wg_cli_catch_interrupt_eintr();
   if (status == 0 && stdin_uses > 0) status = spool_stdin(spooled, sizeof(spooled), &err);
   int64_t total_size = 0;
   for (int i = 0; status == 0 && i < n_files; i++) {
@@ -406,9 +425,14 @@ int wg_cli_put(int argc, char **argv) {
       rc = WG_EXIT_SERVER;
       break;
     }
-    struct source src = {.inner = in, .batch_rows = batch_rows, .progress = &progress,
-                         .file_size = sizes[i], .done_size = done_size, .total_size = total_size,
-                         .by_bytes = f == FMT_ARROW, .rows_before = total_rows,
+    struct source src = {.inner = in,
+                         .batch_rows = batch_rows,
+                         .progress = &progress,
+                         .file_size = sizes[i],
+                         .done_size = done_size,
+                         .total_size = total_size,
+                         .by_bytes = f == FMT_ARROW,
+                         .rows_before = total_rows,
                          .bytes_before = total_bytes};
     src.est_rows = est_rows;
     in.release = NULL;
@@ -447,11 +471,10 @@ int wg_cli_put(int argc, char **argv) {
   if (rc == 0) {
     double secs = wg_cli_now() - t0;
     char a[32], b[32];
-    printf("put %s rows into %s%s%s in %.1f s (%s rows/s)\n",
-           wg_cli_commas(total_rows, a, sizeof(a)), schema_name ? schema_name : "",
-           schema_name ? "." : "", table, secs,
-           wg_cli_commas(secs > 0 ? (int64_t)((double)total_rows / secs) : total_rows, b,
-                         sizeof(b)));
+    printf(
+        "put %s rows into %s%s%s in %.1f s (%s rows/s)\n", wg_cli_commas(total_rows, a, sizeof(a)),
+        schema_name ? schema_name : "", schema_name ? "." : "", table, secs,
+        wg_cli_commas(secs > 0 ? (int64_t)((double)total_rows / secs) : total_rows, b, sizeof(b)));
   }
 out:
   wg_cli_conn_close(&cx);

@@ -61,7 +61,8 @@ static int store_text(struct wg_buf *b, const char *s, int64_t len, int64_t max_
     if (lead && w >= max_width) {
       /* cut: drop the last character to make room for the ellipsis */
       int64_t j = b->size;
-      while (j > 0 && ((unsigned char)b->data[j - 1] & 0xC0) == 0x80) j--;
+      while (j > 0 && ((unsigned char)b->data[j - 1] & 0xC0) == 0x80)
+        j--;
       if (j > 0) b->size = j - 1;
       WG_RETURN_NOT_OK(wg_buf_append(b, "\xE2\x80\xA6", 3));
       *width = (int32_t)w;
@@ -69,7 +70,7 @@ static int store_text(struct wg_buf *b, const char *s, int64_t len, int64_t max_
     }
     if (ch < 0x20 || ch == 0x7f) {
       char esc[8];
-      int n = ch == '\n' ? snprintf(esc, sizeof(esc), "\\n")
+      int n = ch == '\n'   ? snprintf(esc, sizeof(esc), "\\n")
               : ch == '\t' ? snprintf(esc, sizeof(esc), "\\t")
               : ch == '\r' ? snprintf(esc, sizeof(esc), "\\r")
                            : snprintf(esc, sizeof(esc), "\\x%02x", ch);
@@ -120,20 +121,21 @@ static int row_store(struct table *t, struct stored_row *r, const struct wg_cli_
 static char *render_type(const char *t) {
   static const struct {
     const char *sql, *shown;
-  } names[] = {{"BIGINT", "int64"},    {"INTEGER", "int32"},   {"SMALLINT", "int16"},
-               {"TINYINT", "int8"},    {"UBIGINT", "uint64"},  {"UINTEGER", "uint32"},
+  } names[] = {{"BIGINT", "int64"},     {"INTEGER", "int32"},  {"SMALLINT", "int16"},
+               {"TINYINT", "int8"},     {"UBIGINT", "uint64"}, {"UINTEGER", "uint32"},
                {"USMALLINT", "uint16"}, {"UTINYINT", "uint8"}, {"HUGEINT", "int128"},
                {"UHUGEINT", "uint128"}};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(t, names[i].sql) == 0) return strdup(names[i].shown);
   char *s = strdup(t);
-  for (char *p = s; p && *p; p++) *p = (char)tolower((unsigned char)*p);
+  for (char *p = s; p && *p; p++)
+    *p = (char)tolower((unsigned char)*p);
   return s;
 }
 
 static bool numeric_type(const char *t) {
-  const char *num[] = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER",
-                       "USMALLINT", "UTINYINT", "HUGEINT", "UHUGEINT", "FLOAT", "DOUBLE"};
+  const char *num[] = {"BIGINT",    "INTEGER",  "SMALLINT", "TINYINT",  "UBIGINT", "UINTEGER",
+                       "USMALLINT", "UTINYINT", "HUGEINT",  "UHUGEINT", "FLOAT",   "DOUBLE"};
   for (size_t i = 0; i < sizeof(num) / sizeof(num[0]); i++)
     if (strcmp(t, num[i]) == 0) return true;
   return strncmp(t, "DECIMAL", 7) == 0;
@@ -176,7 +178,8 @@ static int table_row(void *ctx, const struct wg_cli_cell *cells) {
 }
 
 static void put_repeat(FILE *f, const char *s, int64_t n) {
-  for (int64_t i = 0; i < n; i++) fputs(s, f);
+  for (int64_t i = 0; i < n; i++)
+    fputs(s, f);
 }
 
 /* Writes text (width w characters) in a field of `width`, cut with "…" if it is wider. */
@@ -235,10 +238,16 @@ static int64_t terminal_columns(FILE *f) {
   return 0;
 }
 
+/* Row j of the result (0-based) among those kept: the first head_cap rows stay in head[], later
+ * ones in the tail ring; j must be one of the last tail_cap rows or below head_cap. */
+static const struct stored_row *stored_row_at(const struct table *t, int64_t j) {
+  if (j < t->head_cap) return &t->head[j];
+  return &t->tail[(j - t->head_cap) % t->tail_cap];
+}
+
 static void table_print(struct table *t) {
   FILE *f = t->out;
-  static const struct box unicode = {"─", "│", "┌", "┬", "┐", "├",
-                                     "┼", "┤", "└", "┴", "┘", "·"};
+  static const struct box unicode = {"─", "│", "┌", "┬", "┐", "├", "┼", "┤", "└", "┴", "┘", "·"};
   static const struct box ascii = {"-", "|", "+", "+", "+", "+", "+", "+", "+", "+", "+", "."};
   const struct box *b = t->o->ascii ? &ascii : &unicode;
   int64_t n = t->n;
@@ -255,11 +264,8 @@ static void table_print(struct table *t) {
     if (widths[c] < 1) widths[c] = 1;
   }
   for (int64_t i = 0; i < shown_head + shown_tail; i++) {
-    const struct stored_row *r = i < shown_head ? &t->head[i] : &t->tail[0];
-    if (i >= shown_head) {
-      int64_t k = (t->total - t->head_cap - shown_tail + (i - shown_head)) % t->tail_cap;
-      r = &t->tail[k];
-    }
+    const struct stored_row *r =
+        i < shown_head ? &t->head[i] : stored_row_at(t, t->total - shown_tail + (i - shown_head));
     for (int64_t c = 0; c < n; c++)
       if (r->width[c] > widths[c]) widths[c] = r->width[c];
   }
@@ -291,7 +297,8 @@ static void table_print(struct table *t) {
   }
   if (n_notes > 0 && n > 0) {
     int64_t sum = -1;
-    for (int64_t c = 0; c < n; c++) sum += widths[c] + 3;
+    for (int64_t c = 0; c < n; c++)
+      sum += widths[c] + 3;
     if (sum < (int64_t)strlen(notes[0]) + 2 && elided) {
       snprintf(notes[0], sizeof(notes[0]), "%s rows", total_s);
       snprintf(notes[1], sizeof(notes[1]), "(%s shown)", shown_s);
@@ -314,7 +321,8 @@ static void table_print(struct table *t) {
     fputc('\n', f);
   }
   rule(f, b, widths, n, b->ml, b->mm, b->mr);
-  for (int64_t i = 0; i < shown_head; i++) print_row(f, b, t, widths, &t->head[i]);
+  for (int64_t i = 0; i < shown_head; i++)
+    print_row(f, b, t, widths, &t->head[i]);
   if (elided) {
     for (int k = 0; k < 3; k++) {
       fputs(b->v, f);
@@ -326,14 +334,13 @@ static void table_print(struct table *t) {
       }
       fputc('\n', f);
     }
-    for (int64_t i = 0; i < shown_tail; i++) {
-      int64_t k = (t->total - t->head_cap - shown_tail + i) % t->tail_cap;
-      print_row(f, b, t, widths, &t->tail[k]);
-    }
+    for (int64_t i = 0; i < shown_tail; i++)
+      print_row(f, b, t, widths, stored_row_at(t, t->total - shown_tail + i));
   }
   if (elided || t->total == 0) {
     int64_t sum = -1; /* characters between the outer bars */
-    for (int64_t c = 0; c < n; c++) sum += widths[c] + 3;
+    for (int64_t c = 0; c < n; c++)
+      sum += widths[c] + 3;
     int64_t inner = sum < 2 ? 2 : sum;
     fputs(b->ml, f);
     for (int64_t c = 0; c < n; c++) {
@@ -363,8 +370,10 @@ static void table_print(struct table *t) {
 }
 
 static void table_reset(struct table *t) {
-  for (int64_t i = 0; i < t->n && t->names; i++) free(t->names[i]);
-  for (int64_t i = 0; i < t->n && t->types; i++) free(t->types[i]);
+  for (int64_t i = 0; i < t->n && t->names; i++)
+    free(t->names[i]);
+  for (int64_t i = 0; i < t->n && t->types; i++)
+    free(t->types[i]);
   free(t->names);
   free(t->types);
   free(t->right);
@@ -407,9 +416,12 @@ static void json_string(FILE *f, const char *s) {
   fputc('"', f);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-    else if (c < 0x20) fprintf(f, "\\u%04x", c);
-    else fputc(c, f);
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
   }
   fputc('"', f);
 }
@@ -419,7 +431,8 @@ static int text_begin(void *ctx, int64_t n, char **names, char **types) {
   t->n = n;
   t->names = calloc((size_t)n + 1, sizeof(char *));
   if (t->names == NULL) return ENOMEM;
-  for (int64_t i = 0; i < n; i++) t->names[i] = strdup(names[i]);
+  for (int64_t i = 0; i < n; i++)
+    t->names[i] = strdup(names[i]);
   if (t->json) {
     if (!t->ndjson) fputc('[', t->out);
     return 0;
@@ -442,8 +455,10 @@ static int text_row(void *ctx, const struct wg_cli_cell *cells) {
       if (i > 0) fputc(',', f);
       json_string(f, t->names[i]);
       fputc(':', f);
-      if (cells[i].null) fputs("null", f);
-      else fwrite(cells[i].data, 1, cells[i].len, f);
+      if (cells[i].null)
+        fputs("null", f);
+      else
+        fwrite(cells[i].data, 1, cells[i].len, f);
     }
     fputc('}', f);
     if (t->ndjson) fputc('\n', f);
@@ -461,7 +476,8 @@ static int text_row(void *ctx, const struct wg_cli_cell *cells) {
 
 static void text_end(struct text_out *t) {
   if (t->json && !t->ndjson) fputs(t->rows == 0 ? "]\n" : "\n]\n", t->out);
-  for (int64_t i = 0; i < t->n && t->names; i++) free(t->names[i]);
+  for (int64_t i = 0; i < t->n && t->names; i++)
+    free(t->names[i]);
   free(t->names);
 }
 
@@ -477,7 +493,8 @@ static int write_arrow(struct ArrowArrayStream *s, const struct ArrowSchema *sch
   struct wg_buf b;
   wg_buf_init(&b);
   int rc = msgs == NULL ? wg_error_set(err, ENOMEM, "out of memory") : 0;
-  for (int64_t i = 0; msgs != NULL && i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int64_t i = 0; msgs != NULL && i < max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   if (rc == 0) rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
   if (rc == 0) rc = wg_ipc_encoded_append_framed(&msgs[0], &b);
   while (rc == 0) {
@@ -502,11 +519,13 @@ static int write_arrow(struct ArrowArrayStream *s, const struct ArrowSchema *sch
     }
     int64_t n = 0;
     rc = wg_ipc_encoder_batch(enc, &a, msgs, &n, err);
-    for (int64_t i = 0; rc == 0 && i < n; i++) rc = wg_ipc_encoded_append_framed(&msgs[i], &b);
+    for (int64_t i = 0; rc == 0 && i < n; i++)
+      rc = wg_ipc_encoded_append_framed(&msgs[i], &b);
     *rows += a.length;
     wg_array_release(&a);
   }
-  for (int64_t i = 0; msgs != NULL && i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  for (int64_t i = 0; msgs != NULL && i < max; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_buf_reset(&b);
   wg_ipc_encoder_destroy(enc);
@@ -559,10 +578,14 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
   const char *format = o->format ? o->format : "table";
   bool parquet = strcmp(format, "parquet") == 0;
   FILE *f = out;
+  /* An output file is written under a temporary name and renamed when complete, so an error
+   * half-way leaves neither a truncated file nor a clobbered old one. */
+  char partial[4096] = "";
+  if (o->path != NULL) snprintf(partial, sizeof(partial), "%s.partial", o->path);
   if (o->path != NULL && !parquet) {
-    f = fopen(o->path, strcmp(format, "arrow") == 0 ? "wb" : "w");
+    f = fopen(partial, strcmp(format, "arrow") == 0 ? "wb" : "w");
     if (f == NULL) {
-      rc = wg_error_set(err, EIO, "cannot write %s: %s", o->path, strerror(errno));
+      rc = wg_error_set(err, EIO, "cannot write %s: %s", partial, strerror(errno));
       wg_schema_release(&schema);
       wg_stream_release(&s);
       return rc;
@@ -576,7 +599,7 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
     rc = write_arrow(&s, &schema, f, rows, err);
     wg_stream_release(&s);
   } else if (parquet) {
-    rc = write_parquet(duck.conn, &s, o->path, rows, err);
+    rc = write_parquet(duck.conn, &s, partial, rows, err);
   } else if (strcmp(format, "table") == 0) {
     struct table t = {.o = o, .out = f};
     struct wg_cli_rows_sink sink = {table_begin, table_row, &t};
@@ -589,9 +612,11 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
     struct wg_cli_rows_sink sink = {text_begin, text_row, &t};
     rc = wg_cli_rows_read(duck.conn, &s, json ? WG_CLI_CAST_JSON : WG_CLI_CAST_TEXT, &sink, rows,
                           err);
-    if (rc == 0) text_end(&t);
+    if (rc == 0)
+      text_end(&t);
     else {
-      for (int64_t i = 0; i < t.n && t.names; i++) free(t.names[i]);
+      for (int64_t i = 0; i < t.n && t.names; i++)
+        free(t.names[i]);
       free(t.names);
     }
   }
@@ -602,6 +627,11 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
       rc = wg_error_set(err, EIO, "writing %s: %s", o->path, strerror(errno));
   } else {
     fflush(f);
+  }
+  if (o->path != NULL) {
+    if (rc == 0 && rename(partial, o->path) != 0)
+      rc = wg_error_set(err, EIO, "cannot rename %s to %s: %s", partial, o->path, strerror(errno));
+    if (rc != 0) unlink(partial);
   }
   return rc;
 }
@@ -645,8 +675,7 @@ static char *read_stdin(void) {
 
 int wg_cli_query(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"query", usage};
-  const char *server = NULL, *format = "table", *output = NULL, *max_rows = "40",
-             *max_width = "40";
+  const char *server = NULL, *format = "table", *output = NULL, *max_rows = "40", *max_width = "40";
   bool ascii = false;
   const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
                                     {"--format", "-f", &format, NULL},
@@ -684,8 +713,8 @@ int wg_cli_query(int argc, char **argv) {
   rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
   if (status == 0 && isatty(STDERR_FILENO)) {
     char a[32];
-    fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, a, sizeof(a)),
-            rows == 1 ? "" : "s", wg_cli_now() - t0);
+    fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, a, sizeof(a)), rows == 1 ? "" : "s",
+            wg_cli_now() - t0);
   }
   wg_cli_conn_close(&cx);
   free(sql);

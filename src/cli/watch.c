@@ -91,7 +91,8 @@ int wg_cli_watch(int argc, char **argv) {
     fflush(stdout);
     free(text);
     if (count != 0 && run + 1 >= count) break;
-    while (!wg_cli_interrupted() && wg_cli_now() - start < interval) wg_cli_sleep(0.02);
+    while (!wg_cli_interrupted() && wg_cli_now() - start < interval)
+      wg_cli_sleep(0.02);
   }
   wg_cli_conn_close(&cx);
   return rc;

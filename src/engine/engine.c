@@ -274,6 +274,9 @@ void wg_engine_close(struct wg_engine *e) {
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->mu);
   pthread_mutex_destroy(&e->create_mu);
+  for (int i = 0; i < e->n_open_tables; i++)
+    free(e->open_tables[i].key);
+  free(e->open_tables);
   free(e);
 }
 

@@ -30,6 +30,13 @@ struct wg_engine {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_mutex_t create_mu; /* serializes creating missing tables (see ingest.c) */
+  /* Tables with ingests open (guarded by create_mu): a failed ingest drops the table it created
+   * only when no other ingest is using it. */
+  struct wg__open_table {
+    char *key;
+    int n;
+  } * open_tables;
+  int n_open_tables, cap_open_tables;
   struct wg_engine_conn *conns;
   int n_conns;
   int n_free;

@@ -29,8 +29,10 @@ struct wg_engine_ingest {
   duckdb_appender appender;
   int64_t n_columns;
   int64_t rows;
-  int failed;      /* sticky: append refuses after a failure, commit too */
-  char *created;   /* the table this ingest created (qualified), dropped again if it fails */
+  int failed;    /* sticky: append refuses after a failure, commit too */
+  char *created; /* the table this ingest created (qualified), dropped again if it fails */
+  char *key;     /* its entry in engine->open_tables */
+  struct wg_engine *engine;
   char *schema_name, *table;
   char **cols; /* the table's column for each incoming column, in incoming order */
   /* Deferred (group commit): batches are kept here until wg_engine_ingest_commit_group or
@@ -457,10 +459,50 @@ static int open_appender(struct wg_engine_ingest *ing, duckdb_connection conn,
   return 0;
 }
 
-/* After a failed ingest that created its table: drop it if it is still empty (another put may have
- * filled it meanwhile; then it stays, and so does its data). Errors are ignored. */
+/* Counts ingests open on a table (delta +1 / -1), under engine->create_mu; returns the count. */
+static int open_table_ref(struct wg_engine *e, const char *key, int delta) {
+  for (int i = 0; i < e->n_open_tables; i++) {
+    if (strcmp(e->open_tables[i].key, key) != 0) continue;
+    int n = e->open_tables[i].n += delta;
+    if (n <= 0) {
+      free(e->open_tables[i].key);
+      e->open_tables[i] = e->open_tables[--e->n_open_tables];
+    }
+    return n;
+  }
+  if (delta <= 0) return 0;
+  if (e->n_open_tables == e->cap_open_tables) {
+    int cap = e->cap_open_tables ? e->cap_open_tables * 2 : 8;
+    struct wg__open_table *t = realloc(e->open_tables, (size_t)cap * sizeof(*t));
+    if (t == NULL) return -1;
+    e->open_tables = t;
+    e->cap_open_tables = cap;
+  }
+  char *k = strdup(key);
+  if (k == NULL) return -1;
+  e->open_tables[e->n_open_tables++] = (struct wg__open_table){k, delta};
+  return delta;
+}
+
+/* "schema.table", lower case: DuckDB's identifiers are case-insensitive. */
+static char *table_key(const char *schema_name, const char *table) {
+  size_t n = strlen(schema_name ? schema_name : "main") + strlen(table) + 2;
+  char *k = malloc(n);
+  if (k == NULL) return NULL;
+  snprintf(k, n, "%s.%s", schema_name ? schema_name : "main", table);
+  for (char *p = k; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  return k;
+}
+
+/* After a failed ingest that created its table: drop it if it is still empty and no other ingest
+ * has it open (another put may be about to fill it; then it stays). Errors are ignored. */
 static void drop_if_created(struct wg_engine_conn *c, struct wg_engine_ingest *ing) {
   if (ing->created == NULL) return;
+  pthread_mutex_lock(&c->engine->create_mu);
+  bool others = ing->key != NULL && open_table_ref(c->engine, ing->key, 0) > 1;
+  pthread_mutex_unlock(&c->engine->create_mu);
+  if (others) return;
   struct wg_buf sql;
   wg_buf_init(&sql);
   duckdb_result r;
@@ -483,12 +525,20 @@ static void drop_if_created(struct wg_engine_conn *c, struct wg_engine_ingest *i
 }
 
 static void ingest_free(struct wg_engine_ingest *ing) {
+  if (ing->key != NULL && ing->engine != NULL) {
+    pthread_mutex_lock(&ing->engine->create_mu);
+    open_table_ref(ing->engine, ing->key, -1);
+    pthread_mutex_unlock(&ing->engine->create_mu);
+  }
+  free(ing->key);
   free(ing->created);
   free(ing->schema_name);
   free(ing->table);
-  for (int64_t i = 0; ing->cols != NULL && i < ing->n_columns; i++) free(ing->cols[i]);
+  for (int64_t i = 0; ing->cols != NULL && i < ing->n_columns; i++)
+    free(ing->cols[i]);
   free(ing->cols);
-  for (int64_t i = 0; i < ing->n_pending; i++) wg_array_release(&ing->pending[i]);
+  for (int64_t i = 0; i < ing->n_pending; i++)
+    wg_array_release(&ing->pending[i]);
   free(ing->pending);
   if (ing->appender != NULL) duckdb_appender_destroy(&ing->appender);
   if (ing->converted != NULL) duckdb_destroy_arrow_converted_schema(&ing->converted);
@@ -517,7 +567,17 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     goto fail;
   }
   ing->c = c;
+  ing->engine = c->engine;
   ing->deferred = deferred;
+  ing->key = table_key(schema_name, table);
+  if (ing->key != NULL) {
+    pthread_mutex_lock(&c->engine->create_mu);
+    if (open_table_ref(c->engine, ing->key, +1) < 0) {
+      free(ing->key);
+      ing->key = NULL;
+    }
+    pthread_mutex_unlock(&c->engine->create_mu);
+  }
   ing->n_columns = schema->n_children;
   ing->table = strdup(table);
   ing->schema_name = schema_name ? strdup(schema_name) : NULL;
@@ -668,8 +728,10 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
     return 0;
   }
   int rc = append_batch(ing, ing->c->conn, batch, err);
-  if (rc == 0) ing->rows += length;
-  else ing->failed = rc;
+  if (rc == 0)
+    ing->rows += length;
+  else
+    ing->failed = rc;
   return rc;
 }
 
@@ -711,7 +773,8 @@ int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err) 
     wg_array_move(&ing->pending[i], &b);
     rc = append_batch(ing, c->conn, &b, err);
   }
-  for (int64_t i = 0; i < ing->n_pending; i++) wg_array_release(&ing->pending[i]);
+  for (int64_t i = 0; i < ing->n_pending; i++)
+    wg_array_release(&ing->pending[i]);
   ing->n_pending = 0;
   if (rc != 0) ing->failed = rc;
   return rc;
@@ -732,8 +795,7 @@ static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **i
 }
 
 void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_ingest **ings,
-                                   int64_t n, int *status, int64_t *rows,
-                                   struct wg_error *errs) {
+                                   int64_t n, int *status, int64_t *rows, struct wg_error *errs) {
   int64_t live = 0;
   for (int64_t i = 0; i < n; i++) { /* failed ones drop out at once */
     rows[i] = 0;
@@ -766,8 +828,10 @@ void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_in
     } else {
       status[i] = commit_together(c, &ing, 1, true, &errs[i]);
     }
-    if (status[i] == 0) rows[i] = ing->rows;
-    else drop_if_created(c, ing);
+    if (status[i] == 0)
+      rows[i] = ing->rows;
+    else
+      drop_if_created(c, ing);
     ingest_free(ing);
   }
 }
