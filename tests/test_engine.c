@@ -1164,6 +1164,55 @@ static void quote_ident_doubles_quotes(void) {
   free(q);
 }
 
+/* A one-row batch of a timestamp-with-zone column x (values must outlive the batch). */
+static void tz_batch(const int64_t *value, struct ArrowArray *out) {
+  wg_array_node_init(out, 1, 1, NULL);
+  out->length = 1;
+  wg_array_node_init(out->children[0], 2, 0, NULL);
+  out->children[0]->length = 1;
+  out->children[0]->buffers[1] = value;
+}
+
+/* Two deferred puts to a table the first one created, committed in one group: the first fails
+ * (a timestamp DuckDB cannot convert), the group is retried put by put, and the first one's
+ * failure must not drop the table the second still needs. */
+static void a_failed_put_in_a_group_keeps_the_table_another_put_uses(void) {
+  struct wg_engine *e = open_engine(NULL, false, 3);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *ca, *cb, *cc;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &ca, &err), &err);
+  ASSERT_OK(wg_engine_acquire(e, &cb, &err), &err);
+  ASSERT_OK(wg_engine_acquire(e, &cc, &err), &err);
+  struct ArrowSchema s;
+  wg_schema_node_init(&s, "+s", 1, NULL);
+  wg_schema_node_init(s.children[0], "tss:UTC", 0, NULL);
+  wg_schema_set_name(s.children[0], "x");
+  struct wg_engine_ingest *ings[2];
+  static const int64_t bad = INT64_MAX / 10, good = 1;
+  struct ArrowArray a, b;
+  ASSERT_OK(wg_engine_ingest_begin_deferred(ca, NULL, "t", &s, &ings[0], &err), &err);
+  ASSERT_OK(wg_engine_ingest_begin_deferred(cb, NULL, "t", &s, &ings[1], &err), &err);
+  tz_batch(&bad, &a);
+  tz_batch(&good, &b);
+  ASSERT_OK(wg_engine_ingest_append(ings[0], &a, &err), &err);
+  ASSERT_OK(wg_engine_ingest_append(ings[1], &b, &err), &err);
+  int status[2];
+  int64_t rows[2];
+  struct wg_error errs[2];
+  wg_engine_ingest_commit_group(cc, ings, 2, status, rows, errs);
+  int64_t n = q64(cc, "SELECT count(*) FROM t");
+  wg_schema_release(&s);
+  wg_engine_release(e, ca);
+  wg_engine_release(e, cb);
+  wg_engine_release(e, cc);
+  wg_engine_close(e);
+  ASSERT_NE(status[0], 0);
+  ASSERT_EQ(status[1], 0);
+  ASSERT_EQ(rows[1], 1);
+  ASSERT_EQ(n, 1);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof(tmpdir), "/tmp/wg_engine_test_XXXXXX");
   if (mkdtemp(tmpdir) == NULL) {
@@ -1194,6 +1243,7 @@ int main(void) {
   RUN_TEST(ingest_type_mismatch_names_column_and_types);
   RUN_TEST(ingest_failure_in_a_later_batch_leaves_no_rows);
   RUN_TEST(concurrent_ingests_into_one_table_both_commit);
+  RUN_TEST(a_failed_put_in_a_group_keeps_the_table_another_put_uses);
   RUN_TEST(ingest_honours_child_offsets_of_nested_columns);
   RUN_TEST(catalog_lists_filters_describes_and_drops);
   char cmd[300];
