@@ -456,6 +456,17 @@ static void table_output_shows_names_types_and_elides_the_middle_of_big_results(
   ASSERT_TRUE(strstr(r.out, "row 99994 ") == NULL);
   run_free(&r);
 
+  /* Just above --max-rows: the last rows still sit among the first ones kept. */
+  r = WIGEON("query", server_flag, "--max-rows", "10", "SELECT range AS i FROM range(13)");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, "13 rows");
+  ASSERT_CONTAINS(r.out, " 4 │");
+  ASSERT_CONTAINS(r.out, " 8 │");
+  ASSERT_CONTAINS(r.out, " 12 │");
+  ASSERT_TRUE(strstr(r.out, " 5 │") == NULL);
+  ASSERT_TRUE(strstr(r.out, " 7 │") == NULL);
+  run_free(&r);
+
   r = WIGEON("query", server_flag, "--max-width", "10", "--ascii",
              "SELECT repeat('x', 100) AS wide");
   ASSERT_EQ(r.code, 0);
