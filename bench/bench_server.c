@@ -1,10 +1,10 @@
 /* wigeon: end-to-end server benchmark. Every figure is measured twice in the same run: through a
  * real `wigeon serve` child process (fork/exec of the binary next to this one, 127.0.0.1, port 0)
  * driven by the client library, and in-process on DuckDB's C API doing the same work (appender +
- * duckdb_data_chunk_from_arrow for writes, wg_engine_query_open for reads). The ratio is the result.
- * Figures: ingest (1/4/16 writers, 1k/64k-row batches), query (DoGet of a seed-shaped table and
- * of four BIGINT columns, with the server's RSS), small puts (group commit), mixed (writers plus
- * readers: reader latency), and a probe of whether catalog work on one connection waits for
+ * duckdb_data_chunk_from_arrow for writes, wg_engine_query_open for reads). The ratio is the
+ * result. Figures: ingest (1/4/16 writers, 1k/64k-row batches), query (DoGet of a seed-shaped table
+ * and of four BIGINT columns, with the server's RSS), small puts (group commit), mixed (writers
+ * plus readers: reader latency), and a probe of whether catalog work on one connection waits for
  * another connection's COMMIT. Prints one parseable "bench ..." line per figure, then a table.
  * Not a test: asserts nothing. Usage: bench_server [--quick] [--only NAME] [--perf DIR] */
 #define _GNU_SOURCE /* nftw */
@@ -130,7 +130,8 @@ static void samples_add(struct samples *s, double x) {
 }
 
 static void samples_merge(struct samples *into, const struct samples *from) {
-  for (int64_t i = 0; i < from->n; i++) samples_add(into, from->v[i]);
+  for (int64_t i = 0; i < from->n; i++)
+    samples_add(into, from->v[i]);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -164,8 +165,11 @@ static void print_table(void) {
     char ratio[32] = "", inproc[32] = "";
     if (!isnan(r->ratio)) snprintf(ratio, sizeof(ratio), "%.2f", r->ratio);
     if (!isnan(r->inprocess)) snprintf(inproc, sizeof(inproc), "%.6g", r->inprocess);
-    printf("| %s | %s | %.6g | %s | %s | %s | %s | %s |\n", r->figure, r->params, r->server,
-           inproc, r->unit, ratio, r->target, r->met < 0 ? "" : r->met ? "yes" : "NO");
+    printf("| %s | %s | %.6g | %s | %s | %s | %s | %s |\n", r->figure, r->params, r->server, inproc,
+           r->unit, ratio, r->target,
+           r->met < 0 ? ""
+           : r->met   ? "yes"
+                      : "NO");
   }
   fflush(stdout);
 }
@@ -201,8 +205,10 @@ static uint8_t *gen_validity(struct gen *g, int64_t first, int64_t rows, int64_t
   uint8_t *bits = gen_alloc(g, (rows + 7) / 8);
   int64_t n = 0;
   for (int64_t r = 0; r < rows; r++) {
-    if ((first + r) % every == 0) n++;
-    else bits[r / 8] |= (uint8_t)(1u << (r % 8));
+    if ((first + r) % every == 0)
+      n++;
+    else
+      bits[r / 8] |= (uint8_t)(1u << (r % 8));
   }
   *nulls = n;
   return bits;
@@ -218,10 +224,9 @@ static void gen_seed_batch(struct batch *out, int64_t first, int64_t rows) {
   memset(&g, 0, sizeof(g));
   wg_holder_builder_init(&g.hb);
   int64_t nulls[4];
-  uint8_t *valid[4] = {gen_validity(&g, first, rows, 1013, &nulls[0]),
-                       gen_validity(&g, first, rows, 101, &nulls[1]),
-                       gen_validity(&g, first, rows, 103, &nulls[2]),
-                       gen_validity(&g, first, rows, 83, &nulls[3])};
+  uint8_t *valid[4] = {
+      gen_validity(&g, first, rows, 1013, &nulls[0]), gen_validity(&g, first, rows, 101, &nulls[1]),
+      gen_validity(&g, first, rows, 103, &nulls[2]), gen_validity(&g, first, rows, 83, &nulls[3])};
   int64_t *ids = gen_alloc(&g, rows * 8);
   double *values = gen_alloc(&g, rows * 8);
   int32_t *ts_off = gen_alloc(&g, (rows + 1) * 4), *cat_off = gen_alloc(&g, (rows + 1) * 4);
@@ -270,7 +275,8 @@ static void gen_seed_batch(struct batch *out, int64_t first, int64_t rows) {
     if (wg_array_node_init(ch, nb, 0, holder) != 0) die("array node", ENOMEM, NULL);
     ch->length = rows;
     ch->null_count = nulls[c];
-    for (int b = 0; b < nb; b++) ch->buffers[b] = bufs[c][b];
+    for (int b = 0; b < nb; b++)
+      ch->buffers[b] = bufs[c][b];
   }
   wg_shared_unref(holder);
 }
@@ -308,7 +314,8 @@ static void batch_set_build(struct batch_set *s, int64_t batch_rows, int64_t tot
 /* Arrow bytes of one put of batches [first, first + n) of the set. */
 static int64_t set_bytes(const struct batch_set *s, int64_t first, int64_t n) {
   int64_t b = 0;
-  for (int64_t i = 0; i < n; i++) b += s->b[(first + i) % s->n].bytes;
+  for (int64_t i = 0; i < n; i++)
+    b += s->b[(first + i) % s->n].bytes;
   return b;
 }
 
@@ -370,8 +377,8 @@ static void client_put(struct wg_client *c, const char *table, const struct Arro
 }
 
 /* ---------------------------------------------------------------------------------------------
- * In-process baseline writes: DuckDB's own appender fed with duckdb_data_chunk_from_arrow, on 2048-row
- * views of the same batches (DuckDB's vector size, the most one chunk takes). */
+ * In-process baseline writes: DuckDB's own appender fed with duckdb_data_chunk_from_arrow, on
+ * 2048-row views of the same batches (DuckDB's vector size, the most one chunk takes). */
 
 struct chunk_view {
   struct ArrowArray parent;
@@ -399,8 +406,8 @@ static void chunk_view_make(const struct ArrowArray *b, int64_t start, int64_t n
     *k = *src;
     k->offset = src->offset + start;
     k->length = n;
-    k->null_count = src->null_count == 0 ? 0
-                    : n - wg_bitmap_count_set(src->buffers[0], k->offset, n);
+    k->null_count =
+        src->null_count == 0 ? 0 : n - wg_bitmap_count_set(src->buffers[0], k->offset, n);
     k->release = kid_release;
     k->private_data = NULL;
     v->kid_ptrs[c] = k;
@@ -610,8 +617,8 @@ static double proc_cpu_s(pid_t pid) {
   buf[n] = '\0';
   char *p = strrchr(buf, ')'); /* the command name may hold spaces */
   unsigned long long ut = 0, st = 0;
-  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                          &st) != 2)
+  if (p == NULL ||
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
     return 0;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -654,7 +661,8 @@ static int64_t array_bytes(const struct ArrowSchema *s, const struct ArrowArray 
   int64_t len = a->length, off = a->offset, b = 0;
   if (a->n_buffers > 0 && a->buffers[0] != NULL && strcmp(f, "+s") != 0) b += (len + 7) / 8;
   if (strcmp(f, "+s") == 0) {
-    for (int64_t i = 0; i < a->n_children; i++) b += array_bytes(s->children[i], a->children[i]);
+    for (int64_t i = 0; i < a->n_children; i++)
+      b += array_bytes(s->children[i], a->children[i]);
   } else if (strcmp(f, "u") == 0 || strcmp(f, "z") == 0) {
     const int32_t *o = a->buffers[1];
     b += (len + 1) * 4 + (len > 0 ? o[off + len] - o[off] : 0);
@@ -664,18 +672,23 @@ static int64_t array_bytes(const struct ArrowSchema *s, const struct ArrowArray 
   } else if (strcmp(f, "vu") == 0 || strcmp(f, "vz") == 0) {
     b += len * 16;
     const int64_t *sizes = a->buffers[a->n_buffers - 1];
-    for (int64_t i = 0; i < a->n_buffers - 3; i++) b += sizes[i];
+    for (int64_t i = 0; i < a->n_buffers - 3; i++)
+      b += sizes[i];
   } else if (strcmp(f, "b") == 0) {
     b += (len + 7) / 8;
   } else {
     int w = 8; /* l L g, timestamps, durations, time64 */
-    if (f[0] == 'c' || f[0] == 'C') w = 1;
-    else if (f[0] == 's' || f[0] == 'S' || f[0] == 'e') w = 2;
+    if (f[0] == 'c' || f[0] == 'C')
+      w = 1;
+    else if (f[0] == 's' || f[0] == 'S' || f[0] == 'e')
+      w = 2;
     else if (f[0] == 'i' || f[0] == 'I' || f[0] == 'f' || strcmp(f, "tdD") == 0 ||
              strcmp(f, "tts") == 0 || strcmp(f, "ttm") == 0)
       w = 4;
-    else if (f[0] == 'd') w = strstr(f, ",256") ? 32 : strstr(f, ",64") ? 8 : 16;
-    else if (f[0] == 'w') w = atoi(f + 2);
+    else if (f[0] == 'd')
+      w = strstr(f, ",256") ? 32 : strstr(f, ",64") ? 8 : 16;
+    else if (f[0] == 'w')
+      w = atoi(f + 2);
     b += len * w;
   }
   return b;
@@ -709,8 +722,7 @@ static void server_query(struct wg_client *c, const char *sql, int64_t *rows, in
   s.release(&s);
 }
 
-static void engine_query(struct wg_engine_conn *c, const char *sql, int64_t *rows,
-                         int64_t *bytes) {
+static void engine_query(struct wg_engine_conn *c, const char *sql, int64_t *rows, int64_t *bytes) {
   struct ArrowArrayStream s;
   struct wg_error err = {""};
   int rc = wg_engine_query_open(c, sql, 65536, &s, &err);
@@ -731,7 +743,7 @@ struct ingest_job {
   int64_t puts, batches_per_put;
   int writers, id;
   pthread_barrier_t *start;
-  const char *uri;            /* server side */
+  const char *uri;             /* server side */
   struct wg_engine_conn *conn; /* in-process side */
 };
 
@@ -758,8 +770,8 @@ static void *ingest_inproc_writer(void *arg) {
 
 /* Runs the writers; returns the seconds from the common start to the last writer's end. */
 static double run_ingest(bool server, const char *uri, struct wg_engine *e,
-                         const struct batch_set *set, const struct ArrowSchema *schema,
-                         int writers, int64_t puts, int64_t bpp) {
+                         const struct batch_set *set, const struct ArrowSchema *schema, int writers,
+                         int64_t puts, int64_t bpp) {
   pthread_t th[16];
   struct ingest_job jobs[16];
   struct wg_engine_conn *conns[16] = {0};
@@ -772,7 +784,8 @@ static double run_ingest(bool server, const char *uri, struct wg_engine *e,
   }
   pthread_barrier_wait(&start);
   double t0 = now_s();
-  for (int i = 0; i < writers; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < writers; i++)
+    pthread_join(th[i], NULL);
   double secs = now_s() - t0;
   for (int i = 0; i < writers; i++)
     if (conns[i] != NULL) wg_engine_release(e, conns[i]);
@@ -972,7 +985,8 @@ static void *timed_server_reader(void *arg) {
   struct timed_job *j = arg;
   struct wg_client *c = connect_client(j->uri);
   char sql[2][256];
-  for (int q = 0; q < 2; q++) snprintf(sql[q], sizeof(sql[q]), READ_SQL[q], j->table);
+  for (int q = 0; q < 2; q++)
+    snprintf(sql[q], sizeof(sql[q]), READ_SQL[q], j->table);
   pthread_barrier_wait(j->start);
   while (now_s() < j->until) {
     int64_t rows, bytes;
@@ -988,7 +1002,8 @@ static void *timed_server_reader(void *arg) {
 static void *timed_inproc_reader(void *arg) {
   struct timed_job *j = arg;
   char sql[2][256];
-  for (int q = 0; q < 2; q++) snprintf(sql[q], sizeof(sql[q]), READ_SQL[q], j->table);
+  for (int q = 0; q < 2; q++)
+    snprintf(sql[q], sizeof(sql[q]), READ_SQL[q], j->table);
   pthread_barrier_wait(j->start);
   while (now_s() < j->until) {
     int64_t rows, bytes;
@@ -1030,10 +1045,12 @@ static void run_timed(bool server, const char *uri, struct wg_engine *e, const c
   }
   /* The deadline must be known before the barrier opens: write it first. */
   double until = now_s() + secs + 0.05;
-  for (int i = 0; i < writers + 2 * readers; i++) jobs[i].until = until;
+  for (int i = 0; i < writers + 2 * readers; i++)
+    jobs[i].until = until;
   pthread_barrier_wait(&start);
   double t0 = now_s();
-  for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < n; i++)
+    pthread_join(th[i], NULL);
   out->secs = now_s() - t0;
   for (int i = 0; i < writers; i++) {
     out->puts += jobs[i].ops;
@@ -1103,8 +1120,8 @@ static void figure_small(const struct batch_set *set1k, const struct ArrowSchema
            "client_cpu_ms_per_put=%.3f cpu_busy=%.2f\n",
            writers, (long long)set1k->batch_rows, o.secs, (long long)o.puts, ps, p50 * 1e3,
            p99 * 1e3, (long long)(g1 - g0), (long long)(p1 - p0), avg_group, base_ps,
-           base_p50 * 1e3, ps / base_ps, s_cpu / (double)o.puts * 1e3,
-           c_cpu / (double)o.puts * 1e3, (s_cpu + c_cpu) / o.secs);
+           base_p50 * 1e3, ps / base_ps, s_cpu / (double)o.puts * 1e3, c_cpu / (double)o.puts * 1e3,
+           (s_cpu + c_cpu) / o.secs);
     fflush(stdout);
     char params[64];
     snprintf(params, sizeof(params), "writers=%d (avg group %.2f)", writers, avg_group);
@@ -1149,8 +1166,10 @@ static void figure_mixed(const struct batch_set *set64k, const struct ArrowSchem
       struct timed_out o;
       run_timed(server, server ? sp.uri : NULL, e, "mixed", set64k, schema, 4, phase ? 4 : 0,
                 cfg.mixed_secs, &o);
-      if (server) server_stop(&sp);
-      else wg_engine_close(e);
+      if (server)
+        server_stop(&sp);
+      else
+        wg_engine_close(e);
       double ps = (double)o.puts / o.secs;
       if (phase == 0) {
         alone_ps[side] = ps;
@@ -1184,14 +1203,14 @@ static void figure_mixed(const struct batch_set *set64k, const struct ArrowSchem
              alone_ps[1] * rows_per_put, alone_ps[0] / alone_ps[1], NULL, -1);
   add_result("mixed", "writers with 4 readers", "rows/s", mixed_ps[0] * rows_per_put,
              mixed_ps[1] * rows_per_put, mixed_ps[0] / mixed_ps[1], NULL, -1);
-  add_result("mixed", "count(*) p50", "ms", cnt[0][0] * 1e3, cnt[1][0] * 1e3,
-             cnt[0][0] / cnt[1][0], NULL, -1);
-  add_result("mixed", "count(*) p99", "ms", cnt[0][1] * 1e3, cnt[1][1] * 1e3,
-             cnt[0][1] / cnt[1][1], "<= 10 ms", cnt[0][1] * 1e3 <= 10.0);
-  add_result("mixed", "group-by p50", "ms", grp[0][0] * 1e3, grp[1][0] * 1e3,
-             grp[0][0] / grp[1][0], NULL, -1);
-  add_result("mixed", "group-by p99", "ms", grp[0][1] * 1e3, grp[1][1] * 1e3,
-             grp[0][1] / grp[1][1], NULL, -1);
+  add_result("mixed", "count(*) p50", "ms", cnt[0][0] * 1e3, cnt[1][0] * 1e3, cnt[0][0] / cnt[1][0],
+             NULL, -1);
+  add_result("mixed", "count(*) p99", "ms", cnt[0][1] * 1e3, cnt[1][1] * 1e3, cnt[0][1] / cnt[1][1],
+             "<= 10 ms", cnt[0][1] * 1e3 <= 10.0);
+  add_result("mixed", "group-by p50", "ms", grp[0][0] * 1e3, grp[1][0] * 1e3, grp[0][0] / grp[1][0],
+             NULL, -1);
+  add_result("mixed", "group-by p99", "ms", grp[0][1] * 1e3, grp[1][1] * 1e3, grp[0][1] / grp[1][1],
+             NULL, -1);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1221,8 +1240,8 @@ static void *probe_commit_loop(void *arg) {
   return NULL;
 }
 
-static void probe_measure(struct wg_engine_conn *c, const struct ArrowSchema *schema,
-                          double secs, struct samples *begin_lat, struct samples *prep_lat) {
+static void probe_measure(struct wg_engine_conn *c, const struct ArrowSchema *schema, double secs,
+                          struct samples *begin_lat, struct samples *prep_lat) {
   double until = now_s() + secs;
   duckdb_connection dc = wg_engine_conn_duckdb(c);
   while (now_s() < until) {
@@ -1297,10 +1316,14 @@ static void usage(void) {
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) cfg.quick = true;
-    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) cfg.only = argv[++i];
-    else if (strcmp(argv[i], "--perf") == 0 && i + 1 < argc) cfg.perf_dir = argv[++i];
-    else usage();
+    if (strcmp(argv[i], "--quick") == 0)
+      cfg.quick = true;
+    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+      cfg.only = argv[++i];
+    else if (strcmp(argv[i], "--perf") == 0 && i + 1 < argc)
+      cfg.perf_dir = argv[++i];
+    else
+      usage();
   }
   if (cfg.quick) {
     cfg.ingest_puts = 16, cfg.put_rows = 65536; /* quick: a 64k-batch put is one batch */
@@ -1329,8 +1352,8 @@ int main(int argc, char **argv) {
   batch_set_build(&set1k, 1024, total);
   printf("bench setup batches_64k=%lld batches_1k=%lld rows=%lld bytes_64k=%lld bytes_1k=%lld "
          "seconds=%.2f tmp=%s\n",
-         (long long)set64k.n, (long long)set1k.n, (long long)set64k.rows,
-         (long long)set64k.bytes, (long long)set1k.bytes, now_s() - t_start, tmp_root);
+         (long long)set64k.n, (long long)set1k.n, (long long)set64k.rows, (long long)set64k.bytes,
+         (long long)set1k.bytes, now_s() - t_start, tmp_root);
   fflush(stdout);
   /* the small-put figures use 1,000-row puts: views of the first 1,000 rows of each 1k batch */
   struct batch_set set1000 = set1k;
@@ -1343,8 +1366,8 @@ int main(int argc, char **argv) {
     for (int c = 0; c < 4; c++) {
       struct ArrowArray *ch = set1000.b[i].array.children[c];
       ch->length = 1000;
-      ch->null_count = ch->null_count == 0 ? 0
-                       : 1000 - wg_bitmap_count_set(ch->buffers[0], 0, 1000);
+      ch->null_count =
+          ch->null_count == 0 ? 0 : 1000 - wg_bitmap_count_set(ch->buffers[0], 0, 1000);
     }
     set1000.b[i].rows = 1000;
   }
@@ -1362,7 +1385,8 @@ int main(int argc, char **argv) {
     wg_array_release(&set1000.b[i].array);
     wg_array_release(&set1k.b[i].array);
   }
-  for (int64_t i = 0; i < set64k.n; i++) wg_array_release(&set64k.b[i].array);
+  for (int64_t i = 0; i < set64k.n; i++)
+    wg_array_release(&set64k.b[i].array);
   free(set1000.b);
   free(set1k.b);
   free(set64k.b);

@@ -66,7 +66,7 @@ static inline const char *wg_test_message(const void *err) {
   do {                                                                                             \
     int wg_rc_ = (expr);                                                                           \
     if (wg_rc_ != 0) {                                                                             \
-      TEST_FAIL_("%s failed: %d (%s)", #expr, wg_rc_, wg_test_message(errp));                     \
+      TEST_FAIL_("%s failed: %d (%s)", #expr, wg_rc_, wg_test_message(errp));                      \
       return;                                                                                      \
     }                                                                                              \
   } while (0)

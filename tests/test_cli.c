@@ -68,11 +68,14 @@ static struct run run_env(const char *in, const char *env_server, int limit_s,
     dup2(fi, 0);
     dup2(fo, 1);
     dup2(fe, 2);
-    if (env_server) setenv("WIGEON_SERVER", env_server, 1);
-    else unsetenv("WIGEON_SERVER");
+    if (env_server)
+      setenv("WIGEON_SERVER", env_server, 1);
+    else
+      unsetenv("WIGEON_SERVER");
     const char *argv[64] = {bin};
     int n = 1;
-    for (int i = 0; args[i] != NULL && n < 63; i++) argv[n++] = args[i];
+    for (int i = 0; args[i] != NULL && n < 63; i++)
+      argv[n++] = args[i];
     argv[n] = NULL;
     execv(bin, (char *const *)argv);
     _exit(127);
@@ -167,8 +170,8 @@ static const char *parquet_source =
 /* ---- usage, help and exit codes ---- */
 
 static void help_lists_every_command_and_each_command_has_help(void) {
-  const char *cmds[] = {"serve", "query", "put", "load", "watch", "demo",
-                        "tables", "schema", "actions", "stats"};
+  const char *cmds[] = {"serve", "query",  "put",    "load",    "watch",
+                        "demo",  "tables", "schema", "actions", "stats"};
   struct run r = WIGEON("help");
   ASSERT_EQ(r.code, 0);
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -210,7 +213,8 @@ static void wrong_flags_or_missing_arguments_exit_1_with_usage_on_stderr(void) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *args[8] = {0};
     int n = 0;
-    for (; n < 6 && cases[i].args[n]; n++) args[n] = cases[i].args[n];
+    for (; n < 6 && cases[i].args[n]; n++)
+      args[n] = cases[i].args[n];
     struct run r = run_env(NULL, NULL, 30, args);
     if (r.code != 1 || strstr(r.err, cases[i].usage) == NULL || r.out[0] != '\0') {
       TEST_FAIL_("case %zu (%s %s): exit %d, stderr:\n%s", i, args[0], args[1] ? args[1] : "",
@@ -275,8 +279,9 @@ static void sql_error_exits_2_with_duckdbs_message(void) {
   ASSERT_CONTAINS(r.err, "Parser Error");
   run_free(&r);
   /* An error during execution, after the schema, is reported the same way. */
-  r = WIGEON("query", server_flag, "SELECT CASE WHEN range < 100000 THEN range ELSE "
-                                   "error('boom at the end') END FROM range(200000)");
+  r = WIGEON("query", server_flag,
+             "SELECT CASE WHEN range < 100000 THEN range ELSE "
+             "error('boom at the end') END FROM range(200000)");
   ASSERT_EQ(r.code, 2);
   ASSERT_CONTAINS(r.err, "boom at the end");
   run_free(&r);
@@ -296,8 +301,8 @@ static void csv_put_reads_back_equal_to_duckdbs_read_csv(void) {
   char sql[2048], a[1024], b[1024];
   snprintf(sql, sizeof(sql), "COPY (%s) TO '%s' (HEADER)", csv_source, path_in("in.csv"));
   ASSERT_EQ(local_exec(sql), 0);
-  struct run r = WIGEON("put", server_flag, "--table", "csv_t", "--batch-rows", "10000",
-                        path_in("in.csv"));
+  struct run r =
+      WIGEON("put", server_flag, "--table", "csv_t", "--batch-rows", "10000", path_in("in.csv"));
   ASSERT_EQ(r.code, 0);
   ASSERT_CONTAINS(r.out, "put 50,000 rows into csv_t");
   run_free(&r);
@@ -339,9 +344,9 @@ static void csv_put_reads_back_equal_to_duckdbs_read_csv(void) {
   r = WIGEON("put", server_flag, "--table", "json_t", path_in("out.ndjson"));
   ASSERT_EQ(r.code, 0);
   run_free(&r);
-  ASSERT_EQ(server_diff("SELECT id, name, x, maybe FROM json_t",
-                        "SELECT id, name, x, maybe FROM csv_t"),
-            0);
+  ASSERT_EQ(
+      server_diff("SELECT id, name, x, maybe FROM json_t", "SELECT id, name, x, maybe FROM csv_t"),
+      0);
 }
 
 static void parquet_put_reads_back_equal_to_duckdbs_read_parquet(void) {
@@ -502,11 +507,12 @@ static void load_5_batches_by_2_writers_puts_exactly_10000_rows(void) {
 }
 
 static void load_for_a_duration_prints_a_line_a_second_then_stops(void) {
-  struct run r = WIGEON("load", server_flag, "--table", "load_d", "--duration", "2.5", "--rows",
-                        "100");
+  struct run r =
+      WIGEON("load", server_flag, "--table", "load_d", "--duration", "2.5", "--rows", "100");
   ASSERT_EQ(r.code, 0);
   int lines = 0;
-  for (const char *p = r.out; (p = strstr(p, " rows/s\n")) != NULL; p++) lines++;
+  for (const char *p = r.out; (p = strstr(p, " rows/s\n")) != NULL; p++)
+    lines++;
   ASSERT_TRUE(lines >= 2); /* one a second */
   ASSERT_CONTAINS(r.out, "loaded ");
   run_free(&r);
@@ -514,14 +520,16 @@ static void load_for_a_duration_prints_a_line_a_second_then_stops(void) {
 }
 
 static void watch_count_2_prints_two_timestamped_results(void) {
-  struct run r = WIGEON("watch", server_flag, "--count", "2", "--interval", "100ms",
-                        "SELECT 7 AS seven");
+  struct run r =
+      WIGEON("watch", server_flag, "--count", "2", "--interval", "100ms", "SELECT 7 AS seven");
   ASSERT_EQ(r.code, 0);
   int n = 0;
-  for (const char *p = r.out; (p = strstr(p, "every 0.1s: SELECT 7 AS seven")) != NULL; p++) n++;
+  for (const char *p = r.out; (p = strstr(p, "every 0.1s: SELECT 7 AS seven")) != NULL; p++)
+    n++;
   ASSERT_EQ(n, 2);
   n = 0;
-  for (const char *p = r.out; (p = strstr(p, "│     7 │")) != NULL; p++) n++;
+  for (const char *p = r.out; (p = strstr(p, "│     7 │")) != NULL; p++)
+    n++;
   ASSERT_EQ(n, 2);
   ASSERT_TRUE(strstr(r.out, "\033[2J") == NULL); /* not a terminal: no clearing */
   run_free(&r);
@@ -553,7 +561,8 @@ static void demo_for_3_seconds_prints_rising_counts_and_cleans_up(void) {
     counts[n++] = v;
   }
   ASSERT_TRUE(n >= 2);
-  for (int i = 1; i < n; i++) ASSERT_TRUE(counts[i] >= counts[i - 1]);
+  for (int i = 1; i < n; i++)
+    ASSERT_TRUE(counts[i] >= counts[i - 1]);
   ASSERT_TRUE(counts[n - 1] > counts[0]);
   ASSERT_TRUE(counts[0] > 0);
   run_free(&r);

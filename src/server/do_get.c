@@ -52,7 +52,8 @@ static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
     wg_ipc_encoder_destroy(enc);
     return wg_error_set(err, ENOMEM, "out of memory");
   }
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_init(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
   rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
   if (rc == 0) rc = send_encoded(s, call, msgs, 1, NULL, err);
   while (rc == 0) {
@@ -85,7 +86,8 @@ static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
     wg_shared_unref(keep); /* the slices hold the batch from here on */
     if (rc == 0) atomic_fetch_add_explicit(&s->stats.rows_out, rows, memory_order_relaxed);
   }
-  for (int64_t i = 0; i < max; i++) wg_ipc_encoded_reset(&msgs[i]);
+  for (int64_t i = 0; i < max; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
   free(msgs);
   wg_ipc_encoder_destroy(enc);
   return rc;

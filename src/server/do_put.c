@@ -29,8 +29,8 @@ struct put {
   struct wg_engine_ingest *ing;
   Arrow__Flight__Protocol__FlightDescriptor *desc;
   struct wg__table_ref table;
-  bool deferred;  /* kept for the group committer, no transaction open yet */
-  int64_t bytes;  /* received so far */
+  bool deferred; /* kept for the group committer, no transaction open yet */
+  int64_t bytes; /* received so far */
 };
 
 /* Receives the next FlightData; *done at the end of the client's stream. */
@@ -61,8 +61,8 @@ static int begin(struct put *p, struct wg_error *err) {
   } else if (fd.descriptor.size == 0) {
     rc = wg_error_set(err, EINVAL, "the first DoPut message carries no flight descriptor");
   } else {
-    p->desc = arrow__flight__protocol__flight_descriptor__unpack(
-        NULL, (size_t)fd.descriptor.size, fd.descriptor.data);
+    p->desc = arrow__flight__protocol__flight_descriptor__unpack(NULL, (size_t)fd.descriptor.size,
+                                                                 fd.descriptor.data);
     if (p->desc == NULL) rc = wg_error_set(err, EINVAL, "malformed flight descriptor");
   }
   if (rc == 0) rc = wg__server_table_ref(p->desc, &p->table, err);
@@ -130,7 +130,8 @@ static int acknowledge(struct put *p, int64_t rows, struct wg_error *err) {
     name[j++] = (unsigned char)*c < 0x20 ? ' ' : *c;
   }
   name[j] = '\0';
-  int n = snprintf(json, sizeof(json), "{\"rows\": %lld, \"table\": \"%s\"}", (long long)rows, name);
+  int n =
+      snprintf(json, sizeof(json), "{\"rows\": %lld, \"table\": \"%s\"}", (long long)rows, name);
   Arrow__Flight__Protocol__PutResult r = ARROW__FLIGHT__PROTOCOL__PUT_RESULT__INIT;
   r.app_metadata.data = (uint8_t *)json;
   r.app_metadata.len = (size_t)n;

@@ -44,7 +44,8 @@ static int describe(struct wg_server *s, const Arrow__Flight__Protocol__FlightDe
   } else {
     struct wg__table_ref t;
     rc = wg__server_table_ref(d, &t, err);
-    if (rc == 0) rc = wg_engine_table_schema(conn, t.schema_name, t.table, &schema, &out->rows, err);
+    if (rc == 0)
+      rc = wg_engine_table_schema(conn, t.schema_name, t.table, &schema, &out->rows, err);
     if (rc == 0 && (out->ticket = wg__server_table_sql(&t)) == NULL)
       rc = wg_error_set(err, ENOMEM, "out of memory");
   }
@@ -138,7 +139,8 @@ void wg__server_get_schema(struct wg_server *s, struct wg_rpc_call *call) {
 void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call) {
   struct wg_error err = {""};
   ProtobufCMessage *msg = NULL;
-  int rc = wg__server_recv_request(call, &arrow__flight__protocol__criteria__descriptor, &msg, &err);
+  int rc =
+      wg__server_recv_request(call, &arrow__flight__protocol__criteria__descriptor, &msg, &err);
   char *filter = NULL;
   if (rc == 0) {
     const Arrow__Flight__Protocol__Criteria *c = (const Arrow__Flight__Protocol__Criteria *)msg;

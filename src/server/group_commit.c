@@ -33,7 +33,8 @@ static void *committer_main(void *arg) {
   struct wg_error *errs = calloc(MAX_GROUP, sizeof(struct wg_error));
   pthread_mutex_lock(&cm->mu);
   for (;;) {
-    while (cm->head == NULL && !cm->stopping) pthread_cond_wait(&cm->work_cv, &cm->mu);
+    while (cm->head == NULL && !cm->stopping)
+      pthread_cond_wait(&cm->work_cv, &cm->mu);
     if (cm->head == NULL && cm->stopping) break;
     int n = 0;
     while (cm->head != NULL && n < MAX_GROUP) {
@@ -55,8 +56,10 @@ static void *committer_main(void *arg) {
     for (int i = 0; i < n; i++) {
       taken[i]->status = status[i];
       taken[i]->rows = rows[i];
-      if (status[i] != 0 && errs != NULL) taken[i]->err = errs[i];
-      else if (status[i] != 0) wg_error_set(&taken[i]->err, status[i], "group commit failed");
+      if (status[i] != 0 && errs != NULL)
+        taken[i]->err = errs[i];
+      else if (status[i] != 0)
+        wg_error_set(&taken[i]->err, status[i], "group commit failed");
       taken[i]->done = true;
     }
     cm->groups++;
@@ -68,8 +71,7 @@ static void *committer_main(void *arg) {
   return NULL;
 }
 
-int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine,
-                        struct wg_error *err) {
+int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, struct wg_error *err) {
   memset(cm, 0, sizeof(*cm));
   WG_RETURN_NOT_OK(wg_engine_acquire(engine, &cm->conn, err));
   cm->engine = engine;
@@ -104,11 +106,14 @@ int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
   memset(&e, 0, sizeof(e));
   e.ing = ing;
   pthread_mutex_lock(&cm->mu);
-  if (cm->tail != NULL) cm->tail->next = &e;
-  else cm->head = &e;
+  if (cm->tail != NULL)
+    cm->tail->next = &e;
+  else
+    cm->head = &e;
   cm->tail = &e;
   pthread_cond_signal(&cm->work_cv);
-  while (!e.done) pthread_cond_wait(&cm->done_cv, &cm->mu);
+  while (!e.done)
+    pthread_cond_wait(&cm->done_cv, &cm->mu);
   pthread_mutex_unlock(&cm->mu);
   *rows = e.rows;
   if (e.status != 0 && err != NULL) *err = e.err;

@@ -1,4 +1,5 @@
-/* wigeon test support: servers, clients and seed data for the integration tests (see the header). */
+/* wigeon test support: servers, clients and seed data for the integration tests (see the header).
+ */
 #include "support/server_fixture.h"
 
 #include <dirent.h>
@@ -71,7 +72,8 @@ int wg_fx_process_start(struct wg_fx_process *p, const char *const *args) {
     close(fds[1]);
     const char *argv[64] = {bin, "serve", "--listen", "127.0.0.1:0"};
     int n = 4;
-    for (int i = 0; args != NULL && args[i] != NULL && n < 63; i++) argv[n++] = args[i];
+    for (int i = 0; args != NULL && args[i] != NULL && n < 63; i++)
+      argv[n++] = args[i];
     argv[n] = NULL;
     execv(bin, (char *const *)argv);
     _exit(127);
@@ -261,9 +263,12 @@ static int64_t load_int(const char *format, const struct ArrowArray *a, int64_t 
   const uint8_t *p = a->buffers[1];
   i += a->offset;
   switch (format[0]) {
-  case 'c': return ((const int8_t *)p)[i];
-  case 's': return ((const int16_t *)p)[i];
-  case 'i': return ((const int32_t *)p)[i];
+  case 'c':
+    return ((const int8_t *)p)[i];
+  case 's':
+    return ((const int16_t *)p)[i];
+  case 'i':
+    return ((const int32_t *)p)[i];
   case 'd': { /* decimal128: low 64 bits (counts fit) */
     int64_t v;
     memcpy(&v, p + 16 * i, 8);
