@@ -5,8 +5,8 @@
  * If the group's transaction fails, the engine commits each put alone, so one bad put fails only
  * itself.
  *
- *   handler: commit() -> enqueue -> wait(done)            committer: wait(queue) -> take all ->
- *                                 <- done, status, rows    commit_group -> mark done -> broadcast
+ *   handler: commit() -> enqueue -> wait(own cv)           committer: wait(queue) -> take all ->
+ *                                 <- done, status, rows    commit_group -> mark done -> signal each
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,7 @@ struct wg__commit_entry {
   int64_t rows;
   struct wg_error err;
   bool done;
+  pthread_cond_t cv; /* its own, so that finishing a group wakes only that group's handlers */
   struct wg__commit_entry *next;
 };
 
@@ -61,10 +62,10 @@ static void *committer_main(void *arg) {
       else if (status[i] != 0)
         wg_error_set(&taken[i]->err, status[i], "group commit failed");
       taken[i]->done = true;
+      pthread_cond_signal(&taken[i]->cv);
     }
     cm->groups++;
     cm->grouped_puts += n;
-    pthread_cond_broadcast(&cm->done_cv);
   }
   pthread_mutex_unlock(&cm->mu);
   free(errs);
@@ -77,7 +78,6 @@ int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, stru
   cm->engine = engine;
   pthread_mutex_init(&cm->mu, NULL);
   pthread_cond_init(&cm->work_cv, NULL);
-  pthread_cond_init(&cm->done_cv, NULL);
   if (pthread_create(&cm->thread, NULL, committer_main, cm) != 0) {
     wg_engine_release(engine, cm->conn);
     return wg_error_set(err, ENOMEM, "cannot start the group committer thread");
@@ -95,7 +95,6 @@ void wg__committer_stop(struct wg__committer *cm) {
   pthread_join(cm->thread, NULL);
   pthread_mutex_destroy(&cm->mu);
   pthread_cond_destroy(&cm->work_cv);
-  pthread_cond_destroy(&cm->done_cv);
   wg_engine_release(cm->engine, cm->conn);
   cm->started = false;
 }
@@ -105,6 +104,7 @@ int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
   struct wg__commit_entry e;
   memset(&e, 0, sizeof(e));
   e.ing = ing;
+  pthread_cond_init(&e.cv, NULL);
   pthread_mutex_lock(&cm->mu);
   if (cm->tail != NULL)
     cm->tail->next = &e;
@@ -113,8 +113,9 @@ int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
   cm->tail = &e;
   pthread_cond_signal(&cm->work_cv);
   while (!e.done)
-    pthread_cond_wait(&cm->done_cv, &cm->mu);
+    pthread_cond_wait(&e.cv, &cm->mu);
   pthread_mutex_unlock(&cm->mu);
+  pthread_cond_destroy(&e.cv);
   *rows = e.rows;
   if (e.status != 0 && err != NULL) *err = e.err;
   return e.status;

@@ -27,7 +27,7 @@ struct wg__committer {
   pthread_t thread;
   bool started, stopping;
   pthread_mutex_t mu;
-  pthread_cond_t work_cv, done_cv;
+  pthread_cond_t work_cv;
   struct wg__commit_entry *head, *tail;
   int64_t groups, grouped_puts; /* guarded by mu; for stats */
 };
