@@ -158,6 +158,27 @@ static int32_t load_native_i32(const char *p) {
   return v;
 }
 
+static int fingerprint_node(const struct ArrowSchema *s, struct wg_buf *out, int depth) {
+  if (depth > 64 || s == NULL) return EINVAL;
+  const char *format = s->format ? s->format : "", *name = s->name ? s->name : "";
+  int64_t meta = wg_metadata_size(s->metadata), n = s->n_children;
+  uint8_t has_dict = s->dictionary != NULL;
+  WG_RETURN_NOT_OK(wg_buf_append(out, format, (int64_t)strlen(format) + 1));
+  WG_RETURN_NOT_OK(wg_buf_append(out, name, (int64_t)strlen(name) + 1));
+  WG_RETURN_NOT_OK(wg_buf_append(out, &s->flags, sizeof(s->flags)));
+  WG_RETURN_NOT_OK(wg_buf_append(out, &meta, sizeof(meta)));
+  if (meta > 0) WG_RETURN_NOT_OK(wg_buf_append(out, s->metadata, meta));
+  WG_RETURN_NOT_OK(wg_buf_append(out, &n, sizeof(n)));
+  for (int64_t i = 0; i < n; i++)
+    WG_RETURN_NOT_OK(fingerprint_node(s->children[i], out, depth + 1));
+  WG_RETURN_NOT_OK(wg_buf_append(out, &has_dict, 1));
+  return has_dict ? fingerprint_node(s->dictionary, out, depth + 1) : 0;
+}
+
+int wg_schema_fingerprint(const struct ArrowSchema *s, struct wg_buf *out) {
+  return fingerprint_node(s, out, 0);
+}
+
 int64_t wg_metadata_size(const char *metadata) {
   if (metadata == NULL) return 0;
   int32_t n = load_native_i32(metadata);

@@ -42,6 +42,11 @@ int wg_schema_alloc_dictionary(struct ArrowSchema *s);
 int wg_schema_deep_copy(const struct ArrowSchema *src, struct ArrowSchema *dst,
                         struct wg_error *err);
 
+/* Appends to `out` a byte string that tells schemas apart exactly: format, name, flags, metadata,
+ * children and dictionary, recursively (at most 64 levels, then EINVAL). Two schemas with equal
+ * fingerprints are the same schema. 0, EINVAL or ENOMEM. */
+int wg_schema_fingerprint(const struct ArrowSchema *s, struct wg_buf *out);
+
 /* Size in bytes of C Data Interface metadata (0 for NULL). */
 int64_t wg_metadata_size(const char *metadata);
 /* Appends a key/value to metadata being built in `b` (starts with a 4-byte count, patched). */

@@ -251,9 +251,10 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
 }
 
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
-                                      const atomic_bool *interrupted, bool *is_transaction,
-                                      struct ArrowArrayStream *out, struct wg_error *err) {
-  if (is_transaction != NULL) *is_transaction = false;
+                                      const atomic_bool *interrupted,
+                                      duckdb_statement_type *type, struct ArrowArrayStream *out,
+                                      struct wg_error *err) {
+  if (type != NULL) *type = DUCKDB_STATEMENT_TYPE_INVALID;
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
   memset(out, 0, sizeof(*out));
   if (conn == NULL || sql == NULL)
@@ -268,9 +269,7 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                       msg ? msg : "prepare failed");
     goto fail;
   }
-  if (is_transaction != NULL)
-    *is_transaction =
-        duckdb_prepared_statement_type(q->prepared) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
+  if (type != NULL) *type = duckdb_prepared_statement_type(q->prepared);
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
     const char *msg = duckdb_pending_error(pending);

@@ -43,10 +43,12 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message);
  * Thread safety: the stream may move between threads but is used by one at a time. */
 /* As above, and if *interrupted (may be NULL) is set once DuckDB has begun the query, the query is
  * abandoned with ECANCELED: an interrupt that arrived before DuckDB started it (DuckDB clears its
- * own flag when a query begins) is not lost. *is_transaction (may be NULL) tells whether the
- * statement was a transaction statement (BEGIN, COMMIT, ...), which may leave one open. */
+ * own flag when a query begins) is not lost. *type (may be NULL) gets the statement's type once it
+ * is prepared (DUCKDB_STATEMENT_TYPE_INVALID before): a transaction statement (BEGIN, COMMIT ...)
+ * may leave a transaction open, and DDL may change tables. */
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
-                                      const atomic_bool *interrupted, bool *is_transaction,
+                                      const atomic_bool *interrupted,
+                                      duckdb_statement_type *type,
                                       struct ArrowArrayStream *out, struct wg_error *err);
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err);

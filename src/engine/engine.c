@@ -43,6 +43,19 @@ int wg__engine_conn_idle(struct wg_engine_conn *c, struct wg_error *err) {
                       "anything else on this connection");
 }
 
+bool wg__engine_statement_keeps_tables(duckdb_statement_type type) {
+  switch (type) {
+  case DUCKDB_STATEMENT_TYPE_SELECT:
+  case DUCKDB_STATEMENT_TYPE_INSERT:
+  case DUCKDB_STATEMENT_TYPE_UPDATE:
+  case DUCKDB_STATEMENT_TYPE_DELETE:
+  case DUCKDB_STATEMENT_TYPE_EXPLAIN:
+    return true;
+  default:
+    return false;
+  }
+}
+
 int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
   duckdb_result r;
   int rc = 0;
@@ -205,6 +218,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   e->is_file = strcmp(path, ":memory:") != 0 && path[0] != '\0';
   pthread_mutex_init(&e->mu, NULL);
   pthread_mutex_init(&e->create_mu, NULL);
+  pthread_mutex_init(&e->plan_mu, NULL);
   pthread_cond_init(&e->cv, NULL);
 
   duckdb_config cfg = NULL;
@@ -274,6 +288,8 @@ void wg_engine_close(struct wg_engine *e) {
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->mu);
   pthread_mutex_destroy(&e->create_mu);
+  wg__engine_plans_free(e);
+  pthread_mutex_destroy(&e->plan_mu);
   for (int i = 0; i < e->n_open_tables; i++)
     free(e->open_tables[i].key);
   free(e->open_tables);
@@ -314,6 +330,7 @@ void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c) {
      * is active". */
     wg__engine_exec(c, "ROLLBACK", NULL);
     c->txn_maybe = false;
+    wg__engine_tables_may_change(e); /* the transaction may have held DDL */
   }
   pthread_mutex_lock(&e->mu);
   if (c->in_use) {
@@ -375,6 +392,8 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
         *rows_changed = (int64_t)duckdb_rows_changed(&r);
       duckdb_destroy_result(&r);
     }
+    if (!wg__engine_statement_keeps_tables(duckdb_prepared_statement_type(p)))
+      wg__engine_tables_may_change(c->engine); /* after it ran, failed or not */
     duckdb_destroy_pending(&pending);
     duckdb_destroy_prepare(&p);
   }

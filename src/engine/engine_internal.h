@@ -37,10 +37,29 @@ struct wg_engine {
     int n;
   } * open_tables;
   int n_open_tables, cap_open_tables;
+  /* Ingest plans (ingest.c): per (table, Arrow schema), the table column each incoming column goes
+   * to, reused while `ddl_epoch` is unchanged. The epoch is bumped after every statement that may
+   * change a table (wg__engine_tables_may_change); a plan made before a bump is never used. */
+  atomic_uint_fast64_t ddl_epoch;
+  pthread_mutex_t plan_mu;
+  struct wg__ingest_plan *plans; /* a small array, guarded by plan_mu */
+  int n_plans;
   struct wg_engine_conn *conns;
   int n_conns;
   int n_free;
 };
+
+/* After any statement that may create, drop, rename or alter a table, or end a transaction that
+ * did: cached ingest plans made before it are no longer used. */
+static inline void wg__engine_tables_may_change(struct wg_engine *e) {
+  atomic_fetch_add_explicit(&e->ddl_epoch, 1, memory_order_acq_rel);
+}
+/* Whether a statement of this type leaves every table's columns as they were: SELECT, INSERT,
+ * UPDATE, DELETE, EXPLAIN. Everything else (DDL, transaction statements, ATTACH, EXECUTE ...)
+ * counts as a possible change. */
+bool wg__engine_statement_keeps_tables(duckdb_statement_type type);
+/* Frees the ingest plan cache (engine close). */
+void wg__engine_plans_free(struct wg_engine *e);
 
 /* Set err from a failed duckdb_result / prepared statement / error data (destroyed here), with
  * DuckDB's message as is; return the mapped code (wg_engine_error_code). */

@@ -438,25 +438,133 @@ static int match_columns(struct wg_engine_ingest *ing, const char *table, const 
   return 0;
 }
 
-/* An appender on `conn` for the ingest's table and incoming columns. */
-static int open_appender(struct wg_engine_ingest *ing, duckdb_connection conn,
-                         struct wg_error *err) {
-  if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &ing->appender) !=
-      DuckDBSuccess) {
-    duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
-    int rc = wg__engine_take_error_data(&ed, err);
-    duckdb_appender_destroy(&ing->appender);
-    ing->appender = NULL;
-    return rc != 0 ? rc : wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
+/* *out = an appender on `conn` for the ingest's table and incoming columns (NULL on error). */
+static int open_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,
+                         duckdb_appender *out, struct wg_error *err) {
+  int rc = 0;
+  duckdb_appender app = NULL;
+  if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &app) != DuckDBSuccess) {
+    duckdb_error_data ed = duckdb_appender_error_data(app);
+    rc = wg__engine_take_error_data(&ed, err);
+    if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
   }
-  for (int64_t i = 0; i < ing->n_columns; i++) {
-    if (duckdb_appender_add_column(ing->appender, ing->cols[i]) != DuckDBSuccess) {
-      duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
-      int rc = wg__engine_take_error_data(&ed, err);
-      return rc != 0 ? rc : wg_error_set(err, EIO, "appender refused column \"%s\"", ing->cols[i]);
+  for (int64_t i = 0; i < ing->n_columns && rc == 0; i++) {
+    if (duckdb_appender_add_column(app, ing->cols[i]) != DuckDBSuccess) {
+      duckdb_error_data ed = duckdb_appender_error_data(app);
+      rc = wg__engine_take_error_data(&ed, err);
+      if (rc == 0) rc = wg_error_set(err, EIO, "appender refused column \"%s\"", ing->cols[i]);
     }
   }
-  return 0;
+  if (rc != 0 && app != NULL) duckdb_appender_destroy(&app);
+  *out = rc == 0 ? app : NULL;
+  return rc;
+}
+
+/* Whether two ingests append to the same table's same columns, in the same order: then one
+ * appender takes both. */
+static bool same_target(const struct wg_engine_ingest *a, const struct wg_engine_ingest *b) {
+  if (a->key == NULL || b->key == NULL || strcmp(a->key, b->key) != 0) return false;
+  if (a->n_columns != b->n_columns) return false;
+  for (int64_t i = 0; i < a->n_columns; i++)
+    if (strcmp(a->cols[i], b->cols[i]) != 0) return false;
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Ingest plans: what begin works out for one (table, Arrow schema) pair (the table column of each
+ * incoming column, after the type checks), kept in the engine while no statement that may change
+ * a table has run since (engine->ddl_epoch). A put of a known shape then costs no catalog query:
+ * the per-put lookups (two prepares and a conversion) were a sixth of a small put's CPU. */
+
+#define MAX_PLANS 64
+
+struct wg__ingest_plan {
+  char *key;           /* table_key */
+  uint8_t *shape;      /* wg_schema_fingerprint of the stream's schema */
+  int64_t shape_size;
+  uint64_t epoch;      /* engine->ddl_epoch read before the lookups it came from */
+  int64_t n_columns;
+  char **cols;
+};
+
+static void plan_reset(struct wg__ingest_plan *p) {
+  free(p->key);
+  free(p->shape);
+  for (int64_t i = 0; p->cols != NULL && i < p->n_columns; i++)
+    free(p->cols[i]);
+  free(p->cols);
+  memset(p, 0, sizeof(*p));
+}
+
+void wg__engine_plans_free(struct wg_engine *e) {
+  for (int i = 0; i < e->n_plans; i++)
+    plan_reset(&e->plans[i]);
+  free(e->plans);
+  e->plans = NULL;
+  e->n_plans = 0;
+}
+
+/* Copies a current plan's columns into ing->cols; false when there is none. */
+static bool plan_find(struct wg_engine *e, const char *key, const struct wg_buf *shape,
+                      uint64_t epoch, struct wg_engine_ingest *ing) {
+  bool found = false;
+  pthread_mutex_lock(&e->plan_mu);
+  for (int i = 0; i < e->n_plans && !found; i++) {
+    struct wg__ingest_plan *p = &e->plans[i];
+    if (p->epoch != epoch || p->shape_size != shape->size || p->n_columns != ing->n_columns ||
+        strcmp(p->key, key) != 0 || memcmp(p->shape, shape->data, (size_t)shape->size) != 0)
+      continue;
+    found = true;
+    for (int64_t j = 0; j < p->n_columns && found; j++) {
+      if ((ing->cols[j] = strdup(p->cols[j])) == NULL) found = false;
+    }
+  }
+  pthread_mutex_unlock(&e->plan_mu);
+  return found;
+}
+
+/* Remembers ing's columns for (key, shape) as of `epoch`, replacing an entry of the same pair or
+ * an outdated one. Best effort: without memory, nothing is kept. */
+static void plan_keep(struct wg_engine *e, const char *key, struct wg_buf *shape, uint64_t epoch,
+                      const struct wg_engine_ingest *ing) {
+  struct wg__ingest_plan p = {0};
+  p.key = strdup(key);
+  p.shape = malloc((size_t)(shape->size > 0 ? shape->size : 1));
+  p.cols = calloc((size_t)(ing->n_columns > 0 ? ing->n_columns : 1), sizeof(char *));
+  p.n_columns = ing->n_columns;
+  p.shape_size = shape->size;
+  p.epoch = epoch;
+  bool ok = p.key != NULL && p.shape != NULL && p.cols != NULL;
+  if (ok) memcpy(p.shape, shape->data, (size_t)shape->size);
+  for (int64_t i = 0; i < p.n_columns && ok; i++)
+    ok = (p.cols[i] = strdup(ing->cols[i])) != NULL;
+  if (!ok) {
+    plan_reset(&p);
+    return;
+  }
+  pthread_mutex_lock(&e->plan_mu);
+  uint64_t now = atomic_load(&e->ddl_epoch);
+  int slot = -1;
+  for (int i = 0; i < e->n_plans && slot < 0; i++) {
+    struct wg__ingest_plan *q = &e->plans[i];
+    if (q->epoch != now || (strcmp(q->key, key) == 0 && q->shape_size == shape->size &&
+                            memcmp(q->shape, shape->data, (size_t)shape->size) == 0))
+      slot = i;
+  }
+  if (slot < 0 && e->plans == NULL) e->plans = calloc(MAX_PLANS, sizeof(*e->plans));
+  if (slot < 0 && e->plans != NULL) {
+    uint32_t h = 2166136261u; /* FNV-1a of the key: which full slot to replace */
+    for (const char *c = key; *c; c++)
+      h = (h ^ (uint8_t)*c) * 16777619u;
+    slot = e->n_plans < MAX_PLANS ? e->n_plans++ : (int)(h % MAX_PLANS);
+  }
+  if (slot >= 0 && epoch == now) {
+    plan_reset(&e->plans[slot]);
+    e->plans[slot] = p;
+  } else {
+    plan_reset(&p); /* a table may have changed since the lookups: not worth keeping */
+  }
+  pthread_mutex_unlock(&e->plan_mu);
 }
 
 /* Counts ingests open on a table (delta +1 / -1), under engine->create_mu; returns the count. */
@@ -516,6 +624,7 @@ static void drop_if_created(struct wg_engine_conn *c, struct wg_engine_ingest *i
         wg_buf_append(&sql, "", 1) == 0) {
       pthread_mutex_lock(&c->engine->create_mu);
       wg__engine_exec(c, (const char *)sql.data, NULL);
+      wg__engine_tables_may_change(c->engine);
       pthread_mutex_unlock(&c->engine->create_mu);
     }
   } else {
@@ -546,6 +655,51 @@ static void ingest_free(struct wg_engine_ingest *ing) {
   free(ing);
 }
 
+/* Works out ing->cols the long way: the incoming DuckDB types, the table (created when
+ * missing), the type checks. For a streaming ingest, also opens its transaction (*in_txn). */
+static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
+                        const struct ArrowSchema *schema, bool *in_txn, struct wg_error *err) {
+  struct wg_engine_conn *c = ing->c;
+  struct columns tc = {0}, in = {0};
+  int rc = incoming_columns(ing, schema, &in, err);
+  if (rc != 0) goto done;
+
+  /* A missing table is created in its own short transaction, one creator at a time: two puts that
+   * create the same table inside their data transactions would conflict, and one would fail. If
+   * this ingest then fails, the table it created is dropped again (when still empty). */
+  struct wg_error lookup;
+  rc = table_columns(c, qualified, &tc, &lookup);
+  if (rc == ENOENT) {
+    pthread_mutex_lock(&c->engine->create_mu);
+    rc = table_columns(c, qualified, &tc, &lookup);
+    if (rc == ENOENT) {
+      rc = create_table(c, qualified, &in, err);
+      wg__engine_tables_may_change(c->engine);
+      if (rc == 0 && (ing->created = strdup(qualified)) == NULL)
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+    } else if (rc != 0) {
+      *err = lookup;
+    }
+    pthread_mutex_unlock(&c->engine->create_mu);
+  } else if (rc != 0) {
+    *err = lookup;
+  }
+  columns_reset(&tc);
+  if (rc != 0) goto done;
+  if (!ing->deferred) {
+    rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+    if (rc != 0) goto done;
+    *in_txn = true;
+    c->txn_maybe = true;
+  }
+  rc = table_columns(c, qualified, &tc, err);
+  if (rc == 0) rc = match_columns(ing, ing->table, &tc, &in, err);
+done:
+  columns_reset(&tc);
+  columns_reset(&in);
+  return rc;
+}
+
 static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
                         const struct ArrowSchema *schema, bool deferred,
                         struct wg_engine_ingest **out, struct wg_error *err) {
@@ -556,10 +710,14 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     return wg_error_set(err, EINVAL, "ingest: schema is not a struct (format \"%s\")",
                         schema->format ? schema->format : "(null)");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
+  struct wg_engine *e = c->engine;
+  /* read before any lookup: a plan is kept only if no table changed while it was worked out */
+  uint64_t epoch = atomic_load(&e->ddl_epoch);
   struct wg_engine_ingest *ing = calloc(1, sizeof(*ing));
   char *qualified = wg__engine_qualified(schema_name, table);
-  struct columns tc = {0}, in = {0};
   struct ArrowSchema copy = {0};
+  struct wg_buf shape;
+  wg_buf_init(&shape);
   bool in_txn = false;
   int rc = 0;
   if (ing == NULL || qualified == NULL) {
@@ -567,16 +725,16 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     goto fail;
   }
   ing->c = c;
-  ing->engine = c->engine;
+  ing->engine = e;
   ing->deferred = deferred;
   ing->key = table_key(schema_name, table);
   if (ing->key != NULL) {
-    pthread_mutex_lock(&c->engine->create_mu);
-    if (open_table_ref(c->engine, ing->key, +1) < 0) {
+    pthread_mutex_lock(&e->create_mu);
+    if (open_table_ref(e, ing->key, +1) < 0) {
       free(ing->key);
       ing->key = NULL;
     }
-    pthread_mutex_unlock(&c->engine->create_mu);
+    pthread_mutex_unlock(&e->create_mu);
   }
   ing->n_columns = schema->n_children;
   ing->table = strdup(table);
@@ -595,42 +753,25 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     wg_error_prefix(err, rc, "ingest schema");
     goto fail;
   }
-  rc = incoming_columns(ing, schema, &in, err);
-  if (rc != 0) goto fail;
-
-  /* A missing table is created in its own short transaction, one creator at a time: two puts that
-   * create the same table inside their data transactions would conflict, and one would fail. If
-   * this ingest then fails, the table it created is dropped again (when still empty). */
-  struct wg_error lookup;
-  rc = table_columns(c, qualified, &tc, &lookup);
-  if (rc == ENOENT) {
-    pthread_mutex_lock(&c->engine->create_mu);
-    rc = table_columns(c, qualified, &tc, &lookup);
-    if (rc == ENOENT) {
-      rc = create_table(c, qualified, &in, err);
-      if (rc == 0 && (ing->created = strdup(qualified)) == NULL)
-        rc = wg_error_set(err, ENOMEM, "out of memory");
-    } else if (rc != 0) {
-      *err = lookup;
+  bool planned = ing->key != NULL && wg_schema_fingerprint(schema, &shape) == 0 &&
+                 plan_find(e, ing->key, &shape, epoch, ing);
+  if (!planned) {
+    for (int64_t i = 0; i < ing->n_columns; i++) { /* a partial copy from plan_find */
+      free(ing->cols[i]);
+      ing->cols[i] = NULL;
     }
-    pthread_mutex_unlock(&c->engine->create_mu);
-  } else if (rc != 0) {
-    *err = lookup;
-  }
-  columns_reset(&tc);
-  if (rc != 0) goto fail;
-  if (!deferred) {
+    rc = plan_columns(ing, qualified, schema, &in_txn, err);
+    if (rc != 0) goto fail;
+    if (ing->key != NULL && shape.size > 0) plan_keep(e, ing->key, &shape, epoch, ing);
+  } else if (!deferred) {
     rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
     if (rc != 0) goto fail;
     in_txn = true;
     c->txn_maybe = true;
   }
-  rc = table_columns(c, qualified, &tc, err);
-  if (rc == 0) rc = match_columns(ing, table, &tc, &in, err);
-  if (rc == 0 && !deferred) rc = open_appender(ing, c->conn, err);
+  if (!deferred) rc = open_appender(ing, c->conn, &ing->appender, err);
   if (rc != 0) goto fail;
-  columns_reset(&tc);
-  columns_reset(&in);
+  wg_buf_reset(&shape);
   wg_schema_release(&copy);
   free(qualified);
   *out = ing;
@@ -644,8 +785,7 @@ fail:
     drop_if_created(c, ing);
     ingest_free(ing);
   }
-  columns_reset(&tc);
-  columns_reset(&in);
+  wg_buf_reset(&shape);
   wg_schema_release(&copy);
   free(qualified);
   return rc;
@@ -663,14 +803,14 @@ int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema
   return ingest_begin(c, schema_name, table, schema, true, out, err);
 }
 
-static int appender_error(struct wg_engine_ingest *ing, struct wg_error *err, const char *what) {
-  duckdb_error_data ed = duckdb_appender_error_data(ing->appender);
+static int appender_error(duckdb_appender app, struct wg_error *err, const char *what) {
+  duckdb_error_data ed = duckdb_appender_error_data(app);
   int rc = wg__engine_take_error_data(&ed, err);
   return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
 }
 
-/* Appends one batch (consumed) through ing->appender, converting on `conn`. */
-static int append_batch(struct wg_engine_ingest *ing, duckdb_connection conn,
+/* Appends one batch (consumed) of `ing` through `app`, converting on `conn`. */
+static int append_batch(struct wg_engine_ingest *ing, duckdb_connection conn, duckdb_appender app,
                         struct ArrowArray *batch, struct wg_error *err) {
   int64_t length = batch->length;
   struct wg__slice_owner *owner = wg__slice_owner_create(batch);
@@ -687,8 +827,8 @@ static int append_batch(struct wg_engine_ingest *ing, duckdb_connection conn,
     duckdb_error_data ed = duckdb_data_chunk_from_arrow(conn, &slice, ing->converted, &chunk);
     rc = wg__engine_take_error_data(&ed, err);
     wg_array_release(&slice); /* if DuckDB did not take it */
-    if (rc == 0 && duckdb_append_data_chunk(ing->appender, chunk) != DuckDBSuccess)
-      rc = appender_error(ing, err, "append");
+    if (rc == 0 && duckdb_append_data_chunk(app, chunk) != DuckDBSuccess)
+      rc = appender_error(app, err, "append");
     if (chunk != NULL) duckdb_destroy_data_chunk(&chunk);
   }
   wg__slice_owner_unref(owner);
@@ -727,7 +867,7 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
     ing->rows += length;
     return 0;
   }
-  int rc = append_batch(ing, ing->c->conn, batch, err);
+  int rc = append_batch(ing, ing->c->conn, ing->appender, batch, err);
   if (rc == 0)
     ing->rows += length;
   else
@@ -735,12 +875,12 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
   return rc;
 }
 
-/* Appends the kept batches of a deferred ingest through a new appender on `conn`, inside the
- * transaction the caller has open. The batches stay (shared views are appended) unless `consume`,
- * so that a failed group can be retried put by put. */
-static int append_pending(struct wg_engine_ingest *ing, duckdb_connection conn, bool consume,
-                          struct wg_error *err) {
-  int rc = open_appender(ing, conn, err);
+/* Appends the kept batches of a deferred ingest through `app` on `conn`, inside the transaction the
+ * caller has open. The batches stay (shared views are appended) unless `consume`, so that a failed
+ * group can be retried put by put. */
+static int append_pending(struct wg_engine_ingest *ing, duckdb_connection conn, duckdb_appender app,
+                          bool consume, struct wg_error *err) {
+  int rc = 0;
   for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
     struct ArrowArray b;
     if (consume) {
@@ -749,12 +889,8 @@ static int append_pending(struct wg_engine_ingest *ing, duckdb_connection conn, 
       rc = wg_error_set(err, ENOMEM, "out of memory sharing a batch");
       break;
     }
-    rc = append_batch(ing, conn, &b, err);
+    rc = append_batch(ing, conn, app, &b, err);
   }
-  if (rc == 0 && duckdb_appender_flush(ing->appender) != DuckDBSuccess)
-    rc = appender_error(ing, err, "flush");
-  if (ing->appender != NULL) duckdb_appender_destroy(&ing->appender);
-  ing->appender = NULL;
   return rc;
 }
 
@@ -766,13 +902,9 @@ int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err) 
   if (rc == 0) {
     c->txn_maybe = true;
     ing->deferred = false;
-    rc = open_appender(ing, c->conn, err);
+    rc = open_appender(ing, c->conn, &ing->appender, err);
   }
-  for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
-    struct ArrowArray b;
-    wg_array_move(&ing->pending[i], &b);
-    rc = append_batch(ing, c->conn, &b, err);
-  }
+  if (rc == 0) rc = append_pending(ing, c->conn, ing->appender, true, err);
   for (int64_t i = 0; i < ing->n_pending; i++)
     wg_array_release(&ing->pending[i]);
   ing->n_pending = 0;
@@ -780,15 +912,33 @@ int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err) 
   return rc;
 }
 
-/* One transaction for a whole group: BEGIN, every put's batches, COMMIT. */
+/* One transaction for a whole group: BEGIN, every put's batches, COMMIT. Puts into the same table
+ * and columns share one appender (one flush: DuckDB runs an insert plan per flush). */
 static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **ings, int64_t n,
                            bool consume, struct wg_error *err) {
   WG_RETURN_NOT_OK(wg__engine_exec(c, "BEGIN TRANSACTION", err));
   int rc = 0;
+  uint8_t stack_done[64];
+  uint8_t *done = n <= 64 ? stack_done : calloc((size_t)n, 1);
+  if (done == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
+  if (done == stack_done) memset(done, 0, sizeof(stack_done));
   for (int64_t i = 0; i < n && rc == 0; i++) {
-    rc = append_pending(ings[i], c->conn, consume, err);
-    if (rc != 0) wg_error_prefix(err, rc, "table %s", ings[i]->table);
+    if (done[i]) continue;
+    duckdb_appender app = NULL;
+    int64_t failed_at = i;
+    rc = open_appender(ings[i], c->conn, &app, err);
+    for (int64_t j = i; j < n && rc == 0; j++) {
+      if (done[j] || (j > i && !same_target(ings[i], ings[j]))) continue;
+      done[j] = 1;
+      failed_at = j;
+      rc = append_pending(ings[j], c->conn, app, consume, err);
+    }
+    if (rc == 0 && duckdb_appender_flush(app) != DuckDBSuccess)
+      rc = appender_error(app, err, "flush");
+    if (app != NULL) duckdb_appender_destroy(&app);
+    if (rc != 0) wg_error_prefix(err, rc, "table %s", ings[failed_at]->table);
   }
+  if (done != stack_done) free(done);
   if (rc == 0) rc = wg__engine_exec(c, "COMMIT", err);
   if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
   return rc;
@@ -849,7 +999,8 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
     return wg_error_set(err, failed, "ingest commit after a failure");
   }
   int rc = 0;
-  if (duckdb_appender_flush(ing->appender) != DuckDBSuccess) rc = appender_error(ing, err, "flush");
+  if (duckdb_appender_flush(ing->appender) != DuckDBSuccess)
+    rc = appender_error(ing->appender, err, "flush");
   if (rc == 0) {
     duckdb_appender_destroy(&ing->appender);
     ing->appender = NULL;
