@@ -6,7 +6,9 @@
  * and of four BIGINT columns, with the server's RSS), small puts (group commit), mixed (writers
  * plus readers: reader latency), and a probe of whether catalog work on one connection waits for
  * another connection's COMMIT. Prints one parseable "bench ..." line per figure, then a table.
- * Not a test: asserts nothing. Usage: bench_server [--quick] [--only NAME] [--perf DIR] */
+ * Not a test: asserts nothing. Usage: bench_server [--quick] [--only NAME] [--perf DIR]
+ * Environment: WG_BENCH_SERVE_ARGS adds `wigeon serve` options to every server child;
+ * WG_PERF_CALLGRAPH sets perf's --call-graph (default fp; "dwarf,32768" for DuckDB's frames). */
 #define _GNU_SOURCE /* nftw */
 #include <dirent.h>
 #include <errno.h>
@@ -540,7 +542,14 @@ static void server_start(struct server_proc *sp, const char *db, const char *fig
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
-    execl(bin, "wigeon", "serve", "--listen", "127.0.0.1:0", "--db", db, (char *)NULL);
+    /* WG_BENCH_SERVE_ARGS: extra `wigeon serve` options, split at spaces */
+    char *argv[64] = {"wigeon", "serve", "--listen", "127.0.0.1:0", "--db", (char *)db};
+    int argc = 6;
+    char *extra = getenv("WG_BENCH_SERVE_ARGS") ? strdup(getenv("WG_BENCH_SERVE_ARGS")) : NULL;
+    for (char *t = extra ? strtok(extra, " ") : NULL; t != NULL && argc < 63; t = strtok(NULL, " "))
+      argv[argc++] = t;
+    argv[argc] = NULL;
+    execv(bin, argv);
     fprintf(stderr, "bench_server: cannot run %s: %s\n", bin, strerror(errno));
     _exit(127);
   }

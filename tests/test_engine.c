@@ -1213,6 +1213,146 @@ static void a_failed_put_in_a_group_keeps_the_table_another_put_uses(void) {
   ASSERT_EQ(n, 1);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Cached ingest plans and shared appenders */
+
+/* A struct schema of BIGINT columns named by `names`. */
+static void i64_schema(struct ArrowSchema *s, const char *const *names, int n) {
+  wg_schema_node_init(s, "+s", n, NULL);
+  for (int i = 0; i < n; i++) {
+    wg_schema_node_init(s->children[i], "l", 0, NULL);
+    wg_schema_set_name(s->children[i], names[i]);
+  }
+}
+
+/* A one-row batch of n BIGINT columns (the values must outlive the batch). */
+static void i64_batch(const int64_t *values, int n, struct ArrowArray *out) {
+  wg_array_node_init(out, 1, n, NULL);
+  out->length = 1;
+  for (int i = 0; i < n; i++) {
+    wg_array_node_init(out->children[i], 2, 0, NULL);
+    out->children[i]->length = 1;
+    out->children[i]->buffers[1] = &values[i];
+  }
+}
+
+/* One deferred one-row put through `c`, committed alone by `committer`. */
+static int put_row(struct wg_engine_conn *c, struct wg_engine_conn *committer, const char *table,
+                   const char *const *names, const int64_t *values, int n, struct wg_error *err) {
+  struct ArrowSchema s;
+  i64_schema(&s, names, n);
+  struct wg_engine_ingest *ing = NULL;
+  int rc = wg_engine_ingest_begin_deferred(c, NULL, table, &s, &ing, err);
+  wg_schema_release(&s);
+  if (rc != 0) return rc;
+  struct ArrowArray b;
+  i64_batch(values, n, &b);
+  rc = wg_engine_ingest_append(ing, &b, err);
+  if (rc != 0) {
+    wg_engine_ingest_abort(ing);
+    return rc;
+  }
+  int status;
+  int64_t rows;
+  wg_engine_ingest_commit_group(committer, &ing, 1, &status, &rows, err);
+  return status;
+}
+
+/* A put of a known shape skips the catalog lookups; every way SQL can change a table must make the
+ * next put look again. A stale plan would let DuckDB's appender cast BIGINT into a SMALLINT
+ * column, or append to a table that was renamed away. */
+static void cached_ingest_plans_follow_every_table_change(void) {
+  struct wg_engine *e = open_engine(NULL, false, 2);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *c, *cm;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  ASSERT_OK(wg_engine_acquire(e, &cm, &err), &err);
+  static const char *const x[] = {"x"};
+  static const int64_t v[] = {1000};
+  ASSERT_OK(put_row(c, cm, "t", x, v, 1, &err), &err); /* creates t */
+  ASSERT_OK(put_row(c, cm, "t", x, v, 1, &err), &err); /* plans */
+  ASSERT_OK(put_row(c, cm, "t", x, v, 1, &err), &err); /* from the cache */
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM t"), 3);
+
+  /* DDL through execute: the column narrows, BIGINT no longer fits */
+  ASSERT_OK(exec(c, "ALTER TABLE t ALTER COLUMN x TYPE SMALLINT", &err), &err);
+  ASSERT_EQ(put_row(c, cm, "t", x, v, 1, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "table has SMALLINT, stream has BIGINT") != NULL);
+  ASSERT_OK(exec(c, "ALTER TABLE t ALTER COLUMN x TYPE BIGINT", &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", x, v, 1, &err), &err);
+
+  /* DDL through a query (DoGet's path) */
+  struct ArrowArrayStream st;
+  ASSERT_OK(wg_engine_query_open(c, "ALTER TABLE t RENAME COLUMN x TO y", 0, &st, &err), &err);
+  wg_stream_release(&st);
+  ASSERT_EQ(put_row(c, cm, "t", x, v, 1, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "has no such column") != NULL);
+  static const char *const y[] = {"y"};
+  ASSERT_OK(put_row(c, cm, "t", y, v, 1, &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", y, v, 1, &err), &err);
+
+  /* a table renamed away: the next put into the old name creates a new table */
+  ASSERT_OK(exec(c, "ALTER TABLE t RENAME TO u", &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", y, v, 1, &err), &err);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM t"), 1);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM u"), 6);
+
+  /* DDL inside a transaction that commits */
+  ASSERT_OK(exec(c, "BEGIN; ALTER TABLE t RENAME COLUMN y TO z; COMMIT", &err), &err);
+  ASSERT_EQ(put_row(c, cm, "t", y, v, 1, &err), EINVAL);
+
+  /* dropped, then created again by the next put */
+  ASSERT_OK(exec(c, "DROP TABLE t", &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", y, v, 1, &err), &err);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM t"), 1);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM information_schema.columns WHERE table_name = 't'"), 1);
+  wg_engine_release(e, c);
+  wg_engine_release(e, cm);
+  wg_engine_close(e);
+}
+
+/* One group with puts to two tables, one of them with the columns in two orders: every row lands
+ * in its table and column (puts with the same table and column order share an appender). */
+static void a_group_of_puts_to_several_tables_and_column_orders_lands_exactly(void) {
+  struct wg_engine *e = open_engine(NULL, false, 2);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *c, *cm;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  ASSERT_OK(wg_engine_acquire(e, &cm, &err), &err);
+  ASSERT_OK(exec(c, "CREATE TABLE a (x BIGINT, y BIGINT); CREATE TABLE b (x BIGINT)", &err), &err);
+  static const char *const xy[] = {"x", "y"}, *const yx[] = {"y", "x"}, *const x[] = {"x"};
+  static const int64_t v[6][2] = {{1, 10}, {20, 2}, {3, 30}, {100, 0}, {200, 0}, {40, 4}};
+  const char *const *names[6] = {xy, yx, xy, x, x, yx};
+  const char *table[6] = {"a", "a", "a", "b", "b", "a"};
+  int ncols[6] = {2, 2, 2, 1, 1, 2};
+  struct wg_engine_ingest *ings[6];
+  for (int i = 0; i < 6; i++) {
+    struct ArrowSchema s;
+    i64_schema(&s, names[i], ncols[i]);
+    ASSERT_OK(wg_engine_ingest_begin_deferred(c, NULL, table[i], &s, &ings[i], &err), &err);
+    wg_schema_release(&s);
+    struct ArrowArray b;
+    i64_batch(v[i], ncols[i], &b);
+    ASSERT_OK(wg_engine_ingest_append(ings[i], &b, &err), &err);
+  }
+  int status[6];
+  int64_t rows[6];
+  struct wg_error errs[6];
+  wg_engine_ingest_commit_group(cm, ings, 6, status, rows, errs);
+  for (int i = 0; i < 6; i++) {
+    ASSERT_EQ(status[i], 0);
+    ASSERT_EQ(rows[i], 1);
+  }
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM a WHERE y = 10 * x"), 4);
+  ASSERT_EQ(q64(c, "SELECT sum(x) FROM a"), 1 + 2 + 3 + 4);
+  ASSERT_EQ(q64(c, "SELECT sum(x) FROM b"), 300);
+  wg_engine_release(e, c);
+  wg_engine_release(e, cm);
+  wg_engine_close(e);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof(tmpdir), "/tmp/wg_engine_test_XXXXXX");
   if (mkdtemp(tmpdir) == NULL) {
@@ -1244,6 +1384,8 @@ int main(void) {
   RUN_TEST(ingest_failure_in_a_later_batch_leaves_no_rows);
   RUN_TEST(concurrent_ingests_into_one_table_both_commit);
   RUN_TEST(a_failed_put_in_a_group_keeps_the_table_another_put_uses);
+  RUN_TEST(cached_ingest_plans_follow_every_table_change);
+  RUN_TEST(a_group_of_puts_to_several_tables_and_column_orders_lands_exactly);
   RUN_TEST(ingest_honours_child_offsets_of_nested_columns);
   RUN_TEST(catalog_lists_filters_describes_and_drops);
   char cmd[300];

@@ -31,6 +31,8 @@ static void usage(FILE *f) {
           "                            this long; 0 = never (default: 60)\n"
           "  --group-commit-mb MB      puts up to this size are committed together with other\n"
           "                            puts (one fsync per group); 0 = off (default: 8)\n"
+          "  --committers N            group committer threads, each with its own connection;\n"
+          "                            more than one helps only with cores to spare (default: 1)\n"
           "  --checkpoint-threshold SIZE  WAL size that triggers a checkpoint (default: 256MB)\n"
           "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
           "RAM)\n"
@@ -78,7 +80,8 @@ int wg_cli_serve(int argc, char **argv) {
       o.checkpoint_threshold = v;
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
-               strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0) {
+               strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||
+               strcmp(a, "--committers") == 0) {
       bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
                      strcmp(a, "--group-commit-mb") == 0;
       if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
@@ -95,6 +98,8 @@ int wg_cli_serve(int argc, char **argv) {
         o.grace_ms = (int)(n * 1000);
       else if (strcmp(a, "--idle-timeout") == 0)
         o.idle_timeout_ms = n == 0 ? -1 : n * 1000;
+      else if (strcmp(a, "--committers") == 0)
+        o.committers = (int)n;
       else
         o.group_commit_bytes = n == 0 ? -1 : n << 20;
     } else {

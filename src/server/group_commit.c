@@ -26,7 +26,8 @@ struct wg__commit_entry {
 };
 
 static void *committer_main(void *arg) {
-  struct wg__committer *cm = arg;
+  struct wg__commit_lane *lane = arg;
+  struct wg__committer *cm = lane->cm;
   struct wg_engine_ingest *ings[MAX_GROUP];
   struct wg__commit_entry *taken[MAX_GROUP];
   int status[MAX_GROUP];
@@ -47,11 +48,11 @@ static void *committer_main(void *arg) {
     if (cm->head == NULL) cm->tail = NULL;
     pthread_mutex_unlock(&cm->mu);
     if (errs != NULL) {
-      wg_engine_ingest_commit_group(cm->conn, ings, n, status, rows, errs);
+      wg_engine_ingest_commit_group(lane->conn, ings, n, status, rows, errs);
     } else { /* no memory for the error slots: commit one by one with a shared slot */
       struct wg_error e;
       for (int i = 0; i < n; i++)
-        wg_engine_ingest_commit_group(cm->conn, &ings[i], 1, &status[i], &rows[i], &e);
+        wg_engine_ingest_commit_group(lane->conn, &ings[i], 1, &status[i], &rows[i], &e);
     }
     pthread_mutex_lock(&cm->mu);
     for (int i = 0; i < n; i++) {
@@ -72,17 +73,29 @@ static void *committer_main(void *arg) {
   return NULL;
 }
 
-int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, struct wg_error *err) {
+int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int n,
+                        struct wg_error *err) {
   memset(cm, 0, sizeof(*cm));
-  WG_RETURN_NOT_OK(wg_engine_acquire(engine, &cm->conn, err));
+  if (n < 1 || n > WG_MAX_COMMITTERS)
+    return wg_error_set(err, EINVAL, "%d group committers: 1 to %d", n, WG_MAX_COMMITTERS);
   cm->engine = engine;
   pthread_mutex_init(&cm->mu, NULL);
   pthread_cond_init(&cm->work_cv, NULL);
-  if (pthread_create(&cm->thread, NULL, committer_main, cm) != 0) {
-    wg_engine_release(engine, cm->conn);
-    return wg_error_set(err, ENOMEM, "cannot start the group committer thread");
-  }
   cm->started = true;
+  for (int i = 0; i < n; i++) {
+    struct wg__commit_lane *lane = &cm->lanes[i];
+    lane->cm = cm;
+    int rc = wg_engine_acquire(engine, &lane->conn, err);
+    if (rc == 0 && pthread_create(&lane->thread, NULL, committer_main, lane) != 0) {
+      wg_engine_release(engine, lane->conn);
+      rc = wg_error_set(err, ENOMEM, "cannot start a group committer thread");
+    }
+    if (rc != 0) {
+      wg__committer_stop(cm);
+      return rc;
+    }
+    cm->n_lanes++;
+  }
   return 0;
 }
 
@@ -90,12 +103,15 @@ void wg__committer_stop(struct wg__committer *cm) {
   if (!cm->started) return;
   pthread_mutex_lock(&cm->mu);
   cm->stopping = true;
-  pthread_cond_signal(&cm->work_cv);
+  pthread_cond_broadcast(&cm->work_cv);
   pthread_mutex_unlock(&cm->mu);
-  pthread_join(cm->thread, NULL);
+  for (int i = 0; i < cm->n_lanes; i++) {
+    pthread_join(cm->lanes[i].thread, NULL);
+    wg_engine_release(cm->engine, cm->lanes[i].conn);
+  }
   pthread_mutex_destroy(&cm->mu);
   pthread_cond_destroy(&cm->work_cv);
-  wg_engine_release(cm->engine, cm->conn);
+  cm->n_lanes = 0;
   cm->started = false;
 }
 

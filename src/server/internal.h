@@ -19,19 +19,27 @@ struct wg_server_stats {
   atomic_llong puts, gets;
 };
 
-/* The group committer (group_commit.c): one thread with its own DuckDB connection. */
+/* The group committers (group_commit.c): threads, each with its own DuckDB connection, taking
+ * whatever puts are waiting when they come round. One by default: on 2 cores a second one made
+ * groups smaller and throughput lower (docs/performance.md). */
+#define WG_MAX_COMMITTERS 8
 struct wg__commit_entry;
 struct wg__committer {
   struct wg_engine *engine;
-  struct wg_engine_conn *conn;
-  pthread_t thread;
+  struct wg__commit_lane {
+    pthread_t thread;
+    struct wg_engine_conn *conn;
+    struct wg__committer *cm;
+  } lanes[WG_MAX_COMMITTERS];
+  int n_lanes;
   bool started, stopping;
   pthread_mutex_t mu;
   pthread_cond_t work_cv;
   struct wg__commit_entry *head, *tail;
   int64_t groups, grouped_puts; /* guarded by mu; for stats */
 };
-int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, struct wg_error *err);
+int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int n,
+                        struct wg_error *err);
 void wg__committer_stop(struct wg__committer *cm);
 /* Commits a deferred ingest (consumed) together with whatever else is waiting; blocks until
  * committed. Returns its status; *rows the rows committed. */

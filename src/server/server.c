@@ -132,9 +132,14 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.queue_limit <= 0) s->options.queue_limit = 64;
   if (s->options.batch_rows <= 0) s->options.batch_rows = 65536;
   if (s->options.grace_ms < 0) s->options.grace_ms = 0;
+  if (s->options.committers <= 0) s->options.committers = 1;
+  if (s->options.committers > WG_MAX_COMMITTERS) {
+    free(s);
+    return wg_error_set(err, EINVAL, "at most %d group committers", WG_MAX_COMMITTERS);
+  }
   struct wg_engine_options eo = {
       .path = s->options.db_path,
-      .connections = s->options.threads + 1, /* + the group committer's */
+      .connections = s->options.threads + s->options.committers, /* + the committers' own */
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
       /* DuckDB's 16 MB default checkpoints so often under many small puts that rewriting the
@@ -157,7 +162,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .ctx = s,
   };
   if (s->options.group_commit_bytes == 0) s->options.group_commit_bytes = (int64_t)8 << 20;
-  rc = wg__committer_start(&s->committer, s->engine, err);
+  rc = wg__committer_start(&s->committer, s->engine, s->options.committers, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
     wg__committer_stop(&s->committer);

@@ -19,6 +19,7 @@ struct wg_server_options {
   int64_t idle_timeout_ms;    /* cancel a call whose client is idle this long (60000; <0 never) */
   bool allow_external_access; /* let SQL reach files, extensions, configuration */
   int64_t group_commit_bytes; /* puts up to this size are committed in groups (8 MiB; <0 off) */
+  int committers;             /* group committer threads, each with its own connection (1) */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint ("256MB") */
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
 };
