@@ -489,12 +489,12 @@ static void *pk_writer(void *p) {
   return NULL;
 }
 
-static void group_commit_commits_puts_together_and_a_bad_put_fails_alone(void) {
+static void group_commit_scenario(int committers) {
   char dir[256], db[300];
   ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
   snprintf(db, sizeof(db), "%s/group.duckdb", dir);
   struct wg_fx_server fx;
-  struct wg_server_options o = {.db_path = db, .threads = 8};
+  struct wg_server_options o = {.db_path = db, .threads = 8, .committers = committers};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
   struct wg_error err;
@@ -532,6 +532,14 @@ static void group_commit_commits_puts_together_and_a_bad_put_fails_alone(void) {
   wg_client_close(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
+}
+
+static void group_commit_commits_puts_together_and_a_bad_put_fails_alone(void) {
+  group_commit_scenario(1);
+}
+
+static void two_group_committers_commit_every_put_once_and_a_bad_put_fails_alone(void) {
+  group_commit_scenario(2);
 }
 
 /* ---- errors ---- */
@@ -974,6 +982,7 @@ int main(void) {
   RUN_TEST(poll_get_schema_list_actions_and_handshake_are_answered);
   RUN_TEST(actions_execute_drop_checkpoint_and_stats);
   RUN_TEST(group_commit_commits_puts_together_and_a_bad_put_fails_alone);
+  RUN_TEST(two_group_committers_commit_every_put_once_and_a_bad_put_fails_alone);
   RUN_TEST(duckdb_errors_map_to_grpc_codes_with_duckdb_messages);
   RUN_TEST(write_conflicts_are_aborted_and_memory_limits_resource_exhausted);
   RUN_TEST(put_with_mismatched_schema_is_refused_and_keeps_nothing);
