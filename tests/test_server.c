@@ -886,12 +886,17 @@ static void acknowledged_puts_survive_kill_9(void) {
   char dir[256], db[300];
   ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
   snprintf(db, sizeof(db), "%s/durable.duckdb", dir);
-  const char *args[] = {"--db", db, "--threads", "2", NULL};
+  /* two committers and one DuckDB thread: the flags reach the server, acked puts still survive */
+  const char *args[] = {"--db", db, "--threads", "2", "--committers", "2", "--duckdb-threads", "1",
+                        NULL};
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   struct wg_client *c;
   struct wg_error err;
   ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t threads = 0;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT current_setting('threads')", &threads, &err), &err);
+  ASSERT_EQ(threads, 1);
   int64_t total = 0;
   for (int i = 0; i < 10; i++) {
     int64_t acked = 0;

@@ -36,6 +36,9 @@ static void usage(FILE *f) {
           "  --checkpoint-threshold SIZE  WAL size that triggers a checkpoint (default: 256MB)\n"
           "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
           "RAM)\n"
+          "  --duckdb-threads N        DuckDB's threads for one query (default: one per core);\n"
+          "                            1 trades big queries' parallelism for steadier latency\n"
+          "                            of small ones (docs/performance.md)\n"
           "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
           "                            databases, load extensions and change settings\n"
           "                            (default: refused)\n"
@@ -81,7 +84,7 @@ int wg_cli_serve(int argc, char **argv) {
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
                strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||
-               strcmp(a, "--committers") == 0) {
+               strcmp(a, "--committers") == 0 || strcmp(a, "--duckdb-threads") == 0) {
       bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
                      strcmp(a, "--group-commit-mb") == 0;
       if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
@@ -100,6 +103,8 @@ int wg_cli_serve(int argc, char **argv) {
         o.idle_timeout_ms = n == 0 ? -1 : n * 1000;
       else if (strcmp(a, "--committers") == 0)
         o.committers = (int)n;
+      else if (strcmp(a, "--duckdb-threads") == 0)
+        o.duckdb_threads = (int)n;
       else
         o.group_commit_bytes = n == 0 ? -1 : n << 20;
     } else {

@@ -142,6 +142,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .connections = s->options.threads + s->options.committers, /* + the committers' own */
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
+      .duckdb_threads = s->options.duckdb_threads,
       /* DuckDB's 16 MB default checkpoints so often under many small puts that rewriting the
        * last row groups costs ~20% of the CPU and 100+ ms stalls (docs/performance.md). */
       .checkpoint_threshold =

@@ -22,6 +22,7 @@ struct wg_server_options {
   int committers;             /* group committer threads, each with its own connection (1) */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint ("256MB") */
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
+  int duckdb_threads;               /* DuckDB's own worker threads, 0 = DuckDB's default (cores) */
 };
 
 struct wg_server;
