@@ -504,11 +504,14 @@ void wg__engine_plans_free(struct wg_engine *e) {
   e->n_plans = 0;
 }
 
-/* Copies a current plan's columns into ing->cols; false when there is none. */
+/* Copies a current plan's columns into ing->cols; false when there is none. Current means made
+ * in the epoch that is current now, not when this put began: a table changed since then retires
+ * the plans made before the change. */
 static bool plan_find(struct wg_engine *e, const char *key, const struct wg_buf *shape,
-                      uint64_t epoch, struct wg_engine_ingest *ing) {
+                      struct wg_engine_ingest *ing) {
   bool found = false;
   pthread_mutex_lock(&e->plan_mu);
+  uint64_t epoch = atomic_load(&e->ddl_epoch);
   for (int i = 0; i < e->n_plans && !found; i++) {
     struct wg__ingest_plan *p = &e->plans[i];
     if (p->epoch != epoch || p->shape_size != shape->size || p->n_columns != ing->n_columns ||
@@ -754,7 +757,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     goto fail;
   }
   bool planned = ing->key != NULL && wg_schema_fingerprint(schema, &shape) == 0 &&
-                 plan_find(e, ing->key, &shape, epoch, ing);
+                 plan_find(e, ing->key, &shape, ing);
   if (!planned) {
     for (int64_t i = 0; i < ing->n_columns; i++) { /* a partial copy from plan_find */
       free(ing->cols[i]);
