@@ -571,7 +571,8 @@ static void server_start(struct server_proc *sp, const char *db, const char *fig
     if (pp == 0) {
       int devnull = open("/dev/null", O_WRONLY);
       if (devnull >= 0) dup2(devnull, 2), dup2(devnull, 1);
-      const char *cg = getenv("WG_PERF_CALLGRAPH"); /* e.g. "dwarf,16384"; frame pointers by default */
+      const char *cg =
+          getenv("WG_PERF_CALLGRAPH"); /* e.g. "dwarf,16384"; frame pointers by default */
       execlp("perf", "perf", "record", "--call-graph", cg != NULL ? cg : "fp", "-F", "499", "-p",
              pidarg, "-o", outpath, (char *)NULL);
       _exit(127);
@@ -1343,7 +1344,6 @@ static void figure_probe(const struct batch_set *set1k, const struct ArrowSchema
              pb50 / pi50, NULL, -1);
   free(pc.lat.v);
   free(begin_idle.v), free(prep_idle.v), free(begin_busy.v), free(prep_busy.v);
-
 }
 
 /* ---------------------------------------------------------------------------------------------

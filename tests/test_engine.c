@@ -1259,8 +1259,9 @@ static int put_row(struct wg_engine_conn *c, struct wg_engine_conn *committer, c
 }
 
 /* A put of a known shape skips the catalog lookups; every way SQL can change a table must make the
- * next put look again. A stale plan would let DuckDB's appender cast BIGINT into a SMALLINT
- * column, or append to a table that was renamed away. */
+ * next put look again. A stale plan would let DuckDB's appender cast BIGINT into a SMALLINT or
+ * VARCHAR column, append to a table that was renamed away, or fail on a dropped table instead of
+ * creating it again. */
 static void cached_ingest_plans_follow_every_table_change(void) {
   struct wg_engine *e = open_engine(NULL, false, 2);
   ASSERT_TRUE(e != NULL);
@@ -1302,7 +1303,24 @@ static void cached_ingest_plans_follow_every_table_change(void) {
   ASSERT_OK(exec(c, "BEGIN; ALTER TABLE t RENAME COLUMN y TO z; COMMIT", &err), &err);
   ASSERT_EQ(put_row(c, cm, "t", y, v, 1, &err), EINVAL);
 
-  /* dropped, then created again by the next put */
+  /* EXPLAIN ANALYZE runs its statement: here it replaces t with a VARCHAR column z */
+  static const char *const z[] = {"z"};
+  ASSERT_OK(exec(c, "DROP TABLE t", &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
+  ASSERT_OK(exec(c, "EXPLAIN ANALYZE CREATE OR REPLACE TABLE t AS SELECT 'a' AS z", &err), &err);
+  ASSERT_EQ(put_row(c, cm, "t", z, v, 1, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "table has VARCHAR, stream has BIGINT") != NULL);
+
+  /* the drop_table action's path: the next put creates the table again */
+  ASSERT_OK(wg_engine_drop_table(c, NULL, "t", &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
+  ASSERT_OK(wg_engine_drop_table(c, NULL, "t", &err), &err);
+  ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM t"), 1);
+
+  /* dropped by SQL, then created again by the next put */
   ASSERT_OK(exec(c, "DROP TABLE t", &err), &err);
   ASSERT_OK(put_row(c, cm, "t", y, v, 1, &err), &err);
   ASSERT_EQ(q64(c, "SELECT count(*) FROM t"), 1);

@@ -887,8 +887,8 @@ static void acknowledged_puts_survive_kill_9(void) {
   ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
   snprintf(db, sizeof(db), "%s/durable.duckdb", dir);
   /* two committers and one DuckDB thread: the flags reach the server, acked puts still survive */
-  const char *args[] = {"--db", db, "--threads", "2", "--committers", "2", "--duckdb-threads", "1",
-                        NULL};
+  const char *args[] = {"--db", db,  "--threads", "2", "--committers", "2", "--duckdb-threads",
+                        "1",    NULL};
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   struct wg_client *c;

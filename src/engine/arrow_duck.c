@@ -251,9 +251,8 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
 }
 
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
-                                      const atomic_bool *interrupted,
-                                      duckdb_statement_type *type, struct ArrowArrayStream *out,
-                                      struct wg_error *err) {
+                                      const atomic_bool *interrupted, duckdb_statement_type *type,
+                                      struct ArrowArrayStream *out, struct wg_error *err) {
   if (type != NULL) *type = DUCKDB_STATEMENT_TYPE_INVALID;
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
   memset(out, 0, sizeof(*out));

@@ -47,8 +47,7 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message);
  * is prepared (DUCKDB_STATEMENT_TYPE_INVALID before): a transaction statement (BEGIN, COMMIT ...)
  * may leave a transaction open, and DDL may change tables. */
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
-                                      const atomic_bool *interrupted,
-                                      duckdb_statement_type *type,
+                                      const atomic_bool *interrupted, duckdb_statement_type *type,
                                       struct ArrowArrayStream *out, struct wg_error *err);
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err);

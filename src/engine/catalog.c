@@ -134,6 +134,7 @@ int wg_engine_drop_table(struct wg_engine_conn *c, const char *schema_name, cons
   }
   sprintf(sql, "DROP TABLE %s", q);
   int rc = wg__engine_exec(c, sql, err);
+  wg__engine_tables_may_change(c->engine); /* ingest plans of the table go, failed or not */
   free(sql);
   free(q);
   return rc;

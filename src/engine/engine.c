@@ -49,8 +49,7 @@ bool wg__engine_statement_keeps_tables(duckdb_statement_type type) {
   case DUCKDB_STATEMENT_TYPE_INSERT:
   case DUCKDB_STATEMENT_TYPE_UPDATE:
   case DUCKDB_STATEMENT_TYPE_DELETE:
-  case DUCKDB_STATEMENT_TYPE_EXPLAIN:
-    return true;
+    return true; /* not EXPLAIN: EXPLAIN ANALYZE runs its statement, which may be DDL */
   default:
     return false;
   }
@@ -219,6 +218,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   pthread_mutex_init(&e->mu, NULL);
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
+  atomic_init(&e->ddl_epoch, 1); /* never 0, the epoch of an empty plan slot */
   pthread_cond_init(&e->cv, NULL);
 
   duckdb_config cfg = NULL;

@@ -55,8 +55,8 @@ static inline void wg__engine_tables_may_change(struct wg_engine *e) {
   atomic_fetch_add_explicit(&e->ddl_epoch, 1, memory_order_acq_rel);
 }
 /* Whether a statement of this type leaves every table's columns as they were: SELECT, INSERT,
- * UPDATE, DELETE, EXPLAIN. Everything else (DDL, transaction statements, ATTACH, EXECUTE ...)
- * counts as a possible change. */
+ * UPDATE, DELETE. Everything else (DDL, transaction statements, ATTACH, EXECUTE, EXPLAIN, which
+ * may be EXPLAIN ANALYZE of DDL ...) counts as a possible change. */
 bool wg__engine_statement_keeps_tables(duckdb_statement_type type);
 /* Frees the ingest plan cache (engine close). */
 void wg__engine_plans_free(struct wg_engine *e);

@@ -479,10 +479,10 @@ static bool same_target(const struct wg_engine_ingest *a, const struct wg_engine
 #define MAX_PLANS 64
 
 struct wg__ingest_plan {
-  char *key;           /* table_key */
-  uint8_t *shape;      /* wg_schema_fingerprint of the stream's schema */
+  char *key;      /* table_key */
+  uint8_t *shape; /* wg_schema_fingerprint of the stream's schema */
   int64_t shape_size;
-  uint64_t epoch;      /* engine->ddl_epoch read before the lookups it came from */
+  uint64_t epoch; /* engine->ddl_epoch read before the lookups it came from */
   int64_t n_columns;
   char **cols;
 };
@@ -504,6 +504,13 @@ void wg__engine_plans_free(struct wg_engine *e) {
   e->n_plans = 0;
 }
 
+/* Whether entry p is the one for (key, shape); empty entries have no key. */
+static bool same_plan(const struct wg__ingest_plan *p, const char *key,
+                      const struct wg_buf *shape) {
+  return p->key != NULL && p->shape_size == shape->size && strcmp(p->key, key) == 0 &&
+         memcmp(p->shape, shape->data, (size_t)shape->size) == 0;
+}
+
 /* Copies a current plan's columns into ing->cols; false when there is none. Current means made
  * in the epoch that is current now, not when this put began: a table changed since then retires
  * the plans made before the change. */
@@ -512,22 +519,22 @@ static bool plan_find(struct wg_engine *e, const char *key, const struct wg_buf 
   bool found = false;
   pthread_mutex_lock(&e->plan_mu);
   uint64_t epoch = atomic_load(&e->ddl_epoch);
-  for (int i = 0; i < e->n_plans && !found; i++) {
+  for (int i = 0; i < e->n_plans; i++) {
     struct wg__ingest_plan *p = &e->plans[i];
-    if (p->epoch != epoch || p->shape_size != shape->size || p->n_columns != ing->n_columns ||
-        strcmp(p->key, key) != 0 || memcmp(p->shape, shape->data, (size_t)shape->size) != 0)
-      continue;
+    if (!same_plan(p, key, shape) || p->epoch != epoch || p->n_columns != ing->n_columns) continue;
     found = true;
     for (int64_t j = 0; j < p->n_columns && found; j++) {
       if ((ing->cols[j] = strdup(p->cols[j])) == NULL) found = false;
     }
+    break; /* a pair has one entry at most */
   }
   pthread_mutex_unlock(&e->plan_mu);
   return found;
 }
 
-/* Remembers ing's columns for (key, shape) as of `epoch`, replacing an entry of the same pair or
- * an outdated one. Best effort: without memory, nothing is kept. */
+/* Remembers ing's columns for (key, shape) as of `epoch`, replacing the entry of the same pair, or
+ * else an outdated or empty one, or else one picked by the key's hash. Kept only if no table
+ * changed since `epoch`. Best effort: without memory, nothing is kept. */
 static void plan_keep(struct wg_engine *e, const char *key, struct wg_buf *shape, uint64_t epoch,
                       const struct wg_engine_ingest *ing) {
   struct wg__ingest_plan p = {0};
@@ -541,33 +548,27 @@ static void plan_keep(struct wg_engine *e, const char *key, struct wg_buf *shape
   if (ok) memcpy(p.shape, shape->data, (size_t)shape->size);
   for (int64_t i = 0; i < p.n_columns && ok; i++)
     ok = (p.cols[i] = strdup(ing->cols[i])) != NULL;
-  if (!ok) {
-    plan_reset(&p);
-    return;
-  }
   pthread_mutex_lock(&e->plan_mu);
-  uint64_t now = atomic_load(&e->ddl_epoch);
+  if (ok && epoch != atomic_load(&e->ddl_epoch)) ok = false; /* a table may have changed */
+  if (ok && e->plans == NULL && (e->plans = calloc(MAX_PLANS, sizeof(*e->plans))) == NULL)
+    ok = false;
   int slot = -1;
-  for (int i = 0; i < e->n_plans && slot < 0; i++) {
-    struct wg__ingest_plan *q = &e->plans[i];
-    if (q->epoch != now || (strcmp(q->key, key) == 0 && q->shape_size == shape->size &&
-                            memcmp(q->shape, shape->data, (size_t)shape->size) == 0))
-      slot = i;
-  }
-  if (slot < 0 && e->plans == NULL) e->plans = calloc(MAX_PLANS, sizeof(*e->plans));
-  if (slot < 0 && e->plans != NULL) {
+  for (int i = 0; ok && i < e->n_plans && slot < 0; i++)
+    if (same_plan(&e->plans[i], key, shape)) slot = i;
+  for (int i = 0; ok && i < e->n_plans && slot < 0; i++)
+    if (e->plans[i].epoch != epoch) slot = i; /* outdated or empty */
+  if (ok && slot < 0) {
     uint32_t h = 2166136261u; /* FNV-1a of the key: which full slot to replace */
     for (const char *c = key; *c; c++)
       h = (h ^ (uint8_t)*c) * 16777619u;
     slot = e->n_plans < MAX_PLANS ? e->n_plans++ : (int)(h % MAX_PLANS);
   }
-  if (slot >= 0 && epoch == now) {
+  if (ok) {
     plan_reset(&e->plans[slot]);
     e->plans[slot] = p;
-  } else {
-    plan_reset(&p); /* a table may have changed since the lookups: not worth keeping */
   }
   pthread_mutex_unlock(&e->plan_mu);
+  if (!ok) plan_reset(&p);
 }
 
 /* Counts ingests open on a table (delta +1 / -1), under engine->create_mu; returns the count. */

@@ -1,9 +1,9 @@
 /* wigeon: group commit of small puts. DoPut handlers validate and decode their puts in their own
- * threads (a deferred ingest keeps the batches, no transaction open), then hand them to the one
- * committer thread, which commits everything waiting in one DuckDB transaction: one WAL fsync
- * for the group instead of one per put. Each handler acknowledges its put only after that commit.
- * If the group's transaction fails, the engine commits each put alone, so one bad put fails only
- * itself.
+ * threads (a deferred ingest keeps the batches, no transaction open), then hand them to a
+ * committer thread (one by default, --committers N), which commits everything waiting in one
+ * DuckDB transaction: one WAL fsync for the group instead of one per put. Each handler acknowledges
+ * its put only after that commit. If the group's transaction fails, the engine commits each put
+ * alone, so one bad put fails only itself.
  *
  *   handler: commit() -> enqueue -> wait(own cv)           committer: wait(queue) -> take all ->
  *                                 <- done, status, rows    commit_group -> mark done -> signal each
