@@ -119,6 +119,35 @@ static void handle_stream(struct wg_rpc_call *call) {
   wg_rpc_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
+/* Request "N" or "N!": N messages, every one but the last started without waiting
+ * (wg_rpc_call_send_start), the last sent with the status (wg_rpc_call_finish_with): OK, or
+ * NOT_FOUND when the request ends in '!'. */
+static void handle_stream_async(struct wg_rpc_call *call) {
+  grpc_byte_buffer *req = NULL;
+  if (wg_rpc_call_recv(call, &req) != 0 || req == NULL) {
+    wg_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "no request");
+    return;
+  }
+  char *s = flatten_string(req);
+  grpc_byte_buffer_destroy(req);
+  int n = s ? atoi(s) : 0;
+  bool fail = s != NULL && strchr(s, '!') != NULL;
+  free(s);
+  for (int i = 0; i + 1 < n; i++) {
+    char msg[32];
+    snprintf(msg, sizeof(msg), "msg %d", i);
+    if (wg_rpc_call_send_start(call, string_buffer(msg)) != 0) {
+      wg_rpc_call_finish(call, GRPC_STATUS_CANCELLED, "send failed");
+      return;
+    }
+  }
+  char last[32];
+  snprintf(last, sizeof(last), "msg %d", n - 1);
+  wg_rpc_call_finish_with(call, n > 0 ? string_buffer(last) : NULL,
+                          fail ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_OK,
+                          fail ? "failed after the messages" : NULL);
+}
+
 static void handle_bidi(struct wg_rpc_call *call) {
   for (int i = 0; i < 100000; i++) {
     grpc_byte_buffer *req = NULL;
@@ -191,6 +220,8 @@ static void test_handler(struct wg_rpc_call *call, void *ctx) {
     handle_echo_raw(call, st);
   } else if (strcmp(m, "/test/Stream") == 0) {
     handle_stream(call);
+  } else if (strcmp(m, "/test/StreamAsync") == 0) {
+    handle_stream_async(call);
   } else if (strcmp(m, "/test/Bidi") == 0) {
     handle_bidi(call);
   } else if (strcmp(m, "/test/Block") == 0) {
@@ -424,6 +455,57 @@ static void server_streams_1000_messages_in_order(void) {
   ASSERT_EQ(code, GRPC_STATUS_OK);
   ASSERT_EQ(count, 1000);
   ASSERT_TRUE(in_order);
+}
+
+/* Reads every message of /test/StreamAsync with `request`; *count and *in_order as above. */
+static int read_async_stream(struct fixture *f, const char *request, int *count, bool *in_order,
+                             grpc_status_code *code, struct wg_error *err) {
+  struct wg_rpc_client_call *c = NULL;
+  WG_RETURN_NOT_OK(wg_rpc_client_call_start(f->channel, "/test/StreamAsync", 10000, NULL, &c, err));
+  int rc = wg_rpc_client_call_send(c, string_buffer(request));
+  if (rc == 0) rc = wg_rpc_client_call_close_send(c);
+  *count = 0;
+  *in_order = true;
+  for (int i = 0; i < 2000 && rc == 0; i++) {
+    grpc_byte_buffer *bb = NULL;
+    if (wg_rpc_client_call_recv(c, &bb) != 0 || bb == NULL) break;
+    char *s = flatten_string(bb);
+    grpc_byte_buffer_destroy(bb);
+    char want[32];
+    snprintf(want, sizeof(want), "msg %d", *count);
+    if (s == NULL || strcmp(s, want) != 0) *in_order = false;
+    free(s);
+    (*count)++;
+  }
+  int frc = wg_rpc_client_call_finish(c, code, err);
+  wg_rpc_client_call_destroy(c);
+  return rc != 0 ? rc : frc;
+}
+
+/* Sends started without waiting, and the last message in the status's batch, arrive complete and
+ * in order, before the status, also when the status is an error. */
+static void async_sends_and_the_last_message_with_the_status_arrive_in_order(void) {
+  struct fixture f;
+  ASSERT_OK(fixture_start(&f, 2, 8, 0), NULL);
+  struct wg_error err = {{0}}, err2 = {{0}}, err3 = {{0}};
+  int n1, n2, n3;
+  bool o1, o2, o3;
+  grpc_status_code c1, c2, c3;
+  int rc1 = read_async_stream(&f, "1000", &n1, &o1, &c1, &err);
+  int rc2 = read_async_stream(&f, "3!", &n2, &o2, &c2, &err2);
+  int rc3 = read_async_stream(&f, "1", &n3, &o3, &c3, &err3);
+  fixture_stop(&f);
+  ASSERT_OK(rc1, &err);
+  ASSERT_EQ(c1, GRPC_STATUS_OK);
+  ASSERT_EQ(n1, 1000);
+  ASSERT_TRUE(o1);
+  ASSERT_EQ(rc2, ENOENT);
+  ASSERT_EQ(c2, GRPC_STATUS_NOT_FOUND);
+  ASSERT_STREQ(err2.message, "failed after the messages");
+  ASSERT_EQ(n2, 3);
+  ASSERT_TRUE(o2);
+  ASSERT_OK(rc3, &err3);
+  ASSERT_EQ(n3, 1);
 }
 
 static void bidi_stream_replies_after_each_client_message(void) {
@@ -746,6 +828,7 @@ int main(void) {
   RUN_TEST(server_start_reports_cannot_listen_on_bad_address);
   RUN_TEST(unary_echo_shows_method_to_handler);
   RUN_TEST(server_streams_1000_messages_in_order);
+  RUN_TEST(async_sends_and_the_last_message_with_the_status_arrive_in_order);
   RUN_TEST(bidi_stream_replies_after_each_client_message);
   RUN_TEST(message_of_64_mib_round_trips_intact);
   RUN_TEST(message_over_server_limit_fails_with_resource_exhausted);

@@ -70,9 +70,17 @@ int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out);
  * the initial metadata. Blocks until gRPC has taken the message (flow control). ECANCELED when
  * the call is gone. */
 int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg);
+/* Starts sending one message (the call takes ownership of msg, even on error) without waiting for
+ * it: the next send or finish waits for it first. Lets the handler work on its next message while
+ * gRPC sends this one; at most one send is outstanding, so memory stays bounded. */
+int wg_rpc_call_send_start(struct wg_rpc_call *c, grpc_byte_buffer *msg);
 /* Ends the call with a status (GRPC_STATUS_OK...) and message (may be NULL). Exactly once per
  * call, by its handler; waits until the status is sent or the call is cancelled. */
 int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message);
+/* finish, sending `last` (taken; may be NULL) in the same batch as the status: one round trip to
+ * the completion-queue thread fewer for the last message of a stream. */
+int wg_rpc_call_finish_with(struct wg_rpc_call *c, grpc_byte_buffer *last, grpc_status_code code,
+                            const char *message);
 /* Whether the client cancelled, the deadline passed, or the server is shutting down. */
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c);
 /* fn(arg) runs once, on the completion-queue thread, if the call gets cancelled while the hook is

@@ -100,8 +100,9 @@ struct wg_rpc_call {
   char *peer;            /* gpr_malloc'ed by gRPC */
   struct wg__rpc_md *md; /* NUL-terminated copies of the request metadata, one block */
   int64_t md_count;
-  bool initial_md_sent; /* send side only */
-  atomic_bool finished; /* set by finish (send side), read by recv (maybe another thread) */
+  bool initial_md_sent;      /* send side only */
+  grpc_byte_buffer *sending; /* the message of a send started and not yet waited for */
+  atomic_bool finished;      /* set by finish (send side), read by recv (maybe another thread) */
 
   pthread_mutex_t mu;
   pthread_cond_t cv; /* op completions, hook finished */
@@ -660,17 +661,21 @@ static int errno_from_call_error(grpc_call_error e) {
   }
 }
 
-/* Starts a batch and waits for the CQ thread to report it; *op->ok tells how it went. A client
- * that leaves the batch waiting longer than the idle timeout (it sends nothing, or never reads
- * what we send) has its call cancelled, so it cannot hold a worker and a DuckDB connection
- * forever; the batch then completes as failed. */
-static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
+/* Starts a batch; wait_op waits for the CQ thread to report it. */
+static int start_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
   pthread_mutex_lock(&c->mu);
   op->done = false;
   op->ok = false;
   pthread_mutex_unlock(&c->mu);
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, op, NULL);
-  if (e != GRPC_CALL_OK) return errno_from_call_error(e);
+  return e == GRPC_CALL_OK ? 0 : errno_from_call_error(e);
+}
+
+/* Waits until the batch started on op is done; *op->ok tells how it went. A client that leaves
+ * the batch waiting longer than the idle timeout (it sends nothing, or never reads what we send)
+ * has its call cancelled, so it cannot hold a worker and a DuckDB connection forever; the batch
+ * then completes as failed. */
+static void wait_op(struct wg_rpc_call *c, struct wg__rpc_op *op) {
   int64_t idle = c->server->idle_timeout_ms;
   struct timespec deadline;
   clock_gettime(CLOCK_REALTIME, &deadline);
@@ -696,7 +701,21 @@ static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *o
     }
   }
   pthread_mutex_unlock(&c->mu);
+}
+
+static int run_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
+  WG_RETURN_NOT_OK(start_op(c, op, ops, n));
+  wait_op(c, op);
   return 0;
+}
+
+/* Waits for a send started by wg_rpc_call_send_start: 0, or ECANCELED if it failed. */
+static int wait_send(struct wg_rpc_call *c) {
+  if (c->sending == NULL) return 0;
+  wait_op(c, &c->send_op);
+  grpc_byte_buffer_destroy(c->sending);
+  c->sending = NULL;
+  return c->send_op.ok ? 0 : ECANCELED;
 }
 
 int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out) {
@@ -721,10 +740,15 @@ int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out) {
   return 0;
 }
 
-int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
+int wg_rpc_call_send_start(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
   if (c == NULL || msg == NULL || atomic_load(&c->finished)) {
     if (msg != NULL) grpc_byte_buffer_destroy(msg);
     return EINVAL;
+  }
+  int rc = wait_send(c);
+  if (rc != 0) {
+    grpc_byte_buffer_destroy(msg);
+    return rc;
   }
   grpc_op ops[2];
   memset(ops, 0, sizeof(ops));
@@ -733,33 +757,59 @@ int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n].data.send_message.send_message = msg;
   n++;
-  int rc = run_op(c, &c->send_op, ops, n);
-  if (rc == 0) c->initial_md_sent = true; /* started, so sent or the call is gone */
-  grpc_byte_buffer_destroy(msg);
-  if (rc != 0) return rc;
-  return c->send_op.ok ? 0 : ECANCELED;
+  rc = start_op(c, &c->send_op, ops, n);
+  if (rc != 0) {
+    grpc_byte_buffer_destroy(msg);
+    return rc;
+  }
+  c->initial_md_sent = true; /* started, so sent or the call is gone */
+  c->sending = msg;          /* gRPC reads it until the batch is done */
+  return 0;
 }
 
-int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
-  if (c == NULL || atomic_exchange(&c->finished, true)) return EINVAL;
+int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
+  WG_RETURN_NOT_OK(wg_rpc_call_send_start(c, msg));
+  return wait_send(c);
+}
+
+int wg_rpc_call_finish_with(struct wg_rpc_call *c, grpc_byte_buffer *last, grpc_status_code code,
+                            const char *message) {
+  if (c == NULL || atomic_exchange(&c->finished, true)) {
+    if (last != NULL) grpc_byte_buffer_destroy(last);
+    return EINVAL;
+  }
+  int sent = wait_send(c);
+  if (sent != 0 && last != NULL) { /* the call is gone: the status cannot follow a lost message */
+    grpc_byte_buffer_destroy(last);
+    last = NULL;
+  }
   grpc_slice details = grpc_slice_from_copied_string(message != NULL ? message : "");
-  grpc_op ops[2];
+  grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
   if (!c->initial_md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (last != NULL) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = last;
+  }
   ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
   ops[n].data.send_status_from_server.status = code;
   ops[n].data.send_status_from_server.status_details = message != NULL ? &details : NULL;
   n++;
   int rc = run_op(c, &c->send_op, ops, n);
   grpc_slice_unref(details);
+  if (last != NULL) grpc_byte_buffer_destroy(last);
   if (rc != 0) {
-    /* Could not even start (e.g. a send still outstanding): end the call regardless. */
+    /* Could not even start: end the call regardless. */
     grpc_call_cancel_with_status(c->call, code, message != NULL ? message : "", NULL);
     return rc;
   }
   c->initial_md_sent = true;
-  return c->send_op.ok ? 0 : ECANCELED;
+  return c->send_op.ok && sent == 0 ? 0 : ECANCELED;
+}
+
+int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
+  return wg_rpc_call_finish_with(c, NULL, code, message);
 }
 
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c) {

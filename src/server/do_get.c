@@ -2,11 +2,13 @@
  * GetFlightInfo hands out). The query streams: DuckDB's chunks are gathered into record batches of
  * about batch_rows rows by the engine, each batch is encoded as IPC pieces and sent as FlightData
  * whose body slices point at the batch's own buffers; the batch is released when gRPC has sent
- * them. At most one message is in flight (send blocks on flow control), so memory stays bounded
- * for any result size. A client that cancels, or whose deadline passes, interrupts the query.
+ * them. Messages go one behind: a message is started (not waited for) once the next one is
+ * encoded, and the last one goes out in one batch with the status. At most one message is in
+ * flight and one held, so memory stays bounded for any result size. A client that cancels, or
+ * whose deadline passes, interrupts the query.
  *
- *   recv Ticket -> acquire connection -> query_open -> send schema -> { get_next -> encode ->
- *   send }* -> finish OK          any failure -> finish with the mapped status */
+ *   recv Ticket -> acquire connection -> query_open -> encode schema -> { get_next -> encode ->
+ *   start sending the previous message }* -> finish with the last message and the status */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,23 +20,31 @@ static void release_array(void *ctx) {
   free(a);
 }
 
-/* Sends every message of an encoded batch; `batch` is kept alive by the slices. */
+/* Sends the messages of an encoded batch, one behind: each message is held until the next one is
+ * ready and then started without waiting (wg_rpc_call_send_start), so the handler encodes while
+ * gRPC sends, and the last message of the stream can go out with the status (*held, for
+ * wg_rpc_call_finish_with). `keepalive` keeps the batch alive through the slices. */
 static int send_encoded(struct wg_server *s, struct wg_rpc_call *call, struct wg_ipc_encoded *m,
-                        int64_t n, struct wg_shared *keepalive, struct wg_error *err) {
+                        int64_t n, struct wg_shared *keepalive, grpc_byte_buffer **held,
+                        struct wg_error *err) {
   struct wg_bytes none = {NULL, 0};
   for (int64_t i = 0; i < n; i++) {
     grpc_byte_buffer *bb;
     WG_RETURN_NOT_OK(wg_flight_data_encode(none, &m[i], none, keepalive, &bb, err));
-    int64_t bytes = (int64_t)grpc_byte_buffer_length(bb);
-    if (wg_rpc_call_send(call, bb) != 0)
+    atomic_fetch_add_explicit(&s->stats.bytes_out, (int64_t)grpc_byte_buffer_length(bb),
+                              memory_order_relaxed);
+    grpc_byte_buffer *prev = *held;
+    *held = bb;
+    if (prev != NULL && wg_rpc_call_send_start(call, prev) != 0)
       return wg_error_set(err, ECANCELED, "client cancelled or went away during DoGet");
-    atomic_fetch_add_explicit(&s->stats.bytes_out, bytes, memory_order_relaxed);
   }
   return 0;
 }
 
+/* Streams the result; the last message is left in *held (NULL if none) for the finish. */
 static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
-                         struct ArrowArrayStream *stream, struct wg_error *err) {
+                         struct ArrowArrayStream *stream, grpc_byte_buffer **held,
+                         struct wg_error *err) {
   struct ArrowSchema schema;
   int rc = stream->get_schema(stream, &schema);
   if (rc != 0) {
@@ -55,7 +65,7 @@ static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
   for (int64_t i = 0; i < max; i++)
     wg_ipc_encoded_init(&msgs[i]);
   rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
-  if (rc == 0) rc = send_encoded(s, call, msgs, 1, NULL, err);
+  if (rc == 0) rc = send_encoded(s, call, msgs, 1, NULL, held, err);
   while (rc == 0) {
     struct ArrowArray *batch = malloc(sizeof(*batch));
     if (batch == NULL) {
@@ -82,7 +92,7 @@ static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
       if (rc == 0) rc = wg_error_set(err, ENOMEM, "out of memory");
       break;
     }
-    rc = send_encoded(s, call, msgs, n, keep, err);
+    rc = send_encoded(s, call, msgs, n, keep, held, err);
     wg_shared_unref(keep); /* the slices hold the batch from here on */
     if (rc == 0) atomic_fetch_add_explicit(&s->stats.rows_out, rows, memory_order_relaxed);
   }
@@ -113,6 +123,7 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     protobuf_c_message_free_unpacked(msg, NULL);
   }
   struct wg_engine_conn *conn = NULL;
+  grpc_byte_buffer *last = NULL; /* sent with the status, error or not */
   if (rc == 0) rc = wg_engine_acquire(s->engine, &conn, &err);
   if (rc == 0) {
     atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
@@ -120,7 +131,7 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     struct ArrowArrayStream stream;
     rc = wg_engine_query_open(conn, sql, s->options.batch_rows, &stream, &err);
     if (rc == 0) {
-      rc = stream_result(s, call, &stream, &err);
+      rc = stream_result(s, call, &stream, &last, &err);
       wg_stream_release(&stream);
     }
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);
@@ -129,5 +140,5 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     wg_engine_release(s->engine, conn);
   }
   free(sql);
-  wg__server_finish(s, call, rc, &err);
+  wg__server_finish_with(s, call, last, rc, &err);
 }

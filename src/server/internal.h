@@ -68,6 +68,9 @@ void wg__server_handshake(struct wg_server *s, struct wg_rpc_call *call);
 /* Finishes the call with the gRPC status for `code` (0 = OK) and err's message, counting errors. */
 void wg__server_finish(struct wg_server *s, struct wg_rpc_call *call, int code,
                        const struct wg_error *err);
+/* The same, sending `last` (taken; may be NULL) in the status's batch. */
+void wg__server_finish_with(struct wg_server *s, struct wg_rpc_call *call, grpc_byte_buffer *last,
+                            int code, const struct wg_error *err);
 
 /* Receives the single request message of a unary or server-streaming call and unpacks it. */
 int wg__server_recv_request(struct wg_rpc_call *call, const ProtobufCMessageDescriptor *d,

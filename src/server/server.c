@@ -49,11 +49,16 @@ static void dispatch(struct wg_rpc_call *call, void *ctx) {
   wg__server_finish(s, call, ENOTSUP, &err);
 }
 
+void wg__server_finish_with(struct wg_server *s, struct wg_rpc_call *call, grpc_byte_buffer *last,
+                            int code, const struct wg_error *err) {
+  if (code != 0) atomic_fetch_add_explicit(&s->stats.errors, 1, memory_order_relaxed);
+  wg_rpc_call_finish_with(call, last, wg_rpc_status_from_errno(code),
+                          code != 0 && err != NULL ? err->message : NULL);
+}
+
 void wg__server_finish(struct wg_server *s, struct wg_rpc_call *call, int code,
                        const struct wg_error *err) {
-  if (code != 0) atomic_fetch_add_explicit(&s->stats.errors, 1, memory_order_relaxed);
-  wg_rpc_call_finish(call, wg_rpc_status_from_errno(code),
-                     code != 0 && err != NULL ? err->message : NULL);
+  wg__server_finish_with(s, call, NULL, code, err);
 }
 
 int wg__server_recv_request(struct wg_rpc_call *call, const ProtobufCMessageDescriptor *d,
