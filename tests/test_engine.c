@@ -11,6 +11,7 @@
 #include "arrow/concat.h"
 #include "arrow/ipc.h"
 #include "engine/engine.h"
+#include "engine/engine_internal.h" /* wg__engine_statement_keeps_tables */
 #include "test.h"
 
 static char tmpdir[256];
@@ -1213,6 +1214,30 @@ static void a_failed_put_in_a_group_keeps_the_table_another_put_uses(void) {
   ASSERT_EQ(n, 1);
 }
 
+/* A pooled connection passes from one client to the next: temp tables, search_path and variables
+ * one caller leaves must not be there for the next. */
+static void session_state_does_not_outlive_a_release(void) {
+  struct wg_engine *e = open_engine(NULL, false, 1);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *c;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  ASSERT_OK(exec(c, "CREATE TABLE t (x BIGINT); INSERT INTO t VALUES (1)", &err), &err);
+  ASSERT_OK(exec(c, "CREATE TEMP TABLE t (x BIGINT); SET VARIABLE v = 7", &err), &err);
+  struct ArrowArrayStream st; /* and one through a query */
+  ASSERT_OK(wg_engine_query_open(c, "SET search_path = 'temp'", 0, &st, &err), &err);
+  wg_stream_release(&st);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM duckdb_tables() WHERE temporary"), 1);
+  wg_engine_release(e, c);
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err); /* the pool's only connection again */
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM duckdb_tables() WHERE temporary"), 0);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM t"), 1); /* main.t, not an empty temp t */
+  ASSERT_EQ(q64(c, "SELECT getvariable('v') IS NULL::INTEGER"), 1);
+  ASSERT_EQ(q64(c, "SELECT (current_setting('search_path') = '')::INTEGER"), 1);
+  wg_engine_release(e, c);
+  wg_engine_close(e);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Cached ingest plans and shared appenders */
 
@@ -1303,14 +1328,19 @@ static void cached_ingest_plans_follow_every_table_change(void) {
   ASSERT_OK(exec(c, "BEGIN; ALTER TABLE t RENAME COLUMN y TO z; COMMIT", &err), &err);
   ASSERT_EQ(put_row(c, cm, "t", y, v, 1, &err), EINVAL);
 
-  /* EXPLAIN ANALYZE runs its statement: here it replaces t with a VARCHAR column z */
+  /* CREATE OR REPLACE with a VARCHAR column z. (EXPLAIN ANALYZE of it would do the same and counts
+   * as a change too; it is checked by type below, since DuckDB 1.4.4 leaks a few hundred bytes
+   * running EXPLAIN ANALYZE of a CREATE TABLE AS, which LeakSanitizer reports.) */
   static const char *const z[] = {"z"};
   ASSERT_OK(exec(c, "DROP TABLE t", &err), &err);
   ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
   ASSERT_OK(put_row(c, cm, "t", z, v, 1, &err), &err);
-  ASSERT_OK(exec(c, "EXPLAIN ANALYZE CREATE OR REPLACE TABLE t AS SELECT 'a' AS z", &err), &err);
+  ASSERT_OK(exec(c, "CREATE OR REPLACE TABLE t AS SELECT 'a' AS z", &err), &err);
   ASSERT_EQ(put_row(c, cm, "t", z, v, 1, &err), EINVAL);
   ASSERT_TRUE(strstr(err.message, "table has VARCHAR, stream has BIGINT") != NULL);
+  ASSERT_TRUE(!wg__engine_statement_keeps_tables(DUCKDB_STATEMENT_TYPE_EXPLAIN));
+  ASSERT_TRUE(!wg__engine_statement_keeps_tables(DUCKDB_STATEMENT_TYPE_ALTER));
+  ASSERT_TRUE(wg__engine_statement_keeps_tables(DUCKDB_STATEMENT_TYPE_SELECT));
 
   /* the drop_table action's path: the next put creates the table again */
   ASSERT_OK(wg_engine_drop_table(c, NULL, "t", &err), &err);
@@ -1403,6 +1433,7 @@ int main(void) {
   RUN_TEST(concurrent_ingests_into_one_table_both_commit);
   RUN_TEST(a_failed_put_in_a_group_keeps_the_table_another_put_uses);
   RUN_TEST(cached_ingest_plans_follow_every_table_change);
+  RUN_TEST(session_state_does_not_outlive_a_release);
   RUN_TEST(a_group_of_puts_to_several_tables_and_column_orders_lands_exactly);
   RUN_TEST(ingest_honours_child_offsets_of_nested_columns);
   RUN_TEST(catalog_lists_filters_describes_and_drops);

@@ -853,6 +853,33 @@ static void a_transaction_left_open_by_a_client_is_rolled_back_after_its_call(vo
   wg_fx_server_stop(&fx);
 }
 
+/* One client's temp table, search_path or variable must not reach the next client's calls on the
+ * same pooled connection, nor redirect a put into a shadowing temp table. */
+static void session_state_of_one_call_does_not_reach_the_next(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 1}; /* every call shares the one connection */
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *a, *b;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&a, fx.uri, &err), &err);
+  ASSERT_OK(wg_client_connect(&b, fx.uri, &err), &err);
+  int64_t acked, n;
+  ASSERT_OK(put_seed(a, "events", 0, 1, 100, true, &acked, &err), &err);
+  const char *sql = "CREATE TEMP TABLE events AS SELECT 1 AS secret; SET VARIABLE v = 1";
+  ASSERT_OK(wg_client_action(a, "execute", sql, strlen(sql), NULL, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT count(*) FROM duckdb_tables() WHERE temporary", &n, &err),
+            &err);
+  ASSERT_EQ(n, 0);
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT (getvariable('v') IS NULL)::INTEGER", &n, &err), &err);
+  ASSERT_EQ(n, 1);
+  ASSERT_OK(put_seed(b, "events", 1, 1, 100, true, &acked, &err), &err); /* into main.events */
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_EQ(n, 200);
+  wg_client_close(a);
+  wg_client_close(b);
+  wg_fx_server_stop(&fx);
+}
+
 static void an_idle_client_is_cut_off_and_frees_its_worker(void) {
   struct wg_fx_server fx;
   struct wg_server_options o = {.threads = 1, .idle_timeout_ms = 500};
@@ -996,6 +1023,7 @@ int main(void) {
   RUN_TEST(cancelled_or_expired_queries_stop_on_the_server);
   RUN_TEST(calls_beyond_workers_and_queue_get_resource_exhausted);
   RUN_TEST(a_transaction_left_open_by_a_client_is_rolled_back_after_its_call);
+  RUN_TEST(session_state_of_one_call_does_not_reach_the_next);
   RUN_TEST(an_idle_client_is_cut_off_and_frees_its_worker);
   RUN_TEST(acknowledged_puts_survive_kill_9);
   RUN_TEST(sigterm_exits_zero_and_keeps_the_data);

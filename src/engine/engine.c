@@ -332,6 +332,17 @@ void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c) {
     c->txn_maybe = false;
     wg__engine_tables_may_change(e); /* the transaction may have held DDL */
   }
+  if (c->session_dirty) {
+    /* Temp tables, SET search_path, variables and prepared statements belong to the DuckDB
+     * connection, and the next call on it may come from another client: start it afresh. */
+    duckdb_connection fresh = NULL;
+    if (duckdb_connect(e->db, &fresh) == DuckDBSuccess) {
+      duckdb_disconnect(&c->conn);
+      c->conn = fresh;
+    }
+    c->session_dirty = false;
+    wg__engine_tables_may_change(e); /* names may have resolved to its temp tables */
+  }
   pthread_mutex_lock(&e->mu);
   if (c->in_use) {
     c->in_use = false;
@@ -391,6 +402,9 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       else if (rows_changed != NULL)
         *rows_changed = (int64_t)duckdb_rows_changed(&r);
       duckdb_destroy_result(&r);
+      /* it ran: a temp table, SET ... stays on the connection until it is replaced on release */
+      if (rc == 0 && !wg__engine_statement_keeps_tables(duckdb_prepared_statement_type(p)))
+        c->session_dirty = true;
     }
     if (!wg__engine_statement_keeps_tables(duckdb_prepared_statement_type(p)))
       wg__engine_tables_may_change(c->engine); /* after it ran, failed or not */

@@ -50,7 +50,9 @@ int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err);
 
 /* Takes a connection from the pool, waiting while all are in use. Thread-safe. */
 int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct wg_error *err);
-/* Returns it; any open transaction is rolled back first. Thread-safe. */
+/* Returns it; any open transaction is rolled back first, and a connection on which SQL other than
+ * SELECT, INSERT, UPDATE or DELETE ran (which may leave temp tables, SET search_path, variables)
+ * is replaced by a fresh one, so that no session state passes to the next caller. Thread-safe. */
 void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c);
 duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c);
 /* Interrupts whatever runs on the connection (callable from any thread, e.g. on cancel). */

@@ -18,6 +18,8 @@ struct wg_engine_conn {
   duckdb_connection conn;
   bool in_use;             /* guarded by engine->mu */
   bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
+  bool session_dirty;      /* client SQL may have left session state (temp tables, SET, variables,
+                              prepared statements): the connection is replaced on release */
   atomic_bool interrupted; /* set by wg_engine_interrupt until the next acquire: sticky, because
                               DuckDB forgets an interrupt that lands before a query begins */
   const void *stream;      /* the open query stream, if any: DuckDB ends a streaming result silently
