@@ -1165,13 +1165,16 @@ static void quote_ident_doubles_quotes(void) {
   free(q);
 }
 
-/* A one-row batch of a timestamp-with-zone column x (values must outlive the batch). */
-static void tz_batch(const int64_t *value, struct ArrowArray *out) {
-  wg_array_node_init(out, 1, 1, NULL);
+/* A one-row batch of n columns of 8-byte values (BIGINT, timestamps; the values must outlive the
+ * batch). */
+static void i64_batch(const int64_t *values, int n, struct ArrowArray *out) {
+  wg_array_node_init(out, 1, n, NULL);
   out->length = 1;
-  wg_array_node_init(out->children[0], 2, 0, NULL);
-  out->children[0]->length = 1;
-  out->children[0]->buffers[1] = value;
+  for (int i = 0; i < n; i++) {
+    wg_array_node_init(out->children[i], 2, 0, NULL);
+    out->children[i]->length = 1;
+    out->children[i]->buffers[1] = &values[i];
+  }
 }
 
 /* Two deferred puts to a table the first one created, committed in one group: the first fails
@@ -1194,8 +1197,8 @@ static void a_failed_put_in_a_group_keeps_the_table_another_put_uses(void) {
   struct ArrowArray a, b;
   ASSERT_OK(wg_engine_ingest_begin_deferred(ca, NULL, "t", &s, &ings[0], &err), &err);
   ASSERT_OK(wg_engine_ingest_begin_deferred(cb, NULL, "t", &s, &ings[1], &err), &err);
-  tz_batch(&bad, &a);
-  tz_batch(&good, &b);
+  i64_batch(&bad, 1, &a);
+  i64_batch(&good, 1, &b);
   ASSERT_OK(wg_engine_ingest_append(ings[0], &a, &err), &err);
   ASSERT_OK(wg_engine_ingest_append(ings[1], &b, &err), &err);
   int status[2];
@@ -1247,17 +1250,6 @@ static void i64_schema(struct ArrowSchema *s, const char *const *names, int n) {
   for (int i = 0; i < n; i++) {
     wg_schema_node_init(s->children[i], "l", 0, NULL);
     wg_schema_set_name(s->children[i], names[i]);
-  }
-}
-
-/* A one-row batch of n BIGINT columns (the values must outlive the batch). */
-static void i64_batch(const int64_t *values, int n, struct ArrowArray *out) {
-  wg_array_node_init(out, 1, n, NULL);
-  out->length = 1;
-  for (int i = 0; i < n; i++) {
-    wg_array_node_init(out->children[i], 2, 0, NULL);
-    out->children[i]->length = 1;
-    out->children[i]->buffers[1] = &values[i];
   }
 }
 

@@ -427,41 +427,12 @@ static void unary_echo_shows_method_to_handler(void) {
   free(u.response);
 }
 
-static void server_streams_1000_messages_in_order(void) {
-  struct fixture f;
-  ASSERT_OK(fixture_start(&f, 2, 8, 0), NULL);
+/* Calls a streaming `method` with `request` and reads every message: *count of them, *in_order
+ * when they are "msg 0", "msg 1", ...; returns the call's outcome, *code its status. */
+static int read_stream(struct fixture *f, const char *method, const char *request, int *count,
+                       bool *in_order, grpc_status_code *code, struct wg_error *err) {
   struct wg_rpc_client_call *c = NULL;
-  struct wg_error err = {{0}};
-  ASSERT_OK(wg_rpc_client_call_start(f.channel, "/test/Stream", 10000, NULL, &c, &err), &err);
-  ASSERT_OK(wg_rpc_client_call_send(c, string_buffer("1000")), NULL);
-  ASSERT_OK(wg_rpc_client_call_close_send(c), NULL);
-  int count = 0, in_order = 1;
-  for (int i = 0; i < 2000; i++) {
-    grpc_byte_buffer *bb = NULL;
-    if (wg_rpc_client_call_recv(c, &bb) != 0 || bb == NULL) break;
-    char *s = flatten_string(bb);
-    grpc_byte_buffer_destroy(bb);
-    char want[32];
-    snprintf(want, sizeof(want), "msg %d", count);
-    if (s == NULL || strcmp(s, want) != 0) in_order = 0;
-    free(s);
-    count++;
-  }
-  grpc_status_code code;
-  int rc = wg_rpc_client_call_finish(c, &code, &err);
-  wg_rpc_client_call_destroy(c);
-  fixture_stop(&f);
-  ASSERT_OK(rc, &err);
-  ASSERT_EQ(code, GRPC_STATUS_OK);
-  ASSERT_EQ(count, 1000);
-  ASSERT_TRUE(in_order);
-}
-
-/* Reads every message of /test/StreamAsync with `request`; *count and *in_order as above. */
-static int read_async_stream(struct fixture *f, const char *request, int *count, bool *in_order,
-                             grpc_status_code *code, struct wg_error *err) {
-  struct wg_rpc_client_call *c = NULL;
-  WG_RETURN_NOT_OK(wg_rpc_client_call_start(f->channel, "/test/StreamAsync", 10000, NULL, &c, err));
+  WG_RETURN_NOT_OK(wg_rpc_client_call_start(f->channel, method, 10000, NULL, &c, err));
   int rc = wg_rpc_client_call_send(c, string_buffer(request));
   if (rc == 0) rc = wg_rpc_client_call_close_send(c);
   *count = 0;
@@ -482,6 +453,21 @@ static int read_async_stream(struct fixture *f, const char *request, int *count,
   return rc != 0 ? rc : frc;
 }
 
+static void server_streams_1000_messages_in_order(void) {
+  struct fixture f;
+  ASSERT_OK(fixture_start(&f, 2, 8, 0), NULL);
+  struct wg_error err = {{0}};
+  int count;
+  bool in_order;
+  grpc_status_code code;
+  int rc = read_stream(&f, "/test/Stream", "1000", &count, &in_order, &code, &err);
+  fixture_stop(&f);
+  ASSERT_OK(rc, &err);
+  ASSERT_EQ(code, GRPC_STATUS_OK);
+  ASSERT_EQ(count, 1000);
+  ASSERT_TRUE(in_order);
+}
+
 /* Sends started without waiting, and the last message in the status's batch, arrive complete and
  * in order, before the status, also when the status is an error. */
 static void async_sends_and_the_last_message_with_the_status_arrive_in_order(void) {
@@ -491,9 +477,9 @@ static void async_sends_and_the_last_message_with_the_status_arrive_in_order(voi
   int n1, n2, n3;
   bool o1, o2, o3;
   grpc_status_code c1, c2, c3;
-  int rc1 = read_async_stream(&f, "1000", &n1, &o1, &c1, &err);
-  int rc2 = read_async_stream(&f, "3!", &n2, &o2, &c2, &err2);
-  int rc3 = read_async_stream(&f, "1", &n3, &o3, &c3, &err3);
+  int rc1 = read_stream(&f, "/test/StreamAsync", "1000", &n1, &o1, &c1, &err);
+  int rc2 = read_stream(&f, "/test/StreamAsync", "3!", &n2, &o2, &c2, &err2);
+  int rc3 = read_stream(&f, "/test/StreamAsync", "1", &n3, &o3, &c3, &err3);
   fixture_stop(&f);
   ASSERT_OK(rc1, &err);
   ASSERT_EQ(c1, GRPC_STATUS_OK);

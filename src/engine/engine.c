@@ -55,6 +55,13 @@ bool wg__engine_statement_keeps_tables(duckdb_statement_type type) {
   }
 }
 
+void wg__engine_statement_done(struct wg_engine_conn *c, duckdb_statement_type type, bool ran) {
+  if (type == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true; /* BEGIN: see release */
+  if (wg__engine_statement_keeps_tables(type)) return;
+  wg__engine_tables_may_change(c->engine); /* failed or not: it may have got part way */
+  if (ran) c->session_dirty = true;        /* a temp table, SET ...: see release */
+}
+
 int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
   duckdb_result r;
   int rc = 0;
@@ -386,8 +393,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       duckdb_destroy_prepare(&p);
       break;
     }
-    /* BEGIN may leave a transaction open: roll back on release */
-    if (duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true;
+    bool ran = false;
     duckdb_pending_result pending = NULL;
     if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
       const char *msg = duckdb_pending_error(pending);
@@ -402,12 +408,9 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       else if (rows_changed != NULL)
         *rows_changed = (int64_t)duckdb_rows_changed(&r);
       duckdb_destroy_result(&r);
-      /* it ran: a temp table, SET ... stays on the connection until it is replaced on release */
-      if (rc == 0 && !wg__engine_statement_keeps_tables(duckdb_prepared_statement_type(p)))
-        c->session_dirty = true;
+      ran = rc == 0;
     }
-    if (!wg__engine_statement_keeps_tables(duckdb_prepared_statement_type(p)))
-      wg__engine_tables_may_change(c->engine); /* after it ran, failed or not */
+    wg__engine_statement_done(c, duckdb_prepared_statement_type(p), ran);
     duckdb_destroy_pending(&pending);
     duckdb_destroy_prepare(&p);
   }

@@ -60,6 +60,11 @@ static inline void wg__engine_tables_may_change(struct wg_engine *e) {
  * UPDATE, DELETE. Everything else (DDL, transaction statements, ATTACH, EXECUTE, EXPLAIN, which
  * may be EXPLAIN ANALYZE of DDL ...) counts as a possible change. */
 bool wg__engine_statement_keeps_tables(duckdb_statement_type type);
+/* After client SQL of this type was run on c (ran: it executed without error; failed or refused
+ * statements may still have been prepared and started): a transaction statement may have left a
+ * transaction open (rolled back on release); anything that may change a table retires the ingest
+ * plans; one that ran may have left session state (the connection is replaced on release). */
+void wg__engine_statement_done(struct wg_engine_conn *c, duckdb_statement_type type, bool ran);
 /* Frees the ingest plan cache (engine close). */
 void wg__engine_plans_free(struct wg_engine *e);
 

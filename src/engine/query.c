@@ -145,12 +145,7 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
   duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_INVALID;
   int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, &g->chunks, err);
-  /* BEGIN may leave a transaction open: roll back on release */
-  if (type == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true;
-  if (!wg__engine_statement_keeps_tables(type)) {
-    wg__engine_tables_may_change(c->engine);
-    if (rc == 0) c->session_dirty = true; /* it ran: replaced on release (engine.c) */
-  }
+  wg__engine_statement_done(c, type, rc == 0);
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
     if (rc != 0) wg_error_set(err, rc, "query: reading the result schema failed");
