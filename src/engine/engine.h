@@ -114,6 +114,10 @@ int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema
 int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err);
 void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_ingest **ings,
                                    int64_t n, int *status, int64_t *rows, struct wg_error *errs);
+/* Marks a deferred ingest as failed with `code` (ECANCELED: its client went away) before it
+ * reaches commit_group, which then drops it like any failed put: nothing of it is committed. For
+ * the group committer, which owns the ingest but not the connection it was begun on. */
+void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code);
 
 /* Catalog. */
 struct wg_engine_table {

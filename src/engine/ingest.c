@@ -1020,6 +1020,10 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
   return 0;
 }
 
+void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code) {
+  if (ing != NULL && ing->failed == 0) ing->failed = code;
+}
+
 void wg_engine_ingest_abort(struct wg_engine_ingest *ing) {
   if (ing == NULL) return;
   struct wg_engine_conn *c = ing->c;

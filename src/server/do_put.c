@@ -13,8 +13,13 @@
  *
  *   recv FlightData(descriptor + Schema) -> acquire -> ingest_begin
  *   { recv FlightData(DictionaryBatch | RecordBatch) -> decode -> ingest_append }*
- *   half-close -> ingest_commit -> send PutResult -> finish OK
- *   any error (bad frame, bad IPC, type mismatch, cancel) -> ingest_abort -> finish with status */
+ *   half-close -> call still alive? -> ingest_commit -> send PutResult -> finish OK
+ *   any error (bad frame, bad IPC, type mismatch, cancel) -> ingest_abort -> finish with status
+ *
+ * Cancellation: a put commits only if its client half-closed AND its call is not cancelled when
+ * the commit starts (checked here for the streaming path, by the committer right before the
+ * group's transaction for the group path). A cancel that arrives during the COMMIT itself cannot
+ * be undone: the client then gets no acknowledgement for rows that are committed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,10 @@ static int recv_data(struct put *p, struct wg_flight_data *fd, bool *done, struc
   if (wg_rpc_call_recv(p->call, &bb) != 0)
     return wg_error_set(err, ECANCELED, "DoPut cancelled by the client or its deadline");
   if (bb == NULL) {
+    /* A cancel can complete the pending receive with "end of stream" as a half-close would;
+     * the cancelled flag, if it is already known, tells the two apart. */
+    if (wg_rpc_call_cancelled(p->call))
+      return wg_error_set(err, ECANCELED, "DoPut cancelled by the client or its deadline");
     *done = true;
     return 0;
   }
@@ -153,12 +162,14 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     /* The committer has its own connection: give ours back before waiting for the group. */
     wg_engine_release(s->engine, p.conn);
     p.conn = NULL;
-    rc = wg__committer_commit(&s->committer, p.ing, &rows, &err);
+    rc = wg__committer_commit(&s->committer, p.ing, call, &rows, &err);
     p.ing = NULL;
     if (rc == 0) {
       atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
       rc = acknowledge(&p, rows, &err);
     }
+  } else if (rc == 0 && wg_rpc_call_cancelled(call)) {
+    rc = wg_error_set(&err, ECANCELED, "DoPut cancelled before its commit");
   } else if (rc == 0) {
     rc = wg_engine_ingest_commit(p.ing, &rows, &err);
     p.ing = NULL;

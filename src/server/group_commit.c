@@ -3,7 +3,9 @@
  * committer thread (one by default, --committers N), which commits everything waiting in one
  * DuckDB transaction: one WAL fsync for the group instead of one per put. Each handler acknowledges
  * its put only after that commit. If the group's transaction fails, the engine commits each put
- * alone, so one bad put fails only itself.
+ * alone, so one bad put fails only itself. A put whose call was cancelled (client cancel, deadline)
+ * while it waited is dropped right before the group's transaction: it commits nothing, answers
+ * ECANCELED, and the rest of the group commits without it.
  *
  *   handler: commit() -> enqueue -> wait(own cv)           committer: wait(queue) -> take all ->
  *                                 <- done, status, rows    commit_group -> mark done -> signal each
@@ -17,6 +19,7 @@
 
 struct wg__commit_entry {
   struct wg_engine_ingest *ing;
+  const struct wg_rpc_call *call; /* checked for cancellation just before the group commits */
   int status;
   int64_t rows;
   struct wg_error err;
@@ -47,6 +50,9 @@ static void *committer_main(void *arg) {
     }
     if (cm->head == NULL) cm->tail = NULL;
     pthread_mutex_unlock(&cm->mu);
+    /* The last moment a cancelled put can still be kept out: commit_group drops failed ones. */
+    for (int i = 0; i < n; i++)
+      if (wg_rpc_call_cancelled(taken[i]->call)) wg_engine_ingest_fail(ings[i], ECANCELED);
     if (errs != NULL) {
       wg_engine_ingest_commit_group(lane->conn, ings, n, status, rows, errs);
     } else { /* no memory for the error slots: commit one by one with a shared slot */
@@ -58,7 +64,9 @@ static void *committer_main(void *arg) {
     for (int i = 0; i < n; i++) {
       taken[i]->status = status[i];
       taken[i]->rows = rows[i];
-      if (status[i] != 0 && errs != NULL)
+      if (status[i] == ECANCELED)
+        wg_error_set(&taken[i]->err, ECANCELED, "DoPut cancelled before its commit");
+      else if (status[i] != 0 && errs != NULL)
         taken[i]->err = errs[i];
       else if (status[i] != 0)
         wg_error_set(&taken[i]->err, status[i], "group commit failed");
@@ -115,11 +123,12 @@ void wg__committer_stop(struct wg__committer *cm) {
   cm->started = false;
 }
 
-int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing, int64_t *rows,
-                         struct wg_error *err) {
+int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
+                         const struct wg_rpc_call *call, int64_t *rows, struct wg_error *err) {
   struct wg__commit_entry e;
   memset(&e, 0, sizeof(e));
   e.ing = ing;
+  e.call = call;
   pthread_cond_init(&e.cv, NULL);
   pthread_mutex_lock(&cm->mu);
   if (cm->tail != NULL)

@@ -42,9 +42,10 @@ int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int 
                         struct wg_error *err);
 void wg__committer_stop(struct wg__committer *cm);
 /* Commits a deferred ingest (consumed) together with whatever else is waiting; blocks until
- * committed. Returns its status; *rows the rows committed. */
-int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing, int64_t *rows,
-                         struct wg_error *err);
+ * committed. Returns its status; *rows the rows committed. ECANCELED, committing nothing, when
+ * `call` (may be NULL) is cancelled by the time its group commits. */
+int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
+                         const struct wg_rpc_call *call, int64_t *rows, struct wg_error *err);
 
 struct wg_server {
   struct wg_server_options options;

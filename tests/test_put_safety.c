@@ -1,0 +1,258 @@
+/* wigeon: what a put leaves behind when things go wrong, end to end against a real server on
+ * 127.0.0.1 with real gRPC and DuckDB: a put whose client cancels, or whose deadline passes, after
+ * sending some of its batches leaves no rows, on the group-commit and the streaming path alike.
+ * Puts are sent frame by frame over the raw rpc client, so the test decides exactly when the
+ * stream stops and how. */
+#define _GNU_SOURCE /* memmem */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arrow/array.h"
+#include "arrow/ipc.h"
+#include "flight/flight.h"
+#include "rpc/rpc.h"
+#include "server/internal.h"
+#include "support/server_fixture.h"
+#include "test.h"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* How the client ends its stream. PUT_CLOSE_THEN_CANCEL is what Node's http2 (grpc-js) does on
+ * cancel: it ends the stream (END_STREAM, a half-close) and sends RST_STREAM right behind it. */
+/* PUT_CLOSE_WAIT_CANCEL half-closes, waits 300 ms, then cancels: a cancel that comes while the put
+ * waits for its group commit. */
+enum put_end { PUT_CLOSE, PUT_CANCEL, PUT_CLOSE_THEN_CANCEL, PUT_CLOSE_WAIT_CANCEL,
+               PUT_LET_DEADLINE_PASS };
+
+/* Sends a DoPut of `batches` (id, value) batches of `rows` rows into `table`, the first
+ * FlightData carrying `key_metadata` (may be NULL), then ends it as `how` says. Returns the
+ * status code of the call (0 OK); *acked gets the acknowledged row count (-1 when none) and ack
+ * (may be NULL, size ack_size) the acknowledgement's app_metadata as text. */
+static int raw_put(const char *uri, const char *table, int batches, int64_t rows,
+                   const char *key_metadata, enum put_end how, int64_t timeout_ms, int64_t *acked,
+                   char *ack, size_t ack_size, struct wg_error *err) {
+  *acked = -1;
+  if (ack != NULL) ack[0] = '\0';
+  struct wg_rpc_channel *ch;
+  WG_RETURN_NOT_OK(wg_rpc_channel_create(&ch, uri, err));
+  struct ArrowSchema schema;
+  struct ArrowArray first;
+  int rc = wg_fx_seed_batch(0, rows, true, &schema, &first);
+  if (rc != 0) {
+    wg_rpc_channel_destroy(ch);
+    return wg_error_set(err, rc, "seed batch");
+  }
+  struct wg_ipc_encoder *enc = NULL;
+  rc = wg_ipc_encoder_create(&enc, &schema, NULL, err);
+  wg_schema_release(&schema);
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  char *path[1] = {(char *)table};
+  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
+  d.n_path = 1;
+  d.path = path;
+  uint8_t dbytes[1024];
+  size_t dl = arrow__flight__protocol__flight_descriptor__pack(&d, dbytes);
+  struct wg_rpc_client_call *call = NULL;
+  if (rc == 0)
+    rc = wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "DoPut", timeout_ms, NULL, &call, err);
+  int64_t max = rc == 0 ? wg_ipc_encoder_max_messages(enc) : 0;
+  struct wg_ipc_encoded *msgs = calloc((size_t)(max + 1), sizeof(*msgs));
+  for (int64_t i = 0; i <= max; i++)
+    wg_ipc_encoded_init(&msgs[i]);
+  struct wg_bytes none = {NULL, 0};
+  struct wg_bytes md = {(const uint8_t *)key_metadata,
+                        key_metadata ? (int64_t)strlen(key_metadata) : 0};
+  grpc_byte_buffer *bb = NULL;
+  if (rc == 0) rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
+  if (rc == 0) rc = wg_flight_data_encode((struct wg_bytes){dbytes, (int64_t)dl}, &msgs[0], md,
+                                          NULL, &bb, err);
+  if (rc == 0) rc = wg_rpc_client_call_send(call, bb);
+  for (int b = 0; rc == 0 && b < batches; b++) {
+    int64_t n = 0;
+    rc = wg_ipc_encoder_batch(enc, &first, msgs, &n, err);
+    for (int64_t i = 0; rc == 0 && i < n; i++) {
+      rc = wg_flight_data_encode(none, &msgs[i], none, NULL, &bb, err);
+      if (rc == 0) rc = wg_rpc_client_call_send(call, bb);
+    }
+    for (int64_t i = 0; i < n; i++)
+      wg_ipc_encoded_reset(&msgs[i]);
+  }
+  if (rc == 0 && how == PUT_CLOSE) rc = wg_rpc_client_call_close_send(call);
+  if (rc == 0 && how == PUT_CLOSE_THEN_CANCEL) {
+    rc = wg_rpc_client_call_close_send(call);
+    wg_rpc_client_call_cancel(call);
+  }
+  if (rc == 0 && how == PUT_CLOSE_WAIT_CANCEL) {
+    rc = wg_rpc_client_call_close_send(call);
+    sleep_ms(300);
+    wg_rpc_client_call_cancel(call);
+  }
+  if (rc == 0 && how == PUT_CANCEL) {
+    wg_rpc_client_call_cancel(call); /* at once: batches still in flight or being appended */
+  }
+  if (rc == 0 && how == PUT_LET_DEADLINE_PASS) sleep_ms((int)timeout_ms + 500);
+  if (call != NULL) {
+    for (;;) {
+      grpc_byte_buffer *in = NULL;
+      if (wg_rpc_client_call_recv(call, &in) != 0 || in == NULL) break;
+      ProtobufCMessage *m = NULL;
+      if (wg_flight_unpack(&arrow__flight__protocol__put_result__descriptor, in, &m, NULL) == 0) {
+        const ProtobufCBinaryData *a = &((Arrow__Flight__Protocol__PutResult *)m)->app_metadata;
+        const char *r = memmem(a->data, a->len, "\"rows\":", 7);
+        if (r != NULL) *acked = atoll(r + 7);
+        if (ack != NULL) {
+          size_t k = a->len < ack_size - 1 ? a->len : ack_size - 1;
+          memcpy(ack, a->data, k);
+          ack[k] = '\0';
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+      }
+      grpc_byte_buffer_destroy(in);
+    }
+    grpc_status_code code;
+    int frc = wg_rpc_client_call_finish(call, &code, err);
+    if (rc == 0) rc = frc;
+    wg_rpc_client_call_destroy(call);
+  }
+  for (int64_t i = 0; i <= max; i++)
+    wg_ipc_encoded_reset(&msgs[i]);
+  free(msgs);
+  wg_array_release(&first);
+  wg_ipc_encoder_destroy(enc);
+  wg_rpc_channel_destroy(ch);
+  return rc;
+}
+
+/* The stats counters as text (for "puts" and "errors"), and active_calls as a number. */
+static int64_t stat_of(struct wg_client *c, const char *name) {
+  struct wg_buf out;
+  wg_buf_init(&out);
+  struct wg_error err;
+  int64_t v = -1;
+  char key[64];
+  snprintf(key, sizeof(key), "\"%s\": ", name);
+  if (wg_client_action(c, "stats", "", 0, &out, &err) == 0 && out.data != NULL) {
+    wg_buf_append(&out, "", 1);
+    const char *p = strstr((char *)out.data, key);
+    if (p != NULL) v = atoll(p + strlen(key));
+  }
+  wg_buf_reset(&out);
+  return v;
+}
+
+/* Waits until only the stats call itself is active on the server: every put handler returned. */
+static int64_t wait_idle(struct wg_client *c) {
+  int64_t active = -1;
+  for (int i = 0; i < 200; i++) {
+    active = stat_of(c, "active_calls");
+    if (active == 1) break;
+    sleep_ms(50);
+  }
+  return active;
+}
+
+static int64_t count_rows(struct wg_client *c, const char *table) {
+  char sql[256];
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", table);
+  int64_t n = -1;
+  struct wg_error err;
+  if (wg_fx_query_i64(c, sql, &n, &err) != 0) return -1;
+  return n;
+}
+
+/* ---- item 1: a cancelled put must not commit ---- */
+
+/* One scenario: 5 batches of 1,000 rows, then the stream ends as `how` says; with group_mb 0 the
+ * default 8 MiB group commit takes the put, with a tiny limit it streams into its own
+ * transaction. A first put creates the table, so that "no rows" cannot mean "no table". */
+static void cancelled_scenario(int64_t group_commit_bytes, enum put_end how) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4, .group_commit_bytes = group_commit_bytes};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t acked;
+  ASSERT_OK(raw_put(fx.uri, "t", 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
+  ASSERT_EQ(acked, 10);
+  int64_t errors_before = stat_of(c, "errors");
+  int64_t puts_before = stat_of(c, "puts");
+  for (int round = 0; round < 3; round++) {
+    int rc = raw_put(fx.uri, "t", 20, 10000, NULL, how, how == PUT_LET_DEADLINE_PASS ? 700 : 20000,
+                     &acked, NULL, 0, &err);
+    ASSERT_NE(rc, 0);
+    ASSERT_EQ(acked, -1);
+    ASSERT_EQ(wait_idle(c), 1);
+    ASSERT_EQ(count_rows(c, "t"), 10);
+  }
+  ASSERT_EQ(stat_of(c, "puts"), puts_before);
+  /* each cancelled put that reached its handler counts as an error (one cancelled before a worker
+   * took it never runs) */
+  ASSERT_TRUE(stat_of(c, "errors") > errors_before);
+  /* and the server still takes a normal put */
+  ASSERT_OK(raw_put(fx.uri, "t", 2, 100, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
+  ASSERT_EQ(acked, 200);
+  ASSERT_EQ(count_rows(c, "t"), 210);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+/* The client half-closes, so the put goes to the group committer, then cancels while the put
+ * waits there: the test holds the committers' lock meanwhile, so the order is certain. */
+static void cancel_while_waiting_for_group_commit(enum put_end how) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t acked;
+  ASSERT_OK(raw_put(fx.uri, "g", 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
+  int64_t puts_before = stat_of(c, "puts");
+  int64_t errors_before = stat_of(c, "errors");
+  pthread_mutex_lock(&fx.server->committer.mu);
+  /* PUT_CLOSE here: a half-close with a 700 ms deadline that passes while the put waits */
+  int rc = raw_put(fx.uri, "g", 5, 1000, NULL, how, how == PUT_CLOSE ? 700 : 20000, &acked, NULL, 0,
+                   &err);
+  sleep_ms(200);
+  pthread_mutex_unlock(&fx.server->committer.mu);
+  ASSERT_EQ(rc, how == PUT_CLOSE ? ETIMEDOUT : ECANCELED);
+  ASSERT_EQ(acked, -1);
+  ASSERT_EQ(wait_idle(c), 1);
+  ASSERT_EQ(count_rows(c, "g"), 10);
+  ASSERT_EQ(stat_of(c, "puts"), puts_before);
+  ASSERT_EQ(stat_of(c, "errors"), errors_before + 1);
+  /* the committer goes on committing other puts */
+  ASSERT_OK(raw_put(fx.uri, "g", 1, 5, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
+  ASSERT_EQ(count_rows(c, "g"), 15);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+static void cancelled_put_leaves_no_rows(void) {
+  cancel_while_waiting_for_group_commit(PUT_CLOSE_WAIT_CANCEL);
+  cancelled_scenario(0, PUT_CLOSE_THEN_CANCEL);
+  cancelled_scenario(1000, PUT_CLOSE_THEN_CANCEL);
+  cancelled_scenario(0, PUT_CANCEL);    /* group commit (8 MiB) */
+  cancelled_scenario(1000, PUT_CANCEL); /* streaming: past 1,000 bytes */
+}
+
+static void deadline_expired_put_leaves_no_rows(void) {
+  cancel_while_waiting_for_group_commit(PUT_CLOSE);
+  cancelled_scenario(0, PUT_LET_DEADLINE_PASS);
+  cancelled_scenario(1000, PUT_LET_DEADLINE_PASS);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  RUN_TEST(cancelled_put_leaves_no_rows);
+  RUN_TEST(deadline_expired_put_leaves_no_rows);
+  return TEST_SUMMARY();
+}
