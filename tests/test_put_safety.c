@@ -1,4 +1,4 @@
-/* wigeon: what a put leaves behind when things go wrong, end to end against a real server on
+/* wigeon: what a write leaves behind when things go wrong, end to end against a real server on
  * 127.0.0.1 with real gRPC and DuckDB: a put whose client cancels, or whose deadline passes, after
  * sending some of its batches leaves no rows, on the group-commit and the streaming path alike.
  * Puts are sent frame by frame over the raw rpc client, so the test decides exactly when the
@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "arrow/array.h"
 #include "arrow/ipc.h"
@@ -35,9 +37,43 @@ enum put_end { PUT_CLOSE, PUT_CANCEL, PUT_CLOSE_THEN_CANCEL, PUT_CLOSE_WAIT_CANC
  * FlightData carrying `key_metadata` (may be NULL), then ends it as `how` says. Returns the
  * status code of the call (0 OK); *acked gets the acknowledged row count (-1 when none) and ack
  * (may be NULL, size ack_size) the acknowledgement's app_metadata as text. */
+static int raw_put_desc(const char *uri, const uint8_t *dbytes, size_t dl, int batches,
+                        int64_t rows, const char *key_metadata, enum put_end how,
+                        int64_t timeout_ms, int64_t *acked, char *ack, size_t ack_size,
+                        struct wg_error *err);
+
 static int raw_put(const char *uri, const char *table, int batches, int64_t rows,
                    const char *key_metadata, enum put_end how, int64_t timeout_ms, int64_t *acked,
                    char *ack, size_t ack_size, struct wg_error *err) {
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  char *path[1] = {(char *)table};
+  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
+  d.n_path = 1;
+  d.path = path;
+  uint8_t dbytes[1024];
+  size_t dl = arrow__flight__protocol__flight_descriptor__pack(&d, dbytes);
+  return raw_put_desc(uri, dbytes, dl, batches, rows, key_metadata, how, timeout_ms, acked, ack,
+                      ack_size, err);
+}
+
+/* A PATH descriptor of n elements written byte by byte (protobuf-c would stop a string at NUL). */
+static size_t path_descriptor(uint8_t *out, const char *const *parts, const size_t *lens, int n) {
+  size_t k = 0;
+  out[k++] = 0x08; /* type = PATH */
+  out[k++] = 0x01;
+  for (int i = 0; i < n; i++) {
+    out[k++] = 0x1a; /* path, length-delimited */
+    out[k++] = (uint8_t)lens[i];
+    memcpy(out + k, parts[i], lens[i]);
+    k += lens[i];
+  }
+  return k;
+}
+
+static int raw_put_desc(const char *uri, const uint8_t *dbytes, size_t dl, int batches,
+                        int64_t rows, const char *key_metadata, enum put_end how,
+                        int64_t timeout_ms, int64_t *acked, char *ack, size_t ack_size,
+                        struct wg_error *err) {
   *acked = -1;
   if (ack != NULL) ack[0] = '\0';
   struct wg_rpc_channel *ch;
@@ -52,13 +88,6 @@ static int raw_put(const char *uri, const char *table, int batches, int64_t rows
   struct wg_ipc_encoder *enc = NULL;
   rc = wg_ipc_encoder_create(&enc, &schema, NULL, err);
   wg_schema_release(&schema);
-  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
-  char *path[1] = {(char *)table};
-  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
-  d.n_path = 1;
-  d.path = path;
-  uint8_t dbytes[1024];
-  size_t dl = arrow__flight__protocol__flight_descriptor__pack(&d, dbytes);
   struct wg_rpc_client_call *call = NULL;
   if (rc == 0)
     rc = wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "DoPut", timeout_ms, NULL, &call, err);
@@ -118,7 +147,8 @@ static int raw_put(const char *uri, const char *table, int batches, int64_t rows
     }
     grpc_status_code code;
     int frc = wg_rpc_client_call_finish(call, &code, err);
-    if (rc == 0) rc = frc;
+    /* a send that failed because the server already finished the call: its status tells why */
+    if (rc == 0 || (rc == EPIPE && frc != 0)) rc = frc;
     wg_rpc_client_call_destroy(call);
   }
   for (int64_t i = 0; i <= max; i++)
@@ -137,7 +167,7 @@ static int64_t stat_of(struct wg_client *c, const char *name) {
   struct wg_error err;
   int64_t v = -1;
   char key[64];
-  snprintf(key, sizeof(key), "\"%s\": ", name);
+  snprintf(key, sizeof(key), "\"%s\":", name);
   if (wg_client_action(c, "stats", "", 0, &out, &err) == 0 && out.data != NULL) {
     wg_buf_append(&out, "", 1);
     const char *p = strstr((char *)out.data, key);
@@ -250,9 +280,174 @@ static void deadline_expired_put_leaves_no_rows(void) {
   cancelled_scenario(1000, PUT_LET_DEADLINE_PASS);
 }
 
+static int exec_sql(struct wg_client *c, const char *sql, struct wg_error *err) {
+  struct wg_buf out;
+  wg_buf_init(&out);
+  int rc = wg_client_action(c, "execute", sql, strlen(sql), &out, err);
+  wg_buf_reset(&out);
+  return rc;
+}
+
+/* ---- item 4: a table name is exactly what the client sent, or refused ---- */
+
+static void refused_path(const char *uri, struct wg_client *c, const char *const *parts,
+                         const size_t *lens, int n, const char *want) {
+  uint8_t d[256];
+  size_t dl = path_descriptor(d, parts, lens, n);
+  int64_t acked;
+  struct wg_error err;
+  int rc = raw_put_desc(uri, d, dl, 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err);
+  ASSERT_EQ(rc, EINVAL);
+  ASSERT_EQ(acked, -1);
+  if (strstr(err.message, want) == NULL) fprintf(stderr, "  message: %s\n", err.message);
+  ASSERT_TRUE(strstr(err.message, want) != NULL);
+  (void)c;
+}
+
+static void put_refuses_names_that_are_not_exactly_text(void) {
+  for (int streaming = 0; streaming < 2; streaming++) {
+    struct wg_fx_server fx;
+    struct wg_server_options o = {.threads = 4, .group_commit_bytes = streaming ? 100 : 0};
+    ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+    struct wg_client *c;
+    struct wg_error err;
+    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    int64_t acked;
+    ASSERT_OK(raw_put(fx.uri, "victim", 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err),
+              &err);
+    const char *nul[] = {"victim\0suffix"};
+    size_t nul_len[] = {13};
+    refused_path(fx.uri, c, nul, nul_len, 1, "NUL");
+    const char *bad[] = {"caf\xe9"}; /* Latin-1, not UTF-8 */
+    size_t bad_len[] = {4};
+    refused_path(fx.uri, c, bad, bad_len, 1, "UTF-8");
+    const char *overlong[] = {"a\xc0\xaf" "b"}; /* an overlong '/' */
+    size_t overlong_len[] = {4};
+    refused_path(fx.uri, c, overlong, overlong_len, 1, "UTF-8");
+    const char *bad_schema[] = {"ma\xffin", "victim"};
+    size_t bad_schema_len[] = {5, 6};
+    refused_path(fx.uri, c, bad_schema, bad_schema_len, 2, "UTF-8");
+    const char *empty_schema[] = {"", "tt"};
+    size_t empty_schema_len[] = {0, 2};
+    refused_path(fx.uri, c, empty_schema, empty_schema_len, 2, "empty schema name");
+    const char *view[] = {"duckdb_tables"};
+    size_t view_len[] = {13};
+    refused_path(fx.uri, c, view, view_len, 1, "not a table");
+    ASSERT_OK(exec_sql(c, "CREATE VIEW v AS SELECT * FROM victim", &err), &err);
+    const char *user_view[] = {"v"};
+    size_t user_view_len[] = {1};
+    refused_path(fx.uri, c, user_view, user_view_len, 1, "not a table");
+    ASSERT_EQ(count_rows(c, "victim"), 10);
+    int64_t n = -1;
+    ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                                 "('tt', 'duckdb_tables', 'v') OR table_name LIKE 'caf%'",
+                              &n, &err),
+              &err);
+    ASSERT_EQ(n, 0);
+    wg_client_close(c);
+    wg_fx_server_stop(&fx);
+  }
+}
+
+static void acknowledgement_names_the_table_exactly(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err;
+  const char *names[] = {"a\"b", "back\\slash", "tab\there", "caf\xc3\xa9 \xe2\x82\xac"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    int64_t acked;
+    char ack[512];
+    ASSERT_OK(raw_put(fx.uri, names[i], 1, 7, NULL, PUT_CLOSE, 10000, &acked, ack, sizeof(ack),
+                      &err),
+              &err);
+    cJSON *j = cJSON_Parse(ack);
+    ASSERT_TRUE(j != NULL);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "table");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "rows");
+    ASSERT_TRUE(cJSON_IsString(t) && cJSON_IsNumber(r));
+    ASSERT_STREQ(t->valuestring, names[i]);
+    ASSERT_EQ((int64_t)r->valuedouble, 7);
+    cJSON_Delete(j);
+  }
+  /* drop_table answers the name as exact JSON too */
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_buf out;
+  wg_buf_init(&out);
+  ASSERT_OK(wg_client_action(c, "drop_table", "a\"b", 3, &out, &err), &err);
+  wg_buf_append(&out, "", 1);
+  cJSON *j = cJSON_Parse((const char *)out.data);
+  ASSERT_TRUE(j != NULL);
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dropped");
+  ASSERT_TRUE(cJSON_IsString(d));
+  ASSERT_STREQ(d->valuestring, "a\"b");
+  cJSON_Delete(j);
+  wg_buf_reset(&out);
+  /* an action body with a NUL or bad UTF-8 is refused, not cut short */
+  ASSERT_EQ(wg_client_action(c, "drop_table", "back\\slash\0x", 12, &out, &err), EINVAL);
+  ASSERT_EQ(wg_client_action(c, "drop_table", "caf\xe9", 4, &out, &err), EINVAL);
+  wg_buf_reset(&out);
+  ASSERT_EQ(count_rows(c, "back\\slash"), 7);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
+/* ---- item 5: execute is all or nothing ---- */
+
+static void execute_is_all_or_nothing(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_EQ(exec_sql(c, "CREATE TABLE a3(x int); INSERT INTO nosuch VALUES (1)", &err), ENOENT);
+  ASSERT_TRUE(strstr(err.message, "statement 2 of 2") != NULL);
+  int64_t n = -1;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'a3'", &n,
+                            &err),
+            &err);
+  ASSERT_EQ(n, 0);
+  /* a failure at run time (not at prepare) undoes the statements before it too */
+  ASSERT_OK(exec_sql(c, "CREATE TABLE k(x int PRIMARY KEY)", &err), &err);
+  ASSERT_EQ(exec_sql(c, "INSERT INTO k VALUES (1); INSERT INTO k VALUES (2), (1)", &err), EEXIST);
+  ASSERT_EQ(count_rows(c, "k"), 0);
+  /* all statements succeed: rows_changed is their sum */
+  struct wg_buf out;
+  wg_buf_init(&out);
+  const char *ok = "INSERT INTO k VALUES (1), (2); UPDATE k SET x = x + 10; INSERT INTO k VALUES (3)";
+  ASSERT_OK(wg_client_action(c, "execute", ok, strlen(ok), &out, &err), &err);
+  wg_buf_append(&out, "", 1);
+  ASSERT_STREQ((const char *)out.data, "{\"rows_changed\":5}");
+  wg_buf_reset(&out);
+  ASSERT_EQ(count_rows(c, "k"), 3);
+  /* transaction control among several statements would defeat the rule: refused, nothing run */
+  ASSERT_EQ(exec_sql(c, "INSERT INTO k VALUES (4); COMMIT; INSERT INTO nosuch VALUES (1)", &err),
+            EINVAL);
+  ASSERT_TRUE(strstr(err.message, "BEGIN, COMMIT or ROLLBACK") != NULL);
+  ASSERT_EQ(count_rows(c, "k"), 3);
+  ASSERT_EQ(exec_sql(c, "BEGIN; INSERT INTO k VALUES (4); COMMIT; INSERT INTO k VALUES (5)", &err),
+            EINVAL);
+  ASSERT_EQ(count_rows(c, "k"), 3);
+  /* a text that manages its own transaction: BEGIN ... COMMIT commits, a failure inside keeps
+   * nothing */
+  ASSERT_OK(exec_sql(c, "BEGIN; INSERT INTO k VALUES (4); INSERT INTO k VALUES (5); COMMIT", &err),
+            &err);
+  ASSERT_EQ(count_rows(c, "k"), 5);
+  ASSERT_EQ(exec_sql(c, "BEGIN; INSERT INTO k VALUES (6); INSERT INTO k VALUES (11); COMMIT", &err),
+            EEXIST);
+  ASSERT_EQ(count_rows(c, "k"), 5);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN_TEST(cancelled_put_leaves_no_rows);
   RUN_TEST(deadline_expired_put_leaves_no_rows);
+  RUN_TEST(put_refuses_names_that_are_not_exactly_text);
+  RUN_TEST(acknowledgement_names_the_table_exactly);
+  RUN_TEST(execute_is_all_or_nothing);
   return TEST_SUMMARY();
 }

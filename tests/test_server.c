@@ -436,14 +436,14 @@ static void actions_execute_drop_checkpoint_and_stats(void) {
   out.size = 0;
   sql = "DELETE FROM t WHERE i < 4";
   ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), &out, &err), &err);
-  ASSERT_STREQ((char *)out.data, "{\"rows_changed\": 4}");
+  ASSERT_STREQ((char *)out.data, "{\"rows_changed\":4}");
   out.size = 0;
   ASSERT_OK(wg_client_action(c, "checkpoint", "", 0, &out, &err), &err);
   out.size = 0;
   ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
-  ASSERT_TRUE(strstr((char *)out.data, "\"calls\": ") != NULL);
-  ASSERT_TRUE(strstr((char *)out.data, "\"active_calls\": ") != NULL);
-  ASSERT_TRUE(strstr((char *)out.data, "\"errors\": 0") != NULL);
+  ASSERT_TRUE(strstr((char *)out.data, "\"calls\":") != NULL);
+  ASSERT_TRUE(strstr((char *)out.data, "\"active_calls\":") != NULL);
+  ASSERT_TRUE(strstr((char *)out.data, "\"errors\":0") != NULL);
   out.size = 0;
   ASSERT_OK(wg_client_action(c, "drop_table", "t", 1, &out, &err), &err);
   int64_t n;
@@ -522,10 +522,10 @@ static void group_commit_scenario(int committers) {
   struct wg_buf out;
   wg_buf_init(&out);
   ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
-  const char *g = strstr((char *)out.data, "\"commit_groups\": ");
-  const char *gp = strstr((char *)out.data, "\"grouped_puts\": ");
+  const char *g = strstr((char *)out.data, "\"commit_groups\":");
+  const char *gp = strstr((char *)out.data, "\"grouped_puts\":");
   ASSERT_TRUE(g != NULL && gp != NULL);
-  long long groups = atoll(g + 17), grouped = atoll(gp + 16);
+  long long groups = atoll(g + 16), grouped = atoll(gp + 15);
   fprintf(stderr, "  %lld puts committed in %lld groups\n", grouped, groups);
   ASSERT_TRUE(grouped >= (W - 1) * 15);
   wg_buf_reset(&out);
@@ -752,8 +752,8 @@ static int64_t active_calls(struct wg_client *c) {
   struct wg_error err;
   int64_t v = -1;
   if (wg_client_action(c, "stats", "", 0, &out, &err) == 0) {
-    const char *p = strstr((char *)out.data, "\"active_calls\": ");
-    if (p != NULL) v = atoll(p + 16);
+    const char *p = strstr((char *)out.data, "\"active_calls\":");
+    if (p != NULL) v = atoll(p + 15);
   }
   wg_buf_reset(&out);
   return v;

@@ -7,6 +7,7 @@
 
 #include "arrow/flatbuf.h"
 #include "arrow/ipc_internal.h"
+#include "common/text.h"
 
 /* Type union tags of Schema.fbs. */
 enum {
@@ -310,6 +311,8 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
   if (!present) name.size = 0;
   if (memchr(name.data, 0, (size_t)name.size) != NULL)
     return wg_error_set(err, EPROTO, "field name holds a NUL byte");
+  if (!wg_utf8_valid(name.data, (size_t)name.size))
+    return wg_error_set(err, EPROTO, "field name is not valid UTF-8");
   WG_RETURN_NOT_OK(charge(ctx, name.size + 16));
   WG_RETURN_NOT_OK(wg_fb_bool(f, 1, false, &nullable, err));
   WG_RETURN_NOT_OK(wg_fb_u8(f, 2, 0, &type_type, err));

@@ -386,10 +386,36 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
     rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
                       msg ? msg : "no statement to execute");
   }
+  /* Several statements are all or nothing. Either the text manages its transaction (it starts
+   * with BEGIN, and COMMIT or ROLLBACK may end it: stopping at the first error leaves the
+   * transaction open, and release rolls it back), or it runs in one transaction of its own.
+   * Transaction control anywhere else would let part of the text commit: refused. Which case it
+   * is shows only once the first statement is prepared (later ones may bind only after the
+   * earlier ones ran). */
+  bool several = n > 1, own_txn = false;
+  int64_t total = 0;
   for (idx_t i = 0; i < n && rc == 0; i++) {
     duckdb_prepared_statement p = NULL;
     if (duckdb_prepare_extracted_statement(c->conn, stmts, i, &p) != DuckDBSuccess) {
       rc = wg__engine_prepare_error(p, err);
+      if (several)
+        wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
+                        (unsigned long long)i + 1, (unsigned long long)n);
+      duckdb_destroy_prepare(&p);
+      break;
+    }
+    bool control = duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
+    if (several && i == 0 && !control) {
+      rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+      if (rc == 0) c->txn_maybe = own_txn = true;
+    } else if (several && control && i > 0 && (own_txn || i + 1 < n)) {
+      rc = wg_error_set(err, EINVAL,
+                        "statement %llu of %llu is BEGIN, COMMIT or ROLLBACK: several statements "
+                        "are all or nothing, so transaction control may only start the text "
+                        "(BEGIN) and end it (COMMIT or ROLLBACK); none of them took effect",
+                        (unsigned long long)i + 1, (unsigned long long)n);
+    }
+    if (rc != 0) {
       duckdb_destroy_prepare(&p);
       break;
     }
@@ -405,15 +431,27 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       duckdb_result r;
       if (duckdb_execute_pending(pending, &r) != DuckDBSuccess)
         rc = wg__engine_result_error(&r, err);
-      else if (rows_changed != NULL)
-        *rows_changed = (int64_t)duckdb_rows_changed(&r);
+      else
+        total += (int64_t)duckdb_rows_changed(&r);
       duckdb_destroy_result(&r);
       ran = rc == 0;
     }
+    if (rc != 0 && several)
+      wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
+                      (unsigned long long)i + 1, (unsigned long long)n);
     wg__engine_statement_done(c, duckdb_prepared_statement_type(p), ran);
     duckdb_destroy_pending(&pending);
     duckdb_destroy_prepare(&p);
   }
+  if (own_txn && c->txn_maybe) {
+    if (rc == 0) {
+      rc = wg__engine_exec(c, "COMMIT", err);
+      if (rc != 0) wg_error_prefix(err, rc, "committing %llu statements", (unsigned long long)n);
+    }
+    if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
+    c->txn_maybe = false;
+  }
   duckdb_destroy_extracted(&stmts);
+  if (rc == 0 && rows_changed != NULL) *rows_changed = total;
   return rc;
 }

@@ -356,6 +356,39 @@ static int table_columns(struct wg_engine_conn *c, const char *qualified, struct
   return rc;
 }
 
+/* Whether the name an ingest resolved is a base table of the database: a view (duckdb_tables and
+ * the other system views resolve by name too) takes no appends. */
+static int check_base_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                            struct wg_error *err) {
+  const char *sql = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+                    " AND lower(schema_name) = lower(coalesce(?, current_schema()))"
+                    " AND lower(table_name) = lower(?)";
+  duckdb_prepared_statement p = NULL;
+  int rc = 0;
+  if (duckdb_prepare(c->conn, sql, &p) != DuckDBSuccess) {
+    rc = wg__engine_prepare_error(p, err);
+    duckdb_destroy_prepare(&p);
+    return rc;
+  }
+  if (schema_name != NULL)
+    duckdb_bind_varchar(p, 1, schema_name);
+  else
+    duckdb_bind_null(p, 1);
+  duckdb_bind_varchar(p, 2, table);
+  duckdb_result r;
+  if (duckdb_execute_prepared(p, &r) != DuckDBSuccess) {
+    rc = wg__engine_result_error(&r, err);
+  } else if (duckdb_value_int64(&r, 0, 0) == 0) {
+    rc = wg_error_set(err, EINVAL,
+                      "\"%s\" is a view or a system table, not a table of this database: puts "
+                      "append only to tables",
+                      table);
+  }
+  duckdb_destroy_result(&r);
+  duckdb_destroy_prepare(&p);
+  return rc;
+}
+
 /* The DuckDB types the stream's batches convert to: an empty array of the schema through
  * duckdb_data_chunk_from_arrow. */
 static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSchema *schema,
@@ -689,6 +722,7 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
     *err = lookup;
   }
   columns_reset(&tc);
+  if (rc == 0 && ing->created == NULL) rc = check_base_table(c, ing->schema_name, ing->table, err);
   if (rc != 0) goto done;
   if (!ing->deferred) {
     rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);

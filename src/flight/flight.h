@@ -61,6 +61,15 @@ int wg_flight_pack(const ProtobufCMessage *m, grpc_byte_buffer **out, struct wg_
 int wg_flight_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
                      ProtobufCMessage **out, struct wg_error *err);
 
+/* Unpacks a serialized FlightDescriptor (e.g. FlightData's), refusing with EINVAL path elements
+ * that are not valid UTF-8 or hold a NUL byte (which a C string would cut short); a malformed
+ * message is EINVAL. *out freed with protobuf_c_message_free_unpacked. wg_flight_unpack does the
+ * same check for FlightDescriptor requests. */
+int wg_flight_descriptor_unpack(const uint8_t *data, size_t len,
+                                Arrow__Flight__Protocol__FlightDescriptor **out,
+                                struct wg_error *err);
+int wg_flight_descriptor_check(const uint8_t *data, size_t len, struct wg_error *err);
+
 /* The schema bytes Flight puts in FlightInfo.schema and SchemaResult.schema: an encapsulated IPC
  * Schema message (continuation marker, length, flatbuffer). schema_bytes appends to `out` (owned
  * by the caller; on error it may hold a partial message). schema_parse also accepts the bare

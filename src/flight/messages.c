@@ -11,6 +11,7 @@
 #include <grpc/slice.h>
 
 #include "arrow/array.h"
+#include "common/text.h"
 #include "flight/flight.h"
 
 int wg_flight_pack(const ProtobufCMessage *m, grpc_byte_buffer **out, struct wg_error *err) {
@@ -26,6 +27,62 @@ int wg_flight_pack(const ProtobufCMessage *m, grpc_byte_buffer **out, struct wg_
   }
   *out = grpc_raw_byte_buffer_create(&s, 1);
   grpc_slice_unref(s);
+  return 0;
+}
+
+static bool read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *pos < n; shift += 7) {
+    uint8_t b = p[(*pos)++];
+    *v |= (uint64_t)(b & 0x7F) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+/* protobuf-c keeps a string up to its first NUL and does not check UTF-8, so the path elements
+ * (field 3, the names of tables) are checked on the wire bytes. Malformed framing is left to
+ * protobuf-c, which refuses it. */
+int wg_flight_descriptor_check(const uint8_t *data, size_t len, struct wg_error *err) {
+  size_t pos = 0;
+  for (int64_t element = 0; pos < len;) {
+    uint64_t tag, v;
+    if (!read_varint(data, len, &pos, &tag)) return 0;
+    switch (tag & 7) {
+    case 0:
+      if (!read_varint(data, len, &pos, &v)) return 0;
+      break;
+    case 1:
+      pos += 8;
+      break;
+    case 5:
+      pos += 4;
+      break;
+    case 2:
+      if (!read_varint(data, len, &pos, &v) || v > len - pos) return 0;
+      if (tag >> 3 == 3) {
+        const char *why;
+        if (!wg_text_name_ok(data + pos, (size_t)v, &why))
+          return wg_error_set(err, EINVAL, "flight descriptor path element %lld %s",
+                              (long long)element, why);
+        element++;
+      }
+      pos += (size_t)v;
+      break;
+    default:
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int wg_flight_descriptor_unpack(const uint8_t *data, size_t len,
+                                Arrow__Flight__Protocol__FlightDescriptor **out,
+                                struct wg_error *err) {
+  *out = NULL;
+  WG_RETURN_NOT_OK(wg_flight_descriptor_check(data, len, err));
+  *out = arrow__flight__protocol__flight_descriptor__unpack(NULL, len, data);
+  if (*out == NULL) return wg_error_set(err, EINVAL, "malformed flight descriptor (%zu bytes)", len);
   return 0;
 }
 
@@ -55,9 +112,13 @@ int wg_flight_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb,
     data = GRPC_SLICE_START_PTR(flat);
     len = GRPC_SLICE_LENGTH(flat);
   }
-  *out = protobuf_c_message_unpack(d, NULL, len, data);
+  int rc = 0;
+  if (d == &arrow__flight__protocol__flight_descriptor__descriptor)
+    rc = wg_flight_descriptor_check(data, len, err);
+  if (rc == 0) *out = protobuf_c_message_unpack(d, NULL, len, data);
   if (owned) grpc_slice_unref(flat);
   grpc_byte_buffer_reader_destroy(&reader);
+  if (rc != 0) return rc;
   if (*out == NULL)
     return wg_error_set(err, EPROTO, "malformed %s message (%zu bytes)", d->name, len);
   return 0;

@@ -1,5 +1,5 @@
 /* wigeon: DoAction and ListActions. Actions and their Result bodies:
- *   execute     body: one SQL statement (DDL or DML). Result: {"rows_changed": N}
+ *   execute     body: SQL, one statement or several (all or nothing). Result: {"rows_changed": N}
  *   drop_table  body: a table name, or schema.table. Result: {"dropped": "NAME"}
  *   checkpoint  body: ignored. Writes the WAL into the database file. Result: {"checkpoint": true}
  *   stats       body: ignored. Result: counters since start, as JSON (see stats_json)
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "server/internal.h"
 
 static const struct {
@@ -21,69 +22,89 @@ static const struct {
               "start, as JSON"},
 };
 
-static int send_result(struct wg_rpc_call *call, const char *json, struct wg_error *err) {
+/* Sends `json` (taken: freed here; NULL = out of memory) as the one Result of the action. */
+static int send_result(struct wg_rpc_call *call, char *json, struct wg_error *err) {
+  if (json == NULL) return wg_error_set(err, ENOMEM, "out of memory for the action's result");
   Arrow__Flight__Protocol__Result r = ARROW__FLIGHT__PROTOCOL__RESULT__INIT;
   r.body.data = (uint8_t *)json;
   r.body.len = strlen(json);
-  return wg__server_send_message(call, &r.base, err);
+  int rc = wg__server_send_message(call, &r.base, err);
+  cJSON_free(json);
+  return rc;
 }
 
-static char *body_text(const ProtobufCBinaryData *b) {
-  if (memchr(b->data, 0, b->len) != NULL) return NULL;
+/* The body as a C string: EINVAL when it holds a NUL byte or is not UTF-8 (SQL text and names
+ * are text; a C string would be cut at the NUL). *out malloc'ed. */
+static int body_text(const ProtobufCBinaryData *b, const char *type, char **out,
+                     struct wg_error *err) {
+  *out = NULL;
+  const char *why;
+  if (!wg_text_name_ok(b->data, b->len, &why))
+    return wg_error_set(err, EINVAL, "the body of action %s %s", type, why);
   char *t = malloc(b->len + 1);
-  if (t == NULL) return NULL;
-  memcpy(t, b->data, b->len);
+  if (t == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  if (b->len > 0) memcpy(t, b->data, b->len);
   t[b->len] = '\0';
-  return t;
+  *out = t;
+  return 0;
 }
 
-static void stats_json(struct wg_server *s, char *out, size_t n) {
+static char *stats_json(struct wg_server *s) {
   struct wg_server_stats *st = &s->stats;
   pthread_mutex_lock(&s->committer.mu);
-  long long groups = (long long)s->committer.groups, grouped = (long long)s->committer.grouped_puts;
+  int64_t groups = s->committer.groups, grouped = s->committer.grouped_puts;
   pthread_mutex_unlock(&s->committer.mu);
-#define LOAD(x) (long long)atomic_load_explicit(&st->x, memory_order_relaxed)
-  snprintf(out, n,
-           "{\"calls\": %lld, \"errors\": %lld, \"active_calls\": %lld, \"gets\": %lld, "
-           "\"puts\": %lld, \"rows_in\": %lld, \"rows_out\": %lld, \"bytes_in\": %lld, "
-           "\"bytes_out\": %lld, \"commit_groups\": %lld, \"grouped_puts\": %lld}",
-           LOAD(calls), LOAD(errors), (long long)wg_rpc_server_active_calls(s->rpc), LOAD(gets),
-           LOAD(puts), LOAD(rows_in), LOAD(rows_out), LOAD(bytes_in), LOAD(bytes_out), groups,
-           grouped);
-#undef LOAD
+  cJSON *o = cJSON_CreateObject();
+#define ADD(name, x) wg__server_json_int(o, name, atomic_load_explicit(&st->x, memory_order_relaxed))
+  ADD("calls", calls);
+  ADD("errors", errors);
+  wg__server_json_int(o, "active_calls", wg_rpc_server_active_calls(s->rpc));
+  ADD("gets", gets);
+  ADD("puts", puts);
+  ADD("rows_in", rows_in);
+  ADD("rows_out", rows_out);
+  ADD("bytes_in", bytes_in);
+  ADD("bytes_out", bytes_out);
+  wg__server_json_int(o, "commit_groups", groups);
+  wg__server_json_int(o, "grouped_puts", grouped);
+#undef ADD
+  return wg__server_json_take(o);
 }
 
 static int run_action(struct wg_server *s, struct wg_rpc_call *call,
                       const Arrow__Flight__Protocol__Action *a, struct wg_error *err) {
   const char *type = a->type ? a->type : "";
-  char json[1024];
-  if (strcmp(type, "stats") == 0) {
-    stats_json(s, json, sizeof(json));
-    return send_result(call, json, err);
-  }
+  if (strcmp(type, "stats") == 0) return send_result(call, stats_json(s), err);
   if (strcmp(type, "checkpoint") == 0) {
     WG_RETURN_NOT_OK(wg_engine_checkpoint(s->engine, err));
-    return send_result(call, "{\"checkpoint\": true}", err);
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL) cJSON_AddTrueToObject(o, "checkpoint");
+    return send_result(call, wg__server_json_take(o), err);
   }
-  if (strcmp(type, "execute") != 0 && strcmp(type, "drop_table") != 0)
+  bool execute = strcmp(type, "execute") == 0;
+  if (!execute && strcmp(type, "drop_table") != 0)
     return wg_error_set(err, ENOTSUP,
                         "unknown action '%.100s'; this server has: execute, drop_table, "
                         "checkpoint, stats",
                         type);
-  char *text = body_text(&a->body);
-  if (text == NULL || text[0] == '\0') {
+  char *text = NULL;
+  WG_RETURN_NOT_OK(body_text(&a->body, type, &text, err));
+  if (text[0] == '\0') {
     free(text);
     return wg_error_set(err, EINVAL, "action %s needs a body (%s)", type,
-                        type[0] == 'e' ? "SQL text" : "a table name");
+                        execute ? "SQL text" : "a table name");
   }
   struct wg_engine_conn *conn;
+  char *json = NULL;
   int rc = wg_engine_acquire(s->engine, &conn, err);
   if (rc == 0) {
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
-    if (type[0] == 'e') {
+    cJSON *o = NULL;
+    if (execute) {
       int64_t changed = 0;
       rc = wg_engine_execute(conn, text, &changed, err);
-      if (rc == 0) snprintf(json, sizeof(json), "{\"rows_changed\": %lld}", (long long)changed);
+      if (rc == 0 && (o = cJSON_CreateObject()) != NULL)
+        wg__server_json_int(o, "rows_changed", changed);
     } else {
       char *dot = strchr(text, '.');
       const char *schema_name = NULL, *table = text;
@@ -93,10 +114,14 @@ static int run_action(struct wg_server *s, struct wg_rpc_call *call,
         table = dot + 1;
       }
       rc = wg_engine_drop_table(conn, schema_name, table, err);
-      if (rc == 0) snprintf(json, sizeof(json), "{\"dropped\": \"%.200s\"}", table);
+      if (rc == 0 && (o = cJSON_CreateObject()) != NULL) {
+        cJSON_AddStringToObject(o, "dropped", table);
+        if (schema_name != NULL) cJSON_AddStringToObject(o, "schema", schema_name);
+      }
     }
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);
     wg_engine_release(s->engine, conn);
+    if (rc == 0) json = wg__server_json_take(o);
   }
   free(text);
   if (rc == 0) rc = send_result(call, json, err);

@@ -70,9 +70,8 @@ static int begin(struct put *p, struct wg_error *err) {
   } else if (fd.descriptor.size == 0) {
     rc = wg_error_set(err, EINVAL, "the first DoPut message carries no flight descriptor");
   } else {
-    p->desc = arrow__flight__protocol__flight_descriptor__unpack(NULL, (size_t)fd.descriptor.size,
-                                                                 fd.descriptor.data);
-    if (p->desc == NULL) rc = wg_error_set(err, EINVAL, "malformed flight descriptor");
+    rc = wg_flight_descriptor_unpack(fd.descriptor.data, (size_t)fd.descriptor.size, &p->desc,
+                                     err);
   }
   if (rc == 0) rc = wg__server_table_ref(p->desc, &p->table, err);
   if (rc == 0 && fd.data_header.size == 0)
@@ -130,21 +129,20 @@ static int append_all(struct put *p, struct wg_error *err) {
 }
 
 static int acknowledge(struct put *p, int64_t rows, struct wg_error *err) {
-  char json[512];
-  /* table names with quotes or backslashes are escaped minimally for JSON */
-  char name[256];
-  size_t j = 0;
-  for (const char *c = p->table.table; *c && j + 2 < sizeof(name); c++) {
-    if (*c == '"' || *c == '\\') name[j++] = '\\';
-    name[j++] = (unsigned char)*c < 0x20 ? ' ' : *c;
+  cJSON *o = cJSON_CreateObject();
+  if (o != NULL) {
+    wg__server_json_int(o, "rows", rows);
+    if (p->table.schema_name != NULL) cJSON_AddStringToObject(o, "schema", p->table.schema_name);
+    cJSON_AddStringToObject(o, "table", p->table.table);
   }
-  name[j] = '\0';
-  int n =
-      snprintf(json, sizeof(json), "{\"rows\": %lld, \"table\": \"%s\"}", (long long)rows, name);
+  char *json = wg__server_json_take(o);
+  if (json == NULL) return wg_error_set(err, ENOMEM, "out of memory for the acknowledgement");
   Arrow__Flight__Protocol__PutResult r = ARROW__FLIGHT__PROTOCOL__PUT_RESULT__INIT;
   r.app_metadata.data = (uint8_t *)json;
-  r.app_metadata.len = (size_t)n;
-  return wg__server_send_message(p->call, &r.base, err);
+  r.app_metadata.len = strlen(json);
+  int rc = wg__server_send_message(p->call, &r.base, err);
+  cJSON_free(json);
+  return rc;
 }
 
 void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {

@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <cjson/cJSON.h>
+
 #include "engine/engine.h"
 #include "flight/flight.h"
 #include "rpc/rpc.h"
@@ -79,6 +81,13 @@ int wg__server_recv_request(struct wg_rpc_call *call, const ProtobufCMessageDesc
 /* Packs and sends one protobuf message. */
 int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
                             struct wg_error *err);
+
+/* Prints a JSON value compactly and deletes it (NULL ok, e.g. after a failed create): the text is
+ * the caller's, freed with cJSON_free; NULL when out of memory. Every JSON body the server sends
+ * (acknowledgements, action results) is made with cJSON, so names come out exactly. */
+char *wg__server_json_take(cJSON *value);
+/* Adds an exact integer (cJSON's numbers are doubles, inexact past 2^53). NULL object ok. */
+void wg__server_json_int(cJSON *object, const char *name, int64_t value);
 
 /* Cancel hook that interrupts the query on a connection (arg: struct wg_engine_conn *). */
 void wg__server_interrupt_hook(void *conn);

@@ -81,6 +81,19 @@ int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
   return 0;
 }
 
+char *wg__server_json_take(cJSON *value) {
+  if (value == NULL) return NULL;
+  char *text = cJSON_PrintUnformatted(value);
+  cJSON_Delete(value);
+  return text;
+}
+
+void wg__server_json_int(cJSON *object, const char *name, int64_t value) {
+  char text[24];
+  snprintf(text, sizeof(text), "%lld", (long long)value);
+  if (object != NULL) cJSON_AddRawToObject(object, name, text);
+}
+
 void wg__server_interrupt_hook(void *conn) {
   wg_engine_interrupt(conn);
 }
@@ -104,6 +117,10 @@ int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
   }
   if (out->table == NULL || out->table[0] == '\0')
     return wg_error_set(err, EINVAL, "empty table name in the descriptor path");
+  if (out->schema_name != NULL && out->schema_name[0] == '\0')
+    return wg_error_set(err, EINVAL,
+                        "empty schema name in the descriptor path: send [table] for the default "
+                        "schema, or [schema, table]");
   return 0;
 }
 

@@ -304,7 +304,7 @@ test('DoPut: zero-row batches, a schema-only stream, a [schema, table] path', as
 
   await client.doAction('execute', 'CREATE SCHEMA IF NOT EXISTS js');
   assert.deepEqual((await client.doPut(pathDescriptor('js', 'tbl'), new Table(schema, [batch([5n], ['z'])]))).map((r) => r.json),
-    [{ rows: 1, table: 'tbl' }]);
+    [{ rows: 1, schema: 'js', table: 'tbl' }]);
   assert.deepEqual(plainRows(await client.doGet('SELECT * FROM js.tbl')), [{ k: 5n, d: 'z' }]);
 });
 
