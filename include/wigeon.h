@@ -164,6 +164,7 @@ struct wg_put_ack {
   const uint8_t *app_metadata; /* the raw PutResult.app_metadata (wigeon: JSON
                                   {"rows": N, "table": "NAME"}), not NUL-terminated */
   size_t app_metadata_len;
+  bool duplicate; /* a put with an idempotency key committed before: nothing was appended */
 };
 typedef void (*wg_put_ack_fn)(void *ctx, const struct wg_put_ack *ack);
 
@@ -176,6 +177,16 @@ typedef void (*wg_put_ack_fn)(void *ctx, const struct wg_put_ack *ack);
 WG_API int wg_put(wg_client *client, const char *schema_name, const char *table,
                   struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
                   struct wg_status *status);
+
+/* wg_put with an idempotency key (1 to 256 bytes of UTF-8, sent in the first message's
+ * app_metadata as {"idempotency_key": "KEY"}): if the server has committed a put with this key
+ * within its window (24 h by default), this one appends nothing and is acknowledged with the
+ * original row count (ack->duplicate true). Retry a put whose outcome is unknown (connection
+ * lost, server killed) with the same key, and it lands exactly once. */
+WG_API int wg_put_idempotent(wg_client *client, const char *schema_name, const char *table,
+                             const char *idempotency_key, struct ArrowArrayStream *in,
+                             wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
+                             struct wg_status *status);
 
 /* A table (ListFlights). */
 struct wg_table_info {

@@ -349,6 +349,22 @@ static void csv_put_reads_back_equal_to_duckdbs_read_csv(void) {
       0);
 }
 
+/* wigeon put sends an idempotency key: the same run repeated with its key appends nothing */
+static void put_repeated_with_its_idempotency_key_appends_once(void) {
+  for (int i = 0; i < 2; i++) {
+    struct run r = WIGEON("put", server_flag, "--table", "keyed_t", "--idempotency-key",
+                          "nightly-2026-12-07", path_in("in.csv"), path_in("in.csv"));
+    ASSERT_EQ(r.code, 0);
+    run_free(&r);
+    ASSERT_EQ(server_i64("SELECT count(*) FROM keyed_t"), 100000);
+  }
+  /* without a key, each run is a new put */
+  struct run r = WIGEON("put", server_flag, "--table", "keyed_t", path_in("in.csv"));
+  ASSERT_EQ(r.code, 0);
+  run_free(&r);
+  ASSERT_EQ(server_i64("SELECT count(*) FROM keyed_t"), 150000);
+}
+
 static void parquet_put_reads_back_equal_to_duckdbs_read_parquet(void) {
   char sql[2048], b[1024], a[1024];
   snprintf(sql, sizeof(sql), "COPY (%s) TO '%s' (FORMAT parquet)", parquet_source,
@@ -639,6 +655,7 @@ int main(void) {
   RUN_TEST(unreachable_server_exits_3_naming_the_server);
   RUN_TEST(sql_error_exits_2_with_duckdbs_message);
   RUN_TEST(csv_put_reads_back_equal_to_duckdbs_read_csv);
+  RUN_TEST(put_repeated_with_its_idempotency_key_appends_once);
   RUN_TEST(parquet_put_reads_back_equal_to_duckdbs_read_parquet);
   RUN_TEST(arrow_output_reads_back_in_duckdb_with_equal_content);
   RUN_TEST(table_output_shows_names_types_and_elides_the_middle_of_big_results);

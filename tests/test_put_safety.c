@@ -70,6 +70,10 @@ static size_t path_descriptor(uint8_t *out, const char *const *parts, const size
   return k;
 }
 
+/* Where raw_put puts key_metadata: the schema message (default) or the first record batch, as
+ * pyarrow's write_with_metadata does. */
+static bool metadata_on_first_batch = false;
+
 static int raw_put_desc(const char *uri, const uint8_t *dbytes, size_t dl, int batches,
                         int64_t rows, const char *key_metadata, enum put_end how,
                         int64_t timeout_ms, int64_t *acked, char *ack, size_t ack_size,
@@ -100,14 +104,16 @@ static int raw_put_desc(const char *uri, const uint8_t *dbytes, size_t dl, int b
                         key_metadata ? (int64_t)strlen(key_metadata) : 0};
   grpc_byte_buffer *bb = NULL;
   if (rc == 0) rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
-  if (rc == 0) rc = wg_flight_data_encode((struct wg_bytes){dbytes, (int64_t)dl}, &msgs[0], md,
-                                          NULL, &bb, err);
+  if (rc == 0)
+    rc = wg_flight_data_encode((struct wg_bytes){dbytes, (int64_t)dl}, &msgs[0],
+                               metadata_on_first_batch ? none : md, NULL, &bb, err);
   if (rc == 0) rc = wg_rpc_client_call_send(call, bb);
   for (int b = 0; rc == 0 && b < batches; b++) {
     int64_t n = 0;
     rc = wg_ipc_encoder_batch(enc, &first, msgs, &n, err);
     for (int64_t i = 0; rc == 0 && i < n; i++) {
-      rc = wg_flight_data_encode(none, &msgs[i], none, NULL, &bb, err);
+      bool with_md = metadata_on_first_batch && b == 0 && i == n - 1;
+      rc = wg_flight_data_encode(none, &msgs[i], with_md ? md : none, NULL, &bb, err);
       if (rc == 0) rc = wg_rpc_client_call_send(call, bb);
     }
     for (int64_t i = 0; i < n; i++)
@@ -393,6 +399,173 @@ static void acknowledgement_names_the_table_exactly(void) {
   wg_fx_server_stop(&fx);
 }
 
+/* ---- item 3: retries without duplicates ---- */
+
+static bool ack_is_duplicate(const char *ack) {
+  cJSON *j = cJSON_Parse(ack);
+  bool d = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "duplicate"));
+  cJSON_Delete(j);
+  return d;
+}
+
+static void retried_put_with_key_appends_nothing(void) {
+  for (int streaming = 0; streaming < 2; streaming++) {
+    struct wg_fx_server fx;
+    struct wg_server_options o = {.threads = 4, .group_commit_bytes = streaming ? 1000 : 0};
+    ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+    struct wg_client *c;
+    struct wg_error err;
+    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    int64_t acked;
+    char ack[512];
+    const char *k1 = "{\"idempotency_key\": \"batch-0001\"}";
+    ASSERT_OK(raw_put(fx.uri, "t", 3, 100, k1, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+              &err);
+    ASSERT_EQ(acked, 300);
+    ASSERT_TRUE(!(ack_is_duplicate(ack)));
+    /* the retry: same key, even different data, appends nothing and gets the original count */
+    ASSERT_OK(raw_put(fx.uri, "t", 5, 10, k1, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+              &err);
+    ASSERT_EQ(acked, 300);
+    ASSERT_TRUE(ack_is_duplicate(ack));
+    ASSERT_EQ(count_rows(c, "t"), 300);
+    /* the key in the first record batch's app_metadata (pyarrow's write_with_metadata) */
+    metadata_on_first_batch = true;
+    const char *k2 = "{\"idempotency_key\": \"batch-0002\"}";
+    ASSERT_OK(raw_put(fx.uri, "t", 2, 50, k2, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+              &err);
+    ASSERT_EQ(acked, 100);
+    ASSERT_OK(raw_put(fx.uri, "t", 2, 50, k2, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+              &err);
+    ASSERT_EQ(acked, 100);
+    ASSERT_TRUE(ack_is_duplicate(ack));
+    metadata_on_first_batch = false;
+    ASSERT_EQ(count_rows(c, "t"), 400);
+    /* app_metadata that is not a key is not one; a malformed key is refused */
+    ASSERT_OK(raw_put(fx.uri, "t", 1, 1, "not json", PUT_CLOSE, 10000, &acked, NULL, 0, &err),
+              &err);
+    ASSERT_OK(raw_put(fx.uri, "t", 1, 1, "not json", PUT_CLOSE, 10000, &acked, NULL, 0, &err),
+              &err);
+    ASSERT_EQ(count_rows(c, "t"), 402);
+    ASSERT_EQ(raw_put(fx.uri, "t", 1, 1, "{\"idempotency_key\": 7}", PUT_CLOSE, 10000, &acked,
+                      NULL, 0, &err),
+              EINVAL);
+    /* a failed put with a key does not use the key up */
+    ASSERT_OK(exec_sql(c, "CREATE TABLE strict_t(id BIGINT, value DOUBLE CHECK (value < 0))", &err),
+              &err);
+    const char *k3 = "{\"idempotency_key\": \"batch-0003\"}";
+    ASSERT_NE(raw_put(fx.uri, "strict_t", 1, 10, k3, PUT_CLOSE, 10000, &acked, NULL, 0, &err), 0);
+    ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k3, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+              &err);
+    ASSERT_TRUE(!(ack_is_duplicate(ack)));
+    ASSERT_EQ(count_rows(c, "t"), 412);
+    /* the keys are not a table clients list */
+    struct wg_client_table *tables = NULL;
+    int64_t nt = 0;
+    ASSERT_OK(wg_client_list_tables(c, NULL, &tables, &nt, &err), &err);
+    for (int64_t i = 0; i < nt; i++)
+      ASSERT_TRUE(strcmp(tables[i].table_name, "put_keys") != 0);
+    wg_client_tables_free(tables, nt);
+    wg_client_close(c);
+    wg_fx_server_stop(&fx);
+  }
+}
+
+struct racer {
+  const char *uri;
+  int64_t acked;
+  int rc;
+};
+
+static void *race_put(void *arg) {
+  struct racer *r = arg;
+  struct wg_error err;
+  r->rc = raw_put(r->uri, "race", 4, 500, "{\"idempotency_key\": \"same\"}", PUT_CLOSE, 20000,
+                  &r->acked, NULL, 0, &err);
+  return NULL;
+}
+
+static void racing_puts_with_one_key_commit_once(void) {
+  for (int streaming = 0; streaming < 2; streaming++) {
+    struct wg_fx_server fx;
+    struct wg_server_options o = {.threads = 8, .group_commit_bytes = streaming ? 1000 : 0};
+    ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+    struct wg_client *c;
+    struct wg_error err;
+    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    enum { N = 6 };
+    struct racer r[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+      r[i] = (struct racer){fx.uri, -1, -1};
+      pthread_create(&t[i], NULL, race_put, &r[i]);
+    }
+    for (int i = 0; i < N; i++) {
+      pthread_join(t[i], NULL);
+      ASSERT_EQ(r[i].rc, 0);
+      ASSERT_EQ(r[i].acked, 2000);
+    }
+    ASSERT_EQ(count_rows(c, "race"), 2000);
+    wg_client_close(c);
+    wg_fx_server_stop(&fx);
+  }
+}
+
+static void idempotency_key_survives_kill_9(void) {
+  char dir[256], db[300], window[] = "24";
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/k.duckdb", dir);
+  const char *args[] = {"--db", db, "--idempotency-window", window, NULL};
+  struct wg_fx_process p;
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  int64_t acked;
+  char ack[512];
+  struct wg_error err;
+  const char *k = "{\"idempotency_key\": \"before-the-crash\"}";
+  ASSERT_OK(raw_put(p.uri, "t", 2, 1000, k, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
+  ASSERT_EQ(acked, 2000);
+  wg_fx_process_stop(&p, SIGKILL); /* as if the acknowledgement had been lost with the server */
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  ASSERT_OK(raw_put(p.uri, "t", 2, 1000, k, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+            &err);
+  ASSERT_EQ(acked, 2000);
+  ASSERT_TRUE(ack_is_duplicate(ack));
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_EQ(count_rows(c, "t"), 2000);
+  wg_client_close(c);
+  wg_fx_process_stop(&p, SIGTERM);
+  wg_fx_rmdir(dir);
+}
+
+static void idempotency_keys_expire_after_their_window(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 4, .idempotency_window_s = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_client *c;
+  struct wg_error err;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t acked;
+  char ack[512];
+  const char *k = "{\"idempotency_key\": \"short-lived\"}";
+  ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err), &err);
+  ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err), &err);
+  ASSERT_TRUE(ack_is_duplicate(ack));
+  int64_t left = -1;
+  for (int i = 0; i < 100; i++) { /* pruned within a second or so after 2 s */
+    sleep_ms(100);
+    ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM wigeon_internal.put_keys", &left, &err),
+              &err);
+    if (left == 0) break;
+  }
+  ASSERT_EQ(left, 0);
+  ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err), &err);
+  ASSERT_TRUE(!(ack_is_duplicate(ack)));
+  ASSERT_EQ(count_rows(c, "t"), 20);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
+}
+
 /* ---- item 5: execute is all or nothing ---- */
 
 static void execute_is_all_or_nothing(void) {
@@ -449,5 +622,9 @@ int main(void) {
   RUN_TEST(put_refuses_names_that_are_not_exactly_text);
   RUN_TEST(acknowledgement_names_the_table_exactly);
   RUN_TEST(execute_is_all_or_nothing);
+  RUN_TEST(retried_put_with_key_appends_nothing);
+  RUN_TEST(racing_puts_with_one_key_commit_once);
+  RUN_TEST(idempotency_key_survives_kill_9);
+  RUN_TEST(idempotency_keys_expire_after_their_window);
   return TEST_SUMMARY();
 }

@@ -207,6 +207,9 @@ void wg_cli_progress_clear(struct wg_cli_progress *p);
 
 enum wg_cli_shape { WG_CLI_SHAPE_EVENTS = 0, WG_CLI_SHAPE_KV = 1 };
 
+/* A fresh idempotency key: prefix, '-', 32 hex digits of the OS's randomness. */
+void wg_cli_random_key(const char *prefix, char *out, size_t size);
+
 struct wg_cli_loader {
   /* set by the caller */
   struct wg_client *client;
@@ -222,6 +225,7 @@ struct wg_cli_loader {
   int started;
   atomic_bool stop;
   atomic_llong rows_done, batches_done, next_batch_id, next_id;
+  char run_key[48];     /* each put's idempotency key is run_key-WRITER-BATCH */
   pthread_mutex_t lock; /* guards the first error */
   int status;
   struct wg_error error;

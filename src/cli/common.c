@@ -2,6 +2,8 @@
  * status codes to exit codes (ECONNREFUSED, which the client reads from gRPC UNAVAILABLE, is
  * "cannot connect"), number formatting, the interrupt flag and a few Arrow and SQL helpers.
  * The interrupt flag is the one global: a signal handler can reach nothing else. */
+#include <sys/random.h>
+#include <time.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -380,4 +382,19 @@ int64_t wg_cli_array_bytes(const struct ArrowSchema *s, const struct ArrowArray 
   for (int64_t i = 0; i < a->n_children && i < s->n_children; i++)
     bytes += wg_cli_array_bytes(s->children[i], a->children[i]);
   return bytes;
+}
+
+void wg_cli_random_key(const char *prefix, char *out, size_t size) {
+  uint8_t r[16];
+  ssize_t got = getrandom(r, sizeof(r), 0);
+  if (got != (ssize_t)sizeof(r)) { /* no randomness: time and address still make it unique */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t a = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, b = (uintptr_t)out;
+    memcpy(r, &a, 8);
+    memcpy(r + 8, &b, 8);
+  }
+  int n = snprintf(out, size, "%s-", prefix);
+  for (size_t i = 0; i < sizeof(r) && n > 0 && (size_t)n + 2 < size; i++)
+    n += snprintf(out + n, size - (size_t)n, "%02x", r[i]);
 }

@@ -153,6 +153,8 @@ static void gen_release(struct ArrowArrayStream *s) {
 
 /* ---- writers ---- */
 
+#define LOAD_RETRIES 50 /* 10 s of a server that is unreachable */
+
 struct writer_arg {
   struct wg_cli_loader *l;
   int index;
@@ -171,7 +173,20 @@ static void *writer_main(void *p) {
     struct ArrowArrayStream s = {gen_get_schema, gen_get_next, gen_last_error, gen_release, &g};
     int64_t rows = 0;
     struct wg_error err = {""};
-    int rc = wg_client_put(l->client, l->schema_name, l->table, &s, &rows, &err);
+    /* Every put has its own key, and a put whose outcome is unknown because the server is
+     * unreachable (restarting) is sent again with that key: it lands once. */
+    char key[96];
+    snprintf(key, sizeof(key), "%s-%d-%lld", l->run_key, w->index, (long long)done);
+    int rc = 0;
+    for (int attempt = 0;; attempt++) {
+      rc = wg_client_put_keyed(l->client, l->schema_name, l->table, key, &s, NULL, NULL, &rows,
+                               &err);
+      if (rc != ECONNREFUSED || attempt >= LOAD_RETRIES || atomic_load(&l->stop)) break;
+      struct timespec pause = {0, 200000000L};
+      nanosleep(&pause, NULL);
+      g = (struct gen){l, &rng, k, 0};
+      s = (struct ArrowArrayStream){gen_get_schema, gen_get_next, gen_last_error, gen_release, &g};
+    }
     if (rc != 0) {
       pthread_mutex_lock(&l->lock);
       if (l->status == 0) {
@@ -191,6 +206,7 @@ static void *writer_main(void *p) {
 }
 
 int wg_cli_loader_start(struct wg_cli_loader *l, struct wg_error *err) {
+  wg_cli_random_key("load", l->run_key, sizeof(l->run_key));
   atomic_init(&l->stop, false);
   atomic_init(&l->rows_done, 0);
   atomic_init(&l->batches_done, 0);
@@ -257,6 +273,8 @@ static void usage(FILE *f) {
           "  --duration S            stop after S (1.5, 10s, 2m)\n"
           "  --batches-per-put K     batches in one DoPut, one transaction (default: 1)\n"
           "  --quiet                 no line per second, only the summary\n"
+          "Each put carries its own idempotency key; a put cut off by an unreachable server is\n"
+          "sent again with it for up to 10 s, so it lands once.\n"
           "  --server URI            grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
           "  -h, --help              this text\n"
           "\n"

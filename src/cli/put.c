@@ -34,6 +34,10 @@ static void usage(FILE *f) {
           "  --read-options TEXT   extra options for DuckDB's reader, e.g. \"delim='|', "
           "header=false\"\n"
           "  --batch-rows N        rows per record batch sent (default: 65536)\n"
+          "  --idempotency-key K   the put's key (FILE number i > 1 gets K#i): a server that\n"
+          "                        committed a put with that key appends nothing for it again,\n"
+          "                        so a run whose outcome is unknown can be repeated with the\n"
+          "                        same key (default: a random key per run, printed on error)\n"
           "  --server URI          grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
           "  -h, --help            this text\n"
           "\n"
@@ -345,13 +349,14 @@ static int spool_stdin(char *path, size_t size, struct wg_error *err) {
 int wg_cli_put(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"put", usage};
   const char *server = NULL, *table = NULL, *schema_name = NULL, *format = NULL,
-             *read_options = NULL, *batch_rows_s = "65536";
+             *read_options = NULL, *batch_rows_s = "65536", *key = NULL;
   const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
                                     {"--table", "-t", &table, NULL},
                                     {"--schema", NULL, &schema_name, NULL},
                                     {"--format", "-f", &format, NULL},
                                     {"--read-options", NULL, &read_options, NULL},
                                     {"--batch-rows", NULL, &batch_rows_s, NULL},
+                                    {"--idempotency-key", NULL, &key, NULL},
                                     {NULL, NULL, NULL, NULL}};
   enum { MAX_FILES = 4096 };
   const char **files = calloc(MAX_FILES, sizeof(char *));
@@ -365,6 +370,8 @@ int wg_cli_put(int argc, char **argv) {
   if (rc < 0 && format != NULL && parse_format(format, &forced) != 0)
     rc = wg_cli_usage_error(&cmd, "unknown format '%s'", format);
   if (rc < 0) rc = wg_cli_opt_int(&cmd, "--batch-rows", batch_rows_s, 1, 100000000, &batch_rows);
+  if (rc < 0 && key != NULL && (key[0] == '\0' || strlen(key) > 240))
+    rc = wg_cli_usage_error(&cmd, "--idempotency-key wants 1 to 240 bytes");
   int stdin_uses = 0;
   for (int i = 0; rc < 0 && i < n_files; i++) {
     if (strcmp(files[i], "-") == 0) {
@@ -409,6 +416,11 @@ int wg_cli_put(int argc, char **argv) {
 
   struct wg_cli_progress progress;
   wg_cli_progress_init(&progress);
+  char run_key[300];
+  if (key != NULL)
+    snprintf(run_key, sizeof(run_key), "%s", key);
+  else
+    wg_cli_random_key("put", run_key, sizeof(run_key));
   double t0 = wg_cli_now();
   int64_t total_rows = 0, total_bytes = 0, done_size = 0;
   for (int i = 0; i < n_files; i++) {
@@ -451,7 +463,13 @@ int wg_cli_put(int argc, char **argv) {
     struct ArrowArrayStream wrapped = {source_get_schema, source_get_next, source_last_error,
                                        source_release, &src};
     int64_t acked = 0;
-    status = wg_client_put(cx.client, schema_name, table, &wrapped, &acked, &err);
+    char file_key[320];
+    if (i == 0)
+      snprintf(file_key, sizeof(file_key), "%s", run_key);
+    else
+      snprintf(file_key, sizeof(file_key), "%s#%d", run_key, i + 1);
+    status = wg_client_put_keyed(cx.client, schema_name, table, file_key, &wrapped, NULL, NULL,
+                                 &acked, &err);
     source_progress(&src, true);
     wg_cli_progress_clear(&progress);
     if (status != 0) {
@@ -461,6 +479,10 @@ int wg_cli_put(int argc, char **argv) {
       } else {
         wg_error_prefix(&err, status, "%s", files[i]);
         rc = wg_cli_conn_fail(&cx, status, err.message);
+        fprintf(stderr,
+                "wigeon put: if unsure whether %s was committed, run again with "
+                "--idempotency-key %s: what was committed is not appended twice\n",
+                files[i], run_key);
       }
       break;
     }

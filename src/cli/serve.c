@@ -34,6 +34,9 @@ static void usage(FILE *f) {
           "  --committers N            group committer threads, each with its own connection;\n"
           "                            more than one helps only with cores to spare (default: 1)\n"
           "  --checkpoint-threshold SIZE  WAL size that triggers a checkpoint (default: 256MB)\n"
+          "  --idempotency-window HOURS  how long a put's idempotency key is remembered, so that\n"
+          "                            a retry with the same key appends nothing; 0 = forever\n"
+          "                            (default: 24)\n"
           "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
           "RAM)\n"
           "  --duckdb-threads N        DuckDB's threads for one query (default: one per core);\n"
@@ -84,9 +87,10 @@ int wg_cli_serve(int argc, char **argv) {
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
                strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||
-               strcmp(a, "--committers") == 0 || strcmp(a, "--duckdb-threads") == 0) {
+               strcmp(a, "--committers") == 0 || strcmp(a, "--duckdb-threads") == 0 ||
+               strcmp(a, "--idempotency-window") == 0) {
       bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
-                     strcmp(a, "--group-commit-mb") == 0;
+                     strcmp(a, "--group-commit-mb") == 0 || strcmp(a, "--idempotency-window") == 0;
       if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
         fprintf(stderr, "wigeon serve: %s wants a positive number, not '%s'\n", a, v);
         return WG_EXIT_USAGE;
@@ -105,6 +109,8 @@ int wg_cli_serve(int argc, char **argv) {
         o.committers = (int)n;
       else if (strcmp(a, "--duckdb-threads") == 0)
         o.duckdb_threads = (int)n;
+      else if (strcmp(a, "--idempotency-window") == 0)
+        o.idempotency_window_s = n == 0 ? -1 : n * 3600;
       else
         o.group_commit_bytes = n == 0 ? -1 : n << 20;
     } else {

@@ -313,13 +313,13 @@ static void release_array(void *ctx) {
 }
 
 static int send_encoded(struct wg_rpc_client_call *call, struct wg_bytes descriptor,
-                        struct wg_ipc_encoded *m, int64_t n, struct wg_shared *keep,
-                        struct wg_error *err) {
+                        struct wg_bytes app_metadata, struct wg_ipc_encoded *m, int64_t n,
+                        struct wg_shared *keep, struct wg_error *err) {
   struct wg_bytes none = {NULL, 0};
   for (int64_t i = 0; i < n; i++) {
     grpc_byte_buffer *bb;
-    WG_RETURN_NOT_OK(
-        wg_flight_data_encode(i == 0 ? descriptor : none, &m[i], none, keep, &bb, err));
+    WG_RETURN_NOT_OK(wg_flight_data_encode(i == 0 ? descriptor : none, &m[i],
+                                           i == 0 ? app_metadata : none, keep, &bb, err));
     int rc = wg_rpc_client_call_send(call, bb);
     if (rc != 0) return wg_error_set(err, rc, "the server ended the put");
   }
@@ -367,9 +367,29 @@ static void json_string(const uint8_t *p, size_t len, const char *key, char *out
   out[n] = '\0';
 }
 
+/* {"idempotency_key": "KEY"} with KEY escaped for JSON, into b. */
+static int key_metadata(struct wg_buf *b, const char *key) {
+  static const char head[] = "{\"idempotency_key\": \"";
+  int rc = wg_buf_append(b, head, (int64_t)sizeof(head) - 1);
+  for (const unsigned char *k = (const unsigned char *)key; rc == 0 && *k; k++) {
+    char esc[8];
+    if (*k == '"' || *k == '\\') {
+      esc[0] = '\\', esc[1] = (char)*k;
+      rc = wg_buf_append(b, esc, 2);
+    } else if (*k < 0x20) {
+      snprintf(esc, sizeof(esc), "\\u%04x", *k);
+      rc = wg_buf_append(b, esc, 6);
+    } else {
+      rc = wg_buf_append(b, k, 1);
+    }
+  }
+  if (rc == 0) rc = wg_buf_append(b, "\"}", 2);
+  return rc;
+}
+
 int wg__client_put(struct wg_client *c, const char *schema_name, const char *table,
-                   struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
-                   struct wg_error *err, int *grpc) {
+                   const char *idempotency_key, struct ArrowArrayStream *in, wg_put_ack_fn on_ack,
+                   void *ack_ctx, int64_t *rows, struct wg_error *err, int *grpc) {
   if (rows != NULL) *rows = 0;
   *grpc = 0;
   int64_t total = 0;
@@ -406,11 +426,17 @@ int wg__client_put(struct wg_client *c, const char *schema_name, const char *tab
    * otherwise a failed send means the server ended the call, and its status says why. */
   bool ours = true;
   struct wg_bytes desc = {dbytes, (int64_t)dl};
+  struct wg_buf keymd;
+  wg_buf_init(&keymd);
+  if (rc == 0 && idempotency_key != NULL && key_metadata(&keymd, idempotency_key) != 0)
+    rc = wg_error_set(err, ENOMEM, "out of memory");
+  struct wg_bytes none = {NULL, 0};
   if (rc == 0) rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
   if (rc == 0) {
-    rc = send_encoded(call, desc, msgs, 1, NULL, err);
+    rc = send_encoded(call, desc, (struct wg_bytes){keymd.data, keymd.size}, msgs, 1, NULL, err);
     ours = rc != EPIPE;
   }
+  wg_buf_reset(&keymd);
   while (rc == 0) {
     struct ArrowArray *batch = malloc(sizeof(*batch));
     if (batch == NULL) {
@@ -436,7 +462,7 @@ int wg__client_put(struct wg_client *c, const char *schema_name, const char *tab
       if (rc == 0) rc = wg_error_set(err, ENOMEM, "out of memory");
       break;
     }
-    rc = send_encoded(call, desc, msgs, n, keep, err);
+    rc = send_encoded(call, desc, none, msgs, n, keep, err);
     ours = rc != EPIPE;
     wg_shared_unref(keep);
   }
@@ -450,7 +476,10 @@ int wg__client_put(struct wg_client *c, const char *schema_name, const char *tab
       ProtobufCMessage *m = NULL;
       if (wg_flight_unpack(&arrow__flight__protocol__put_result__descriptor, bb, &m, NULL) == 0) {
         const ProtobufCBinaryData *md = &((Arrow__Flight__Protocol__PutResult *)m)->app_metadata;
-        struct wg_put_ack ack = {json_int(md->data, md->len, "rows"), "", md->data, md->len};
+        struct wg_put_ack ack = {json_int(md->data, md->len, "rows"), "", md->data, md->len,
+                                 json_find(md->data, md->len, "duplicate") + 4 <= md->len &&
+                                     memcmp(md->data + json_find(md->data, md->len, "duplicate"),
+                                            "true", 4) == 0};
         if (ack.rows > 0) total += ack.rows;
         if (on_ack != NULL) {
           char name[256];
@@ -480,7 +509,15 @@ int wg__client_put(struct wg_client *c, const char *schema_name, const char *tab
 int wg_client_put(struct wg_client *c, const char *schema_name, const char *table,
                   struct ArrowArrayStream *in, int64_t *rows, struct wg_error *err) {
   int grpc;
-  return wg__client_put(c, schema_name, table, in, NULL, NULL, rows, err, &grpc);
+  return wg__client_put(c, schema_name, table, NULL, in, NULL, NULL, rows, err, &grpc);
+}
+
+int wg_client_put_keyed(struct wg_client *c, const char *schema_name, const char *table,
+                        const char *idempotency_key, struct ArrowArrayStream *in,
+                        wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows, struct wg_error *err) {
+  int grpc;
+  return wg__client_put(c, schema_name, table, idempotency_key, in, on_ack, ack_ctx, rows, err,
+                        &grpc);
 }
 
 /* ---- actions and flight info ---- */

@@ -40,6 +40,13 @@ int wg_client_stream_status(struct ArrowArrayStream *stream);
 int wg_client_put(struct wg_client *c, const char *schema_name, const char *table,
                   struct ArrowArrayStream *in, int64_t *rows, struct wg_error *err);
 
+/* The same with an idempotency key (NULL: none): a put whose key the server has committed before
+ * appends nothing and is acknowledged with the original count (ack->duplicate). on_ack may be
+ * NULL. */
+int wg_client_put_keyed(struct wg_client *c, const char *schema_name, const char *table,
+                        const char *idempotency_key, struct ArrowArrayStream *in,
+                        wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows, struct wg_error *err);
+
 /* Runs an action; the Result bodies are appended to `result` (may be NULL). */
 int wg_client_action(struct wg_client *c, const char *type, const void *body, size_t len,
                      struct wg_buf *result, struct wg_error *err);

@@ -12,9 +12,10 @@ int wg__client_do_get(struct wg_client *c, const void *ticket, size_t len,
 /* The error of a stream from wg__client_do_get: its code (0 none), *grpc and *message (borrowed
  * from the stream). 0 for any other stream. */
 int wg__client_stream_error(struct ArrowArrayStream *stream, int *grpc, const char **message);
+/* idempotency_key (may be NULL) goes in the first FlightData's app_metadata. */
 int wg__client_put(struct wg_client *c, const char *schema_name, const char *table,
-                   struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
-                   struct wg_error *err, int *grpc);
+                   const char *idempotency_key, struct ArrowArrayStream *in, wg_put_ack_fn on_ack,
+                   void *ack_ctx, int64_t *rows, struct wg_error *err, int *grpc);
 /* on_result (may be NULL) gets each Result body (borrowed); a non-zero return cancels the call
  * and is the outcome. */
 int wg__client_action(struct wg_client *c, const char *type, const void *body, size_t len,

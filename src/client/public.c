@@ -115,7 +115,26 @@ int wg_put(wg_client *client, const char *schema_name, const char *table,
   }
   struct wg_error err = {""};
   int grpc = 0;
-  int rc = wg__client_put(client, schema_name, table, in, on_ack, ack_ctx, rows, &err, &grpc);
+  int rc = wg__client_put(client, schema_name, table, NULL, in, on_ack, ack_ctx, rows, &err, &grpc);
+  return status_set(status, rc, grpc, err.message);
+}
+
+int wg_put_idempotent(wg_client *client, const char *schema_name, const char *table,
+                      const char *idempotency_key, struct ArrowArrayStream *in,
+                      wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
+                      struct wg_status *status) {
+  if (rows != NULL) *rows = 0;
+  if (in == NULL || in->release == NULL)
+    return invalid(status, "wg_put_idempotent needs an input stream");
+  if (client == NULL || table == NULL || table[0] == '\0' || idempotency_key == NULL ||
+      idempotency_key[0] == '\0') {
+    wg_stream_release(in);
+    return invalid(status, "wg_put_idempotent needs a client, a table name and a key");
+  }
+  struct wg_error err = {""};
+  int grpc = 0;
+  int rc = wg__client_put(client, schema_name, table, idempotency_key, in, on_ack, ack_ctx, rows,
+                          &err, &grpc);
   return status_set(status, rc, grpc, err.message);
 }
 

@@ -56,7 +56,8 @@ int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   static const char *sql =
       "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary AND NOT internal"
-      " AND database_name = current_database() AND strpos(table_name, $1) > 0"
+      " AND database_name = current_database() AND schema_name <> 'wigeon_internal'"
+      " AND strpos(table_name, $1) > 0"
       " ORDER BY schema_name, table_name";
   duckdb_prepared_statement p = NULL;
   duckdb_result r;

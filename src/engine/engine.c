@@ -277,6 +277,11 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
     e->n_conns++;
   }
   e->n_free = n;
+  rc = wg__engine_put_keys_init(&e->conns[0], err);
+  if (rc != 0) {
+    wg_error_prefix(err, rc, "creating wigeon_internal.put_keys");
+    goto fail;
+  }
   *out = e;
   return 0;
 fail:

@@ -119,6 +119,18 @@ void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_in
  * the group committer, which owns the ingest but not the connection it was begun on. */
 void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code);
 
+/* Idempotency keys (put_keys.c). A put may carry a key (1 to WG_ENGINE_MAX_KEY_BYTES bytes of
+ * UTF-8): set_key before commit records it, with the put's row count, in the commit's own
+ * transaction (wigeon_internal.put_keys), on the streaming and the group path alike. A commit
+ * whose key is already recorded fails with EEXIST and keeps nothing; find tells the count the key
+ * was first committed with. prune deletes keys committed more than max_age_seconds ago. */
+#define WG_ENGINE_MAX_KEY_BYTES 256
+int wg_engine_ingest_set_key(struct wg_engine_ingest *ing, const char *key, struct wg_error *err);
+int wg_engine_put_key_find(struct wg_engine_conn *c, const char *key, int64_t *rows, bool *found,
+                           struct wg_error *err);
+int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, int64_t *deleted,
+                             struct wg_error *err);
+
 /* Catalog. */
 struct wg_engine_table {
   char *schema_name;

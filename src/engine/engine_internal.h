@@ -74,6 +74,12 @@ int wg__engine_result_error(duckdb_result *r, struct wg_error *err);
 int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err);
 int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err);
 
+/* Idempotency keys (put_keys.c): the table, created at open; a key recorded inside the caller's
+ * open transaction (EEXIST when the key is there already). */
+int wg__engine_put_keys_init(struct wg_engine_conn *c, struct wg_error *err);
+int wg__engine_put_key_record(struct wg_engine_conn *c, const char *key, int64_t rows,
+                              const char *schema_name, const char *table, struct wg_error *err);
+
 /* EINVAL while a query stream is open on c (see wg_engine_conn.stream), else 0. */
 int wg__engine_conn_idle(struct wg_engine_conn *c, struct wg_error *err);
 

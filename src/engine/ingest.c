@@ -35,6 +35,7 @@ struct wg_engine_ingest {
   struct wg_engine *engine;
   char *schema_name, *table;
   char **cols; /* the table's column for each incoming column, in incoming order */
+  char *idem_key; /* recorded in the commit's transaction, NULL for none */
   /* Deferred (group commit): batches are kept here until wg_engine_ingest_commit_group or
    * wg_engine_ingest_stream appends them; no transaction is open meanwhile. */
   bool deferred;
@@ -677,6 +678,7 @@ static void ingest_free(struct wg_engine_ingest *ing) {
     pthread_mutex_unlock(&ing->engine->create_mu);
   }
   free(ing->key);
+  free(ing->idem_key);
   free(ing->created);
   free(ing->schema_name);
   free(ing->table);
@@ -977,6 +979,11 @@ static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **i
     if (rc != 0) wg_error_prefix(err, rc, "table %s", ings[failed_at]->table);
   }
   if (done != stack_done) free(done);
+  for (int64_t i = 0; i < n && rc == 0; i++) {
+    if (ings[i]->idem_key != NULL)
+      rc = wg__engine_put_key_record(c, ings[i]->idem_key, ings[i]->rows, ings[i]->schema_name,
+                                     ings[i]->table, err);
+  }
   if (rc == 0) rc = wg__engine_exec(c, "COMMIT", err);
   if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
   return rc;
@@ -1042,8 +1049,11 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
   if (rc == 0) {
     duckdb_appender_destroy(&ing->appender);
     ing->appender = NULL;
-    rc = wg__engine_exec(ing->c, "COMMIT", err);
+    if (ing->idem_key != NULL)
+      rc = wg__engine_put_key_record(ing->c, ing->idem_key, ing->rows, ing->schema_name,
+                                     ing->table, err);
   }
+  if (rc == 0) rc = wg__engine_exec(ing->c, "COMMIT", err);
   if (rc != 0) { /* commit consumes the ingest either way */
     wg_engine_ingest_abort(ing);
     return rc;
@@ -1051,6 +1061,20 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
   ing->c->txn_maybe = false;
   if (rows != NULL) *rows = ing->rows;
   ingest_free(ing);
+  return 0;
+}
+
+int wg_engine_ingest_set_key(struct wg_engine_ingest *ing, const char *key,
+                             struct wg_error *err) {
+  if (ing == NULL || key == NULL || key[0] == '\0')
+    return wg_error_set(err, EINVAL, "empty idempotency key");
+  if (strlen(key) > WG_ENGINE_MAX_KEY_BYTES)
+    return wg_error_set(err, EINVAL, "idempotency key of %zu bytes: at most %d", strlen(key),
+                        WG_ENGINE_MAX_KEY_BYTES);
+  char *k = strdup(key);
+  if (k == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  free(ing->idem_key);
+  ing->idem_key = k;
   return 0;
 }
 

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/text.h"
 #include "server/internal.h"
 
 struct put {
@@ -36,7 +38,60 @@ struct put {
   struct wg__table_ref table;
   bool deferred; /* kept for the group committer, no transaction open yet */
   int64_t bytes; /* received so far */
+  char *key;     /* idempotency key, NULL for none */
+  bool batches_seen;
+  bool duplicate;    /* the key was committed before: drain the stream, append nothing */
+  int64_t dup_rows;  /* the row count it was committed with */
 };
+
+/* The idempotency key of a FlightData's app_metadata: a JSON object {"idempotency_key": "KEY"}.
+ * Other app_metadata (not JSON, or without the member) carries no key and is ignored. */
+static int key_from_metadata(struct wg_bytes md, char **out, struct wg_error *err) {
+  *out = NULL;
+  if (md.size == 0 || md.data[0] != '{') return 0;
+  cJSON *j = cJSON_ParseWithLength((const char *)md.data, (size_t)md.size);
+  if (j == NULL) return 0;
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "idempotency_key");
+  int rc = 0;
+  if (k == NULL) {
+  } else if (!cJSON_IsString(k) || k->valuestring[0] == '\0') {
+    rc = wg_error_set(err, EINVAL, "idempotency_key must be a non-empty string");
+  } else if (strlen(k->valuestring) > WG_ENGINE_MAX_KEY_BYTES) {
+    rc = wg_error_set(err, EINVAL, "idempotency_key of %zu bytes: at most %d",
+                      strlen(k->valuestring), WG_ENGINE_MAX_KEY_BYTES);
+  } else if ((*out = strdup(k->valuestring)) == NULL) {
+    rc = wg_error_set(err, ENOMEM, "out of memory");
+  }
+  cJSON_Delete(j);
+  return rc;
+}
+
+/* The key of the header WG_SERVER_KEY_HEADER, if the client sent one. */
+static int key_from_header(struct put *p, struct wg_error *err) {
+  int64_t len = 0;
+  const char *v = wg_rpc_call_metadata(p->call, WG_SERVER_KEY_HEADER, &len);
+  if (v == NULL) return 0;
+  const char *why;
+  if (len == 0 || len > WG_ENGINE_MAX_KEY_BYTES || !wg_text_name_ok((const uint8_t *)v, (size_t)len, &why))
+    return wg_error_set(err, EINVAL, "header %s: 1 to %d bytes of UTF-8 text", WG_SERVER_KEY_HEADER,
+                        WG_ENGINE_MAX_KEY_BYTES);
+  p->key = strndup(v, (size_t)len);
+  return p->key == NULL ? wg_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* Once the key is known (before any batch is appended): a key committed before makes this put a
+ * duplicate, which appends nothing; else the ingest records the key in its commit. */
+static int use_key(struct put *p, struct wg_error *err) {
+  bool found = false;
+  WG_RETURN_NOT_OK(wg_engine_put_key_find(p->conn, p->key, &p->dup_rows, &found, err));
+  if (found) {
+    p->duplicate = true;
+    wg_engine_ingest_abort(p->ing);
+    p->ing = NULL;
+    return 0;
+  }
+  return wg_engine_ingest_set_key(p->ing, p->key, err);
+}
 
 /* Receives the next FlightData; *done at the end of the client's stream. */
 static int recv_data(struct put *p, struct wg_flight_data *fd, bool *done, struct wg_error *err) {
@@ -74,6 +129,8 @@ static int begin(struct put *p, struct wg_error *err) {
                                      err);
   }
   if (rc == 0) rc = wg__server_table_ref(p->desc, &p->table, err);
+  if (rc == 0) rc = key_from_header(p, err);
+  if (rc == 0 && p->key == NULL) rc = key_from_metadata(fd.app_metadata, &p->key, err);
   if (rc == 0 && fd.data_header.size == 0)
     rc = wg_error_set(err, EINVAL, "the first DoPut message carries no schema");
   enum wg_ipc_message_type type;
@@ -98,6 +155,7 @@ static int begin(struct put *p, struct wg_error *err) {
     rc = wg_engine_ingest_begin(p->conn, p->table.schema_name, p->table.table, &schema, &p->ing,
                                 err);
   wg_schema_release(&schema);
+  if (rc == 0 && p->key != NULL) rc = use_key(p, err);
   return rc;
 }
 
@@ -107,6 +165,20 @@ static int append_all(struct put *p, struct wg_error *err) {
     bool done;
     WG_RETURN_NOT_OK(recv_data(p, &fd, &done, err));
     if (done) return 0;
+    if (p->duplicate) { /* drained: the put was committed before */
+      wg_flight_data_reset(&fd);
+      continue;
+    }
+    if (p->key == NULL && !p->batches_seen && fd.app_metadata.size > 0) {
+      /* pyarrow's write_with_metadata puts app_metadata on a batch, not on the schema */
+      int rc = key_from_metadata(fd.app_metadata, &p->key, err);
+      if (rc == 0 && p->key != NULL) rc = use_key(p, err);
+      if (rc != 0 || p->duplicate) {
+        wg_flight_data_reset(&fd);
+        if (rc != 0) return rc;
+        continue;
+      }
+    }
     if (fd.data_header.size == 0) { /* metadata-only message: nothing to ingest */
       wg_flight_data_reset(&fd);
       continue;
@@ -117,6 +189,7 @@ static int append_all(struct put *p, struct wg_error *err) {
     wg_flight_data_reset(&fd); /* the batch keeps its own reference on the body */
     if (rc != 0) return wg_error_prefix(err, rc == ENOMEM ? ENOMEM : EINVAL, "bad IPC message");
     if (type == WG_IPC_MESSAGE_RECORD_BATCH) {
+      p->batches_seen = true;
       int64_t rows = batch.length;
       WG_RETURN_NOT_OK(wg_engine_ingest_append(p->ing, &batch, err));
       atomic_fetch_add_explicit(&p->s->stats.rows_in, rows, memory_order_relaxed);
@@ -134,6 +207,7 @@ static int acknowledge(struct put *p, int64_t rows, struct wg_error *err) {
     wg__server_json_int(o, "rows", rows);
     if (p->table.schema_name != NULL) cJSON_AddStringToObject(o, "schema", p->table.schema_name);
     cJSON_AddStringToObject(o, "table", p->table.table);
+    if (p->duplicate) cJSON_AddTrueToObject(o, "duplicate");
   }
   char *json = wg__server_json_take(o);
   if (json == NULL) return wg_error_set(err, ENOMEM, "out of memory for the acknowledgement");
@@ -143,6 +217,30 @@ static int acknowledge(struct put *p, int64_t rows, struct wg_error *err) {
   int rc = wg__server_send_message(p->call, &r.base, err);
   cJSON_free(json);
   return rc;
+}
+
+/* A keyed put whose commit failed on the key (EEXIST) or in a conflict (EAGAIN: another
+ * transaction wrote the same key): if its key is recorded now, another put with the same key (a
+ * retry racing the original) committed first, and this one is its duplicate. The other may still
+ * be committing: looked for a few times over 100 ms; if it does not show, the put fails as it
+ * did (ABORTED is "retry"). */
+static bool committed_by_another(struct put *p) {
+  if (p->key == NULL) return false;
+  struct wg_error e;
+  bool found = false;
+  bool own = p->conn == NULL;
+  if (own && wg_engine_acquire(p->s->engine, &p->conn, &e) != 0) return false;
+  int rc = 0;
+  for (int i = 0; i < 5 && rc == 0 && !found; i++) {
+    if (i > 0) nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    rc = wg_engine_put_key_find(p->conn, p->key, &p->dup_rows, &found, &e);
+  }
+  if (own) {
+    wg_engine_release(p->s->engine, p->conn);
+    p->conn = NULL;
+  }
+  p->duplicate = rc == 0 && found;
+  return p->duplicate;
 }
 
 void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
@@ -156,29 +254,32 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);
   }
   int64_t rows = 0;
-  if (rc == 0 && p.deferred) {
+  if (rc == 0 && p.duplicate) {
+    rows = p.dup_rows;
+  } else if (rc == 0 && wg_rpc_call_cancelled(call)) {
+    rc = wg_error_set(&err, ECANCELED, "DoPut cancelled before its commit");
+  } else if (rc == 0 && p.deferred) {
     /* The committer has its own connection: give ours back before waiting for the group. */
     wg_engine_release(s->engine, p.conn);
     p.conn = NULL;
     rc = wg__committer_commit(&s->committer, p.ing, call, &rows, &err);
     p.ing = NULL;
-    if (rc == 0) {
-      atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
-      rc = acknowledge(&p, rows, &err);
-    }
-  } else if (rc == 0 && wg_rpc_call_cancelled(call)) {
-    rc = wg_error_set(&err, ECANCELED, "DoPut cancelled before its commit");
   } else if (rc == 0) {
     rc = wg_engine_ingest_commit(p.ing, &rows, &err);
     p.ing = NULL;
-    if (rc == 0) {
-      atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
-      rc = acknowledge(&p, rows, &err);
-    }
+  }
+  if ((rc == EEXIST || rc == EAGAIN) && committed_by_another(&p)) {
+    rc = 0;
+    rows = p.dup_rows;
+  }
+  if (rc == 0) {
+    if (!p.duplicate) atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
+    rc = acknowledge(&p, rows, &err);
   }
   if (p.ing != NULL) wg_engine_ingest_abort(p.ing);
   if (p.conn != NULL) wg_engine_release(s->engine, p.conn);
   if (p.desc != NULL) protobuf_c_message_free_unpacked(&p.desc->base, NULL);
+  free(p.key);
   wg_ipc_decoder_destroy(p.dec);
   wg__server_finish(s, call, rc, &err);
 }

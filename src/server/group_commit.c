@@ -10,12 +10,15 @@
  *   handler: commit() -> enqueue -> wait(own cv)           committer: wait(queue) -> take all ->
  *                                 <- done, status, rows    commit_group -> mark done -> signal each
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/internal.h"
 
 #define MAX_GROUP 256
+#define PRUNE_EVERY_S 60
 
 struct wg__commit_entry {
   struct wg_engine_ingest *ing;
@@ -36,10 +39,30 @@ static void *committer_main(void *arg) {
   int status[MAX_GROUP];
   int64_t rows[MAX_GROUP];
   struct wg_error *errs = calloc(MAX_GROUP, sizeof(struct wg_error));
+  struct timespec last_prune = {0, 0};
+  /* a short window is pruned more often (a quarter of it), a long one once a minute */
+  int64_t prune_every = cm->key_window_s / 4 < PRUNE_EVERY_S ? cm->key_window_s / 4 : PRUNE_EVERY_S;
+  if (prune_every < 1) prune_every = 1;
   pthread_mutex_lock(&cm->mu);
   for (;;) {
-    while (cm->head == NULL && !cm->stopping)
-      pthread_cond_wait(&cm->work_cv, &cm->mu);
+    while (cm->head == NULL && !cm->stopping) {
+      struct timespec now, until;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (lane == &cm->lanes[0] && cm->key_window_s > 0 &&
+          (last_prune.tv_sec == 0 || now.tv_sec - last_prune.tv_sec >= prune_every)) {
+        /* Idempotency keys past their window go, at most once a minute, by the first lane. */
+        last_prune = now;
+        pthread_mutex_unlock(&cm->mu);
+        struct wg_error e;
+        if (wg_engine_put_keys_prune(lane->conn, cm->key_window_s, NULL, &e) != 0)
+          fprintf(stderr, "wigeon: pruning idempotency keys: %s\n", e.message);
+        pthread_mutex_lock(&cm->mu);
+        continue;
+      }
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += prune_every;
+      pthread_cond_timedwait(&cm->work_cv, &cm->mu, &until);
+    }
     if (cm->head == NULL && cm->stopping) break;
     int n = 0;
     while (cm->head != NULL && n < MAX_GROUP) {
@@ -82,8 +105,9 @@ static void *committer_main(void *arg) {
 }
 
 int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int n,
-                        struct wg_error *err) {
+                        int64_t key_window_s, struct wg_error *err) {
   memset(cm, 0, sizeof(*cm));
+  cm->key_window_s = key_window_s;
   if (n < 1 || n > WG_MAX_COMMITTERS)
     return wg_error_set(err, EINVAL, "%d group committers: 1 to %d", n, WG_MAX_COMMITTERS);
   cm->engine = engine;

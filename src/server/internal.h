@@ -39,9 +39,12 @@ struct wg__committer {
   pthread_cond_t work_cv;
   struct wg__commit_entry *head, *tail;
   int64_t groups, grouped_puts; /* guarded by mu; for stats */
+  int64_t key_window_s;          /* idempotency keys older than this are pruned (0: never) */
 };
+/* Starts n committer lanes; the first also prunes idempotency keys older than key_window_s
+ * seconds, at most once a minute. */
 int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int n,
-                        struct wg_error *err);
+                        int64_t key_window_s, struct wg_error *err);
 void wg__committer_stop(struct wg__committer *cm);
 /* Commits a deferred ingest (consumed) together with whatever else is waiting; blocks until
  * committed. Returns its status; *rows the rows committed. ECANCELED, committing nothing, when
@@ -56,6 +59,9 @@ struct wg_server {
   struct wg_server_stats stats;
   struct wg__committer committer;
 };
+
+/* The gRPC header a put may carry its idempotency key in (besides app_metadata, see do_put.c). */
+#define WG_SERVER_KEY_HEADER "wigeon-idempotency-key"
 
 /* Handlers: each receives its request, does its work and finishes the call. */
 void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call);

@@ -185,7 +185,9 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .ctx = s,
   };
   if (s->options.group_commit_bytes == 0) s->options.group_commit_bytes = (int64_t)8 << 20;
-  rc = wg__committer_start(&s->committer, s->engine, s->options.committers, err);
+  if (s->options.idempotency_window_s == 0) s->options.idempotency_window_s = 24 * 3600;
+  rc = wg__committer_start(&s->committer, s->engine, s->options.committers,
+                           s->options.idempotency_window_s, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
     wg__committer_stop(&s->committer);

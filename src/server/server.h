@@ -20,6 +20,7 @@ struct wg_server_options {
   bool allow_external_access; /* let SQL reach files, extensions, configuration */
   int64_t group_commit_bytes; /* puts up to this size are committed in groups (8 MiB; <0 off) */
   int committers;             /* group committer threads, each with its own connection (1) */
+  int64_t idempotency_window_s; /* idempotency keys are kept this long (0 = 24 h; <0 forever) */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint ("256MB") */
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
   int duckdb_threads;               /* DuckDB's own worker threads, 0 = DuckDB's default (cores) */
