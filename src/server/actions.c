@@ -42,14 +42,18 @@ static void stats_json(struct wg_server *s, char *out, size_t n) {
   pthread_mutex_lock(&s->committer.mu);
   long long groups = (long long)s->committer.groups, grouped = (long long)s->committer.grouped_puts;
   pthread_mutex_unlock(&s->committer.mu);
+  int64_t accepted = 0, refused = 0;
+  long long open = (long long)wg_rpc_server_connections(s->rpc, &accepted, &refused);
 #define LOAD(x) (long long)atomic_load_explicit(&st->x, memory_order_relaxed)
   snprintf(out, n,
            "{\"calls\": %lld, \"errors\": %lld, \"active_calls\": %lld, \"gets\": %lld, "
            "\"puts\": %lld, \"rows_in\": %lld, \"rows_out\": %lld, \"bytes_in\": %lld, "
-           "\"bytes_out\": %lld, \"commit_groups\": %lld, \"grouped_puts\": %lld}",
+           "\"bytes_out\": %lld, \"commit_groups\": %lld, \"grouped_puts\": %lld, "
+           "\"stalled_gets\": %lld, \"connections\": %lld, \"connections_accepted\": %lld, "
+           "\"connections_refused\": %lld}",
            LOAD(calls), LOAD(errors), (long long)wg_rpc_server_active_calls(s->rpc), LOAD(gets),
            LOAD(puts), LOAD(rows_in), LOAD(rows_out), LOAD(bytes_in), LOAD(bytes_out), groups,
-           grouped);
+           grouped, LOAD(stalled_gets), open, (long long)accepted, (long long)refused);
 #undef LOAD
 }
 
