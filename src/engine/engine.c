@@ -333,8 +333,9 @@ int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct w
   if (e->n_free == 0 && e->max_waiting > 0 && e->waiting >= e->max_waiting) {
     int waiting = e->waiting;
     pthread_mutex_unlock(&e->mu);
-    return wg_error_set(err, EBUSY, "server busy: %d calls waiting for one of %d DuckDB connections",
-                        waiting, e->n_conns);
+    return wg_error_set(err, EBUSY,
+                        "server busy: %d calls waiting for one of %d DuckDB connections", waiting,
+                        e->n_conns);
   }
   struct timespec until;
   clock_gettime(CLOCK_MONOTONIC, &until);
@@ -355,7 +356,8 @@ int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct w
   e->waiting--;
   if (timed_out) {
     pthread_mutex_unlock(&e->mu);
-    return wg_error_set(err, EBUSY, "server busy: all %d DuckDB connections were in use for %lld ms",
+    return wg_error_set(err, EBUSY,
+                        "server busy: all %d DuckDB connections were in use for %lld ms",
                         e->n_conns, (long long)e->acquire_timeout_ms);
   }
   for (int i = 0; i < e->n_conns; i++) {

@@ -17,7 +17,7 @@ struct wg_engine_conn {
   struct wg_engine *engine;
   duckdb_connection conn;
   bool in_use;             /* guarded by engine->mu */
-  bool detached;           /* out of the pool (wg_engine_conn_detach): disconnected on release */
+  bool detached;           /* out of the pool (wg_engine_conn_detach): closed on release */
   bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
   bool session_dirty;      /* client SQL may have left session state (temp tables, SET, variables,
                               prepared statements): the connection is replaced on release */

@@ -1,5 +1,6 @@
-/* wigeon: gRPC transport on the gRPC core C API (grpc/grpc.h). A server that hands each incoming
- * call to a worker thread from a fixed pool, with a bounded queue of calls waiting for a worker,
+/* wigeon: gRPC transport on the gRPC core C API (grpc/grpc.h). A server that accepts connections
+ * itself (capped, one server per port) and hands each incoming call to a worker thread from a
+ * pool that grows while every worker is busy, with a bounded queue of calls waiting for a worker,
  * and blocking per-call operations for the handler; and a client with the same blocking
  * operations. Messages are grpc_byte_buffers: the layers above build them from slices (zero copy)
  * and read them slice by slice.
@@ -34,7 +35,7 @@ typedef void (*wg_rpc_handler_fn)(struct wg_rpc_call *call, void *ctx);
 
 struct wg_rpc_server_options {
   const char *listen;        /* "host:port"; port 0 picks a free port */
-  int threads;               /* worker threads (default 8) */
+  int threads;               /* worker threads always running (default 8) */
   int queue_limit;           /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
   int64_t max_message_bytes; /* largest message received (default 256 MiB) */
   int64_t idle_timeout_ms;   /* a call whose client neither sends nor reads for this long is

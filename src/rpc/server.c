@@ -3,8 +3,8 @@
  * not stop accepting, and no two servers share a port), each accepted socket handed to gRPC with
  * grpc_server_add_channel_from_fd. One completion queue, polled by one thread that only delivers
  * completions; a pool of worker threads that run the handler (a base that always runs, plus extra
- * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A handler's blocking operations start a
- * batch on the worker and sleep on the call's condition variable until the completion-queue thread
+ * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A
+ * handler's blocking operations start a batch on the worker and sleep on the call's condition variable until the completion-queue thread
  * reports the batch done. All state lives in struct wg_rpc_server; nothing is global except gRPC's
  * own library refcount (grpc_init/grpc_shutdown). */
 #define _GNU_SOURCE /* accept4, pipe2 */
@@ -561,7 +561,8 @@ int wg_rpc_default_max_connections(void) {
 /* Binds and listens on every address `address` ("host:port", "[v6]:port", ":port" for all)
  * resolves to, without SO_REUSEPORT: a port another process listens on is refused (EADDRINUSE),
  * never shared. *port gets the port bound (the same on every address). */
-static int listen_on(struct wg_rpc_server *s, const char *address, int *port, struct wg_error *err) {
+static int listen_on(struct wg_rpc_server *s, const char *address, int *port,
+                     struct wg_error *err) {
   const char *colon = strrchr(address, ':');
   if (colon == NULL || colon[1] == '\0')
     return wg_error_set(err, EINVAL, "cannot listen on '%.200s': expected HOST:PORT", address);
@@ -572,7 +573,8 @@ static int listen_on(struct wg_rpc_server *s, const char *address, int *port, st
     h++;
     hl -= 2;
   }
-  if (hl >= sizeof(host)) return wg_error_set(err, EINVAL, "host name too long in '%.200s'", address);
+  if (hl >= sizeof(host))
+    return wg_error_set(err, EINVAL, "host name too long in '%.200s'", address);
   memcpy(host, h, hl);
   host[hl] = '\0';
   struct addrinfo hints, *res = NULL;
@@ -583,11 +585,9 @@ static int listen_on(struct wg_rpc_server *s, const char *address, int *port, st
   int g = getaddrinfo(hl > 0 ? host : NULL, colon + 1, &hints, &res);
   if (g != 0)
     return wg_error_set(err, EINVAL, "cannot listen on %.200s: %s", address, gai_strerror(g));
-  bool v4 = false, v6 = false;
-  for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+  bool v4 = false;
+  for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
     v4 = v4 || a->ai_family == AF_INET;
-    v6 = v6 || a->ai_family == AF_INET6;
-  }
   int rc = 0, bound = 0;
   for (struct addrinfo *a = res; a != NULL && rc == 0; a = a->ai_next) {
     if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
@@ -603,12 +603,14 @@ static int listen_on(struct wg_rpc_server *s, const char *address, int *port, st
     if (bound != 0) *pp = htons((uint16_t)bound); /* port 0: every address on the first's port */
     int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      rc = wg_error_set(err, errno, "cannot listen on %.200s: socket: %s", address, strerror(errno));
+      rc = wg_error_set(err, errno, "cannot listen on %.200s: socket: %s", address,
+                        strerror(errno));
       break;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT, not sharing */
-    if (a->ai_family == AF_INET6 && v4) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (a->ai_family == AF_INET6 && v4) /* [::] and 0.0.0.0 both: each its own family */
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
       int e = errno;
       close(fd);
@@ -631,7 +633,6 @@ static int listen_on(struct wg_rpc_server *s, const char *address, int *port, st
     }
   }
   freeaddrinfo(res);
-  (void)v6;
   if (rc == 0 && s->n_listen == 0)
     rc = wg_error_set(err, EINVAL, "cannot listen on %.200s: no IPv4 or IPv6 address", address);
   if (rc == 0) *port = bound;
