@@ -252,6 +252,7 @@ static int fixture_start(struct fixture *f, int threads, int queue_limit, int64_
   memset(f, 0, sizeof(*f));
   struct wg_rpc_server_options o = {.listen = "127.0.0.1:0",
                                     .threads = threads,
+                                    .max_workers = threads, /* a fixed pool: queue tests */
                                     .queue_limit = queue_limit,
                                     .max_message_bytes = max_bytes,
                                     .handler = test_handler,

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
+#include "rpc/rpc.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -21,9 +23,13 @@ static void usage(FILE *f) {
           "  --db PATH                 database file, or :memory: (default: wigeon.duckdb)\n"
           "  --listen URI              grpc://HOST:PORT or HOST:PORT (default: "
           "grpc://127.0.0.1:8815)\n"
-          "  --threads N               worker threads = DuckDB connections (default: 8)\n"
-          "  --queue N                 calls that may wait for a worker before the server\n"
-          "                            answers RESOURCE_EXHAUSTED (default: 64)\n"
+          "  --threads N               DuckDB connections, and worker threads always running;\n"
+          "                            more workers start while all are busy (default: 8)\n"
+          "  --queue N                 calls that may wait for a DuckDB connection before the\n"
+          "                            server answers RESOURCE_EXHAUSTED (default: 64)\n"
+          "  --max-connections N       client connections open at once; more are refused at\n"
+          "                            once (default: the open-file limit less 128, at most\n"
+          "                            4096; the soft limit is raised to the hard one at start)\n"
           "  --batch-rows N            target rows per record batch sent by DoGet (default: "
           "65536)\n"
           "  --grace SECONDS           time in-flight calls get on shutdown (default: 10)\n"
@@ -88,7 +94,7 @@ int wg_cli_serve(int argc, char **argv) {
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
                strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||
                strcmp(a, "--committers") == 0 || strcmp(a, "--duckdb-threads") == 0 ||
-               strcmp(a, "--idempotency-window") == 0) {
+               strcmp(a, "--idempotency-window") == 0 || strcmp(a, "--max-connections") == 0) {
       bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
                      strcmp(a, "--group-commit-mb") == 0 || strcmp(a, "--idempotency-window") == 0;
       if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
@@ -111,6 +117,8 @@ int wg_cli_serve(int argc, char **argv) {
         o.duckdb_threads = (int)n;
       else if (strcmp(a, "--idempotency-window") == 0)
         o.idempotency_window_s = n == 0 ? -1 : n * 3600;
+      else if (strcmp(a, "--max-connections") == 0)
+        o.max_connections = (int)n;
       else
         o.group_commit_bytes = n == 0 ? -1 : n << 20;
     } else {
@@ -119,6 +127,25 @@ int wg_cli_serve(int argc, char **argv) {
     }
   }
   o.listen = strip_scheme(listen);
+
+  /* Every connection is a file descriptor: the default soft limit of 1024 runs out long before
+   * memory does. Raise it to the hard limit, and cap connections below it. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
+    rlim_t want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && want > ((rlim_t)1 << 20)) {
+      rl.rlim_cur = (rlim_t)1 << 20; /* "unlimited" hard limits are refused above nr_open */
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
+  int max_fd_conns = wg_rpc_default_max_connections();
+  if (o.max_connections > max_fd_conns && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+      rl.rlim_cur != RLIM_INFINITY && (rlim_t)o.max_connections + 128 > rl.rlim_cur)
+    fprintf(stderr,
+            "wigeon serve: warning: --max-connections %d with an open-file limit of %llu: "
+            "connections beyond about %d are refused when descriptors run out\n",
+            o.max_connections, (unsigned long long)rl.rlim_cur, max_fd_conns);
 
   /* Block the signals before any thread starts, so every thread inherits the mask. */
   sigset_t set;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------------------------------------
  * Errors and small helpers */
@@ -226,7 +227,13 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
   atomic_init(&e->ddl_epoch, 1); /* never 0, the epoch of an empty plan slot */
-  pthread_cond_init(&e->cv, NULL);
+  pthread_condattr_t cattr;
+  pthread_condattr_init(&cattr);
+  pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->cv, &cattr); /* acquire's timeout */
+  pthread_condattr_destroy(&cattr);
+  e->max_waiting = o.max_waiting;
+  e->acquire_timeout_ms = o.acquire_timeout_ms;
 
   duckdb_config cfg = NULL;
   int rc = 0;
@@ -269,15 +276,21 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
     goto fail;
   }
   for (int i = 0; i < n; i++) {
-    e->conns[i].engine = e;
-    if (duckdb_connect(e->db, &e->conns[i].conn) != DuckDBSuccess) {
+    struct wg_engine_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory for %d connections", n);
+      goto fail;
+    }
+    c->engine = e;
+    if (duckdb_connect(e->db, &c->conn) != DuckDBSuccess) {
+      free(c);
       rc = wg_error_set(err, EIO, "duckdb_connect failed for connection %d of %d", i, n);
       goto fail;
     }
-    e->n_conns++;
+    e->conns[e->n_conns++] = c;
   }
   e->n_free = n;
-  rc = wg__engine_put_keys_init(&e->conns[0], err);
+  rc = wg__engine_put_keys_init(e->conns[0], err);
   if (rc != 0) {
     wg_error_prefix(err, rc, "creating wigeon_internal.put_keys");
     goto fail;
@@ -292,9 +305,11 @@ fail:
 
 void wg_engine_close(struct wg_engine *e) {
   if (e == NULL) return;
-  if (e->is_file && e->n_conns > 0) wg__engine_exec(&e->conns[0], "CHECKPOINT", NULL);
-  for (int i = 0; i < e->n_conns; i++)
-    duckdb_disconnect(&e->conns[i].conn);
+  if (e->is_file && e->n_conns > 0) wg__engine_exec(e->conns[0], "CHECKPOINT", NULL);
+  for (int i = 0; i < e->n_conns; i++) {
+    duckdb_disconnect(&e->conns[i]->conn);
+    free(e->conns[i]);
+  }
   free(e->conns);
   if (e->db != NULL) duckdb_close(&e->db);
   pthread_cond_destroy(&e->cv);
@@ -320,14 +335,42 @@ int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct w
   *out = NULL;
   if (e == NULL) return wg_error_set(err, EINVAL, "acquire: NULL engine");
   pthread_mutex_lock(&e->mu);
-  while (e->n_free == 0)
-    pthread_cond_wait(&e->cv, &e->mu);
+  if (e->n_free == 0 && e->max_waiting > 0 && e->waiting >= e->max_waiting) {
+    int waiting = e->waiting;
+    pthread_mutex_unlock(&e->mu);
+    return wg_error_set(err, EBUSY,
+                        "server busy: %d calls waiting for one of %d DuckDB connections", waiting,
+                        e->n_conns);
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)(e->acquire_timeout_ms / 1000);
+  until.tv_nsec += (long)(e->acquire_timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  e->waiting++;
+  bool timed_out = false;
+  while (e->n_free == 0 && !timed_out) {
+    if (e->acquire_timeout_ms <= 0)
+      pthread_cond_wait(&e->cv, &e->mu);
+    else
+      timed_out = pthread_cond_timedwait(&e->cv, &e->mu, &until) == ETIMEDOUT && e->n_free == 0;
+  }
+  e->waiting--;
+  if (timed_out) {
+    pthread_mutex_unlock(&e->mu);
+    return wg_error_set(err, EBUSY,
+                        "server busy: all %d DuckDB connections were in use for %lld ms",
+                        e->n_conns, (long long)e->acquire_timeout_ms);
+  }
   for (int i = 0; i < e->n_conns; i++) {
-    if (!e->conns[i].in_use) {
-      e->conns[i].in_use = true;
-      atomic_store(&e->conns[i].interrupted, false);
+    if (!e->conns[i]->in_use) {
+      e->conns[i]->in_use = true;
+      atomic_store(&e->conns[i]->interrupted, false);
       e->n_free--;
-      *out = &e->conns[i];
+      *out = e->conns[i];
       break;
     }
   }
@@ -335,8 +378,42 @@ int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct w
   return 0;
 }
 
+int wg_engine_conn_detach(struct wg_engine *e, struct wg_engine_conn *c, struct wg_error *err) {
+  if (e == NULL || c == NULL) return wg_error_set(err, EINVAL, "detach: NULL connection");
+  if (c->detached) return 0;
+  struct wg_engine_conn *fresh = calloc(1, sizeof(*fresh));
+  if (fresh == NULL) return wg_error_set(err, ENOMEM, "out of memory for a DuckDB connection");
+  fresh->engine = e;
+  if (duckdb_connect(e->db, &fresh->conn) != DuckDBSuccess) {
+    free(fresh);
+    return wg_error_set(err, EIO, "duckdb_connect failed for a replacement connection");
+  }
+  pthread_mutex_lock(&e->mu);
+  for (int i = 0; i < e->n_conns; i++) {
+    if (e->conns[i] != c) continue;
+    e->conns[i] = fresh;
+    c->detached = true;
+    e->n_free++;
+    pthread_cond_signal(&e->cv);
+    break;
+  }
+  pthread_mutex_unlock(&e->mu);
+  if (!c->detached) { /* not one of ours: nothing to replace */
+    duckdb_disconnect(&fresh->conn);
+    free(fresh);
+    return wg_error_set(err, EINVAL, "detach: the connection is not in the pool");
+  }
+  return 0;
+}
+
 void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c) {
   if (e == NULL || c == NULL) return;
+  if (c->detached) { /* its place in the pool went to a fresh connection: close it */
+    if (c->txn_maybe || c->session_dirty) wg__engine_tables_may_change(e);
+    duckdb_disconnect(&c->conn);
+    free(c);
+    return;
+  }
   if (c->txn_maybe) {
     /* DuckDB cannot tell us whether a transaction is open: roll back and ignore "no transaction
      * is active". */

@@ -36,6 +36,8 @@ struct wg_engine_options {
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
   int duckdb_threads;               /* DuckDB worker threads, 0 = DuckDB's default */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint, NULL = DuckDB's 16MB */
+  int max_waiting;                  /* callers that may wait in acquire at once (0 = no limit) */
+  int64_t acquire_timeout_ms;       /* how long acquire waits at most (<= 0: no limit) */
 };
 
 /* Opens (or creates) the database and the connection pool. By default (allow_external_access
@@ -48,8 +50,14 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
 void wg_engine_close(struct wg_engine *e);
 int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err);
 
-/* Takes a connection from the pool, waiting while all are in use. Thread-safe. */
+/* Takes a connection from the pool, waiting while all are in use: EBUSY ("server busy") at once
+ * when max_waiting callers already wait, or after acquire_timeout_ms. Thread-safe. */
 int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct wg_error *err);
+/* Takes an acquired connection out of the pool for good, for a caller about to hold it idle for
+ * long (a query stream whose client stopped reading): the pool gets a fresh connection in its
+ * place, so other callers never wait for this one; release then disconnects it. 0, or EIO/ENOMEM
+ * (c stays in the pool, still acquired). Detaching twice is a no-op. Thread-safe. */
+int wg_engine_conn_detach(struct wg_engine *e, struct wg_engine_conn *c, struct wg_error *err);
 /* Returns it; any open transaction is rolled back first, and a connection on which SQL other than
  * SELECT, INSERT, UPDATE or DELETE ran (which may leave temp tables, SET search_path, variables)
  * is replaced by a fresh one, so that no session state passes to the next caller. Thread-safe. */

@@ -17,6 +17,7 @@ struct wg_engine_conn {
   struct wg_engine *engine;
   duckdb_connection conn;
   bool in_use;             /* guarded by engine->mu */
+  bool detached;           /* out of the pool (wg_engine_conn_detach): closed on release */
   bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
   bool session_dirty;      /* client SQL may have left session state (temp tables, SET, variables,
                               prepared statements): the connection is replaced on release */
@@ -46,9 +47,12 @@ struct wg_engine {
   pthread_mutex_t plan_mu;
   struct wg__ingest_plan *plans; /* a small array, guarded by plan_mu */
   int n_plans;
-  struct wg_engine_conn *conns;
+  struct wg_engine_conn **conns; /* the pool; detached connections are no longer here */
   int n_conns;
   int n_free;
+  int waiting;            /* callers in wg_engine_acquire (guarded by mu) */
+  int max_waiting;        /* more are refused with EBUSY */
+  int64_t acquire_timeout_ms;
 };
 
 /* After any statement that may create, drop, rename or alter a table, or end a transaction that

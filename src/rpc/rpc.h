@@ -1,5 +1,6 @@
-/* wigeon: gRPC transport on the gRPC core C API (grpc/grpc.h). A server that hands each incoming
- * call to a worker thread from a fixed pool, with a bounded queue of calls waiting for a worker,
+/* wigeon: gRPC transport on the gRPC core C API (grpc/grpc.h). A server that accepts connections
+ * itself (capped, one server per port) and hands each incoming call to a worker thread from a
+ * pool that grows while every worker is busy, with a bounded queue of calls waiting for a worker,
  * and blocking per-call operations for the handler; and a client with the same blocking
  * operations. Messages are grpc_byte_buffers: the layers above build them from slices (zero copy)
  * and read them slice by slice.
@@ -34,16 +35,22 @@ typedef void (*wg_rpc_handler_fn)(struct wg_rpc_call *call, void *ctx);
 
 struct wg_rpc_server_options {
   const char *listen;        /* "host:port"; port 0 picks a free port */
-  int threads;               /* worker threads (default 8) */
+  int threads;               /* worker threads always running (default 8) */
   int queue_limit;           /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
   int64_t max_message_bytes; /* largest message received (default 256 MiB) */
   int64_t idle_timeout_ms;   /* a call whose client neither sends nor reads for this long is
                                 cancelled with DEADLINE_EXCEEDED (default 60 s; < 0: never) */
+  int max_connections;       /* TCP connections open at once; more are refused with an HTTP/2
+                                GOAWAY (default wg_rpc_default_max_connections()) */
+  int max_workers;           /* workers at most: `threads` always run, extra ones start while every
+                                worker is busy and exit when idle (default threads +
+                                max_connections) */
   wg_rpc_handler_fn handler; /* every method goes to this one handler */
   void *ctx;
 };
 
-/* Binds, starts the threads and accepts calls. *bound_port (may be NULL) gets the port. */
+/* Binds (never sharing the port: EADDRINUSE, "address already in use", when another socket
+ * listens on it), starts the threads and accepts calls. *bound_port (may be NULL) gets the port. */
 int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_options *options,
                         int *bound_port, struct wg_error *err);
 /* Stops accepting calls; calls in flight get grace_ms to finish, then are cancelled; waits for
@@ -54,6 +61,11 @@ void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms);
 void wg_rpc_server_destroy(struct wg_rpc_server *s);
 /* Calls running or waiting for a worker (for stats). */
 int64_t wg_rpc_server_active_calls(const struct wg_rpc_server *s);
+/* Connections open now; *accepted and *refused (may be NULL) get the totals since start. */
+int64_t wg_rpc_server_connections(struct wg_rpc_server *s, int64_t *accepted, int64_t *refused);
+/* The default max_connections: the open files allowed (soft RLIMIT_NOFILE) less 128 kept for the
+ * database and gRPC, at most 4096, at least 1. */
+int wg_rpc_default_max_connections(void);
 
 /* The method path, e.g. "/arrow.flight.protocol.FlightService/DoGet". Valid during the call. */
 const char *wg_rpc_call_method(const struct wg_rpc_call *c);
@@ -74,6 +86,10 @@ int wg_rpc_call_send(struct wg_rpc_call *c, grpc_byte_buffer *msg);
  * it: the next send or finish waits for it first. Lets the handler work on its next message while
  * gRPC sends this one; at most one send is outstanding, so memory stays bounded. */
 int wg_rpc_call_send_start(struct wg_rpc_call *c, grpc_byte_buffer *msg);
+/* Waits up to timeout_ms for the send started by wg_rpc_call_send_start: 0 when it is done (or
+ * none is outstanding), ETIMEDOUT when gRPC still holds it (the client is not reading: flow
+ * control), ECANCELED when the call is gone. */
+int wg_rpc_call_send_wait(struct wg_rpc_call *c, int64_t timeout_ms);
 /* Ends the call with a status (GRPC_STATUS_OK...) and message (may be NULL). Exactly once per
  * call, by its handler; waits until the status is sent or the call is cancelled. */
 int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message);

@@ -1,22 +1,38 @@
-/* wigeon: the gRPC server on the core C API (grpc/grpc.h 1.51) and pthreads. One completion
- * queue, polled by one thread that only delivers completions; a fixed pool of worker threads that
- * run the handler, fed by a bounded FIFO of accepted calls. A handler's blocking operations start a
- * batch on the worker and sleep on the call's condition variable until the completion-queue thread
+/* wigeon: the gRPC server on the core C API (grpc/grpc.h 1.51) and pthreads. Our own listening
+ * sockets and accept thread (so that connections are counted and capped, a full file table does
+ * not stop accepting, and no two servers share a port), each accepted socket handed to gRPC with
+ * grpc_server_add_channel_from_fd. One completion queue, polled by one thread that only delivers
+ * completions; a pool of worker threads that run the handler (a base that always runs, plus extra
+ * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A
+ * handler's blocking operations start a batch on the worker and sleep on the call's condition variable until the completion-queue thread
  * reports the batch done. All state lives in struct wg_rpc_server; nothing is global except gRPC's
  * own library refcount (grpc_init/grpc_shutdown). */
+#define _GNU_SOURCE /* accept4, pipe2 */
 #include "rpc/rpc.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/string_util.h>
 #include <grpc/support/time.h>
 
 /* NOTES ON THE DESIGN
@@ -47,12 +63,35 @@
  *   cancelled, hook               -> on_close (CQ thread)
  *   DONE -> FREED                 -> call_unref (whichever drops the last reference)
  *
- * Shutdown (wg_rpc_server_shutdown): stop requesting calls, grpc_server_shutdown_and_notify, wait
+ * Workers: `threads` base workers always run; when a call is queued and no worker is free to take
+ * it, the CQ thread starts an extra worker (up to max_workers), which exits after
+ * WG_RPC_EXTRA_IDLE_MS without work. So a handler that blocks for long (a DoGet whose client
+ * stopped reading waits on flow control until the idle timeout) costs a thread, never the
+ * service of other calls.
+ *
+ * Connections (accept thread, accept_main): every listening socket is polled; an accepted socket
+ * is recorded as (fd, inode) and handed to gRPC, which owns and closes it. A record is live while
+ * fstat(fd) still shows the same socket inode (gRPC may have closed fd, and the number may have
+ * been reused for something else); dead records are swept when the count reaches max_connections.
+ * A connection over the limit is refused: an HTTP/2 GOAWAY saying why, then close. When accept
+ * fails for want of file descriptors (EMFILE), a spare descriptor is given up to accept and refuse
+ * the pending connection, then taken again; accepting goes on when descriptors come back.
+ *
+ * Shutdown (wg_rpc_server_shutdown): stop the accept thread and close the listening sockets, stop
+ * requesting calls, grpc_server_shutdown_and_notify, wait
  * up to grace_ms for the active calls, grpc_server_cancel_all_calls, wait for every handler, every
  * grpc_call and the shutdown tag, stop and join the workers, destroy the server, shut the queue
  * down and let the CQ thread drain it to GRPC_QUEUE_SHUTDOWN, join it. */
 
-enum { WG_RPC_DEFAULT_THREADS = 8, WG_RPC_DEFAULT_QUEUE_LIMIT = 64, WG_RPC_PENDING_REQUESTS = 8 };
+enum {
+  WG_RPC_DEFAULT_THREADS = 8,
+  WG_RPC_DEFAULT_QUEUE_LIMIT = 64,
+  WG_RPC_PENDING_REQUESTS = 8,
+  WG_RPC_EXTRA_IDLE_MS = 2000,       /* an extra worker exits after this long without a call */
+  WG_RPC_DEFAULT_MAX_CONNECTIONS = 4096,
+  WG_RPC_FD_RESERVE = 128,           /* descriptors kept for DuckDB's files and gRPC itself */
+  WG_RPC_MAX_LISTENERS = 8
+};
 
 /* Every tag given to gRPC starts with one of these, so the CQ thread knows what completed. */
 enum wg__rpc_tag_kind {
@@ -126,6 +165,27 @@ struct wg_rpc_server {
   bool cq_thread_started;
   pthread_t *workers;
   int workers_started;
+  int max_workers;
+  int extra_workers; /* running extra (detached) workers; guarded by mu */
+  int busy_workers;  /* workers running a call; guarded by mu */
+
+  /* Listening and accepting (accept thread). */
+  int max_connections;
+  int listen_fds[WG_RPC_MAX_LISTENERS];
+  int n_listen;
+  int wake_fds[2]; /* a pipe: writing to it stops the accept thread */
+  int spare_fd;    /* given up when accept hits EMFILE (see NOTES) */
+  pthread_t accept_thread;
+  bool accept_thread_started;
+  grpc_server_credentials *creds;
+  pthread_mutex_t conn_mu; /* guards conns and the counters below */
+  struct wg__rpc_conn {
+    int fd;
+    ino_t ino;
+    char peer[64]; /* "ipv4:127.0.0.1:51234": gRPC only knows the socket as "fd:N" */
+  } * conns;
+  int n_conns, cap_conns;
+  int64_t accepted, refused;
 
   pthread_mutex_t mu;
   pthread_cond_t work_cv;     /* workers: a call was queued, or stopping */
@@ -230,6 +290,8 @@ static void reject_call(struct wg_rpc_call *c, grpc_status_code code, const char
   }
 }
 
+static void start_extra_worker(struct wg_rpc_server *s);
+
 static void on_call_arrived(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   grpc_slice m = c->details.method;
   size_t n = GRPC_SLICE_LENGTH(m);
@@ -267,6 +329,10 @@ static void on_call_arrived(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   s->queue_len++;
   atomic_fetch_add(&s->active, 1);
   pthread_cond_signal(&s->work_cv);
+  /* More calls waiting than workers free to take them: one more worker for this one. */
+  if (s->queue_len > s->workers_started + s->extra_workers - s->busy_workers &&
+      s->workers_started + s->extra_workers < s->max_workers)
+    start_extra_worker(s);
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -352,9 +418,26 @@ static void *cq_main(void *arg) {
 /* ---------------------------------------------------------------------------------------------
  * Workers */
 
+/* gRPC names a socket handed over by fd "fd:N"; the accept thread recorded its address. The
+ * call's transport keeps fd open, so the record for N is this connection's. */
+static void peer_from_fd(struct wg_rpc_server *s, char **peer) {
+  int fd;
+  char tail;
+  if (*peer == NULL || sscanf(*peer, "fd:%d%c", &fd, &tail) != 1) return;
+  pthread_mutex_lock(&s->conn_mu);
+  for (int i = 0; i < s->n_conns; i++) {
+    if (s->conns[i].fd != fd || s->conns[i].peer[0] == '\0') continue;
+    gpr_free(*peer);
+    *peer = gpr_strdup(s->conns[i].peer);
+    break;
+  }
+  pthread_mutex_unlock(&s->conn_mu);
+}
+
 /* Copies method-independent call facts the handler may ask for: peer and request metadata. */
 static void call_prepare(struct wg_rpc_call *c) {
   c->peer = grpc_call_get_peer(c->call);
+  peer_from_fd(c->server, &c->peer);
   size_t count = c->request_md.count;
   if (count == 0) return;
   size_t bytes = count * sizeof(struct wg__rpc_md);
@@ -399,22 +482,332 @@ static void run_call(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   call_unref(c);
 }
 
-static void *worker_main(void *arg) {
-  struct wg_rpc_server *s = arg;
-  for (;;) {
-    pthread_mutex_lock(&s->mu);
-    while (s->queue_len == 0 && !s->stopping)
+/* Takes the next queued call, waiting for one; NULL when the worker should exit: stopping with
+ * the queue empty, or (an extra worker) idle for WG_RPC_EXTRA_IDLE_MS. Called with s->mu held. */
+static struct wg_rpc_call *next_call(struct wg_rpc_server *s, bool extra) {
+  struct timespec until;
+  if (extra) {
+    clock_gettime(CLOCK_REALTIME, &until); /* work_cv has the default clock */
+    until.tv_sec += WG_RPC_EXTRA_IDLE_MS / 1000;
+  }
+  while (s->queue_len == 0 && !s->stopping) {
+    if (!extra) {
       pthread_cond_wait(&s->work_cv, &s->mu);
-    if (s->queue_len == 0) {
-      pthread_mutex_unlock(&s->mu);
-      return NULL;
+    } else if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT) {
+      if (s->queue_len == 0) return NULL;
     }
-    struct wg_rpc_call *c = s->queue[s->queue_head];
-    s->queue_head = (s->queue_head + 1) % s->queue_limit;
-    s->queue_len--;
+  }
+  if (s->queue_len == 0) return NULL;
+  struct wg_rpc_call *c = s->queue[s->queue_head];
+  s->queue_head = (s->queue_head + 1) % s->queue_limit;
+  s->queue_len--;
+  s->busy_workers++;
+  return c;
+}
+
+static void worker_loop(struct wg_rpc_server *s, bool extra) {
+  pthread_mutex_lock(&s->mu);
+  struct wg_rpc_call *c;
+  while ((c = next_call(s, extra)) != NULL) {
     pthread_mutex_unlock(&s->mu);
     run_call(s, c);
+    pthread_mutex_lock(&s->mu);
+    s->busy_workers--;
   }
+  if (extra) {
+    s->extra_workers--;
+    pthread_cond_broadcast(&s->state_cv); /* shutdown waits for the extra workers to be gone */
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker_main(void *arg) {
+  worker_loop(arg, false);
+  return NULL;
+}
+
+static void *extra_worker_main(void *arg) {
+  worker_loop(arg, true); /* detached: touches nothing of s after its last unlock */
+  return NULL;
+}
+
+/* Called with s->mu held (on the CQ thread). A thread that cannot be made leaves the call queued
+ * for the workers there are. */
+static void start_extra_worker(struct wg_rpc_server *s) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  if (pthread_create(&t, &attr, extra_worker_main, s) == 0) s->extra_workers++;
+  pthread_attr_destroy(&attr);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Listening and accepting (the accept thread) */
+
+/* Open files allowed (the soft RLIMIT_NOFILE), or INT_MAX when unlimited. */
+static int64_t open_files_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return INT_MAX;
+  return (int64_t)rl.rlim_cur;
+}
+
+int wg_rpc_default_max_connections(void) {
+  int64_t n = open_files_limit() - WG_RPC_FD_RESERVE;
+  if (n > WG_RPC_DEFAULT_MAX_CONNECTIONS) n = WG_RPC_DEFAULT_MAX_CONNECTIONS;
+  return n < 1 ? 1 : (int)n;
+}
+
+/* Binds and listens on every address `address` ("host:port", "[v6]:port", ":port" for all)
+ * resolves to, without SO_REUSEPORT: a port another process listens on is refused (EADDRINUSE),
+ * never shared. *port gets the port bound (the same on every address). */
+static int listen_on(struct wg_rpc_server *s, const char *address, int *port,
+                     struct wg_error *err) {
+  const char *colon = strrchr(address, ':');
+  if (colon == NULL || colon[1] == '\0')
+    return wg_error_set(err, EINVAL, "cannot listen on '%.200s': expected HOST:PORT", address);
+  char host[256];
+  const char *h = address;
+  size_t hl = (size_t)(colon - address);
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  if (hl >= sizeof(host))
+    return wg_error_set(err, EINVAL, "host name too long in '%.200s'", address);
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  int g = getaddrinfo(hl > 0 ? host : NULL, colon + 1, &hints, &res);
+  if (g != 0)
+    return wg_error_set(err, EINVAL, "cannot listen on %.200s: %s", address, gai_strerror(g));
+  bool v4 = false;
+  for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
+    v4 = v4 || a->ai_family == AF_INET;
+  int rc = 0, bound = 0;
+  for (struct addrinfo *a = res; a != NULL && rc == 0; a = a->ai_next) {
+    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+    bool dup = false;
+    for (struct addrinfo *b = res; b != a; b = b->ai_next)
+      dup = dup || (b->ai_addrlen == a->ai_addrlen && memcmp(b->ai_addr, a->ai_addr,
+                                                             a->ai_addrlen) == 0);
+    if (dup || s->n_listen == WG_RPC_MAX_LISTENERS) continue;
+    struct sockaddr_storage addr;
+    memcpy(&addr, a->ai_addr, a->ai_addrlen);
+    in_port_t *pp = a->ai_family == AF_INET ? &((struct sockaddr_in *)&addr)->sin_port
+                                            : &((struct sockaddr_in6 *)&addr)->sin6_port;
+    if (bound != 0) *pp = htons((uint16_t)bound); /* port 0: every address on the first's port */
+    int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      rc = wg_error_set(err, errno, "cannot listen on %.200s: socket: %s", address,
+                        strerror(errno));
+      break;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT, not sharing */
+    if (a->ai_family == AF_INET6 && v4) /* [::] and 0.0.0.0 both: each its own family */
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&addr, a->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+      int e = errno;
+      close(fd);
+      if (e == EADDRINUSE)
+        rc = wg_error_set(err, EADDRINUSE,
+                          "cannot listen on %.200s: address already in use (is another server "
+                          "running on that port?)",
+                          address);
+      else
+        rc = wg_error_set(err, e, "cannot listen on %.200s: %s", address, strerror(e));
+      break;
+    }
+    s->listen_fds[s->n_listen++] = fd;
+    if (bound == 0) {
+      struct sockaddr_storage got;
+      socklen_t gl = sizeof(got);
+      if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0)
+        bound = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                               : ((struct sockaddr_in6 *)&got)->sin6_port);
+    }
+  }
+  freeaddrinfo(res);
+  if (rc == 0 && s->n_listen == 0)
+    rc = wg_error_set(err, EINVAL, "cannot listen on %.200s: no IPv4 or IPv6 address", address);
+  if (rc == 0) *port = bound;
+  return rc;
+}
+
+/* Drops the records of connections gRPC has closed. Called with conn_mu held. */
+static void conns_sweep(struct wg_rpc_server *s) {
+  for (int i = 0; i < s->n_conns;) {
+    struct stat st;
+    if (fstat(s->conns[i].fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_ino != s->conns[i].ino)
+      s->conns[i] = s->conns[--s->n_conns];
+    else
+      i++;
+  }
+}
+
+/* The peer's address as gRPC writes it: "ipv4:1.2.3.4:5", "ipv6:[::1]:5"; "" if unknown. */
+static void peer_name(int fd, char *out, size_t n) {
+  struct sockaddr_storage a;
+  socklen_t al = sizeof(a);
+  char ip[INET6_ADDRSTRLEN];
+  out[0] = '\0';
+  if (getpeername(fd, (struct sockaddr *)&a, &al) != 0) return;
+  if (a.ss_family == AF_INET) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
+    if (inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip)) != NULL)
+      snprintf(out, n, "ipv4:%s:%d", ip, ntohs(v4->sin_port));
+  } else if (a.ss_family == AF_INET6) {
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a;
+    if (inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip)) != NULL)
+      snprintf(out, n, "ipv6:[%s]:%d", ip, ntohs(v6->sin6_port));
+  }
+}
+
+/* Records an accepted socket; false when over max_connections (or out of memory). */
+static bool conns_admit(struct wg_rpc_server *s, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  pthread_mutex_lock(&s->conn_mu);
+  bool ok = true;
+  int slot = -1;
+  for (int i = 0; i < s->n_conns && slot < 0; i++)
+    if (s->conns[i].fd == fd) slot = i; /* the kernel reused the number: that one is gone */
+  if (slot < 0 && s->n_conns >= s->max_connections) conns_sweep(s);
+  if (slot < 0 && s->n_conns >= s->max_connections) {
+    ok = false;
+  } else if (slot < 0) {
+    if (s->n_conns == s->cap_conns) {
+      int cap = s->cap_conns ? s->cap_conns * 2 : 64;
+      struct wg__rpc_conn *grown = realloc(s->conns, (size_t)cap * sizeof(*grown));
+      if (grown == NULL) {
+        ok = false;
+      } else {
+        s->conns = grown;
+        s->cap_conns = cap;
+      }
+    }
+    if (ok) slot = s->n_conns++;
+  }
+  if (ok) {
+    s->conns[slot].fd = fd;
+    s->conns[slot].ino = st.st_ino;
+    peer_name(fd, s->conns[slot].peer, sizeof(s->conns[slot].peer));
+    s->accepted++;
+  } else {
+    s->refused++;
+  }
+  pthread_mutex_unlock(&s->conn_mu);
+  return ok;
+}
+
+/* Refuses a connection: the HTTP/2 server preface (empty SETTINGS) and a GOAWAY whose debug data
+ * says why, then close. Best effort: the socket is non-blocking and these bytes fit any buffer. */
+static void refuse(int fd, const char *why) {
+  uint8_t buf[256];
+  size_t n = strlen(why);
+  if (n > sizeof(buf) - 26) n = sizeof(buf) - 26;
+  memset(buf, 0, 26);
+  buf[3] = 0x4;                  /* SETTINGS, length 0, stream 0 */
+  size_t len = 8 + n;            /* GOAWAY: last stream id, error code, debug data */
+  buf[9] = (uint8_t)(len >> 16);
+  buf[10] = (uint8_t)(len >> 8);
+  buf[11] = (uint8_t)len;
+  buf[12] = 0x7;
+  buf[25] = 0xb; /* ENHANCE_YOUR_CALM */
+  memcpy(buf + 26, why, n);
+  char sink[4096];
+  while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+  } /* unread input would turn the close into a reset that may overtake the GOAWAY */
+  ssize_t w = send(fd, buf, 26 + n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)w;
+  shutdown(fd, SHUT_WR);
+  close(fd);
+}
+
+static void accept_one_listener(struct wg_rpc_server *s, int lfd, bool *starved) {
+  for (;;) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        /* Out of descriptors: give up the spare one to take the pending connection off the
+         * queue and refuse it, rather than leave it (and every later one) hanging. */
+        if (s->spare_fd >= 0) {
+          close(s->spare_fd);
+          s->spare_fd = -1;
+          int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c >= 0) {
+            refuse(c, "server out of file descriptors");
+            pthread_mutex_lock(&s->conn_mu);
+            s->refused++;
+            pthread_mutex_unlock(&s->conn_mu);
+          }
+          s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        *starved = true;
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        *starved = true; /* ENOBUFS, ENOMEM ...: try again shortly */
+      }
+      return;
+    }
+    if (!conns_admit(s, fd)) {
+      char why[96];
+      snprintf(why, sizeof(why), "too many connections: the server accepts %d at a time",
+               s->max_connections);
+      refuse(fd, why);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    grpc_server_add_channel_from_fd(s->server, fd, s->creds); /* gRPC owns fd from here */
+  }
+}
+
+static void *accept_main(void *arg) {
+  struct wg_rpc_server *s = arg;
+  struct pollfd p[WG_RPC_MAX_LISTENERS + 1];
+  for (;;) {
+    for (int i = 0; i < s->n_listen; i++)
+      p[i] = (struct pollfd){.fd = s->listen_fds[i], .events = POLLIN};
+    p[s->n_listen] = (struct pollfd){.fd = s->wake_fds[0], .events = POLLIN};
+    if (poll(p, (nfds_t)s->n_listen + 1, -1) < 0) continue; /* EINTR */
+    if (p[s->n_listen].revents != 0) return NULL;
+    bool starved = false;
+    for (int i = 0; i < s->n_listen; i++)
+      if (p[i].revents != 0) accept_one_listener(s, s->listen_fds[i], &starved);
+    if (starved) { /* no busy loop while descriptors are short; the wake pipe still stops us */
+      struct pollfd w = {.fd = s->wake_fds[0], .events = POLLIN};
+      if (poll(&w, 1, 50) > 0) return NULL;
+    }
+  }
+}
+
+static void stop_accepting(struct wg_rpc_server *s) {
+  if (s->accept_thread_started) {
+    ssize_t w = write(s->wake_fds[1], "x", 1);
+    (void)w;
+    pthread_join(s->accept_thread, NULL);
+    s->accept_thread_started = false;
+  }
+  for (int i = 0; i < s->n_listen; i++)
+    close(s->listen_fds[i]);
+  s->n_listen = 0;
+}
+
+int64_t wg_rpc_server_connections(struct wg_rpc_server *s, int64_t *accepted, int64_t *refused) {
+  if (s == NULL) return 0;
+  pthread_mutex_lock(&s->conn_mu);
+  conns_sweep(s);
+  int64_t n = s->n_conns;
+  if (accepted != NULL) *accepted = s->accepted;
+  if (refused != NULL) *refused = s->refused;
+  pthread_mutex_unlock(&s->conn_mu);
+  return n;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -453,6 +846,7 @@ void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms) {
   s->shutdown_called = true;
   s->shutting_down = true;
   pthread_mutex_unlock(&s->mu);
+  stop_accepting(s); /* no connection is added to a server shutting down */
 
   if (s->server != NULL) {
     grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
@@ -484,6 +878,10 @@ void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms) {
   pthread_mutex_unlock(&s->mu);
   for (int i = 0; i < s->workers_started; i++)
     pthread_join(s->workers[i], NULL);
+  pthread_mutex_lock(&s->mu);
+  while (s->extra_workers > 0)
+    pthread_cond_wait(&s->state_cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
   s->workers_started = 0;
 
   if (s->server != NULL) {
@@ -510,6 +908,12 @@ void wg_rpc_server_destroy(struct wg_rpc_server *s) {
   wg_rpc_server_shutdown(s, 0);
   free(s->queue);
   free(s->workers);
+  free(s->conns);
+  for (int i = 0; i < 2; i++)
+    if (s->wake_fds[i] >= 0) close(s->wake_fds[i]);
+  if (s->spare_fd >= 0) close(s->spare_fd);
+  if (s->creds != NULL) grpc_server_credentials_release(s->creds);
+  pthread_mutex_destroy(&s->conn_mu);
   pthread_cond_destroy(&s->state_cv);
   pthread_cond_destroy(&s->work_cv);
   pthread_mutex_destroy(&s->mu);
@@ -522,13 +926,17 @@ static int server_init_sync(struct wg_rpc_server *s) {
   if (pthread_condattr_init(&attr) != 0) return ENOMEM;
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   int rc = pthread_mutex_init(&s->mu, NULL);
+  if (rc == 0 && (rc = pthread_mutex_init(&s->conn_mu, NULL)) != 0) pthread_mutex_destroy(&s->mu);
   if (rc == 0) {
     rc = pthread_cond_init(&s->work_cv, NULL);
     if (rc == 0) {
       rc = pthread_cond_init(&s->state_cv, &attr);
       if (rc != 0) pthread_cond_destroy(&s->work_cv);
     }
-    if (rc != 0) pthread_mutex_destroy(&s->mu);
+    if (rc != 0) {
+      pthread_mutex_destroy(&s->conn_mu);
+      pthread_mutex_destroy(&s->mu);
+    }
   }
   pthread_condattr_destroy(&attr);
   return rc;
@@ -551,12 +959,28 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   s->threads = options->threads > 0 ? options->threads : WG_RPC_DEFAULT_THREADS;
   s->queue_limit = options->queue_limit > 0 ? options->queue_limit : WG_RPC_DEFAULT_QUEUE_LIMIT;
   s->idle_timeout_ms = options->idle_timeout_ms == 0 ? 60000 : options->idle_timeout_ms;
+  s->max_connections =
+      options->max_connections > 0 ? options->max_connections : wg_rpc_default_max_connections();
+  s->max_workers = options->max_workers > 0 ? options->max_workers
+                                            : s->threads + s->max_connections;
+  if (s->max_workers < s->threads) s->max_workers = s->threads;
   s->shutdown_tag.kind = WG__RPC_TAG_SHUTDOWN;
+  s->wake_fds[0] = s->wake_fds[1] = s->spare_fd = -1;
   atomic_init(&s->active, 0);
   if (server_init_sync(s) != 0) {
     free(s);
     return wg_error_set(err, ENOMEM, "cannot create the server's locks");
   }
+  int port = 0;
+  int rc = listen_on(s, options->listen, &port, err);
+  if (rc == 0 && pipe2(s->wake_fds, O_CLOEXEC) != 0)
+    rc = wg_error_set(err, errno, "cannot create a pipe: %s", strerror(errno));
+  if (rc != 0) {
+    stop_accepting(s);
+    wg_rpc_server_destroy(s);
+    return rc;
+  }
+  s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   s->queue = calloc((size_t)s->queue_limit, sizeof(*s->queue));
   s->workers = calloc((size_t)s->threads, sizeof(*s->workers));
   if (s->queue == NULL || s->workers == NULL) {
@@ -579,17 +1003,11 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   s->server = grpc_server_create(&channel_args, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-  int port = grpc_server_add_http2_port(s->server, options->listen, creds);
-  grpc_server_credentials_release(creds);
-  if (port == 0) {
-    wg_rpc_server_destroy(s);
-    return wg_error_set(err, EADDRINUSE, "cannot listen on %s", options->listen);
-  }
+  s->creds = grpc_insecure_server_credentials_create(); /* for the sockets we accept */
   grpc_server_start(s->server);
   s->server_started = true;
 
-  int rc = pthread_create(&s->cq_thread, NULL, cq_main, s);
+  rc = pthread_create(&s->cq_thread, NULL, cq_main, s);
   if (rc != 0) {
     wg_rpc_server_destroy(s);
     return wg_error_set(err, rc, "cannot start the completion-queue thread");
@@ -607,6 +1025,12 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
     }
     s->workers_started++;
   }
+  rc = pthread_create(&s->accept_thread, NULL, accept_main, s);
+  if (rc != 0) {
+    wg_rpc_server_destroy(s);
+    return wg_error_set(err, rc, "cannot start the accept thread");
+  }
+  s->accept_thread_started = true;
   if (bound_port != NULL) *bound_port = port;
   *out = s;
   return 0;
@@ -716,6 +1140,26 @@ static int wait_send(struct wg_rpc_call *c) {
   grpc_byte_buffer_destroy(c->sending);
   c->sending = NULL;
   return c->send_op.ok ? 0 : ECANCELED;
+}
+
+int wg_rpc_call_send_wait(struct wg_rpc_call *c, int64_t timeout_ms) {
+  if (c == NULL) return EINVAL;
+  if (c->sending == NULL) return 0;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until); /* c->cv has the default clock */
+  until.tv_sec += (time_t)(timeout_ms / 1000);
+  until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&c->mu);
+  while (!c->send_op.done) {
+    if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) break;
+  }
+  bool done = c->send_op.done;
+  pthread_mutex_unlock(&c->mu);
+  return done ? wait_send(c) : ETIMEDOUT;
 }
 
 int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out) {

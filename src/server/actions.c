@@ -54,6 +54,8 @@ static char *stats_json(struct wg_server *s) {
   pthread_mutex_lock(&s->committer.mu);
   int64_t groups = s->committer.groups, grouped = s->committer.grouped_puts;
   pthread_mutex_unlock(&s->committer.mu);
+  int64_t accepted = 0, refused = 0;
+  int64_t open = wg_rpc_server_connections(s->rpc, &accepted, &refused);
   cJSON *o = cJSON_CreateObject();
 #define ADD(name, x) wg__server_json_int(o, name, atomic_load_explicit(&st->x, memory_order_relaxed))
   ADD("calls", calls);
@@ -67,6 +69,10 @@ static char *stats_json(struct wg_server *s) {
   ADD("bytes_out", bytes_out);
   wg__server_json_int(o, "commit_groups", groups);
   wg__server_json_int(o, "grouped_puts", grouped);
+  ADD("stalled_gets", stalled_gets);
+  wg__server_json_int(o, "connections", open);
+  wg__server_json_int(o, "connections_accepted", accepted);
+  wg__server_json_int(o, "connections_refused", refused);
 #undef ADD
   return wg__server_json_take(o);
 }

@@ -5,7 +5,10 @@
  * them. Messages go one behind: a message is started (not waited for) once the next one is
  * encoded, and the last one goes out in one batch with the status. At most one message is in
  * flight and one held, so memory stays bounded for any result size. A client that cancels, or
- * whose deadline passes, interrupts the query.
+ * whose deadline passes, interrupts the query. A client that stops reading leaves a send waiting
+ * on flow control: after WG_DO_GET_STALL_MS the stream's DuckDB connection is detached from the
+ * pool (which gets a fresh one), so a stalled reader holds only its own connection and its worker
+ * (the rpc layer starts more), until it reads again or the idle timeout cancels it.
  *
  *   recv Ticket -> acquire connection -> query_open -> encode schema -> { get_next -> encode ->
  *   start sending the previous message }* -> finish with the last message and the status */
@@ -13,6 +16,17 @@
 #include <string.h>
 
 #include "server/internal.h"
+
+enum { WG_DO_GET_STALL_MS = 100 };
+
+/* What one DoGet stream carries through its sends. */
+struct get {
+  struct wg_server *s;
+  struct wg_rpc_call *call;
+  struct wg_engine_conn *conn;
+  bool detached;
+  grpc_byte_buffer *held; /* the last message encoded, not yet started */
+};
 
 static void release_array(void *ctx) {
   struct ArrowArray *a = ctx;
@@ -24,9 +38,10 @@ static void release_array(void *ctx) {
  * ready and then started without waiting (wg_rpc_call_send_start), so the handler encodes while
  * gRPC sends, and the last message of the stream can go out with the status (*held, for
  * wg_rpc_call_finish_with). `keepalive` keeps the batch alive through the slices. */
-static int send_encoded(struct wg_server *s, struct wg_rpc_call *call, struct wg_ipc_encoded *m,
-                        int64_t n, struct wg_shared *keepalive, grpc_byte_buffer **held,
-                        struct wg_error *err) {
+static int send_encoded(struct get *g, struct wg_ipc_encoded *m, int64_t n,
+                        struct wg_shared *keepalive, struct wg_error *err) {
+  struct wg_server *s = g->s;
+  grpc_byte_buffer **held = &g->held;
   struct wg_bytes none = {NULL, 0};
   for (int64_t i = 0; i < n; i++) {
     grpc_byte_buffer *bb;
@@ -35,16 +50,23 @@ static int send_encoded(struct wg_server *s, struct wg_rpc_call *call, struct wg
                               memory_order_relaxed);
     grpc_byte_buffer *prev = *held;
     *held = bb;
-    if (prev != NULL && wg_rpc_call_send_start(call, prev) != 0)
+    if (prev == NULL) continue;
+    if (!g->detached && wg_rpc_call_send_wait(g->call, WG_DO_GET_STALL_MS) == ETIMEDOUT) {
+      /* The client is not reading: hold on to our connection, but not the pool's place. */
+      if (wg_engine_conn_detach(s->engine, g->conn, NULL) == 0) {
+        g->detached = true;
+        atomic_fetch_add_explicit(&s->stats.stalled_gets, 1, memory_order_relaxed);
+      }
+    }
+    if (wg_rpc_call_send_start(g->call, prev) != 0)
       return wg_error_set(err, ECANCELED, "client cancelled or went away during DoGet");
   }
   return 0;
 }
 
 /* Streams the result; the last message is left in *held (NULL if none) for the finish. */
-static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
-                         struct ArrowArrayStream *stream, grpc_byte_buffer **held,
-                         struct wg_error *err) {
+static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct wg_error *err) {
+  struct wg_server *s = g->s;
   struct ArrowSchema schema;
   int rc = stream->get_schema(stream, &schema);
   if (rc != 0) {
@@ -65,7 +87,7 @@ static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
   for (int64_t i = 0; i < max; i++)
     wg_ipc_encoded_init(&msgs[i]);
   rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
-  if (rc == 0) rc = send_encoded(s, call, msgs, 1, NULL, held, err);
+  if (rc == 0) rc = send_encoded(g, msgs, 1, NULL, err);
   while (rc == 0) {
     struct ArrowArray *batch = malloc(sizeof(*batch));
     if (batch == NULL) {
@@ -92,7 +114,7 @@ static int stream_result(struct wg_server *s, struct wg_rpc_call *call,
       if (rc == 0) rc = wg_error_set(err, ENOMEM, "out of memory");
       break;
     }
-    rc = send_encoded(s, call, msgs, n, keep, held, err);
+    rc = send_encoded(g, msgs, n, keep, err);
     wg_shared_unref(keep); /* the slices hold the batch from here on */
     if (rc == 0) atomic_fetch_add_explicit(&s->stats.rows_out, rows, memory_order_relaxed);
   }
@@ -131,7 +153,9 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     struct ArrowArrayStream stream;
     rc = wg_engine_query_open(conn, sql, s->options.batch_rows, &stream, &err);
     if (rc == 0) {
-      rc = stream_result(s, call, &stream, &last, &err);
+      struct get g = {.s = s, .call = call, .conn = conn};
+      rc = stream_result(&g, &stream, &err);
+      last = g.held;
       wg_stream_release(&stream);
     }
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);

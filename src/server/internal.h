@@ -19,6 +19,7 @@ struct wg_server_stats {
   atomic_llong calls, errors;
   atomic_llong rows_in, rows_out, bytes_in, bytes_out;
   atomic_llong puts, gets;
+  atomic_llong stalled_gets; /* DoGets whose connection left the pool: the client stopped reading */
 };
 
 /* The group committers (group_commit.c): threads, each with its own DuckDB connection, taking

@@ -1,5 +1,5 @@
 /* wigeon: the Flight service's lifecycle and dispatch. Starting opens the engine (one DuckDB
- * connection per worker thread) and then the gRPC server; every call lands in dispatch() on a
+ * connection per base worker thread) and then the gRPC server; every call lands in dispatch() on a
  * worker thread, which routes it by method name to its handler. Stopping reverses the order:
  * no new calls, in-flight calls finish within the grace period, then checkpoint and close. */
 #include <stdio.h>
@@ -155,6 +155,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.batch_rows <= 0) s->options.batch_rows = 65536;
   if (s->options.grace_ms < 0) s->options.grace_ms = 0;
   if (s->options.committers <= 0) s->options.committers = 1;
+  if (s->options.acquire_timeout_ms == 0) s->options.acquire_timeout_ms = 30000;
   if (s->options.committers > WG_MAX_COMMITTERS) {
     free(s);
     return wg_error_set(err, EINVAL, "at most %d group committers", WG_MAX_COMMITTERS);
@@ -169,6 +170,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
        * last row groups costs ~20% of the CPU and 100+ ms stalls (docs/performance.md). */
       .checkpoint_threshold =
           s->options.checkpoint_threshold ? s->options.checkpoint_threshold : "256MB",
+      /* Workers are plentiful (the rpc layer starts more while all are busy), connections are
+       * not: the line for one is where calls queue, and a full line is RESOURCE_EXHAUSTED. */
+      .max_waiting = s->options.queue_limit,
+      .acquire_timeout_ms = s->options.acquire_timeout_ms,
   };
   int rc = wg_engine_open(&s->engine, &eo, err);
   if (rc != 0) {
@@ -180,6 +185,8 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .listen = s->options.listen,
       .threads = s->options.threads,
       .queue_limit = s->options.queue_limit,
+      .max_connections = s->options.max_connections,
+      .max_workers = s->options.max_workers,
       .idle_timeout_ms = s->options.idle_timeout_ms,
       .handler = dispatch,
       .ctx = s,

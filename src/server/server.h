@@ -12,8 +12,13 @@
 struct wg_server_options {
   const char *db_path;        /* database file or ":memory:" (default "wigeon.duckdb") */
   const char *listen;         /* "host:port" (default "127.0.0.1:8815"); port 0 = any free */
-  int threads;                /* worker threads = DuckDB connections (default 8) */
-  int queue_limit;            /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
+  int threads;                /* DuckDB connections, and workers always running (default 8) */
+  int queue_limit;            /* calls waiting for a connection (or, all max_workers busy, for a
+                                 worker) before RESOURCE_EXHAUSTED (64) */
+  int max_connections;        /* TCP connections at once, more are refused (0: open-file limit
+                                 less 128, at most 4096) */
+  int max_workers;            /* worker threads at most (0: threads + max_connections) */
+  int64_t acquire_timeout_ms; /* a call waits this long for a DuckDB connection (30000; <0 ever) */
   int64_t batch_rows;         /* target rows per DoGet record batch (65536) */
   int grace_ms;               /* time in-flight calls get on shutdown (10000) */
   int64_t idle_timeout_ms;    /* cancel a call whose client is idle this long (60000; <0 never) */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,10 @@ void wg_fx_server_stop(struct wg_fx_server *fx) {
 }
 
 int wg_fx_process_start(struct wg_fx_process *p, const char *const *args) {
+  return wg_fx_process_start_nofile(p, args, 0);
+}
+
+int wg_fx_process_start_nofile(struct wg_fx_process *p, const char *const *args, int nofile) {
   const char *build = getenv("WG_BUILD_DIR");
   char bin[1024];
   snprintf(bin, sizeof(bin), "%s/wigeon", build ? build : "build");
@@ -67,6 +72,10 @@ int wg_fx_process_start(struct wg_fx_process *p, const char *const *args) {
   if (pid == 0) {
     /* A test that fails half-way must not leave its server behind (ctest would wait for it). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (nofile > 0) {
+      struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+      if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+    }
     dup2(fds[1], 1);
     close(fds[0]);
     close(fds[1]);
