@@ -70,11 +70,13 @@ static int run_action(struct wg_server *s, struct wg_rpc_call *call,
                         "unknown action '%.100s'; this server has: execute, drop_table, "
                         "checkpoint, stats",
                         type);
-  char *text = body_text(&a->body);
-  if (text == NULL || text[0] == '\0') {
+  char *text = NULL;
+  if (type[0] == 'e') {
+    WG_RETURN_NOT_OK(
+        wg__server_sql_text(s, a->body.data, a->body.len, "execute action body", &text, err));
+  } else if ((text = body_text(&a->body)) == NULL || text[0] == '\0') {
     free(text);
-    return wg_error_set(err, EINVAL, "action %s needs a body (%s)", type,
-                        type[0] == 'e' ? "SQL text" : "a table name");
+    return wg_error_set(err, EINVAL, "action %s needs a body (a table name)", type);
   }
   struct wg_engine_conn *conn;
   int rc = wg_engine_acquire(s->engine, &conn, err);

@@ -81,6 +81,25 @@ int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
   return 0;
 }
 
+int wg__server_sql_text(const struct wg_server *s, const uint8_t *data, size_t len,
+                        const char *what, char **out, struct wg_error *err) {
+  *out = NULL;
+  if (len == 0) return wg_error_set(err, EINVAL, "empty %s: expected SQL text", what);
+  if ((uint64_t)len > (uint64_t)s->options.max_sql_bytes)
+    return wg_error_set(err, EBUSY,
+                        "%s of %zu bytes is over this server's limit for SQL text of %lld bytes "
+                        "(--max-sql-bytes)",
+                        what, len, (long long)s->options.max_sql_bytes);
+  if (memchr(data, 0, len) != NULL)
+    return wg_error_set(err, EINVAL, "%s holds a NUL byte: expected SQL text", what);
+  char *sql = malloc(len + 1);
+  if (sql == NULL) return wg_error_set(err, ENOMEM, "out of memory for %zu bytes of SQL", len);
+  memcpy(sql, data, len);
+  sql[len] = '\0';
+  *out = sql;
+  return 0;
+}
+
 void wg__server_interrupt_hook(void *conn) {
   wg_engine_interrupt(conn);
 }
@@ -138,6 +157,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.batch_rows <= 0) s->options.batch_rows = 65536;
   if (s->options.grace_ms < 0) s->options.grace_ms = 0;
   if (s->options.committers <= 0) s->options.committers = 1;
+  if (s->options.max_sql_bytes <= 0) s->options.max_sql_bytes = WG_DEFAULT_MAX_SQL_BYTES;
   if (s->options.committers > WG_MAX_COMMITTERS) {
     free(s);
     return wg_error_set(err, EINVAL, "at most %d group committers", WG_MAX_COMMITTERS);
