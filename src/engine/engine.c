@@ -299,10 +299,15 @@ fail:
 void wg_engine_close(struct wg_engine *e) {
   if (e == NULL) return;
   if (e->is_file && e->n_conns > 0) wg__engine_exec(&e->conns[0], "CHECKPOINT", NULL);
-  for (int i = 0; i < e->n_conns; i++)
+  /* A database that cannot run SELECT 1 is broken past repair (e.g. a log storage that fails at
+   * every query's start, which --allow-external-access lets SQL set up): DuckDB's destructors
+   * would throw from its connections' and database's destructors and abort the process, so its
+   * objects are left to the process's exit. Every commit is in the WAL already. */
+  bool broken = e->n_conns > 0 && wg__engine_exec(&e->conns[0], "SELECT 1", NULL) != 0;
+  for (int i = 0; i < e->n_conns && !broken; i++)
     duckdb_disconnect(&e->conns[i].conn);
   free(e->conns);
-  if (e->db != NULL) duckdb_close(&e->db);
+  if (e->db != NULL && !broken) duckdb_close(&e->db);
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->mu);
   pthread_mutex_destroy(&e->create_mu);

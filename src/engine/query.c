@@ -224,6 +224,9 @@ int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct
   int rc;
   if (duckdb_prepare(c->conn, sql, &p) != DuckDBSuccess)
     rc = wg__engine_prepare_error(p, err);
+  else if (c->engine->sandboxed &&
+           (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0)
+    ; /* refused like the query itself would be */
   else
     rc = prepared_schema(c, p, out, err);
   duckdb_destroy_prepare(&p);
