@@ -48,9 +48,12 @@ static void usage(FILE *f) {
           "  --duckdb-threads N        DuckDB's threads for one query (default: one per core);\n"
           "                            1 trades big queries' parallelism for steadier latency\n"
           "                            of small ones (docs/performance.md)\n"
+          "  --max-sql-bytes N         longest SQL text a call may send; longer is refused with\n"
+          "                            RESOURCE_EXHAUSTED before it is parsed (default: 1048576)\n"
           "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
-          "                            databases, load extensions and change settings\n"
-          "                            (default: refused)\n"
+          "                            databases, load extensions, change settings, enable\n"
+          "                            logging and see the server's paths (default: refused;\n"
+          "                            docs/server.md, \"Remote SQL sandbox\")\n"
           "  -h, --help                this text\n");
 }
 
@@ -88,6 +91,12 @@ int wg_cli_serve(int argc, char **argv) {
       listen = v;
     } else if (strcmp(a, "--memory-limit") == 0) {
       o.memory_limit = v;
+    } else if (strcmp(a, "--max-sql-bytes") == 0) {
+      if (wg_cli_parse_int(v, &n) != 0 || n < 1) {
+        fprintf(stderr, "wigeon serve: --max-sql-bytes wants a positive number, not '%s'\n", v);
+        return WG_EXIT_USAGE;
+      }
+      o.max_sql_bytes = n;
     } else if (strcmp(a, "--checkpoint-threshold") == 0) {
       o.checkpoint_threshold = v;
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||

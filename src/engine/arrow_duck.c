@@ -33,6 +33,9 @@ int wg_engine_error_code(duckdb_error_type type, const char *message) {
       contains(message, "disabled through configuration") ||
       contains(message, "configuration has been locked"))
     return EPERM;
+  /* The parser's allocations are not under memory_limit: when they fail DuckDB says
+   * "Parser Error: std::bad_alloc", which is the machine's memory, not the client's syntax. */
+  if (contains(message, "std::bad_alloc")) return ENOMEM;
   switch (type) {
   case DUCKDB_ERROR_CONSTRAINT:
     /* "Duplicate key ... violates primary key constraint", "... violates unique constraint",
@@ -125,6 +128,8 @@ static int take_error_data(duckdb_error_data *ed, struct wg_error *err, const ch
 }
 
 static int result_error(duckdb_result *result, struct wg_error *err, const char *what) {
+  if (result->internal_data == NULL) /* failed without filling in its result: see engine.c */
+    return wg_error_set(err, EIO, "DuckDB %s failed without a result (no error message)", what);
   const char *msg = duckdb_result_error(result);
   return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(result), msg), "%s",
                       msg ? msg : what);
@@ -133,6 +138,7 @@ static int result_error(duckdb_result *result, struct wg_error *err, const char 
 int wg_engine_exec(duckdb_connection conn, const char *sql, struct wg_error *err) {
   if (conn == NULL || sql == NULL) return wg_error_set(err, EINVAL, "exec: NULL connection or sql");
   duckdb_result result;
+  memset(&result, 0, sizeof(result));
   int rc = 0;
   if (duckdb_query(conn, sql, &result) != DuckDBSuccess) rc = result_error(&result, err, "exec");
   duckdb_destroy_result(&result);
@@ -247,11 +253,12 @@ done:
 
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err) {
-  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, NULL, out, err);
+  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, NULL, NULL, out, err);
 }
 
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                       const atomic_bool *interrupted, duckdb_statement_type *type,
+                                      int (*refuse)(duckdb_statement_type, struct wg_error *),
                                       struct ArrowArrayStream *out, struct wg_error *err) {
   if (type != NULL) *type = DUCKDB_STATEMENT_TYPE_INVALID;
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
@@ -269,6 +276,10 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
     goto fail;
   }
   if (type != NULL) *type = duckdb_prepared_statement_type(q->prepared);
+  if (refuse != NULL) {
+    rc = refuse(duckdb_prepared_statement_type(q->prepared), err);
+    if (rc != 0) goto fail;
+  }
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
     const char *msg = duckdb_pending_error(pending);

@@ -19,7 +19,7 @@
  * the error type and, where the type alone is ambiguous, at DuckDB's message (`message` may be
  * NULL): constraint -> EEXIST for primary key / unique, else EPERM; catalog -> ENOENT, or EEXIST
  * for "already exists"; parser, binder, conversion, invalid input -> EINVAL; transaction -> EAGAIN;
- * out of memory -> ENOMEM; interrupt -> ECANCELED; permission errors and anything "disabled by
+ * out of memory, and any error whose message names std::bad_alloc (the parser's) -> ENOMEM; interrupt -> ECANCELED; permission errors and anything "disabled by
  * configuration" or refused because "the configuration has been locked" -> EPERM; else EIO. */
 int wg_engine_error_code(duckdb_error_type type, const char *message);
 
@@ -45,9 +45,11 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message);
  * abandoned with ECANCELED: an interrupt that arrived before DuckDB started it (DuckDB clears its
  * own flag when a query begins) is not lost. *type (may be NULL) gets the statement's type once it
  * is prepared (DUCKDB_STATEMENT_TYPE_INVALID before): a transaction statement (BEGIN, COMMIT ...)
- * may leave a transaction open, and DDL may change tables. */
+ * may leave a transaction open, and DDL may change tables. refuse (may be NULL) sees the
+ * statement's type once it is prepared and before it runs: non-zero refuses it with that code. */
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                       const atomic_bool *interrupted, duckdb_statement_type *type,
+                                      int (*refuse)(duckdb_statement_type, struct wg_error *),
                                       struct ArrowArrayStream *out, struct wg_error *err);
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err);

@@ -37,6 +37,7 @@ static int count_rows(struct wg_engine_conn *c, const char *schema_name, const c
   }
   sprintf(sql, "SELECT count(*) FROM %s", q);
   duckdb_result r;
+  memset(&r, 0, sizeof(r));
   int rc = 0;
   if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess)
     rc = wg__engine_result_error(&r, err);

@@ -14,6 +14,10 @@
  * Errors and small helpers */
 
 int wg__engine_result_error(duckdb_result *r, struct wg_error *err) {
+  /* DuckDB can fail a call without filling in its result (seen for duckdb_query once its log
+   * storage is broken): callers zero r first, and a result with no internal data is not read. */
+  if (r->internal_data == NULL)
+    return wg_error_set(err, EIO, "DuckDB failed without a result (no error message)");
   const char *msg = duckdb_result_error(r);
   return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(r), msg), "%s",
                       msg ? msg : "DuckDB error (no message)");
@@ -63,8 +67,14 @@ void wg__engine_statement_done(struct wg_engine_conn *c, duckdb_statement_type t
   if (ran) c->session_dirty = true;        /* a temp table, SET ...: see release */
 }
 
+int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
+  if (!c->engine->sandboxed) return 0;
+  return wg__engine_sql_refused(sql, strlen(sql), err);
+}
+
 int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
   duckdb_result r;
+  memset(&r, 0, sizeof(r));
   int rc = 0;
   if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess) rc = wg__engine_result_error(&r, err);
   duckdb_destroy_result(&r);
@@ -223,6 +233,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   struct wg_engine *e = calloc(1, sizeof(*e));
   if (e == NULL) return wg_error_set(err, ENOMEM, "out of memory for the engine");
   e->is_file = strcmp(path, ":memory:") != 0 && path[0] != '\0';
+  e->sandboxed = !o.allow_external_access;
   pthread_mutex_init(&e->mu, NULL);
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
@@ -306,12 +317,17 @@ fail:
 void wg_engine_close(struct wg_engine *e) {
   if (e == NULL) return;
   if (e->is_file && e->n_conns > 0) wg__engine_exec(e->conns[0], "CHECKPOINT", NULL);
+  /* A database that cannot run SELECT 1 is broken past repair (e.g. a log storage that fails at
+   * every query's start, which --allow-external-access lets SQL set up): DuckDB's destructors
+   * would throw from its connections' and database's destructors and abort the process, so its
+   * objects are left to the process's exit. Every commit is in the WAL already. */
+  bool broken = e->n_conns > 0 && wg__engine_exec(e->conns[0], "SELECT 1", NULL) != 0;
   for (int i = 0; i < e->n_conns; i++) {
-    duckdb_disconnect(&e->conns[i]->conn);
+    if (!broken) duckdb_disconnect(&e->conns[i]->conn);
     free(e->conns[i]);
   }
   free(e->conns);
-  if (e->db != NULL) duckdb_close(&e->db);
+  if (e->db != NULL && !broken) duckdb_close(&e->db);
   pthread_cond_destroy(&e->cv);
   pthread_mutex_destroy(&e->mu);
   pthread_mutex_destroy(&e->create_mu);
@@ -460,6 +476,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
   if (rows_changed != NULL) *rows_changed = 0;
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
+  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
   duckdb_extracted_statements stmts = NULL;
   idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
   int rc = 0;
@@ -503,7 +520,10 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
     }
     bool ran = false;
     duckdb_pending_result pending = NULL;
-    if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
+    if (c->engine->sandboxed &&
+        (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0) {
+      /* refused before it ran */
+    } else if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
       const char *msg = duckdb_pending_error(pending);
       rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
                         msg ? msg : "execute failed");
@@ -511,6 +531,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
     } else {
       duckdb_result r;
+      memset(&r, 0, sizeof(r));
       if (duckdb_execute_pending(pending, &r) != DuckDBSuccess)
         rc = wg__engine_result_error(&r, err);
       else

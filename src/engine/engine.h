@@ -46,7 +46,9 @@ struct wg_engine_options {
  * for locked settings). Returns 0, EIO/EINVAL with DuckDB's message. The caller owns *out. */
 int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *options,
                    struct wg_error *err);
-/* Checkpoints (file databases) and closes. Every connection must have been released. NULL ok. */
+/* Checkpoints (file databases) and closes. Every connection must have been released. NULL ok.
+ * A database that can no longer run any statement is not closed (DuckDB would abort the process
+ * from its destructors): its DuckDB objects stay until the process exits. */
 void wg_engine_close(struct wg_engine *e);
 int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err);
 

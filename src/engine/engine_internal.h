@@ -30,6 +30,7 @@ struct wg_engine_conn {
 struct wg_engine {
   duckdb_database db;
   bool is_file;
+  bool sandboxed; /* allow_external_access false: client SQL goes through the guard (guard.c) */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_mutex_t create_mu; /* serializes creating missing tables (see ingest.c) */
@@ -69,6 +70,17 @@ bool wg__engine_statement_keeps_tables(duckdb_statement_type type);
  * transaction open (rolled back on release); anything that may change a table retires the ingest
  * plans; one that ran may have left session state (the connection is replaced on release). */
 void wg__engine_statement_done(struct wg_engine_conn *c, duckdb_statement_type type, bool ran);
+/* The SQL guard of a sandboxed engine (guard.c): EPERM, naming what is refused, when the text of
+ * client SQL calls a function or pragma that changes DuckDB's global state (logging), reads files
+ * the configuration lock leaves readable (the database's WAL and temp files), names the server's
+ * paths (settings, database list) or runs SQL built at run time (query(), query_table()); else 0.
+ * Literals and comments are skipped; names match case-insensitively, quoted or not. */
+int wg__engine_sql_refused(const char *sql, size_t len, struct wg_error *err);
+/* EPERM for prepared statement types that reach files (COPY, EXPORT, ATTACH, DETACH), else 0. */
+int wg__engine_statement_refused(duckdb_statement_type type, struct wg_error *err);
+/* Both, for client SQL on c: 0 when c's engine is not sandboxed. */
+int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err);
+
 /* Frees the ingest plan cache (engine close). */
 void wg__engine_plans_free(struct wg_engine *e);
 

@@ -140,11 +140,14 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
   if (target_rows < 0)
     return wg_error_set(err, EINVAL, "query: target_rows %lld", (long long)target_rows);
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
+  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
   struct gather *g = calloc(1, sizeof(*g));
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
   duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_INVALID;
-  int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, &g->chunks, err);
+  int rc = wg_engine_query_arrow_stream_flag(
+      c->conn, sql, &c->interrupted, &type,
+      c->engine->sandboxed ? wg__engine_statement_refused : NULL, &g->chunks, err);
   wg__engine_statement_done(c, type, rc == 0);
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
@@ -221,6 +224,9 @@ int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct
   int rc;
   if (duckdb_prepare(c->conn, sql, &p) != DuckDBSuccess)
     rc = wg__engine_prepare_error(p, err);
+  else if (c->engine->sandboxed &&
+           (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0)
+    ; /* refused like the query itself would be */
   else
     rc = prepared_schema(c, p, out, err);
   duckdb_destroy_prepare(&p);
@@ -233,5 +239,6 @@ int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct Arr
   if (c == NULL || sql == NULL || out == NULL)
     return wg_error_set(err, EINVAL, "query schema: NULL argument");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
+  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
   return wg__engine_prepared_schema(c, sql, out, err);
 }

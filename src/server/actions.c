@@ -94,7 +94,12 @@ static int run_action(struct wg_server *s, struct wg_rpc_call *call,
                         "checkpoint, stats",
                         type);
   char *text = NULL;
-  WG_RETURN_NOT_OK(body_text(&a->body, type, &text, err));
+  if (execute) {
+    WG_RETURN_NOT_OK(
+        wg__server_sql_text(s, a->body.data, a->body.len, "execute action body", &text, err));
+  } else {
+    WG_RETURN_NOT_OK(body_text(&a->body, type, &text, err));
+  }
   if (text[0] == '\0') {
     free(text);
     return wg_error_set(err, EINVAL, "action %s needs a body (%s)", type,

@@ -132,16 +132,7 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
   char *sql = NULL;
   if (rc == 0) {
     const Arrow__Flight__Protocol__Ticket *t = (const Arrow__Flight__Protocol__Ticket *)msg;
-    if (t->ticket.len == 0) {
-      rc = wg_error_set(&err, EINVAL, "empty ticket: DoGet expects SQL text");
-    } else if (memchr(t->ticket.data, 0, t->ticket.len) != NULL) {
-      rc = wg_error_set(&err, EINVAL, "ticket holds a NUL byte: DoGet expects SQL text");
-    } else if ((sql = malloc(t->ticket.len + 1)) == NULL) {
-      rc = wg_error_set(&err, ENOMEM, "out of memory");
-    } else {
-      memcpy(sql, t->ticket.data, t->ticket.len);
-      sql[t->ticket.len] = '\0';
-    }
+    rc = wg__server_sql_text(s, t->ticket.data, t->ticket.len, "DoGet ticket", &sql, &err);
     protobuf_c_message_free_unpacked(msg, NULL);
   }
   struct wg_engine_conn *conn = NULL;

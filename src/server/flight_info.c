@@ -32,15 +32,8 @@ static int describe(struct wg_server *s, const Arrow__Flight__Protocol__FlightDe
   struct ArrowSchema schema = {0};
   int rc;
   if (d->type == ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD) {
-    if (d->cmd.len == 0 || memchr(d->cmd.data, 0, d->cmd.len) != NULL) {
-      rc = wg_error_set(err, EINVAL, "CMD descriptor must hold SQL text");
-    } else if ((out->ticket = malloc(d->cmd.len + 1)) == NULL) {
-      rc = wg_error_set(err, ENOMEM, "out of memory");
-    } else {
-      memcpy(out->ticket, d->cmd.data, d->cmd.len);
-      out->ticket[d->cmd.len] = '\0';
-      rc = wg_engine_query_schema(conn, out->ticket, &schema, err);
-    }
+    rc = wg__server_sql_text(s, d->cmd.data, d->cmd.len, "CMD descriptor", &out->ticket, err);
+    if (rc == 0) rc = wg_engine_query_schema(conn, out->ticket, &schema, err);
   } else {
     struct wg__table_ref t;
     rc = wg__server_table_ref(d, &t, err);

@@ -95,6 +95,13 @@ int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
 char *wg__server_json_take(cJSON *value);
 /* Adds an exact integer (cJSON's numbers are doubles, inexact past 2^53). NULL object ok. */
 void wg__server_json_int(cJSON *object, const char *name, int64_t value);
+/* Client SQL from a request field (ticket, CMD descriptor, action body) as a malloc'ed C string in
+ * *out (the caller frees it). EINVAL when empty or holding a NUL byte; EBUSY (RESOURCE_EXHAUSTED)
+ * when longer than --max-sql-bytes, before anything is copied or parsed; ENOMEM. `what` names the
+ * field in messages. */
+#define WG_DEFAULT_MAX_SQL_BYTES ((int64_t)1 << 20)
+int wg__server_sql_text(const struct wg_server *s, const uint8_t *data, size_t len,
+                        const char *what, char **out, struct wg_error *err);
 
 /* Cancel hook that interrupts the query on a connection (arg: struct wg_engine_conn *). */
 void wg__server_interrupt_hook(void *conn);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "server/internal.h"
 
 static void dispatch(struct wg_rpc_call *call, void *ctx) {
@@ -94,6 +95,27 @@ void wg__server_json_int(cJSON *object, const char *name, int64_t value) {
   if (object != NULL) cJSON_AddRawToObject(object, name, text);
 }
 
+int wg__server_sql_text(const struct wg_server *s, const uint8_t *data, size_t len,
+                        const char *what, char **out, struct wg_error *err) {
+  *out = NULL;
+  if (len == 0) return wg_error_set(err, EINVAL, "empty %s: expected SQL text", what);
+  if ((uint64_t)len > (uint64_t)s->options.max_sql_bytes)
+    return wg_error_set(err, EBUSY,
+                        "%s of %zu bytes is over this server's limit for SQL text of %lld bytes "
+                        "(--max-sql-bytes)",
+                        what, len, (long long)s->options.max_sql_bytes);
+  if (memchr(data, 0, len) != NULL)
+    return wg_error_set(err, EINVAL, "%s holds a NUL byte: expected SQL text", what);
+  if (!wg_utf8_valid(data, len))
+    return wg_error_set(err, EINVAL, "%s is not valid UTF-8: expected SQL text", what);
+  char *sql = malloc(len + 1);
+  if (sql == NULL) return wg_error_set(err, ENOMEM, "out of memory for %zu bytes of SQL", len);
+  memcpy(sql, data, len);
+  sql[len] = '\0';
+  *out = sql;
+  return 0;
+}
+
 void wg__server_interrupt_hook(void *conn) {
   wg_engine_interrupt(conn);
 }
@@ -156,6 +178,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.grace_ms < 0) s->options.grace_ms = 0;
   if (s->options.committers <= 0) s->options.committers = 1;
   if (s->options.acquire_timeout_ms == 0) s->options.acquire_timeout_ms = 30000;
+  if (s->options.max_sql_bytes <= 0) s->options.max_sql_bytes = WG_DEFAULT_MAX_SQL_BYTES;
   if (s->options.committers > WG_MAX_COMMITTERS) {
     free(s);
     return wg_error_set(err, EINVAL, "at most %d group committers", WG_MAX_COMMITTERS);

@@ -29,6 +29,8 @@ struct wg_server_options {
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint ("256MB") */
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
   int duckdb_threads;               /* DuckDB's own worker threads, 0 = DuckDB's default (cores) */
+  int64_t max_sql_bytes; /* longest SQL text a call may send (1 MiB; 0 = default): longer is
+                            RESOURCE_EXHAUSTED before DuckDB parses it (its parser takes ~80x) */
 };
 
 struct wg_server;
