@@ -273,11 +273,11 @@ static void usage(FILE *f) {
           "  --duration S            stop after S (1.5, 10s, 2m)\n"
           "  --batches-per-put K     batches in one DoPut, one transaction (default: 1)\n"
           "  --quiet                 no line per second, only the summary\n"
-          "Each put carries its own idempotency key; a put cut off by an unreachable server is\n"
-          "sent again with it for up to 10 s, so it lands once.\n"
           "  --server URI            grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
           "  -h, --help              this text\n"
           "\n"
+          "Each put carries its own idempotency key; a put cut off by an unreachable server is\n"
+          "sent again with it for up to 10 s, so it lands once.\n"
           "exit codes: 0 ok, 1 usage error, 2 error from the server, 3 cannot connect\n",
           WG_CLI_DEFAULT_SERVER);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 
 #include "cli/cli.h"
@@ -40,6 +41,10 @@ static void usage(FILE *f) {
           "  --committers N            group committer threads, each with its own connection;\n"
           "                            more than one helps only with cores to spare (default: 1)\n"
           "  --checkpoint-threshold SIZE  WAL size that triggers a checkpoint (default: 256MB)\n"
+          "  --disk-reserve SIZE       writes are refused (RESOURCE_EXHAUSTED) unless the\n"
+          "                            database's file system keeps room for the write, for the\n"
+          "                            checkpoint of the WAL, and SIZE more; 0 = no check\n"
+          "                            (default: 64MB)\n"
           "  --idempotency-window HOURS  how long a put's idempotency key is remembered, so that\n"
           "                            a retry with the same key appends nothing; 0 = forever\n"
           "                            (default: 24)\n"
@@ -63,6 +68,28 @@ static const char *strip_scheme(const char *uri) {
   for (size_t i = 0; i < 2; i++)
     if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0) return uri + strlen(schemes[i]);
   return uri;
+}
+
+/* "64MB", "512KB", "1GB", "1.5GB" (powers of 1024) or plain bytes. */
+static int parse_size(const char *s, int64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno != 0 || end == s || v < 0) return -1;
+  while (*end == ' ')
+    end++;
+  double mul = 1;
+  if (strcasecmp(end, "KB") == 0 || strcasecmp(end, "KiB") == 0 || strcasecmp(end, "K") == 0)
+    mul = 1024.0;
+  else if (strcasecmp(end, "MB") == 0 || strcasecmp(end, "MiB") == 0 || strcasecmp(end, "M") == 0)
+    mul = 1024.0 * 1024;
+  else if (strcasecmp(end, "GB") == 0 || strcasecmp(end, "GiB") == 0 || strcasecmp(end, "G") == 0)
+    mul = 1024.0 * 1024 * 1024;
+  else if (*end != '\0' && strcasecmp(end, "B") != 0)
+    return -1;
+  if (v * mul > 9e18) return -1;
+  *out = (int64_t)(v * mul);
+  return 0;
 }
 
 int wg_cli_serve(int argc, char **argv) {
@@ -99,6 +126,13 @@ int wg_cli_serve(int argc, char **argv) {
       o.max_sql_bytes = n;
     } else if (strcmp(a, "--checkpoint-threshold") == 0) {
       o.checkpoint_threshold = v;
+    } else if (strcmp(a, "--disk-reserve") == 0) {
+      if (parse_size(v, &n) != 0) {
+        fprintf(stderr, "wigeon serve: --disk-reserve wants a size such as 64MB or 0, not '%s'\n",
+                v);
+        return WG_EXIT_USAGE;
+      }
+      o.disk_reserve = n == 0 ? -1 : n;
     } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
                strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||

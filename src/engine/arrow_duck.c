@@ -36,6 +36,11 @@ int wg_engine_error_code(duckdb_error_type type, const char *message) {
   /* The parser's allocations are not under memory_limit: when they fail DuckDB says
    * "Parser Error: std::bad_alloc", which is the machine's memory, not the client's syntax. */
   if (contains(message, "std::bad_alloc")) return ENOMEM;
+  /* A full disk is the operator's to fix, not a conflict to retry at once. */
+  if (contains(message, "No space left on device")) return ENOSPC;
+  /* DuckDB's fatal errors invalidate the database until restart. */
+  if (type == DUCKDB_ERROR_FATAL || contains(message, "database has been invalidated"))
+    return ENOTRECOVERABLE;
   switch (type) {
   case DUCKDB_ERROR_CONSTRAINT:
     /* "Duplicate key ... violates primary key constraint", "... violates unique constraint",

@@ -13,20 +13,29 @@
 /* ---------------------------------------------------------------------------------------------
  * Errors and small helpers */
 
+/* DuckDB's message as the error, without the stack trace some builds append to it. */
+static int set_duckdb_error(struct wg_error *err, int code, const char *msg, const char *none) {
+  if (msg == NULL) return wg_error_set(err, code, "%s", none);
+  const char *trace = strstr(msg, "\n\nStack Trace:");
+  if (trace == NULL) trace = strstr(msg, "\nStack Trace:");
+  int n = trace != NULL ? (int)(trace - msg) : (int)strlen(msg);
+  return wg_error_set(err, code, "%.*s", n, msg);
+}
+
 int wg__engine_result_error(duckdb_result *r, struct wg_error *err) {
   /* DuckDB can fail a call without filling in its result (seen for duckdb_query once its log
    * storage is broken): callers zero r first, and a result with no internal data is not read. */
   if (r->internal_data == NULL)
     return wg_error_set(err, EIO, "DuckDB failed without a result (no error message)");
   const char *msg = duckdb_result_error(r);
-  return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(r), msg), "%s",
-                      msg ? msg : "DuckDB error (no message)");
+  return set_duckdb_error(err, wg_engine_error_code(duckdb_result_error_type(r), msg), msg,
+                          "DuckDB error (no message)");
 }
 
 int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err) {
   const char *msg = p ? duckdb_prepare_error(p) : NULL;
-  return wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
-                      msg ? msg : "DuckDB prepare failed (no message)");
+  return set_duckdb_error(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg),
+                          msg, "DuckDB prepare failed (no message)");
 }
 
 int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
@@ -34,8 +43,8 @@ int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
   int rc = 0;
   if (duckdb_error_data_has_error(*ed)) {
     const char *msg = duckdb_error_data_message(*ed);
-    rc = wg_error_set(err, wg_engine_error_code(duckdb_error_data_error_type(*ed), msg), "%s",
-                      msg ? msg : "DuckDB error (no message)");
+    rc = set_duckdb_error(err, wg_engine_error_code(duckdb_error_data_error_type(*ed), msg), msg,
+                          "DuckDB error (no message)");
   }
   duckdb_destroy_error_data(ed);
   return rc;
@@ -233,6 +242,11 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   struct wg_engine *e = calloc(1, sizeof(*e));
   if (e == NULL) return wg_error_set(err, ENOMEM, "out of memory for the engine");
   e->is_file = strcmp(path, ":memory:") != 0 && path[0] != '\0';
+  if (wg__engine_disk_init(e, path, o.disk_reserve) != 0) {
+    wg__engine_disk_free(e);
+    free(e);
+    return wg_error_set(err, ENOMEM, "out of memory for the engine");
+  }
   e->sandboxed = !o.allow_external_access;
   pthread_mutex_init(&e->mu, NULL);
   pthread_mutex_init(&e->create_mu, NULL);
@@ -316,7 +330,20 @@ fail:
 
 void wg_engine_close(struct wg_engine *e) {
   if (e == NULL) return;
-  if (e->is_file && e->n_conns > 0) wg__engine_exec(e->conns[0], "CHECKPOINT", NULL);
+  if (e->is_file && e->n_conns > 0) {
+    /* No checkpoint into a database DuckDB can no longer be trusted with, nor one without the
+     * room it needs (DuckDB's own shutdown checkpoint off too): the WAL holds every commit, and
+     * the next start recovers from it. */
+    struct wg_error room;
+    bool skip = wg_engine_is_fatal(e) || wg_engine_check_room(e, 0, &room) != 0;
+    if (skip) {
+      fprintf(stderr, "wigeon: no checkpoint at shutdown (%s): the next start replays the WAL\n",
+              wg_engine_is_fatal(e) ? "the database reported a fatal error" : room.message);
+      wg__engine_exec(e->conns[0], "PRAGMA disable_checkpoint_on_shutdown", NULL);
+    } else {
+      wg__engine_exec(e->conns[0], "CHECKPOINT", NULL);
+    }
+  }
   /* A database that cannot run SELECT 1 is broken past repair (e.g. a log storage that fails at
    * every query's start, which --allow-external-access lets SQL set up): DuckDB's destructors
    * would throw from its connections' and database's destructors and abort the process, so its
@@ -336,13 +363,17 @@ void wg_engine_close(struct wg_engine *e) {
   for (int i = 0; i < e->n_open_tables; i++)
     free(e->open_tables[i].key);
   free(e->open_tables);
+  wg__engine_disk_free(e);
   free(e);
 }
 
 int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err) {
+  WG_RETURN_NOT_OK(wg_engine_fatal(e, err));
+  WG_RETURN_NOT_OK(wg_engine_check_room(e, 0, err));
   struct wg_engine_conn *c;
   WG_RETURN_NOT_OK(wg_engine_acquire(e, &c, err));
   int rc = wg__engine_exec(c, "CHECKPOINT", err);
+  wg__engine_note_failure(e, rc, true, err);
   wg_engine_release(e, c);
   return rc;
 }
@@ -514,6 +545,12 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
                         "(BEGIN) and end it (COMMIT or ROLLBACK); none of them took effect",
                         (unsigned long long)i + 1, (unsigned long long)n);
     }
+    duckdb_statement_type st = duckdb_prepared_statement_type(p);
+    if (rc == 0 && st != DUCKDB_STATEMENT_TYPE_SELECT && st != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
+      /* a write: not into a database that had a fatal error, not onto a full disk */
+      rc = wg_engine_fatal(c->engine, err);
+      if (rc == 0) rc = wg_engine_check_room(c->engine, 0, err);
+    }
     if (rc != 0) {
       duckdb_destroy_prepare(&p);
       break;
@@ -532,10 +569,12 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
     } else {
       duckdb_result r;
       memset(&r, 0, sizeof(r));
-      if (duckdb_execute_pending(pending, &r) != DuckDBSuccess)
+      if (duckdb_execute_pending(pending, &r) != DuckDBSuccess) {
         rc = wg__engine_result_error(&r, err);
-      else
+        wg__engine_note_failure(c->engine, rc, st == DUCKDB_STATEMENT_TYPE_TRANSACTION, err);
+      } else {
         total += (int64_t)duckdb_rows_changed(&r);
+      }
       duckdb_destroy_result(&r);
       ran = rc == 0;
     }
@@ -549,6 +588,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
   if (own_txn && c->txn_maybe) {
     if (rc == 0) {
       rc = wg__engine_exec(c, "COMMIT", err);
+      wg__engine_note_failure(c->engine, rc, true, err);
       if (rc != 0) wg_error_prefix(err, rc, "committing %llu statements", (unsigned long long)n);
     }
     if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);

@@ -12,6 +12,8 @@
  *              security settings (external access, configuration lock)
  *   EAGAIN     transaction conflict (retry may succeed)
  *   ENOMEM     out of memory
+ *   ENOSPC     the disk is full ("No space left on device", or refused by wg_engine_check_room)
+ *   ENOTRECOVERABLE  DuckDB reported a fatal error: the database needs a restart
  *   ECANCELED  interrupted (wg_engine_interrupt)
  *   EIO        anything else (DuckDB internal, I/O)
  * and the message is DuckDB's own. */
@@ -36,6 +38,7 @@ struct wg_engine_options {
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
   int duckdb_threads;               /* DuckDB worker threads, 0 = DuckDB's default */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint, NULL = DuckDB's 16MB */
+  int64_t disk_reserve;             /* bytes kept free (see wg_engine_check_room); 0 = no check */
   int max_waiting;                  /* callers that may wait in acquire at once (0 = no limit) */
   int64_t acquire_timeout_ms;       /* how long acquire waits at most (<= 0: no limit) */
 };
@@ -128,6 +131,16 @@ void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_in
  * reaches commit_group, which then drops it like any failed put: nothing of it is committed. For
  * the group committer, which owns the ingest but not the connection it was begun on. */
 void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code);
+
+/* The disk guards (disk.c). check_room: 0, or ENOSPC (a message saying the disk is full) when
+ * the database's file system has less free than `incoming` bytes (the write) + the WAL with the
+ * write (which the next checkpoint copies into the database file) + the reserve; always 0 for
+ * ":memory:" or a reserve of 0. fatal: 0, or ENOTRECOVERABLE once DuckDB reported a fatal error
+ * or a commit or checkpoint failed for space or I/O: from then on every write is refused (the
+ * engine's own write paths check it) and the shutdown checkpoint is skipped. Thread-safe. */
+int wg_engine_check_room(struct wg_engine *e, int64_t incoming, struct wg_error *err);
+int wg_engine_fatal(struct wg_engine *e, struct wg_error *err);
+bool wg_engine_is_fatal(struct wg_engine *e);
 
 /* Idempotency keys (put_keys.c). A put may carry a key (1 to WG_ENGINE_MAX_KEY_BYTES bytes of
  * UTF-8): set_key before commit records it, with the put's row count, in the commit's own

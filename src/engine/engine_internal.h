@@ -54,7 +54,21 @@ struct wg_engine {
   int waiting;            /* callers in wg_engine_acquire (guarded by mu) */
   int max_waiting;        /* more are refused with EBUSY */
   int64_t acquire_timeout_ms;
+  /* The disk guards (disk.c). */
+  char *wal_path, *dir_path; /* file databases only */
+  int64_t disk_reserve;      /* bytes kept free beyond a write and its checkpoint; 0 = no check */
+  atomic_bool fatal;         /* set once; then writes are refused */
+  pthread_mutex_t fatal_mu;
+  char fatal_message[404], fatal_time[32];
 };
+
+/* The disk guards (disk.c): init at open (reserve in bytes), free at close; note_failure after a
+ * failed engine operation sets the fatal state when the failure says DuckDB can no longer be
+ * trusted (a FATAL error; ENOSPC or EIO while committing or checkpointing), logging it once. */
+int wg__engine_disk_init(struct wg_engine *e, const char *path, int64_t reserve);
+void wg__engine_disk_free(struct wg_engine *e);
+void wg__engine_note_failure(struct wg_engine *e, int code, bool committing,
+                             const struct wg_error *err);
 
 /* After any statement that may create, drop, rename or alter a table, or end a transaction that
  * did: cached ingest plans made before it are no longer used. */

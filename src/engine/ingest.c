@@ -750,6 +750,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     return wg_error_set(err, EINVAL, "ingest: schema is not a struct (format \"%s\")",
                         schema->format ? schema->format : "(null)");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
+  WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
   struct wg_engine *e = c->engine;
   /* read before any lookup: a plan is kept only if no table changed while it was worked out */
   uint64_t epoch = atomic_load(&e->ddl_epoch);
@@ -984,7 +985,13 @@ static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **i
       rc = wg__engine_put_key_record(c, ings[i]->idem_key, ings[i]->rows, ings[i]->schema_name,
                                      ings[i]->table, err);
   }
-  if (rc == 0) rc = wg__engine_exec(c, "COMMIT", err);
+  if (rc == 0) {
+    rc = wg_engine_fatal(c->engine, err);
+    if (rc == 0) {
+      rc = wg__engine_exec(c, "COMMIT", err);
+      wg__engine_note_failure(c->engine, rc, true, err);
+    }
+  }
   if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
   return rc;
 }
@@ -1053,7 +1060,11 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
       rc = wg__engine_put_key_record(ing->c, ing->idem_key, ing->rows, ing->schema_name,
                                      ing->table, err);
   }
-  if (rc == 0) rc = wg__engine_exec(ing->c, "COMMIT", err);
+  if (rc == 0) rc = wg_engine_fatal(ing->engine, err);
+  if (rc == 0) {
+    rc = wg__engine_exec(ing->c, "COMMIT", err);
+    wg__engine_note_failure(ing->engine, rc, true, err);
+  }
   if (rc != 0) { /* commit consumes the ingest either way */
     wg_engine_ingest_abort(ing);
     return rc;

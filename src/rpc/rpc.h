@@ -137,9 +137,9 @@ void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c);
 
 /* The one mapping between wigeon status codes and gRPC status codes (see engine/engine.h for the
  * codes): EINVAL/EPROTO INVALID_ARGUMENT, ENOENT NOT_FOUND, EEXIST ALREADY_EXISTS, EPERM
- * FAILED_PRECONDITION (PERMISSION_DENIED for EACCES), EAGAIN ABORTED, ENOMEM and EBUSY
+ * FAILED_PRECONDITION (PERMISSION_DENIED for EACCES), EAGAIN ABORTED, ENOMEM, EBUSY and ENOSPC
  * RESOURCE_EXHAUSTED, ECANCELED CANCELLED, ETIMEDOUT DEADLINE_EXCEEDED, ENOTSUP UNIMPLEMENTED,
- * ECONNREFUSED/EPIPE UNAVAILABLE, anything else INTERNAL; and back. */
+ * ECONNREFUSED/EPIPE/ENOTRECOVERABLE UNAVAILABLE, anything else INTERNAL; and back. */
 grpc_status_code wg_rpc_status_from_errno(int code);
 int wg_rpc_errno_from_status(grpc_status_code code);
 

@@ -25,6 +25,7 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
     return GRPC_STATUS_ABORTED;
   case ENOMEM:
   case EBUSY:
+  case ENOSPC:
     return GRPC_STATUS_RESOURCE_EXHAUSTED;
   case ECANCELED:
     return GRPC_STATUS_CANCELLED;
@@ -34,6 +35,7 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
     return GRPC_STATUS_UNIMPLEMENTED;
   case ECONNREFUSED:
   case EPIPE:
+  case ENOTRECOVERABLE: /* the database needs a restart: another try after it works */
     return GRPC_STATUS_UNAVAILABLE;
   default:
     return GRPC_STATUS_INTERNAL;

@@ -258,11 +258,13 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     rows = p.dup_rows;
   } else if (rc == 0 && wg_rpc_call_cancelled(call)) {
     rc = wg_error_set(&err, ECANCELED, "DoPut cancelled before its commit");
+  } else if (rc == 0 && (rc = wg_engine_check_room(s->engine, p.bytes, &err)) != 0) {
+    /* the disk is too full for this put and the checkpoint after it: nothing is kept */
   } else if (rc == 0 && p.deferred) {
     /* The committer has its own connection: give ours back before waiting for the group. */
     wg_engine_release(s->engine, p.conn);
     p.conn = NULL;
-    rc = wg__committer_commit(&s->committer, p.ing, call, &rows, &err);
+    rc = wg__committer_commit(&s->committer, p.ing, call, p.bytes, &rows, &err);
     p.ing = NULL;
   } else if (rc == 0) {
     rc = wg_engine_ingest_commit(p.ing, &rows, &err);

@@ -23,6 +23,7 @@
 struct wg__commit_entry {
   struct wg_engine_ingest *ing;
   const struct wg_rpc_call *call; /* checked for cancellation just before the group commits */
+  int64_t bytes;                  /* received, for the group's room check */
   int status;
   int64_t rows;
   struct wg_error err;
@@ -74,8 +75,16 @@ static void *committer_main(void *arg) {
     if (cm->head == NULL) cm->tail = NULL;
     pthread_mutex_unlock(&cm->mu);
     /* The last moment a cancelled put can still be kept out: commit_group drops failed ones. */
-    for (int i = 0; i < n; i++)
+    int64_t group_bytes = 0;
+    for (int i = 0; i < n; i++) {
       if (wg_rpc_call_cancelled(taken[i]->call)) wg_engine_ingest_fail(ings[i], ECANCELED);
+      group_bytes += taken[i]->bytes;
+    }
+    /* Room for the whole group and the checkpoint after it, or none of it is tried. */
+    struct wg_error room;
+    bool no_room = wg_engine_check_room(cm->engine, group_bytes, &room) != 0;
+    for (int i = 0; i < n && no_room; i++)
+      wg_engine_ingest_fail(ings[i], ENOSPC);
     if (errs != NULL) {
       wg_engine_ingest_commit_group(lane->conn, ings, n, status, rows, errs);
     } else { /* no memory for the error slots: commit one by one with a shared slot */
@@ -89,6 +98,8 @@ static void *committer_main(void *arg) {
       taken[i]->rows = rows[i];
       if (status[i] == ECANCELED)
         wg_error_set(&taken[i]->err, ECANCELED, "DoPut cancelled before its commit");
+      else if (status[i] == ENOSPC && no_room)
+        taken[i]->err = room;
       else if (status[i] != 0 && errs != NULL)
         taken[i]->err = errs[i];
       else if (status[i] != 0)
@@ -148,10 +159,12 @@ void wg__committer_stop(struct wg__committer *cm) {
 }
 
 int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
-                         const struct wg_rpc_call *call, int64_t *rows, struct wg_error *err) {
+                         const struct wg_rpc_call *call, int64_t bytes, int64_t *rows,
+                         struct wg_error *err) {
   struct wg__commit_entry e;
   memset(&e, 0, sizeof(e));
   e.ing = ing;
+  e.bytes = bytes;
   e.call = call;
   pthread_cond_init(&e.cv, NULL);
   pthread_mutex_lock(&cm->mu);

@@ -49,9 +49,11 @@ int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int 
 void wg__committer_stop(struct wg__committer *cm);
 /* Commits a deferred ingest (consumed) together with whatever else is waiting; blocks until
  * committed. Returns its status; *rows the rows committed. ECANCELED, committing nothing, when
- * `call` (may be NULL) is cancelled by the time its group commits. */
+ * `call` (may be NULL) is cancelled by the time its group commits; ENOSPC, committing nothing,
+ * when the disk has no room for the group (`bytes` received for this put; wg_engine_check_room). */
 int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
-                         const struct wg_rpc_call *call, int64_t *rows, struct wg_error *err);
+                         const struct wg_rpc_call *call, int64_t bytes, int64_t *rows,
+                         struct wg_error *err);
 
 struct wg_server {
   struct wg_server_options options;

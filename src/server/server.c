@@ -189,6 +189,9 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
       .duckdb_threads = s->options.duckdb_threads,
+      .disk_reserve = s->options.disk_reserve == 0  ? (int64_t)64 << 20
+                      : s->options.disk_reserve < 0 ? 0
+                                                    : s->options.disk_reserve,
       /* DuckDB's 16 MB default checkpoints so often under many small puts that rewriting the
        * last row groups costs ~20% of the CPU and 100+ ms stalls (docs/performance.md). */
       .checkpoint_threshold =
@@ -234,7 +237,15 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   wg_rpc_server_shutdown(s->rpc, s->options.grace_ms);
   wg_rpc_server_destroy(s->rpc);
   wg__committer_stop(&s->committer); /* after the handlers, which may be waiting on it */
+  /* The checkpoint is skipped (and said so) when the disk has no room for it or DuckDB had a
+   * fatal error; the WAL keeps every commit and the next start replays it. */
   int rc = wg_engine_checkpoint(s->engine, err);
+  if (rc == ENOSPC) {
+    fprintf(stderr, "wigeon serve: no checkpoint at shutdown: %s\n", err->message);
+    rc = 0;
+  } else if (rc == ENOTRECOVERABLE) {
+    wg_error_prefix(err, rc, "stopped without a checkpoint; restart to recover from the WAL");
+  }
   wg_engine_close(s->engine);
   free(s);
   return rc;

@@ -25,6 +25,8 @@ struct wg_server_options {
   bool allow_external_access; /* let SQL reach files, extensions, configuration */
   int64_t group_commit_bytes; /* puts up to this size are committed in groups (8 MiB; <0 off) */
   int committers;             /* group committer threads, each with its own connection (1) */
+  int64_t disk_reserve;       /* bytes kept free beyond a write and its checkpoint (0 = 64 MiB;
+                                 <0 no check) */
   int64_t idempotency_window_s; /* idempotency keys are kept this long (0 = 24 h; <0 forever) */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint ("256MB") */
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
