@@ -112,6 +112,9 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
   ASSERT_EQ(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), EBUSY);
   ASSERT_TRUE(strstr(err.message, "disk full") != NULL);
   ASSERT_EQ(wg_client_action(c, "checkpoint", "", 0, NULL, &err), EBUSY);
+  int64_t rows, batches;
+  ASSERT_EQ(wg_fx_query_count(c, ins, &rows, &batches, &err), EBUSY); /* a ticket that writes */
+  ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &err), &err);
   wg_client_close(c);
   ASSERT_EQ(count_events(p.uri), acked_total);
   /* space freed: puts work again, without a restart */

@@ -258,12 +258,14 @@ done:
 
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err) {
-  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, NULL, NULL, out, err);
+  return wg_engine_query_arrow_stream_flag(conn, sql, NULL, NULL, NULL, NULL, out, err);
 }
 
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                       const atomic_bool *interrupted, duckdb_statement_type *type,
-                                      int (*refuse)(duckdb_statement_type, struct wg_error *),
+                                      int (*refuse)(void *ctx, duckdb_statement_type,
+                                                    struct wg_error *),
+                                      void *refuse_ctx,
                                       struct ArrowArrayStream *out, struct wg_error *err) {
   if (type != NULL) *type = DUCKDB_STATEMENT_TYPE_INVALID;
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
@@ -282,7 +284,7 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
   }
   if (type != NULL) *type = duckdb_prepared_statement_type(q->prepared);
   if (refuse != NULL) {
-    rc = refuse(duckdb_prepared_statement_type(q->prepared), err);
+    rc = refuse(refuse_ctx, duckdb_prepared_statement_type(q->prepared), err);
     if (rc != 0) goto fail;
   }
   duckdb_pending_result pending = NULL;

@@ -133,6 +133,16 @@ static void gather_release(struct ArrowArrayStream *s) {
   s->release = NULL;
 }
 
+/* A query's statement, once prepared: what the sandbox refuses; and a write (anything but SELECT
+ * and EXPLAIN) not into a database that had a fatal error, nor onto a full disk. */
+static int refuse_query(void *ctx, duckdb_statement_type type, struct wg_error *err) {
+  struct wg_engine_conn *c = ctx;
+  if (c->engine->sandboxed) WG_RETURN_NOT_OK(wg__engine_statement_refused(type, err));
+  if (type == DUCKDB_STATEMENT_TYPE_SELECT || type == DUCKDB_STATEMENT_TYPE_EXPLAIN) return 0;
+  WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
+  return wg_engine_check_room(c->engine, 0, err);
+}
+
 int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                          struct ArrowArrayStream *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
@@ -145,9 +155,8 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
   duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_INVALID;
-  int rc = wg_engine_query_arrow_stream_flag(
-      c->conn, sql, &c->interrupted, &type,
-      c->engine->sandboxed ? wg__engine_statement_refused : NULL, &g->chunks, err);
+  int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, refuse_query,
+                                             c, &g->chunks, err);
   wg__engine_statement_done(c, type, rc == 0);
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
