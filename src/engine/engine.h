@@ -145,11 +145,13 @@ int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, 
 struct wg_engine_table {
   char *schema_name;
   char *table_name;
-  int64_t rows; /* exact count */
+  int64_t rows;              /* exact count */
+  struct ArrowSchema schema; /* the same as wg_engine_table_schema's */
 };
 /* Every base table of every schema (temp and system schemas excluded), optionally only those
- * whose name contains `filter` (NULL or "" = all). *out is an array the caller frees with
- * wg_engine_tables_free. */
+ * whose name contains `filter` (NULL or "" = all), with exact row counts and Arrow schemas, all
+ * from one snapshot, in a handful of statements whatever the number of tables (catalog.c).
+ * *out is an array the caller frees with wg_engine_tables_free. */
 int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
                           struct wg_engine_table **out, int64_t *n, struct wg_error *err);
 void wg_engine_tables_free(struct wg_engine_table *t, int64_t n);

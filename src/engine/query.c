@@ -175,24 +175,30 @@ int wg_engine_stream_status(struct ArrowArrayStream *stream) {
 /* ---------------------------------------------------------------------------------------------
  * Schemas without execution */
 
-/* Builds the Arrow schema of a prepared statement's result with the connection's Arrow options
- * (the same conversion a result uses). */
-static int prepared_schema(struct wg_engine_conn *c, duckdb_prepared_statement p,
-                           struct ArrowSchema *out, struct wg_error *err) {
-  idx_t n = duckdb_prepared_statement_column_count(p);
+int wg__engine_prepared_columns_schema(struct wg_engine_conn *c, duckdb_prepared_statement p,
+                                       idx_t first, idx_t n, char *const *names,
+                                       struct ArrowSchema *out, struct wg_error *err) {
+  memset(out, 0, sizeof(out[0]));
+  if (first + n > duckdb_prepared_statement_column_count(p))
+    return wg_error_set(err, EINVAL, "columns %llu..%llu of a statement with %llu",
+                        (unsigned long long)first, (unsigned long long)(first + n),
+                        (unsigned long long)duckdb_prepared_statement_column_count(p));
   duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
-  const char **names = calloc(n ? n : 1, sizeof(*names));
+  const char **own_names = calloc(n ? n : 1, sizeof(*own_names)); /* duckdb_free'd */
+  const char **use = calloc(n ? n : 1, sizeof(*use));
   duckdb_arrow_options options = NULL;
   int rc = 0;
-  if (types == NULL || names == NULL) {
+  if (types == NULL || own_names == NULL || use == NULL) {
     rc = wg_error_set(err, ENOMEM, "out of memory for %llu columns", (unsigned long long)n);
     goto done;
   }
   for (idx_t i = 0; i < n; i++) {
-    types[i] = duckdb_prepared_statement_column_logical_type(p, i);
-    names[i] = duckdb_prepared_statement_column_name(p, i);
-    if (types[i] == NULL || names[i] == NULL) {
-      rc = wg_error_set(err, EIO, "column %llu has no type or name", (unsigned long long)i);
+    types[i] = duckdb_prepared_statement_column_logical_type(p, first + i);
+    if (names == NULL) own_names[i] = duckdb_prepared_statement_column_name(p, first + i);
+    use[i] = names != NULL ? names[i] : own_names[i];
+    if (types[i] == NULL || use[i] == NULL) {
+      rc = wg_error_set(err, EIO, "column %llu has no type or name",
+                        (unsigned long long)(first + i));
       goto done;
     }
   }
@@ -201,7 +207,7 @@ static int prepared_schema(struct wg_engine_conn *c, duckdb_prepared_statement p
     rc = wg_error_set(err, EIO, "connection has no arrow options");
     goto done;
   }
-  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, names, n, out);
+  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, use, n, out);
   rc = wg__engine_take_error_data(&ed, err);
   if (rc == 0 && out->release == NULL)
     rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema: no schema");
@@ -209,11 +215,12 @@ done:
   for (idx_t i = 0; types != NULL && i < n; i++) {
     if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
   }
-  for (idx_t i = 0; names != NULL && i < n; i++)
-    duckdb_free((void *)names[i]);
+  for (idx_t i = 0; own_names != NULL && i < n; i++)
+    duckdb_free((void *)own_names[i]);
   if (options != NULL) duckdb_destroy_arrow_options(&options);
   free(types);
-  free(names);
+  free(own_names);
+  free(use);
   return rc;
 }
 
@@ -228,7 +235,8 @@ int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct
            (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0)
     ; /* refused like the query itself would be */
   else
-    rc = prepared_schema(c, p, out, err);
+    rc = wg__engine_prepared_columns_schema(
+        c, p, 0, duckdb_prepared_statement_column_count(p), NULL, out, err);
   duckdb_destroy_prepare(&p);
   return rc;
 }
