@@ -36,6 +36,133 @@ static int engine_exec(struct wg_fx_server *fx, const char *sql, struct wg_error
   return rc;
 }
 
+/* One call over the raw rpc client: sends `req` (NULL: nothing), drains the answers and returns
+ * the gRPC status; err gets the server's message. */
+static grpc_status_code raw_call(const char *uri, const char *method, const ProtobufCMessage *req,
+                                 int *n_resp, struct wg_error *err) {
+  struct wg_rpc_channel *ch;
+  grpc_status_code code = GRPC_STATUS_UNKNOWN;
+  *n_resp = 0;
+  if (wg_rpc_channel_create(&ch, uri, err) != 0) return code;
+  struct wg_rpc_client_call *call;
+  char path[128];
+  snprintf(path, sizeof(path), "%s%s", WG_FLIGHT_SERVICE, method);
+  if (wg_rpc_client_call_start(ch, path, 30000, NULL, &call, err) == 0) {
+    grpc_byte_buffer *bb;
+    if (req != NULL && wg_flight_pack(req, &bb, err) == 0) wg_rpc_client_call_send(call, bb);
+    wg_rpc_client_call_close_send(call);
+    for (;;) {
+      grpc_byte_buffer *r = NULL;
+      if (wg_rpc_client_call_recv(call, &r) != 0 || r == NULL) break;
+      (*n_resp)++;
+      grpc_byte_buffer_destroy(r);
+    }
+    wg_rpc_client_call_finish(call, &code, err);
+    wg_rpc_client_call_destroy(call);
+  }
+  wg_rpc_channel_destroy(ch);
+  return code;
+}
+
+static grpc_status_code do_get(const char *uri, const char *sql, struct wg_error *err) {
+  Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
+  t.ticket.data = (uint8_t *)sql;
+  t.ticket.len = strlen(sql);
+  int n;
+  return raw_call(uri, "DoGet", &t.base, &n, err);
+}
+
+static grpc_status_code flight_info_call(const char *uri, const char *method, const char *sql,
+                                         struct wg_error *err) {
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD;
+  d.cmd.data = (uint8_t *)sql;
+  d.cmd.len = strlen(sql);
+  int n;
+  return raw_call(uri, method, &d.base, &n, err);
+}
+
+static int occurrences(const char *s, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(s, needle); p != NULL; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes and messages */
+
+static void rollback_without_transaction_is_failed_precondition(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err = {""};
+  ASSERT_EQ(do_get(fx.uri, "ROLLBACK", &err), GRPC_STATUS_FAILED_PRECONDITION);
+  ASSERT_TRUE(strstr(err.message, "no transaction is active") != NULL);
+  ASSERT_EQ(do_get(fx.uri, "COMMIT", &err), GRPC_STATUS_FAILED_PRECONDITION);
+  ASSERT_TRUE(strstr(err.message, "no transaction is active") != NULL);
+  /* The same through the client library, which reads FAILED_PRECONDITION as EPERM. */
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  int64_t v = 0;
+  ASSERT_EQ(wg_fx_query_i64(c, "ROLLBACK", &v, &err), EPERM);
+  wg_client_close(c);
+
+  /* A real write-write conflict stays ABORTED (EAGAIN): retrying may succeed. */
+  ASSERT_OK(engine_exec(&fx, "CREATE TABLE acct (id INT PRIMARY KEY, v INT);"
+                             "INSERT INTO acct VALUES (1, 0);",
+                        &err),
+            &err);
+  struct wg_engine_conn *a, *b;
+  ASSERT_OK(wg_engine_acquire(fx.server->engine, &a, &err), &err);
+  ASSERT_OK(wg_engine_acquire(fx.server->engine, &b, &err), &err);
+  int64_t changed = 0;
+  ASSERT_OK(wg_engine_execute(a, "BEGIN; UPDATE acct SET v = 1 WHERE id = 1", &changed, &err),
+            &err);
+  int rc = wg_engine_execute(b, "BEGIN; UPDATE acct SET v = 2 WHERE id = 1", &changed, &err);
+  printf("rollback_without_transaction_is_failed_precondition: conflict: %s\n", err.message);
+  wg_engine_release(fx.server->engine, a);
+  wg_engine_release(fx.server->engine, b);
+  ASSERT_EQ(rc, EAGAIN);
+  ASSERT_EQ(wg_rpc_status_from_errno(rc), GRPC_STATUS_ABORTED);
+  wg_fx_server_stop(&fx);
+}
+
+static void parse_error_context_appears_once(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err = {""};
+  const char *bad = "SELEC 1";
+  ASSERT_EQ(do_get(fx.uri, bad, &err), GRPC_STATUS_INVALID_ARGUMENT);
+  printf("parse_error_context_appears_once: DoGet: %s\n", err.message);
+  ASSERT_TRUE(strstr(err.message, "Parser Error: syntax error at or near \"SELEC\"") != NULL);
+  ASSERT_EQ(occurrences(err.message, "LINE 1:"), 1);
+  ASSERT_EQ(occurrences(err.message, "^"), 1);
+  const char *methods[] = {"PollFlightInfo", "GetFlightInfo", "GetSchema"};
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(flight_info_call(fx.uri, methods[i], bad, &err), GRPC_STATUS_INVALID_ARGUMENT);
+    ASSERT_EQ(occurrences(err.message, "LINE 1:"), 1);
+  }
+  /* The execute action (several statements), and a later line of a longer text. */
+  Arrow__Flight__Protocol__Action a = ARROW__FLIGHT__PROTOCOL__ACTION__INIT;
+  a.type = "execute";
+  const char *multi = "CREATE TABLE x (i INT);\nSELECT 'a' FROM (SELEC 2)";
+  a.body.data = (uint8_t *)multi;
+  a.body.len = strlen(multi);
+  int n;
+  ASSERT_EQ(raw_call(fx.uri, "DoAction", &a.base, &n, &err), GRPC_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(occurrences(err.message, "LINE 2:"), 1);
+  ASSERT_EQ(do_get(fx.uri, "SELECT 1;\nSELECT 'a' FROM (SELEC 2)", &err),
+            GRPC_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(occurrences(err.message, "LINE 2:"), 1);
+  /* Errors whose context DuckDB gives once are untouched. */
+  ASSERT_EQ(do_get(fx.uri, "SELECT * FROM no_such_table", &err), GRPC_STATUS_NOT_FOUND);
+  ASSERT_EQ(occurrences(err.message, "LINE 1:"), 1);
+  ASSERT_TRUE(strstr(err.message, "no_such_table") != NULL);
+  wg_fx_server_stop(&fx);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * ListFlights */
 
@@ -166,6 +293,8 @@ static void list_flights_schemas_match_flight_info(void) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
+  RUN_TEST(rollback_without_transaction_is_failed_precondition);
+  RUN_TEST(parse_error_context_appears_once);
   RUN_TEST(list_flights_uses_one_catalog_query);
   RUN_TEST(list_flights_schemas_match_flight_info);
   return TEST_SUMMARY();

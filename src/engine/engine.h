@@ -9,7 +9,8 @@
  *   ENOENT     missing catalog entry (table, schema, column, function)
  *   EEXIST     duplicate key / unique or primary key constraint, object already exists
  *   EPERM      other constraint violations (NOT NULL, CHECK, foreign key); refused by the
- *              security settings (external access, configuration lock)
+ *              security settings (external access, configuration lock); a transaction
+ *              statement out of place (ROLLBACK or COMMIT with no transaction active)
  *   EAGAIN     transaction conflict (retry may succeed)
  *   ENOMEM     out of memory
  *   ECANCELED  interrupted (wg_engine_interrupt)
