@@ -4,12 +4,14 @@
  * that show their LINE context once, and ListFlights over thousands of tables from a handful of
  * catalog statements with exact row counts. */
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "arrow/array.h"
+#include "arrow/concat.h"
 #include "common/buf.h"
 #include "rpc/rpc.h"
 #include "server/internal.h"
@@ -87,6 +89,177 @@ static int occurrences(const char *s, const char *needle) {
   for (const char *p = strstr(s, needle); p != NULL; p = strstr(p + 1, needle))
     n++;
   return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * DoGet batches bounded by bytes */
+
+/* Reads a query's whole result: rows, batches, the biggest batch (rows and buffer bytes), and
+ * checks column 0 counts 0, 1, 2, ... when ordered is set. */
+struct read_stats {
+  int64_t rows, batches, max_rows, max_bytes, one_row_batches;
+  bool in_order;
+};
+
+static int read_all(struct wg_client *c, const char *sql, bool ordered, struct read_stats *st,
+                    struct wg_error *err) {
+  memset(st, 0, sizeof(*st));
+  st->in_order = true;
+  struct ArrowArrayStream s;
+  WG_RETURN_NOT_OK(wg_client_query(c, sql, &s, err));
+  struct ArrowSchema schema;
+  int rc = s.get_schema(&s, &schema);
+  if (rc != 0) {
+    wg_error_set(err, rc, "%s", s.get_last_error(&s) ? s.get_last_error(&s) : "schema");
+    wg_stream_release(&s);
+    return rc;
+  }
+  for (;;) {
+    struct ArrowArray a;
+    rc = s.get_next(&s, &a);
+    if (rc != 0) {
+      wg_error_set(err, rc, "%s", s.get_last_error(&s) ? s.get_last_error(&s) : "failed");
+      break;
+    }
+    if (a.release == NULL) break;
+    int64_t bytes = wg_arrow_range_bytes(&schema, &a, 0, a.length);
+    if (bytes > st->max_bytes) st->max_bytes = bytes;
+    if (a.length > st->max_rows) st->max_rows = a.length;
+    if (a.length == 1) st->one_row_batches++;
+    if (ordered) {
+      const int64_t *ids = (const int64_t *)a.children[0]->buffers[1] + a.children[0]->offset;
+      for (int64_t i = 0; i < a.length; i++) {
+        int64_t v;
+        memcpy(&v, ids + i, sizeof(v));
+        if (v != st->rows + i) st->in_order = false;
+      }
+    }
+    st->rows += a.length;
+    st->batches++;
+    wg_array_release(&a);
+  }
+  wg_schema_release(&schema);
+  wg_stream_release(&s);
+  return rc;
+}
+
+static void doget_splits_batches_by_bytes(void) {
+  struct wg_error err = {""};
+  struct wg_client *c;
+  struct read_stats st;
+  {
+    /* The reported case, default settings: five 100 MB values were one 500 MB message, over
+     * gRPC's 256 MiB limit; now each goes in a batch of its own. */
+    struct wg_fx_server fx;
+    struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
+    ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    double t0 = now_s();
+    ASSERT_OK(read_all(c, "SELECT i, repeat('x', 100000000) AS v FROM range(5) t(i)", true, &st,
+                       &err),
+              &err);
+    printf("doget_splits_batches_by_bytes: 5 x 100 MB: %lld batches, biggest %lld bytes, %.2f s\n",
+           (long long)st.batches, (long long)st.max_bytes, now_s() - t0);
+    ASSERT_EQ(st.rows, 5);
+    ASSERT_EQ(st.batches, 5);
+    ASSERT_EQ(st.one_row_batches, 5);
+    ASSERT_TRUE(st.in_order);
+    ASSERT_TRUE(st.max_bytes > 100000000 && st.max_bytes < 100001000);
+    /* Narrow rows still come in batch_rows batches. */
+    ASSERT_OK(read_all(c, "SELECT i FROM range(200000) t(i)", true, &st, &err), &err);
+    ASSERT_EQ(st.rows, 200000);
+    ASSERT_EQ(st.max_rows, 65536);
+    ASSERT_EQ(st.batches, 4);
+    wg_client_close(c);
+    wg_fx_server_stop(&fx);
+  }
+  {
+    /* A 1 MiB bound: strings, lists of strings; every batch within it, rows in order, none
+     * lost, and batches cut inside DuckDB's 2048-row chunks. */
+    struct wg_fx_server fx;
+    struct wg_server_options o = {.db_path = ":memory:", .threads = 2, .batch_bytes = 1 << 20};
+    ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    const char *queries[] = {
+        "SELECT i, repeat('x', 1000) AS s FROM range(10000) t(i)",
+        ("SELECT i, list_value(repeat('y', 500), repeat('z', 500 + i % 7)) AS l FROM range(10000) "
+         "t(i)"),
+        "SELECT i, {'a': repeat('q', 1000), 'b': [i, i + 1]} AS st FROM range(20000) t(i)",
+    };
+    for (int q = 0; q < 3; q++) {
+      ASSERT_OK(read_all(c, queries[q], true, &st, &err), &err);
+      printf("doget_splits_batches_by_bytes: 1 MiB bound, query %d: %lld rows in %lld batches, "
+             "biggest %lld bytes / %lld rows\n",
+             q, (long long)st.rows, (long long)st.batches, (long long)st.max_bytes,
+             (long long)st.max_rows);
+      ASSERT_EQ(st.rows, q == 2 ? 20000 : 10000);
+      ASSERT_TRUE(st.in_order);
+      ASSERT_TRUE(st.max_bytes <= 1 << 20);
+      ASSERT_TRUE(st.max_bytes > (1 << 20) - 4096); /* filled, not cut early */
+      ASSERT_TRUE(st.batches >= 10);
+      ASSERT_TRUE(st.max_rows < 2048);
+    }
+    /* A value bigger than the bound, but within gRPC's limit, is sent alone. */
+    ASSERT_OK(read_all(c,
+                       "SELECT i, CASE WHEN i = 500 THEN repeat('x', 3000000) ELSE 'a' END AS v "
+                       "FROM range(1000) t(i)",
+                       true, &st, &err),
+              &err);
+    ASSERT_EQ(st.rows, 1000);
+    ASSERT_TRUE(st.in_order);
+    ASSERT_EQ(st.batches, 3); /* rows 0..499, row 500 alone, 501..999 */
+    ASSERT_EQ(st.one_row_batches, 1);
+    wg_client_close(c);
+    wg_fx_server_stop(&fx);
+  }
+}
+
+/* `wigeon serve --batch-bytes N` bounds the real binary's batches the same way. */
+static void serve_batch_bytes_flag_bounds_batches(void) {
+  const char *args[] = {"--db", ":memory:", "--batch-bytes", "262144", NULL};
+  struct wg_fx_process p;
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  struct wg_error err = {""};
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct read_stats st;
+  int rc = read_all(c, "SELECT i, repeat('x', 1000) AS s FROM range(5000) t(i)", true, &st, &err);
+  wg_client_close(c);
+  ASSERT_EQ(WEXITSTATUS(wg_fx_process_stop(&p, SIGTERM)), 0);
+  ASSERT_OK(rc, &err);
+  ASSERT_EQ(st.rows, 5000);
+  ASSERT_TRUE(st.in_order);
+  ASSERT_TRUE(st.max_bytes <= 262144);
+  ASSERT_TRUE(st.batches >= 19);
+}
+
+/* One row bigger than the largest gRPC message: RESOURCE_EXHAUSTED that names the row and the
+ * sizes (not gRPC's bare "Sent message larger than max"); the rows before it arrive, and the
+ * server goes on serving. */
+static void doget_row_over_message_limit_is_a_clear_error(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.db_path = ":memory:", .threads = 2,
+                                .max_message_bytes = 8 << 20};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  ASSERT_EQ(fx.server->options.batch_bytes, 4 << 20); /* capped at half the message limit */
+  struct wg_error err = {""};
+  const char *sql = "SELECT i, CASE WHEN i = 3 THEN repeat('x', 10000000) ELSE 'a' END AS v "
+                    "FROM range(10) t(i)";
+  ASSERT_EQ(do_get(fx.uri, sql, &err), GRPC_STATUS_RESOURCE_EXHAUSTED);
+  printf("doget_row_over_message_limit_is_a_clear_error: %s\n", err.message);
+  ASSERT_TRUE(strstr(err.message, "row 3 of the result alone is 10000") != NULL);
+  ASSERT_TRUE(strstr(err.message, "largest message gRPC may send (8388608 bytes)") != NULL);
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct read_stats st;
+  ASSERT_EQ(read_all(c, sql, true, &st, &err), EBUSY); /* the client's reading of the code */
+  ASSERT_EQ(st.rows, 3);                                 /* rows 0..2 came first */
+  ASSERT_OK(read_all(c, "SELECT i, repeat('x', 6000000) FROM range(2) t(i)", true, &st, &err),
+            &err);
+  ASSERT_EQ(st.rows, 2);
+  ASSERT_EQ(st.batches, 2);
+  wg_client_close(c);
+  wg_fx_server_stop(&fx);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -423,6 +596,9 @@ static void list_flights_schemas_match_flight_info(void) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
+  RUN_TEST(doget_splits_batches_by_bytes);
+  RUN_TEST(serve_batch_bytes_flag_bounds_batches);
+  RUN_TEST(doget_row_over_message_limit_is_a_clear_error);
   RUN_TEST(rollback_without_transaction_is_failed_precondition);
   RUN_TEST(parse_error_context_appears_once);
   RUN_TEST(null_typed_column_put_gets_a_clear_error);

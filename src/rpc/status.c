@@ -25,6 +25,7 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
     return GRPC_STATUS_ABORTED;
   case ENOMEM:
   case EBUSY:
+  case EMSGSIZE: /* a message over the size limit */
     return GRPC_STATUS_RESOURCE_EXHAUSTED;
   case ECANCELED:
     return GRPC_STATUS_CANCELLED;
