@@ -185,8 +185,10 @@ static void doget_splits_batches_by_bytes(void) {
         ("SELECT i, list_value(repeat('y', 500), repeat('z', 500 + i % 7)) AS l FROM range(10000) "
          "t(i)"),
         "SELECT i, {'a': repeat('q', 1000), 'b': [i, i + 1]} AS st FROM range(20000) t(i)",
+        ("SELECT i, CASE WHEN i % 2 = 0 THEN repeat('u', 2000)::UNION(s VARCHAR, n INT) "
+         "ELSE i::INT::UNION(s VARCHAR, n INT) END AS u FROM range(10000) t(i)"),
     };
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < 4; q++) {
       ASSERT_OK(read_all(c, queries[q], true, &st, &err), &err);
       printf("doget_splits_batches_by_bytes: 1 MiB bound, query %d: %lld rows in %lld batches, "
              "biggest %lld bytes / %lld rows\n",
@@ -557,7 +559,8 @@ static void list_flights_schemas_match_flight_info(void) {
                         "CREATE TABLE all_types AS SELECT * FROM test_all_types();"
                         "CREATE SCHEMA s2; CREATE TYPE s2.mood AS ENUM ('a', 'b''c');"
                         "CREATE TABLE s2.odd (m s2.mood, e ENUM('x', 'y''z'),"
-                        " s STRUCT(\"a b\" INT, \"Q\"\"\" VARCHAR), u UNION(n INT, \"s t\" VARCHAR),"
+                        " s STRUCT(\"a b\" INT, \"Q\"\"\" VARCHAR),"
+                        " u UNION(n INT, \"s t\" VARCHAR),"
                         " j JSON, a INT[3], mp MAP(VARCHAR, INT[]), \"we\"\"ird col\" UUID);"
                         "INSERT INTO s2.odd (m) VALUES ('a'), (NULL);",
                         &err),

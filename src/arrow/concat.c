@@ -778,7 +778,8 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
   }
   case K_FSL:
     if (a->n_children != 1) return -1;
-    add(&total, range_bytes(schema->children[0], a->children[0], s * width, len * width, depth + 1));
+    add(&total,
+        range_bytes(schema->children[0], a->children[0], s * width, len * width, depth + 1));
     return total;
   case K_STRUCT:
   case K_SPARSE:

@@ -73,9 +73,9 @@ void wg_engine_interrupt(struct wg_engine_conn *c);
  * (DuckDB's 2048-row chunks gathered; 0 = 65536) and WG_ENGINE_DEFAULT_BATCH_BYTES bytes at most
  * (see the _bounded form): every batch has exactly target_rows rows except the last and those the
  * byte bound cut short. Memory stays bounded by one gathered batch plus DuckDB's own buffers
- * whatever the result size. `out` is owned by the caller; it borrows the connection, which must stay acquired
- * until the stream is released; meanwhile every other call on the connection fails with EINVAL
- * (DuckDB would silently cut the stream short). Errors during execution come from get_next with
+ * whatever the result size. `out` is owned by the caller; it borrows the connection, which must
+ * stay acquired until the stream is released; meanwhile every other call on the connection fails
+ * with EINVAL (DuckDB would silently cut the stream short). Errors during execution come from get_next with
  * get_last_error (the code in wg_engine_stream_status). */
 int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                          struct ArrowArrayStream *out, struct wg_error *err);
