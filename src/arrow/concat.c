@@ -712,3 +712,112 @@ done:
     wg_array_release(&arrays[i]);
   return rc;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Sizes */
+
+static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a,
+                           int64_t start, int64_t len, int depth);
+
+static int64_t validity_bytes(const struct ArrowArray *a, int64_t len) {
+  return a->n_buffers > 0 && a->buffers[0] != NULL && a->null_count != 0 ? (len + 7) / 8 : 0;
+}
+
+/* Adds b to *sum unless either is unknown (-1). */
+static void add(int64_t *sum, int64_t b) {
+  *sum = *sum < 0 || b < 0 ? -1 : *sum + b;
+}
+
+static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a,
+                           int64_t start, int64_t len, int depth) {
+  if (depth > MAX_DEPTH || a == NULL || schema == NULL || start < 0 || len < 0 ||
+      start + len > a->length || a->n_children != schema->n_children)
+    return -1;
+  if (len == 0) return 0;
+  int64_t s = a->offset + start; /* absolute slot */
+  if (schema->dictionary != NULL) {
+    int64_t width, total = validity_bytes(a, len);
+    if (classify(schema->format, &width) != K_FIXED || a->dictionary == NULL) return -1;
+    add(&total, width * len);
+    add(&total, range_bytes(schema->dictionary, a->dictionary, 0, a->dictionary->length,
+                            depth + 1));
+    return total;
+  }
+  int64_t width;
+  enum kind k = classify(schema->format, &width);
+  int64_t total = validity_bytes(a, len);
+  switch (k) {
+  case K_NULL:
+    return 0;
+  case K_BOOL:
+    return total + (len + 7) / 8;
+  case K_FIXED:
+    return total + width * len;
+  case K_BIN32:
+  case K_BIN64:
+  case K_LIST32:
+  case K_LIST64: {
+    bool wide = k == K_BIN64 || k == K_LIST64;
+    if (a->n_buffers < 2 || a->buffers[1] == NULL) return -1;
+    int64_t first = load_off(a->buffers[1], s, wide), last = load_off(a->buffers[1], s + len, wide);
+    if (first < 0 || last < first) return -1;
+    total += (len + 1) * (wide ? 8 : 4);
+    if (k == K_BIN32 || k == K_BIN64) return total + (last - first);
+    add(&total, range_bytes(schema->children[0], a->children[0], first, last - first, depth + 1));
+    return total;
+  }
+  case K_VIEW: { /* 16-byte views; values longer than 12 bytes live in the data buffers */
+    if (a->n_buffers < 2 || a->buffers[1] == NULL) return -1;
+    total += 16 * len;
+    for (int64_t i = 0; i < len; i++) {
+      int32_t n;
+      memcpy(&n, (const uint8_t *)a->buffers[1] + (s + i) * 16, 4);
+      if (n > 12) total += n;
+    }
+    return total;
+  }
+  case K_FSL:
+    if (a->n_children != 1) return -1;
+    add(&total,
+        range_bytes(schema->children[0], a->children[0], s * width, len * width, depth + 1));
+    return total;
+  case K_STRUCT:
+  case K_SPARSE:
+    if (k == K_SPARSE) total = len; /* type ids, no validity */
+    for (int64_t i = 0; i < a->n_children; i++)
+      add(&total, range_bytes(schema->children[i], a->children[i], s, len, depth + 1));
+    return total;
+  case K_DENSE: { /* type ids and offsets, and each child's slots between its lowest and highest */
+    int8_t map[128];
+    struct ctx c = {NULL, NULL, NULL};
+    if (a->n_buffers < 2 || a->buffers[0] == NULL || a->buffers[1] == NULL || a->n_children > 128 ||
+        union_ids(&c, schema->format, a->n_children, map) != 0)
+      return -1;
+    int64_t lo[128], hi[128];
+    for (int64_t i = 0; i < a->n_children; i++)
+      lo[i] = INT64_MAX, hi[i] = -1;
+    for (int64_t i = 0; i < len; i++) {
+      int8_t id = ((const int8_t *)a->buffers[0])[s + i];
+      int32_t off;
+      memcpy(&off, (const uint8_t *)a->buffers[1] + (s + i) * 4, 4);
+      if (id < 0 || map[id] < 0) return -1;
+      if (off < lo[map[id]]) lo[map[id]] = off;
+      if (off > hi[map[id]]) hi[map[id]] = off;
+    }
+    total = 5 * len;
+    for (int64_t i = 0; i < a->n_children; i++) {
+      if (hi[i] >= lo[i])
+        add(&total, range_bytes(schema->children[i], a->children[i], lo[i], hi[i] - lo[i] + 1,
+                                depth + 1));
+    }
+    return total;
+  }
+  default:
+    return -1;
+  }
+}
+
+int64_t wg_arrow_range_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a,
+                             int64_t start, int64_t len) {
+  return range_bytes(schema, a, start, len, 0);
+}

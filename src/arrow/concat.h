@@ -23,4 +23,13 @@
 int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays, int64_t n,
                     struct ArrowArray *out, struct wg_error *err);
 
+/* The bytes rows [start, start + len) of `a` (relative to a->offset) take in buffers: what
+ * wg_arrow_concat would copy for them, and about what an IPC body of them carries (validity
+ * bitmaps where there are nulls, offsets, values, the children's ranges, whole dictionaries;
+ * padding not counted). O(nesting depth) for most layouts; views and dense unions read every
+ * row. Returns -1 when it cannot tell (unsupported layout, inconsistent input). Reads `a` only;
+ * meant for arrays from trusted producers (DuckDB, our decoder). Thread-safe. */
+int64_t wg_arrow_range_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a,
+                             int64_t start, int64_t len);
+
 #endif

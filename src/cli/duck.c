@@ -130,24 +130,21 @@ int wg_cli_view_error(struct wg_cli_view *v, int rc, struct wg_error *err) {
 static int run_streaming(duckdb_connection conn, const char *sql, duckdb_prepared_statement *prep,
                          duckdb_result *result, struct wg_error *err) {
   if (duckdb_prepare(conn, sql, prep) != DuckDBSuccess) {
-    const char *m = duckdb_prepare_error(*prep);
-    return wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(m), m), "%s",
-                        m ? m : "prepare failed");
+    return wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_prepare_error(*prep),
+                               "prepare failed");
   }
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(*prep, &pending) != DuckDBSuccess) {
-    const char *m = duckdb_pending_error(pending);
-    int rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(m), m), "%s",
-                          m ? m : "query failed");
+    int rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
+                                 "query failed");
     duckdb_destroy_pending(&pending);
     return rc;
   }
   duckdb_state st = duckdb_execute_pending(pending, result);
   duckdb_destroy_pending(&pending);
   if (st != DuckDBSuccess) {
-    const char *m = duckdb_result_error(result);
-    return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(result), m), "%s",
-                        m ? m : "query failed");
+    return wg_engine_error_set(err, duckdb_result_error_type(result), duckdb_result_error(result),
+                               "query failed");
   }
   return 0;
 }
@@ -218,8 +215,8 @@ int wg_cli_rows_read(duckdb_connection conn, struct ArrowArrayStream *stream, en
     if (chunk == NULL) {
       const char *m = duckdb_result_error(&result);
       if (m != NULL) {
-        int code = wg_engine_error_code(duckdb_result_error_type(&result), m);
-        rc = wg_cli_view_error(v, wg_error_set(err, code, "%s", m), err);
+        rc = wg_cli_view_error(
+            v, wg_engine_error_set(err, duckdb_result_error_type(&result), m, NULL), err);
       }
       break;
     }

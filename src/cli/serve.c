@@ -33,6 +33,9 @@ static void usage(FILE *f) {
           "                            4096; the soft limit is raised to the hard one at start)\n"
           "  --batch-rows N            target rows per record batch sent by DoGet (default: "
           "65536)\n"
+          "  --batch-bytes N           and bytes at most per batch: wide rows make shorter\n"
+          "                            batches, a row bigger than N goes alone; 1024 to\n"
+          "                            134217728 (default: 67108864, 64 MiB)\n"
           "  --grace SECONDS           time in-flight calls get on shutdown (default: 10)\n"
           "  --idle-timeout SECONDS    cancel a call whose client neither sends nor reads for\n"
           "                            this long; 0 = never (default: 60)\n"
@@ -124,6 +127,14 @@ int wg_cli_serve(int argc, char **argv) {
         return WG_EXIT_USAGE;
       }
       o.max_sql_bytes = n;
+    } else if (strcmp(a, "--batch-bytes") == 0) {
+      /* at most half of gRPC's 256 MiB message limit: the size is an estimate before encoding */
+      if (wg_cli_parse_int(v, &n) != 0 || n < 1024 || n > WG_RPC_DEFAULT_MAX_MESSAGE_BYTES / 2) {
+        fprintf(stderr, "wigeon serve: --batch-bytes wants 1024 to %lld, not '%s'\n",
+                (long long)(WG_RPC_DEFAULT_MAX_MESSAGE_BYTES / 2), v);
+        return WG_EXIT_USAGE;
+      }
+      o.batch_bytes = n;
     } else if (strcmp(a, "--checkpoint-threshold") == 0) {
       o.checkpoint_threshold = v;
     } else if (strcmp(a, "--disk-reserve") == 0) {

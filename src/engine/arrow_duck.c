@@ -76,7 +76,12 @@ int wg_engine_error_code(duckdb_error_type type, const char *message) {
   case DUCKDB_ERROR_INTERRUPT:
     return ECANCELED;
   case DUCKDB_ERROR_TRANSACTION:
-    return EAGAIN;
+    /* "cannot rollback - no transaction is active", "cannot commit - ...", "cannot start a
+     * transaction within a transaction": the client's sequence is wrong, a retry fails the same */
+    if (contains(message, "no transaction is active") ||
+        contains(message, "transaction within a transaction"))
+      return EPERM;
+    return EAGAIN; /* conflicts: "Conflict on update!", "write-write conflict", ... */
   case DUCKDB_ERROR_PERMISSION:
     return EPERM;
   default:
@@ -119,15 +124,49 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message) {
   return DUCKDB_ERROR_INVALID;
 }
 
+/* The length of `m` without a repeated trailing "\n\nLINE n: ...^" context: DuckDB 1.4 adds the
+ * query location twice to parser errors that come through prepare (duckdb/duckdb#19070), so the
+ * message ends with the same block two (or more) times; only the first is kept. */
+static size_t without_repeated_context(const char *m, size_t len) {
+  const char *first = strstr(m, "\n\nLINE ");
+  if (first != NULL && (size_t)(first - m) >= len) first = NULL;
+  if (first == NULL) return len;
+  for (;;) {
+    size_t start = (size_t)(first - m);
+    const char *second = strstr(first + 1, "\n\nLINE ");
+    if (second == NULL || (size_t)(second - m) >= len) return len;
+    size_t block = (size_t)(second - first);
+    /* the rest of the message from `first` is k >= 2 copies of one block? */
+    size_t rest = len - start;
+    bool copies = rest % block == 0;
+    for (size_t off = block; copies && off < rest; off += block)
+      copies = memcmp(first, first + off, block) == 0;
+    if (copies) return start + block;
+    first = second;
+  }
+}
+
+int wg_engine_error_set(struct wg_error *err, duckdb_error_type type, const char *message,
+                        const char *fallback) {
+  if (message == NULL)
+    return wg_error_set(err, wg_engine_error_code(type, NULL), "%s",
+                        fallback ? fallback : "DuckDB error (no message)");
+  if (type == DUCKDB_ERROR_INVALID) type = wg_engine_error_type_of_message(message);
+  /* some DuckDB builds append a stack trace: not for clients */
+  const char *trace = strstr(message, "\n\nStack Trace:");
+  if (trace == NULL) trace = strstr(message, "\nStack Trace:");
+  size_t len = trace != NULL ? (size_t)(trace - message) : strlen(message);
+  return wg_error_set(err, wg_engine_error_code(type, message), "%.*s",
+                      (int)without_repeated_context(message, len), message);
+}
+
 /* Sets err from a duckdb_error_data and destroys it; returns the mapped code (0 if no error). */
 static int take_error_data(duckdb_error_data *ed, struct wg_error *err, const char *what) {
   if (*ed == NULL) return 0;
   int rc = 0;
-  if (duckdb_error_data_has_error(*ed)) {
-    const char *msg = duckdb_error_data_message(*ed);
-    rc = wg_error_set(err, wg_engine_error_code(duckdb_error_data_error_type(*ed), msg), "%s",
-                      msg ? msg : what);
-  }
+  if (duckdb_error_data_has_error(*ed))
+    rc = wg_engine_error_set(err, duckdb_error_data_error_type(*ed),
+                             duckdb_error_data_message(*ed), what);
   duckdb_destroy_error_data(ed);
   return rc;
 }
@@ -135,9 +174,8 @@ static int take_error_data(duckdb_error_data *ed, struct wg_error *err, const ch
 static int result_error(duckdb_result *result, struct wg_error *err, const char *what) {
   if (result->internal_data == NULL) /* failed without filling in its result: see engine.c */
     return wg_error_set(err, EIO, "DuckDB %s failed without a result (no error message)", what);
-  const char *msg = duckdb_result_error(result);
-  return wg_error_set(err, wg_engine_error_code(duckdb_result_error_type(result), msg), "%s",
-                      msg ? msg : what);
+  return wg_engine_error_set(err, duckdb_result_error_type(result), duckdb_result_error(result),
+                             what);
 }
 
 int wg_engine_exec(duckdb_connection conn, const char *sql, struct wg_error *err) {
@@ -277,9 +315,8 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
   int rc = 0;
 
   if (duckdb_prepare(conn, sql, &q->prepared) != DuckDBSuccess) {
-    const char *msg = duckdb_prepare_error(q->prepared);
-    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
-                      msg ? msg : "prepare failed");
+    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_prepare_error(q->prepared),
+                             "prepare failed");
     goto fail;
   }
   if (type != NULL) *type = duckdb_prepared_statement_type(q->prepared);
@@ -289,9 +326,8 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
   }
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
-    const char *msg = duckdb_pending_error(pending);
-    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
-                      msg ? msg : "pending query failed");
+    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
+                             "pending query failed");
     duckdb_destroy_pending(&pending);
     goto fail;
   }

@@ -18,10 +18,21 @@
 /* The one mapping of DuckDB errors to wigeon status codes (the list in engine/engine.h): looks at
  * the error type and, where the type alone is ambiguous, at DuckDB's message (`message` may be
  * NULL): constraint -> EEXIST for primary key / unique, else EPERM; catalog -> ENOENT, or EEXIST
- * for "already exists"; parser, binder, conversion, invalid input -> EINVAL; transaction -> EAGAIN;
- * out of memory, and any error whose message names std::bad_alloc (the parser's) -> ENOMEM; interrupt -> ECANCELED; permission errors and anything "disabled by
- * configuration" or refused because "the configuration has been locked" -> EPERM; else EIO. */
+ * for "already exists"; parser, binder, conversion, invalid input -> EINVAL; transaction -> EAGAIN
+ * (a conflict: retry), except a transaction statement out of place (COMMIT or ROLLBACK with no
+ * transaction active, BEGIN inside one) -> EPERM; out of memory, and any error whose message
+ * names std::bad_alloc (the parser's) -> ENOMEM; interrupt -> ECANCELED; permission errors and
+ * anything "disabled by configuration" or refused because "the configuration has been locked"
+ * -> EPERM; else EIO. */
 int wg_engine_error_code(duckdb_error_type type, const char *message);
+
+/* Sets err from a DuckDB error and returns its code: the one place DuckDB's messages enter
+ * wigeon. type DUCKDB_ERROR_INVALID: taken from the message's prefix (for the calls that give a
+ * message only). The message is DuckDB's own, except that a "LINE n:" context DuckDB 1.4 appends
+ * twice (duckdb/duckdb#19070: parser errors through prepare) appears once. message NULL:
+ * `fallback` is the message and the code comes from the type alone. */
+int wg_engine_error_set(struct wg_error *err, duckdb_error_type type, const char *message,
+                        const char *fallback);
 
 /* The error type named by the prefix of a DuckDB message ("Parser Error: ..."), for the calls
  * that give a message only (duckdb_prepare_error); DUCKDB_ERROR_INVALID when unknown. */

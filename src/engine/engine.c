@@ -13,39 +13,25 @@
 /* ---------------------------------------------------------------------------------------------
  * Errors and small helpers */
 
-/* DuckDB's message as the error, without the stack trace some builds append to it. */
-static int set_duckdb_error(struct wg_error *err, int code, const char *msg, const char *none) {
-  if (msg == NULL) return wg_error_set(err, code, "%s", none);
-  const char *trace = strstr(msg, "\n\nStack Trace:");
-  if (trace == NULL) trace = strstr(msg, "\nStack Trace:");
-  int n = trace != NULL ? (int)(trace - msg) : (int)strlen(msg);
-  return wg_error_set(err, code, "%.*s", n, msg);
-}
-
 int wg__engine_result_error(duckdb_result *r, struct wg_error *err) {
   /* DuckDB can fail a call without filling in its result (seen for duckdb_query once its log
    * storage is broken): callers zero r first, and a result with no internal data is not read. */
   if (r->internal_data == NULL)
     return wg_error_set(err, EIO, "DuckDB failed without a result (no error message)");
-  const char *msg = duckdb_result_error(r);
-  return set_duckdb_error(err, wg_engine_error_code(duckdb_result_error_type(r), msg), msg,
-                          "DuckDB error (no message)");
+  return wg_engine_error_set(err, duckdb_result_error_type(r), duckdb_result_error(r), NULL);
 }
 
 int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err) {
-  const char *msg = p ? duckdb_prepare_error(p) : NULL;
-  return set_duckdb_error(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg),
-                          msg, "DuckDB prepare failed (no message)");
+  return wg_engine_error_set(err, DUCKDB_ERROR_INVALID, p ? duckdb_prepare_error(p) : NULL,
+                             "DuckDB prepare failed (no message)");
 }
 
 int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
   if (*ed == NULL) return 0;
   int rc = 0;
-  if (duckdb_error_data_has_error(*ed)) {
-    const char *msg = duckdb_error_data_message(*ed);
-    rc = set_duckdb_error(err, wg_engine_error_code(duckdb_error_data_error_type(*ed), msg), msg,
-                          "DuckDB error (no message)");
-  }
+  if (duckdb_error_data_has_error(*ed))
+    rc = wg_engine_error_set(err, duckdb_error_data_error_type(*ed),
+                             duckdb_error_data_message(*ed), NULL);
   duckdb_destroy_error_data(ed);
   return rc;
 }
@@ -285,9 +271,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   if (rc != 0) goto fail;
   char *open_err = NULL;
   if (duckdb_open_ext(path, &e->db, cfg, &open_err) != DuckDBSuccess) {
-    rc =
-        wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(open_err), open_err),
-                     "%s", open_err ? open_err : "duckdb_open_ext failed");
+    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, open_err, "duckdb_open_ext failed");
     if (rc == EINVAL || rc == ENOENT) rc = EIO; /* a file we cannot open is an I/O matter */
     duckdb_free(open_err);
     e->db = NULL;
@@ -512,9 +496,8 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
   idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
   int rc = 0;
   if (n == 0) {
-    const char *msg = duckdb_extract_statements_error(stmts);
-    rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
-                      msg ? msg : "no statement to execute");
+    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_extract_statements_error(stmts),
+                             "no statement to execute");
   }
   /* Several statements are all or nothing. Either the text manages its transaction (it starts
    * with BEGIN, and COMMIT or ROLLBACK may end it: stopping at the first error leaves the
@@ -561,9 +544,8 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
         (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0) {
       /* refused before it ran */
     } else if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
-      const char *msg = duckdb_pending_error(pending);
-      rc = wg_error_set(err, wg_engine_error_code(wg_engine_error_type_of_message(msg), msg), "%s",
-                        msg ? msg : "execute failed");
+      rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
+                               "execute failed");
     } else if (atomic_load(&c->interrupted)) { /* see wg_engine_query_arrow_stream_flag */
       rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
     } else {

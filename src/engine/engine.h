@@ -9,7 +9,8 @@
  *   ENOENT     missing catalog entry (table, schema, column, function)
  *   EEXIST     duplicate key / unique or primary key constraint, object already exists
  *   EPERM      other constraint violations (NOT NULL, CHECK, foreign key); refused by the
- *              security settings (external access, configuration lock)
+ *              security settings (external access, configuration lock); a transaction
+ *              statement out of place (ROLLBACK or COMMIT with no transaction active)
  *   EAGAIN     transaction conflict (retry may succeed)
  *   ENOMEM     out of memory
  *   ENOSPC     the disk is full ("No space left on device", or refused by wg_engine_check_room)
@@ -72,14 +73,24 @@ duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c);
 void wg_engine_interrupt(struct wg_engine_conn *c);
 
 /* Runs one query and streams its result as Arrow record batches of about target_rows rows
- * (DuckDB's 2048-row chunks gathered; 0 = 65536): every batch has exactly target_rows rows except
- * the last. Memory stays bounded by one gathered batch plus DuckDB's own buffers whatever the
- * result size. `out` is owned by the caller; it borrows the connection, which must stay acquired
- * until the stream is released; meanwhile every other call on the connection fails with EINVAL
- * (DuckDB would silently cut the stream short). Errors during execution come from get_next with
+ * (DuckDB's 2048-row chunks gathered; 0 = 65536) and WG_ENGINE_DEFAULT_BATCH_BYTES bytes at most
+ * (see the _bounded form): every batch has exactly target_rows rows except the last and those the
+ * byte bound cut short. Memory stays bounded by one gathered batch plus DuckDB's own buffers
+ * whatever the result size. `out` is owned by the caller; it borrows the connection, which must
+ * stay acquired until the stream is released; meanwhile every other call on the connection fails
+ * with EINVAL (DuckDB would silently cut the stream short). Errors during execution come from get_next with
  * get_last_error (the code in wg_engine_stream_status). */
 int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                          struct ArrowArrayStream *out, struct wg_error *err);
+/* The same with a byte bound: a batch also ends before the row that would take its buffers
+ * (wg_arrow_range_bytes) past target_bytes, so that batches fit a message size limit whatever the
+ * width of the rows; a single row bigger than target_bytes is a batch of its own (the caller
+ * decides whether it can send it). target_bytes 0 = WG_ENGINE_DEFAULT_BATCH_BYTES, < 0 = rows
+ * only. */
+#define WG_ENGINE_DEFAULT_BATCH_BYTES ((int64_t)64 << 20)
+int wg_engine_query_open_bounded(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                                 int64_t target_bytes, struct ArrowArrayStream *out,
+                                 struct wg_error *err);
 /* The status code of a stream's last failure (as above), 0 if none. */
 int wg_engine_stream_status(struct ArrowArrayStream *stream);
 
@@ -158,11 +169,13 @@ int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, 
 struct wg_engine_table {
   char *schema_name;
   char *table_name;
-  int64_t rows; /* exact count */
+  int64_t rows;              /* exact count */
+  struct ArrowSchema schema; /* the same as wg_engine_table_schema's */
 };
 /* Every base table of every schema (temp and system schemas excluded), optionally only those
- * whose name contains `filter` (NULL or "" = all). *out is an array the caller frees with
- * wg_engine_tables_free. */
+ * whose name contains `filter` (NULL or "" = all), with exact row counts and Arrow schemas, all
+ * from one snapshot, in a handful of statements whatever the number of tables (catalog.c).
+ * *out is an array the caller frees with wg_engine_tables_free. */
 int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
                           struct wg_engine_table **out, int64_t *n, struct wg_error *err);
 void wg_engine_tables_free(struct wg_engine_table *t, int64_t n);

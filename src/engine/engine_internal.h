@@ -120,6 +120,12 @@ int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *
  * with the connection's Arrow options. */
 int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
                                struct wg_error *err);
+/* The Arrow schema (a struct) of result columns [first, first + n) of a prepared statement,
+ * converted with the connection's Arrow options; names[i] (NULL: the statement's own) names
+ * column first + i. The caller owns *out on success; it is released on error. */
+int wg__engine_prepared_columns_schema(struct wg_engine_conn *c, duckdb_prepared_statement p,
+                                       idx_t first, idx_t n, char *const *names,
+                                       struct ArrowSchema *out, struct wg_error *err);
 /* The SQL name of a DuckDB type ("DECIMAL(18,3)", "STRUCT(\"a\" INTEGER[])"); malloc'ed. */
 char *wg__engine_type_name(duckdb_logical_type t);
 

@@ -200,6 +200,48 @@ static int type_name_into(duckdb_logical_type t, struct wg_buf *b, int depth) {
   }
 }
 
+/* Whether a type is, or holds, DuckDB's NULL type (what the Arrow null type 'n' converts to):
+ * it has no SQL name a table column can take ("NULL" does not parse in CREATE TABLE). */
+static bool has_null_type(duckdb_logical_type t, int depth) {
+  duckdb_type id = duckdb_get_type_id(t);
+  if (id == DUCKDB_TYPE_SQLNULL) return true;
+  if (depth > 64) return false;
+  duckdb_logical_type ch[2] = {NULL, NULL};
+  bool found = false;
+  switch (id) {
+  case DUCKDB_TYPE_LIST:
+    ch[0] = duckdb_list_type_child_type(t);
+    break;
+  case DUCKDB_TYPE_ARRAY:
+    ch[0] = duckdb_array_type_child_type(t);
+    break;
+  case DUCKDB_TYPE_MAP:
+    ch[0] = duckdb_map_type_key_type(t);
+    ch[1] = duckdb_map_type_value_type(t);
+    break;
+  case DUCKDB_TYPE_STRUCT:
+  case DUCKDB_TYPE_UNION: {
+    bool is_struct = id == DUCKDB_TYPE_STRUCT;
+    idx_t n = is_struct ? duckdb_struct_type_child_count(t) : duckdb_union_type_member_count(t);
+    for (idx_t i = 0; i < n && !found; i++) {
+      duckdb_logical_type c =
+          is_struct ? duckdb_struct_type_child_type(t, i) : duckdb_union_type_member_type(t, i);
+      found = has_null_type(c, depth + 1);
+      duckdb_destroy_logical_type(&c);
+    }
+    return found;
+  }
+  default:
+    return false;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (ch[i] == NULL) continue;
+    found = found || has_null_type(ch[i], depth + 1);
+    duckdb_destroy_logical_type(&ch[i]);
+  }
+  return found;
+}
+
 /* The SQL name of a DuckDB type ("DECIMAL(18,3)", "STRUCT(\"a\" INTEGER[])"); malloc'ed, NULL on
  * ENOMEM. */
 char *wg__engine_type_name(duckdb_logical_type t) {
@@ -415,6 +457,15 @@ static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSche
     }
     strcpy(cols->names[i], name);
     cols->types[i] = duckdb_vector_get_column_type(duckdb_data_chunk_get_vector(chunk, i));
+    if (has_null_type(cols->types[i], 0)) { /* refused alike for a new table and an old one */
+      const char *f = schema->children[i]->format ? schema->children[i]->format : "";
+      bool nested = strcmp(f, "n") != 0;
+      rc = wg_error_set(err, EINVAL,
+                        "column \"%s\": the Arrow null type%s%s%s has no DuckDB column type; "
+                        "send a typed column (e.g. int32 or utf8 with every value null)",
+                        name, nested ? " (inside Arrow type \"" : "", nested ? f : "",
+                        nested ? "\")" : "");
+    }
   }
   duckdb_destroy_data_chunk(&chunk);
   return rc;

@@ -1,8 +1,10 @@
-/* wigeon: streaming queries gathered into batches of target_rows rows, and result schemas
- * without execution (see engine.h).
+/* wigeon: streaming queries gathered into batches of target_rows rows and at most about
+ * target_bytes bytes, and result schemas without execution (see engine.h).
  * The chunk source is wg_engine_query_arrow_stream (one DuckDB chunk of up to 2048 rows per
- * array). Batches are exactly target_rows rows except the last: chunks are cut where a batch
- * ends (a zero-copy slice; the rest carries over) and the pieces are copied once by
+ * array). A batch ends at target_rows rows, or where the next rows would take it past
+ * target_bytes (sizes from wg_arrow_range_bytes, found by bisection within a chunk), or at the end
+ * of the result; a single row bigger than target_bytes makes a batch alone. Chunks are cut where a
+ * batch ends (a zero-copy slice; the rest carries over) and the pieces are copied once by
  * wg_arrow_concat. A chunk that alone makes a whole batch is passed through without copying.
  * Memory: the pieces of one batch (DuckDB's arrays), the batch being built, one carried chunk. */
 #include "arrow/array.h"
@@ -19,6 +21,7 @@ struct gather {
   struct ArrowArrayStream chunks;
   struct ArrowSchema schema; /* deep copy, lent out as copies by get_schema */
   int64_t target;
+  int64_t target_bytes;          /* <= 0: rows only */
   struct wg__slice_owner *carry; /* a chunk partly used by the previous batch */
   int64_t carry_pos;
   struct ArrowArray *pieces;
@@ -38,15 +41,34 @@ static int gather_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out
   return wg_schema_deep_copy(&g->schema, out, &g->error);
 }
 
+/* How many of the `want` rows of `a` from `pos` on fit in `budget` bytes (0 if not even one);
+ * all of them when their size is unknown. */
+static int64_t rows_within(const struct gather *g, const struct ArrowArray *a, int64_t pos,
+                           int64_t want, int64_t budget) {
+  int64_t all = wg_arrow_range_bytes(&g->schema, a, pos, want);
+  if (all < 0 || all <= budget) return want;
+  int64_t lo = 0, hi = want; /* rows lo fit, rows hi do not */
+  while (hi - lo > 1) {
+    int64_t mid = lo + (hi - lo) / 2;
+    int64_t b = wg_arrow_range_bytes(&g->schema, a, pos, mid);
+    if (b >= 0 && b <= budget)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 static int gather_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
   struct gather *g = s->private_data;
   memset(out, 0, sizeof(*out));
   if (g->status != 0) return g->status;
   if (g->conn != NULL && atomic_load(&g->conn->interrupted))
     return g->status = wg_error_set(&g->error, ECANCELED, "INTERRUPT Error: query interrupted");
-  int64_t rows = 0, n = 0;
+  int64_t rows = 0, n = 0, bytes = 0;
+  bool full = false; /* the byte bound ended the batch */
   int rc = 0;
-  while (rows < g->target) {
+  while (rows < g->target && !full) {
     if (n == g->cap_pieces) {
       int64_t cap = g->cap_pieces ? g->cap_pieces * 2 : 8;
       struct ArrowArray *p = realloc(g->pieces, (size_t)cap * sizeof(*p));
@@ -58,9 +80,18 @@ static int gather_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
       g->cap_pieces = cap;
     }
     if (g->carry != NULL) {
-      int64_t len = wg__slice_owner_batch(g->carry)->length;
+      const struct ArrowArray *chunk = wg__slice_owner_batch(g->carry);
+      int64_t len = chunk->length;
       int64_t take = len - g->carry_pos;
       if (take > g->target - rows) take = g->target - rows;
+      if (g->target_bytes > 0) {
+        int64_t fit = rows_within(g, chunk, g->carry_pos, take, g->target_bytes - bytes);
+        if (fit < take) full = true;
+        if (fit == 0 && rows > 0) continue; /* the batch so far goes; this row starts the next */
+        take = fit > 0 ? fit : 1;           /* a row bigger than the bound goes alone */
+        int64_t b = wg_arrow_range_bytes(&g->schema, chunk, g->carry_pos, take);
+        bytes += b > 0 ? b : 0;
+      }
       if (wg__slice(g->carry, &g->schema, g->carry_pos, take, &g->pieces[n]) != 0) {
         rc = wg_error_set(&g->error, ENOMEM, "out of memory slicing a chunk");
         break;
@@ -90,7 +121,8 @@ static int gather_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
       a.release(&a);
       continue;
     }
-    if (rows == 0 && a.length == g->target && a.offset == 0) {
+    if (rows == 0 && a.length == g->target && a.offset == 0 &&
+        (g->target_bytes <= 0 || rows_within(g, &a, 0, a.length, g->target_bytes) == a.length)) {
       wg_array_move(&a, out); /* a whole batch by itself: no copy */
       return 0;
     }
@@ -145,6 +177,12 @@ static int refuse_query(void *ctx, duckdb_statement_type type, struct wg_error *
 
 int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                          struct ArrowArrayStream *out, struct wg_error *err) {
+  return wg_engine_query_open_bounded(c, sql, target_rows, 0, out, err);
+}
+
+int wg_engine_query_open_bounded(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                                 int64_t target_bytes, struct ArrowArrayStream *out,
+                                 struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
   if (target_rows < 0)
@@ -154,6 +192,7 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
   struct gather *g = calloc(1, sizeof(*g));
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
+  g->target_bytes = target_bytes == 0 ? WG_ENGINE_DEFAULT_BATCH_BYTES : target_bytes;
   duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_INVALID;
   int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, refuse_query,
                                              c, &g->chunks, err);
@@ -184,24 +223,30 @@ int wg_engine_stream_status(struct ArrowArrayStream *stream) {
 /* ---------------------------------------------------------------------------------------------
  * Schemas without execution */
 
-/* Builds the Arrow schema of a prepared statement's result with the connection's Arrow options
- * (the same conversion a result uses). */
-static int prepared_schema(struct wg_engine_conn *c, duckdb_prepared_statement p,
-                           struct ArrowSchema *out, struct wg_error *err) {
-  idx_t n = duckdb_prepared_statement_column_count(p);
+int wg__engine_prepared_columns_schema(struct wg_engine_conn *c, duckdb_prepared_statement p,
+                                       idx_t first, idx_t n, char *const *names,
+                                       struct ArrowSchema *out, struct wg_error *err) {
+  memset(out, 0, sizeof(out[0]));
+  if (first + n > duckdb_prepared_statement_column_count(p))
+    return wg_error_set(err, EINVAL, "columns %llu..%llu of a statement with %llu",
+                        (unsigned long long)first, (unsigned long long)(first + n),
+                        (unsigned long long)duckdb_prepared_statement_column_count(p));
   duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
-  const char **names = calloc(n ? n : 1, sizeof(*names));
+  const char **own_names = calloc(n ? n : 1, sizeof(*own_names)); /* duckdb_free'd */
+  const char **use = calloc(n ? n : 1, sizeof(*use));
   duckdb_arrow_options options = NULL;
   int rc = 0;
-  if (types == NULL || names == NULL) {
+  if (types == NULL || own_names == NULL || use == NULL) {
     rc = wg_error_set(err, ENOMEM, "out of memory for %llu columns", (unsigned long long)n);
     goto done;
   }
   for (idx_t i = 0; i < n; i++) {
-    types[i] = duckdb_prepared_statement_column_logical_type(p, i);
-    names[i] = duckdb_prepared_statement_column_name(p, i);
-    if (types[i] == NULL || names[i] == NULL) {
-      rc = wg_error_set(err, EIO, "column %llu has no type or name", (unsigned long long)i);
+    types[i] = duckdb_prepared_statement_column_logical_type(p, first + i);
+    if (names == NULL) own_names[i] = duckdb_prepared_statement_column_name(p, first + i);
+    use[i] = names != NULL ? names[i] : own_names[i];
+    if (types[i] == NULL || use[i] == NULL) {
+      rc = wg_error_set(err, EIO, "column %llu has no type or name",
+                        (unsigned long long)(first + i));
       goto done;
     }
   }
@@ -210,7 +255,7 @@ static int prepared_schema(struct wg_engine_conn *c, duckdb_prepared_statement p
     rc = wg_error_set(err, EIO, "connection has no arrow options");
     goto done;
   }
-  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, names, n, out);
+  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, use, n, out);
   rc = wg__engine_take_error_data(&ed, err);
   if (rc == 0 && out->release == NULL)
     rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema: no schema");
@@ -218,11 +263,12 @@ done:
   for (idx_t i = 0; types != NULL && i < n; i++) {
     if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
   }
-  for (idx_t i = 0; names != NULL && i < n; i++)
-    duckdb_free((void *)names[i]);
+  for (idx_t i = 0; own_names != NULL && i < n; i++)
+    duckdb_free((void *)own_names[i]);
   if (options != NULL) duckdb_destroy_arrow_options(&options);
   free(types);
-  free(names);
+  free(own_names);
+  free(use);
   return rc;
 }
 
@@ -237,7 +283,8 @@ int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct
            (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0)
     ; /* refused like the query itself would be */
   else
-    rc = prepared_schema(c, p, out, err);
+    rc = wg__engine_prepared_columns_schema(
+        c, p, 0, duckdb_prepared_statement_column_count(p), NULL, out, err);
   duckdb_destroy_prepare(&p);
   return rc;
 }

@@ -37,7 +37,7 @@ struct wg_rpc_server_options {
   const char *listen;        /* "host:port"; port 0 picks a free port */
   int threads;               /* worker threads always running (default 8) */
   int queue_limit;           /* calls waiting for a worker before RESOURCE_EXHAUSTED (64) */
-  int64_t max_message_bytes; /* largest message received (default 256 MiB) */
+  int64_t max_message_bytes; /* largest message received or sent (default 256 MiB) */
   int64_t idle_timeout_ms;   /* a call whose client neither sends nor reads for this long is
                                 cancelled with DEADLINE_EXCEEDED (default 60 s; < 0: never) */
   int max_connections;       /* TCP connections open at once; more are refused with an HTTP/2
@@ -137,7 +137,8 @@ void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c);
 
 /* The one mapping between wigeon status codes and gRPC status codes (see engine/engine.h for the
  * codes): EINVAL/EPROTO INVALID_ARGUMENT, ENOENT NOT_FOUND, EEXIST ALREADY_EXISTS, EPERM
- * FAILED_PRECONDITION (PERMISSION_DENIED for EACCES), EAGAIN ABORTED, ENOMEM, EBUSY and ENOSPC
+ * FAILED_PRECONDITION (PERMISSION_DENIED for EACCES), EAGAIN ABORTED, ENOMEM, EBUSY, ENOSPC and
+ * EMSGSIZE
  * RESOURCE_EXHAUSTED, ECANCELED CANCELLED, ETIMEDOUT DEADLINE_EXCEEDED, ENOTSUP UNIMPLEMENTED,
  * ECONNREFUSED/EPIPE/ENOTRECOVERABLE UNAVAILABLE, anything else INTERNAL; and back. */
 grpc_status_code wg_rpc_status_from_errno(int code);

@@ -26,6 +26,7 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
   case ENOMEM:
   case EBUSY:
   case ENOSPC:
+  case EMSGSIZE: /* a message over the size limit */
     return GRPC_STATUS_RESOURCE_EXHAUSTED;
   case ECANCELED:
     return GRPC_STATUS_CANCELLED;

@@ -2,7 +2,9 @@
  * GetFlightInfo hands out). The query streams: DuckDB's chunks are gathered into record batches of
  * about batch_rows rows by the engine, each batch is encoded as IPC pieces and sent as FlightData
  * whose body slices point at the batch's own buffers; the batch is released when gRPC has sent
- * them. Messages go one behind: a message is started (not waited for) once the next one is
+ * them. Batches end at batch_rows rows or batch_bytes bytes, whichever comes first, so wide rows
+ * never make a message over gRPC's limit (one row alone over it is a RESOURCE_EXHAUSTED that says
+ * so). Messages go one behind: a message is started (not waited for) once the next one is
  * encoded, and the last one goes out in one batch with the status. At most one message is in
  * flight and one held, so memory stays bounded for any result size. A client that cancels, or
  * whose deadline passes, interrupts the query. A client that stops reading leaves a send waiting
@@ -37,17 +39,37 @@ static void release_array(void *ctx) {
 /* Sends the messages of an encoded batch, one behind: each message is held until the next one is
  * ready and then started without waiting (wg_rpc_call_send_start), so the handler encodes while
  * gRPC sends, and the last message of the stream can go out with the status (*held, for
- * wg_rpc_call_finish_with). `keepalive` keeps the batch alive through the slices. */
+ * wg_rpc_call_finish_with). `keepalive` keeps the batch alive through the slices. A message over
+ * the gRPC limit (only a batch of one huge row can be: batches are bounded by bytes) is EMSGSIZE
+ * (RESOURCE_EXHAUSTED) naming the row (first_row, rows: the batch's place; -1 for the schema),
+ * rather than gRPC's bare "Sent message larger than max". */
 static int send_encoded(struct get *g, struct wg_ipc_encoded *m, int64_t n,
-                        struct wg_shared *keepalive, struct wg_error *err) {
+                        struct wg_shared *keepalive, int64_t first_row, int64_t rows,
+                        struct wg_error *err) {
   struct wg_server *s = g->s;
   grpc_byte_buffer **held = &g->held;
   struct wg_bytes none = {NULL, 0};
   for (int64_t i = 0; i < n; i++) {
     grpc_byte_buffer *bb;
     WG_RETURN_NOT_OK(wg_flight_data_encode(none, &m[i], none, keepalive, &bb, err));
-    atomic_fetch_add_explicit(&s->stats.bytes_out, (int64_t)grpc_byte_buffer_length(bb),
-                              memory_order_relaxed);
+    int64_t size = (int64_t)grpc_byte_buffer_length(bb);
+    if (size > s->options.max_message_bytes) {
+      grpc_byte_buffer_destroy(bb);
+      if (rows == 1)
+        return wg_error_set(err, EMSGSIZE,
+                            "DoGet: row %lld of the result alone is %lld bytes, more than the "
+                            "largest message gRPC may send (%lld bytes); select less of it "
+                            "(e.g. substr) or split it across rows",
+                            (long long)first_row, (long long)size,
+                            (long long)s->options.max_message_bytes);
+      return wg_error_set(err, EMSGSIZE,
+                          "DoGet: a message of %lld bytes (rows %lld..%lld) is more than the "
+                          "largest message gRPC may send (%lld bytes)",
+                          (long long)size, (long long)first_row,
+                          (long long)(first_row + rows - 1),
+                          (long long)s->options.max_message_bytes);
+    }
+    atomic_fetch_add_explicit(&s->stats.bytes_out, size, memory_order_relaxed);
     grpc_byte_buffer *prev = *held;
     *held = bb;
     if (prev == NULL) continue;
@@ -87,7 +109,8 @@ static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct 
   for (int64_t i = 0; i < max; i++)
     wg_ipc_encoded_init(&msgs[i]);
   rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
-  if (rc == 0) rc = send_encoded(g, msgs, 1, NULL, err);
+  if (rc == 0) rc = send_encoded(g, msgs, 1, NULL, -1, 0, err);
+  int64_t sent_rows = 0;
   while (rc == 0) {
     struct ArrowArray *batch = malloc(sizeof(*batch));
     if (batch == NULL) {
@@ -114,8 +137,9 @@ static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct 
       if (rc == 0) rc = wg_error_set(err, ENOMEM, "out of memory");
       break;
     }
-    rc = send_encoded(g, msgs, n, keep, err);
+    rc = send_encoded(g, msgs, n, keep, sent_rows, rows, err);
     wg_shared_unref(keep); /* the slices hold the batch from here on */
+    sent_rows += rows;
     if (rc == 0) atomic_fetch_add_explicit(&s->stats.rows_out, rows, memory_order_relaxed);
   }
   for (int64_t i = 0; i < max; i++)
@@ -142,7 +166,8 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
     struct ArrowArrayStream stream;
-    rc = wg_engine_query_open(conn, sql, s->options.batch_rows, &stream, &err);
+    rc = wg_engine_query_open_bounded(conn, sql, s->options.batch_rows, s->options.batch_bytes,
+                                      &stream, &err);
     if (rc == 0) {
       struct get g = {.s = s, .call = call, .conn = conn};
       rc = stream_result(&g, &stream, &err);

@@ -175,6 +175,11 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.threads <= 0) s->options.threads = 8;
   if (s->options.queue_limit <= 0) s->options.queue_limit = 64;
   if (s->options.batch_rows <= 0) s->options.batch_rows = 65536;
+  if (s->options.max_message_bytes <= 0)
+    s->options.max_message_bytes = WG_RPC_DEFAULT_MAX_MESSAGE_BYTES;
+  if (s->options.batch_bytes <= 0) s->options.batch_bytes = WG_ENGINE_DEFAULT_BATCH_BYTES;
+  if (s->options.batch_bytes > s->options.max_message_bytes / 2)
+    s->options.batch_bytes = s->options.max_message_bytes / 2; /* room for the estimate's slack */
   if (s->options.grace_ms < 0) s->options.grace_ms = 0;
   if (s->options.committers <= 0) s->options.committers = 1;
   if (s->options.acquire_timeout_ms == 0) s->options.acquire_timeout_ms = 30000;
@@ -214,6 +219,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .max_connections = s->options.max_connections,
       .max_workers = s->options.max_workers,
       .idle_timeout_ms = s->options.idle_timeout_ms,
+      .max_message_bytes = s->options.max_message_bytes,
       .handler = dispatch,
       .ctx = s,
   };

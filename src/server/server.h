@@ -20,6 +20,9 @@ struct wg_server_options {
   int max_workers;            /* worker threads at most (0: threads + max_connections) */
   int64_t acquire_timeout_ms; /* a call waits this long for a DuckDB connection (30000; <0 ever) */
   int64_t batch_rows;         /* target rows per DoGet record batch (65536) */
+  int64_t batch_bytes;        /* and bytes at most: wider rows make shorter batches (64 MiB; at
+                                 most max_message_bytes / 2); a row bigger goes alone */
+  int64_t max_message_bytes;  /* largest gRPC message either way (0 = 256 MiB) */
   int grace_ms;               /* time in-flight calls get on shutdown (10000) */
   int64_t idle_timeout_ms;    /* cancel a call whose client is idle this long (60000; <0 never) */
   bool allow_external_access; /* let SQL reach files, extensions, configuration */
