@@ -61,7 +61,19 @@ int wg_fx_process_start(struct wg_fx_process *p, const char *const *args) {
   return wg_fx_process_start_nofile(p, args, 0);
 }
 
+static int process_start(struct wg_fx_process *p, const char *const *args, int nofile,
+                         int64_t as_bytes);
+
 int wg_fx_process_start_nofile(struct wg_fx_process *p, const char *const *args, int nofile) {
+  return process_start(p, args, nofile, 0);
+}
+
+int wg_fx_process_start_as(struct wg_fx_process *p, const char *const *args, int64_t as_bytes) {
+  return process_start(p, args, 0, as_bytes);
+}
+
+static int process_start(struct wg_fx_process *p, const char *const *args, int nofile,
+                         int64_t as_bytes) {
   const char *build = getenv("WG_BUILD_DIR");
   char bin[1024];
   snprintf(bin, sizeof(bin), "%s/wigeon", build ? build : "build");
@@ -75,6 +87,10 @@ int wg_fx_process_start_nofile(struct wg_fx_process *p, const char *const *args,
     if (nofile > 0) {
       struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
       if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
+    }
+    if (as_bytes > 0) {
+      struct rlimit rl = {(rlim_t)as_bytes, (rlim_t)as_bytes};
+      if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(126);
     }
     dup2(fds[1], 1);
     close(fds[0]);

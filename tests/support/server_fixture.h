@@ -35,6 +35,9 @@ int wg_fx_process_start(struct wg_fx_process *p, const char *const *args);
 /* The same, with the child's open-file limit (soft and hard RLIMIT_NOFILE) set to nofile
  * (0: as ours). */
 int wg_fx_process_start_nofile(struct wg_fx_process *p, const char *const *args, int nofile);
+/* The same, with the child's address space (RLIMIT_AS) capped at as_bytes: its allocations beyond
+ * fail as on a machine out of memory. Not under ASan, which reserves terabytes of address space. */
+int wg_fx_process_start_as(struct wg_fx_process *p, const char *const *args, int64_t as_bytes);
 /* Sends sig and waits; returns the exit status (as from waitpid) or -1. */
 int wg_fx_process_stop(struct wg_fx_process *p, int sig);
 /* Peak resident memory (VmHWM) and current (VmRSS) of a process, in KiB. */
