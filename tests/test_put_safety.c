@@ -459,6 +459,15 @@ static void retried_put_with_key_appends_nothing(void) {
               &err);
     ASSERT_TRUE(!(ack_is_duplicate(ack)));
     ASSERT_EQ(count_rows(c, "t"), 412);
+    /* a client that drops the keys' table loses the keys, not the ability to put with keys */
+    ASSERT_OK(exec_sql(c, "DROP SCHEMA wigeon_internal CASCADE", &err), &err);
+    const char *k4 = "{\"idempotency_key\": \"batch-0004\"}";
+    for (int i = 0; i < 2; i++) {
+      ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k4, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
+                &err);
+      ASSERT_EQ(ack_is_duplicate(ack), i == 1);
+    }
+    ASSERT_EQ(count_rows(c, "t"), 422);
     /* the keys are not a table clients list */
     struct wg_client_table *tables = NULL;
     int64_t nt = 0;

@@ -47,8 +47,22 @@ int wg__engine_put_key_record(struct wg_engine_conn *c, const char *key, int64_t
   return rc;
 }
 
+static int key_find(struct wg_engine_conn *c, const char *key, int64_t *rows, bool *found,
+                    struct wg_error *err);
+
 int wg_engine_put_key_find(struct wg_engine_conn *c, const char *key, int64_t *rows, bool *found,
                            struct wg_error *err) {
+  int rc = key_find(c, key, rows, found, err);
+  if (rc == ENOENT) { /* dropped by SQL: made again, empty (its keys went with it) */
+    WG_RETURN_NOT_OK(wg__engine_put_keys_init(c, err));
+    wg__engine_tables_may_change(c->engine);
+    rc = key_find(c, key, rows, found, err);
+  }
+  return rc;
+}
+
+static int key_find(struct wg_engine_conn *c, const char *key, int64_t *rows, bool *found,
+                    struct wg_error *err) {
   *found = false;
   *rows = 0;
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
