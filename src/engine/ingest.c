@@ -554,9 +554,63 @@ static int match_columns(struct wg_engine_ingest *ing, const char *table, const 
   return rc;
 }
 
+/* A put of more columns than this, not the table's all in order, appends through an INSERT
+ * (a query appender) rather than an appender with a column list, which costs O(columns^2). */
+#define LIST_COLUMNS_MAX 64
+
+/* *out = a query appender on `conn` that runs INSERT INTO table (the ingest's columns) SELECT *
+ * FROM the appended chunks, which carry the incoming types (the INSERT casts them to the table's,
+ * the widenings type_accepts allowed). Linear in the column count. */
+static int open_insert_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,
+                                duckdb_appender *out, struct wg_error *err) {
+  *out = NULL;
+  struct ArrowArray empty;
+  WG_RETURN_NOT_OK(wg_arrow_concat(&ing->schema, NULL, 0, &empty, err));
+  duckdb_data_chunk chunk = NULL;
+  duckdb_error_data ed = duckdb_data_chunk_from_arrow(conn, &empty, ing->converted, &chunk);
+  int rc = wg__engine_take_error_data(&ed, err);
+  wg_array_release(&empty);
+  if (rc != 0) return wg_error_prefix(err, rc, "converting the ingest schema");
+  idx_t n = duckdb_data_chunk_get_column_count(chunk);
+  duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
+  char *qualified = wg__engine_qualified(ing->schema_name, ing->table);
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  if (types == NULL || qualified == NULL || n != (idx_t)ing->n_columns) rc = ENOMEM;
+  if (rc == 0) rc = put(&sql, "INSERT INTO ");
+  if (rc == 0) rc = put(&sql, qualified);
+  if (rc == 0) rc = put(&sql, " (");
+  for (idx_t i = 0; i < n && rc == 0; i++) {
+    types[i] = duckdb_vector_get_column_type(duckdb_data_chunk_get_vector(chunk, i));
+    if (i > 0) rc = put(&sql, ", ");
+    if (rc == 0) rc = put_quoted(&sql, ing->cols[i], '"');
+  }
+  if (rc == 0) rc = put(&sql, ") SELECT * FROM appended_data");
+  if (rc == 0) rc = wg_buf_append(&sql, "", 1);
+  if (rc != 0) {
+    rc = wg_error_set(err, ENOMEM, "out of memory for an appender");
+  } else if (duckdb_appender_create_query(conn, (const char *)sql.data, n, types, NULL, NULL,
+                                          out) != DuckDBSuccess) {
+    ed = duckdb_appender_error_data(*out);
+    rc = wg__engine_take_error_data(&ed, err);
+    if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
+    duckdb_appender_destroy(out);
+    *out = NULL;
+  }
+  for (idx_t i = 0; types != NULL && i < n; i++)
+    if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
+  free(types);
+  free(qualified);
+  wg_buf_reset(&sql);
+  duckdb_destroy_data_chunk(&chunk);
+  return rc;
+}
+
 /* *out = an appender on `conn` for the ingest's table and incoming columns (NULL on error). */
 static int open_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,
                          duckdb_appender *out, struct wg_error *err) {
+  if (!ing->whole_table && ing->n_columns > LIST_COLUMNS_MAX)
+    return open_insert_appender(ing, conn, out, err);
   int rc = 0;
   duckdb_appender app = NULL;
   if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &app) != DuckDBSuccess) {
