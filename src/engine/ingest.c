@@ -338,9 +338,12 @@ static int columns_alloc(struct columns *cols, idx_t n) {
   return 0;
 }
 
-/* The table's columns, or ENOENT when it does not exist. Read from an executed LIMIT 0 result, not
- * a prepared statement: duckdb_prepared_statement_column_logical_type copies every column's type
- * on each call, quadratic in the column count. */
+/* Beyond this many columns a table's columns are read from the executed statement's result:
+ * duckdb_prepared_statement_column_logical_type copies every column's type on each call, which is
+ * quadratic (10,000 columns: 1e8 type copies); below it, the prepared statement is not executed. */
+#define PREPARED_COLUMNS_MAX 64
+
+/* The table's columns, or ENOENT when it does not exist. */
 static int table_columns(struct wg_engine_conn *c, const char *qualified, struct columns *cols,
                          struct wg_error *err) {
   struct wg_buf sql;
@@ -352,25 +355,35 @@ static int table_columns(struct wg_engine_conn *c, const char *qualified, struct
     wg_buf_reset(&sql);
     return wg_error_set(err, ENOMEM, "out of memory");
   }
+  duckdb_prepared_statement p = NULL;
   duckdb_result r;
   memset(&r, 0, sizeof(r));
-  if (duckdb_query(c->conn, (const char *)sql.data, &r) != DuckDBSuccess) {
-    rc = wg__engine_result_error(&r, err);
-  } else {
-    idx_t n = duckdb_column_count(&r);
-    if (columns_alloc(cols, n) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
-    for (idx_t i = 0; i < n && rc == 0; i++) {
-      const char *name = duckdb_column_name(&r, i);
-      size_t len = strlen(name ? name : "");
-      if ((cols->names[i] = duckdb_malloc(len + 1)) == NULL) {
-        rc = wg_error_set(err, ENOMEM, "out of memory");
-        break;
-      }
-      memcpy(cols->names[i], name ? name : "", len + 1);
-      cols->types[i] = duckdb_column_logical_type(&r, i);
-    }
+  bool executed = false;
+  idx_t n = 0;
+  if (duckdb_prepare(c->conn, (const char *)sql.data, &p) != DuckDBSuccess) {
+    rc = wg__engine_prepare_error(p, err);
+  } else if ((n = duckdb_prepared_statement_column_count(p)) > PREPARED_COLUMNS_MAX) {
+    executed = true;
+    if (duckdb_execute_prepared(p, &r) != DuckDBSuccess) rc = wg__engine_result_error(&r, err);
   }
-  duckdb_destroy_result(&r);
+  if (rc == 0 && columns_alloc(cols, n) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+  for (idx_t i = 0; i < n && rc == 0; i++) {
+    if (!executed) {
+      cols->names[i] = (char *)duckdb_prepared_statement_column_name(p, i);
+      cols->types[i] = duckdb_prepared_statement_column_logical_type(p, i);
+      continue;
+    }
+    const char *name = duckdb_column_name(&r, i);
+    size_t len = strlen(name ? name : "");
+    if ((cols->names[i] = duckdb_malloc(len + 1)) == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+      break;
+    }
+    memcpy(cols->names[i], name ? name : "", len + 1);
+    cols->types[i] = duckdb_column_logical_type(&r, i);
+  }
+  if (executed) duckdb_destroy_result(&r);
+  duckdb_destroy_prepare(&p);
   wg_buf_reset(&sql);
   return rc;
 }
