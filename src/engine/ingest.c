@@ -5,6 +5,7 @@
  *                 |                |  \--error--> FAILED --abort--> (freed)
  *                 +----abort-------+-----------------------> (freed)
  *   begin:  BEGIN; CREATE TABLE when missing; compare columns; appender on the incoming columns
+ *           (no column list when they are the table's in order; wide other orders: an INSERT)
  *   append: 2048-row zero-copy slices -> duckdb_data_chunk_from_arrow -> duckdb_append_data_chunk
  *   commit: flush and destroy the appender, COMMIT
  *   abort:  destroy the appender, ROLLBACK
