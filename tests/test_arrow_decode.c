@@ -200,6 +200,49 @@ static void nesting_deeper_than_limit_is_rejected(void) {
   wg_schema_release(&s);
 }
 
+/* limits.max_fields counts every field, nested ones included, and refuses before decoding them:
+ * a struct of 3 members and a list of int are 1 + 3 + 1 + 1 = 6 fields. */
+static int decode_with_max_fields(const struct wg_ipc_encoded *m, int64_t max_fields,
+                                  struct wg_error *err) {
+  struct wg_ipc_limits limits = {.max_fields = max_fields};
+  struct wg_ipc_decoder *dec;
+  WG_RETURN_NOT_OK(wg_ipc_decoder_create(&dec, &limits, err));
+  enum wg_ipc_message_type type;
+  struct ArrowArray unused;
+  struct wg_bytes md = {m->metadata.data, m->metadata.size};
+  int rc = wg_ipc_decoder_decode(dec, md, NULL, &type, &unused, err);
+  wg_ipc_decoder_destroy(dec);
+  return rc;
+}
+
+static void schema_with_more_fields_than_limit_is_rejected(void) {
+  struct wg_error err;
+  struct ArrowSchema s;
+  wg_schema_node_init(&s, "+s", 2, NULL);
+  wg_schema_node_init(s.children[0], "+s", 3, NULL);
+  wg_schema_set_name(s.children[0], "st");
+  for (int i = 0; i < 3; i++) {
+    wg_schema_node_init(s.children[0]->children[i], "i", 0, NULL);
+    wg_schema_set_name(s.children[0]->children[i], i == 0 ? "a" : i == 1 ? "b" : "c");
+  }
+  wg_schema_node_init(s.children[1], "+l", 1, NULL);
+  wg_schema_set_name(s.children[1], "l");
+  wg_schema_node_init(s.children[1]->children[0], "i", 0, NULL);
+  wg_schema_set_name(s.children[1]->children[0], "item");
+  struct wg_ipc_encoder *enc;
+  ASSERT_OK(wg_ipc_encoder_create(&enc, &s, NULL, &err), &err);
+  struct wg_ipc_encoded m;
+  wg_ipc_encoded_init(&m);
+  ASSERT_OK(wg_ipc_encoder_schema(enc, &m, &err), &err);
+  ASSERT_OK(decode_with_max_fields(&m, 6, &err), &err);
+  ASSERT_EQ(decode_with_max_fields(&m, 5, &err), E2BIG);
+  ASSERT_TRUE(strstr(err.message, "more than 5 fields") != NULL);
+  ASSERT_EQ(decode_with_max_fields(&m, 1, &err), E2BIG); /* the top level alone: 2 columns */
+  wg_ipc_encoded_reset(&m);
+  wg_ipc_encoder_destroy(enc);
+  wg_schema_release(&s);
+}
+
 /* ---- lying contents ---- */
 
 static void decreasing_string_offsets_are_rejected(void) {
@@ -440,6 +483,7 @@ int main(void) {
   RUN_TEST(decompression_beyond_limit_is_rejected);
   RUN_TEST(decompression_ratio_is_bounded);
   RUN_TEST(nesting_deeper_than_limit_is_rejected);
+  RUN_TEST(schema_with_more_fields_than_limit_is_rejected);
   RUN_TEST(decreasing_string_offsets_are_rejected);
   RUN_TEST(string_offset_past_data_is_rejected);
   RUN_TEST(undeclared_union_type_id_is_rejected);

@@ -42,6 +42,8 @@ struct wg_ipc_limits {
   int64_t max_decompressed_size;   /* per message, bytes (default 1 GiB) */
   int64_t max_decompression_ratio; /* decompressed bytes per body byte (default 4096) */
   int64_t max_rows;                /* length of any array node (default 2^31 - 1) */
+  int64_t max_fields; /* fields of a schema, nested ones included (default: only the size bound);
+                         more is E2BIG, found before the fields are decoded */
 };
 
 /* ---------------------------------------------------------------------------------------------

@@ -43,12 +43,13 @@ struct wg_ipc_decoder {
 };
 
 void wg__ipc_limits_resolve(const struct wg_ipc_limits *in, struct wg_ipc_limits *out) {
-  struct wg_ipc_limits d = {64, (int64_t)1 << 30, 4096, INT32_MAX};
+  struct wg_ipc_limits d = {64, (int64_t)1 << 30, 4096, INT32_MAX, INT64_MAX};
   if (in != NULL) {
     if (in->max_depth > 0) d.max_depth = in->max_depth > 256 ? 256 : in->max_depth;
     if (in->max_rows > 0) d.max_rows = in->max_rows;
     if (in->max_decompressed_size > 0) d.max_decompressed_size = in->max_decompressed_size;
     if (in->max_decompression_ratio > 0) d.max_decompression_ratio = in->max_decompression_ratio;
+    if (in->max_fields > 0) d.max_fields = in->max_fields;
   }
   *out = d;
 }

@@ -45,7 +45,18 @@ struct schema_ctx {
   struct wg_buf *dict_ids; /* int64 ids of dictionary-encoded fields, children before parents */
   int64_t bytes_left;      /* bound on string bytes copied (names, metadata, time zones) */
   struct wg_error *err;
+  int64_t max_fields; /* limits->max_fields */
+  int64_t n_fields;   /* fields decoded or announced so far */
 };
+
+/* Counts n more fields against limits->max_fields, before they are decoded. */
+static int count_fields(struct schema_ctx *ctx, int64_t n) {
+  if (n > ctx->max_fields - ctx->n_fields)
+    return wg_error_set(ctx->err, E2BIG, "schema has more than %lld fields",
+                        (long long)ctx->max_fields);
+  ctx->n_fields += n;
+  return 0;
+}
 
 /* Charges n copied bytes; shared tables in hostile input could otherwise copy one string many
  * times. */
@@ -320,6 +331,7 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
   WG_RETURN_NOT_OK(wg_fb_table_field(f, 4, &has_dict, &dict_tbl, err));
   WG_RETURN_NOT_OK(wg_fb_vector_field(f, 5, 4, &present, &children, err));
   if (!present) children.length = 0;
+  WG_RETURN_NOT_OK(count_fields(ctx, children.length));
 
   struct wg_buf fmt;
   wg_buf_init(&fmt);
@@ -402,7 +414,8 @@ int wg__ipc_decode_schema(const struct wg_fb_table *schema, const struct wg_ipc_
   WG_RETURN_NOT_OK(wg_fb_vector_field(schema, 1, 4, &present, &fields, err));
   if (!present) fields.length = 0;
   struct schema_ctx ctx = {schema->size / 4 + 16, limits->max_depth, dict_ids,
-                           2 * schema->size + 4096, err};
+                           2 * schema->size + 4096, err, limits->max_fields, 0};
+  WG_RETURN_NOT_OK(count_fields(&ctx, fields.length));
   WG_RETURN_NOT_OK(wg_schema_node_init(out, "+s", fields.length, err));
   out->flags = 0;
   int rc = wg_schema_set_name(out, "") != 0 ? wg_error_set(err, ENOMEM, "out of memory") : 0;

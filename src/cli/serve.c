@@ -58,6 +58,9 @@ static void usage(FILE *f) {
           "                            of small ones (docs/performance.md)\n"
           "  --max-sql-bytes N         longest SQL text a call may send; longer is refused with\n"
           "                            RESOURCE_EXHAUSTED before it is parsed (default: 1048576)\n"
+          "  --max-columns N           columns a put's schema may have, each nested field\n"
+          "                            counting as one; more is refused with RESOURCE_EXHAUSTED\n"
+          "                            before any work (default: 10000)\n"
           "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
           "                            databases, load extensions, change settings, enable\n"
           "                            logging and see the server's paths (default: refused;\n"
@@ -148,7 +151,8 @@ int wg_cli_serve(int argc, char **argv) {
                strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
                strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||
                strcmp(a, "--committers") == 0 || strcmp(a, "--duckdb-threads") == 0 ||
-               strcmp(a, "--idempotency-window") == 0 || strcmp(a, "--max-connections") == 0) {
+               strcmp(a, "--idempotency-window") == 0 || strcmp(a, "--max-connections") == 0 ||
+               strcmp(a, "--max-columns") == 0) {
       bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
                      strcmp(a, "--group-commit-mb") == 0 || strcmp(a, "--idempotency-window") == 0;
       if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
@@ -173,6 +177,8 @@ int wg_cli_serve(int argc, char **argv) {
         o.idempotency_window_s = n == 0 ? -1 : n * 3600;
       else if (strcmp(a, "--max-connections") == 0)
         o.max_connections = (int)n;
+      else if (strcmp(a, "--max-columns") == 0)
+        o.max_columns = n;
       else
         o.group_commit_bytes = n == 0 ? -1 : n << 20;
     } else {

@@ -5,6 +5,7 @@
  *                 |                |  \--error--> FAILED --abort--> (freed)
  *                 +----abort-------+-----------------------> (freed)
  *   begin:  BEGIN; CREATE TABLE when missing; compare columns; appender on the incoming columns
+ *           (no column list when they are the table's in order; wide other orders: an INSERT)
  *   append: 2048-row zero-copy slices -> duckdb_data_chunk_from_arrow -> duckdb_append_data_chunk
  *   commit: flush and destroy the appender, COMMIT
  *   abort:  destroy the appender, ROLLBACK
@@ -35,6 +36,7 @@ struct wg_engine_ingest {
   struct wg_engine *engine;
   char *schema_name, *table;
   char **cols; /* the table's column for each incoming column, in incoming order */
+  bool whole_table; /* cols are all the table's columns in its order: no appender column list */
   char *idem_key; /* recorded in the commit's transaction, NULL for none */
   /* Deferred (group commit): batches are kept here until wg_engine_ingest_commit_group or
    * wg_engine_ingest_stream appends them; no transaction is open meanwhile. */
@@ -347,6 +349,14 @@ static bool type_accepts(duckdb_logical_type table, duckdb_logical_type in, cons
 /* ---------------------------------------------------------------------------------------------
  * Begin, append, commit, abort */
 
+/* ECANCELED once the connection was interrupted (its call was cancelled): checked between the
+ * expensive steps of a wide put, which DuckDB's own interrupt reaches only inside a statement. */
+static int check_interrupted(const struct wg_engine_conn *c, struct wg_error *err) {
+  if (c != NULL && atomic_load(&((struct wg_engine_conn *)c)->interrupted))
+    return wg_error_set(err, ECANCELED, "put interrupted: its call was cancelled");
+  return 0;
+}
+
 struct columns {
   idx_t n;
   char **names;               /* duckdb_free'd */
@@ -371,6 +381,11 @@ static int columns_alloc(struct columns *cols, idx_t n) {
   return 0;
 }
 
+/* Beyond this many columns a table's columns are read from the executed statement's result:
+ * duckdb_prepared_statement_column_logical_type copies every column's type on each call, which is
+ * quadratic (10,000 columns: 1e8 type copies); below it, the prepared statement is not executed. */
+#define PREPARED_COLUMNS_MAX 64
+
 /* The table's columns, or ENOENT when it does not exist. */
 static int table_columns(struct wg_engine_conn *c, const char *qualified, struct columns *cols,
                          struct wg_error *err) {
@@ -384,16 +399,33 @@ static int table_columns(struct wg_engine_conn *c, const char *qualified, struct
     return wg_error_set(err, ENOMEM, "out of memory");
   }
   duckdb_prepared_statement p = NULL;
+  duckdb_result r;
+  memset(&r, 0, sizeof(r));
+  bool executed = false;
+  idx_t n = 0;
   if (duckdb_prepare(c->conn, (const char *)sql.data, &p) != DuckDBSuccess) {
     rc = wg__engine_prepare_error(p, err);
-  } else {
-    idx_t n = duckdb_prepared_statement_column_count(p);
-    if (columns_alloc(cols, n) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
-    for (idx_t i = 0; i < n && rc == 0; i++) {
+  } else if ((n = duckdb_prepared_statement_column_count(p)) > PREPARED_COLUMNS_MAX) {
+    executed = true;
+    if (duckdb_execute_prepared(p, &r) != DuckDBSuccess) rc = wg__engine_result_error(&r, err);
+  }
+  if (rc == 0 && columns_alloc(cols, n) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+  for (idx_t i = 0; i < n && rc == 0; i++) {
+    if (!executed) {
       cols->names[i] = (char *)duckdb_prepared_statement_column_name(p, i);
       cols->types[i] = duckdb_prepared_statement_column_logical_type(p, i);
+      continue;
     }
+    const char *name = duckdb_column_name(&r, i);
+    size_t len = strlen(name ? name : "");
+    if ((cols->names[i] = duckdb_malloc(len + 1)) == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+      break;
+    }
+    memcpy(cols->names[i], name ? name : "", len + 1);
+    cols->types[i] = duckdb_column_logical_type(&r, i);
   }
+  if (executed) duckdb_destroy_result(&r);
   duckdb_destroy_prepare(&p);
   wg_buf_reset(&sql);
   return rc;
@@ -493,22 +525,84 @@ static int create_table(struct wg_engine_conn *c, const char *qualified, const s
   return rc;
 }
 
-/* Checks every incoming column against the table and records the table column it goes to. */
+/* ASCII case-folded FNV-1a: DuckDB's identifiers compare case-insensitively (as strcasecmp). */
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
+    h = (h ^ ch) * 1099511628211ull;
+  }
+  return h;
+}
+
+/* An open-addressing index of the table's column names: a wide put's lookups stay linear. */
+struct name_index {
+  uint64_t mask;
+  int64_t *slots; /* column index + 1, 0 for empty */
+};
+
+static int name_index_build(struct name_index *ix, const struct columns *tc) {
+  uint64_t cap = 16;
+  while (cap < (uint64_t)tc->n * 2)
+    cap <<= 1;
+  ix->mask = cap - 1;
+  ix->slots = calloc(cap, sizeof(int64_t));
+  if (ix->slots == NULL) return ENOMEM;
+  for (idx_t k = 0; k < tc->n; k++) {
+    uint64_t h = name_hash(tc->names[k]) & ix->mask;
+    while (ix->slots[h] != 0)
+      h = (h + 1) & ix->mask;
+    ix->slots[h] = (int64_t)k + 1;
+  }
+  return 0;
+}
+
+/* The table column named `name` (case-insensitively), or tc->n when there is none. */
+static idx_t name_index_find(const struct name_index *ix, const struct columns *tc,
+                             const char *name) {
+  for (uint64_t h = name_hash(name) & ix->mask; ix->slots[h] != 0; h = (h + 1) & ix->mask) {
+    idx_t k = (idx_t)(ix->slots[h] - 1);
+    if (strcasecmp(tc->names[k], name) == 0) return k;
+  }
+  return tc->n;
+}
+
+/* Checks every incoming column against the table and records the table column it goes to, and
+ * whether the stream carries exactly the table's columns in the table's order (then the appender
+ * needs no column list: duckdb_appender_add_column rebuilds its chunk each time, quadratic in the
+ * column count). Linear: the usual case (same position) costs one comparison, others a hash
+ * lookup; a column appearing twice is a table column taken twice (table names are unique). */
 static int match_columns(struct wg_engine_ingest *ing, const char *table, const struct columns *tc,
                          const struct columns *in, struct wg_error *err) {
-  for (idx_t i = 0; i < in->n; i++) {
-    for (idx_t j = 0; j < i; j++) {
-      if (strcasecmp(in->names[i], in->names[j]) == 0)
-        return wg_error_set(err, EINVAL, "column \"%s\" appears twice in the stream", in->names[i]);
+  struct name_index ix = {0, NULL};
+  uint8_t *taken = calloc(tc->n ? tc->n : 1, 1);
+  if (taken == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  bool in_order = in->n == tc->n;
+  int rc = 0;
+  for (idx_t i = 0; i < in->n && rc == 0; i++) {
+    idx_t k = tc->n;
+    if (i < tc->n && strcasecmp(tc->names[i], in->names[i]) == 0) {
+      k = i;
+    } else {
+      in_order = false;
+      if (ix.slots == NULL && name_index_build(&ix, tc) != 0) {
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+        break;
+      }
+      k = name_index_find(&ix, tc, in->names[i]);
     }
-    idx_t k = 0;
-    while (k < tc->n && strcasecmp(tc->names[k], in->names[i]) != 0)
-      k++;
-    if (k == tc->n)
-      return wg_error_set(err, EINVAL, "column \"%s\": table \"%s\" has no such column",
-                          in->names[i], table);
+    if (k == tc->n) {
+      rc = wg_error_set(err, EINVAL, "column \"%s\": table \"%s\" has no such column",
+                        in->names[i], table);
+      break;
+    }
+    if (taken[k]) {
+      rc = wg_error_set(err, EINVAL, "column \"%s\" appears twice in the stream", in->names[i]);
+      break;
+    }
+    taken[k] = 1;
     char *tn = wg__engine_type_name(tc->types[k]), *sn = wg__engine_type_name(in->types[i]);
-    int rc = 0;
     if (tn == NULL || sn == NULL)
       rc = wg_error_set(err, ENOMEM, "out of memory");
     else if (!type_accepts(tc->types[k], in->types[i], tn, sn))
@@ -516,16 +610,72 @@ static int match_columns(struct wg_engine_ingest *ing, const char *table, const 
                         sn);
     free(tn);
     free(sn);
-    if (rc != 0) return rc;
-    if ((ing->cols[i] = strdup(tc->names[k])) == NULL)
-      return wg_error_set(err, ENOMEM, "out of memory");
+    if (rc == 0 && (ing->cols[i] = strdup(tc->names[k])) == NULL)
+      rc = wg_error_set(err, ENOMEM, "out of memory");
   }
-  return 0;
+  free(ix.slots);
+  free(taken);
+  ing->whole_table = rc == 0 && in_order;
+  return rc;
+}
+
+/* A put of more columns than this, not the table's all in order, appends through an INSERT
+ * (a query appender) rather than an appender with a column list, which costs O(columns^2). */
+#define LIST_COLUMNS_MAX 64
+
+/* *out = a query appender on `conn` that runs INSERT INTO table (the ingest's columns) SELECT *
+ * FROM the appended chunks, which carry the incoming types (the INSERT casts them to the table's,
+ * the widenings type_accepts allowed). Linear in the column count. */
+static int open_insert_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,
+                                duckdb_appender *out, struct wg_error *err) {
+  *out = NULL;
+  struct ArrowArray empty;
+  WG_RETURN_NOT_OK(wg_arrow_concat(&ing->schema, NULL, 0, &empty, err));
+  duckdb_data_chunk chunk = NULL;
+  duckdb_error_data ed = duckdb_data_chunk_from_arrow(conn, &empty, ing->converted, &chunk);
+  int rc = wg__engine_take_error_data(&ed, err);
+  wg_array_release(&empty);
+  if (rc != 0) return wg_error_prefix(err, rc, "converting the ingest schema");
+  idx_t n = duckdb_data_chunk_get_column_count(chunk);
+  duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
+  char *qualified = wg__engine_qualified(ing->schema_name, ing->table);
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  if (types == NULL || qualified == NULL || n != (idx_t)ing->n_columns) rc = ENOMEM;
+  if (rc == 0) rc = put(&sql, "INSERT INTO ");
+  if (rc == 0) rc = put(&sql, qualified);
+  if (rc == 0) rc = put(&sql, " (");
+  for (idx_t i = 0; i < n && rc == 0; i++) {
+    types[i] = duckdb_vector_get_column_type(duckdb_data_chunk_get_vector(chunk, i));
+    if (i > 0) rc = put(&sql, ", ");
+    if (rc == 0) rc = put_quoted(&sql, ing->cols[i], '"');
+  }
+  if (rc == 0) rc = put(&sql, ") SELECT * FROM appended_data");
+  if (rc == 0) rc = wg_buf_append(&sql, "", 1);
+  if (rc != 0) {
+    rc = wg_error_set(err, ENOMEM, "out of memory for an appender");
+  } else if (duckdb_appender_create_query(conn, (const char *)sql.data, n, types, NULL, NULL,
+                                          out) != DuckDBSuccess) {
+    ed = duckdb_appender_error_data(*out);
+    rc = wg__engine_take_error_data(&ed, err);
+    if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
+    duckdb_appender_destroy(out);
+    *out = NULL;
+  }
+  for (idx_t i = 0; types != NULL && i < n; i++)
+    if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
+  free(types);
+  free(qualified);
+  wg_buf_reset(&sql);
+  duckdb_destroy_data_chunk(&chunk);
+  return rc;
 }
 
 /* *out = an appender on `conn` for the ingest's table and incoming columns (NULL on error). */
 static int open_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,
                          duckdb_appender *out, struct wg_error *err) {
+  if (!ing->whole_table && ing->n_columns > LIST_COLUMNS_MAX)
+    return open_insert_appender(ing, conn, out, err);
   int rc = 0;
   duckdb_appender app = NULL;
   if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &app) != DuckDBSuccess) {
@@ -533,7 +683,11 @@ static int open_appender(const struct wg_engine_ingest *ing, duckdb_connection c
     rc = wg__engine_take_error_data(&ed, err);
     if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
   }
-  for (int64_t i = 0; i < ing->n_columns && rc == 0; i++) {
+  /* All the table's columns in order: the default column list is the incoming one (checked, in
+   * case the table has columns the appender does not take, as generated ones). */
+  bool whole = rc == 0 && ing->whole_table &&
+               duckdb_appender_column_count(app) == (idx_t)ing->n_columns;
+  for (int64_t i = 0; i < ing->n_columns && rc == 0 && !whole; i++) {
     if (duckdb_appender_add_column(app, ing->cols[i]) != DuckDBSuccess) {
       duckdb_error_data ed = duckdb_appender_error_data(app);
       rc = wg__engine_take_error_data(&ed, err);
@@ -570,6 +724,7 @@ struct wg__ingest_plan {
   uint64_t epoch; /* engine->ddl_epoch read before the lookups it came from */
   int64_t n_columns;
   char **cols;
+  bool whole_table;
 };
 
 static void plan_reset(struct wg__ingest_plan *p) {
@@ -608,6 +763,7 @@ static bool plan_find(struct wg_engine *e, const char *key, const struct wg_buf 
     struct wg__ingest_plan *p = &e->plans[i];
     if (!same_plan(p, key, shape) || p->epoch != epoch || p->n_columns != ing->n_columns) continue;
     found = true;
+    ing->whole_table = p->whole_table;
     for (int64_t j = 0; j < p->n_columns && found; j++) {
       if ((ing->cols[j] = strdup(p->cols[j])) == NULL) found = false;
     }
@@ -627,6 +783,7 @@ static void plan_keep(struct wg_engine *e, const char *key, struct wg_buf *shape
   p.shape = malloc((size_t)(shape->size > 0 ? shape->size : 1));
   p.cols = calloc((size_t)(ing->n_columns > 0 ? ing->n_columns : 1), sizeof(char *));
   p.n_columns = ing->n_columns;
+  p.whole_table = ing->whole_table;
   p.shape_size = shape->size;
   p.epoch = epoch;
   bool ok = p.key != NULL && p.shape != NULL && p.cols != NULL;
@@ -745,6 +902,13 @@ static void ingest_free(struct wg_engine_ingest *ing) {
   free(ing);
 }
 
+static int begin_transaction(struct wg_engine_conn *c, bool *in_txn, struct wg_error *err) {
+  WG_RETURN_NOT_OK(wg__engine_exec(c, "BEGIN TRANSACTION", err));
+  *in_txn = true;
+  c->txn_maybe = true;
+  return 0;
+}
+
 /* Works out ing->cols the long way: the incoming DuckDB types, the table (created when
  * missing), the type checks. For a streaming ingest, also opens its transaction (*in_txn). */
 static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
@@ -756,34 +920,46 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
 
   /* A missing table is created in its own short transaction, one creator at a time: two puts that
    * create the same table inside their data transactions would conflict, and one would fail. If
-   * this ingest then fails, the table it created is dropped again (when still empty). */
+   * this ingest then fails, the table it created is dropped again (when still empty). The table's
+   * columns are read once when it exists: inside the ingest's own transaction when it streams,
+   * then no concurrent change can slip in between (a wide table's read costs ~15 us a column). */
   struct wg_error lookup;
+  bool have = false; /* tc is as this ingest's transaction (or, deferred, the catalog now) sees it */
+  if (!ing->deferred) rc = begin_transaction(c, in_txn, err);
+  if (rc == 0) rc = check_interrupted(c, err);
+  if (rc != 0) goto done;
   rc = table_columns(c, qualified, &tc, &lookup);
-  if (rc == ENOENT) {
+  if (rc == 0) {
+    have = true;
+  } else if (rc == ENOENT) {
+    if (*in_txn) { /* the failed lookup ended it; the table is created outside of it */
+      wg__engine_exec(c, "ROLLBACK", NULL);
+      *in_txn = false;
+      c->txn_maybe = false;
+    }
     pthread_mutex_lock(&c->engine->create_mu);
     rc = table_columns(c, qualified, &tc, &lookup);
     if (rc == ENOENT) {
-      rc = create_table(c, qualified, &in, err);
+      rc = check_interrupted(c, err);
+      if (rc == 0) rc = create_table(c, qualified, &in, err);
       wg__engine_tables_may_change(c->engine);
       if (rc == 0 && (ing->created = strdup(qualified)) == NULL)
         rc = wg_error_set(err, ENOMEM, "out of memory");
-    } else if (rc != 0) {
+    } else if (rc == 0) {
+      have = ing->deferred;
+    } else {
       *err = lookup;
     }
     pthread_mutex_unlock(&c->engine->create_mu);
-  } else if (rc != 0) {
+  } else {
     *err = lookup;
   }
-  columns_reset(&tc);
   if (rc == 0 && ing->created == NULL) rc = check_base_table(c, ing->schema_name, ing->table, err);
-  if (rc != 0) goto done;
-  if (!ing->deferred) {
-    rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
-    if (rc != 0) goto done;
-    *in_txn = true;
-    c->txn_maybe = true;
+  if (rc == 0 && !ing->deferred && !*in_txn) rc = begin_transaction(c, in_txn, err);
+  if (rc == 0 && !have) {
+    columns_reset(&tc);
+    rc = table_columns(c, qualified, &tc, err);
   }
-  rc = table_columns(c, qualified, &tc, err);
   if (rc == 0) rc = match_columns(ing, ing->table, &tc, &in, err);
 done:
   columns_reset(&tc);
@@ -901,15 +1077,18 @@ static int appender_error(duckdb_appender app, struct wg_error *err, const char 
   return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
 }
 
-/* Appends one batch (consumed) of `ing` through `app`, converting on `conn`. */
-static int append_batch(struct wg_engine_ingest *ing, duckdb_connection conn, duckdb_appender app,
-                        struct ArrowArray *batch, struct wg_error *err) {
+/* Appends one batch (consumed) of `ing` through `app`, converting on `conn`; stops between slices
+ * once `watch` (may be NULL) is interrupted. */
+static int append_batch(struct wg_engine_ingest *ing, const struct wg_engine_conn *watch,
+                        duckdb_connection conn, duckdb_appender app, struct ArrowArray *batch,
+                        struct wg_error *err) {
   int64_t length = batch->length;
   struct wg__slice_owner *owner = wg__slice_owner_create(batch);
   if (owner == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   int rc = 0;
   for (int64_t start = 0; start < length && rc == 0; start += SLICE_ROWS) {
     int64_t n = length - start < SLICE_ROWS ? length - start : SLICE_ROWS;
+    if ((rc = check_interrupted(watch, err)) != 0) break;
     struct ArrowArray slice;
     if (wg__slice(owner, &ing->schema, start, n, &slice) != 0) {
       rc = wg_error_set(err, ENOMEM, "out of memory slicing a batch");
@@ -959,7 +1138,7 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
     ing->rows += length;
     return 0;
   }
-  int rc = append_batch(ing, ing->c->conn, ing->appender, batch, err);
+  int rc = append_batch(ing, ing->c, ing->c->conn, ing->appender, batch, err);
   if (rc == 0)
     ing->rows += length;
   else
@@ -970,8 +1149,9 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
 /* Appends the kept batches of a deferred ingest through `app` on `conn`, inside the transaction the
  * caller has open. The batches stay (shared views are appended) unless `consume`, so that a failed
  * group can be retried put by put. */
-static int append_pending(struct wg_engine_ingest *ing, duckdb_connection conn, duckdb_appender app,
-                          bool consume, struct wg_error *err) {
+static int append_pending(struct wg_engine_ingest *ing, const struct wg_engine_conn *watch,
+                          duckdb_connection conn, duckdb_appender app, bool consume,
+                          struct wg_error *err) {
   int rc = 0;
   for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
     struct ArrowArray b;
@@ -981,7 +1161,7 @@ static int append_pending(struct wg_engine_ingest *ing, duckdb_connection conn, 
       rc = wg_error_set(err, ENOMEM, "out of memory sharing a batch");
       break;
     }
-    rc = append_batch(ing, conn, app, &b, err);
+    rc = append_batch(ing, watch, conn, app, &b, err);
   }
   return rc;
 }
@@ -996,7 +1176,7 @@ int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err) 
     ing->deferred = false;
     rc = open_appender(ing, c->conn, &ing->appender, err);
   }
-  if (rc == 0) rc = append_pending(ing, c->conn, ing->appender, true, err);
+  if (rc == 0) rc = append_pending(ing, c, c->conn, ing->appender, true, err);
   for (int64_t i = 0; i < ing->n_pending; i++)
     wg_array_release(&ing->pending[i]);
   ing->n_pending = 0;
@@ -1023,7 +1203,7 @@ static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **i
       if (done[j] || (j > i && !same_target(ings[i], ings[j]))) continue;
       done[j] = 1;
       failed_at = j;
-      rc = append_pending(ings[j], c->conn, app, consume, err);
+      rc = append_pending(ings[j], NULL, c->conn, app, consume, err);
     }
     if (rc == 0 && duckdb_appender_flush(app) != DuckDBSuccess)
       rc = appender_error(app, err, "flush");

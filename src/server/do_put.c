@@ -6,10 +6,14 @@
  * Acknowledgement: after the commit, and only then, the server sends one PutResult whose
  * app_metadata is the JSON text {"rows": N, "table": "NAME"}: N rows of this stream committed.
  *
- * Small puts (up to group_commit_bytes received) are kept decoded and validated in this thread,
- * then committed by the group committer together with the other puts waiting (group_commit.c):
- * one transaction and one fsync for the group, still all or nothing per put. A put that grows
- * past that size switches to its own transaction and streams into it.
+ * Small puts (up to group_commit_bytes received, up to WG_GROUP_MAX_COLUMNS columns) are kept
+ * decoded and validated in this thread, then committed by the group committer together with the
+ * other puts waiting (group_commit.c): one transaction and one fsync for the group, still all or
+ * nothing per put. A put that grows past that size switches to its own transaction and streams
+ * into it; a wider one streams from the start: big and wide puts never hold up a group.
+ *
+ * A schema of more than max_columns fields (nested ones included) is refused with
+ * RESOURCE_EXHAUSTED by the IPC decoder, before its fields are decoded.
  *
  *   recv FlightData(descriptor + Schema) -> acquire -> ingest_begin
  *   { recv FlightData(DictionaryBatch | RecordBatch) -> decode -> ingest_append }*
@@ -38,6 +42,7 @@ struct put {
   struct wg__table_ref table;
   bool deferred; /* kept for the group committer, no transaction open yet */
   int64_t bytes; /* received so far */
+  int64_t columns;
   char *key;     /* idempotency key, NULL for none */
   bool batches_seen;
   bool duplicate;    /* the key was committed before: drain the stream, append nothing */
@@ -139,6 +144,11 @@ static int begin(struct put *p, struct wg_error *err) {
   if (rc == 0 && type != WG_IPC_MESSAGE_SCHEMA) {
     if (type == WG_IPC_MESSAGE_RECORD_BATCH) wg_array_release(&unused);
     rc = wg_error_set(err, EINVAL, "the first DoPut message must hold a Schema, not type %d", type);
+  } else if (rc == E2BIG) {
+    rc = wg_error_set(err, EBUSY,
+                      "the put's schema has more than %lld columns (nested fields included), "
+                      "this server's limit (--max-columns)",
+                      (long long)p->s->options.max_columns);
   } else if (rc != 0) {
     rc = wg_error_prefix(err, EINVAL, "bad schema message");
   }
@@ -147,7 +157,10 @@ static int begin(struct put *p, struct wg_error *err) {
   struct ArrowSchema schema;
   WG_RETURN_NOT_OK(wg_ipc_decoder_schema(p->dec, &schema, err));
   rc = wg_engine_acquire(p->s->engine, &p->conn, err);
-  p->deferred = p->s->options.group_commit_bytes > 0;
+  /* from now on a cancel interrupts the connection: a wide put's begin is the expensive part */
+  if (rc == 0) wg_rpc_call_set_cancel_hook(p->call, wg__server_interrupt_hook, p->conn);
+  p->columns = schema.n_children;
+  p->deferred = p->s->options.group_commit_bytes > 0 && p->columns <= WG_GROUP_MAX_COLUMNS;
   if (rc == 0 && p->deferred)
     rc = wg_engine_ingest_begin_deferred(p->conn, p->table.schema_name, p->table.table, &schema,
                                          &p->ing, err);
@@ -246,13 +259,11 @@ static bool committed_by_another(struct put *p) {
 void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
   struct wg_error err = {""};
   struct put p = {.s = s, .call = call};
-  int rc = wg_ipc_decoder_create(&p.dec, NULL, &err);
+  struct wg_ipc_limits limits = {.max_fields = s->options.max_columns};
+  int rc = wg_ipc_decoder_create(&p.dec, &limits, &err);
   if (rc == 0) rc = begin(&p, &err);
-  if (rc == 0) {
-    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, p.conn);
-    rc = append_all(&p, &err);
-    wg_rpc_call_set_cancel_hook(call, NULL, NULL);
-  }
+  if (rc == 0) rc = append_all(&p, &err);
+  wg_rpc_call_set_cancel_hook(call, NULL, NULL); /* set by begin once it had a connection */
   int64_t rows = 0;
   if (rc == 0 && p.duplicate) {
     rows = p.dup_rows;
@@ -264,7 +275,7 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     /* The committer has its own connection: give ours back before waiting for the group. */
     wg_engine_release(s->engine, p.conn);
     p.conn = NULL;
-    rc = wg__committer_commit(&s->committer, p.ing, call, p.bytes, &rows, &err);
+    rc = wg__committer_commit(&s->committer, p.ing, call, p.bytes, p.columns, &rows, &err);
     p.ing = NULL;
   } else if (rc == 0) {
     rc = wg_engine_ingest_commit(p.ing, &rows, &err);

@@ -5,7 +5,10 @@
  * its put only after that commit. If the group's transaction fails, the engine commits each put
  * alone, so one bad put fails only itself. A put whose call was cancelled (client cancel, deadline)
  * while it waited is dropped right before the group's transaction: it commits nothing, answers
- * ECANCELED, and the rest of the group commits without it.
+ * ECANCELED, and the rest of the group commits without it. A group takes the waiting puts in
+ * order up to a budget (MAX_GROUP puts, the server's group_commit_bytes, WG_GROUP_BUDGET_COLUMNS
+ * columns; always at least one), so that a group's commit stays short and no put waits long
+ * behind the one in progress; wide and big puts never come here (do_put.c).
  *
  *   handler: commit() -> enqueue -> wait(own cv)           committer: wait(queue) -> take all ->
  *                                 <- done, status, rows    commit_group -> mark done -> signal each
@@ -23,7 +26,7 @@
 struct wg__commit_entry {
   struct wg_engine_ingest *ing;
   const struct wg_rpc_call *call; /* checked for cancellation just before the group commits */
-  int64_t bytes;                  /* received, for the group's room check */
+  int64_t bytes, columns;         /* what it costs the group */
   int status;
   int64_t rows;
   struct wg_error err;
@@ -66,7 +69,12 @@ static void *committer_main(void *arg) {
     }
     if (cm->head == NULL && cm->stopping) break;
     int n = 0;
-    while (cm->head != NULL && n < MAX_GROUP) {
+    int64_t bytes = 0, columns = 0;
+    while (cm->head != NULL && n < MAX_GROUP &&
+           (n == 0 || (bytes + cm->head->bytes <= cm->budget_bytes &&
+                       columns + cm->head->columns <= WG_GROUP_BUDGET_COLUMNS))) {
+      bytes += cm->head->bytes;
+      columns += cm->head->columns;
       taken[n] = cm->head;
       ings[n] = cm->head->ing;
       cm->head = cm->head->next;
@@ -116,9 +124,10 @@ static void *committer_main(void *arg) {
 }
 
 int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int n,
-                        int64_t key_window_s, struct wg_error *err) {
+                        int64_t key_window_s, int64_t budget_bytes, struct wg_error *err) {
   memset(cm, 0, sizeof(*cm));
   cm->key_window_s = key_window_s;
+  cm->budget_bytes = budget_bytes;
   if (n < 1 || n > WG_MAX_COMMITTERS)
     return wg_error_set(err, EINVAL, "%d group committers: 1 to %d", n, WG_MAX_COMMITTERS);
   cm->engine = engine;
@@ -159,13 +168,14 @@ void wg__committer_stop(struct wg__committer *cm) {
 }
 
 int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
-                         const struct wg_rpc_call *call, int64_t bytes, int64_t *rows,
-                         struct wg_error *err) {
+                         const struct wg_rpc_call *call, int64_t bytes, int64_t columns,
+                         int64_t *rows, struct wg_error *err) {
   struct wg__commit_entry e;
   memset(&e, 0, sizeof(e));
   e.ing = ing;
-  e.bytes = bytes;
   e.call = call;
+  e.bytes = bytes;
+  e.columns = columns;
   pthread_cond_init(&e.cv, NULL);
   pthread_mutex_lock(&cm->mu);
   if (cm->tail != NULL)

@@ -26,6 +26,14 @@ struct wg_server_stats {
  * whatever puts are waiting when they come round. One by default: on 2 cores a second one made
  * groups smaller and throughput lower (docs/performance.md). */
 #define WG_MAX_COMMITTERS 8
+/* A put of more columns streams in its own transaction instead (DuckDB's flush of a wide
+ * appender costs ~40 us a column); a group takes puts of at most WG_GROUP_BUDGET_COLUMNS columns
+ * and the server's group_commit_bytes in all, so that no group takes long and the puts behind
+ * it wait little (docs/server.md, "Wide puts"). */
+#define WG_GROUP_MAX_COLUMNS 256
+/* --max-columns: a 10,000-column put is answered in under a second (docs/server.md) */
+#define WG_DEFAULT_MAX_COLUMNS 10000
+#define WG_GROUP_BUDGET_COLUMNS 4096
 struct wg__commit_entry;
 struct wg__committer {
   struct wg_engine *engine;
@@ -41,19 +49,21 @@ struct wg__committer {
   struct wg__commit_entry *head, *tail;
   int64_t groups, grouped_puts; /* guarded by mu; for stats */
   int64_t key_window_s;          /* idempotency keys older than this are pruned (0: never) */
+  int64_t budget_bytes;          /* a group's puts' bytes at most (but one put is always taken) */
 };
 /* Starts n committer lanes; the first also prunes idempotency keys older than key_window_s
  * seconds, at most once a minute. */
 int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int n,
-                        int64_t key_window_s, struct wg_error *err);
+                        int64_t key_window_s, int64_t budget_bytes, struct wg_error *err);
 void wg__committer_stop(struct wg__committer *cm);
-/* Commits a deferred ingest (consumed) together with whatever else is waiting; blocks until
- * committed. Returns its status; *rows the rows committed. ECANCELED, committing nothing, when
- * `call` (may be NULL) is cancelled by the time its group commits; ENOSPC, committing nothing,
- * when the disk has no room for the group (`bytes` received for this put; wg_engine_check_room). */
+/* Commits a deferred ingest (consumed) of `bytes` received and `columns` columns together with
+ * whatever else is waiting (within a group's budget); blocks until committed. Returns its status;
+ * *rows the rows committed. ECANCELED, committing nothing, when `call` (may be NULL) is cancelled
+ * by the time its group commits; ENOSPC, committing nothing, when the disk has no room for the
+ * group (wg_engine_check_room). */
 int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
-                         const struct wg_rpc_call *call, int64_t bytes, int64_t *rows,
-                         struct wg_error *err);
+                         const struct wg_rpc_call *call, int64_t bytes, int64_t columns,
+                         int64_t *rows, struct wg_error *err);
 
 struct wg_server {
   struct wg_server_options options;

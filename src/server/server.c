@@ -184,6 +184,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.committers <= 0) s->options.committers = 1;
   if (s->options.acquire_timeout_ms == 0) s->options.acquire_timeout_ms = 30000;
   if (s->options.max_sql_bytes <= 0) s->options.max_sql_bytes = WG_DEFAULT_MAX_SQL_BYTES;
+  if (s->options.max_columns <= 0) s->options.max_columns = WG_DEFAULT_MAX_COLUMNS;
   if (s->options.committers > WG_MAX_COMMITTERS) {
     free(s);
     return wg_error_set(err, EINVAL, "at most %d group committers", WG_MAX_COMMITTERS);
@@ -226,7 +227,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (s->options.group_commit_bytes == 0) s->options.group_commit_bytes = (int64_t)8 << 20;
   if (s->options.idempotency_window_s == 0) s->options.idempotency_window_s = 24 * 3600;
   rc = wg__committer_start(&s->committer, s->engine, s->options.committers,
-                           s->options.idempotency_window_s, err);
+                           s->options.idempotency_window_s, s->options.group_commit_bytes, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
     wg__committer_stop(&s->committer);

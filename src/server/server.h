@@ -36,6 +36,8 @@ struct wg_server_options {
   int duckdb_threads;               /* DuckDB's own worker threads, 0 = DuckDB's default (cores) */
   int64_t max_sql_bytes; /* longest SQL text a call may send (1 MiB; 0 = default): longer is
                             RESOURCE_EXHAUSTED before DuckDB parses it (its parser takes ~80x) */
+  int64_t max_columns; /* fields a put's schema may have, nested ones included (10000; 0 =
+                          default): more is RESOURCE_EXHAUSTED before the fields are decoded */
 };
 
 struct wg_server;
