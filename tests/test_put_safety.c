@@ -4,6 +4,9 @@
  * Puts are sent frame by frame over the raw rpc client, so the test decides exactly when the
  * stream stops and how. */
 #define _GNU_SOURCE /* memmem */
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -547,6 +550,63 @@ static void idempotency_key_survives_kill_9(void) {
   wg_fx_rmdir(dir);
 }
 
+/* wigeon load gives each put a key and sends a put again while the server is unreachable: killed
+ * with -9 in the middle of a run and started again on its port, the table ends with exactly the
+ * rows the run meant to put, none lost, none twice (a put whose acknowledgement died with the
+ * server is acknowledged again as a duplicate). */
+static void load_survives_kill_9_with_every_row_exactly_once(void) {
+  char dir[256], db[300], listen[64], server[80];
+  ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
+  snprintf(db, sizeof(db), "%s/l.duckdb", dir);
+  struct wg_fx_process p;
+  const char *first[] = {"--db", db, NULL};
+  ASSERT_EQ(wg_fx_process_start(&p, first), 0);
+  int port = p.port;
+  wg_fx_process_stop(&p, SIGTERM); /* now restart on this port, fixed, so load can find it again */
+  snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+  snprintf(server, sizeof(server), "grpc://127.0.0.1:%d", port);
+  const char *args[] = {"--db", db, "--listen", listen, NULL};
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  const char *build = getenv("WG_BUILD_DIR");
+  char bin[1024];
+  snprintf(bin, sizeof(bin), "%s/wigeon", build ? build : "build");
+  pid_t load = fork();
+  if (load == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    execl(bin, bin, "load", "--server", server, "--writers", "2", "--batches", "300", "--rows",
+          "1000", "--quiet", (char *)NULL);
+    _exit(127);
+  }
+  ASSERT_TRUE(load > 0);
+  sleep_ms(400);
+  struct wg_client *c;
+  struct wg_error err;
+  int64_t before = -1;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  wg_fx_query_i64(c, "SELECT count(*) FROM events", &before, &err);
+  wg_client_close(c);
+  fprintf(stderr, "  %lld of 600,000 rows in when the server is killed\n", (long long)before);
+  ASSERT_TRUE(before < 2 * 300 * 1000); /* the kill lands in the middle of the run */
+  wg_fx_process_stop(&p, SIGKILL);
+  sleep_ms(300);
+  ASSERT_EQ(wg_fx_process_start(&p, args), 0);
+  int status = -1;
+  ASSERT_EQ(waitpid(load, &status, 0), load);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  int64_t n = -1;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_EQ(n, 2 * 300 * 1000);
+  int64_t ids = -1;
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM wigeon_internal.put_keys", &ids, &err), &err);
+  ASSERT_EQ(ids, 2 * 300);
+  wg_client_close(c);
+  wg_fx_process_stop(&p, SIGTERM);
+  wg_fx_rmdir(dir);
+}
+
 static void idempotency_keys_expire_after_their_window(void) {
   struct wg_fx_server fx;
   struct wg_server_options o = {.threads = 4, .idempotency_window_s = 2};
@@ -634,6 +694,7 @@ int main(void) {
   RUN_TEST(retried_put_with_key_appends_nothing);
   RUN_TEST(racing_puts_with_one_key_commit_once);
   RUN_TEST(idempotency_key_survives_kill_9);
+  RUN_TEST(load_survives_kill_9_with_every_row_exactly_once);
   RUN_TEST(idempotency_keys_expire_after_their_window);
   return TEST_SUMMARY();
 }
