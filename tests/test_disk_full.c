@@ -114,6 +114,11 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
   ASSERT_EQ(wg_client_action(c, "checkpoint", "", 0, NULL, &err), EBUSY);
   int64_t rows, batches;
   ASSERT_EQ(wg_fx_query_count(c, ins, &rows, &batches, &err), EBUSY); /* a ticket that writes */
+  /* EXPLAIN ANALYZE runs the statement it explains: a write all the same, on both paths */
+  const char *explained = "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events LIMIT 10";
+  ASSERT_EQ(wg_fx_query_count(c, explained, &rows, &batches, &err), EBUSY);
+  ASSERT_TRUE(strstr(err.message, "disk full") != NULL);
+  ASSERT_EQ(wg_client_action(c, "execute", explained, strlen(explained), NULL, &err), EBUSY);
   ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &err), &err);
   wg_client_close(c);
   ASSERT_EQ(count_events(p.uri), acked_total);
@@ -163,6 +168,21 @@ static void fatal_engine_error_refuses_writes_and_restart_recovers(void) {
     ASSERT_EQ(put_50k(p.uri, batch++, &acked, &err), ECONNREFUSED);
     ASSERT_TRUE(strstr(err.message, "fatal error") != NULL);
   }
+  /* SQL writes too, EXPLAIN ANALYZE of one included (it runs the statement); reads go on */
+  struct wg_client *c;
+  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  const char *writes[] = {"INSERT INTO events SELECT * FROM events LIMIT 10",
+                          "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events LIMIT 10",
+                          "EXPLAIN (ANALYZE) CREATE TABLE later AS SELECT 1 AS a"};
+  int64_t rows, batches;
+  for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+    ASSERT_EQ(wg_fx_query_count(c, writes[i], &rows, &batches, &err), ECONNREFUSED);
+    ASSERT_TRUE(strstr(err.message, "fatal error") != NULL);
+    ASSERT_EQ(wg_client_action(c, "execute", writes[i], strlen(writes[i]), NULL, &err),
+              ECONNREFUSED);
+  }
+  ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &err), &err);
+  wg_client_close(c);
   /* SIGTERM: no crash, a non-zero exit that says why, no checkpoint */
   int status = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(WIFEXITED(status));

@@ -529,8 +529,9 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
                         (unsigned long long)i + 1, (unsigned long long)n);
     }
     duckdb_statement_type st = duckdb_prepared_statement_type(p);
-    if (rc == 0 && st != DUCKDB_STATEMENT_TYPE_SELECT && st != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
-      /* a write: not into a database that had a fatal error, not onto a full disk */
+    if (rc == 0 && st != DUCKDB_STATEMENT_TYPE_SELECT) {
+      /* a write (EXPLAIN too: EXPLAIN ANALYZE runs its statement): not into a database that had
+       * a fatal error, not onto a full disk */
       rc = wg_engine_fatal(c->engine, err);
       if (rc == 0) rc = wg_engine_check_room(c->engine, 0, err);
     }

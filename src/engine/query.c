@@ -165,12 +165,13 @@ static void gather_release(struct ArrowArrayStream *s) {
   s->release = NULL;
 }
 
-/* A query's statement, once prepared: what the sandbox refuses; and a write (anything but SELECT
- * and EXPLAIN) not into a database that had a fatal error, nor onto a full disk. */
+/* A query's statement, once prepared: what the sandbox refuses; and a write (anything but SELECT,
+ * EXPLAIN included: EXPLAIN ANALYZE runs the statement it explains) not into a database that had a
+ * fatal error, nor onto a full disk. */
 static int refuse_query(void *ctx, duckdb_statement_type type, struct wg_error *err) {
   struct wg_engine_conn *c = ctx;
   if (c->engine->sandboxed) WG_RETURN_NOT_OK(wg__engine_statement_refused(type, err));
-  if (type == DUCKDB_STATEMENT_TYPE_SELECT || type == DUCKDB_STATEMENT_TYPE_EXPLAIN) return 0;
+  if (type == DUCKDB_STATEMENT_TYPE_SELECT) return 0;
   WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
   return wg_engine_check_room(c->engine, 0, err);
 }
