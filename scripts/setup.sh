@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# wigeon setup: installs what the build needs on Debian 12 and fetches DuckDB 1.4.4 (prebuilt
-# libduckdb.so and duckdb.h from the npm registry, checksums verified) into .deps/duckdb.
+# wigeon setup: installs what the build needs on Debian 12, fetches DuckDB 1.4.4 (prebuilt
+# libduckdb.so and duckdb.h from the npm registry, checksums verified) into .deps/duckdb, and
+# makes the Python test clients' virtual environment .deps/venv (pinned versions from PyPI).
 # Re-running is fast: each step is skipped when already done.
 # Set DUCKDB_ROOT (a folder with include/duckdb.h and lib/libduckdb.so) to use your own DuckDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
-      liblz4-dev libzstd-dev zlib1g-dev libcjson-dev clang libclang-rt-14-dev npm)
+      liblz4-dev libzstd-dev zlib1g-dev libcjson-dev clang libclang-rt-14-dev npm
+      python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -24,6 +26,32 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The Python test clients (pyarrow, duckdb, pandas, pytest; pinned in
+# tests/interop/python/requirements.txt) in the git-ignored virtual environment .deps/venv.
+# Skipped when the venv already holds exactly that file's pins.
+setup_venv() {
+  local venv=.deps/venv req=tests/interop/python/requirements.txt
+  local want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.ok" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  rm -rf "$venv"
+  local py
+  for py in python3 /usr/bin/python3; do
+    if "$py" -m venv "$venv" >/dev/null 2>&1 && [ -x "$venv/bin/pip" ]; then break; fi
+    rm -rf "$venv"
+  done
+  if [ ! -x "$venv/bin/pip" ]; then
+    echo "setup: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+  echo "setup: installing the Python test clients into $venv ($(tr '\n' ' ' < "$req"))"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: -r "$req"
+  echo "$want" > "$venv/.ok"
+}
+setup_venv
 
 if [ -n "${DUCKDB_ROOT:-}" ]; then
   echo "setup: using DuckDB from DUCKDB_ROOT=$DUCKDB_ROOT"
