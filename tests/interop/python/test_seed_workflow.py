@@ -84,9 +84,10 @@ def test_put_result_is_one_message_pyarrow_reads(client):
 
 def test_loader_and_reader_threads_at_once(server):
     """Four loader threads (a client each) put 25 batches each into a table none of them has made
-    yet, while three reader threads (one shared client) count: the acknowledged rows sum to the
-    final count, every batch is there once, no reader's count goes backwards, and the readers saw
-    the table grow (counts between empty and full)."""
+    yet, while three reader threads (one shared client) count: each put is visible to its loader's
+    next query once acknowledged, the acknowledged rows sum to the final count, every batch is
+    there once, no reader's count goes backwards, and the readers saw the table grow (counts
+    between empty and full)."""
     loaders, puts = 4, 25
     acked, errors = [], []
     readers_client = server.client()
@@ -99,6 +100,8 @@ def test_loader_and_reader_threads_at_once(server):
             for batch_id in range(first, first + puts):
                 ack = put_table(client, "events", seed_table(batch_id))
                 acked.append((batch_id, ack["rows"]))
+                mine = query(client, f"SELECT count(*) AS n FROM events WHERE batch_id = {batch_id}")
+                assert mine.column("n")[0].as_py() == ROWS, "acknowledged before it was visible"
             client.close()
         except Exception as e:  # reported by the test thread
             errors.append(e)
