@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
 def wigeon_binary():
-    path = os.environ.get("WIGEON") or str(ROOT / "build" / "wigeon")
+    path = os.path.abspath(os.environ.get("WIGEON") or str(ROOT / "build" / "wigeon"))
     if not os.access(path, os.X_OK):
         pytest.exit(f"{path} is not an executable: build it (cmake --build build) or set WIGEON",
                     returncode=2)
