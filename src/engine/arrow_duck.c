@@ -335,11 +335,14 @@ int wg_engine_to_arrow_schema(duckdb_arrow_options options, duckdb_logical_type 
     int bad = take_error_data(&ed, &why, "duckdb_to_arrow_schema");
     wg_schema_release(&one);
     if (bad != 0) {
+      /* the C API has no id for some types (TIME_NS is DUCKDB_TYPE_INVALID): DuckDB's message
+       * names those */
       char *type = wg__engine_type_name(types[i]);
+      bool named = type != NULL && strncmp(type, "TYPE_", 5) != 0;
       rc = wg_error_set(err, rc,
-                        "result column \"%s\": DuckDB type %s has no Arrow form in DuckDB 1.4 "
+                        "result column \"%s\": DuckDB type%s%s has no Arrow form in DuckDB 1.4 "
                         "(%s); cast it in the query",
-                        names[i], type ? type : "?", why.message);
+                        names[i], named ? " " : "", named ? type : "", why.message);
       free(type);
       break;
     }

@@ -646,13 +646,18 @@ def test_duckdb_types_read_by_pyarrow_equal_in_process_duckdb(client):
 
 
 def test_duckdb_type_without_arrow_form_is_refused_naming_the_column(server, client):
-    """A result column DuckDB cannot give as Arrow (TIME_NS in 1.4) fails the do_get with
-    INVALID_ARGUMENT naming the column and the type, and the server keeps serving."""
+    """A result column DuckDB cannot give as Arrow (TIME_NS in 1.4) fails the do_get (and
+    get_flight_info) with INVALID_ARGUMENT naming the column and the type, and the server keeps
+    serving."""
     with pytest.raises(pa.ArrowInvalid) as e:
         query(client, "SELECT 1 AS fine, TIME_NS '12:34:56.123456789' AS nanos")
     message = str(e.value)
     assert 'column "nanos"' in message and "TIME_NS" in message, message
     assert "exception_type" not in message, message
+    with pytest.raises(pa.ArrowInvalid) as e:  # GetFlightInfo's schema alike
+        client.get_flight_info(flight.FlightDescriptor.for_command(
+            b"SELECT TIME_NS '12:34:56' AS nanos"))
+    assert 'column "nanos"' in str(e.value) and "TIME_NS" in str(e.value), str(e.value)
     with pytest.raises(duckdb.Error):  # the reference refuses it too
         duckdb.connect().execute("SELECT TIME_NS '12:34:56.123456789' AS nanos").fetch_arrow_table()
     assert server.alive()
