@@ -254,6 +254,74 @@ static void concat_struct_applies_parent_offset_to_children(void) {
   sch.release(&sch);
 }
 
+static void concat_list_views_rebase_offsets_of_overlapping_views(void) {
+  struct ArrowSchema sch;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_schema_node_init(&sch, "+vl", 1, &err), &err);
+  ASSERT_OK(wg_schema_node_init(sch.children[0], "i", 0, &err), &err);
+  /* child 10..19 at offset 2 (logical 12..19); views out of order, overlapping, one empty */
+  static const int32_t vals[] = {10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+  static const int32_t offs[] = {5, 1, 0, 3}, sizes[] = {2, 3, 0, 2};
+  struct ArrowArray in[2], out;
+  for (int i = 0; i < 2; i++) {
+    ASSERT_EQ(wg_array_node_init(&in[i], 3, 1, NULL), 0);
+    ASSERT_EQ(wg_array_node_init(in[i].children[0], 2, 0, NULL), 0);
+    in[i].children[0]->length = 8, in[i].children[0]->offset = 2;
+    in[i].children[0]->buffers[1] = vals;
+    in[i].buffers[1] = offs, in[i].buffers[2] = sizes;
+  }
+  in[0].length = 3, in[0].offset = 0; /* [17,18] [13,14,15] [] */
+  in[1].length = 2, in[1].offset = 2; /* [] [15,16] */
+  ASSERT_OK(wg_arrow_concat(&sch, in, 2, &out, &err), &err);
+  ASSERT_EQ(out.length, 5);
+  static const int32_t want[5][3] = {{17, 18}, {13, 14, 15}, {0}, {0}, {15, 16}};
+  static const int32_t want_n[] = {2, 3, 0, 0, 2};
+  const int32_t *o = out.buffers[1], *z = out.buffers[2], *cv = out.children[0]->buffers[1];
+  for (int i = 0; i < 5; i++) {
+    ASSERT_EQ(z[i], want_n[i]);
+    ASSERT_TRUE(o[i] >= 0 && o[i] + z[i] <= out.children[0]->length);
+    for (int j = 0; j < z[i]; j++)
+      ASSERT_EQ(cv[o[i] + j], want[i][j]);
+  }
+  ASSERT_EQ(wg_ipc_validate_array(&sch, &out, &err), 0);
+  out.release(&out);
+  sch.release(&sch);
+}
+
+static void concat_run_end_encoded_cuts_runs_at_slices(void) {
+  struct ArrowSchema sch;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_schema_node_init(&sch, "+r", 2, &err), &err);
+  ASSERT_OK(wg_schema_node_init(sch.children[0], "i", 0, &err), &err);
+  ASSERT_OK(wg_schema_node_init(sch.children[1], "l", 0, &err), &err);
+  /* runs: 7 x2, 8 x3, 9 x4 -> ends 2, 5, 9 */
+  static const int32_t ends[] = {2, 5, 9};
+  static const int64_t vals[] = {7, 8, 9};
+  struct ArrowArray in[2], out;
+  for (int i = 0; i < 2; i++) {
+    ASSERT_EQ(wg_array_node_init(&in[i], 0, 2, NULL), 0);
+    ASSERT_EQ(wg_array_node_init(in[i].children[0], 2, 0, NULL), 0);
+    ASSERT_EQ(wg_array_node_init(in[i].children[1], 2, 0, NULL), 0);
+    in[i].children[0]->length = 3, in[i].children[0]->buffers[1] = ends;
+    in[i].children[1]->length = 3, in[i].children[1]->buffers[1] = vals;
+  }
+  in[0].offset = 1, in[0].length = 3; /* 7 8 8 */
+  in[1].offset = 4, in[1].length = 3; /* 8 9 9 */
+  ASSERT_OK(wg_arrow_concat(&sch, in, 2, &out, &err), &err);
+  ASSERT_EQ(out.length, 6);
+  ASSERT_EQ(out.children[0]->length, 4);
+  static const int32_t want_ends[] = {1, 3, 4, 6};
+  static const int64_t want_vals[] = {7, 8, 8, 9};
+  const int32_t *e = out.children[0]->buffers[1];
+  const int64_t *v = out.children[1]->buffers[1];
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(e[i], want_ends[i]);
+    ASSERT_EQ(v[i], want_vals[i]);
+  }
+  out.release(&out);
+  sch.release(&sch);
+}
+
 static int make_dict_array(struct ArrowArray *a, const int8_t *idx, int64_t n, const int32_t *doff,
                            const char *dd, int64_t dn) {
   WG_RETURN_NOT_OK(wg_array_node_init(a, 2, 0, NULL));
@@ -1402,6 +1470,8 @@ int main(void) {
   RUN_TEST(concat_list_of_int_rebases_offsets_with_parent_and_child_offsets);
   RUN_TEST(concat_struct_applies_parent_offset_to_children);
   RUN_TEST(concat_dictionary_keeps_equal_dictionaries_and_shifts_indices_otherwise);
+  RUN_TEST(concat_list_views_rebase_offsets_of_overlapping_views);
+  RUN_TEST(concat_run_end_encoded_cuts_runs_at_slices);
   RUN_TEST(concat_of_nothing_is_an_empty_array_of_the_schema);
   RUN_TEST(quote_ident_doubles_quotes);
   RUN_TEST(gathered_batches_are_exactly_target_rows_and_values_exact);

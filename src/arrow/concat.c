@@ -39,6 +39,9 @@ enum kind {
   K_STRUCT,
   K_SPARSE,
   K_DENSE,
+  K_LISTVIEW32,
+  K_LISTVIEW64,
+  K_REE,
   K_UNSUPPORTED,
 };
 
@@ -125,6 +128,9 @@ static enum kind classify(const char *f, int64_t *width) {
     }
     if (strncmp(f, "+us:", 4) == 0) return K_SPARSE;
     if (strncmp(f, "+ud:", 4) == 0) return K_DENSE;
+    if (strcmp(f, "+vl") == 0) return K_LISTVIEW32;
+    if (strcmp(f, "+vL") == 0) return K_LISTVIEW64;
+    if (strcmp(f, "+r") == 0) return K_REE;
   }
   return K_UNSUPPORTED;
 }
@@ -224,6 +230,37 @@ static inline int64_t load_off(const void *buf, int64_t i, bool wide) {
   int32_t v;
   memcpy(&v, (const uint8_t *)buf + i * 4, 4);
   return v;
+}
+
+/* Signed integer i of `width` bytes (2, 4 or 8) in buf. */
+static int64_t load_int(const void *buf, int64_t i, int64_t width) {
+  const uint8_t *p = (const uint8_t *)buf + i * width;
+  if (width == 2) {
+    int16_t v;
+    memcpy(&v, p, 2);
+    return v;
+  }
+  if (width == 4) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+  }
+  int64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
+static void store_int(void *buf, int64_t i, int64_t width, int64_t v) {
+  uint8_t *p = (uint8_t *)buf + i * width;
+  if (width == 2) {
+    int16_t x = (int16_t)v;
+    memcpy(p, &x, 2);
+  } else if (width == 4) {
+    int32_t x = (int32_t)v;
+    memcpy(p, &x, 4);
+  } else {
+    memcpy(p, &v, 8);
+  }
 }
 
 static inline void store_off(void *buf, int64_t i, int64_t v, bool wide) {
@@ -435,6 +472,125 @@ static int union_ids(struct ctx *c, const char *f, int64_t n_children, int8_t ma
   return 0;
 }
 
+/* List views: each piece's child slots between its lowest offset and highest end are copied
+ * (slots between them that no view uses too: views may overlap and come in any order); offsets
+ * move by where that range lands, sizes are copied. Empty views point at the piece's base. */
+static int concat_list_views(struct ctx *c, const struct ArrowSchema *schema,
+                             const struct piece *ps, int64_t n, int64_t total, bool wide,
+                             struct ArrowArray *out, int depth) {
+  int64_t w = wide ? 8 : 4;
+  void *offs = alloc_buf(c, total * w, false), *sizes = alloc_buf(c, total * w, false);
+  int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
+  if (offs == NULL || sizes == NULL || ranges == NULL) {
+    free(ranges);
+    return oom(c, "list view offsets", 2 * total * w);
+  }
+  out->buffers[1] = offs;
+  out->buffers[2] = sizes;
+  int rc = 0;
+  int64_t pos = 0, base = 0;
+  for (int64_t i = 0; i < n && rc == 0; i++) {
+    const struct ArrowArray *a = ps[i].a;
+    int64_t child_len = a->children[0]->length, lo = INT64_MAX, hi = 0;
+    for (int64_t j = ps[i].start; j < ps[i].start + ps[i].len; j++) {
+      int64_t o = load_off(a->buffers[1], j, wide), z = load_off(a->buffers[2], j, wide);
+      if (z == 0) continue;
+      if (o < 0 || z < 0 || o > child_len - z) {
+        rc = wg_error_set(c->err, EINVAL, "concat: list view %lld+%lld outside a child of %lld",
+                          (long long)o, (long long)z, (long long)child_len);
+        break;
+      }
+      if (o < lo) lo = o;
+      if (o + z > hi) hi = o + z;
+    }
+    if (lo > hi) lo = hi = 0; /* no view holds a value */
+    ranges[2 * i] = lo;
+    ranges[2 * i + 1] = hi;
+    if (!wide && base + (hi - lo) > INT32_MAX)
+      rc = wg_error_set(c->err, EOVERFLOW, "concat: list view offsets overflow 32 bits");
+    for (int64_t j = 0; j < ps[i].len && rc == 0; j++) {
+      int64_t o = load_off(a->buffers[1], ps[i].start + j, wide);
+      int64_t z = load_off(a->buffers[2], ps[i].start + j, wide);
+      store_off(offs, pos + j, z == 0 ? base : o - lo + base, wide);
+      store_off(sizes, pos + j, z, wide);
+    }
+    pos += ps[i].len;
+    base += hi - lo;
+  }
+  if (rc == 0) rc = concat_child(c, schema, ps, n, 0, ranges, out->children[0], depth);
+  free(ranges);
+  return rc;
+}
+
+/* Run-end encoded: the runs each piece's slots fall in, their ends cut to the piece and moved to
+ * where it lands; the values of those runs are copied. */
+static int concat_run_ends(struct ctx *c, const struct ArrowSchema *schema,
+                           const struct piece *ps, int64_t n, int64_t total,
+                           struct ArrowArray *out, int depth) {
+  const char *rf = schema->children[0]->format;
+  int64_t w = strcmp(rf, "s") == 0 ? 2 : strcmp(rf, "i") == 0 ? 4 : strcmp(rf, "l") == 0 ? 8 : 0;
+  if (w == 0 || schema->children[0]->dictionary != NULL)
+    return wg_error_set(c->err, EINVAL, "concat: run ends of format \"%s\"", rf);
+  int64_t max_end = w == 2 ? INT16_MAX : w == 4 ? INT32_MAX : INT64_MAX;
+  if (total > max_end)
+    return wg_error_set(c->err, EOVERFLOW, "concat: %lld slots overflow run ends \"%s\"",
+                        (long long)total, rf);
+  out->null_count = 0;
+  int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
+  if (ranges == NULL) return oom(c, "ranges", n * 16);
+  int64_t runs = 0;
+  int rc = 0;
+  for (int64_t i = 0; i < n && rc == 0; i++) { /* ranges: the runs of each piece */
+    const struct ArrowArray *re = ps[i].a->children[0];
+    if (re->n_buffers != 2 || (re->length > 0 && re->buffers[1] == NULL)) {
+      rc = wg_error_set(c->err, EINVAL, "concat: run ends array with %lld buffers",
+                        (long long)re->n_buffers);
+      break;
+    }
+    int64_t first = ps[i].start, last = ps[i].start + ps[i].len; /* logical slots */
+    int64_t lo = 0, hi = re->length; /* first run whose end is past `first` */
+    while (lo < hi) {
+      int64_t mid = lo + (hi - lo) / 2;
+      if (load_int(re->buffers[1], re->offset + mid, w) > first)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    int64_t r0 = lo, r1 = lo;
+    while (ps[i].len > 0 && r1 < re->length &&
+           load_int(re->buffers[1], re->offset + r1, w) < last)
+      r1++;
+    if (ps[i].len > 0 && r1 == re->length) {
+      rc = wg_error_set(c->err, EINVAL, "concat: run ends stop before slot %lld", (long long)last);
+      break;
+    }
+    ranges[2 * i] = r0;
+    ranges[2 * i + 1] = ps[i].len > 0 ? r1 + 1 : r0;
+    runs += ranges[2 * i + 1] - ranges[2 * i];
+  }
+  struct ArrowArray *ends = out->children[0];
+  if (rc == 0 && wg_array_node_init(ends, 2, 0, c->holder) != 0) rc = oom(c, "run ends", 0);
+  uint8_t *e = rc == 0 ? alloc_buf(c, runs * w, false) : NULL;
+  if (rc == 0 && e == NULL) rc = oom(c, "run ends", runs * w);
+  if (rc == 0) {
+    ends->length = runs;
+    ends->buffers[1] = e;
+    int64_t pos = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) {
+      const struct ArrowArray *re = ps[i].a->children[0];
+      for (int64_t k = ranges[2 * i]; k < ranges[2 * i + 1]; k++, r++) {
+        int64_t end = load_int(re->buffers[1], re->offset + k, w);
+        if (end > ps[i].start + ps[i].len) end = ps[i].start + ps[i].len;
+        store_int(e, r, w, end - ps[i].start + pos);
+      }
+      pos += ps[i].len;
+    }
+    rc = concat_child(c, schema, ps, n, 1, ranges, out->children[1], depth);
+  }
+  free(ranges);
+  return rc;
+}
+
 static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
                        int64_t n, struct ArrowArray *out, int depth) {
   memset(out, 0, sizeof(*out));
@@ -459,7 +615,8 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
   static const int64_t want_buffers[] = {
       [K_NULL] = 0,   [K_BOOL] = 2,   [K_FIXED] = 2,      [K_BIN32] = 3, [K_BIN64] = 3,
       [K_VIEW] = 3,   [K_LIST32] = 2, [K_LIST64] = 2,     [K_FSL] = 1,   [K_STRUCT] = 1,
-      [K_SPARSE] = 1, [K_DENSE] = 2,  [K_UNSUPPORTED] = 0};
+      [K_SPARSE] = 1, [K_DENSE] = 2,  [K_LISTVIEW32] = 3, [K_LISTVIEW64] = 3, [K_REE] = 0,
+      [K_UNSUPPORTED] = 0};
   if (k == K_UNSUPPORTED)
     return wg_error_set(c->err, ENOTSUP, "concat: unsupported format \"%s\"", schema->format);
   for (int64_t i = 0; i < n; i++) {
@@ -671,6 +828,12 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
     free(ranges);
     return rc;
   }
+  case K_LISTVIEW32:
+  case K_LISTVIEW64:
+    WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
+    return concat_list_views(c, schema, ps, n, total, k == K_LISTVIEW64, out, depth);
+  case K_REE:
+    return concat_run_ends(c, schema, ps, n, total, out, depth);
   default:
     return wg_error_set(c->err, ENOTSUP, "concat: unsupported format \"%s\"", schema->format);
   }
@@ -810,6 +973,30 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
         add(&total, range_bytes(schema->children[i], a->children[i], lo[i], hi[i] - lo[i] + 1,
                                 depth + 1));
     }
+    return total;
+  }
+  case K_LISTVIEW32:
+  case K_LISTVIEW64: { /* offsets, sizes and the child's slots between the lowest and highest */
+    bool wide = k == K_LISTVIEW64;
+    if (a->n_buffers < 3 || a->buffers[1] == NULL || a->buffers[2] == NULL) return -1;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int64_t i = s; i < s + len; i++) {
+      int64_t o = load_off(a->buffers[1], i, wide), z = load_off(a->buffers[2], i, wide);
+      if (z == 0) continue;
+      if (o < 0 || z < 0) return -1;
+      if (o < lo) lo = o;
+      if (o + z > hi) hi = o + z;
+    }
+    total += 2 * len * (wide ? 8 : 4);
+    if (lo < hi)
+      add(&total, range_bytes(schema->children[0], a->children[0], lo, hi - lo, depth + 1));
+    return total;
+  }
+  case K_REE: { /* about a run end and a value per row at most: the runs are not searched */
+    if (a->n_children != 2) return -1;
+    int64_t runs = a->children[1]->length < len ? a->children[1]->length : len;
+    total = runs * 8;
+    add(&total, range_bytes(schema->children[1], a->children[1], 0, runs, depth + 1));
     return total;
   }
   default:

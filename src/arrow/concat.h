@@ -1,7 +1,8 @@
 /* wigeon: concatenation of Arrow arrays of one schema into one new array, so that the engine can
- * gather DuckDB's 2048-row chunks into batches of a target size. Covers the layouts DuckDB's Arrow
- * export produces (null, bool, fixed widths, binary/utf8 and large and view forms, lists, fixed
- * size lists, structs, maps, unions, dictionaries) and honours ArrowArray.offset on every node.
+ * gather DuckDB's 2048-row chunks into batches of a target size, and make the empty arrays ingest
+ * probes DuckDB's types with. Covers null, bool, fixed widths, binary/utf8 and large and view
+ * forms, lists, fixed size lists, list views, structs, maps, unions, run-end encoded and
+ * dictionaries, and honours ArrowArray.offset on every node.
  * Depends on arrow/array.h only. */
 #ifndef WG_ARROW_CONCAT_H
 #define WG_ARROW_CONCAT_H
@@ -18,8 +19,8 @@
  * Ownership: the inputs are consumed (released) on success and on error; on success the caller
  * owns `out` (made with wg_array_node_init, so wg_array_share works on it); on error `out` is
  * released (release == NULL).
- * Returns 0, EINVAL (inconsistent input), ENOTSUP (run-end encoded, list views), EOVERFLOW (32-bit
- * offsets or dictionary indices would overflow), ENOMEM. Thread-safe (no shared state). */
+ * Returns 0, EINVAL (inconsistent input), ENOTSUP (an unknown format), EOVERFLOW (32-bit offsets,
+ * run ends or dictionary indices would overflow), ENOMEM. Thread-safe (no shared state). */
 int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays, int64_t n,
                     struct ArrowArray *out, struct wg_error *err);
 

@@ -1,6 +1,8 @@
 /* wigeon: format string parsing (see format.h); the grammar is the C Data Interface's. */
 #include "arrow/format.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,4 +197,182 @@ int wg_arrow_type_n_children(const struct wg_arrow_type *t) {
 int wg_arrow_type_has_validity(const struct wg_arrow_type *t) {
   return t->id != WG_TYPE_NA && t->id != WG_TYPE_SPARSE_UNION && t->id != WG_TYPE_DENSE_UNION &&
          t->id != WG_TYPE_RUN_END_ENCODED;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Type names for messages */
+
+struct describe {
+  char *out;
+  size_t size, len;
+};
+
+static void say(struct describe *d, const char *s) {
+  for (; *s && d->len + 1 < d->size; s++)
+    d->out[d->len++] = *s;
+  d->out[d->len] = '\0';
+}
+
+static void say_int(struct describe *d, int64_t v) {
+  char tmp[24];
+  snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+  say(d, tmp);
+}
+
+static const char *unit_name(enum wg_time_unit u) {
+  static const char *names[] = {"s", "ms", "us", "ns"};
+  return names[u];
+}
+
+static void describe_node(struct describe *d, const struct ArrowSchema *s, int depth);
+
+static void describe_children(struct describe *d, const struct ArrowSchema *s, bool named,
+                              const struct wg_arrow_type *t, int depth) {
+  say(d, "<");
+  for (int64_t i = 0; s->children != NULL && i < s->n_children; i++) {
+    if (i > 0) say(d, ", ");
+    if (named && s->children[i] != NULL && s->children[i]->name != NULL) {
+      say(d, s->children[i]->name);
+      say(d, ": ");
+    }
+    describe_node(d, s->children[i], depth + 1);
+    if (t != NULL && i < t->n_type_ids) {
+      say(d, "=");
+      say_int(d, t->type_ids[i]);
+    }
+  }
+  say(d, ">");
+}
+
+static void describe_node(struct describe *d, const struct ArrowSchema *s, int depth) {
+  struct wg_arrow_type t;
+  if (s == NULL || depth > 32) {
+    say(d, "...");
+    return;
+  }
+  if (s->dictionary != NULL) {
+    say(d, "dictionary<values=");
+    describe_node(d, s->dictionary, depth + 1);
+    say(d, ", indices=");
+  }
+  static const struct {
+    enum wg_type_id id;
+    const char *name;
+  } simple[] = {
+      {WG_TYPE_NA, "null"},
+      {WG_TYPE_BOOL, "bool"},
+      {WG_TYPE_INT8, "int8"},
+      {WG_TYPE_UINT8, "uint8"},
+      {WG_TYPE_INT16, "int16"},
+      {WG_TYPE_UINT16, "uint16"},
+      {WG_TYPE_INT32, "int32"},
+      {WG_TYPE_UINT32, "uint32"},
+      {WG_TYPE_INT64, "int64"},
+      {WG_TYPE_UINT64, "uint64"},
+      {WG_TYPE_HALF_FLOAT, "halffloat (float16)"},
+      {WG_TYPE_FLOAT, "float"},
+      {WG_TYPE_DOUBLE, "double"},
+      {WG_TYPE_BINARY, "binary"},
+      {WG_TYPE_LARGE_BINARY, "large_binary"},
+      {WG_TYPE_STRING, "string"},
+      {WG_TYPE_LARGE_STRING, "large_string"},
+      {WG_TYPE_BINARY_VIEW, "binary_view"},
+      {WG_TYPE_STRING_VIEW, "string_view"},
+      {WG_TYPE_DATE32, "date32"},
+      {WG_TYPE_DATE64, "date64"},
+      {WG_TYPE_INTERVAL_MONTHS, "month_interval"},
+      {WG_TYPE_INTERVAL_DAY_TIME, "day_time_interval"},
+      {WG_TYPE_INTERVAL_MONTH_DAY_NANO, "month_day_nano_interval"},
+  };
+  if (wg_arrow_type_parse(s->format, &t, NULL) != 0) {
+    say(d, "format \"");
+    say(d, s->format ? s->format : "");
+    say(d, "\"");
+  } else {
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+      if (simple[i].id == t.id) name = simple[i].name;
+    if (name != NULL) {
+      say(d, name);
+    } else {
+      switch (t.id) {
+      case WG_TYPE_FIXED_SIZE_BINARY:
+        say(d, "fixed_size_binary[");
+        say_int(d, t.fixed_size);
+        say(d, "]");
+        break;
+      case WG_TYPE_DECIMAL:
+        say(d, "decimal");
+        say_int(d, t.bit_width);
+        say(d, "(");
+        say_int(d, t.precision);
+        say(d, ", ");
+        say_int(d, t.scale);
+        say(d, ")");
+        break;
+      case WG_TYPE_TIME32:
+      case WG_TYPE_TIME64:
+      case WG_TYPE_DURATION:
+      case WG_TYPE_TIMESTAMP:
+        say(d, t.id == WG_TYPE_TIME32   ? "time32["
+               : t.id == WG_TYPE_TIME64 ? "time64["
+               : t.id == WG_TYPE_DURATION ? "duration["
+                                          : "timestamp[");
+        say(d, unit_name(t.time_unit));
+        if (t.id == WG_TYPE_TIMESTAMP && t.timezone[0] != '\0') {
+          say(d, ", tz=");
+          say(d, t.timezone);
+        }
+        say(d, "]");
+        break;
+      case WG_TYPE_LIST:
+      case WG_TYPE_LARGE_LIST:
+      case WG_TYPE_LIST_VIEW:
+      case WG_TYPE_LARGE_LIST_VIEW:
+      case WG_TYPE_FIXED_SIZE_LIST:
+      case WG_TYPE_MAP:
+      case WG_TYPE_RUN_END_ENCODED:
+        say(d, t.id == WG_TYPE_LIST              ? "list"
+               : t.id == WG_TYPE_LARGE_LIST      ? "large_list"
+               : t.id == WG_TYPE_LIST_VIEW       ? "list_view"
+               : t.id == WG_TYPE_LARGE_LIST_VIEW ? "large_list_view"
+               : t.id == WG_TYPE_FIXED_SIZE_LIST ? "fixed_size_list"
+               : t.id == WG_TYPE_MAP             ? "map"
+                                                 : "run_end_encoded");
+        if (t.id == WG_TYPE_MAP && s->n_children == 1 && s->children != NULL &&
+            s->children[0] != NULL)
+          describe_children(d, s->children[0], false, NULL, depth + 1);
+        else
+          describe_children(d, s, false, NULL, depth);
+        if (t.id == WG_TYPE_FIXED_SIZE_LIST) {
+          say(d, "[");
+          say_int(d, t.fixed_size);
+          say(d, "]");
+        }
+        break;
+      case WG_TYPE_STRUCT:
+        say(d, "struct");
+        describe_children(d, s, true, NULL, depth);
+        break;
+      case WG_TYPE_SPARSE_UNION:
+      case WG_TYPE_DENSE_UNION:
+        say(d, t.id == WG_TYPE_SPARSE_UNION ? "sparse_union" : "dense_union");
+        describe_children(d, s, true, &t, depth);
+        break;
+      default:
+        say(d, "format \"");
+        say(d, s->format);
+        say(d, "\"");
+      }
+    }
+  }
+  if (s->dictionary != NULL) say(d, ">");
+}
+
+const char *wg_arrow_schema_describe(const struct ArrowSchema *schema, char *out, size_t size) {
+  if (out == NULL || size == 0) return "";
+  struct describe d = {out, size, 0};
+  out[0] = '\0';
+  describe_node(&d, schema, 0);
+  return out;
 }

@@ -3,8 +3,10 @@
 #ifndef WG_ARROW_FORMAT_H
 #define WG_ARROW_FORMAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "arrow/abi.h"
 #include "common/error.h"
 
 enum wg_type_id {
@@ -75,5 +77,11 @@ int wg_arrow_type_n_children(const struct wg_arrow_type *t);
 
 /* Whether buffer 0 is a validity bitmap (false for null, unions and run-end encoded). */
 int wg_arrow_type_has_validity(const struct wg_arrow_type *t);
+
+/* Writes a readable name of the schema node's type into out (size bytes, cut to fit, always
+ * NUL-terminated), in pyarrow's spelling: "decimal256(40, 1)", "list<dictionary<values=string,
+ * indices=int32>>", "dense_union<i: int32=0, s: string=1>"; returns out. For messages only.
+ * Reads the schema, owns nothing; thread-safe. */
+const char *wg_arrow_schema_describe(const struct ArrowSchema *schema, char *out, size_t size);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "arrow/array.h"
 #include "common/buf.h"
+#include "engine/engine_internal.h"
 
 /* Case-insensitive (ASCII) substring test. */
 static bool contains(const char *s, const char *needle) {
@@ -146,11 +147,65 @@ static size_t without_repeated_context(const char *m, size_t len) {
   }
 }
 
+/* Copies the JSON string value of "key" in the flat JSON object `json` into out (decoding the
+ * escapes DuckDB writes; \u escapes of non-ASCII become '?'); false when there is none. */
+static bool json_string_value(const char *json, const char *key, char *out, size_t cap) {
+  char pattern[64];
+  snprintf(pattern, sizeof(pattern), "\"%s\":\"", key);
+  const char *p = strstr(json, pattern);
+  if (p == NULL || cap == 0) return false;
+  size_t n = 0;
+  for (p += strlen(pattern); *p && *p != '"'; p++) {
+    char ch = *p;
+    if (ch == '\\' && p[1] != '\0') {
+      p++;
+      switch (*p) {
+      case 'n':
+        ch = '\n';
+        break;
+      case 't':
+        ch = '\t';
+        break;
+      case 'r':
+        ch = '\r';
+        break;
+      case 'u': {
+        unsigned v = 0;
+        int k = 0;
+        for (; k < 4 && isxdigit((unsigned char)p[1 + k]); k++)
+          v = v * 16 + (unsigned)(isdigit((unsigned char)p[1 + k])
+                                      ? p[1 + k] - '0'
+                                      : tolower((unsigned char)p[1 + k]) - 'a' + 10);
+        p += k;
+        ch = v < 0x80 ? (char)v : '?';
+        break;
+      }
+      default:
+        ch = *p; /* \" \\ \/ */
+      }
+    }
+    if (n + 1 < cap) out[n++] = ch;
+  }
+  out[n] = '\0';
+  return true;
+}
+
 int wg_engine_error_set(struct wg_error *err, duckdb_error_type type, const char *message,
                         const char *fallback) {
   if (message == NULL)
     return wg_error_set(err, wg_engine_error_code(type, NULL), "%s",
                         fallback ? fallback : "DuckDB error (no message)");
+  /* Errors DuckDB's Arrow conversions throw reach the C API as the exception's JSON form,
+   * {"exception_type":"Not implemented","exception_message":"...","stack_trace_pointers":...}:
+   * clients get DuckDB's usual "Not implemented Error: ..." instead. */
+  char kind[64], text[sizeof(err->message)], plain[sizeof(err->message)];
+  static const char json_head[] = "{\"exception_type\":";
+  if (strncmp(message, json_head, sizeof(json_head) - 1) == 0 &&
+      json_string_value(message, "exception_type", kind, sizeof(kind)) &&
+      json_string_value(message, "exception_message", text, sizeof(text))) {
+    snprintf(plain, sizeof(plain), "%s Error: %s", kind, text);
+    message = plain;
+  }
   if (type == DUCKDB_ERROR_INVALID) type = wg_engine_error_type_of_message(message);
   /* some DuckDB builds append a stack trace: not for clients */
   const char *trace = strstr(message, "\n\nStack Trace:");
@@ -260,6 +315,41 @@ static void query_release(struct ArrowArrayStream *s) {
   s->release = NULL;
 }
 
+int wg_engine_to_arrow_schema(duckdb_arrow_options options, duckdb_logical_type *types,
+                              const char **names, idx_t n, struct ArrowSchema *out,
+                              struct wg_error *err) {
+  memset(out, 0, sizeof(*out));
+  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, names, n, out);
+  int rc = take_error_data(&ed, err, "duckdb_to_arrow_schema");
+  if (rc == 0 && out->release == NULL)
+    return wg_error_set(err, EIO, "duckdb_to_arrow_schema returned no schema");
+  if (rc == 0) return 0;
+  wg_schema_release(out);
+  /* DuckDB's message names the type but not the column ("Unsupported Arrow type TIME_NS"):
+   * convert each column alone to find the one it refuses (error path only). */
+  for (idx_t i = 0; i < n; i++) {
+    struct ArrowSchema one;
+    memset(&one, 0, sizeof(one));
+    struct wg_error why = {{0}};
+    ed = duckdb_to_arrow_schema(options, &types[i], &names[i], 1, &one);
+    int bad = take_error_data(&ed, &why, "duckdb_to_arrow_schema");
+    wg_schema_release(&one);
+    if (bad != 0) {
+      /* the C API has no id for some types (TIME_NS is DUCKDB_TYPE_INVALID): DuckDB's message
+       * names those */
+      char *type = wg__engine_type_name(types[i]);
+      bool named = type != NULL && strncmp(type, "TYPE_", 5) != 0;
+      rc = wg_error_set(err, rc,
+                        "result column \"%s\": DuckDB type%s%s has no Arrow form in DuckDB 1.4 "
+                        "(%s); cast it in the query",
+                        names[i], named ? " " : "", named ? type : "", why.message);
+      free(type);
+      break;
+    }
+  }
+  return rc;
+}
+
 /* Builds q->schema from the result's column names and logical types. */
 static int query_build_schema(struct query_stream *q, struct wg_error *err) {
   idx_t n = duckdb_column_count(&q->result);
@@ -278,11 +368,7 @@ static int query_build_schema(struct query_stream *q, struct wg_error *err) {
       goto done;
     }
   }
-  memset(&q->schema, 0, sizeof(q->schema));
-  duckdb_error_data ed = duckdb_to_arrow_schema(q->options, types, names, n, &q->schema);
-  rc = take_error_data(&ed, err, "duckdb_to_arrow_schema");
-  if (rc == 0 && q->schema.release == NULL)
-    rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema returned no schema");
+  rc = wg_engine_to_arrow_schema(q->options, types, names, n, &q->schema, err);
 done:
   if (types != NULL) {
     for (idx_t i = 0; i < n; i++) {

@@ -34,6 +34,13 @@ int wg_engine_error_code(duckdb_error_type type, const char *message);
 int wg_engine_error_set(struct wg_error *err, duckdb_error_type type, const char *message,
                         const char *fallback);
 
+/* duckdb_to_arrow_schema of n columns into `out`, with a message naming the column (and its DuckDB
+ * type) when DuckDB has no Arrow form for one (TIME_NS in 1.4). Returns 0 (the caller owns out)
+ * or the mapped DuckDB code (out released). Thread-safe as DuckDB's call is. */
+int wg_engine_to_arrow_schema(duckdb_arrow_options options, duckdb_logical_type *types,
+                              const char **names, idx_t n, struct ArrowSchema *out,
+                              struct wg_error *err);
+
 /* The error type named by the prefix of a DuckDB message ("Parser Error: ..."), for the calls
  * that give a message only (duckdb_prepare_error); DUCKDB_ERROR_INVALID when unknown. */
 duckdb_error_type wg_engine_error_type_of_message(const char *message);

@@ -13,6 +13,7 @@
  * nothing), so they are exactly what the appended chunks will carry. */
 #include "arrow/array.h"
 #include "arrow/concat.h"
+#include "arrow/format.h"
 #include "common/buf.h"
 #include "engine/engine_internal.h"
 
@@ -464,6 +465,45 @@ static int check_base_table(struct wg_engine_conn *c, const char *schema_name, c
   return rc;
 }
 
+/* After DuckDB refused the ingest schema or its empty batch with `err`: converts each column
+ * alone (schema, then an empty batch, as ingest does) and, at the first one DuckDB refuses,
+ * rewrites err to name that column and its Arrow type. DuckDB's own message names neither
+ * ("Unsupported Internal Arrow Type e"). Leaves err when every column alone converts. Error
+ * path only; returns rc. */
+static int name_refused_column(duckdb_connection conn, const struct ArrowSchema *schema, int rc,
+                               struct wg_error *err) {
+  for (int64_t i = 0; i < schema->n_children; i++) {
+    struct ArrowSchema one;
+    struct wg_error why = {{0}};
+    if (wg_schema_node_init(&one, "+s", 1, NULL) != 0) return rc;
+    if (wg_schema_deep_copy(schema->children[i], one.children[0], NULL) != 0) {
+      wg_schema_release(&one);
+      return rc;
+    }
+    duckdb_arrow_converted_schema conv = NULL;
+    duckdb_error_data ed = duckdb_schema_from_arrow(conn, &one, &conv);
+    int bad = wg__engine_take_error_data(&ed, &why);
+    struct ArrowArray empty;
+    if (bad == 0 && wg_arrow_concat(&one, NULL, 0, &empty, NULL) == 0) {
+      duckdb_data_chunk chunk = NULL;
+      ed = duckdb_data_chunk_from_arrow(conn, &empty, conv, &chunk);
+      bad = wg__engine_take_error_data(&ed, &why);
+      wg_array_release(&empty);
+      if (chunk != NULL) duckdb_destroy_data_chunk(&chunk);
+    }
+    if (conv != NULL) duckdb_destroy_arrow_converted_schema(&conv);
+    wg_schema_release(&one);
+    if (bad != 0) {
+      char type[160];
+      const char *name = schema->children[i]->name ? schema->children[i]->name : "";
+      return wg_error_set(err, EINVAL, "column \"%s\": DuckDB cannot store Arrow type %s (%s)",
+                          name, wg_arrow_schema_describe(schema->children[i], type, sizeof(type)),
+                          why.message);
+    }
+  }
+  return rc;
+}
+
 /* The DuckDB types the stream's batches convert to: an empty array of the schema through
  * duckdb_data_chunk_from_arrow. */
 static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSchema *schema,
@@ -474,7 +514,10 @@ static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSche
   duckdb_error_data ed = duckdb_data_chunk_from_arrow(ing->c->conn, &empty, ing->converted, &chunk);
   int rc = wg__engine_take_error_data(&ed, err);
   if (empty.release != NULL) empty.release(&empty);
-  if (rc != 0) return wg_error_prefix(err, rc, "converting the ingest schema");
+  if (rc != 0) {
+    wg_error_prefix(err, rc, "converting the ingest schema");
+    return name_refused_column(ing->c->conn, schema, rc, err);
+  }
   idx_t n = duckdb_data_chunk_get_column_count(chunk);
   if ((int64_t)n != schema->n_children)
     rc = wg_error_set(err, EIO, "DuckDB made %llu columns of %lld fields", (unsigned long long)n,
@@ -1019,6 +1062,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   rc = wg__engine_take_error_data(&ed, err);
   if (rc != 0) {
     wg_error_prefix(err, rc, "ingest schema");
+    name_refused_column(c->conn, schema, rc, err);
     goto fail;
   }
   bool planned = ing->key != NULL && wg_schema_fingerprint(schema, &shape) == 0 &&

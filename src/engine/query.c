@@ -256,10 +256,7 @@ int wg__engine_prepared_columns_schema(struct wg_engine_conn *c, duckdb_prepared
     rc = wg_error_set(err, EIO, "connection has no arrow options");
     goto done;
   }
-  duckdb_error_data ed = duckdb_to_arrow_schema(options, types, use, n, out);
-  rc = wg__engine_take_error_data(&ed, err);
-  if (rc == 0 && out->release == NULL)
-    rc = wg_error_set(err, EIO, "duckdb_to_arrow_schema: no schema");
+  rc = wg_engine_to_arrow_schema(options, types, use, n, out, err);
 done:
   for (idx_t i = 0; types != NULL && i < n; i++) {
     if (types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
