@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "arrow/array.h"
+#include "arrow/ipc.h"
 #include "flight/flight.h"
 #include "rpc/rpc.h"
 #include "support/server_fixture.h"
@@ -1005,6 +1006,93 @@ static void twenty_million_row_doget_keeps_server_memory_bounded(void) {
   wg_fx_process_stop(&p, SIGTERM);
 }
 
+/* A raw DoGet of `sql` with the header wigeon-compression: codec (NULL: none). Decodes every
+ * FlightData with our IPC decoder; *bytes the FlightData bytes received, *rows and *sum the rows
+ * and the sum of column 0 (int64). Returns the call's status (code in *code). */
+static int raw_get(const char *uri, const char *sql, const char *codec, int64_t *bytes,
+                   int64_t *rows, int64_t *sum, grpc_status_code *code, struct wg_error *err) {
+  *bytes = *rows = *sum = 0;
+  struct wg_rpc_channel *ch;
+  WG_RETURN_NOT_OK(wg_rpc_channel_create(&ch, uri, err));
+  const char *md[] = {"wigeon-compression", codec, NULL};
+  struct wg_rpc_client_call *call;
+  int rc = wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "DoGet", 30000,
+                                    codec != NULL ? md : NULL, &call, err);
+  if (rc != 0) {
+    wg_rpc_channel_destroy(ch);
+    return rc;
+  }
+  Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
+  t.ticket.data = (uint8_t *)sql;
+  t.ticket.len = strlen(sql);
+  grpc_byte_buffer *bb;
+  if (wg_flight_pack(&t.base, &bb, err) == 0) wg_rpc_client_call_send(call, bb);
+  wg_rpc_client_call_close_send(call);
+  struct wg_ipc_decoder *dec = NULL;
+  int decode_rc = wg_ipc_decoder_create(&dec, NULL, err);
+  for (;;) {
+    grpc_byte_buffer *r = NULL;
+    if (wg_rpc_client_call_recv(call, &r) != 0 || r == NULL) break;
+    *bytes += (int64_t)grpc_byte_buffer_length(r);
+    struct wg_flight_data fd;
+    wg_flight_data_init(&fd);
+    if (decode_rc == 0) decode_rc = wg_flight_data_decode(r, &fd, err);
+    grpc_byte_buffer_destroy(r);
+    struct ArrowArray a = {0};
+    enum wg_ipc_message_type type;
+    if (decode_rc == 0)
+      decode_rc = wg_ipc_decoder_decode(dec, fd.data_header, fd.body, &type, &a, err);
+    if (decode_rc == 0 && type == WG_IPC_MESSAGE_RECORD_BATCH) {
+      const struct ArrowArray *c0 = a.children[0];
+      for (int64_t i = 0; i < c0->length; i++) {
+        int64_t v;
+        memcpy(&v, (const uint8_t *)c0->buffers[1] + 8 * (c0->offset + i), 8);
+        *sum += v;
+      }
+      *rows += a.length;
+    }
+    if (a.release != NULL) a.release(&a);
+    wg_flight_data_reset(&fd);
+  }
+  wg_ipc_decoder_destroy(dec);
+  struct wg_error finish_err;
+  rc = wg_rpc_client_call_finish(call, code, &finish_err);
+  if (rc != 0) *err = finish_err;
+  wg_rpc_client_call_destroy(call);
+  wg_rpc_channel_destroy(ch);
+  return rc != 0 ? rc : decode_rc;
+}
+
+static void doget_compresses_results_on_request_and_refuses_unknown_codecs(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err;
+  const char *sql = "SELECT range AS id, 'category-' || (range % 10) AS c, range % 977 AS v "
+                    "FROM range(300000)";
+  const int64_t want_sum = (int64_t)300000 * 299999 / 2;
+  grpc_status_code code;
+  int64_t plain, bytes, rows, sum;
+  ASSERT_OK(raw_get(fx.uri, sql, NULL, &plain, &rows, &sum, &code, &err), &err);
+  ASSERT_EQ(rows, 300000);
+  ASSERT_EQ(sum, want_sum);
+  const char *codecs[] = {"zstd", "lz4", "LZ4"};
+  for (size_t i = 0; i < 3; i++) {
+    ASSERT_OK(raw_get(fx.uri, sql, codecs[i], &bytes, &rows, &sum, &code, &err), &err);
+    ASSERT_EQ(rows, 300000);
+    ASSERT_EQ(sum, want_sum);
+    fprintf(stderr, "  %s: %lld of %lld bytes\n", codecs[i], (long long)bytes, (long long)plain);
+    ASSERT_TRUE(bytes < plain / 2);
+  }
+  ASSERT_OK(raw_get(fx.uri, sql, "none", &bytes, &rows, &sum, &code, &err), &err);
+  ASSERT_EQ(bytes, plain);
+  ASSERT_EQ(raw_get(fx.uri, sql, "brotli", &bytes, &rows, &sum, &code, &err), EINVAL);
+  ASSERT_EQ(code, GRPC_STATUS_INVALID_ARGUMENT);
+  ASSERT_TRUE(strstr(err.message, "unknown codec \"brotli\"; allowed: zstd, lz4, none") != NULL);
+  ASSERT_EQ(rows, 0);
+  wg_fx_server_stop(&fx);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN_TEST(seeds_scenario_loaders_and_readers_count_exactly);
@@ -1027,6 +1115,7 @@ int main(void) {
   RUN_TEST(an_idle_client_is_cut_off_and_frees_its_worker);
   RUN_TEST(acknowledged_puts_survive_kill_9);
   RUN_TEST(sigterm_exits_zero_and_keeps_the_data);
+  RUN_TEST(doget_compresses_results_on_request_and_refuses_unknown_codecs);
   RUN_TEST(twenty_million_row_doget_keeps_server_memory_bounded);
   return TEST_SUMMARY();
 }

@@ -16,6 +16,7 @@
  *   start sending the previous message }* -> finish with the last message and the status */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "server/internal.h"
 
@@ -28,7 +29,32 @@ struct get {
   struct wg_engine_conn *conn;
   bool detached;
   grpc_byte_buffer *held; /* the last message encoded, not yet started */
+  struct wg_ipc_encoder_options encoding; /* body compression the client asked for */
 };
+
+/* The codec the client asked for in WG_SERVER_COMPRESSION_HEADER (none without the header). An
+ * unknown codec is EINVAL (INVALID_ARGUMENT) naming the ones there are, before any query runs. */
+static int compression_from_header(const struct wg_rpc_call *call, struct wg_ipc_encoder_options *o,
+                                   struct wg_error *err) {
+  static const struct {
+    const char *name;
+    enum wg_ipc_compression codec;
+  } codecs[] = {{"zstd", WG_IPC_COMPRESSION_ZSTD},
+                {"lz4", WG_IPC_COMPRESSION_LZ4_FRAME},
+                {"none", WG_IPC_COMPRESSION_NONE}};
+  memset(o, 0, sizeof(*o));
+  int64_t len = 0;
+  const char *v = wg_rpc_call_metadata(call, WG_SERVER_COMPRESSION_HEADER, &len);
+  if (v == NULL) return 0;
+  for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++) {
+    if ((size_t)len == strlen(codecs[i].name) && strncasecmp(v, codecs[i].name, (size_t)len) == 0) {
+      o->compression = codecs[i].codec;
+      return 0;
+    }
+  }
+  return wg_error_set(err, EINVAL, "header %s: unknown codec \"%.*s\"; allowed: zstd, lz4, none",
+                      WG_SERVER_COMPRESSION_HEADER, (int)(len < 64 ? len : 64), v);
+}
 
 static void release_array(void *ctx) {
   struct ArrowArray *a = ctx;
@@ -97,7 +123,7 @@ static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct 
                         "%s", m ? m : "cannot read the result schema");
   }
   struct wg_ipc_encoder *enc;
-  rc = wg_ipc_encoder_create(&enc, &schema, NULL, err);
+  rc = wg_ipc_encoder_create(&enc, &schema, &g->encoding, err);
   wg_schema_release(&schema);
   if (rc != 0) return rc;
   int64_t max = wg_ipc_encoder_max_messages(enc);
@@ -154,9 +180,12 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
   ProtobufCMessage *msg = NULL;
   int rc = wg__server_recv_request(call, &arrow__flight__protocol__ticket__descriptor, &msg, &err);
   char *sql = NULL;
+  struct wg_ipc_encoder_options encoding;
   if (rc == 0) {
     const Arrow__Flight__Protocol__Ticket *t = (const Arrow__Flight__Protocol__Ticket *)msg;
-    rc = wg__server_sql_text(s, t->ticket.data, t->ticket.len, "DoGet ticket", &sql, &err);
+    rc = compression_from_header(call, &encoding, &err);
+    if (rc == 0)
+      rc = wg__server_sql_text(s, t->ticket.data, t->ticket.len, "DoGet ticket", &sql, &err);
     protobuf_c_message_free_unpacked(msg, NULL);
   }
   struct wg_engine_conn *conn = NULL;
@@ -169,7 +198,7 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     rc = wg_engine_query_open_bounded(conn, sql, s->options.batch_rows, s->options.batch_bytes,
                                       &stream, &err);
     if (rc == 0) {
-      struct get g = {.s = s, .call = call, .conn = conn};
+      struct get g = {.s = s, .call = call, .conn = conn, .encoding = encoding};
       rc = stream_result(&g, &stream, &err);
       last = g.held;
       wg_stream_release(&stream);

@@ -75,6 +75,8 @@ struct wg_server {
 
 /* The gRPC header a put may carry its idempotency key in (besides app_metadata, see do_put.c). */
 #define WG_SERVER_KEY_HEADER "wigeon-idempotency-key"
+/* The gRPC header a DoGet may carry to ask for compressed record batches: zstd, lz4 or none. */
+#define WG_SERVER_COMPRESSION_HEADER "wigeon-compression"
 
 /* Handlers: each receives its request, does its work and finishes the call. */
 void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call);
