@@ -1,8 +1,9 @@
 /* wigeon: the engine's database, connection pool and plain statements (see engine.h).
  * The pool is a fixed array of connections made at open; acquire waits on a condition variable
- * while all are taken. Security defaults are set in the duckdb_config before open, with
- * lock_configuration last so that no SQL can undo them. Also the shared helpers of
- * engine_internal.h (error capture, quoting, struct-array slices). */
+ * while all are taken. Security defaults are set in the duckdb_config before open, TimeZone and
+ * then lock_configuration right after it (settle_database), before any client SQL, so that no
+ * SQL can undo them. Also the shared helpers of engine_internal.h (error capture, quoting,
+ * struct-array slices). */
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
