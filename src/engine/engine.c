@@ -1,8 +1,9 @@
 /* wigeon: the engine's database, connection pool and plain statements (see engine.h).
  * The pool is a fixed array of connections made at open; acquire waits on a condition variable
- * while all are taken. Security defaults are set in the duckdb_config before open, with
- * lock_configuration last so that no SQL can undo them. Also the shared helpers of
- * engine_internal.h (error capture, quoting, struct-array slices). */
+ * while all are taken. Security defaults are set in the duckdb_config before open, TimeZone and
+ * then lock_configuration right after it (settle_database), before any client SQL, so that no
+ * SQL can undo them. Also the shared helpers of engine_internal.h (error capture, quoting,
+ * struct-array slices). */
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -216,6 +217,20 @@ static int set_config(duckdb_config cfg, const char *name, const char *value,
   return 0;
 }
 
+/* Database-wide settings that a duckdb_config cannot hold, made before any client SQL runs.
+ * TimeZone is UTC, not the host's zone (DuckDB's default, from TZ or /etc/localtime): a
+ * TIMESTAMPTZ result carries the session zone in its Arrow type (timestamp[us, tz=...]) and in
+ * its casts to text, so answers must not depend on where the server runs. TimeZone belongs to
+ * the ICU extension, which registers it only at open, hence SET GLOBAL; so lock_configuration,
+ * which also refuses SET GLOBAL, comes last here rather than in the config. */
+static int settle_database(struct wg_engine *e, struct wg_error *err) {
+  int rc = wg__engine_exec(e->conns[0], "SET GLOBAL TimeZone = 'UTC'", err);
+  if (rc == 0 && e->sandboxed)
+    rc = wg__engine_exec(e->conns[0], "SET GLOBAL lock_configuration = true", err);
+  if (rc != 0) wg_error_prefix(err, rc, "setting up the database");
+  return rc;
+}
+
 int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *options,
                    struct wg_error *err) {
   *out = NULL;
@@ -259,11 +274,12 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   if (rc == 0 && o.checkpoint_threshold != NULL)
     rc = set_config(cfg, "checkpoint_threshold", o.checkpoint_threshold, err);
   if (rc == 0 && !o.allow_external_access) {
-    /* lock_configuration last: afterwards SET/RESET of any option fails. */
+    /* lock_configuration comes after open (settle_database): afterwards SET/RESET of any
+     * option fails. */
     static const char *const locked[][2] = {
         {"enable_external_access", "false"},    {"autoinstall_known_extensions", "false"},
         {"autoload_known_extensions", "false"}, {"allow_community_extensions", "false"},
-        {"allow_unsigned_extensions", "false"}, {"lock_configuration", "true"},
+        {"allow_unsigned_extensions", "false"},
     };
     for (size_t i = 0; i < sizeof(locked) / sizeof(locked[0]) && rc == 0; i++)
       rc = set_config(cfg, locked[i][0], locked[i][1], err);
@@ -304,6 +320,8 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
     wg_error_prefix(err, rc, "creating wigeon_internal.put_keys");
     goto fail;
   }
+  rc = settle_database(e, err);
+  if (rc != 0) goto fail;
   *out = e;
   return 0;
 fail:

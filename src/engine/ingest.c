@@ -203,6 +203,34 @@ static int type_name_into(duckdb_logical_type t, struct wg_buf *b, int depth) {
   }
 }
 
+/* Whether an Arrow type is, or holds (children, dictionary values), an interval[day_time] ("tiD":
+ * int32 days, int32 milliseconds). DuckDB 1.4.4's Arrow import reads that as one int64 count of
+ * milliseconds (3 days 4 ms became 198 days 20:11:09.187), so such a put is refused rather than
+ * stored wrong. */
+static bool has_day_time_interval(const struct ArrowSchema *s, int depth) {
+  if (s == NULL || depth > 64) return false;
+  if (s->format != NULL && strcmp(s->format, "tiD") == 0) return true;
+  for (int64_t i = 0; i < s->n_children; i++)
+    if (has_day_time_interval(s->children[i], depth + 1)) return true;
+  return has_day_time_interval(s->dictionary, depth + 1);
+}
+
+static int refuse_day_time_intervals(const struct ArrowSchema *schema, struct wg_error *err) {
+  for (int64_t i = 0; i < schema->n_children; i++) {
+    const struct ArrowSchema *f = schema->children[i];
+    if (!has_day_time_interval(f, 0)) continue;
+    const char *fmt = f->format ? f->format : "";
+    bool nested = strcmp(fmt, "tiD") != 0;
+    return wg_error_set(err, EINVAL,
+                        "column \"%s\": Arrow interval[day_time]%s%s%s is not accepted: DuckDB "
+                        "reads its days and milliseconds as one count of milliseconds; send "
+                        "interval[month_day_nano] or a duration",
+                        f->name ? f->name : "", nested ? " (inside Arrow type \"" : "",
+                        nested ? fmt : "", nested ? "\")" : "");
+  }
+  return 0;
+}
+
 /* Whether a type is, or holds, DuckDB's NULL type (what the Arrow null type 'n' converts to):
  * it has no SQL name a table column can take ("NULL" does not parse in CREATE TABLE). */
 static bool has_null_type(duckdb_logical_type t, int depth) {
@@ -1019,6 +1047,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   if (schema->format == NULL || strcmp(schema->format, "+s") != 0)
     return wg_error_set(err, EINVAL, "ingest: schema is not a struct (format \"%s\")",
                         schema->format ? schema->format : "(null)");
+  WG_RETURN_NOT_OK(refuse_day_time_intervals(schema, err));
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
   struct wg_engine *e = c->engine;
