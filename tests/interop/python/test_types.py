@@ -389,9 +389,16 @@ def in_batches_of_a_vector(table):
     return pa.ipc.open_stream(sink.getvalue()).read_all()
 
 
+def reference():
+    """In-process DuckDB as the server runs it: sessions in UTC whatever the host's zone."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 def duckdb_round_trip(table, order_by="id"):
     """What in-process DuckDB stores for `table` and gives back as Arrow."""
-    con = duckdb.connect()
+    con = reference()
     con.register("arrow_input", in_batches_of_a_vector(table))
     con.execute("CREATE TABLE t AS SELECT * FROM arrow_input")
     return con.execute(f"SELECT * FROM t ORDER BY {order_by}").fetch_arrow_table()
@@ -448,7 +455,7 @@ def test_mapping_table_is_what_in_process_duckdb_does(every_type):
     """The documented table is DuckDB's own behaviour: in-process DuckDB 1.4.4 stores and returns
     the input exactly as the expected table says (so the server may not differ from it)."""
     table, _ = every_type
-    tz = duckdb.connect().execute("SELECT current_setting('TimeZone')").fetchone()[0]
+    tz = reference().execute("SELECT current_setting('TimeZone')").fetchone()[0]
     want = expected_table(table, tz)
     got = duckdb_round_trip(table)
     assert got.equals(want), diff(got, want)
@@ -636,7 +643,7 @@ def test_duckdb_types_read_by_pyarrow_equal_in_process_duckdb(client):
         query(client, sql)
     sql = duckdb_sql(sorted(DUCKDB_EXPRESSIONS))
     got = query(client, sql)
-    con = duckdb.connect()
+    con = reference()
     con.execute(E300)
     want = con.execute(sql).fetch_arrow_table()
     assert got.num_rows == DUCKDB_ROWS
