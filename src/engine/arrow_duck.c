@@ -380,6 +380,16 @@ done:
   return rc;
 }
 
+void wg_engine_pending_abandon(duckdb_connection conn, duckdb_pending_result *pending) {
+  if (*pending == NULL) return;
+  duckdb_interrupt(conn);
+  duckdb_result r;
+  memset(&r, 0, sizeof(r));
+  duckdb_execute_pending(*pending, &r); /* INTERRUPT Error, after DuckDB's cleanup */
+  duckdb_destroy_result(&r);
+  duckdb_destroy_pending(pending);
+}
+
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err) {
   return wg_engine_query_arrow_stream_flag(conn, sql, NULL, NULL, NULL, NULL, out, err);
@@ -419,7 +429,7 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
   }
   /* DuckDB has begun the query: from here on duckdb_interrupt is honoured; before, it was not. */
   if (interrupted != NULL && atomic_load(interrupted)) {
-    duckdb_destroy_pending(&pending);
+    wg_engine_pending_abandon(conn, &pending);
     rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the query started");
     goto fail;
   }

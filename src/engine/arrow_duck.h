@@ -72,6 +72,13 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                                     struct wg_error *),
                                       void *refuse_ctx,
                                       struct ArrowArrayStream *out, struct wg_error *err);
+
+/* Ends a query that DuckDB has begun (duckdb_pending_prepared_streaming succeeded) without
+ * running it, and destroys *pending. Destroying a pending result alone leaves its tasks, already
+ * scheduled on DuckDB's threads, running: the connection's next statement then waits in
+ * DuckDB's cleanup until they finish (minutes, for a big query). So the query is interrupted
+ * (honoured now that it has begun) and executed, which fails at once and cleans up. */
+void wg_engine_pending_abandon(duckdb_connection conn, duckdb_pending_result *pending);
 int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
                                  struct ArrowArrayStream *out, struct wg_error *err);
 

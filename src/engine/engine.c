@@ -566,6 +566,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
                                "execute failed");
     } else if (atomic_load(&c->interrupted)) { /* see wg_engine_query_arrow_stream_flag */
+      wg_engine_pending_abandon(c->conn, &pending);
       rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
     } else {
       duckdb_result r;

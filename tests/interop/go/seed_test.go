@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,8 +49,8 @@ func seedBatch(b int64) arrow.RecordBatch {
 }
 
 // TestSeedWorkflowConcurrent: several loaders (each with its own client) put 1,000-row batches
-// into a table none of them created, while several readers read the whole table with a SQL
-// ticket again and again. Every put is acknowledged once with its row count, readers only ever
+// into a table none of them created, while several readers (goroutines sharing one client) read
+// the whole table with a SQL ticket again and again. Every put is acknowledged once with its row count, readers only ever
 // see whole puts and their counts never go backwards, and the final table holds exactly every
 // row of every put, each batch once, with the values sent.
 func TestSeedWorkflowConcurrent(t *testing.T) {
@@ -62,11 +63,19 @@ func TestSeedWorkflowConcurrent(t *testing.T) {
 	done := make(chan struct{})
 	readCounts := make([][]int64, readers)
 
+	// The readers share one client (their calls multiplexed on one HTTP/2 connection); each
+	// loader has its own, as separate loader scripts do. Dialled here: t.Fatalf only from the
+	// test's goroutine.
+	readClient := dial(t)
+	loadClients := make([]flight.Client, loaders)
+	for l := range loadClients {
+		loadClients[l] = dial(t)
+	}
 	for r := 0; r < readers; r++ {
 		readWG.Add(1)
 		go func(r int) {
 			defer readWG.Done()
-			c := dial(t)
+			c := readClient
 			last := int64(-1)
 			for final := false; !final; {
 				select {
@@ -102,7 +111,7 @@ func TestSeedWorkflowConcurrent(t *testing.T) {
 		loadWG.Add(1)
 		go func(l int) {
 			defer loadWG.Done()
-			c := dial(t)
+			c := loadClients[l]
 			for p := 0; p < putsPerLoader; p++ {
 				b := int64(l*1000 + p)
 				rec := seedBatch(b)
