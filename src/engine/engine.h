@@ -186,8 +186,8 @@ struct wg_engine_table {
   struct ArrowSchema schema; /* the same as wg_engine_table_schema's */
 };
 /* Every base table of every schema (temp and system schemas excluded), optionally only those
- * whose name contains `filter` (NULL or "" = all), with exact row counts and Arrow schemas, all
- * from one snapshot, in a handful of statements whatever the number of tables (catalog.c).
+ * whose name contains `filter`, case-insensitively (NULL or "" = all), with exact row counts and
+ * Arrow schemas, all from one snapshot, in a handful of statements whatever the number of tables (catalog.c).
  * *out is an array the caller frees with wg_engine_tables_free. */
 int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
                           struct wg_engine_table **out, int64_t *n, struct wg_error *err);
