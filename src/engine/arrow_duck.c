@@ -397,9 +397,9 @@ int wg_engine_query_arrow_stream(duckdb_connection conn, const char *sql,
 
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                       const atomic_bool *interrupted, duckdb_statement_type *type,
-                                      int (*refuse)(void *ctx, duckdb_statement_type,
-                                                    struct wg_error *),
-                                      void *refuse_ctx,
+                                      int (*before_run)(void *ctx, duckdb_prepared_statement,
+                                                        struct wg_error *),
+                                      void *ctx,
                                       struct ArrowArrayStream *out, struct wg_error *err) {
   if (type != NULL) *type = DUCKDB_STATEMENT_TYPE_INVALID;
   if (out == NULL) return wg_error_set(err, EINVAL, "query: NULL output stream");
@@ -416,8 +416,8 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
     goto fail;
   }
   if (type != NULL) *type = duckdb_prepared_statement_type(q->prepared);
-  if (refuse != NULL) {
-    rc = refuse(refuse_ctx, duckdb_prepared_statement_type(q->prepared), err);
+  if (before_run != NULL) {
+    rc = before_run(ctx, q->prepared, err);
     if (rc != 0) goto fail;
   }
   duckdb_pending_result pending = NULL;

@@ -63,14 +63,14 @@ duckdb_error_type wg_engine_error_type_of_message(const char *message);
  * abandoned with ECANCELED: an interrupt that arrived before DuckDB started it (DuckDB clears its
  * own flag when a query begins) is not lost. *type (may be NULL) gets the statement's type once it
  * is prepared (DUCKDB_STATEMENT_TYPE_INVALID before): a transaction statement (BEGIN, COMMIT ...)
- * may leave a transaction open, and DDL may change tables. refuse (may be NULL) sees the
- * statement's type (and refuse_ctx) once it is prepared and before it runs: non-zero refuses it
- * with that code. */
+ * may leave a transaction open, and DDL may change tables. before_run (may be NULL) sees the
+ * prepared statement (borrowed; and ctx) once it is prepared and before it runs: non-zero refuses
+ * it with that code. */
 int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                       const atomic_bool *interrupted, duckdb_statement_type *type,
-                                      int (*refuse)(void *ctx, duckdb_statement_type,
-                                                    struct wg_error *),
-                                      void *refuse_ctx,
+                                      int (*before_run)(void *ctx, duckdb_prepared_statement,
+                                                        struct wg_error *),
+                                      void *ctx,
                                       struct ArrowArrayStream *out, struct wg_error *err);
 
 /* Ends a query that DuckDB has begun (duckdb_pending_prepared_streaming succeeded) without

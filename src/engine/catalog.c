@@ -90,7 +90,7 @@ static int list_catalog(struct wg_engine_conn *c, const char *filter, struct lis
       "SELECT t.schema_name, t.table_name, c.column_name, c.data_type"
       " FROM duckdb_tables() t JOIN duckdb_columns() c ON c.table_oid = t.table_oid"
       " WHERE NOT t.temporary AND NOT t.internal AND t.database_name = current_database()"
-      " AND t.schema_name <> 'wigeon_internal' AND strpos(t.table_name, $1) > 0"
+      " AND t.schema_name <> 'wigeon_internal' AND contains(lower(t.table_name), lower($1))"
       " ORDER BY t.schema_name, t.table_name, c.column_index";
   duckdb_prepared_statement p = NULL;
   duckdb_result r;

@@ -91,6 +91,19 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
 int wg_engine_query_open_bounded(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                                  int64_t target_bytes, struct ArrowArrayStream *out,
                                  struct wg_error *err);
+/* The same, telling the result's schema before the query runs: on_schema (may be NULL) is called
+ * once, on this thread, after prepare and before execution, with the schema (borrowed for the
+ * call) of a SELECT of at most WG_ENGINE_EARLY_SCHEMA_COLUMNS columns, so a caller can send it
+ * while DuckDB works (a long aggregate gives no row for a long time). Non-zero from on_schema
+ * stops the query with that code. Without a call (a write, a wider result), the schema is only
+ * the stream's. When the executed result's schema differs from the one told (a table altered
+ * between prepare and run), the open fails with EAGAIN. */
+#define WG_ENGINE_EARLY_SCHEMA_COLUMNS 256
+typedef int (*wg_engine_schema_cb)(void *ctx, const struct ArrowSchema *schema,
+                                   struct wg_error *err);
+int wg_engine_query_open_early(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                               int64_t target_bytes, wg_engine_schema_cb on_schema, void *ctx,
+                               struct ArrowArrayStream *out, struct wg_error *err);
 /* The status code of a stream's last failure (as above), 0 if none. */
 int wg_engine_stream_status(struct ArrowArrayStream *stream);
 
@@ -173,8 +186,8 @@ struct wg_engine_table {
   struct ArrowSchema schema; /* the same as wg_engine_table_schema's */
 };
 /* Every base table of every schema (temp and system schemas excluded), optionally only those
- * whose name contains `filter` (NULL or "" = all), with exact row counts and Arrow schemas, all
- * from one snapshot, in a handful of statements whatever the number of tables (catalog.c).
+ * whose name contains `filter`, case-insensitively (NULL or "" = all), with exact row counts and
+ * Arrow schemas, all from one snapshot, in a handful of statements whatever the number of tables (catalog.c).
  * *out is an array the caller frees with wg_engine_tables_free. */
 int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
                           struct wg_engine_table **out, int64_t *n, struct wg_error *err);

@@ -165,15 +165,58 @@ static void gather_release(struct ArrowArrayStream *s) {
   s->release = NULL;
 }
 
+/* What the hook after prepare needs: the connection, and for a query whose schema goes out before
+ * it runs, the callback and the schema it was given (kept to check the result against). */
+struct before_run {
+  struct wg_engine_conn *c;
+  wg_engine_schema_cb on_schema;
+  void *ctx;
+  struct ArrowSchema early; /* release == NULL: none sent */
+};
+
 /* A query's statement, once prepared: what the sandbox refuses; and a write (anything but SELECT,
  * EXPLAIN included: EXPLAIN ANALYZE runs the statement it explains) not into a database that had a
- * fatal error, nor onto a full disk. */
-static int refuse_query(void *ctx, duckdb_statement_type type, struct wg_error *err) {
-  struct wg_engine_conn *c = ctx;
+ * fatal error, nor onto a full disk. A SELECT's schema goes to on_schema before it runs, when the
+ * prepared statement can give it cheaply (DuckDB copies every column's type for each column asked:
+ * quadratic, so not past WG_ENGINE_EARLY_SCHEMA_COLUMNS); when it cannot, nothing is refused:
+ * the schema comes with the result as before. */
+static int before_run(void *ctx, duckdb_prepared_statement p, struct wg_error *err) {
+  struct before_run *b = ctx;
+  struct wg_engine_conn *c = b->c;
+  duckdb_statement_type type = duckdb_prepared_statement_type(p);
   if (c->engine->sandboxed) WG_RETURN_NOT_OK(wg__engine_statement_refused(type, err));
-  if (type == DUCKDB_STATEMENT_TYPE_SELECT) return 0;
-  WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
-  return wg_engine_check_room(c->engine, 0, err);
+  if (type != DUCKDB_STATEMENT_TYPE_SELECT) {
+    WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
+    return wg_engine_check_room(c->engine, 0, err);
+  }
+  idx_t n = duckdb_prepared_statement_column_count(p);
+  if (b->on_schema == NULL || n == 0 || n > WG_ENGINE_EARLY_SCHEMA_COLUMNS) return 0;
+  struct wg_error ignored;
+  if (wg__engine_prepared_columns_schema(c, p, 0, n, NULL, &b->early, &ignored) != 0) {
+    wg_schema_release(&b->early);
+    return 0;
+  }
+  return b->on_schema(b->ctx, &b->early, err);
+}
+
+/* 0 when the executed result has the schema sent before it ran (DuckDB rebinds a statement whose
+ * tables changed between prepare and execution, which can change its columns). */
+static int same_schema(const struct ArrowSchema *sent, const struct ArrowSchema *result,
+                       struct wg_error *err) {
+  struct wg_buf a, b;
+  wg_buf_init(&a);
+  wg_buf_init(&b);
+  int rc = wg_schema_fingerprint(sent, &a);
+  if (rc == 0) rc = wg_schema_fingerprint(result, &b);
+  if (rc != 0)
+    rc = wg_error_set(err, rc, "query: cannot compare the result schema with the one sent");
+  else if (a.size != b.size || memcmp(a.data, b.data, (size_t)a.size) != 0)
+    rc = wg_error_set(err, EAGAIN,
+                      "the query's result columns changed between its prepare and its run (a "
+                      "table it reads was altered meanwhile); run it again");
+  wg_buf_reset(&a);
+  wg_buf_reset(&b);
+  return rc;
 }
 
 int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
@@ -184,6 +227,12 @@ int wg_engine_query_open(struct wg_engine_conn *c, const char *sql, int64_t targ
 int wg_engine_query_open_bounded(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                                  int64_t target_bytes, struct ArrowArrayStream *out,
                                  struct wg_error *err) {
+  return wg_engine_query_open_early(c, sql, target_rows, target_bytes, NULL, NULL, out, err);
+}
+
+int wg_engine_query_open_early(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                               int64_t target_bytes, wg_engine_schema_cb on_schema, void *ctx,
+                               struct ArrowArrayStream *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
   if (target_rows < 0)
@@ -195,13 +244,16 @@ int wg_engine_query_open_bounded(struct wg_engine_conn *c, const char *sql, int6
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
   g->target_bytes = target_bytes == 0 ? WG_ENGINE_DEFAULT_BATCH_BYTES : target_bytes;
   duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_INVALID;
-  int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, refuse_query,
-                                             c, &g->chunks, err);
+  struct before_run b = {.c = c, .on_schema = on_schema, .ctx = ctx};
+  int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, before_run, &b,
+                                             &g->chunks, err);
   wg__engine_statement_done(c, type, rc == 0);
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
     if (rc != 0) wg_error_set(err, rc, "query: reading the result schema failed");
   }
+  if (rc == 0 && b.early.release != NULL) rc = same_schema(&b.early, &g->schema, err);
+  wg_schema_release(&b.early);
   if (rc != 0) {
     gather_free(g);
     return rc;

@@ -14,8 +14,8 @@
 static const struct {
   const char *type, *description;
 } actions[] = {
-    {"execute", "Run one SQL statement (DDL or DML) given as the action body; the result is "
-                "{\"rows_changed\": N}"},
+    {"execute", "Run the SQL given as the action body: one statement, or several that are all "
+                "or nothing; the result is {\"rows_changed\": N}"},
     {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)"},
     {"checkpoint", "Write the write-ahead log into the database file"},
     {"stats", "Calls, rows and bytes in and out, errors, active calls and group commits since "

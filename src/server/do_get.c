@@ -12,8 +12,11 @@
  * pool (which gets a fresh one), so a stalled reader holds only its own connection and its worker
  * (the rpc layer starts more), until it reads again or the idle timeout cancels it.
  *
- *   recv Ticket -> acquire connection -> query_open -> encode schema -> { get_next -> encode ->
- *   start sending the previous message }* -> finish with the last message and the status */
+ *   recv Ticket -> acquire connection -> prepare -> [SELECT: encode and start sending the schema]
+ *   -> run -> [else: encode schema] -> { get_next -> encode -> start sending the previous
+ *   message }* -> finish with the last message and the status
+ * transitions: prepare..run -> wg_engine_query_open_early (send_schema_early in between),
+ * the rest -> stream_result, finish -> wg__server_finish_with */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +33,9 @@ struct get {
   bool detached;
   grpc_byte_buffer *held; /* the last message encoded, not yet started */
   struct wg_ipc_encoder_options encoding; /* body compression the client asked for */
+  struct wg_ipc_encoder *enc;
+  struct wg_ipc_encoded *msgs; /* enc's messages for one batch: max of them */
+  int64_t max;
 };
 
 /* The codec the client asked for in WG_SERVER_COMPRESSION_HEADER (none without the header). An
@@ -54,6 +60,15 @@ static int compression_from_header(const struct wg_rpc_call *call, struct wg_ipc
   }
   return wg_error_set(err, EINVAL, "header %s: unknown codec \"%.*s\"; allowed: zstd, lz4, none",
                       WG_SERVER_COMPRESSION_HEADER, (int)(len < 64 ? len : 64), v);
+}
+
+static void get_reset(struct get *g) {
+  for (int64_t i = 0; g->msgs != NULL && i < g->max; i++)
+    wg_ipc_encoded_reset(&g->msgs[i]);
+  free(g->msgs);
+  g->msgs = NULL;
+  wg_ipc_encoder_destroy(g->enc);
+  g->enc = NULL;
 }
 
 static void release_array(void *ctx) {
@@ -112,30 +127,47 @@ static int send_encoded(struct get *g, struct wg_ipc_encoded *m, int64_t n,
   return 0;
 }
 
+/* Makes the encoder for `schema` and encodes the schema message, which is left in g->held. */
+static int open_encoder(struct get *g, const struct ArrowSchema *schema, struct wg_error *err) {
+  WG_RETURN_NOT_OK(wg_ipc_encoder_create(&g->enc, schema, &g->encoding, err));
+  g->max = wg_ipc_encoder_max_messages(g->enc);
+  g->msgs = calloc((size_t)g->max, sizeof(*g->msgs));
+  if (g->msgs == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  for (int64_t i = 0; i < g->max; i++)
+    wg_ipc_encoded_init(&g->msgs[i]);
+  WG_RETURN_NOT_OK(wg_ipc_encoder_schema(g->enc, &g->msgs[0], err));
+  return send_encoded(g, g->msgs, 1, NULL, -1, 0, err);
+}
+
+/* wg_engine_schema_cb: the schema of a SELECT, before it runs; started at once, not held. */
+static int send_schema_early(void *ctx, const struct ArrowSchema *schema, struct wg_error *err) {
+  struct get *g = ctx;
+  WG_RETURN_NOT_OK(open_encoder(g, schema, err));
+  grpc_byte_buffer *bb = g->held;
+  g->held = NULL;
+  if (wg_rpc_call_send_start(g->call, bb) != 0)
+    return wg_error_set(err, ECANCELED, "client cancelled or went away during DoGet");
+  return 0;
+}
+
 /* Streams the result; the last message is left in *held (NULL if none) for the finish. */
 static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct wg_error *err) {
   struct wg_server *s = g->s;
-  struct ArrowSchema schema;
-  int rc = stream->get_schema(stream, &schema);
-  if (rc != 0) {
-    const char *m = stream->get_last_error(stream);
-    return wg_error_set(err, wg_engine_stream_status(stream) ? wg_engine_stream_status(stream) : rc,
-                        "%s", m ? m : "cannot read the result schema");
+  int rc = 0;
+  if (g->enc == NULL) { /* the schema did not go out early */
+    struct ArrowSchema schema;
+    rc = stream->get_schema(stream, &schema);
+    if (rc != 0) {
+      const char *m = stream->get_last_error(stream);
+      return wg_error_set(err,
+                          wg_engine_stream_status(stream) ? wg_engine_stream_status(stream) : rc,
+                          "%s", m ? m : "cannot read the result schema");
+    }
+    rc = open_encoder(g, &schema, err);
+    wg_schema_release(&schema);
   }
-  struct wg_ipc_encoder *enc;
-  rc = wg_ipc_encoder_create(&enc, &schema, &g->encoding, err);
-  wg_schema_release(&schema);
-  if (rc != 0) return rc;
-  int64_t max = wg_ipc_encoder_max_messages(enc);
-  struct wg_ipc_encoded *msgs = calloc((size_t)max, sizeof(*msgs));
-  if (msgs == NULL) {
-    wg_ipc_encoder_destroy(enc);
-    return wg_error_set(err, ENOMEM, "out of memory");
-  }
-  for (int64_t i = 0; i < max; i++)
-    wg_ipc_encoded_init(&msgs[i]);
-  rc = wg_ipc_encoder_schema(enc, &msgs[0], err);
-  if (rc == 0) rc = send_encoded(g, msgs, 1, NULL, -1, 0, err);
+  struct wg_ipc_encoder *enc = g->enc;
+  struct wg_ipc_encoded *msgs = g->msgs;
   int64_t sent_rows = 0;
   while (rc == 0) {
     struct ArrowArray *batch = malloc(sizeof(*batch));
@@ -168,10 +200,6 @@ static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct 
     sent_rows += rows;
     if (rc == 0) atomic_fetch_add_explicit(&s->stats.rows_out, rows, memory_order_relaxed);
   }
-  for (int64_t i = 0; i < max; i++)
-    wg_ipc_encoded_reset(&msgs[i]);
-  free(msgs);
-  wg_ipc_encoder_destroy(enc);
   return rc;
 }
 
@@ -195,14 +223,15 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
     struct ArrowArrayStream stream;
-    rc = wg_engine_query_open_bounded(conn, sql, s->options.batch_rows, s->options.batch_bytes,
-                                      &stream, &err);
+    struct get g = {.s = s, .call = call, .conn = conn, .encoding = encoding};
+    rc = wg_engine_query_open_early(conn, sql, s->options.batch_rows, s->options.batch_bytes,
+                                    send_schema_early, &g, &stream, &err);
     if (rc == 0) {
-      struct get g = {.s = s, .call = call, .conn = conn, .encoding = encoding};
       rc = stream_result(&g, &stream, &err);
-      last = g.held;
       wg_stream_release(&stream);
     }
+    last = g.held;
+    get_reset(&g);
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);
     if (rc != 0 && wg_rpc_call_cancelled(call))
       rc = wg_error_set(&err, ECANCELED, "DoGet cancelled by the client or its deadline");

@@ -2,12 +2,14 @@
  * table: its schema, exact row count, and one endpoint whose ticket reads it. A CMD descriptor is
  * SQL: its result schema comes from preparing the query, which is not run; the ticket is the SQL
  * itself, so tickets stay valid across restarts and any server of the same database serves them.
- * The endpoint has no location: the client reads from the server it asked. ListFlights takes
+ * The endpoint has no location: the client reads from the server it asked. ListFlights' criteria,
+ * when not empty, is UTF-8 text that table names must contain (case-insensitively). It takes
  * every table's schema and count from one engine listing (a few statements for any number of
  * tables), not one lookup per table. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "server/internal.h"
 
 /* What a FlightInfo is built from; everything owned. */
@@ -139,7 +141,12 @@ void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call) {
   char *filter = NULL;
   if (rc == 0) {
     const Arrow__Flight__Protocol__Criteria *c = (const Arrow__Flight__Protocol__Criteria *)msg;
-    if (c->expression.len > 0) {
+    const char *why;
+    if (!wg_text_name_ok(c->expression.data, c->expression.len, &why)) {
+      /* DuckDB takes only UTF-8, and a C string would cut the filter at a NUL */
+      rc = wg_error_set(&err, EINVAL,
+                        "ListFlights criteria (a part of table names to match) %s", why);
+    } else if (c->expression.len > 0) {
       filter = malloc(c->expression.len + 1);
       if (filter == NULL) {
         rc = wg_error_set(&err, ENOMEM, "out of memory");
