@@ -94,7 +94,14 @@ func TestCancelThenQuery(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DoGet: %v", err)
 			}
-			recv = func() error { _, err := stream.Recv(); return err }
+			// the schema may come first (a SELECT's schema goes out before it runs): read on
+			recv = func() error {
+				for {
+					if _, err := stream.Recv(); err != nil {
+						return err
+					}
+				}
+			}
 		} else {
 			stream, err := c.DoAction(ctx, &flight.Action{Type: "execute", Body: []byte(slowSQL)})
 			if err != nil {
