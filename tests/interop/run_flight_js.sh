@@ -26,17 +26,8 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$NODE_MAJOR" -ge 18 ] || die "node $(node --version) is too old: node:test needs Node.js >= 18"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wigeon-flight-js.XXXXXX")
-SERVER_PID=
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+NAME=run_flight_js.sh
+. "$ROOT/tests/interop/server.sh"
 
 # --- packages: npm ci when node_modules is missing or the lock file changed -------------------
 STAMP=$JS/node_modules/.wigeon-lock.sha256
@@ -51,26 +42,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$LOCK_SUM" ]; then
 fi
 
 # --- server ------------------------------------------------------------------------------------
-"$WIGEON" serve --listen 127.0.0.1:0 --db :memory: >"$TMP/server.out" 2>"$TMP/server.err" &
-SERVER_PID=$!
-
-LINE=
-for _ in $(seq 1 300); do
-  if [ "$(wc -l <"$TMP/server.out")" -ge 1 ]; then   # a whole first line
-    LINE=$(head -n 1 "$TMP/server.out")
-    break
-  fi
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    cat "$TMP/server.err" >&2
-    die "the server exited before listening"
-  fi
-  sleep 0.1
-done
-case $LINE in
-  *listening\ on\ grpc://*) ADDRESS=${LINE##*grpc://} ;;
-  *) cat "$TMP/server.err" >&2; die "no 'listening on grpc://HOST:PORT' line from the server within 30 s (got: '$LINE')" ;;
-esac
-echo "run_flight_js.sh: server pid $SERVER_PID at $ADDRESS"
+interop_server_start
 
 # --- the test ------------------------------------------------------------------------------------
 STATUS=0
@@ -78,32 +50,4 @@ TIMEOUT=()
 command -v timeout >/dev/null 2>&1 && TIMEOUT=(timeout --kill-after=10 600)
 (cd "$ROOT" && WG_SERVER=$ADDRESS "${TIMEOUT[@]}" node --test --test-reporter=tap tests/interop/flight_js/interop_test.mjs) || STATUS=$?
 
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-  wait "$SERVER_PID" && SERVER_STATUS=0 || SERVER_STATUS=$?
-  SERVER_PID=
-  echo "run_flight_js.sh: the server died during the test (exit status $SERVER_STATUS); its stderr:" >&2
-  cat "$TMP/server.err" >&2
-  exit 1
-fi
-
-kill -TERM "$SERVER_PID" 2>/dev/null || true
-SERVER_STATUS=0
-for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$SERVER_PID" 2>/dev/null; then
-  echo "run_flight_js.sh: the server did not stop within 30 s of SIGTERM" >&2
-  SERVER_STATUS=1
-else
-  wait "$SERVER_PID" || SERVER_STATUS=$?
-  SERVER_PID=
-fi
-if [ "$SERVER_STATUS" -ne 0 ]; then
-  echo "run_flight_js.sh: the server exited with status $SERVER_STATUS after SIGTERM; its stderr:" >&2
-  cat "$TMP/server.err" >&2
-  [ "$STATUS" -ne 0 ] || STATUS=1
-fi
-
-if [ "$STATUS" -ne 0 ]; then
-  echo "run_flight_js.sh: FAILED (node exit status $STATUS); server stderr (last 40 lines):" >&2
-  tail -n 40 "$TMP/server.err" >&2
-fi
-exit "$STATUS"
+interop_server_finish "$STATUS"

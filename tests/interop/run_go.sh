@@ -27,17 +27,8 @@ GO_MINOR=$(echo "$GO_VERSION" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
 [ -n "$GO_MINOR" ] && [ "$GO_MINOR" -ge 26 ] || die "$GO_VERSION is too old: arrow-go v18.9.0 needs Go >= 1.26"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wigeon-go.XXXXXX")
-SERVER_PID=
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+NAME=run_go.sh
+. "$ROOT/tests/interop/server.sh"
 
 # Without HOME (some CI sandboxes) go has no default module and build cache: use .deps/go.
 if [ -z "${HOME:-}" ]; then
@@ -57,26 +48,7 @@ fi
 
 # --- server ------------------------------------------------------------------------------------
 # TZ: a zone other than UTC, so TestServerZoneIsUTC proves the answers do not follow the host.
-TZ=America/New_York "$WIGEON" serve --listen 127.0.0.1:0 --db :memory: >"$TMP/server.out" 2>"$TMP/server.err" &
-SERVER_PID=$!
-
-LINE=
-for _ in $(seq 1 300); do
-  if [ "$(wc -l <"$TMP/server.out")" -ge 1 ]; then   # a whole first line
-    LINE=$(head -n 1 "$TMP/server.out")
-    break
-  fi
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    cat "$TMP/server.err" >&2
-    die "the server exited before listening"
-  fi
-  sleep 0.1
-done
-case $LINE in
-  *listening\ on\ grpc://*) ADDRESS=${LINE##*grpc://} ;;
-  *) cat "$TMP/server.err" >&2; die "no 'listening on grpc://HOST:PORT' line from the server within 30 s (got: '$LINE')" ;;
-esac
-echo "run_go.sh: server pid $SERVER_PID at $ADDRESS"
+interop_server_start TZ=America/New_York
 
 # --- the test ------------------------------------------------------------------------------------
 STATUS=0
@@ -84,32 +56,4 @@ TIMEOUT=()
 command -v timeout >/dev/null 2>&1 && TIMEOUT=(timeout --kill-after=10 600)
 (cd "$GO_DIR" && WG_SERVER=$ADDRESS "${TIMEOUT[@]}" go test -count=1 -v -timeout 540s .) || STATUS=$?
 
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-  wait "$SERVER_PID" && SERVER_STATUS=0 || SERVER_STATUS=$?
-  SERVER_PID=
-  echo "run_go.sh: the server died during the test (exit status $SERVER_STATUS); its stderr:" >&2
-  cat "$TMP/server.err" >&2
-  exit 1
-fi
-
-kill -TERM "$SERVER_PID" 2>/dev/null || true
-SERVER_STATUS=0
-for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$SERVER_PID" 2>/dev/null; then
-  echo "run_go.sh: the server did not stop within 30 s of SIGTERM" >&2
-  SERVER_STATUS=1
-else
-  wait "$SERVER_PID" || SERVER_STATUS=$?
-  SERVER_PID=
-fi
-if [ "$SERVER_STATUS" -ne 0 ]; then
-  echo "run_go.sh: the server exited with status $SERVER_STATUS after SIGTERM; its stderr:" >&2
-  cat "$TMP/server.err" >&2
-  [ "$STATUS" -ne 0 ] || STATUS=1
-fi
-
-if [ "$STATUS" -ne 0 ]; then
-  echo "run_go.sh: FAILED (go test exit status $STATUS); server stderr (last 40 lines):" >&2
-  tail -n 40 "$TMP/server.err" >&2
-fi
-exit "$STATUS"
+interop_server_finish "$STATUS"
