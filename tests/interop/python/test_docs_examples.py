@@ -1,8 +1,8 @@
 """Every ```python block of docs/clients.md runs, as a script of its own, against a fresh server
 (WIGEON_URI points it there) and exits 0; where a ```text block follows it (blank lines between
 at most), that is exactly what it must print. A block whose first line reads
-`# NAME.py: ... (run after OTHER.py)` runs after OTHER.py's block on the same server. A block that
-imports an optional library the suite does not install (polars) is skipped, saying so.
+`# NAME.py: ... (run after OTHER.py)` runs after OTHER.py's block on the same server. Every library
+a block imports (polars included) is pinned in requirements.txt, so no block is skipped.
 """
 
 import importlib.util
@@ -16,7 +16,6 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "clients.md"
-OPTIONAL = {"polars"}
 
 
 def blocks(text):
@@ -77,9 +76,12 @@ def run(code, uri, folder, name):
 
 def test_the_doc_has_its_examples():
     """The parser finds the examples (so the test below cannot pass on none), each reads the
-    server's address from WIGEON_URI, and every "run after" names a block that exists."""
+    server's address from WIGEON_URI, every "run after" names a block that exists, and every
+    module a block imports is installed (pinned in requirements.txt or in the standard library)."""
     assert len(EXAMPLES) >= 8
     for line, code, _, _ in EXAMPLES:
+        for module in imported(code):
+            assert importlib.util.find_spec(module) is not None, f"line {line}: {module}"
         assert 'os.environ.get("WIGEON_URI", "grpc://127.0.0.1:8815")' in code, f"line {line}"
         assert run_after(code) is None or run_after(code) in BY_NAME, f"line {line}"
 
@@ -89,9 +91,6 @@ def test_the_doc_has_its_examples():
 def test_example_runs(server, tmp_path, line, code, expected):
     """The block at this line of docs/clients.md runs cleanly against a fresh server and prints
     what the doc says it prints."""
-    for module in sorted(imported(code) & OPTIONAL):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (optional: tests/interop/python does not pin it)")
     before = run_after(code)
     if before:
         run(BY_NAME[before], server.uri, tmp_path, before)
