@@ -420,6 +420,67 @@ static void poll_get_schema_list_actions_and_handshake_are_answered(void) {
   wg_fx_server_stop(&fx);
 }
 
+/* A google.protobuf.Any (packed as Flight's Action, which has its wire shape) of type_url. */
+static void pack_any(const char *type_url, const char *value, uint8_t *out, size_t *len) {
+  Arrow__Flight__Protocol__Action any = ARROW__FLIGHT__PROTOCOL__ACTION__INIT;
+  any.type = (char *)type_url;
+  any.body.data = (uint8_t *)value;
+  any.body.len = strlen(value);
+  *len = arrow__flight__protocol__action__pack(&any, out);
+}
+
+static void flight_sql_commands_are_unimplemented_naming_the_command(void) {
+  struct wg_fx_server fx;
+  struct wg_server_options o = {.threads = 2};
+  ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
+  struct wg_error err;
+  uint8_t any[256];
+  size_t len;
+  /* CommandStatementQuery { query: "SELECT 1" } */
+  pack_any("type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery",
+           "\x0a\x08SELECT 1", any, &len);
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD;
+  d.cmd.data = any;
+  d.cmd.len = len;
+  ProtobufCMessage *m = NULL;
+  int n = 0;
+  const char *rpcs[] = {"GetFlightInfo", "PollFlightInfo", "GetSchema"};
+  for (size_t i = 0; i < 3; i++) {
+    ASSERT_EQ(raw_unary(fx.uri, rpcs[i], &d.base, &arrow__flight__protocol__flight_info__descriptor,
+                        &m, &n, &err),
+              ENOTSUP);
+    ASSERT_TRUE(strstr(err.message, "Flight SQL command CommandStatementQuery") != NULL);
+    ASSERT_TRUE(strstr(err.message, rpcs[i]) != NULL);
+  }
+  pack_any("type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery", "\x0a\x01x", any,
+           &len);
+  Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
+  t.ticket.data = any;
+  t.ticket.len = len;
+  ASSERT_EQ(raw_unary(fx.uri, "DoGet", &t.base, &arrow__flight__protocol__flight_data__descriptor,
+                      &m, &n, &err),
+            ENOTSUP);
+  ASSERT_TRUE(strstr(err.message, "TicketStatementQuery") != NULL);
+  /* an Any of another type is SQL text, and fails as SQL does */
+  pack_any("type.googleapis.com/google.protobuf.StringValue", "SELECT 1", any, &len);
+  d.cmd.len = len;
+  ASSERT_EQ(raw_unary(fx.uri, "GetSchema", &d.base,
+                      &arrow__flight__protocol__schema_result__descriptor, &m, &n, &err),
+            EINVAL);
+  ASSERT_TRUE(strstr(err.message, "Flight SQL") == NULL);
+  /* SQL text that starts with a newline (0x0A, as an Any does) is still SQL */
+  t.ticket.data = (uint8_t *)"\nSELECT 42 AS answer";
+  t.ticket.len = strlen((char *)t.ticket.data);
+  m = NULL;
+  ASSERT_OK(raw_unary(fx.uri, "DoGet", &t.base, &arrow__flight__protocol__flight_data__descriptor,
+                      &m, &n, &err),
+            &err);
+  ASSERT_EQ(n, 2); /* schema, one batch */
+  if (m != NULL) protobuf_c_message_free_unpacked(m, NULL);
+  wg_fx_server_stop(&fx);
+}
+
 static void actions_execute_drop_checkpoint_and_stats(void) {
   char dir[256], db[300];
   ASSERT_EQ(wg_fx_tmpdir(dir, sizeof(dir)), 0);
@@ -1100,6 +1161,7 @@ int main(void) {
   RUN_TEST(all_duckdb_types_round_trip_through_put_and_get);
   RUN_TEST(flight_info_schema_and_list_flights_describe_tables);
   RUN_TEST(poll_get_schema_list_actions_and_handshake_are_answered);
+  RUN_TEST(flight_sql_commands_are_unimplemented_naming_the_command);
   RUN_TEST(actions_execute_drop_checkpoint_and_stats);
   RUN_TEST(group_commit_commits_puts_together_and_a_bad_put_fails_alone);
   RUN_TEST(two_group_committers_commit_every_put_once_and_a_bad_put_fails_alone);

@@ -3,24 +3,13 @@
  *   drop_table  body: a table name, or schema.table. Result: {"dropped": "NAME"}
  *   checkpoint  body: ignored. Writes the WAL into the database file. Result: {"checkpoint": true}
  *   stats       body: ignored. Result: counters since start, as JSON (see stats_json)
- * An unknown action is UNIMPLEMENTED, naming the ones there are. */
+ * An unknown action is UNIMPLEMENTED, naming the ones there are. The actions are one table
+ * (`actions`: name, description, body rule, role, handler) that ListActions lists. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/text.h"
 #include "server/internal.h"
-
-static const struct {
-  const char *type, *description;
-} actions[] = {
-    {"execute", "Run the SQL given as the action body: one statement, or several that are all "
-                "or nothing; the result is {\"rows_changed\": N}"},
-    {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)"},
-    {"checkpoint", "Write the write-ahead log into the database file"},
-    {"stats", "Calls, rows and bytes in and out, errors, active calls and group commits since "
-              "start, as JSON"},
-};
 
 /* Sends `json` (taken: freed here; NULL = out of memory) as the one Result of the action. */
 static int send_result(struct wg_rpc_call *call, char *json, struct wg_error *err) {
@@ -33,23 +22,7 @@ static int send_result(struct wg_rpc_call *call, char *json, struct wg_error *er
   return rc;
 }
 
-/* The body as a C string: EINVAL when it holds a NUL byte or is not UTF-8 (SQL text and names
- * are text; a C string would be cut at the NUL). *out malloc'ed. */
-static int body_text(const ProtobufCBinaryData *b, const char *type, char **out,
-                     struct wg_error *err) {
-  *out = NULL;
-  const char *why;
-  if (!wg_text_name_ok(b->data, b->len, &why))
-    return wg_error_set(err, EINVAL, "the body of action %s %s", type, why);
-  char *t = malloc(b->len + 1);
-  if (t == NULL) return wg_error_set(err, ENOMEM, "out of memory");
-  if (b->len > 0) memcpy(t, b->data, b->len);
-  t[b->len] = '\0';
-  *out = t;
-  return 0;
-}
-
-static char *stats_json(struct wg_server *s) {
+static cJSON *stats_json(struct wg_server *s) {
   struct wg_server_stats *st = &s->stats;
   pthread_mutex_lock(&s->committer.mu);
   int64_t groups = s->committer.groups, grouped = s->committer.grouped_puts;
@@ -74,68 +47,151 @@ static char *stats_json(struct wg_server *s) {
   wg__server_json_int(o, "connections_accepted", accepted);
   wg__server_json_int(o, "connections_refused", refused);
 #undef ADD
-  return wg__server_json_take(o);
+  return o;
+}
+
+/* One action: what its body must be, and the JSON object it answers with in *result (NULL when
+ * out of memory). The body is checked text, NUL-terminated (NULL for WG__ACTION_BODY_NONE). */
+typedef int (*action_fn)(struct wg_server *s, struct wg_rpc_call *call, char *body,
+                         cJSON **result, struct wg_error *err);
+
+static int stats_action(struct wg_server *s, struct wg_rpc_call *call, char *body, cJSON **result,
+                        struct wg_error *err) {
+  (void)call, (void)body, (void)err;
+  *result = stats_json(s);
+  return 0;
+}
+
+static int checkpoint_action(struct wg_server *s, struct wg_rpc_call *call, char *body,
+                             cJSON **result, struct wg_error *err) {
+  (void)call, (void)body;
+  WG_RETURN_NOT_OK(wg_engine_checkpoint(s->engine, err));
+  if ((*result = cJSON_CreateObject()) != NULL) cJSON_AddTrueToObject(*result, "checkpoint");
+  return 0;
+}
+
+/* Runs fn on a pooled connection that a cancel of the call interrupts. */
+static int on_conn(struct wg_server *s, struct wg_rpc_call *call,
+                   int (*fn)(struct wg_engine_conn *, char *, cJSON **, struct wg_error *),
+                   char *body, cJSON **result, struct wg_error *err) {
+  struct wg_engine_conn *conn;
+  WG_RETURN_NOT_OK(wg_engine_acquire(s->engine, &conn, err));
+  wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
+  int rc = fn(conn, body, result, err);
+  wg_rpc_call_set_cancel_hook(call, NULL, NULL);
+  wg_engine_release(s->engine, conn);
+  return rc;
+}
+
+static int execute_on(struct wg_engine_conn *conn, char *sql, cJSON **result,
+                      struct wg_error *err) {
+  int64_t changed = 0;
+  WG_RETURN_NOT_OK(wg_engine_execute(conn, sql, &changed, err));
+  if ((*result = cJSON_CreateObject()) != NULL)
+    wg__server_json_int(*result, "rows_changed", changed);
+  return 0;
+}
+
+/* name is TABLE or SCHEMA.TABLE (a name with two dots or more is one table name) */
+static int drop_on(struct wg_engine_conn *conn, char *name, cJSON **result,
+                   struct wg_error *err) {
+  char *dot = strchr(name, '.');
+  const char *schema_name = NULL, *table = name;
+  if (dot != NULL && strchr(dot + 1, '.') == NULL) {
+    *dot = '\0';
+    schema_name = name;
+    table = dot + 1;
+  }
+  WG_RETURN_NOT_OK(wg_engine_drop_table(conn, schema_name, table, err));
+  if ((*result = cJSON_CreateObject()) != NULL) {
+    cJSON_AddStringToObject(*result, "dropped", table);
+    if (schema_name != NULL) cJSON_AddStringToObject(*result, "schema", schema_name);
+  }
+  return 0;
+}
+
+static int execute_action(struct wg_server *s, struct wg_rpc_call *call, char *body,
+                          cJSON **result, struct wg_error *err) {
+  return on_conn(s, call, execute_on, body, result, err);
+}
+
+static int drop_table_action(struct wg_server *s, struct wg_rpc_call *call, char *body,
+                             cJSON **result, struct wg_error *err) {
+  return on_conn(s, call, drop_on, body, result, err);
+}
+
+/* The role a caller will need for an action (nothing checks it yet: no authentication). */
+enum wg__action_role { WG__ROLE_READ, WG__ROLE_WRITE, WG__ROLE_ADMIN };
+enum wg__action_body {
+  WG__ACTION_BODY_NONE, /* ignored */
+  WG__ACTION_BODY_SQL,  /* SQL text (request.c's WG__TEXT_SQL) */
+  WG__ACTION_BODY_NAME, /* a name: UTF-8 without NUL, not empty */
+};
+
+/* The actions: DoAction looks them up here and ListActions lists them from here. */
+static const struct wg__action {
+  const char *name, *description;
+  enum wg__action_role role;
+  enum wg__action_body body;
+  action_fn run;
+} actions[] = {
+    {"execute",
+     "Run the SQL given as the action body: one statement, or several that are all or nothing; "
+     "the result is {\"rows_changed\": N}",
+     WG__ROLE_WRITE, WG__ACTION_BODY_SQL, execute_action},
+    {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)", WG__ROLE_WRITE,
+     WG__ACTION_BODY_NAME, drop_table_action},
+    {"checkpoint", "Write the write-ahead log into the database file", WG__ROLE_ADMIN,
+     WG__ACTION_BODY_NONE, checkpoint_action},
+    {"stats",
+     "Calls, rows and bytes in and out, errors, active calls and group commits since start, as "
+     "JSON",
+     WG__ROLE_READ, WG__ACTION_BODY_NONE, stats_action},
+};
+enum { N_ACTIONS = sizeof(actions) / sizeof(actions[0]) };
+
+static int unknown_action(const char *type, struct wg_error *err) {
+  char names[256] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < N_ACTIONS; i++) {
+    size_t n = strlen(actions[i].name);
+    if (used + n + 3 > sizeof(names)) break;
+    if (i > 0) {
+      memcpy(names + used, ", ", 2);
+      used += 2;
+    }
+    memcpy(names + used, actions[i].name, n + 1);
+    used += n;
+  }
+  return wg_error_set(err, ENOTSUP, "unknown action '%.100s'; this server has: %s", type, names);
 }
 
 static int run_action(struct wg_server *s, struct wg_rpc_call *call,
                       const Arrow__Flight__Protocol__Action *a, struct wg_error *err) {
   const char *type = a->type ? a->type : "";
-  if (strcmp(type, "stats") == 0) return send_result(call, stats_json(s), err);
-  if (strcmp(type, "checkpoint") == 0) {
-    WG_RETURN_NOT_OK(wg_engine_checkpoint(s->engine, err));
-    cJSON *o = cJSON_CreateObject();
-    if (o != NULL) cJSON_AddTrueToObject(o, "checkpoint");
-    return send_result(call, wg__server_json_take(o), err);
-  }
-  bool execute = strcmp(type, "execute") == 0;
-  if (!execute && strcmp(type, "drop_table") != 0)
-    return wg_error_set(err, ENOTSUP,
-                        "unknown action '%.100s'; this server has: execute, drop_table, "
-                        "checkpoint, stats",
-                        type);
-  char *text = NULL;
-  if (execute) {
+  const struct wg__action *def = NULL;
+  for (size_t i = 0; i < N_ACTIONS && def == NULL; i++)
+    if (strcmp(type, actions[i].name) == 0) def = &actions[i];
+  if (def == NULL) return unknown_action(type, err);
+  char *body = NULL;
+  if (def->body == WG__ACTION_BODY_SQL) {
+    WG_RETURN_NOT_OK(wg__request_text(s, a->body.data, a->body.len, WG__TEXT_SQL,
+                                      "execute action body", &body, err));
+  } else if (def->body == WG__ACTION_BODY_NAME) {
+    char what[64];
+    snprintf(what, sizeof(what), "the body of action %s", def->name);
     WG_RETURN_NOT_OK(
-        wg__server_sql_text(s, a->body.data, a->body.len, "execute action body", &text, err));
-  } else {
-    WG_RETURN_NOT_OK(body_text(&a->body, type, &text, err));
-  }
-  if (text[0] == '\0') {
-    free(text);
-    return wg_error_set(err, EINVAL, "action %s needs a body (%s)", type,
-                        execute ? "SQL text" : "a table name");
-  }
-  struct wg_engine_conn *conn;
-  char *json = NULL;
-  int rc = wg_engine_acquire(s->engine, &conn, err);
-  if (rc == 0) {
-    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
-    cJSON *o = NULL;
-    if (execute) {
-      int64_t changed = 0;
-      rc = wg_engine_execute(conn, text, &changed, err);
-      if (rc == 0 && (o = cJSON_CreateObject()) != NULL)
-        wg__server_json_int(o, "rows_changed", changed);
-    } else {
-      char *dot = strchr(text, '.');
-      const char *schema_name = NULL, *table = text;
-      if (dot != NULL && strchr(dot + 1, '.') == NULL) {
-        *dot = '\0';
-        schema_name = text;
-        table = dot + 1;
-      }
-      rc = wg_engine_drop_table(conn, schema_name, table, err);
-      if (rc == 0 && (o = cJSON_CreateObject()) != NULL) {
-        cJSON_AddStringToObject(o, "dropped", table);
-        if (schema_name != NULL) cJSON_AddStringToObject(o, "schema", schema_name);
-      }
+        wg__request_text(s, a->body.data, a->body.len, WG__TEXT_NAME, what, &body, err));
+    if (body[0] == '\0') {
+      free(body);
+      return wg_error_set(err, EINVAL, "action %s needs a body (a table name)", def->name);
     }
-    wg_rpc_call_set_cancel_hook(call, NULL, NULL);
-    wg_engine_release(s->engine, conn);
-    if (rc == 0) json = wg__server_json_take(o);
   }
-  free(text);
-  if (rc == 0) rc = send_result(call, json, err);
+  cJSON *result = NULL;
+  int rc = def->run(s, call, body, &result, err);
+  free(body);
+  if (rc == 0) rc = send_result(call, wg__server_json_take(result), err);
+  else cJSON_Delete(result);
   return rc;
 }
 
@@ -155,9 +211,9 @@ void wg__server_list_actions(struct wg_server *s, struct wg_rpc_call *call) {
   ProtobufCMessage *msg = NULL;
   int rc = wg__server_recv_request(call, &arrow__flight__protocol__empty__descriptor, &msg, &err);
   if (rc == 0) protobuf_c_message_free_unpacked(msg, NULL);
-  for (size_t i = 0; rc == 0 && i < sizeof(actions) / sizeof(actions[0]); i++) {
+  for (size_t i = 0; rc == 0 && i < N_ACTIONS; i++) {
     Arrow__Flight__Protocol__ActionType t = ARROW__FLIGHT__PROTOCOL__ACTION_TYPE__INIT;
-    t.type = (char *)actions[i].type;
+    t.type = (char *)actions[i].name;
     t.description = (char *)actions[i].description;
     rc = wg__server_send_message(call, &t.base, &err);
   }

@@ -1,5 +1,5 @@
 /* wigeon: DoGet. The ticket is UTF-8 SQL text (what plain Flight clients send, and what
- * GetFlightInfo hands out). The query streams: DuckDB's chunks are gathered into record batches of
+ * GetFlightInfo hands out; request.c classifies it, refusing Flight SQL commands). The query streams: DuckDB's chunks are gathered into record batches of
  * about batch_rows rows by the engine, each batch is encoded as IPC pieces and sent as FlightData
  * whose body slices point at the batch's own buffers; the batch is released when gRPC has sent
  * them. Batches end at batch_rows rows or batch_bytes bytes, whichever comes first, so wide rows
@@ -207,13 +207,13 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
   struct wg_error err = {""};
   ProtobufCMessage *msg = NULL;
   int rc = wg__server_recv_request(call, &arrow__flight__protocol__ticket__descriptor, &msg, &err);
-  char *sql = NULL;
+  struct wg__request req = {0};
   struct wg_ipc_encoder_options encoding;
   if (rc == 0) {
     const Arrow__Flight__Protocol__Ticket *t = (const Arrow__Flight__Protocol__Ticket *)msg;
     rc = compression_from_header(call, &encoding, &err);
-    if (rc == 0)
-      rc = wg__server_sql_text(s, t->ticket.data, t->ticket.len, "DoGet ticket", &sql, &err);
+    if (rc == 0) rc = wg__request_from_ticket(s, &t->ticket, &req, &err);
+    if (rc == 0 && req.kind != WG__REQUEST_SQL) rc = wg__request_refuse(&req, "DoGet", &err);
     protobuf_c_message_free_unpacked(msg, NULL);
   }
   struct wg_engine_conn *conn = NULL;
@@ -224,7 +224,7 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
     struct ArrowArrayStream stream;
     struct get g = {.s = s, .call = call, .conn = conn, .encoding = encoding};
-    rc = wg_engine_query_open_early(conn, sql, s->options.batch_rows, s->options.batch_bytes,
+    rc = wg_engine_query_open_early(conn, req.sql, s->options.batch_rows, s->options.batch_bytes,
                                     send_schema_early, &g, &stream, &err);
     if (rc == 0) {
       rc = stream_result(&g, &stream, &err);
@@ -237,6 +237,6 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
       rc = wg_error_set(&err, ECANCELED, "DoGet cancelled by the client or its deadline");
     wg_engine_release(s->engine, conn);
   }
-  free(sql);
+  wg__request_reset(&req);
   wg__server_finish_with(s, call, last, rc, &err);
 }

@@ -120,6 +120,23 @@ static int recv_data(struct put *p, struct wg_flight_data *fd, bool *done, struc
   return rc;
 }
 
+/* The table the descriptor names. A CMD descriptor is refused: a Flight SQL command as
+ * UNIMPLEMENTED naming it, anything else as the INVALID_ARGUMENT it always was. */
+static int table_from_descriptor(struct put *p, struct wg_error *err) {
+  struct wg__request req;
+  int rc = wg__request_from_descriptor(p->s, p->desc, &req, err);
+  if (rc == 0 && req.kind == WG__REQUEST_TABLE) {
+    p->table = req.table; /* borrowed from p->desc */
+  } else if (rc == 0 && req.kind == WG__REQUEST_FLIGHT_SQL) {
+    rc = wg__request_refuse(&req, "DoPut", err);
+  } else if (rc != ENOMEM && p->desc->type ==
+                                 ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD) {
+    rc = wg_error_set(err, EINVAL, "expected a PATH descriptor ([table] or [schema, table])");
+  }
+  wg__request_reset(&req);
+  return rc;
+}
+
 static int begin(struct put *p, struct wg_error *err) {
   struct wg_flight_data fd = {0};
   bool done;
@@ -133,7 +150,7 @@ static int begin(struct put *p, struct wg_error *err) {
     rc = wg_flight_descriptor_unpack(fd.descriptor.data, (size_t)fd.descriptor.size, &p->desc,
                                      err);
   }
-  if (rc == 0) rc = wg__server_table_ref(p->desc, &p->table, err);
+  if (rc == 0) rc = table_from_descriptor(p, err);
   if (rc == 0) rc = key_from_header(p, err);
   if (rc == 0 && p->key == NULL) rc = key_from_metadata(fd.app_metadata, &p->key, err);
   if (rc == 0 && fd.data_header.size == 0)

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/text.h"
 #include "server/internal.h"
 
 /* What a FlightInfo is built from; everything owned. */
@@ -25,28 +24,32 @@ static void info_parts_reset(struct info_parts *p) {
   p->ticket = NULL;
 }
 
+/* The FlightInfo parts of descriptor d, asked for by RPC `rpc` (for messages). */
 static int describe(struct wg_server *s, const Arrow__Flight__Protocol__FlightDescriptor *d,
-                    struct info_parts *out, struct wg_error *err) {
+                    const char *rpc, struct info_parts *out, struct wg_error *err) {
   wg_buf_init(&out->schema);
   out->ticket = NULL;
   out->rows = -1;
-  if (d == NULL) return wg_error_set(err, EINVAL, "missing flight descriptor");
-  struct wg_engine_conn *conn;
-  WG_RETURN_NOT_OK(wg_engine_acquire(s->engine, &conn, err));
+  struct wg__request req;
+  WG_RETURN_NOT_OK(wg__request_from_descriptor(s, d, &req, err));
+  int rc = 0;
+  if (req.kind != WG__REQUEST_SQL && req.kind != WG__REQUEST_TABLE)
+    rc = wg__request_refuse(&req, rpc, err);
+  struct wg_engine_conn *conn = NULL;
+  if (rc == 0) rc = wg_engine_acquire(s->engine, &conn, err);
   struct ArrowSchema schema = {0};
-  int rc;
-  if (d->type == ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD) {
-    rc = wg__server_sql_text(s, d->cmd.data, d->cmd.len, "CMD descriptor", &out->ticket, err);
-    if (rc == 0) rc = wg_engine_query_schema(conn, out->ticket, &schema, err);
-  } else {
-    struct wg__table_ref t;
-    rc = wg__server_table_ref(d, &t, err);
-    if (rc == 0)
-      rc = wg_engine_table_schema(conn, t.schema_name, t.table, &schema, &out->rows, err);
-    if (rc == 0 && (out->ticket = wg__server_table_sql(&t)) == NULL)
+  if (rc == 0 && req.kind == WG__REQUEST_SQL) {
+    rc = wg_engine_query_schema(conn, req.sql, &schema, err);
+    out->ticket = req.sql; /* the ticket is the SQL itself */
+    req.sql = NULL;
+  } else if (rc == 0) {
+    rc = wg_engine_table_schema(conn, req.table.schema_name, req.table.table, &schema, &out->rows,
+                                err);
+    if (rc == 0 && (out->ticket = wg__server_table_sql(&req.table)) == NULL)
       rc = wg_error_set(err, ENOMEM, "out of memory");
   }
-  wg_engine_release(s->engine, conn);
+  if (conn != NULL) wg_engine_release(s->engine, conn);
+  wg__request_reset(&req);
   if (rc == 0) rc = wg_flight_schema_bytes(&schema, &out->schema, err);
   wg_schema_release(&schema);
   if (rc != 0) info_parts_reset(out);
@@ -86,7 +89,7 @@ static void flight_info(struct wg_server *s, struct wg_rpc_call *call, bool poll
   if (rc == 0) {
     Arrow__Flight__Protocol__FlightDescriptor *d = (Arrow__Flight__Protocol__FlightDescriptor *)msg;
     struct info_parts parts;
-    rc = describe(s, d, &parts, &err);
+    rc = describe(s, d, poll ? "PollFlightInfo" : "GetFlightInfo", &parts, &err);
     if (rc == 0) {
       struct info_storage st;
       build_info(&st, &parts, d);
@@ -120,7 +123,8 @@ void wg__server_get_schema(struct wg_server *s, struct wg_rpc_call *call) {
                                    &msg, &err);
   if (rc == 0) {
     struct info_parts parts;
-    rc = describe(s, (Arrow__Flight__Protocol__FlightDescriptor *)msg, &parts, &err);
+    rc = describe(s, (Arrow__Flight__Protocol__FlightDescriptor *)msg, "GetSchema", &parts,
+                  &err);
     if (rc == 0) {
       Arrow__Flight__Protocol__SchemaResult r = ARROW__FLIGHT__PROTOCOL__SCHEMA_RESULT__INIT;
       r.schema.data = parts.schema.data;
@@ -141,20 +145,11 @@ void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call) {
   char *filter = NULL;
   if (rc == 0) {
     const Arrow__Flight__Protocol__Criteria *c = (const Arrow__Flight__Protocol__Criteria *)msg;
-    const char *why;
-    if (!wg_text_name_ok(c->expression.data, c->expression.len, &why)) {
-      /* DuckDB takes only UTF-8, and a C string would cut the filter at a NUL */
-      rc = wg_error_set(&err, EINVAL,
-                        "ListFlights criteria (a part of table names to match) %s", why);
-    } else if (c->expression.len > 0) {
-      filter = malloc(c->expression.len + 1);
-      if (filter == NULL) {
-        rc = wg_error_set(&err, ENOMEM, "out of memory");
-      } else {
-        memcpy(filter, c->expression.data, c->expression.len);
-        filter[c->expression.len] = '\0';
-      }
-    }
+    /* DuckDB takes only UTF-8, and a C string would cut the filter at a NUL */
+    if (c->expression.len > 0)
+      rc = wg__request_text(s, c->expression.data, c->expression.len, WG__TEXT_NAME,
+                            "ListFlights criteria (a part of table names to match)", &filter,
+                            &err);
     protobuf_c_message_free_unpacked(msg, NULL);
   }
   struct wg_engine_table *tables = NULL;

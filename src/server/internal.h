@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "flight/flight.h"
 #include "rpc/rpc.h"
+#include "server/request.h"
 #include "server/server.h"
 
 /* Counters for the `stats` action: all relaxed atomics, read without a lock. */
@@ -109,25 +110,9 @@ int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
 char *wg__server_json_take(cJSON *value);
 /* Adds an exact integer (cJSON's numbers are doubles, inexact past 2^53). NULL object ok. */
 void wg__server_json_int(cJSON *object, const char *name, int64_t value);
-/* Client SQL from a request field (ticket, CMD descriptor, action body) as a malloc'ed C string in
- * *out (the caller frees it). EINVAL when empty or holding a NUL byte; EBUSY (RESOURCE_EXHAUSTED)
- * when longer than --max-sql-bytes, before anything is copied or parsed; ENOMEM. `what` names the
- * field in messages. */
+/* --max-sql-bytes by default (request.c checks SQL text against it) */
 #define WG_DEFAULT_MAX_SQL_BYTES ((int64_t)1 << 20)
-int wg__server_sql_text(const struct wg_server *s, const uint8_t *data, size_t len,
-                        const char *what, char **out, struct wg_error *err);
-
 /* Cancel hook that interrupts the query on a connection (arg: struct wg_engine_conn *). */
 void wg__server_interrupt_hook(void *conn);
-
-/* A table named by a descriptor path [table] or [schema, table]. */
-struct wg__table_ref {
-  const char *schema_name; /* NULL = main */
-  const char *table;
-};
-int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
-                         struct wg__table_ref *out, struct wg_error *err);
-/* SELECT * FROM "schema"."table" (malloc'ed), the ticket that reads a table. */
-char *wg__server_table_sql(const struct wg__table_ref *t);
 
 #endif

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/text.h"
 #include "server/internal.h"
 
 static void dispatch(struct wg_rpc_call *call, void *ctx) {
@@ -95,74 +94,8 @@ void wg__server_json_int(cJSON *object, const char *name, int64_t value) {
   if (object != NULL) cJSON_AddRawToObject(object, name, text);
 }
 
-int wg__server_sql_text(const struct wg_server *s, const uint8_t *data, size_t len,
-                        const char *what, char **out, struct wg_error *err) {
-  *out = NULL;
-  if (len == 0) return wg_error_set(err, EINVAL, "empty %s: expected SQL text", what);
-  if ((uint64_t)len > (uint64_t)s->options.max_sql_bytes)
-    return wg_error_set(err, EBUSY,
-                        "%s of %zu bytes is over this server's limit for SQL text of %lld bytes "
-                        "(--max-sql-bytes)",
-                        what, len, (long long)s->options.max_sql_bytes);
-  if (memchr(data, 0, len) != NULL)
-    return wg_error_set(err, EINVAL, "%s holds a NUL byte: expected SQL text", what);
-  if (!wg_utf8_valid(data, len))
-    return wg_error_set(err, EINVAL, "%s is not valid UTF-8: expected SQL text", what);
-  char *sql = malloc(len + 1);
-  if (sql == NULL) return wg_error_set(err, ENOMEM, "out of memory for %zu bytes of SQL", len);
-  memcpy(sql, data, len);
-  sql[len] = '\0';
-  *out = sql;
-  return 0;
-}
-
 void wg__server_interrupt_hook(void *conn) {
   wg_engine_interrupt(conn);
-}
-
-int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
-                         struct wg__table_ref *out, struct wg_error *err) {
-  if (d == NULL) return wg_error_set(err, EINVAL, "missing flight descriptor");
-  if (d->type != ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH)
-    return wg_error_set(err, EINVAL, "expected a PATH descriptor ([table] or [schema, table])");
-  if (d->n_path == 1) {
-    out->schema_name = NULL;
-    out->table = d->path[0];
-  } else if (d->n_path == 2) {
-    out->schema_name = d->path[0];
-    out->table = d->path[1];
-  } else {
-    return wg_error_set(err, EINVAL,
-                        "descriptor path has %zu parts; expected [table] or "
-                        "[schema, table]",
-                        d->n_path);
-  }
-  if (out->table == NULL || out->table[0] == '\0')
-    return wg_error_set(err, EINVAL, "empty table name in the descriptor path");
-  if (out->schema_name != NULL && out->schema_name[0] == '\0')
-    return wg_error_set(err, EINVAL,
-                        "empty schema name in the descriptor path: send [table] for the default "
-                        "schema, or [schema, table]");
-  return 0;
-}
-
-char *wg__server_table_sql(const struct wg__table_ref *t) {
-  char *schema = t->schema_name ? wg_engine_quote_ident(t->schema_name) : NULL;
-  char *table = wg_engine_quote_ident(t->table);
-  char *sql = NULL;
-  if (table != NULL && (t->schema_name == NULL || schema != NULL)) {
-    size_t n = strlen(table) + (schema ? strlen(schema) : 0) + 32;
-    sql = malloc(n);
-    if (sql != NULL) {
-      if (schema != NULL)
-        snprintf(sql, n, "SELECT * FROM %s.%s", schema, table);
-      else
-        snprintf(sql, n, "SELECT * FROM %s", table);
-    }
-  }
-  free(schema);
-  free(table);
-  return sql;
 }
 
 int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,

@@ -85,6 +85,15 @@ def do_exchange(client):
     reader.read_all()
 
 
+def flight_sql_command(client):
+    """What a Flight SQL client (ADBC, JDBC) sends first: a CMD descriptor holding a
+    google.protobuf.Any of CommandStatementQuery {query: "SELECT 1"}."""
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    value = b"\x0a\x08SELECT 1"
+    cmd = b"\x0a" + bytes([len(url)]) + url + b"\x12" + bytes([len(value)]) + value
+    client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
+
+
 def deadline(client):
     query(client, "SELECT sum(hash(i)) FROM range(1000000000000) t(i)",
           flight.FlightCallOptions(timeout=0.5))
@@ -114,6 +123,9 @@ CONDITIONS = [
      "unknown action 'no_such_action'; this server has: execute, drop_table, checkpoint, stats"),
     (do_exchange, "UNIMPLEMENTED", pa.lib.ArrowNotImplementedError,
      "Flight returned unimplemented error", "DoExchange is not supported by this server yet"),
+    (flight_sql_command, "UNIMPLEMENTED", pa.lib.ArrowNotImplementedError,
+     "Flight returned unimplemented error",
+     "GetFlightInfo: Flight SQL command CommandStatementQuery is not supported by this server yet"),
     (deadline, "DEADLINE_EXCEEDED", flight.FlightTimedOutError,
      "Flight returned timeout error", "Deadline Exceeded"),
 ]

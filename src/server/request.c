@@ -1,0 +1,178 @@
+/* wigeon: the request classifier. Every RPC's input (a DoGet ticket, a FlightDescriptor, an action
+ * body) is read here, once, into a struct wg__request; the handlers only act on it.
+ *
+ * The rule that keeps plain Flight clients working: a ticket, or a CMD descriptor's command, is a
+ * Flight SQL command when, and only when, it parses as a google.protobuf.Any (field 1 type_url,
+ * field 2 value, written in that order, so its first byte is 0x0A) whose type_url starts with
+ * "type.googleapis.com/arrow.flight.protocol.sql."; anything else is UTF-8 SQL text. SQL text
+ * never looks like that (it would have to start with a newline followed by that type_url's length
+ * and text), so every ticket that worked before is still SQL. Flight SQL commands are refused
+ * with UNIMPLEMENTED naming the command, until they are served. A PATH descriptor names a table.
+ *
+ * Text is checked once, here: SQL must be non-empty, at most --max-sql-bytes (RESOURCE_EXHAUSTED,
+ * before anything is copied or parsed), without NUL (a C string would cut it) and UTF-8. */
+#include "server/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/text.h"
+#include "engine/engine.h"
+#include "server/internal.h"
+
+int wg__request_text(const struct wg_server *s, const uint8_t *data, size_t len,
+                     enum wg__text_rule rule, const char *what, char **out, struct wg_error *err) {
+  *out = NULL;
+  if (rule == WG__TEXT_SQL) {
+    if (len == 0) return wg_error_set(err, EINVAL, "empty %s: expected SQL text", what);
+    if ((uint64_t)len > (uint64_t)s->options.max_sql_bytes)
+      return wg_error_set(err, EBUSY,
+                          "%s of %zu bytes is over this server's limit for SQL text of %lld "
+                          "bytes (--max-sql-bytes)",
+                          what, len, (long long)s->options.max_sql_bytes);
+    if (memchr(data, 0, len) != NULL)
+      return wg_error_set(err, EINVAL, "%s holds a NUL byte: expected SQL text", what);
+    if (!wg_utf8_valid(data, len))
+      return wg_error_set(err, EINVAL, "%s is not valid UTF-8: expected SQL text", what);
+  } else {
+    const char *why;
+    if (!wg_text_name_ok(data, len, &why)) return wg_error_set(err, EINVAL, "%s %s", what, why);
+  }
+  char *t = malloc(len + 1);
+  if (t == NULL) return wg_error_set(err, ENOMEM, "out of memory for %zu bytes of %s", len, what);
+  if (len > 0) memcpy(t, data, len);
+  t[len] = '\0';
+  *out = t;
+  return 0;
+}
+
+/* Whether bytes are a Flight SQL command (see the rule above); if so, takes its parts into r.
+ * google.protobuf.Any has the wire shape of Flight's Action (1: string, 2: bytes), so protobuf-c
+ * parses it with that descriptor: no hand-written protobuf scanner. */
+static int flight_sql_any(const uint8_t *data, size_t len, struct wg__request *r, bool *is,
+                          struct wg_error *err) {
+  *is = false;
+  if (len < 2 || data[0] != 0x0A) return 0;
+  Arrow__Flight__Protocol__Action *any = arrow__flight__protocol__action__unpack(NULL, len, data);
+  if (any == NULL) return 0; /* not protobuf: SQL text */
+  int rc = 0;
+  const char *url = any->type ? any->type : "";
+  if (strncmp(url, WG_FLIGHT_SQL_TYPE_PREFIX, strlen(WG_FLIGHT_SQL_TYPE_PREFIX)) == 0) {
+    *is = true;
+    r->kind = WG__REQUEST_FLIGHT_SQL;
+    r->type_url = strdup(url);
+    r->value_len = any->body.len;
+    r->value = malloc(any->body.len > 0 ? any->body.len : 1);
+    if (r->type_url == NULL || r->value == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory");
+    } else if (any->body.len > 0) {
+      memcpy(r->value, any->body.data, any->body.len);
+    }
+  }
+  protobuf_c_message_free_unpacked(&any->base, NULL);
+  if (rc != 0) wg__request_reset(r);
+  return rc;
+}
+
+/* A ticket or a command: Flight SQL or SQL text. */
+static int from_bytes(const struct wg_server *s, const uint8_t *data, size_t len, const char *what,
+                      struct wg__request *out, struct wg_error *err) {
+  bool is_flight_sql = false;
+  WG_RETURN_NOT_OK(flight_sql_any(data, len, out, &is_flight_sql, err));
+  if (is_flight_sql) return 0;
+  WG_RETURN_NOT_OK(wg__request_text(s, data, len, WG__TEXT_SQL, what, &out->sql, err));
+  out->kind = WG__REQUEST_SQL;
+  return 0;
+}
+
+int wg__request_from_ticket(const struct wg_server *s, const ProtobufCBinaryData *ticket,
+                            struct wg__request *out, struct wg_error *err) {
+  memset(out, 0, sizeof(*out));
+  return from_bytes(s, ticket->data, ticket->len, "DoGet ticket", out, err);
+}
+
+int wg__request_from_descriptor(const struct wg_server *s,
+                                const Arrow__Flight__Protocol__FlightDescriptor *d,
+                                struct wg__request *out, struct wg_error *err) {
+  memset(out, 0, sizeof(*out));
+  if (d == NULL) return wg_error_set(err, EINVAL, "missing flight descriptor");
+  if (d->type == ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD)
+    return from_bytes(s, d->cmd.data, d->cmd.len, "CMD descriptor", out, err);
+  WG_RETURN_NOT_OK(wg__server_table_ref(d, &out->table, err));
+  out->kind = WG__REQUEST_TABLE;
+  return 0;
+}
+
+void wg__request_reset(struct wg__request *r) {
+  free(r->sql);
+  free(r->type_url);
+  free(r->value);
+  memset(r, 0, sizeof(*r));
+}
+
+int wg__request_refuse(const struct wg__request *r, const char *rpc, struct wg_error *err) {
+  switch (r->kind) {
+  case WG__REQUEST_FLIGHT_SQL: {
+    const char *name = r->type_url + strlen(WG_FLIGHT_SQL_TYPE_PREFIX);
+    if (!wg_utf8_valid((const uint8_t *)name, strlen(name))) name = "(a name not UTF-8)";
+    return wg_error_set(err, ENOTSUP,
+                        "%s: Flight SQL command %.100s is not supported by this server yet; send "
+                        "the query as UTF-8 SQL text instead",
+                        rpc, name);
+  }
+  case WG__REQUEST_OPAQUE:
+    return wg_error_set(err, ENOTSUP, "%s: this kind of ticket is not supported", rpc);
+  case WG__REQUEST_TABLE:
+    return wg_error_set(err, EINVAL, "%s: expected SQL text, not a table path", rpc);
+  case WG__REQUEST_SQL:
+    return wg_error_set(err, EINVAL, "expected a PATH descriptor ([table] or [schema, table])");
+  default:
+    return wg_error_set(err, EINVAL, "%s: no request", rpc);
+  }
+}
+
+int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
+                         struct wg__table_ref *out, struct wg_error *err) {
+  if (d == NULL) return wg_error_set(err, EINVAL, "missing flight descriptor");
+  if (d->type != ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH)
+    return wg_error_set(err, EINVAL, "expected a PATH descriptor ([table] or [schema, table])");
+  if (d->n_path == 1) {
+    out->schema_name = NULL;
+    out->table = d->path[0];
+  } else if (d->n_path == 2) {
+    out->schema_name = d->path[0];
+    out->table = d->path[1];
+  } else {
+    return wg_error_set(err, EINVAL,
+                        "descriptor path has %zu parts; expected [table] or "
+                        "[schema, table]",
+                        d->n_path);
+  }
+  if (out->table == NULL || out->table[0] == '\0')
+    return wg_error_set(err, EINVAL, "empty table name in the descriptor path");
+  if (out->schema_name != NULL && out->schema_name[0] == '\0')
+    return wg_error_set(err, EINVAL,
+                        "empty schema name in the descriptor path: send [table] for the default "
+                        "schema, or [schema, table]");
+  return 0;
+}
+
+char *wg__server_table_sql(const struct wg__table_ref *t) {
+  char *schema = t->schema_name ? wg_engine_quote_ident(t->schema_name) : NULL;
+  char *table = wg_engine_quote_ident(t->table);
+  char *sql = NULL;
+  if (table != NULL && (t->schema_name == NULL || schema != NULL)) {
+    size_t n = strlen(table) + (schema ? strlen(schema) : 0) + 32;
+    sql = malloc(n);
+    if (sql != NULL) {
+      if (schema != NULL)
+        snprintf(sql, n, "SELECT * FROM %s.%s", schema, table);
+      else
+        snprintf(sql, n, "SELECT * FROM %s", table);
+    }
+  }
+  free(schema);
+  free(table);
+  return sql;
+}
