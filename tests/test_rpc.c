@@ -327,6 +327,7 @@ static void status_mapping_matches_the_documented_table_both_ways(void) {
             {EEXIST, GRPC_STATUS_ALREADY_EXISTS},
             {EPERM, GRPC_STATUS_FAILED_PRECONDITION},
             {EACCES, GRPC_STATUS_PERMISSION_DENIED},
+            {WG_EUNAUTHENTICATED, GRPC_STATUS_UNAUTHENTICATED},
             {EAGAIN, GRPC_STATUS_ABORTED},
             {ENOMEM, GRPC_STATUS_RESOURCE_EXHAUSTED},
             {EBUSY, GRPC_STATUS_RESOURCE_EXHAUSTED},
@@ -350,6 +351,7 @@ static void status_mapping_matches_the_documented_table_both_ways(void) {
               {GRPC_STATUS_ALREADY_EXISTS, EEXIST},
               {GRPC_STATUS_FAILED_PRECONDITION, EPERM},
               {GRPC_STATUS_PERMISSION_DENIED, EACCES},
+              {GRPC_STATUS_UNAUTHENTICATED, WG_EUNAUTHENTICATED},
               {GRPC_STATUS_ABORTED, EAGAIN},
               {GRPC_STATUS_RESOURCE_EXHAUSTED, EBUSY},
               {GRPC_STATUS_CANCELLED, ECANCELED},
@@ -367,6 +369,18 @@ static void status_mapping_matches_the_documented_table_both_ways(void) {
                   ? GRPC_STATUS_INTERNAL
                   : back[i].status);
   }
+}
+
+static void call_errors_map_once_with_each_sides_code_for_an_ended_call(void) {
+  ASSERT_EQ(wg_rpc_errno_from_call_error(GRPC_CALL_OK, EPIPE), 0);
+  ASSERT_EQ(wg_rpc_errno_from_call_error(GRPC_CALL_ERROR_TOO_MANY_OPERATIONS, EPIPE), EBUSY);
+  ASSERT_EQ(wg_rpc_errno_from_call_error(GRPC_CALL_ERROR_ALREADY_FINISHED, EPIPE), EPIPE);
+  ASSERT_EQ(wg_rpc_errno_from_call_error(GRPC_CALL_ERROR_ALREADY_FINISHED, ECANCELED), ECANCELED);
+  ASSERT_EQ(wg_rpc_errno_from_call_error(GRPC_CALL_ERROR_INVALID_FLAGS, ECANCELED), EINVAL);
+  /* the reserved authentication codes are distinct from every other code of the table */
+  ASSERT_TRUE(WG_EUNAUTHENTICATED != EACCES && WG_EUNAUTHENTICATED != EPERM);
+  ASSERT_STREQ(wg_status_name(WG_EUNAUTHENTICATED), "EUNAUTHENTICATED");
+  ASSERT_STREQ(wg_status_name(EACCES), "EACCES");
 }
 
 static void buffer_helpers_copy_and_flatten_multi_slice_buffers(void) {
@@ -811,6 +825,7 @@ static void call_to_stopped_server_fails_unavailable(void) {
 
 int main(void) {
   RUN_TEST(status_mapping_matches_the_documented_table_both_ways);
+  RUN_TEST(call_errors_map_once_with_each_sides_code_for_an_ended_call);
   RUN_TEST(buffer_helpers_copy_and_flatten_multi_slice_buffers);
   RUN_TEST(server_start_reports_cannot_listen_on_bad_address);
   RUN_TEST(unary_echo_shows_method_to_handler);

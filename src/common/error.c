@@ -54,6 +54,10 @@ const char *wg_status_name(int code) {
     return "ENODATA";
   case EOVERFLOW:
     return "EOVERFLOW";
+  case EACCES:
+    return "EACCES";
+  case WG_EUNAUTHENTICATED:
+    return "EUNAUTHENTICATED";
   default:
     return "E?";
   }

@@ -8,6 +8,17 @@
 #include <errno.h>
 #include <stdint.h>
 
+/* Reserved for authentication (nothing returns them yet; the gRPC mapping is in rpc/status.c):
+ *   WG_EUNAUTHENTICATED  no credentials, or credentials refused      -> UNAUTHENTICATED
+ *   EACCES               a caller without the role the call needs    -> PERMISSION_DENIED
+ * EPERM is not a permission error here: it is FAILED_PRECONDITION (constraints, the remote SQL
+ * sandbox), as it always was. */
+#ifdef ENOKEY
+#define WG_EUNAUTHENTICATED ENOKEY
+#else
+#define WG_EUNAUTHENTICATED 126 /* Linux's ENOKEY */
+#endif
+
 struct wg_error {
   char message[512];
 };

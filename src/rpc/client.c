@@ -75,24 +75,12 @@ void wg_rpc_channel_destroy(struct wg_rpc_channel *ch) {
   grpc_shutdown();
 }
 
-static int errno_from_call_error(grpc_call_error e) {
-  switch (e) {
-  case GRPC_CALL_OK:
-    return 0;
-  case GRPC_CALL_ERROR_TOO_MANY_OPERATIONS:
-    return EBUSY; /* two sends (or receives) outstanding at once */
-  case GRPC_CALL_ERROR_ALREADY_FINISHED:
-    return EPIPE;
-  default:
-    return EINVAL;
-  }
-}
 
 /* Starts one batch and plucks its tag: 0 when it succeeded, EPIPE when gRPC reports failure (the
  * call is over), another code when the batch could not start. */
 static int run_batch(struct wg_rpc_client_call *c, const grpc_op *ops, size_t n, void *tag) {
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
-  if (e != GRPC_CALL_OK) return errno_from_call_error(e);
+  if (e != GRPC_CALL_OK) return wg_rpc_errno_from_call_error(e, EPIPE);
   grpc_event ev = grpc_completion_queue_pluck(c->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
   return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : EPIPE;
 }

@@ -137,12 +137,18 @@ void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c);
 
 /* The one mapping between wigeon status codes and gRPC status codes (see engine/engine.h for the
  * codes): EINVAL/EPROTO INVALID_ARGUMENT, ENOENT NOT_FOUND, EEXIST ALREADY_EXISTS, EPERM
- * FAILED_PRECONDITION (PERMISSION_DENIED for EACCES), EAGAIN ABORTED, ENOMEM, EBUSY, ENOSPC and
- * EMSGSIZE
- * RESOURCE_EXHAUSTED, ECANCELED CANCELLED, ETIMEDOUT DEADLINE_EXCEEDED, ENOTSUP UNIMPLEMENTED,
+ * FAILED_PRECONDITION, EACCES PERMISSION_DENIED and WG_EUNAUTHENTICATED UNAUTHENTICATED (both
+ * reserved for authentication, see common/error.h), EAGAIN ABORTED, ENOMEM, EBUSY, ENOSPC and
+ * EMSGSIZE RESOURCE_EXHAUSTED, ECANCELED CANCELLED, ETIMEDOUT DEADLINE_EXCEEDED, ENOTSUP UNIMPLEMENTED,
  * ECONNREFUSED/EPIPE/ENOTRECOVERABLE UNAVAILABLE, anything else INTERNAL; and back. */
 grpc_status_code wg_rpc_status_from_errno(int code);
 int wg_rpc_errno_from_status(grpc_status_code code);
+/* The one mapping of a grpc_call_error (a batch gRPC would not start) to a status code: 0 for
+ * GRPC_CALL_OK, EBUSY for two operations of a kind outstanding, `ended` for a call already
+ * finished, EINVAL for any other misuse. `ended` is each side's code for "the call is over":
+ * ECANCELED for a server handler (its client cancelled or went away, as its other operations
+ * report it), EPIPE for a client (the server ended the call; wg_rpc_client_call_finish says why). */
+int wg_rpc_errno_from_call_error(grpc_call_error e, int ended);
 
 /* Byte buffer helpers. */
 grpc_byte_buffer *wg_rpc_buffer_from_copy(const void *data, size_t size);

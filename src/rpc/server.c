@@ -1072,18 +1072,6 @@ const char *wg_rpc_call_metadata(const struct wg_rpc_call *c, const char *key, i
   return NULL;
 }
 
-static int errno_from_call_error(grpc_call_error e) {
-  switch (e) {
-  case GRPC_CALL_OK:
-    return 0;
-  case GRPC_CALL_ERROR_TOO_MANY_OPERATIONS:
-    return EBUSY; /* two sends (or receives) outstanding at once */
-  case GRPC_CALL_ERROR_ALREADY_FINISHED:
-    return ECANCELED;
-  default:
-    return EINVAL;
-  }
-}
 
 /* Starts a batch; wait_op waits for the CQ thread to report it. */
 static int start_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
@@ -1092,7 +1080,7 @@ static int start_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op 
   op->ok = false;
   pthread_mutex_unlock(&c->mu);
   grpc_call_error e = grpc_call_start_batch(c->call, ops, n, op, NULL);
-  return e == GRPC_CALL_OK ? 0 : errno_from_call_error(e);
+  return e == GRPC_CALL_OK ? 0 : wg_rpc_errno_from_call_error(e, ECANCELED);
 }
 
 /* Waits until the batch started on op is done; *op->ok tells how it went. A client that leaves

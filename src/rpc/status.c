@@ -19,8 +19,10 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
     return GRPC_STATUS_ALREADY_EXISTS;
   case EPERM:
     return GRPC_STATUS_FAILED_PRECONDITION;
-  case EACCES:
+  case EACCES: /* reserved: a caller without the role an RPC or action needs */
     return GRPC_STATUS_PERMISSION_DENIED;
+  case WG_EUNAUTHENTICATED: /* reserved: no credentials, or credentials refused */
+    return GRPC_STATUS_UNAUTHENTICATED;
   case EAGAIN:
     return GRPC_STATUS_ABORTED;
   case ENOMEM:
@@ -43,6 +45,19 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
   }
 }
 
+int wg_rpc_errno_from_call_error(grpc_call_error e, int ended) {
+  switch (e) {
+  case GRPC_CALL_OK:
+    return 0;
+  case GRPC_CALL_ERROR_TOO_MANY_OPERATIONS:
+    return EBUSY; /* two sends (or receives) outstanding at once */
+  case GRPC_CALL_ERROR_ALREADY_FINISHED:
+    return ended;
+  default:
+    return EINVAL; /* a batch that gRPC refuses to start: a misuse of the call */
+  }
+}
+
 /* The way back picks one code per gRPC status. RESOURCE_EXHAUSTED reads as EBUSY because a
  * client mostly sees it when the server is busy or a message is over the limit, not when it is out
  * of memory itself; codes wigeon never sends map to their nearest meaning; INTERNAL and the rest
@@ -61,8 +76,9 @@ int wg_rpc_errno_from_status(grpc_status_code code) {
   case GRPC_STATUS_FAILED_PRECONDITION:
     return EPERM;
   case GRPC_STATUS_PERMISSION_DENIED:
-  case GRPC_STATUS_UNAUTHENTICATED:
     return EACCES;
+  case GRPC_STATUS_UNAUTHENTICATED:
+    return WG_EUNAUTHENTICATED;
   case GRPC_STATUS_ABORTED:
     return EAGAIN;
   case GRPC_STATUS_RESOURCE_EXHAUSTED:

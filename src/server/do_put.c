@@ -49,6 +49,14 @@ struct put {
   int64_t dup_rows;  /* the row count it was committed with */
 };
 
+/* The status of a stream the IPC decoder refused: out of memory stays ENOMEM and malformed
+ * data stays EPROTO; an IPC feature the decoder does not support (ENOTSUP) is the client's bad
+ * input here, INVALID_ARGUMENT as docs/server.md says ("malformed frames or IPC"), not
+ * UNIMPLEMENTED. Both EPROTO and EINVAL are INVALID_ARGUMENT on the wire. */
+static int decode_status(int rc) {
+  return rc == ENOMEM || rc == EPROTO ? rc : EINVAL;
+}
+
 /* The idempotency key of a FlightData's app_metadata: a JSON object {"idempotency_key": "KEY"}.
  * Other app_metadata (not JSON, or without the member) carries no key and is ignored. */
 static int key_from_metadata(struct wg_bytes md, char **out, struct wg_error *err) {
@@ -167,7 +175,7 @@ static int begin(struct put *p, struct wg_error *err) {
                       "this server's limit (--max-columns)",
                       (long long)p->s->options.max_columns);
   } else if (rc != 0) {
-    rc = wg_error_prefix(err, EINVAL, "bad schema message");
+    rc = wg_error_prefix(err, decode_status(rc), "bad schema message");
   }
   wg_flight_data_reset(&fd);
   if (rc != 0) return rc;
@@ -217,7 +225,7 @@ static int append_all(struct put *p, struct wg_error *err) {
     struct ArrowArray batch;
     int rc = wg_ipc_decoder_decode(p->dec, fd.data_header, fd.body, &type, &batch, err);
     wg_flight_data_reset(&fd); /* the batch keeps its own reference on the body */
-    if (rc != 0) return wg_error_prefix(err, rc == ENOMEM ? ENOMEM : EINVAL, "bad IPC message");
+    if (rc != 0) return wg_error_prefix(err, decode_status(rc), "bad IPC message");
     if (type == WG_IPC_MESSAGE_RECORD_BATCH) {
       p->batches_seen = true;
       int64_t rows = batch.length;

@@ -189,6 +189,6 @@ int wg__committer_commit(struct wg__committer *cm, struct wg_engine_ingest *ing,
   pthread_mutex_unlock(&cm->mu);
   pthread_cond_destroy(&e.cv);
   *rows = e.rows;
-  if (e.status != 0 && err != NULL) *err = e.err;
+  if (e.status != 0) wg_error_set(err, e.status, "%s", e.err.message);
   return e.status;
 }

@@ -179,6 +179,8 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   wg__committer_stop(&s->committer); /* after the handlers, which may be waiting on it */
   /* The checkpoint is skipped (and said so) when the disk has no room for it or DuckDB had a
    * fatal error; the WAL keeps every commit and the next start replays it. */
+  struct wg_error own = {""};
+  if (err == NULL) err = &own; /* the convention allows NULL; the message is printed below */
   int rc = wg_engine_checkpoint(s->engine, err);
   if (rc == ENOSPC) {
     fprintf(stderr, "wigeon serve: no checkpoint at shutdown: %s\n", err->message);
