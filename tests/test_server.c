@@ -17,6 +17,7 @@
 #include "arrow/ipc.h"
 #include "flight/flight.h"
 #include "rpc/rpc.h"
+#include "server/internal.h" /* the options a started server really uses */
 #include "support/server_fixture.h"
 #include "test.h"
 
@@ -969,6 +970,148 @@ static void an_idle_client_is_cut_off_and_frees_its_worker(void) {
   wg_fx_server_stop(&fx);
 }
 
+/* ---- serve's flags and defaults ---- */
+
+/* Runs build/wigeon with args (a shell-quoted string), stdout and stderr together into out
+ * (malloc'ed); returns the exit code, or -1. */
+static int run_wigeon(const char *args, char **out) {
+  const char *build = getenv("WG_BUILD_DIR");
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd), "%s/wigeon %s 2>&1", build ? build : "build", args);
+  FILE *p = popen(cmd, "r");
+  if (p == NULL) return -1;
+  size_t cap = 1 << 16, n = 0;
+  *out = malloc(cap);
+  size_t got;
+  while (*out != NULL && (got = fread(*out + n, 1, cap - 1 - n, p)) > 0)
+    n += got;
+  if (*out != NULL) (*out)[n] = '\0';
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The "(default: ...)" text --help shows for flag, NUL-terminated in buf; false if none. */
+static bool help_default(const char *help, const char *flag, char *buf, size_t size) {
+  char head[64];
+  snprintf(head, sizeof(head), "\n  %s", flag);
+  const char *at = strstr(help, head);
+  while (at != NULL && at[strlen(head)] != ' ' && at[strlen(head)] != '\n')
+    at = strstr(at + 1, head);
+  if (at == NULL) return false;
+  const char *next = strstr(at + 1, "\n  -");
+  const char *d = strstr(at, "(default: ");
+  if (d == NULL || (next != NULL && d > next)) return false;
+  d += strlen("(default: ");
+  const char *end = strstr(d, ")\n");
+  if (end == NULL || (size_t)(end - d) >= size) return false;
+  memcpy(buf, d, (size_t)(end - d));
+  buf[end - d] = '\0';
+  return true;
+}
+
+static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(void) {
+  struct wg_server_options d;
+  wg_server_options_default(&d);
+  /* A server started with nothing said uses exactly those defaults (grace 0 is "no grace"). */
+  struct wg_server_options zero = {.db_path = ":memory:", .listen = "127.0.0.1:0"};
+  struct wg_server *s;
+  struct wg_error err;
+  int port = 0;
+  ASSERT_OK(wg_server_start(&s, &zero, &port, &err), &err);
+  const struct wg_server_options *u = &s->options;
+  ASSERT_EQ(u->threads, d.threads);
+  ASSERT_EQ(u->queue_limit, d.queue_limit);
+  ASSERT_EQ(u->acquire_timeout_ms, d.acquire_timeout_ms);
+  ASSERT_EQ(u->batch_rows, d.batch_rows);
+  ASSERT_EQ(u->batch_bytes, d.batch_bytes);
+  ASSERT_EQ(u->max_message_bytes, d.max_message_bytes);
+  ASSERT_EQ(u->idle_timeout_ms, d.idle_timeout_ms);
+  ASSERT_EQ(u->group_commit_bytes, d.group_commit_bytes);
+  ASSERT_EQ(u->committers, d.committers);
+  ASSERT_EQ(u->disk_reserve, d.disk_reserve);
+  ASSERT_EQ(u->idempotency_window_s, d.idempotency_window_s);
+  ASSERT_STREQ(u->checkpoint_threshold, d.checkpoint_threshold);
+  ASSERT_EQ(u->max_sql_bytes, d.max_sql_bytes);
+  ASSERT_EQ(u->max_columns, d.max_columns);
+  ASSERT_EQ(u->max_connections, 0); /* computed by the rpc layer at start */
+  ASSERT_EQ(u->duckdb_threads, 0);  /* DuckDB's: one per core */
+  ASSERT_TRUE(u->memory_limit == NULL);
+  ASSERT_OK(wg_server_stop(s, &err), &err);
+
+  /* --help lists every flag with that default. */
+  char *help = NULL;
+  ASSERT_EQ(run_wigeon("serve --help", &help), 0);
+  ASSERT_TRUE(help != NULL);
+  char listen[96], num[16][32];
+  snprintf(listen, sizeof(listen), "grpc://%s", d.listen);
+  int64_t nums[] = {d.threads,
+                    d.queue_limit,
+                    d.batch_rows,
+                    d.batch_bytes,
+                    d.grace_ms / 1000,
+                    d.idle_timeout_ms / 1000,
+                    d.group_commit_bytes >> 20,
+                    d.committers,
+                    d.idempotency_window_s / 3600,
+                    d.max_sql_bytes,
+                    d.max_columns};
+  for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+    snprintf(num[i], sizeof(num[i]), "%lld", (long long)nums[i]);
+  char reserve[32];
+  snprintf(reserve, sizeof(reserve), "%lldMB", (long long)(d.disk_reserve >> 20));
+  const struct {
+    const char *flag, *shown;
+  } want[] = {{"--db", d.db_path},
+              {"--listen", listen},
+              {"--threads", num[0]},
+              {"--queue", num[1]},
+              {"--max-connections", "the open-file limit less 128, at most 4096"},
+              {"--batch-rows", num[2]},
+              {"--batch-bytes", num[3]},
+              {"--grace", num[4]},
+              {"--idle-timeout", num[5]},
+              {"--group-commit-mb", num[6]},
+              {"--committers", num[7]},
+              {"--checkpoint-threshold", d.checkpoint_threshold},
+              {"--disk-reserve", reserve},
+              {"--idempotency-window", num[8]},
+              {"--memory-limit", "DuckDB's, 80% of RAM"},
+              {"--duckdb-threads", "one per core"},
+              {"--max-sql-bytes", num[9]},
+              {"--max-columns", num[10]},
+              {"--allow-external-access", "refused"}};
+  size_t n_want = sizeof(want) / sizeof(want[0]);
+  for (size_t i = 0; i < n_want; i++) {
+    char shown[128] = "";
+    if (!help_default(help, want[i].flag, shown, sizeof(shown)))
+      fprintf(stderr, "  --help shows no default for %s\n", want[i].flag);
+    ASSERT_STREQ(shown, want[i].shown);
+  }
+  size_t listed = 0; /* and lists no flag this test does not know */
+  for (const char *at = strstr(help, "\n  --"); at != NULL; at = strstr(at + 1, "\n  --"))
+    listed++;
+  ASSERT_EQ(listed, n_want);
+  free(help);
+
+  /* an unknown flag, a missing value and a bad number: exit 1 (WG_EXIT_USAGE), saying which */
+  const struct {
+    const char *args, *says;
+  } bad[] = {{"serve --bogus", "unknown option '--bogus'"},
+             {"serve --threads", "--threads needs a value"},
+             {"serve --threads many", "--threads wants a whole number from 1 to"},
+             {"serve --grace -1", "--grace wants a whole number from 0 to"},
+             {"serve --batch-bytes 12", "--batch-bytes wants a whole number from 1024 to"},
+             {"serve --disk-reserve 12XB", "--disk-reserve wants a size such as 64MB"},
+             {"serve extra", "unexpected argument 'extra'"}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char *out = NULL;
+    ASSERT_EQ(run_wigeon(bad[i].args, &out), 1);
+    ASSERT_TRUE(out != NULL && strstr(out, bad[i].says) != NULL);
+    ASSERT_TRUE(strstr(out, "usage: wigeon serve") != NULL);
+    free(out);
+  }
+}
+
 /* ---- the binary: durability, SIGTERM, memory ---- */
 
 static void acknowledged_puts_survive_kill_9(void) {
@@ -1175,6 +1318,7 @@ int main(void) {
   RUN_TEST(a_transaction_left_open_by_a_client_is_rolled_back_after_its_call);
   RUN_TEST(session_state_of_one_call_does_not_reach_the_next);
   RUN_TEST(an_idle_client_is_cut_off_and_frees_its_worker);
+  RUN_TEST(serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1);
   RUN_TEST(acknowledged_puts_survive_kill_9);
   RUN_TEST(sigterm_exits_zero_and_keeps_the_data);
   RUN_TEST(doget_compresses_results_on_request_and_refuses_unknown_codecs);

@@ -2,6 +2,8 @@
  * calls, lets in-flight calls finish within the grace period, checkpoints and exits 0. The
  * signals are blocked in every thread and taken synchronously with sigwait, so no handler runs. */
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,58 +16,177 @@
 #include "rpc/rpc.h"
 #include "server/server.h"
 
+/* The flags of `wigeon serve`, in one table: how each is parsed into struct wg_server_options
+ * and how --help shows it. The defaults --help prints are read from wg_server_options_default
+ * (server.c), the ones the server uses, so the two cannot disagree. */
+enum flag_kind {
+  FLAG_BOOL,   /* no value: sets the bool field */
+  FLAG_TEXT,   /* a string, stored as given */
+  FLAG_LISTEN, /* grpc://HOST:PORT or HOST:PORT, stored as HOST:PORT */
+  FLAG_INT,    /* a whole number in [min, max], times scale */
+  FLAG_SIZE,   /* 64MB, 512KB, 1.5GB (powers of 1024) or bytes */
+};
+
+struct serve_flag {
+  const char *name, *arg; /* "--threads", "N" */
+  enum flag_kind kind;
+  size_t offset, size;   /* the field of struct wg_server_options and its size (int or int64_t) */
+  int64_t scale;         /* FLAG_INT: the field is the number times this (1000: seconds -> ms) */
+  int64_t min, max;      /* FLAG_INT: the numbers accepted */
+  bool zero_off;         /* 0 stores -1: off, never, no check */
+  const char *help;      /* lines separated by '\n'; the default is appended */
+  const char *default_text; /* shown instead of the default value (computed at start) */
+};
+
+#define FIELD(f) offsetof(struct wg_server_options, f), sizeof(((struct wg_server_options *)0)->f)
+#define MAX_N 100000000
+
+static const struct serve_flag flags[] = {
+    {"--db", "PATH", FLAG_TEXT, FIELD(db_path), 0, 0, 0, false, "database file, or :memory:",
+     NULL},
+    {"--listen", "URI", FLAG_LISTEN, FIELD(listen), 0, 0, 0, false,
+     "grpc://HOST:PORT or HOST:PORT", NULL},
+    {"--threads", "N", FLAG_INT, FIELD(threads), 1, 1, MAX_N, false,
+     "DuckDB connections, and worker threads always running;\n"
+     "more workers start while all are busy",
+     NULL},
+    {"--queue", "N", FLAG_INT, FIELD(queue_limit), 1, 1, MAX_N, false,
+     "calls that may wait for a DuckDB connection before the\n"
+     "server answers RESOURCE_EXHAUSTED",
+     NULL},
+    {"--max-connections", "N", FLAG_INT, FIELD(max_connections), 1, 1, MAX_N, false,
+     "client connections open at once; more are refused at\n"
+     "once (the soft open-file limit is raised to the hard one\n"
+     "at start)",
+     "the open-file limit less 128, at most 4096"},
+    {"--batch-rows", "N", FLAG_INT, FIELD(batch_rows), 1, 1, MAX_N, false,
+     "target rows per record batch sent by DoGet", NULL},
+    /* at most half of gRPC's 256 MiB message limit: the size is an estimate before encoding */
+    {"--batch-bytes", "N", FLAG_INT, FIELD(batch_bytes), 1, 1024,
+     WG_RPC_DEFAULT_MAX_MESSAGE_BYTES / 2, false,
+     "and bytes at most per batch: wide rows make shorter\n"
+     "batches, a row bigger than N goes alone; 1024 to 134217728",
+     NULL},
+    {"--grace", "SECONDS", FLAG_INT, FIELD(grace_ms), 1000, 0, INT_MAX / 1000, false,
+     "time in-flight calls get on shutdown", NULL},
+    {"--idle-timeout", "SECONDS", FLAG_INT, FIELD(idle_timeout_ms), 1000, 0, MAX_N, true,
+     "cancel a call whose client neither sends nor reads for\n"
+     "this long; 0 = never",
+     NULL},
+    {"--group-commit-mb", "MB", FLAG_INT, FIELD(group_commit_bytes), 1 << 20, 0, MAX_N, true,
+     "puts up to this size are committed together with other\n"
+     "puts (one fsync per group); 0 = off",
+     NULL},
+    {"--committers", "N", FLAG_INT, FIELD(committers), 1, 1, MAX_N, false,
+     "group committer threads, each with its own connection;\n"
+     "more than one helps only with cores to spare",
+     NULL},
+    {"--checkpoint-threshold", "SIZE", FLAG_TEXT, FIELD(checkpoint_threshold), 0, 0, 0, false,
+     "WAL size that triggers a checkpoint", NULL},
+    {"--disk-reserve", "SIZE", FLAG_SIZE, FIELD(disk_reserve), 1, 0, 0, true,
+     "writes are refused (RESOURCE_EXHAUSTED) unless the\n"
+     "database's file system keeps room for the write, for the\n"
+     "checkpoint of the WAL, and SIZE more; 0 = no check",
+     NULL},
+    {"--idempotency-window", "HOURS", FLAG_INT, FIELD(idempotency_window_s), 3600, 0, MAX_N, true,
+     "how long a put's idempotency key is remembered, so that\n"
+     "a retry with the same key appends nothing; 0 = forever",
+     NULL},
+    {"--memory-limit", "SIZE", FLAG_TEXT, FIELD(memory_limit), 0, 0, 0, false,
+     "DuckDB memory_limit, e.g. 4GB", "DuckDB's, 80% of RAM"},
+    {"--duckdb-threads", "N", FLAG_INT, FIELD(duckdb_threads), 1, 1, MAX_N, false,
+     "DuckDB's threads for one query; 1 trades big queries'\n"
+     "parallelism for steadier latency of small ones\n"
+     "(docs/performance.md)",
+     "one per core"},
+    {"--max-sql-bytes", "N", FLAG_INT, FIELD(max_sql_bytes), 1, 1, INT64_MAX, false,
+     "longest SQL text a call may send; longer is refused with\n"
+     "RESOURCE_EXHAUSTED before it is parsed",
+     NULL},
+    {"--max-columns", "N", FLAG_INT, FIELD(max_columns), 1, 1, MAX_N, false,
+     "columns a put's schema may have, each nested field\n"
+     "counting as one; more is refused with RESOURCE_EXHAUSTED\n"
+     "before any work",
+     NULL},
+    {"--allow-external-access", NULL, FLAG_BOOL, FIELD(allow_external_access), 0, 0, 0, false,
+     "let remote SQL read and write the server's files, attach\n"
+     "databases, load extensions, change settings, enable\n"
+     "logging and see the server's paths (docs/server.md,\n"
+     "\"Remote SQL sandbox\")",
+     "refused"},
+};
+enum { N_FLAGS = sizeof(flags) / sizeof(flags[0]) };
+
+static int64_t get_int(const struct wg_server_options *o, const struct serve_flag *f) {
+  const char *p = (const char *)o + f->offset;
+  if (f->size == sizeof(int)) {
+    int v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+  }
+  int64_t v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+static void set_int(struct wg_server_options *o, const struct serve_flag *f, int64_t v) {
+  char *p = (char *)o + f->offset;
+  if (f->size == sizeof(int)) {
+    int i = (int)v;
+    memcpy(p, &i, sizeof(i));
+  } else {
+    memcpy(p, &v, sizeof(v));
+  }
+}
+
+/* The default of flag f, as --help shows it, from the server's defaults d. */
+static void default_text(const struct serve_flag *f, const struct wg_server_options *d, char *buf,
+                         size_t size) {
+  const char *text = NULL;
+  if (f->kind == FLAG_TEXT || f->kind == FLAG_LISTEN)
+    memcpy(&text, (const char *)d + f->offset, sizeof(text));
+  int64_t v = f->kind == FLAG_INT || f->kind == FLAG_SIZE ? get_int(d, f) : 0;
+  if (f->default_text != NULL)
+    snprintf(buf, size, "%s", f->default_text);
+  else if (f->kind == FLAG_LISTEN)
+    snprintf(buf, size, "grpc://%s", text);
+  else if (f->kind == FLAG_TEXT)
+    snprintf(buf, size, "%s", text ? text : "none");
+  else if (f->kind == FLAG_SIZE && v > 0 && v % (1 << 20) == 0)
+    snprintf(buf, size, "%lldMB", (long long)(v >> 20));
+  else
+    snprintf(buf, size, "%lld", (long long)(v / f->scale));
+}
+
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: wigeon serve [options]\n"
-          "\n"
-          "Serves a DuckDB database over Arrow Flight until SIGINT or SIGTERM.\n"
-          "\n"
-          "options:\n"
-          "  --db PATH                 database file, or :memory: (default: wigeon.duckdb)\n"
-          "  --listen URI              grpc://HOST:PORT or HOST:PORT (default: "
-          "grpc://127.0.0.1:8815)\n"
-          "  --threads N               DuckDB connections, and worker threads always running;\n"
-          "                            more workers start while all are busy (default: 8)\n"
-          "  --queue N                 calls that may wait for a DuckDB connection before the\n"
-          "                            server answers RESOURCE_EXHAUSTED (default: 64)\n"
-          "  --max-connections N       client connections open at once; more are refused at\n"
-          "                            once (default: the open-file limit less 128, at most\n"
-          "                            4096; the soft limit is raised to the hard one at start)\n"
-          "  --batch-rows N            target rows per record batch sent by DoGet (default: "
-          "65536)\n"
-          "  --batch-bytes N           and bytes at most per batch: wide rows make shorter\n"
-          "                            batches, a row bigger than N goes alone; 1024 to\n"
-          "                            134217728 (default: 67108864, 64 MiB)\n"
-          "  --grace SECONDS           time in-flight calls get on shutdown (default: 10)\n"
-          "  --idle-timeout SECONDS    cancel a call whose client neither sends nor reads for\n"
-          "                            this long; 0 = never (default: 60)\n"
-          "  --group-commit-mb MB      puts up to this size are committed together with other\n"
-          "                            puts (one fsync per group); 0 = off (default: 8)\n"
-          "  --committers N            group committer threads, each with its own connection;\n"
-          "                            more than one helps only with cores to spare (default: 1)\n"
-          "  --checkpoint-threshold SIZE  WAL size that triggers a checkpoint (default: 256MB)\n"
-          "  --disk-reserve SIZE       writes are refused (RESOURCE_EXHAUSTED) unless the\n"
-          "                            database's file system keeps room for the write, for the\n"
-          "                            checkpoint of the WAL, and SIZE more; 0 = no check\n"
-          "                            (default: 64MB)\n"
-          "  --idempotency-window HOURS  how long a put's idempotency key is remembered, so that\n"
-          "                            a retry with the same key appends nothing; 0 = forever\n"
-          "                            (default: 24)\n"
-          "  --memory-limit SIZE       DuckDB memory_limit, e.g. 4GB (default: DuckDB's, 80%% of "
-          "RAM)\n"
-          "  --duckdb-threads N        DuckDB's threads for one query (default: one per core);\n"
-          "                            1 trades big queries' parallelism for steadier latency\n"
-          "                            of small ones (docs/performance.md)\n"
-          "  --max-sql-bytes N         longest SQL text a call may send; longer is refused with\n"
-          "                            RESOURCE_EXHAUSTED before it is parsed (default: 1048576)\n"
-          "  --max-columns N           columns a put's schema may have, each nested field\n"
-          "                            counting as one; more is refused with RESOURCE_EXHAUSTED\n"
-          "                            before any work (default: 10000)\n"
-          "  --allow-external-access   let remote SQL read and write the server's files, attach\n"
-          "                            databases, load extensions, change settings, enable\n"
-          "                            logging and see the server's paths (default: refused;\n"
-          "                            docs/server.md, \"Remote SQL sandbox\")\n"
-          "  -h, --help                this text\n");
+  struct wg_server_options d;
+  wg_server_options_default(&d);
+  fprintf(f, "usage: wigeon serve [options]\n"
+             "\n"
+             "Serves a DuckDB database over Arrow Flight until SIGINT or SIGTERM.\n"
+             "\n"
+             "options:\n");
+  for (size_t i = 0; i < N_FLAGS; i++) {
+    char head[64], def[96];
+    snprintf(head, sizeof(head), "%s%s%s", flags[i].name, flags[i].arg ? " " : "",
+             flags[i].arg ? flags[i].arg : "");
+    default_text(&flags[i], &d, def, sizeof(def));
+    fprintf(f, "  %-26s", head);
+    if (strlen(head) >= 26) fprintf(f, "\n  %-26s", "");
+    size_t last = 0; /* the length of the last line printed */
+    for (const char *line = flags[i].help; line != NULL;) {
+      const char *nl = strchr(line, '\n');
+      last = nl ? (size_t)(nl - line) : strlen(line);
+      fprintf(f, "%.*s", (int)last, line);
+      if (nl != NULL) fprintf(f, "\n  %-26s", "");
+      line = nl ? nl + 1 : NULL;
+    }
+    if (28 + last + strlen(def) + 12 > 100) /* the default on a line of its own */
+      fprintf(f, "\n  %-26s(default: %s)\n", "", def);
+    else
+      fprintf(f, " (default: %s)\n", def);
+  }
+  fprintf(f, "  %-26sthis text\n", "-h, --help");
 }
 
 /* Splits grpc://host:port (or host:port) into the "host:port" gRPC wants. */
@@ -98,95 +219,59 @@ static int parse_size(const char *s, int64_t *out) {
   return 0;
 }
 
-int wg_cli_serve(int argc, char **argv) {
-  struct wg_server_options o = {0};
-  o.grace_ms = 10000;
-  const char *listen = "grpc://127.0.0.1:8815";
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage(stdout);
-      return 0;
-    } else if (strcmp(a, "--allow-external-access") == 0) {
-      o.allow_external_access = true;
+static const struct wg_cli_command serve_cmd = {"serve", usage};
+
+/* Fills o from argv, starting from the server's defaults. -1 to go on, else the exit code
+ * (0 after --help, WG_EXIT_USAGE after printing what is wrong). */
+static int parse_flags(int argc, char **argv, struct wg_server_options *o) {
+  wg_server_options_default(o);
+  const char *values[N_FLAGS] = {0};
+  bool set[N_FLAGS] = {0};
+  struct wg_cli_opt opts[N_FLAGS + 1];
+  memset(opts, 0, sizeof(opts));
+  for (size_t i = 0; i < N_FLAGS; i++) {
+    opts[i].name = flags[i].name;
+    if (flags[i].kind == FLAG_BOOL)
+      opts[i].flag = &set[i];
+    else
+      opts[i].value = &values[i];
+  }
+  int n_pos = 0;
+  int rc = wg_cli_parse(&serve_cmd, argc, argv, opts, NULL, 0, &n_pos);
+  if (rc != -1) return rc;
+  for (size_t i = 0; i < N_FLAGS; i++) {
+    const struct serve_flag *f = &flags[i];
+    const char *v = values[i];
+    char *field = (char *)o + f->offset;
+    if (f->kind == FLAG_BOOL) {
+      if (set[i]) memcpy(field, &(bool){true}, sizeof(bool));
       continue;
     }
-    if (v == NULL) {
-      fprintf(stderr, "wigeon serve: %s needs a value\n", a);
-      return WG_EXIT_USAGE;
-    }
-    i++;
+    if (v == NULL) continue;
     int64_t n = 0;
-    if (strcmp(a, "--db") == 0) {
-      o.db_path = v;
-    } else if (strcmp(a, "--listen") == 0) {
-      listen = v;
-    } else if (strcmp(a, "--memory-limit") == 0) {
-      o.memory_limit = v;
-    } else if (strcmp(a, "--max-sql-bytes") == 0) {
-      if (wg_cli_parse_int(v, &n) != 0 || n < 1) {
-        fprintf(stderr, "wigeon serve: --max-sql-bytes wants a positive number, not '%s'\n", v);
-        return WG_EXIT_USAGE;
-      }
-      o.max_sql_bytes = n;
-    } else if (strcmp(a, "--batch-bytes") == 0) {
-      /* at most half of gRPC's 256 MiB message limit: the size is an estimate before encoding */
-      if (wg_cli_parse_int(v, &n) != 0 || n < 1024 || n > WG_RPC_DEFAULT_MAX_MESSAGE_BYTES / 2) {
-        fprintf(stderr, "wigeon serve: --batch-bytes wants 1024 to %lld, not '%s'\n",
-                (long long)(WG_RPC_DEFAULT_MAX_MESSAGE_BYTES / 2), v);
-        return WG_EXIT_USAGE;
-      }
-      o.batch_bytes = n;
-    } else if (strcmp(a, "--checkpoint-threshold") == 0) {
-      o.checkpoint_threshold = v;
-    } else if (strcmp(a, "--disk-reserve") == 0) {
-      if (parse_size(v, &n) != 0) {
-        fprintf(stderr, "wigeon serve: --disk-reserve wants a size such as 64MB or 0, not '%s'\n",
-                v);
-        return WG_EXIT_USAGE;
-      }
-      o.disk_reserve = n == 0 ? -1 : n;
-    } else if (strcmp(a, "--threads") == 0 || strcmp(a, "--queue") == 0 ||
-               strcmp(a, "--batch-rows") == 0 || strcmp(a, "--grace") == 0 ||
-               strcmp(a, "--idle-timeout") == 0 || strcmp(a, "--group-commit-mb") == 0 ||
-               strcmp(a, "--committers") == 0 || strcmp(a, "--duckdb-threads") == 0 ||
-               strcmp(a, "--idempotency-window") == 0 || strcmp(a, "--max-connections") == 0 ||
-               strcmp(a, "--max-columns") == 0) {
-      bool zero_ok = strcmp(a, "--grace") == 0 || strcmp(a, "--idle-timeout") == 0 ||
-                     strcmp(a, "--group-commit-mb") == 0 || strcmp(a, "--idempotency-window") == 0;
-      if (wg_cli_parse_int(v, &n) != 0 || n < (zero_ok ? 0 : 1) || n > 100000000) {
-        fprintf(stderr, "wigeon serve: %s wants a positive number, not '%s'\n", a, v);
-        return WG_EXIT_USAGE;
-      }
-      if (strcmp(a, "--threads") == 0)
-        o.threads = (int)n;
-      else if (strcmp(a, "--queue") == 0)
-        o.queue_limit = (int)n;
-      else if (strcmp(a, "--batch-rows") == 0)
-        o.batch_rows = n;
-      else if (strcmp(a, "--grace") == 0)
-        o.grace_ms = (int)(n * 1000);
-      else if (strcmp(a, "--idle-timeout") == 0)
-        o.idle_timeout_ms = n == 0 ? -1 : n * 1000;
-      else if (strcmp(a, "--committers") == 0)
-        o.committers = (int)n;
-      else if (strcmp(a, "--duckdb-threads") == 0)
-        o.duckdb_threads = (int)n;
-      else if (strcmp(a, "--idempotency-window") == 0)
-        o.idempotency_window_s = n == 0 ? -1 : n * 3600;
-      else if (strcmp(a, "--max-connections") == 0)
-        o.max_connections = (int)n;
-      else if (strcmp(a, "--max-columns") == 0)
-        o.max_columns = n;
-      else
-        o.group_commit_bytes = n == 0 ? -1 : n << 20;
-    } else {
-      fprintf(stderr, "wigeon serve: unknown option '%s' (see wigeon serve --help)\n", a);
-      return WG_EXIT_USAGE;
+    if (f->kind == FLAG_TEXT || f->kind == FLAG_LISTEN) {
+      const char *t = f->kind == FLAG_LISTEN ? strip_scheme(v) : v;
+      memcpy(field, &t, sizeof(t));
+      continue;
     }
+    if (f->kind == FLAG_SIZE) {
+      if (parse_size(v, &n) != 0)
+        return wg_cli_usage_error(&serve_cmd, "%s wants a size such as 64MB or 0, not '%s'",
+                                  f->name, v);
+    } else {
+      rc = wg_cli_opt_int(&serve_cmd, f->name, v, f->min, f->max, &n);
+      if (rc != -1) return rc;
+      n *= f->scale; /* max * scale fits: the table's bounds say so */
+    }
+    set_int(o, f, n == 0 && f->zero_off ? -1 : n);
   }
-  o.listen = strip_scheme(listen);
+  return -1;
+}
+
+int wg_cli_serve(int argc, char **argv) {
+  struct wg_server_options o;
+  int rc = parse_flags(argc, argv, &o);
+  if (rc != -1) return rc;
 
   /* Every connection is a file descriptor: the default soft limit of 1024 runs out long before
    * memory does. Raise it to the hard limit, and cap connections below it. */

@@ -98,26 +98,67 @@ void wg__server_interrupt_hook(void *conn) {
   wg_engine_interrupt(conn);
 }
 
+void wg_server_options_default(struct wg_server_options *o) {
+  *o = (struct wg_server_options){
+      .db_path = "wigeon.duckdb",
+      .listen = "127.0.0.1:8815",
+      .threads = 8,
+      .queue_limit = 64,
+      .max_connections = 0, /* the open-file limit less 128, at most 4096 (rpc layer) */
+      .max_workers = 0,     /* threads + max_connections */
+      .acquire_timeout_ms = 30000,
+      .batch_rows = 65536,
+      .batch_bytes = WG_ENGINE_DEFAULT_BATCH_BYTES,
+      .max_message_bytes = WG_RPC_DEFAULT_MAX_MESSAGE_BYTES,
+      .grace_ms = 10000,
+      .idle_timeout_ms = 60000,
+      .allow_external_access = false,
+      .group_commit_bytes = (int64_t)8 << 20,
+      .committers = 1,
+      .disk_reserve = (int64_t)64 << 20,
+      .idempotency_window_s = 24 * 3600,
+      /* DuckDB's 16 MB default checkpoints so often under many small puts that rewriting the
+       * last row groups costs ~20% of the CPU and 100+ ms stalls (docs/performance.md). */
+      .checkpoint_threshold = "256MB",
+      .memory_limit = NULL,
+      .duckdb_threads = 0,
+      .max_sql_bytes = WG_DEFAULT_MAX_SQL_BYTES,
+      .max_columns = WG_DEFAULT_MAX_COLUMNS,
+  };
+}
+
+/* Fills the fields of o left unset (0 or NULL; <= 0 where a negative value means nothing) with
+ * the defaults of wg_server_options_default. */
+static void fill_defaults(struct wg_server_options *o) {
+  struct wg_server_options d;
+  wg_server_options_default(&d);
+  if (o->db_path == NULL) o->db_path = d.db_path;
+  if (o->listen == NULL) o->listen = d.listen;
+  if (o->threads <= 0) o->threads = d.threads;
+  if (o->queue_limit <= 0) o->queue_limit = d.queue_limit;
+  if (o->batch_rows <= 0) o->batch_rows = d.batch_rows;
+  if (o->max_message_bytes <= 0) o->max_message_bytes = d.max_message_bytes;
+  if (o->batch_bytes <= 0) o->batch_bytes = d.batch_bytes;
+  if (o->batch_bytes > o->max_message_bytes / 2)
+    o->batch_bytes = o->max_message_bytes / 2; /* room for the estimate's slack */
+  if (o->grace_ms < 0) o->grace_ms = 0;
+  if (o->idle_timeout_ms == 0) o->idle_timeout_ms = d.idle_timeout_ms;
+  if (o->committers <= 0) o->committers = d.committers;
+  if (o->acquire_timeout_ms == 0) o->acquire_timeout_ms = d.acquire_timeout_ms;
+  if (o->max_sql_bytes <= 0) o->max_sql_bytes = d.max_sql_bytes;
+  if (o->max_columns <= 0) o->max_columns = d.max_columns;
+  if (o->group_commit_bytes == 0) o->group_commit_bytes = d.group_commit_bytes;
+  if (o->idempotency_window_s == 0) o->idempotency_window_s = d.idempotency_window_s;
+  if (o->disk_reserve == 0) o->disk_reserve = d.disk_reserve;
+  if (o->checkpoint_threshold == NULL) o->checkpoint_threshold = d.checkpoint_threshold;
+}
+
 int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,
                     struct wg_error *err) {
   struct wg_server *s = calloc(1, sizeof(*s));
   if (s == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   s->options = *options;
-  if (s->options.db_path == NULL) s->options.db_path = "wigeon.duckdb";
-  if (s->options.listen == NULL) s->options.listen = "127.0.0.1:8815";
-  if (s->options.threads <= 0) s->options.threads = 8;
-  if (s->options.queue_limit <= 0) s->options.queue_limit = 64;
-  if (s->options.batch_rows <= 0) s->options.batch_rows = 65536;
-  if (s->options.max_message_bytes <= 0)
-    s->options.max_message_bytes = WG_RPC_DEFAULT_MAX_MESSAGE_BYTES;
-  if (s->options.batch_bytes <= 0) s->options.batch_bytes = WG_ENGINE_DEFAULT_BATCH_BYTES;
-  if (s->options.batch_bytes > s->options.max_message_bytes / 2)
-    s->options.batch_bytes = s->options.max_message_bytes / 2; /* room for the estimate's slack */
-  if (s->options.grace_ms < 0) s->options.grace_ms = 0;
-  if (s->options.committers <= 0) s->options.committers = 1;
-  if (s->options.acquire_timeout_ms == 0) s->options.acquire_timeout_ms = 30000;
-  if (s->options.max_sql_bytes <= 0) s->options.max_sql_bytes = WG_DEFAULT_MAX_SQL_BYTES;
-  if (s->options.max_columns <= 0) s->options.max_columns = WG_DEFAULT_MAX_COLUMNS;
+  fill_defaults(&s->options);
   if (s->options.committers > WG_MAX_COMMITTERS) {
     free(s);
     return wg_error_set(err, EINVAL, "at most %d group committers", WG_MAX_COMMITTERS);
@@ -128,13 +169,8 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
       .duckdb_threads = s->options.duckdb_threads,
-      .disk_reserve = s->options.disk_reserve == 0  ? (int64_t)64 << 20
-                      : s->options.disk_reserve < 0 ? 0
-                                                    : s->options.disk_reserve,
-      /* DuckDB's 16 MB default checkpoints so often under many small puts that rewriting the
-       * last row groups costs ~20% of the CPU and 100+ ms stalls (docs/performance.md). */
-      .checkpoint_threshold =
-          s->options.checkpoint_threshold ? s->options.checkpoint_threshold : "256MB",
+      .disk_reserve = s->options.disk_reserve < 0 ? 0 : s->options.disk_reserve, /* 0: no check */
+      .checkpoint_threshold = s->options.checkpoint_threshold,
       /* Workers are plentiful (the rpc layer starts more while all are busy), connections are
        * not: the line for one is where calls queue, and a full line is RESOURCE_EXHAUSTED. */
       .max_waiting = s->options.queue_limit,
@@ -157,8 +193,6 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .handler = dispatch,
       .ctx = s,
   };
-  if (s->options.group_commit_bytes == 0) s->options.group_commit_bytes = (int64_t)8 << 20;
-  if (s->options.idempotency_window_s == 0) s->options.idempotency_window_s = 24 * 3600;
   rc = wg__committer_start(&s->committer, s->engine, s->options.committers,
                            s->options.idempotency_window_s, s->options.group_commit_bytes, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);

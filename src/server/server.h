@@ -40,6 +40,13 @@ struct wg_server_options {
                           default): more is RESOURCE_EXHAUSTED before the fields are decoded */
 };
 
+/* The defaults, in one place: every field as the server uses it when nothing is said (the
+ * `wigeon serve` command starts from these and prints them in --help). wg_server_start takes a
+ * field left 0 (NULL) as its default here, except grace_ms (0: no grace), and the fields whose
+ * default is 0: max_connections, max_workers, duckdb_threads (computed at start) and
+ * memory_limit (NULL: DuckDB's). */
+void wg_server_options_default(struct wg_server_options *o);
+
 struct wg_server;
 
 /* Opens the database and starts serving. *port (may be NULL) gets the bound port. */
