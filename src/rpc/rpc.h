@@ -97,6 +97,12 @@ int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char 
  * the completion-queue thread fewer for the last message of a stream. */
 int wg_rpc_call_finish_with(struct wg_rpc_call *c, grpc_byte_buffer *last, grpc_status_code code,
                             const char *message);
+/* Fills err with why an operation on the call (recv, send, send_start, send_wait) failed with
+ * `code`, and returns code: the client idle past the idle timeout; the call over (the client
+ * cancelled or went away, its deadline passed, the server is stopping); or a misuse. `during`
+ * names what the handler was doing ("DoPut"), first in the message. 0 for code 0. */
+int wg_rpc_call_error(const struct wg_rpc_call *c, int code, const char *during,
+                      struct wg_error *err);
 /* Whether the client cancelled, the deadline passed, or the server is shutting down. */
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c);
 /* fn(arg) runs once, on the completion-queue thread, if the call gets cancelled while the hook is

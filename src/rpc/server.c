@@ -133,6 +133,7 @@ struct wg_rpc_call {
   struct wg__rpc_op recv_op;
   atomic_int refs;
   atomic_bool cancelled;
+  atomic_bool idle_expired; /* cancelled by the idle timeout (wait_op) */
 
   /* Worker-only after the call is queued. */
   char *method;
@@ -230,6 +231,7 @@ static struct wg_rpc_call *call_alloc(struct wg_rpc_server *s) {
   c->recv_op.tag.call = c;
   atomic_init(&c->refs, 2);
   atomic_init(&c->cancelled, false);
+  atomic_init(&c->idle_expired, false);
   atomic_init(&c->finished, false);
   return c;
 }
@@ -1104,6 +1106,7 @@ static void wait_op(struct wg_rpc_call *c, struct wg__rpc_op *op) {
       pthread_cond_wait(&c->cv, &c->mu);
     } else if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT && !op->done) {
       timed_out = true;
+      atomic_store(&c->idle_expired, true);
       pthread_mutex_unlock(&c->mu);
       char msg[96];
       snprintf(msg, sizeof(msg), "idle for %lld s: the client neither sent nor read a message",
@@ -1242,6 +1245,27 @@ int wg_rpc_call_finish_with(struct wg_rpc_call *c, grpc_byte_buffer *last, grpc_
 
 int wg_rpc_call_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
   return wg_rpc_call_finish_with(c, NULL, code, message);
+}
+
+int wg_rpc_call_error(const struct wg_rpc_call *c, int code, const char *during,
+                      struct wg_error *err) {
+  if (code == 0) return 0;
+  struct wg_rpc_call *m = (struct wg_rpc_call *)c; /* atomics: read only */
+  if (atomic_load(&m->idle_expired))
+    return wg_error_set(err, code,
+                        "%s: cancelled after %lld s idle: the client neither sent nor read a "
+                        "message",
+                        during, (long long)(c->server->idle_timeout_ms / 1000));
+  if (code == ECANCELED || atomic_load(&m->cancelled))
+    return wg_error_set(err, code,
+                        "%s: the call is over: the client cancelled or went away, its deadline "
+                        "passed, or the server is stopping",
+                        during);
+  if (code == EBUSY)
+    return wg_error_set(err, code, "%s: an operation of that kind is already outstanding",
+                        during);
+  return wg_error_set(err, code, "%s: gRPC refused the operation (%s)", during,
+                      wg_status_name(code));
 }
 
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c) {

@@ -227,8 +227,9 @@ void wg__server_handshake(struct wg_server *s, struct wg_rpc_call *call) {
   int rc = 0;
   for (int i = 0; i < 64 && rc == 0; i++) {
     grpc_byte_buffer *bb = NULL;
-    if (wg_rpc_call_recv(call, &bb) != 0) {
-      rc = wg_error_set(&err, ECANCELED, "handshake cancelled");
+    rc = wg_rpc_call_recv(call, &bb);
+    if (rc != 0) {
+      wg_rpc_call_error(call, rc, "Handshake", &err);
       break;
     }
     if (bb == NULL) break;

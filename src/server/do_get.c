@@ -121,8 +121,8 @@ static int send_encoded(struct get *g, struct wg_ipc_encoded *m, int64_t n,
         atomic_fetch_add_explicit(&s->stats.stalled_gets, 1, memory_order_relaxed);
       }
     }
-    if (wg_rpc_call_send_start(g->call, prev) != 0)
-      return wg_error_set(err, ECANCELED, "client cancelled or went away during DoGet");
+    int rc = wg_rpc_call_send_start(g->call, prev);
+    if (rc != 0) return wg_rpc_call_error(g->call, rc, "DoGet", err);
   }
   return 0;
 }
@@ -145,8 +145,8 @@ static int send_schema_early(void *ctx, const struct ArrowSchema *schema, struct
   WG_RETURN_NOT_OK(open_encoder(g, schema, err));
   grpc_byte_buffer *bb = g->held;
   g->held = NULL;
-  if (wg_rpc_call_send_start(g->call, bb) != 0)
-    return wg_error_set(err, ECANCELED, "client cancelled or went away during DoGet");
+  int rc = wg_rpc_call_send_start(g->call, bb);
+  if (rc != 0) return wg_rpc_call_error(g->call, rc, "DoGet", err);
   return 0;
 }
 
@@ -234,7 +234,7 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     get_reset(&g);
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);
     if (rc != 0 && wg_rpc_call_cancelled(call))
-      rc = wg_error_set(&err, ECANCELED, "DoGet cancelled by the client or its deadline");
+      rc = wg_rpc_call_error(call, ECANCELED, "DoGet", &err);
     wg_engine_release(s->engine, conn);
   }
   wg__request_reset(&req);

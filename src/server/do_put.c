@@ -110,20 +110,20 @@ static int use_key(struct put *p, struct wg_error *err) {
 static int recv_data(struct put *p, struct wg_flight_data *fd, bool *done, struct wg_error *err) {
   grpc_byte_buffer *bb = NULL;
   *done = false;
-  if (wg_rpc_call_recv(p->call, &bb) != 0)
-    return wg_error_set(err, ECANCELED, "DoPut cancelled by the client or its deadline");
+  int rc = wg_rpc_call_recv(p->call, &bb);
+  if (rc != 0) return wg_rpc_call_error(p->call, rc, "DoPut", err);
   if (bb == NULL) {
     /* A cancel can complete the pending receive with "end of stream" as a half-close would;
      * the cancelled flag, if it is already known, tells the two apart. */
     if (wg_rpc_call_cancelled(p->call))
-      return wg_error_set(err, ECANCELED, "DoPut cancelled by the client or its deadline");
+      return wg_rpc_call_error(p->call, ECANCELED, "DoPut", err);
     *done = true;
     return 0;
   }
   int64_t size = (int64_t)grpc_byte_buffer_length(bb);
   p->bytes += size;
   atomic_fetch_add_explicit(&p->s->stats.bytes_in, size, memory_order_relaxed);
-  int rc = wg_flight_data_decode(bb, fd, err);
+  rc = wg_flight_data_decode(bb, fd, err);
   grpc_byte_buffer_destroy(bb);
   return rc;
 }
@@ -293,7 +293,7 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
   if (rc == 0 && p.duplicate) {
     rows = p.dup_rows;
   } else if (rc == 0 && wg_rpc_call_cancelled(call)) {
-    rc = wg_error_set(&err, ECANCELED, "DoPut cancelled before its commit");
+    rc = wg_rpc_call_error(call, ECANCELED, "DoPut, before its commit", &err);
   } else if (rc == 0 && (rc = wg_engine_check_room(s->engine, p.bytes, &err)) != 0) {
     /* the disk is too full for this put and the checkpoint after it: nothing is kept */
   } else if (rc == 0 && p.deferred) {

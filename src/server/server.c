@@ -65,7 +65,7 @@ int wg__server_recv_request(struct wg_rpc_call *call, const ProtobufCMessageDesc
                             ProtobufCMessage **out, struct wg_error *err) {
   grpc_byte_buffer *bb = NULL;
   int rc = wg_rpc_call_recv(call, &bb);
-  if (rc != 0) return wg_error_set(err, rc, "call cancelled before its request arrived");
+  if (rc != 0) return wg_rpc_call_error(call, rc, "waiting for the request", err);
   if (bb == NULL) return wg_error_set(err, EINVAL, "no %s in the request", d->short_name);
   rc = wg_flight_unpack(d, bb, out, err);
   grpc_byte_buffer_destroy(bb);
@@ -77,7 +77,7 @@ int wg__server_send_message(struct wg_rpc_call *call, const ProtobufCMessage *m,
   grpc_byte_buffer *bb;
   WG_RETURN_NOT_OK(wg_flight_pack(m, &bb, err));
   int rc = wg_rpc_call_send(call, bb);
-  if (rc != 0) return wg_error_set(err, rc, "client went away");
+  if (rc != 0) return wg_rpc_call_error(call, rc, "sending a reply", err);
   return 0;
 }
 
