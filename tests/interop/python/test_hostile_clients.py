@@ -118,6 +118,16 @@ def test_compression_header_binary_key_with_nul_bytes_is_ignored(client):
     still_serving(client)
 
 
+@pytest.mark.parametrize("value", [b"zstd", b"lz4"])
+def test_compressed_results_with_dictionaries_nesting_and_no_rows(client, value):
+    sql = ("SELECT (['a', 'b', 'c'][range % 3 + 1])::ENUM('a', 'b', 'c') AS e, [range, NULL] AS l, "
+           "{'s': range::VARCHAR, 'n': NULL::INTEGER} AS s FROM range(100000)")
+    plain = get(client, sql)
+    assert get(client, sql, opts((HEADER, value))).equals(plain)
+    empty = get(client, sql + " WHERE false", opts((HEADER, value)))
+    assert empty.num_rows == 0 and empty.schema.equals(plain.schema)
+
+
 # ---- the schema sent before a SELECT runs ----
 
 @pytest.mark.parametrize("sql", [
@@ -159,14 +169,11 @@ REPLACE_AS_TEXT = ("CREATE OR REPLACE TABLE t AS SELECT range::VARCHAR AS a FROM
 ADD_DROP = ("ALTER TABLE t ADD COLUMN x{i} INTEGER DEFAULT {i}", "ALTER TABLE t DROP COLUMN x{i}")
 
 
-@pytest.mark.parametrize("statements", [ADD_DROP, REPLACE_AS_TEXT], ids=["add_drop", "replace"])
-def test_concurrent_alter_while_selecting_gives_whole_results_or_clean_errors(server, statements):
-    """A table altered (or replaced with another type) between the early schema and the run: each
-    SELECT gives the whole table with the schema it announced, or a clean error (ABORTED)."""
-    setup = server.client()
-    put(setup, "t", pa.table({"a": pa.array(range(20000), pa.int64())}))
+def alter_while_selecting(server, statements):
+    """One thread alters t in a loop while three read SELECT * FROM t 40 times each. Returns the
+    outcomes ({"ok": n, "refused": n, "messages": {...}}) and the threads' failures."""
     stop = threading.Event()
-    errors, outcomes = [], {"ok": 0, "refused": 0}
+    errors, outcomes = [], {"ok": 0, "refused": 0, "messages": set()}
 
     def alter():
         c = server.client()
@@ -191,7 +198,7 @@ def test_concurrent_alter_while_selecting_gives_whole_results_or_clean_errors(se
                 except pa.ArrowException as e:
                     assert "Socket closed" not in str(e) and "internal" not in str(e).lower(), e
                     outcomes["refused"] += 1
-                    outcomes.setdefault("messages", set()).add(str(e).split(". gRPC")[0][:160])
+                    outcomes["messages"].add(str(e).split(". gRPC")[0][:160])
                     continue
                 assert table.schema.equals(reader.schema)
                 assert table.num_rows == 20000
@@ -211,12 +218,65 @@ def test_concurrent_alter_while_selecting_gives_whole_results_or_clean_errors(se
         t.join(timeout=120)
     stop.set()
     threads[0].join(timeout=60)
-    print(outcomes)
+    return outcomes, errors
+
+
+def touch_every_connection(server, n=16):
+    """Runs n queries at once, so each pooled DuckDB connection runs one more statement (which
+    ends whatever an abandoned result left open on it: see the CHECKPOINT xfail below)."""
+    def one():
+        c = server.client()
+        try:
+            get(c, "SELECT count(*) FROM range(40000000)")
+        finally:
+            c.close()
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+
+@pytest.mark.parametrize("statements", [ADD_DROP, REPLACE_AS_TEXT], ids=["add_drop", "replace"])
+def test_concurrent_alter_while_selecting_gives_whole_results_or_clean_errors(server, statements):
+    """A table altered (or replaced with another type) between the early schema and the run: each
+    SELECT gives the whole table with the schema it announced, or a clean error (ABORTED)."""
+    setup = server.client()
+    put(setup, "t", pa.table({"a": pa.array(range(20000), pa.int64())}))
+    outcomes, errors = alter_while_selecting(server, statements)
     assert errors == []
     assert outcomes["ok"] > 0
+    for m in outcomes["messages"]:
+        assert "aborted" in m and "changed between its prepare and its run" in m, m
     assert get(setup, "SELECT count(*) AS n, sum(a) AS s FROM t").to_pydict() == {
         "n": [20000], "s": [sum(range(20000))]}
     setup.close()
+    touch_every_connection(server)  # else SIGTERM's checkpoint may fail: the xfail below
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a DoGet refused ABORTED (result columns changed "
+                   "after the early schema) leaves its DuckDB transaction open on the pooled "
+                   "connection until that connection's next statement: CHECKPOINT (and the "
+                   "SIGTERM checkpoint, exit 2) fails 'Cannot CHECKPOINT: there are other write "
+                   "transactions active'. src/engine/query.c:248 (same_schema fails) -> "
+                   "gather_free -> src/engine/arrow_duck.c:263 destroys an unfinished streaming "
+                   "result without ending its query, and wg_engine_release (src/engine/engine.c"
+                   ":466) rolls back only when txn_maybe; end the query (set txn_maybe, or fetch "
+                   "/interrupt to the end) whenever a stream is released unfinished")
+def test_checkpoint_right_after_aborted_selects_succeeds(server):
+    setup = server.client()
+    put(setup, "t", pa.table({"a": pa.array(range(20000), pa.int64())}))
+    try:
+        aborted = 0
+        for _ in range(24):  # the bug shows in about every other round
+            outcomes, errors = alter_while_selecting(server, ADD_DROP)
+            assert errors == []
+            aborted += outcomes["refused"]
+            get(setup, "CHECKPOINT")
+        assert aborted > 0  # the ABORTED path ran
+    finally:
+        setup.close()
+        touch_every_connection(server)
 
 
 def test_many_early_schema_queries_cancelled_leave_the_server_serving(server):
@@ -234,6 +294,17 @@ def test_many_early_schema_queries_cancelled_leave_the_server_serving(server):
     still_serving(c)
     assert time.monotonic() - start < 20
     c.close()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (older than issue 10): PIVOT without an IN list is "
+                   "refused 'Cannot prepare multiple statements at once!' (one statement sent): "
+                   "every query goes through duckdb_prepare (src/engine/arrow_duck.c:413) and "
+                   "DuckDB rewrites such a PIVOT into several; in-process duckdb runs it; run "
+                   "those through duckdb_extract_statements or say to list the IN values")
+def test_pivot_without_an_in_list_answers(client):
+    get(client, "CREATE TABLE pv AS SELECT range % 3 AS k, range AS v FROM range(10)")
+    assert get(client, "PIVOT pv ON k IN (0, 1, 2) USING sum(v)").num_rows == 1
+    assert get(client, "PIVOT pv ON k USING sum(v)").num_rows == 1
 
 
 # ---- refusals that name a column and its type ----
