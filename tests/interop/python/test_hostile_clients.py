@@ -258,7 +258,7 @@ def test_concurrent_alter_while_selecting_gives_whole_results_or_clean_errors(se
                    "after the early schema) leaves its DuckDB transaction open on the pooled "
                    "connection until that connection's next statement: CHECKPOINT (and the "
                    "SIGTERM checkpoint, exit 2) fails 'Cannot CHECKPOINT: there are other write "
-                   "transactions active'. src/engine/query.c:248 (same_schema fails) -> "
+                   "transactions active'. src/engine/query.c:255 (same_schema fails) -> "
                    "gather_free -> src/engine/arrow_duck.c:263 destroys an unfinished streaming "
                    "result without ending its query, and wg_engine_release (src/engine/engine.c"
                    ":466) rolls back only when txn_maybe; end the query (set txn_maybe, or fetch "
@@ -310,7 +310,7 @@ def test_pivot_without_an_in_list_answers(client):
 # ---- refusals that name a column and its type ----
 
 @pytest.mark.xfail(strict=True, reason="BUG: names from the wire are printed raw into refusal "
-                   "messages: src/engine/ingest.c:527 (name_refused_column) and :566/:223 copy "
+                   "messages: src/engine/ingest.c:527 (name_refused_column), :567 and :225 copy "
                    "ESC, CR, LF as they are, so a client's terminal or a log reader interprets "
                    "them; escape control characters (e.g. \\x1b as \\u001b)")
 def test_refusal_message_escapes_control_characters_in_column_names(client):
