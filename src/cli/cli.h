@@ -14,9 +14,9 @@
 #include <duckdb.h>
 
 #include "arrow/abi.h"
-#include "client/client.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "wigeon.h"
 
 /* Exit codes: 0 ok, 1 usage error, 2 error from the server (or while reading or writing data),
  * 3 cannot connect. */
@@ -90,6 +90,11 @@ void wg_cli_conn_close(struct wg_cli_conn *cx);
  * exit code for status rc: WG_EXIT_CONNECT or WG_EXIT_SERVER. */
 int wg_cli_conn_fail(const struct wg_cli_conn *cx, int rc, const char *message);
 int wg_cli_exit_code(int rc);
+/* The CLI's edge with wigeon.h, whose calls fill a struct wg_status: its errno-style value
+ * (sys_errno, 0 = OK) is returned and its message copied into err (may be NULL). */
+int wg_cli_status(const struct wg_status *st, struct wg_error *err);
+/* The errno-style value of the failure of a stream from wg_query (wg_stream_status), 0 if none. */
+int wg_cli_stream_errno(struct ArrowArrayStream *stream);
 
 /* ---------------------------------------------------------------------------------------------
  * Small helpers (common.c) */

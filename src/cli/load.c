@@ -179,8 +179,9 @@ static void *writer_main(void *p) {
     snprintf(key, sizeof(key), "%s-%d-%lld", l->run_key, w->index, (long long)done);
     int rc = 0;
     for (int attempt = 0;; attempt++) {
-      rc = wg_client_put_keyed(l->client, l->schema_name, l->table, key, &s, NULL, NULL, &rows,
-                               &err);
+      struct wg_status st;
+      wg_put_idempotent(l->client, l->schema_name, l->table, key, &s, NULL, NULL, &rows, &st);
+      rc = wg_cli_status(&st, &err);
       if (rc != ECONNREFUSED || attempt >= LOAD_RETRIES || atomic_load(&l->stop)) break;
       struct timespec pause = {0, 200000000L};
       nanosleep(&pause, NULL);

@@ -468,8 +468,9 @@ int wg_cli_put(int argc, char **argv) {
       snprintf(file_key, sizeof(file_key), "%s", run_key);
     else
       snprintf(file_key, sizeof(file_key), "%s#%d", run_key, i + 1);
-    status = wg_client_put_keyed(cx.client, schema_name, table, file_key, &wrapped, NULL, NULL,
-                                 &acked, &err);
+    struct wg_status ps;
+    wg_put_idempotent(cx.client, schema_name, table, file_key, &wrapped, NULL, NULL, &acked, &ps);
+    status = wg_cli_status(&ps, &err);
     source_progress(&src, true);
     wg_cli_progress_clear(&progress);
     if (status != 0) {

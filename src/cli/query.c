@@ -507,7 +507,7 @@ static int write_arrow(struct ArrowArrayStream *s, const struct ArrowSchema *sch
     rc = s->get_next(s, &a);
     if (rc != 0) {
       const char *m = s->get_last_error(s);
-      int st = wg_client_stream_status(s);
+      int st = wg_cli_stream_errno(s);
       rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "reading the result failed");
       break;
     }
@@ -564,13 +564,15 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
                        FILE *out, int64_t *rows, struct wg_error *err) {
   *rows = 0;
   struct ArrowArrayStream s;
-  WG_RETURN_NOT_OK(wg_client_query(client, sql, &s, err));
+  struct wg_status qs;
+  wg_query(client, sql, &s, &qs);
+  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
   /* The schema first: a SQL error shows here, before any output file is touched. */
   struct ArrowSchema schema;
   int rc = s.get_schema(&s, &schema);
   if (rc != 0) {
     const char *m = s.get_last_error(&s);
-    int st = wg_client_stream_status(&s);
+    int st = wg_cli_stream_errno(&s);
     rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "the query failed");
     wg_stream_release(&s);
     return rc;
