@@ -43,16 +43,16 @@ int wg_uri_parse(const char *uri, struct wg_uri *out, struct wg_error *err) {
     colon = strrchr(p, ':');
     if (colon == NULL) return bad(out, err, uri, "no :PORT");
     host_end = colon;
-    if (memchr(host, ':', (size_t)(host_end - host)) != NULL)
-      return bad(out, err, uri, "an IPv6 address needs brackets, as in [::1]:8815");
   }
   size_t host_len = (size_t)(host_end - host);
   if (host_len == 0) return bad(out, err, uri, "no host");
   if (host_len >= sizeof(out->host)) return bad(out, err, uri, "host name too long");
   for (size_t i = 0; i < host_len; i++)
-    if (host[i] == '/' || host[i] == '@' || host[i] == ' ' || host[i] == '[' || host[i] == ']' ||
-        (unsigned char)host[i] < 0x21)
+    if (host[i] == '/' || host[i] == '@' || host[i] == '[' || host[i] == ']' ||
+        (unsigned char)host[i] < 0x21 || (unsigned char)host[i] == 0x7f)
       return bad(out, err, uri, "the host has a character a host name cannot have");
+  if (!v6 && memchr(host, ':', host_len) != NULL)
+    return bad(out, err, uri, "an IPv6 address needs brackets, as in [::1]:8815");
   const char *d = colon + 1;
   if (*d == '\0') return bad(out, err, uri, "no port after ':'");
   long port = 0;
