@@ -78,6 +78,15 @@ int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
   return -1;
 }
 
+int wg_cli_parse_one(const struct wg_cli_command *cmd, int argc, char **argv,
+                     const struct wg_cli_opt *opts, const char **arg, const char *missing) {
+  int n_pos = 0;
+  int rc = wg_cli_parse(cmd, argc, argv, opts, arg, 1, &n_pos);
+  if (rc >= 0) return rc;
+  if (n_pos != 1) return wg_cli_usage_error(cmd, "%s", missing);
+  return -1;
+}
+
 int wg_cli_parse_int(const char *s, int64_t *out) {
   char *end;
   errno = 0;
@@ -197,6 +206,10 @@ const char *wg_cli_commas(int64_t n, char *buf, size_t size) {
   }
   buf[o] = '\0';
   return buf;
+}
+
+const char *wg_cli_rate(int64_t delta, double seconds, char *buf, size_t size) {
+  return wg_cli_commas((int64_t)((double)delta / seconds), buf, size);
 }
 
 static volatile sig_atomic_t interrupted;

@@ -120,9 +120,8 @@ int wg_cli_demo(int argc, char **argv) {
     if (status != 0) break;
     now = wg_cli_now();
     char a[32], b[32];
-    printf(
-        "%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
-        wg_cli_commas((int64_t)((double)(count - last_count) / (now - last_time)), b, sizeof(b)));
+    printf("%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
+           wg_cli_rate(count - last_count, now - last_time, b, sizeof(b)));
     fflush(stdout);
     last_count = count;
     last_time = now;

@@ -345,9 +345,8 @@ int wg_cli_load(int argc, char **argv) {
       int64_t rows = atomic_load(&l.rows_done);
       if (!quiet) {
         char a[32], b[32];
-        printf(
-            "%6.1f s  %s rows  %s rows/s\n", now - t0, wg_cli_commas(rows, a, sizeof(a)),
-            wg_cli_commas((int64_t)((double)(rows - last_rows) / (now - last_time)), b, sizeof(b)));
+        printf("%6.1f s  %s rows  %s rows/s\n", now - t0, wg_cli_commas(rows, a, sizeof(a)),
+               wg_cli_rate(rows - last_rows, now - last_time, b, sizeof(b)));
         fflush(stdout);
       }
       last_rows = rows;

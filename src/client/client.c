@@ -429,46 +429,52 @@ static void describe(Arrow__Flight__Protocol__FlightDescriptor *d, char *path[2]
   }
 }
 
-int wg_flight_info(wg_client *client, const char *schema_name, const char *table, const char *sql,
-                   struct wg_flight_info *out, struct wg_status *status) {
-  if (out != NULL) memset(out, 0, sizeof(*out));
-  if (client == NULL || out == NULL || (table == NULL && sql == NULL))
-    return wg__status_invalid(status, "wg_flight_info needs a client, a table or SQL, and out");
+/* GetFlightInfo or GetSchema (`method`, answered by one message of `type`) for the descriptor
+ * of [schema_name.]table or sql; parse turns the answer into *out. */
+static int descriptor_call(wg_client *client, const char *method,
+                           const ProtobufCMessageDescriptor *type, const char *schema_name,
+                           const char *table, const char *sql,
+                           int (*parse)(const ProtobufCMessage *m, void *out, struct wg_error *err),
+                           void *out, struct wg_status *status) {
   Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
   char *path[2];
   describe(&d, path, schema_name, table, sql);
   struct wg_error err = {""};
   int grpc = 0;
   ProtobufCMessage *m;
-  int rc = unary_call(client, "GetFlightInfo", &d.base,
-                      &arrow__flight__protocol__flight_info__descriptor, &m, &err, &grpc);
+  int rc = unary_call(client, method, &d.base, type, &m, &err, &grpc);
   if (rc == 0) {
-    rc = info_from_message((const Arrow__Flight__Protocol__FlightInfo *)m, out, &err);
+    rc = parse(m, out, &err);
     grpc = wg__local_code(rc);
     protobuf_c_message_free_unpacked(m, NULL);
   }
   return wg__status_set(status, rc, grpc, err.message);
 }
 
+static int parse_info(const ProtobufCMessage *m, void *out, struct wg_error *err) {
+  return info_from_message((const Arrow__Flight__Protocol__FlightInfo *)m, out, err);
+}
+
+static int parse_schema(const ProtobufCMessage *m, void *out, struct wg_error *err) {
+  const Arrow__Flight__Protocol__SchemaResult *r = (const Arrow__Flight__Protocol__SchemaResult *)m;
+  struct wg_bytes sb = {r->schema.data, (int64_t)r->schema.len};
+  return wg_flight_schema_parse(sb, out, err);
+}
+
+int wg_flight_info(wg_client *client, const char *schema_name, const char *table, const char *sql,
+                   struct wg_flight_info *out, struct wg_status *status) {
+  if (out != NULL) memset(out, 0, sizeof(*out));
+  if (client == NULL || out == NULL || (table == NULL && sql == NULL))
+    return wg__status_invalid(status, "wg_flight_info needs a client, a table or SQL, and out");
+  return descriptor_call(client, "GetFlightInfo",
+                         &arrow__flight__protocol__flight_info__descriptor, schema_name, table,
+                         sql, parse_info, out, status);
+}
+
 static int get_schema(wg_client *client, const char *schema_name, const char *table,
                       const char *sql, struct ArrowSchema *out, struct wg_status *status) {
-  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
-  char *path[2];
-  describe(&d, path, schema_name, table, sql);
-  struct wg_error err = {""};
-  int grpc = 0;
-  ProtobufCMessage *m;
-  int rc = unary_call(client, "GetSchema", &d.base,
-                      &arrow__flight__protocol__schema_result__descriptor, &m, &err, &grpc);
-  if (rc == 0) {
-    const Arrow__Flight__Protocol__SchemaResult *r =
-        (const Arrow__Flight__Protocol__SchemaResult *)m;
-    struct wg_bytes sb = {r->schema.data, (int64_t)r->schema.len};
-    rc = wg_flight_schema_parse(sb, out, &err);
-    grpc = wg__local_code(rc);
-    protobuf_c_message_free_unpacked(m, NULL);
-  }
-  return wg__status_set(status, rc, grpc, err.message);
+  return descriptor_call(client, "GetSchema", &arrow__flight__protocol__schema_result__descriptor,
+                         schema_name, table, sql, parse_schema, out, status);
 }
 
 int wg_table_schema(wg_client *client, const char *schema_name, const char *table,
@@ -497,30 +503,57 @@ void wg_table_info_free(struct wg_table_info *t, int64_t n) {
   free(t);
 }
 
-/* A growing array of elements of `size` bytes (*items, *n used, *cap allocated). */
-static int grow(void **items, int64_t n, int64_t *cap, size_t size, struct wg_error *err) {
-  if (n < *cap) return 0;
-  int64_t want = *cap ? *cap * 2 : 16;
-  void *grown = realloc(*items, (size_t)want * size);
-  if (grown == NULL) return wg_error_set(err, ENOMEM, "out of memory for %lld items", (long long)want);
-  *items = grown;
-  *cap = want;
-  return 0;
+/* What a listing call (ListFlights, ListActions) collects: items of `size` bytes. */
+struct list {
+  void *items;
+  int64_t n, cap;
+  size_t size;
+};
+
+/* A new zeroed item at the end, or NULL (ENOMEM in err). */
+static void *list_add(struct list *l, struct wg_error *err) {
+  if (l->n == l->cap) {
+    int64_t want = l->cap ? l->cap * 2 : 16;
+    void *grown = realloc(l->items, (size_t)want * l->size);
+    if (grown == NULL) {
+      wg_error_set(err, ENOMEM, "out of memory for %lld items", (long long)want);
+      return NULL;
+    }
+    l->items = grown;
+    l->cap = want;
+  }
+  void *item = (char *)l->items + (size_t)l->n++ * l->size;
+  memset(item, 0, l->size);
+  return item;
 }
 
-struct table_list {
-  struct wg_table_info *t;
-  int64_t n, cap;
-};
+/* Runs `method` with `req`, each answer of `type` added to l by `add`; on error the items are
+ * freed with free_items and l is empty. */
+static int list_call(wg_client *client, const char *method, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *type,
+                     int (*add)(void *l, const ProtobufCMessage *m, struct wg_error *err),
+                     void (*free_items)(void *items, int64_t n), struct list *l,
+                     struct wg_status *status) {
+  struct wg_error err = {""};
+  int grpc = 0;
+  int rc = stream_call(client, method, req, type, add, l, &err, &grpc);
+  if (rc != 0) {
+    free_items(l->items, l->n);
+    l->items = NULL;
+    l->n = 0;
+  }
+  return wg__status_set(status, rc, grpc, err.message);
+}
 
 static int add_table(void *ctx, const ProtobufCMessage *m, struct wg_error *err) {
   const Arrow__Flight__Protocol__FlightInfo *fi = (const Arrow__Flight__Protocol__FlightInfo *)m;
-  struct table_list *l = ctx;
-  WG_RETURN_NOT_OK(grow((void **)&l->t, l->n, &l->cap, sizeof(*l->t), err));
   struct wg_flight_info info;
   WG_RETURN_NOT_OK(info_from_message(fi, &info, err));
-  struct wg_table_info *t = &l->t[l->n++];
-  memset(t, 0, sizeof(*t));
+  struct wg_table_info *t = list_add(ctx, err);
+  if (t == NULL) {
+    wg_flight_info_reset(&info);
+    return ENOMEM;
+  }
   const Arrow__Flight__Protocol__FlightDescriptor *d = fi->flight_descriptor;
   t->schema_name = strdup(d && d->n_path == 2 ? d->path[0] : "main");
   t->table_name = strdup(d && d->n_path > 0 ? d->path[d->n_path - 1] : "");
@@ -532,6 +565,10 @@ static int add_table(void *ctx, const ProtobufCMessage *m, struct wg_error *err)
   return 0;
 }
 
+static void free_tables(void *items, int64_t n) {
+  wg_table_info_free(items, n);
+}
+
 int wg_list_tables(wg_client *client, const char *filter, struct wg_table_info **tables, int64_t *n,
                    struct wg_status *status) {
   if (tables != NULL) *tables = NULL;
@@ -541,19 +578,13 @@ int wg_list_tables(wg_client *client, const char *filter, struct wg_table_info *
   Arrow__Flight__Protocol__Criteria cr = ARROW__FLIGHT__PROTOCOL__CRITERIA__INIT;
   cr.expression.data = (uint8_t *)filter;
   cr.expression.len = filter ? strlen(filter) : 0;
-  struct table_list l = {NULL, 0, 0};
-  struct wg_error err = {""};
-  int grpc = 0;
-  int rc = stream_call(client, "ListFlights", &cr.base,
-                       &arrow__flight__protocol__flight_info__descriptor, add_table, &l, &err,
-                       &grpc);
-  if (rc != 0) {
-    wg_table_info_free(l.t, l.n);
-  } else {
-    *tables = l.t;
-    *n = l.n;
-  }
-  return wg__status_set(status, rc, grpc, err.message);
+  struct list l = {NULL, 0, 0, sizeof(**tables)};
+  int code = list_call(client, "ListFlights", &cr.base,
+                       &arrow__flight__protocol__flight_info__descriptor, add_table, free_tables,
+                       &l, status);
+  *tables = l.items;
+  *n = l.n;
+  return code;
 }
 
 void wg_action_types_free(struct wg_action_type *types, int64_t n) {
@@ -564,21 +595,19 @@ void wg_action_types_free(struct wg_action_type *types, int64_t n) {
   free(types);
 }
 
-struct action_list {
-  struct wg_action_type *t;
-  int64_t n, cap;
-};
-
 static int add_action_type(void *ctx, const ProtobufCMessage *m, struct wg_error *err) {
   const Arrow__Flight__Protocol__ActionType *at = (const Arrow__Flight__Protocol__ActionType *)m;
-  struct action_list *l = ctx;
-  WG_RETURN_NOT_OK(grow((void **)&l->t, l->n, &l->cap, sizeof(*l->t), err));
-  struct wg_action_type *t = &l->t[l->n++];
+  struct wg_action_type *t = list_add(ctx, err);
+  if (t == NULL) return ENOMEM;
   t->type = strdup(at->type ? at->type : "");
   t->description = strdup(at->description ? at->description : "");
   if (t->type == NULL || t->description == NULL)
     return wg_error_set(err, ENOMEM, "out of memory for action names");
   return 0;
+}
+
+static void free_action_types(void *items, int64_t n) {
+  wg_action_types_free(items, n);
 }
 
 int wg_list_actions(wg_client *client, struct wg_action_type **types, int64_t *n,
@@ -588,17 +617,11 @@ int wg_list_actions(wg_client *client, struct wg_action_type **types, int64_t *n
   if (client == NULL || types == NULL || n == NULL)
     return wg__status_invalid(status, "wg_list_actions needs a client, types and n");
   Arrow__Flight__Protocol__Empty e = ARROW__FLIGHT__PROTOCOL__EMPTY__INIT;
-  struct action_list l = {NULL, 0, 0};
-  struct wg_error err = {""};
-  int grpc = 0;
-  int rc = stream_call(client, "ListActions", &e.base,
-                       &arrow__flight__protocol__action_type__descriptor, add_action_type, &l,
-                       &err, &grpc);
-  if (rc != 0) {
-    wg_action_types_free(l.t, l.n);
-  } else {
-    *types = l.t;
-    *n = l.n;
-  }
-  return wg__status_set(status, rc, grpc, err.message);
+  struct list l = {NULL, 0, 0, sizeof(**types)};
+  int code = list_call(client, "ListActions", &e.base,
+                       &arrow__flight__protocol__action_type__descriptor, add_action_type,
+                       free_action_types, &l, status);
+  *types = l.items;
+  *n = l.n;
+  return code;
 }
