@@ -129,8 +129,8 @@ struct wg_client_options {
   const char *const *headers; /* NULL, or NULL-terminated key, value pairs sent as gRPC metadata
                                  with every call (keys lower case, e.g. "x-request-source");
                                  copied by wg_connect */
-  /* Credentials (since 0.2; the struct grew here, so a program built against 0.1's header must be
-   * rebuilt). Copied by wg_connect and sent with every call as `authorization: Basic
+  /* Credentials (after 0.1.0; the struct grew here, so a program built against 0.1.0's header
+   * must be rebuilt). Copied by wg_connect and sent with every call as `authorization: Basic
    * base64(username:password)` or `authorization: Bearer token`. The wigeon server does not check
    * them yet (issue 13: TLS and tokens) and ignores the header; a server that does checks them.
    * username with token, or an "authorization" entry in headers as well, is INVALID_ARGUMENT. */
