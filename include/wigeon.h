@@ -127,14 +127,24 @@ struct wg_client_options {
   bool lazy_connect;          /* true: do not check the server at connect; an unreachable server
                                  then shows on the first call (UNAVAILABLE) */
   const char *const *headers; /* NULL, or NULL-terminated key, value pairs sent as gRPC metadata
-                                 with every call (keys lower case, e.g. "authorization");
+                                 with every call (keys lower case, e.g. "x-request-source");
                                  copied by wg_connect */
+  /* Credentials (after 0.1.0; the struct grew here, so a program built against 0.1.0's header
+   * must be rebuilt). Copied by wg_connect and sent with every call as `authorization: Basic
+   * base64(username:password)` or `authorization: Bearer token`. The wigeon server does not check
+   * them yet (issue 13: TLS and tokens) and ignores the header; a server that does checks them.
+   * username with token, or an "authorization" entry in headers as well, is INVALID_ARGUMENT. */
+  const char *username; /* NULL: no Basic credentials; password NULL counts as "" */
+  const char *password;
+  const char *token; /* NULL: no bearer token */
 };
 
 /* Fills the defaults (all zero). A zeroed struct is the same; NULL options too. */
 WG_API void wg_client_options_init(struct wg_client_options *options);
 
-/* Connects to uri: "grpc://host:port", "grpc+tcp://host:port" or "host:port" (plaintext).
+/* Connects to uri: "grpc://HOST:PORT", "grpc+tcp://HOST:PORT" or "HOST:PORT" (plaintext); HOST
+ * a name, an IPv4 address or an IPv6 address in brackets ("grpc://[::1]:8815"). "grpc+tls://" is
+ * recognised and refused with UNIMPLEMENTED until TLS is built (issue 13).
  * Unless options->lazy_connect, checks the server at once with a Flight Handshake (a server that
  * answers UNIMPLEMENTED to it counts as reachable).
  * Returns 0 with *out set (the caller owns it: wg_disconnect), or: INVALID_ARGUMENT (bad URI or
@@ -152,7 +162,11 @@ WG_API void wg_disconnect(wg_client *client);
  * out->get_last_error and the full status from wg_stream_status. On error *out is untouched. */
 WG_API int wg_query(wg_client *client, const char *sql, struct ArrowArrayStream *out,
                     struct wg_status *status);
-/* The status of a stream from wg_query: 0 while it has had no error; else the error that its
+/* wg_query with a raw ticket of ticket_len bytes (DoGet), e.g. the ticket of a wg_flight_info
+ * endpoint. Same contract as wg_query. */
+WG_API int wg_do_get(wg_client *client, const void *ticket, size_t ticket_len,
+                     struct ArrowArrayStream *out, struct wg_status *status);
+/* The status of a stream from wg_query or wg_do_get: 0 while it has had no error; else the error that its
  * get_schema/get_next returned. Fills *status (may be NULL). For any other stream: 0. */
 WG_API int wg_stream_status(struct ArrowArrayStream *stream, struct wg_status *status);
 
@@ -209,6 +223,34 @@ WG_API int wg_table_schema(wg_client *client, const char *schema_name, const cha
                            struct ArrowSchema *out, struct wg_status *status);
 WG_API int wg_query_schema(wg_client *client, const char *sql, struct ArrowSchema *out,
                            struct wg_status *status);
+
+/* What GetFlightInfo says of a table or of the result of a query. */
+struct wg_flight_info {
+  struct ArrowSchema schema; /* the Arrow schema */
+  int64_t total_records;     /* -1 when the server does not say */
+  char *ticket;              /* the first endpoint's ticket (NUL-terminated, ticket_len bytes
+                                without it), NULL when there is none */
+  size_t ticket_len;
+};
+/* GetFlightInfo for [schema_name.]table (table not NULL), or for the result of `sql` (table NULL;
+ * planned, not run). *out is overwritten: owned by the caller on success (wg_flight_info_reset),
+ * zeroed on error. A missing table is NOT_FOUND; bad SQL INVALID_ARGUMENT. */
+WG_API int wg_flight_info(wg_client *client, const char *schema_name, const char *table,
+                          const char *sql, struct wg_flight_info *out, struct wg_status *status);
+/* Frees what wg_flight_info filled; *info is zeroed. Safe twice and on NULL. */
+WG_API void wg_flight_info_reset(struct wg_flight_info *info);
+
+/* The actions a server offers (ListActions). */
+struct wg_action_type {
+  char *type;
+  char *description; /* "" when the server gives none */
+};
+/* On success *types (owned by the caller: wg_action_types_free) holds *n entries, in the
+ * server's order; on error NULL and 0. */
+WG_API int wg_list_actions(wg_client *client, struct wg_action_type **types, int64_t *n,
+                           struct wg_status *status);
+/* Frees what wg_list_actions returned. NULL ok. */
+WG_API void wg_action_types_free(struct wg_action_type *types, int64_t n);
 
 /* The Result bodies of an action, each NUL-terminated for convenience (size excludes it). */
 struct wg_action_body {

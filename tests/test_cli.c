@@ -19,9 +19,10 @@
 #include "engine/arrow_duck.h"
 #include "support/server_fixture.h"
 #include "test.h"
+#include "wigeon.h"
 
 static struct wg_fx_server fx;
-static struct wg_client *client;
+static wg_client *client;
 static char dir[256];
 static char server_flag[96];
 
@@ -588,12 +589,12 @@ static void demo_for_3_seconds_prints_rising_counts_and_cleans_up(void) {
 
 static void tables_schema_actions_and_stats_print_what_the_server_has(void) {
   ASSERT_EQ(server_i64("SELECT count(*) FROM (SELECT 1) WHERE EXISTS (SELECT 1)"), 1);
-  struct wg_error err = {""};
+  struct wg_status st;
   const char *ddl = "CREATE TABLE described (id BIGINT NOT NULL, name VARCHAR, created TIMESTAMP, "
                     "amount DECIMAL(10,2))";
-  ASSERT_OK(wg_client_action(client, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_action(client, "execute", ddl, strlen(ddl), NULL, &st), st.message);
   const char *ins = "INSERT INTO described VALUES (1, 'a', NULL, 1.5), (2, 'b', NULL, 2.5)";
-  ASSERT_OK(wg_client_action(client, "execute", ins, strlen(ins), NULL, &err), &err);
+  ASSERT_OK(wg_action(client, "execute", ins, strlen(ins), NULL, &st), st.message);
 
   struct run r = WIGEON("tables", server_flag);
   ASSERT_EQ(r.code, 0);
@@ -647,8 +648,7 @@ int main(void) {
   struct wg_server_options o = {.threads = 4, .allow_external_access = true};
   if (wg_fx_server_start(&fx, &o) != 0) return 1;
   snprintf(server_flag, sizeof(server_flag), "--server=grpc://%s", fx.uri);
-  struct wg_error err;
-  if (wg_client_connect(&client, fx.uri, &err) != 0) return 1;
+  if (wg_connect(fx.uri, NULL, &client, NULL) != 0) return 1;
 
   RUN_TEST(help_lists_every_command_and_each_command_has_help);
   RUN_TEST(wrong_flags_or_missing_arguments_exit_1_with_usage_on_stderr);
@@ -665,7 +665,7 @@ int main(void) {
   RUN_TEST(demo_for_3_seconds_prints_rising_counts_and_cleans_up);
   RUN_TEST(tables_schema_actions_and_stats_print_what_the_server_has);
 
-  wg_client_close(client);
+  wg_disconnect(client);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
   return TEST_SUMMARY();

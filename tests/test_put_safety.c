@@ -472,12 +472,12 @@ static void retried_put_with_key_appends_nothing(void) {
     }
     ASSERT_EQ(count_rows(c, "t"), 422);
     /* the keys are not a table clients list */
-    struct wg_client_table *tables = NULL;
+    struct wg_table_info *tables = NULL;
     int64_t nt = 0;
     ASSERT_OK(wg_client_list_tables(c, NULL, &tables, &nt, &err), &err);
     for (int64_t i = 0; i < nt; i++)
       ASSERT_TRUE(strcmp(tables[i].table_name, "put_keys") != 0);
-    wg_client_tables_free(tables, nt);
+    wg_table_info_free(tables, nt);
     wg_client_close(c);
     wg_fx_server_stop(&fx);
   }

@@ -36,10 +36,10 @@ static int status_everywhere(struct wg_client *c, const char *sql) {
   struct wg_error err;
   int64_t n;
   int get = wg_fx_query_i64(c, sql, &n, &err);
-  struct wg_client_info info;
+  struct wg_flight_info info;
   memset(&info, 0, sizeof(info));
   int fi = wg_client_flight_info(c, NULL, NULL, sql, &info, &err);
-  if (fi == 0) wg_client_info_reset(&info);
+  if (fi == 0) wg_flight_info_reset(&info);
   int ex = wg_client_action(c, "execute", sql, strlen(sql), NULL, &err);
   if (get != fi || get != ex) {
     fprintf(stderr, "  %s: DoGet %d, GetFlightInfo %d, execute %d\n", sql, get, fi, ex);

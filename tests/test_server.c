@@ -280,7 +280,7 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
   ddl = "CREATE TABLE other.t AS SELECT 1 AS x";
   ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
-  struct wg_client_info info;
+  struct wg_flight_info info;
   ASSERT_OK(wg_client_flight_info(c, NULL, "events", NULL, &info, &err), &err);
   ASSERT_EQ(info.total_records, 3000);
   ASSERT_EQ(info.schema.n_children, 4);
@@ -299,10 +299,10 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   }
   wg_stream_release(&st);
   ASSERT_EQ(rows, 3000);
-  wg_client_info_reset(&info);
+  wg_flight_info_reset(&info);
   ASSERT_OK(wg_client_flight_info(c, "other", "t", NULL, &info, &err), &err);
   ASSERT_EQ(info.total_records, 1);
-  wg_client_info_reset(&info);
+  wg_flight_info_reset(&info);
   /* CMD: schema without running */
   ASSERT_OK(wg_client_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c", &info,
                                   &err),
@@ -312,11 +312,11 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   ASSERT_EQ(info.total_records, -1);
   ASSERT_OK(wg_fx_query_count(c, info.ticket, &rows, &batches, &err), &err);
   ASSERT_EQ(rows, 1);
-  wg_client_info_reset(&info);
+  wg_flight_info_reset(&info);
   ASSERT_EQ(wg_client_flight_info(c, NULL, "nope", NULL, &info, &err), ENOENT);
   ASSERT_TRUE(strstr(err.message, "nope") != NULL);
   /* ListFlights: every schema, optional name filter */
-  struct wg_client_table *t;
+  struct wg_table_info *t;
   int64_t n;
   ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
   ASSERT_EQ(n, 3);
@@ -324,13 +324,13 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   for (int64_t i = 0; i < n; i++)
     total += t[i].rows;
   ASSERT_EQ(total, 3000 + 1000 + 1);
-  wg_client_tables_free(t, n);
+  wg_table_info_free(t, n);
   ASSERT_OK(wg_client_list_tables(c, "kv", &t, &n, &err), &err);
   ASSERT_EQ(n, 1);
   ASSERT_STREQ(t[0].table_name, "kv_pairs");
   ASSERT_EQ(t[0].rows, 1000);
   ASSERT_EQ(t[0].schema.n_children, 2);
-  wg_client_tables_free(t, n);
+  wg_table_info_free(t, n);
   wg_client_close(c);
   wg_fx_server_stop(&fx);
 }

@@ -504,7 +504,7 @@ static void list_flights_uses_one_catalog_query(void) {
 
   struct wg_client *c;
   ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  struct wg_client_table *t = NULL;
+  struct wg_table_info *t = NULL;
   int64_t n = 0;
   double t0 = now_s();
   ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
@@ -530,20 +530,20 @@ static void list_flights_uses_one_catalog_query(void) {
     other += strcmp(t[k].schema_name, "other") == 0;
   }
   ASSERT_EQ(other, 4);
-  wg_client_tables_free(t, n);
+  wg_table_info_free(t, n);
 
   /* A filter still applies, and the answer is the same as GetFlightInfo's for each table. */
   ASSERT_OK(wg_client_list_tables(c, "t199", &t, &n, &err), &err);
   ASSERT_EQ(n, 10); /* t1990 .. t1999 */
   for (int64_t k = 0; k < n; k++) {
-    struct wg_client_info info;
+    struct wg_flight_info info;
     ASSERT_OK(wg_client_flight_info(c, t[k].schema_name, t[k].table_name, NULL, &info, &err),
               &err);
     ASSERT_EQ(info.total_records, t[k].rows);
     ASSERT_EQ(info.schema.n_children, t[k].schema.n_children);
-    wg_client_info_reset(&info);
+    wg_flight_info_reset(&info);
   }
-  wg_client_tables_free(t, n);
+  wg_table_info_free(t, n);
   wg_client_close(c);
   wg_fx_server_stop(&fx);
 }
@@ -567,12 +567,12 @@ static void list_flights_schemas_match_flight_info(void) {
             &err);
   struct wg_client *c;
   ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  struct wg_client_table *t = NULL;
+  struct wg_table_info *t = NULL;
   int64_t n = 0;
   ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
   ASSERT_EQ(n, 2);
   for (int64_t k = 0; k < n; k++) {
-    struct wg_client_info info;
+    struct wg_flight_info info;
     ASSERT_OK(wg_client_flight_info(c, t[k].schema_name, t[k].table_name, NULL, &info, &err),
               &err);
     ASSERT_EQ(info.total_records, t[k].rows);
@@ -587,12 +587,12 @@ static void list_flights_schemas_match_flight_info(void) {
     ASSERT_TRUE(info.schema.n_children >= 8);
     wg_buf_reset(&a);
     wg_buf_reset(&b);
-    wg_client_info_reset(&info);
+    wg_flight_info_reset(&info);
   }
   ASSERT_STREQ(t[0].table_name, "all_types");
   ASSERT_EQ(t[0].rows, 3);
   ASSERT_EQ(t[1].rows, 2);
-  wg_client_tables_free(t, n);
+  wg_table_info_free(t, n);
   wg_client_close(c);
   wg_fx_server_stop(&fx);
 }

@@ -14,9 +14,9 @@
 #include <duckdb.h>
 
 #include "arrow/abi.h"
-#include "client/client.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "wigeon.h"
 
 /* Exit codes: 0 ok, 1 usage error, 2 error from the server (or while reading or writing data),
  * 3 cannot connect. */
@@ -62,6 +62,10 @@ struct wg_cli_command {
  * problem and the usage to stderr. */
 int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
                  const struct wg_cli_opt *opts, const char **pos, int max_pos, int *n_pos);
+/* wg_cli_parse for a command that takes exactly one positional argument, into *arg; without it,
+ * the usage error `missing`. Same returns. */
+int wg_cli_parse_one(const struct wg_cli_command *cmd, int argc, char **argv,
+                     const struct wg_cli_opt *opts, const char **arg, const char *missing);
 /* Prints "wigeon CMD: message" and the usage to stderr; returns WG_EXIT_USAGE. */
 int wg_cli_usage_error(const struct wg_cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -90,6 +94,11 @@ void wg_cli_conn_close(struct wg_cli_conn *cx);
  * exit code for status rc: WG_EXIT_CONNECT or WG_EXIT_SERVER. */
 int wg_cli_conn_fail(const struct wg_cli_conn *cx, int rc, const char *message);
 int wg_cli_exit_code(int rc);
+/* The CLI's edge with wigeon.h, whose calls fill a struct wg_status: its errno-style value
+ * (sys_errno, 0 = OK) is returned and its message copied into err (may be NULL). */
+int wg_cli_status(const struct wg_status *st, struct wg_error *err);
+/* The errno-style value of the failure of a stream from wg_query (wg_stream_status), 0 if none. */
+int wg_cli_stream_errno(struct ArrowArrayStream *stream);
 
 /* ---------------------------------------------------------------------------------------------
  * Small helpers (common.c) */
@@ -98,6 +107,8 @@ double wg_cli_now(void); /* monotonic seconds */
 void wg_cli_sleep(double seconds);
 /* 1234567 -> "1,234,567" into buf. Returns buf. */
 const char *wg_cli_commas(int64_t n, char *buf, size_t size);
+/* delta / seconds as a whole number with commas ("12,345"), for the rows/s of a progress line. */
+const char *wg_cli_rate(int64_t delta, double seconds, char *buf, size_t size);
 /* SIGINT (and SIGTERM) set a flag instead of ending the process. */
 void wg_cli_catch_interrupt(void);
 /* The same, without SA_RESTART: a blocking read returns EINTR so that the caller can clean up. */
@@ -183,6 +194,14 @@ struct wg_cli_output {
  * status code (ECONNREFUSED: cannot connect), the message in err; *rows gets the rows written. */
 int wg_cli_query_write(struct wg_client *client, const char *sql, const struct wg_cli_output *o,
                        FILE *out, int64_t *rows, struct wg_error *err);
+/* The table output's options, ending an options list (query, watch); then wg_cli_output_limits. */
+#define WG_CLI_TABLE_OPTS(max_rows, max_width, ascii)                                              \
+  {"--max-rows", NULL, (max_rows), NULL}, {"--max-width", NULL, (max_width), NULL},                \
+      {"--ascii", NULL, NULL, (ascii)}, {NULL, NULL, NULL, NULL}
+/* --max-rows and --max-width of the table output into o (query, watch): -1 to go on, else the
+ * usage error's exit code. */
+int wg_cli_output_limits(const struct wg_cli_command *cmd, const char *max_rows,
+                         const char *max_width, struct wg_cli_output *o);
 /* Whether a format name is known. */
 bool wg_cli_format_known(const char *format);
 

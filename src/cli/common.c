@@ -78,6 +78,15 @@ int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
   return -1;
 }
 
+int wg_cli_parse_one(const struct wg_cli_command *cmd, int argc, char **argv,
+                     const struct wg_cli_opt *opts, const char **arg, const char *missing) {
+  int n_pos = 0;
+  int rc = wg_cli_parse(cmd, argc, argv, opts, arg, 1, &n_pos);
+  if (rc >= 0) return rc;
+  if (n_pos != 1) return wg_cli_usage_error(cmd, "%s", missing);
+  return -1;
+}
+
 int wg_cli_parse_int(const char *s, int64_t *out) {
   char *end;
   errno = 0;
@@ -129,22 +138,37 @@ int wg_cli_conn_open(struct wg_cli_conn *cx, const char *cmd, const char *server
   cx->cmd = cmd;
   const char *uri = wg_cli_server_uri(server_flag);
   snprintf(cx->uri, sizeof(cx->uri), "%s%s", strstr(uri, "://") ? "" : "grpc://", uri);
-  struct wg_error err = {""};
-  int rc = wg_client_connect(&cx->client, uri, &err);
-  if (rc != 0) {
-    fprintf(stderr, "wigeon %s: cannot connect to %s: %s\n", cmd, cx->uri, err.message);
+  /* lazily: an unreachable server shows on the first call, as "cannot connect" (exit 3) */
+  struct wg_client_options o;
+  wg_client_options_init(&o);
+  o.lazy_connect = true;
+  struct wg_status st;
+  if (wg_connect(uri, &o, &cx->client, &st) != 0) {
+    fprintf(stderr, "wigeon %s: cannot connect to %s: %s\n", cmd, cx->uri, st.message);
     return WG_EXIT_CONNECT;
   }
   return 0;
 }
 
 void wg_cli_conn_close(struct wg_cli_conn *cx) {
-  wg_client_close(cx->client);
+  wg_disconnect(cx->client);
   cx->client = NULL;
 }
 
 int wg_cli_exit_code(int rc) {
   return rc == ECONNREFUSED ? WG_EXIT_CONNECT : WG_EXIT_SERVER;
+}
+
+int wg_cli_status(const struct wg_status *st, struct wg_error *err) {
+  if (st->sys_errno != 0 && err != NULL)
+    snprintf(err->message, sizeof(err->message), "%s", st->message);
+  return st->sys_errno;
+}
+
+int wg_cli_stream_errno(struct ArrowArrayStream *stream) {
+  struct wg_status st;
+  wg_stream_status(stream, &st);
+  return st.sys_errno;
 }
 
 int wg_cli_conn_fail(const struct wg_cli_conn *cx, int rc, const char *message) {
@@ -182,6 +206,10 @@ const char *wg_cli_commas(int64_t n, char *buf, size_t size) {
   }
   buf[o] = '\0';
   return buf;
+}
+
+const char *wg_cli_rate(int64_t delta, double seconds, char *buf, size_t size) {
+  return wg_cli_commas((int64_t)((double)delta / seconds), buf, size);
 }
 
 static volatile sig_atomic_t interrupted;

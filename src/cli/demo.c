@@ -25,7 +25,9 @@ static void usage(FILE *f) {
 
 static int count_rows(struct wg_client *c, int64_t *out, struct wg_error *err) {
   struct ArrowArrayStream s;
-  WG_RETURN_NOT_OK(wg_client_query(c, "SELECT count(*) FROM kv", &s, err));
+  struct wg_status qs;
+  wg_query(c, "SELECT count(*) FROM kv", &s, &qs);
+  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
   struct ArrowSchema schema;
   int rc = s.get_schema(&s, &schema);
   if (rc == 0) {
@@ -41,7 +43,7 @@ static int count_rows(struct wg_client *c, int64_t *out, struct wg_error *err) {
   }
   if (rc != 0) {
     const char *m = s.get_last_error(&s);
-    int st = wg_client_stream_status(&s);
+    int st = wg_cli_stream_errno(&s);
     rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "count failed");
   }
   s.release(&s);
@@ -94,8 +96,10 @@ int wg_cli_demo(int argc, char **argv) {
   struct wg_cli_conn cx;
   int status = 0;
   if ((rc = wg_cli_conn_open(&cx, cmd.name, uri)) != 0) goto stop_server;
-  status = wg_client_action(cx.client, "execute", "CREATE TABLE kv (id BIGINT, value DOUBLE)",
-                            strlen("CREATE TABLE kv (id BIGINT, value DOUBLE)"), NULL, &err);
+  static const char create[] = "CREATE TABLE kv (id BIGINT, value DOUBLE)";
+  struct wg_status as;
+  wg_action(cx.client, "execute", create, strlen(create), NULL, &as);
+  status = wg_cli_status(&as, &err);
   struct wg_cli_loader l;
   memset(&l, 0, sizeof(l));
   l.client = cx.client;
@@ -116,9 +120,8 @@ int wg_cli_demo(int argc, char **argv) {
     if (status != 0) break;
     now = wg_cli_now();
     char a[32], b[32];
-    printf(
-        "%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
-        wg_cli_commas((int64_t)((double)(count - last_count) / (now - last_time)), b, sizeof(b)));
+    printf("%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
+           wg_cli_rate(count - last_count, now - last_time, b, sizeof(b)));
     fflush(stdout);
     last_count = count;
     last_time = now;

@@ -58,7 +58,7 @@ static int view_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
   int rc = v->inner.get_next(&v->inner, out);
   if (rc != 0) {
     const char *m = v->inner.get_last_error ? v->inner.get_last_error(&v->inner) : NULL;
-    int status = wg_client_stream_status(&v->inner);
+    int status = wg_cli_stream_errno(&v->inner);
     v->inner_status = wg_error_set(&v->inner_error, status != 0 ? status : rc, "%s",
                                    m ? m : "reading the stream failed");
     return rc;
@@ -93,7 +93,7 @@ int wg_cli_view_create(struct wg_cli_view **out, duckdb_connection conn,
   int rc = v->inner.get_schema(&v->inner, &v->schema);
   if (rc != 0) {
     const char *m = v->inner.get_last_error ? v->inner.get_last_error(&v->inner) : NULL;
-    int status = wg_client_stream_status(&v->inner);
+    int status = wg_cli_stream_errno(&v->inner);
     v->schema.release = NULL;
     rc = wg_error_set(err, status != 0 ? status : rc, "%s", m ? m : "reading the schema failed");
     wg_cli_view_destroy(v);

@@ -1,14 +1,12 @@
 /* wigeon: the commands that describe the server: `tables` (ListFlights), `schema TABLE`
  * (GetFlightInfo for the Arrow types, information_schema for the SQL types), `actions`
- * (ListActions, through the rpc layer since the client has no call for it) and `stats` (the
- * stats action, its JSON pretty-printed). */
+ * (ListActions) and `stats` (the stats action, its JSON pretty-printed). All through
+ * include/wigeon.h. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "flight/flight.h"
-#include "rpc/rpc.h"
 
 static const char server_help[] =
     "  --server URI      grpc://HOST:PORT (default: $WIGEON_SERVER, else " WG_CLI_DEFAULT_SERVER
@@ -48,12 +46,11 @@ int wg_cli_tables(int argc, char **argv) {
   if (rc >= 0) return rc;
   struct wg_cli_conn cx;
   if ((rc = wg_cli_conn_open(&cx, cmd.name, server)) != 0) return rc;
-  struct wg_client_table *t = NULL;
+  struct wg_table_info *t = NULL;
   int64_t n = 0;
-  struct wg_error err = {""};
-  int status = wg_client_list_tables(cx.client, filter, &t, &n, &err);
-  if (status != 0) {
-    rc = wg_cli_conn_fail(&cx, status, err.message);
+  struct wg_status st;
+  if (wg_list_tables(cx.client, filter, &t, &n, &st) != 0) {
+    rc = wg_cli_conn_fail(&cx, st.sys_errno, st.message);
     wg_cli_conn_close(&cx);
     return rc;
   }
@@ -78,7 +75,7 @@ int wg_cli_tables(int argc, char **argv) {
       printf("\n");
     }
   }
-  wg_client_tables_free(t, n);
+  wg_table_info_free(t, n);
   wg_cli_conn_close(&cx);
   return 0;
 }
@@ -162,7 +159,7 @@ static void fetch_sql_types(struct wg_client *client, const char *schema_name, c
   struct ArrowArrayStream s;
   struct wg_error err;
   struct wg_cli_duck duck;
-  if (wg_client_query(client, wg_cli_buf_cstr(&sql), &s, &err) == 0) {
+  if (wg_query(client, wg_cli_buf_cstr(&sql), &s, NULL) == 0) {
     if (wg_cli_duck_open(&duck, &err) == 0) {
       struct wg_cli_rows_sink sink = {types_begin, types_row, out};
       int64_t rows;
@@ -193,11 +190,10 @@ int wg_cli_schema(int argc, char **argv) {
   }
   struct wg_cli_conn cx;
   if ((rc = wg_cli_conn_open(&cx, cmd.name, server)) != 0) return rc;
-  struct wg_client_info info;
-  struct wg_error err = {""};
-  int status = wg_client_flight_info(cx.client, schema_name, table, NULL, &info, &err);
-  if (status != 0) {
-    rc = wg_cli_conn_fail(&cx, status, err.message);
+  struct wg_flight_info info;
+  struct wg_status fs;
+  if (wg_flight_info(cx.client, schema_name, table, NULL, &info, &fs) != 0) {
+    rc = wg_cli_conn_fail(&cx, fs.sys_errno, fs.message);
     wg_cli_conn_close(&cx);
     return rc;
   }
@@ -233,7 +229,7 @@ int wg_cli_schema(int argc, char **argv) {
   }
   free(arrow);
   types_reset(&st);
-  wg_client_info_reset(&info);
+  wg_flight_info_reset(&info);
   wg_cli_conn_close(&cx);
   return 0;
 }
@@ -251,71 +247,6 @@ static void actions_usage(FILE *f) {
           server_help);
 }
 
-/* ListActions through the rpc layer: an Empty request, a stream of ActionType. */
-static int list_actions(const char *target, int *count, struct wg_error *err) {
-  struct wg_rpc_channel *ch;
-  WG_RETURN_NOT_OK(wg_rpc_channel_create(&ch, target, err));
-  struct wg_rpc_client_call *call = NULL;
-  int rc = wg_rpc_client_call_start(ch, WG_FLIGHT_SERVICE "ListActions", 0, NULL, &call, err);
-  Arrow__Flight__Protocol__Empty e = ARROW__FLIGHT__PROTOCOL__EMPTY__INIT;
-  grpc_byte_buffer *bb = NULL;
-  if (rc == 0) rc = wg_flight_pack(&e.base, &bb, err);
-  if (rc == 0) rc = wg_rpc_client_call_send(call, bb);
-  if (rc == 0) rc = wg_rpc_client_call_close_send(call);
-  struct {
-    char *type, *description;
-  } *items = NULL;
-  int n = 0, cap = 0;
-  while (rc == 0) {
-    bb = NULL;
-    if (wg_rpc_client_call_recv(call, &bb) != 0 || bb == NULL) break;
-    ProtobufCMessage *m = NULL;
-    rc = wg_flight_unpack(&arrow__flight__protocol__action_type__descriptor, bb, &m, err);
-    grpc_byte_buffer_destroy(bb);
-    if (rc != 0) break;
-    const Arrow__Flight__Protocol__ActionType *t = (const Arrow__Flight__Protocol__ActionType *)m;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 8;
-      void *p = realloc(items, (size_t)cap * sizeof(*items));
-      if (p == NULL)
-        rc = wg_error_set(err, ENOMEM, "out of memory");
-      else
-        items = p;
-    }
-    if (rc == 0) {
-      items[n].type = strdup(t->type ? t->type : "");
-      items[n].description = strdup(t->description ? t->description : "");
-      n++;
-    }
-    protobuf_c_message_free_unpacked(m, NULL);
-  }
-  if (call != NULL) {
-    grpc_status_code code;
-    struct wg_error status = {""};
-    int src = wg_rpc_client_call_finish(call, &code, &status);
-    if (src != 0) {
-      rc = src;
-      if (err != NULL) *err = status;
-    }
-    wg_rpc_client_call_destroy(call);
-  }
-  if (rc == 0) {
-    int w = 4;
-    for (int i = 0; i < n; i++)
-      w = (int)strlen(items[i].type) > w ? (int)strlen(items[i].type) : w;
-    for (int i = 0; i < n; i++)
-      printf("%-*s  %s\n", w, items[i].type, items[i].description);
-  }
-  for (int i = 0; i < n; i++) {
-    free(items[i].type);
-    free(items[i].description);
-  }
-  free(items);
-  *count = n;
-  wg_rpc_channel_destroy(ch);
-  return rc;
-}
-
 int wg_cli_actions(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"actions", actions_usage};
   const char *server = NULL;
@@ -324,14 +255,19 @@ int wg_cli_actions(int argc, char **argv) {
   if (rc >= 0) return rc;
   struct wg_cli_conn cx;
   if ((rc = wg_cli_conn_open(&cx, cmd.name, server)) != 0) return rc;
-  const char *target = cx.uri;
-  const char *schemes[] = {"grpc://", "grpc+tcp://"};
-  for (size_t i = 0; i < 2; i++)
-    if (strncmp(target, schemes[i], strlen(schemes[i])) == 0) target += strlen(schemes[i]);
-  struct wg_error err = {""};
-  int count = 0;
-  int status = list_actions(target, &count, &err);
-  rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
+  struct wg_action_type *t = NULL;
+  int64_t n = 0;
+  struct wg_status st;
+  if (wg_list_actions(cx.client, &t, &n, &st) != 0) {
+    rc = wg_cli_conn_fail(&cx, st.sys_errno, st.message);
+  } else {
+    int w = 4;
+    for (int64_t i = 0; i < n; i++)
+      w = (int)strlen(t[i].type) > w ? (int)strlen(t[i].type) : w;
+    for (int64_t i = 0; i < n; i++)
+      printf("%-*s  %s\n", w, t[i].type, t[i].description);
+  }
+  wg_action_types_free(t, n);
   wg_cli_conn_close(&cx);
   return rc;
 }
@@ -425,18 +361,23 @@ int wg_cli_stats(int argc, char **argv) {
   if (rc >= 0) return rc;
   struct wg_cli_conn cx;
   if ((rc = wg_cli_conn_open(&cx, cmd.name, server)) != 0) return rc;
-  struct wg_buf result;
-  wg_buf_init(&result);
-  struct wg_error err = {""};
-  int status = wg_client_action(cx.client, "stats", NULL, 0, &result, &err);
-  if (status != 0) {
-    rc = wg_cli_conn_fail(&cx, status, err.message);
-  } else if (raw) {
-    printf("%s\n", wg_cli_buf_cstr(&result));
+  struct wg_action_result result;
+  struct wg_status st;
+  if (wg_action(cx.client, "stats", NULL, 0, &result, &st) != 0) {
+    rc = wg_cli_conn_fail(&cx, st.sys_errno, st.message);
   } else {
-    print_stats(wg_cli_buf_cstr(&result));
+    /* the bodies as one text, as the server sends the stats in one */
+    struct wg_buf text;
+    wg_buf_init(&text);
+    for (int64_t i = 0; i < result.n; i++)
+      wg_buf_append(&text, result.bodies[i].data, (int64_t)result.bodies[i].size);
+    if (raw)
+      printf("%s\n", wg_cli_buf_cstr(&text));
+    else
+      print_stats(wg_cli_buf_cstr(&text));
+    wg_buf_reset(&text);
   }
-  wg_buf_reset(&result);
+  wg_action_result_reset(&result);
   wg_cli_conn_close(&cx);
   return rc;
 }

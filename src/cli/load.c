@@ -179,8 +179,9 @@ static void *writer_main(void *p) {
     snprintf(key, sizeof(key), "%s-%d-%lld", l->run_key, w->index, (long long)done);
     int rc = 0;
     for (int attempt = 0;; attempt++) {
-      rc = wg_client_put_keyed(l->client, l->schema_name, l->table, key, &s, NULL, NULL, &rows,
-                               &err);
+      struct wg_status st;
+      wg_put_idempotent(l->client, l->schema_name, l->table, key, &s, NULL, NULL, &rows, &st);
+      rc = wg_cli_status(&st, &err);
       if (rc != ECONNREFUSED || attempt >= LOAD_RETRIES || atomic_load(&l->stop)) break;
       struct timespec pause = {0, 200000000L};
       nanosleep(&pause, NULL);
@@ -344,9 +345,8 @@ int wg_cli_load(int argc, char **argv) {
       int64_t rows = atomic_load(&l.rows_done);
       if (!quiet) {
         char a[32], b[32];
-        printf(
-            "%6.1f s  %s rows  %s rows/s\n", now - t0, wg_cli_commas(rows, a, sizeof(a)),
-            wg_cli_commas((int64_t)((double)(rows - last_rows) / (now - last_time)), b, sizeof(b)));
+        printf("%6.1f s  %s rows  %s rows/s\n", now - t0, wg_cli_commas(rows, a, sizeof(a)),
+               wg_cli_rate(rows - last_rows, now - last_time, b, sizeof(b)));
         fflush(stdout);
       }
       last_rows = rows;

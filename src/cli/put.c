@@ -346,164 +346,195 @@ static int spool_stdin(char *path, size_t size, struct wg_error *err) {
   return rc;
 }
 
-int wg_cli_put(int argc, char **argv) {
-  static const struct wg_cli_command cmd = {"put", usage};
-  const char *server = NULL, *table = NULL, *schema_name = NULL, *format = NULL,
-             *read_options = NULL, *batch_rows_s = "65536", *key = NULL;
-  const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
-                                    {"--table", "-t", &table, NULL},
-                                    {"--schema", NULL, &schema_name, NULL},
-                                    {"--format", "-f", &format, NULL},
-                                    {"--read-options", NULL, &read_options, NULL},
+/* What the command line asked for. */
+struct put_args {
+  const char *server, *table, *schema_name, *format, *read_options, *key;
+  const char **files; /* the FILEs, "-" for stdin; owned (calloc) */
+  int n_files;
+  int64_t batch_rows;
+  enum format forced; /* --format, when given */
+  int stdin_uses;
+};
+
+/* Parses and checks the arguments; returns -1 to go on, else an exit code. */
+static int put_parse(const struct wg_cli_command *cmd, int argc, char **argv,
+                     struct put_args *a) {
+  const char *batch_rows_s = "65536";
+  const struct wg_cli_opt opts[] = {{"--server", NULL, &a->server, NULL},
+                                    {"--table", "-t", &a->table, NULL},
+                                    {"--schema", NULL, &a->schema_name, NULL},
+                                    {"--format", "-f", &a->format, NULL},
+                                    {"--read-options", NULL, &a->read_options, NULL},
                                     {"--batch-rows", NULL, &batch_rows_s, NULL},
-                                    {"--idempotency-key", NULL, &key, NULL},
+                                    {"--idempotency-key", NULL, &a->key, NULL},
                                     {NULL, NULL, NULL, NULL}};
   enum { MAX_FILES = 4096 };
-  const char **files = calloc(MAX_FILES, sizeof(char *));
-  if (files == NULL) return WG_EXIT_SERVER;
-  int n_files = 0;
-  int rc = wg_cli_parse(&cmd, argc, argv, opts, files, MAX_FILES, &n_files);
-  int64_t batch_rows = 0;
-  enum format forced = FMT_CSV;
-  if (rc < 0 && table == NULL) rc = wg_cli_usage_error(&cmd, "missing --table");
-  if (rc < 0 && n_files == 0) rc = wg_cli_usage_error(&cmd, "missing the FILE(s) to put");
-  if (rc < 0 && format != NULL && parse_format(format, &forced) != 0)
-    rc = wg_cli_usage_error(&cmd, "unknown format '%s'", format);
-  if (rc < 0) rc = wg_cli_opt_int(&cmd, "--batch-rows", batch_rows_s, 1, 100000000, &batch_rows);
-  if (rc < 0 && key != NULL && (key[0] == '\0' || strlen(key) > 240))
-    rc = wg_cli_usage_error(&cmd, "--idempotency-key wants 1 to 240 bytes");
-  int stdin_uses = 0;
-  for (int i = 0; rc < 0 && i < n_files; i++) {
-    if (strcmp(files[i], "-") == 0) {
-      if (++stdin_uses > 1) rc = wg_cli_usage_error(&cmd, "stdin ('-') can be read only once");
+  a->files = calloc(MAX_FILES, sizeof(char *));
+  if (a->files == NULL) return WG_EXIT_SERVER;
+  int rc = wg_cli_parse(cmd, argc, argv, opts, a->files, MAX_FILES, &a->n_files);
+  a->forced = FMT_CSV;
+  if (rc < 0 && a->table == NULL) rc = wg_cli_usage_error(cmd, "missing --table");
+  if (rc < 0 && a->n_files == 0) rc = wg_cli_usage_error(cmd, "missing the FILE(s) to put");
+  if (rc < 0 && a->format != NULL && parse_format(a->format, &a->forced) != 0)
+    rc = wg_cli_usage_error(cmd, "unknown format '%s'", a->format);
+  if (rc < 0)
+    rc = wg_cli_opt_int(cmd, "--batch-rows", batch_rows_s, 1, 100000000, &a->batch_rows);
+  if (rc < 0 && a->key != NULL && (a->key[0] == '\0' || strlen(a->key) > 240))
+    rc = wg_cli_usage_error(cmd, "--idempotency-key wants 1 to 240 bytes");
+  for (int i = 0; rc < 0 && i < a->n_files; i++) {
+    if (strcmp(a->files[i], "-") == 0) {
+      if (++a->stdin_uses > 1) rc = wg_cli_usage_error(cmd, "stdin ('-') can be read only once");
       continue;
     }
     struct stat st;
-    if (stat(files[i], &st) != 0 || !S_ISREG(st.st_mode)) {
-      fprintf(stderr, "wigeon put: cannot read %s: %s\n", files[i],
+    if (stat(a->files[i], &st) != 0 || !S_ISREG(st.st_mode)) {
+      fprintf(stderr, "wigeon put: cannot read %s: %s\n", a->files[i],
               errno ? strerror(errno) : "not a file");
       rc = WG_EXIT_USAGE;
     }
   }
-  if (rc >= 0) {
-    free(files);
+  return rc;
+}
+
+/* The state of a run over the files. */
+struct put_run {
+  const struct put_args *a;
+  struct wg_cli_duck duck;
+  struct wg_cli_conn cx;
+  struct wg_cli_progress progress;
+  const char **paths; /* files[i], or the spooled copy of stdin */
+  int64_t *sizes;
+  int64_t total_size, total_rows, total_bytes, done_size;
+  char run_key[300]; /* file i > 0 is put with run_key#(i+1) */
+};
+
+/* Puts file i: 0, or an exit code after printing why. */
+static int put_file(struct put_run *r, int i) {
+  const struct put_args *a = r->a;
+  const char *file = a->files[i];
+  struct wg_error err = {""};
+  bool is_stdin = strcmp(file, "-") == 0;
+  enum format f = a->format != NULL ? a->forced : is_stdin ? FMT_CSV : detect_format(r->paths[i]);
+  /* Before the reader starts: a query on the connection would end its streaming result. */
+  int64_t est_rows = estimate_rows(r->duck.conn, r->paths[i], f, r->sizes[i]);
+  struct ArrowArrayStream in;
+  int status = f == FMT_ARROW
+                   ? open_arrow(r->paths[i], &in, &err)
+                   : open_duckdb(r->duck.conn, r->paths[i], f, a->read_options, &in, &err);
+  if (status != 0) {
+    wg_cli_progress_clear(&r->progress);
+    fprintf(stderr, "wigeon put: %s: %s\n", file, err.message);
+    return WG_EXIT_SERVER;
+  }
+  struct source src = {.inner = in,
+                       .batch_rows = a->batch_rows,
+                       .progress = &r->progress,
+                       .file_size = r->sizes[i],
+                       .done_size = r->done_size,
+                       .total_size = r->total_size,
+                       .by_bytes = f == FMT_ARROW,
+                       .rows_before = r->total_rows,
+                       .bytes_before = r->total_bytes};
+  src.est_rows = est_rows;
+  in.release = NULL;
+  struct ArrowArrayStream wrapped = {source_get_schema, source_get_next, source_last_error,
+                                     source_release, &src};
+  if (src.inner.get_schema(&src.inner, &src.schema) != 0) {
+    const char *m = src.inner.get_last_error(&src.inner);
+    wg_cli_progress_clear(&r->progress);
+    fprintf(stderr, "wigeon put: %s: %s\n", file, m ? m : "cannot read its schema");
+    src.schema.release = NULL;
+    wrapped.release(&wrapped);
+    return WG_EXIT_SERVER;
+  }
+  int64_t acked = 0;
+  char file_key[320];
+  if (i == 0)
+    snprintf(file_key, sizeof(file_key), "%s", r->run_key);
+  else
+    snprintf(file_key, sizeof(file_key), "%s#%d", r->run_key, i + 1);
+  struct wg_status ps;
+  wg_put_idempotent(r->cx.client, a->schema_name, a->table, file_key, &wrapped, NULL, NULL,
+                    &acked, &ps);
+  status = wg_cli_status(&ps, &err);
+  source_progress(&src, true);
+  wg_cli_progress_clear(&r->progress);
+  if (status != 0) {
+    if (src.status != 0) { /* the file, not the server */
+      fprintf(stderr, "wigeon put: %s: %s\n", file, src.error.message);
+      return WG_EXIT_SERVER;
+    }
+    wg_error_prefix(&err, status, "%s", file);
+    int rc = wg_cli_conn_fail(&r->cx, status, err.message);
+    fprintf(stderr,
+            "wigeon put: if unsure whether %s was committed, run again with "
+            "--idempotency-key %s: what was committed is not appended twice\n",
+            file, r->run_key);
     return rc;
   }
+  r->total_rows += acked;
+  r->total_bytes += src.bytes;
+  r->done_size += r->sizes[i];
+  return 0;
+}
 
+/* Spools stdin if used, sizes the files, opens the client-side DuckDB and the connection. */
+static int put_open(struct put_run *r, char *spooled, size_t spooled_size) {
+  const struct put_args *a = r->a;
   struct wg_error err = {""};
-  char spooled[4096] = "";
-  struct wg_cli_duck duck = {0};
-  struct wg_cli_conn cx = {0};
-  int64_t *sizes = calloc((size_t)n_files, sizeof(int64_t));
-  const char **paths = calloc((size_t)n_files, sizeof(char *));
-  int status = sizes && paths ? 0 : wg_error_set(&err, ENOMEM, "out of memory");
+  r->sizes = calloc((size_t)a->n_files, sizeof(int64_t));
+  r->paths = calloc((size_t)a->n_files, sizeof(char *));
+  int status = r->sizes && r->paths ? 0 : wg_error_set(&err, ENOMEM, "out of memory");
   wg_cli_catch_interrupt_eintr();
-  if (status == 0 && stdin_uses > 0) status = spool_stdin(spooled, sizeof(spooled), &err);
-  int64_t total_size = 0;
-  for (int i = 0; status == 0 && i < n_files; i++) {
-    paths[i] = strcmp(files[i], "-") == 0 ? spooled : files[i];
+  if (status == 0 && a->stdin_uses > 0) status = spool_stdin(spooled, spooled_size, &err);
+  for (int i = 0; status == 0 && i < a->n_files; i++) {
+    r->paths[i] = strcmp(a->files[i], "-") == 0 ? spooled : a->files[i];
     struct stat st;
-    sizes[i] = stat(paths[i], &st) == 0 ? (int64_t)st.st_size : 0;
-    total_size += sizes[i];
+    r->sizes[i] = stat(r->paths[i], &st) == 0 ? (int64_t)st.st_size : 0;
+    r->total_size += r->sizes[i];
   }
-  if (status == 0) status = wg_cli_duck_open(&duck, &err);
+  if (status == 0) status = wg_cli_duck_open(&r->duck, &err);
   if (status != 0) {
     fprintf(stderr, "wigeon put: %s\n", err.message);
-    rc = WG_EXIT_SERVER;
-    goto out;
+    return WG_EXIT_SERVER;
   }
-  if ((rc = wg_cli_conn_open(&cx, cmd.name, server)) != 0) goto out;
+  return wg_cli_conn_open(&r->cx, "put", a->server);
+}
 
-  struct wg_cli_progress progress;
-  wg_cli_progress_init(&progress);
-  char run_key[300];
-  if (key != NULL)
-    snprintf(run_key, sizeof(run_key), "%s", key);
-  else
-    wg_cli_random_key("put", run_key, sizeof(run_key));
-  double t0 = wg_cli_now();
-  int64_t total_rows = 0, total_bytes = 0, done_size = 0;
-  for (int i = 0; i < n_files; i++) {
-    bool is_stdin = strcmp(files[i], "-") == 0;
-    enum format f = format != NULL ? forced : is_stdin ? FMT_CSV : detect_format(paths[i]);
-    /* Before the reader starts: a query on the connection would end its streaming result. */
-    int64_t est_rows = estimate_rows(duck.conn, paths[i], f, sizes[i]);
-    struct ArrowArrayStream in;
-    status = f == FMT_ARROW ? open_arrow(paths[i], &in, &err)
-                            : open_duckdb(duck.conn, paths[i], f, read_options, &in, &err);
-    if (status != 0) {
-      wg_cli_progress_clear(&progress);
-      fprintf(stderr, "wigeon put: %s: %s\n", files[i], err.message);
-      rc = WG_EXIT_SERVER;
-      break;
-    }
-    struct source src = {.inner = in,
-                         .batch_rows = batch_rows,
-                         .progress = &progress,
-                         .file_size = sizes[i],
-                         .done_size = done_size,
-                         .total_size = total_size,
-                         .by_bytes = f == FMT_ARROW,
-                         .rows_before = total_rows,
-                         .bytes_before = total_bytes};
-    src.est_rows = est_rows;
-    in.release = NULL;
-    int sc = src.inner.get_schema(&src.inner, &src.schema);
-    if (sc != 0) {
-      const char *m = src.inner.get_last_error(&src.inner);
-      wg_cli_progress_clear(&progress);
-      fprintf(stderr, "wigeon put: %s: %s\n", files[i], m ? m : "cannot read its schema");
-      src.schema.release = NULL;
-      struct ArrowArrayStream tmp = {source_get_schema, source_get_next, source_last_error,
-                                     source_release, &src};
-      tmp.release(&tmp);
-      rc = WG_EXIT_SERVER;
-      break;
-    }
-    struct ArrowArrayStream wrapped = {source_get_schema, source_get_next, source_last_error,
-                                       source_release, &src};
-    int64_t acked = 0;
-    char file_key[320];
-    if (i == 0)
-      snprintf(file_key, sizeof(file_key), "%s", run_key);
-    else
-      snprintf(file_key, sizeof(file_key), "%s#%d", run_key, i + 1);
-    status = wg_client_put_keyed(cx.client, schema_name, table, file_key, &wrapped, NULL, NULL,
-                                 &acked, &err);
-    source_progress(&src, true);
-    wg_cli_progress_clear(&progress);
-    if (status != 0) {
-      if (src.status != 0) { /* the file, not the server */
-        fprintf(stderr, "wigeon put: %s: %s\n", files[i], src.error.message);
-        rc = WG_EXIT_SERVER;
-      } else {
-        wg_error_prefix(&err, status, "%s", files[i]);
-        rc = wg_cli_conn_fail(&cx, status, err.message);
-        fprintf(stderr,
-                "wigeon put: if unsure whether %s was committed, run again with "
-                "--idempotency-key %s: what was committed is not appended twice\n",
-                files[i], run_key);
-      }
-      break;
-    }
-    total_rows += acked;
-    total_bytes += src.bytes;
-    done_size += sizes[i];
+int wg_cli_put(int argc, char **argv) {
+  static const struct wg_cli_command cmd = {"put", usage};
+  struct put_args a = {0};
+  int rc = put_parse(&cmd, argc, argv, &a);
+  if (rc >= 0) {
+    free(a.files);
+    return rc;
   }
+  char spooled[4096] = "";
+  struct put_run r = {.a = &a};
+  rc = put_open(&r, spooled, sizeof(spooled));
   if (rc == 0) {
-    double secs = wg_cli_now() - t0;
-    char a[32], b[32];
-    printf(
-        "put %s rows into %s%s%s in %.1f s (%s rows/s)\n", wg_cli_commas(total_rows, a, sizeof(a)),
-        schema_name ? schema_name : "", schema_name ? "." : "", table, secs,
-        wg_cli_commas(secs > 0 ? (int64_t)((double)total_rows / secs) : total_rows, b, sizeof(b)));
+    wg_cli_progress_init(&r.progress);
+    if (a.key != NULL)
+      snprintf(r.run_key, sizeof(r.run_key), "%s", a.key);
+    else
+      wg_cli_random_key("put", r.run_key, sizeof(r.run_key));
+    double t0 = wg_cli_now();
+    for (int i = 0; rc == 0 && i < a.n_files; i++)
+      rc = put_file(&r, i);
+    if (rc == 0) {
+      double secs = wg_cli_now() - t0;
+      char n1[32], n2[32];
+      int64_t rate = secs > 0 ? (int64_t)((double)r.total_rows / secs) : r.total_rows;
+      printf("put %s rows into %s%s%s in %.1f s (%s rows/s)\n",
+             wg_cli_commas(r.total_rows, n1, sizeof(n1)), a.schema_name ? a.schema_name : "",
+             a.schema_name ? "." : "", a.table, secs, wg_cli_commas(rate, n2, sizeof(n2)));
+    }
   }
-out:
-  wg_cli_conn_close(&cx);
-  wg_cli_duck_close(&duck);
+  wg_cli_conn_close(&r.cx);
+  wg_cli_duck_close(&r.duck);
   if (spooled[0] != '\0') unlink(spooled);
-  free(sizes);
-  free(paths);
-  free(files);
+  free(r.sizes);
+  free(r.paths);
+  free(a.files);
   return rc;
 }

@@ -507,7 +507,7 @@ static int write_arrow(struct ArrowArrayStream *s, const struct ArrowSchema *sch
     rc = s->get_next(s, &a);
     if (rc != 0) {
       const char *m = s->get_last_error(s);
-      int st = wg_client_stream_status(s);
+      int st = wg_cli_stream_errno(s);
       rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "reading the result failed");
       break;
     }
@@ -564,13 +564,15 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
                        FILE *out, int64_t *rows, struct wg_error *err) {
   *rows = 0;
   struct ArrowArrayStream s;
-  WG_RETURN_NOT_OK(wg_client_query(client, sql, &s, err));
+  struct wg_status qs;
+  wg_query(client, sql, &s, &qs);
+  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
   /* The schema first: a SQL error shows here, before any output file is touched. */
   struct ArrowSchema schema;
   int rc = s.get_schema(&s, &schema);
   if (rc != 0) {
     const char *m = s.get_last_error(&s);
-    int st = wg_client_stream_status(&s);
+    int st = wg_cli_stream_errno(&s);
     rc = wg_error_set(err, st ? st : rc, "%s", m ? m : "the query failed");
     wg_stream_release(&s);
     return rc;
@@ -673,6 +675,13 @@ static char *read_stdin(void) {
   return (char *)wg_buf_detach(&b);
 }
 
+int wg_cli_output_limits(const struct wg_cli_command *cmd, const char *max_rows,
+                         const char *max_width, struct wg_cli_output *o) {
+  int rc = wg_cli_opt_int(cmd, "--max-rows", max_rows, 2, 1000000, &o->max_rows);
+  if (rc < 0) rc = wg_cli_opt_int(cmd, "--max-width", max_width, 4, 100000, &o->max_width);
+  return rc;
+}
+
 int wg_cli_query(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"query", usage};
   const char *server = NULL, *format = "table", *output = NULL, *max_rows = "40", *max_width = "40";
@@ -680,24 +689,17 @@ int wg_cli_query(int argc, char **argv) {
   const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
                                     {"--format", "-f", &format, NULL},
                                     {"--output", "-o", &output, NULL},
-                                    {"--max-rows", NULL, &max_rows, NULL},
-                                    {"--max-width", NULL, &max_width, NULL},
-                                    {"--ascii", NULL, NULL, &ascii},
-                                    {NULL, NULL, NULL, NULL}};
+                                    WG_CLI_TABLE_OPTS(&max_rows, &max_width, &ascii)};
   const char *pos[1];
-  int n_pos = 0;
-  int rc = wg_cli_parse(&cmd, argc, argv, opts, pos, 1, &n_pos);
+  int rc = wg_cli_parse_one(&cmd, argc, argv, opts, pos, "missing the SQL to run");
   if (rc >= 0) return rc;
-  if (n_pos != 1) return wg_cli_usage_error(&cmd, "missing the SQL to run");
   if (!wg_cli_format_known(format)) return wg_cli_usage_error(&cmd, "unknown format '%s'", format);
   if (strcmp(format, "parquet") == 0 && output == NULL)
     return wg_cli_usage_error(&cmd, "--format parquet needs -o FILE");
   if (strcmp(format, "arrow") == 0 && output == NULL && isatty(STDOUT_FILENO))
     return wg_cli_usage_error(&cmd, "--format arrow writes binary: use -o FILE or a pipe");
   struct wg_cli_output o = {.format = format, .path = output, .ascii = ascii};
-  if ((rc = wg_cli_opt_int(&cmd, "--max-rows", max_rows, 2, 1000000, &o.max_rows)) >= 0) return rc;
-  if ((rc = wg_cli_opt_int(&cmd, "--max-width", max_width, 4, 100000, &o.max_width)) >= 0)
-    return rc;
+  if ((rc = wg_cli_output_limits(&cmd, max_rows, max_width, &o)) >= 0) return rc;
 
   char *sql = strcmp(pos[0], "-") == 0 ? read_stdin() : strdup(pos[0]);
   if (sql == NULL) return WG_EXIT_USAGE;

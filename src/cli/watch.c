@@ -36,24 +36,17 @@ int wg_cli_watch(int argc, char **argv) {
   const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
                                     {"--interval", "-n", &interval_s, NULL},
                                     {"--count", NULL, &count_s, NULL},
-                                    {"--max-rows", NULL, &max_rows, NULL},
-                                    {"--max-width", NULL, &max_width, NULL},
-                                    {"--ascii", NULL, NULL, &ascii},
-                                    {NULL, NULL, NULL, NULL}};
+                                    WG_CLI_TABLE_OPTS(&max_rows, &max_width, &ascii)};
   const char *pos[1];
-  int n_pos = 0;
-  int rc = wg_cli_parse(&cmd, argc, argv, opts, pos, 1, &n_pos);
+  int rc = wg_cli_parse_one(&cmd, argc, argv, opts, pos, "missing the SQL to run");
   if (rc >= 0) return rc;
-  if (n_pos != 1) return wg_cli_usage_error(&cmd, "missing the SQL to run");
   double interval = 1;
   int64_t count = 0;
   struct wg_cli_output o = {.format = "table", .ascii = ascii};
   if ((rc = wg_cli_opt_seconds(&cmd, "--interval", interval_s, &interval)) >= 0) return rc;
   if (count_s && (rc = wg_cli_opt_int(&cmd, "--count", count_s, 1, INT64_MAX, &count)) >= 0)
     return rc;
-  if ((rc = wg_cli_opt_int(&cmd, "--max-rows", max_rows, 2, 1000000, &o.max_rows)) >= 0) return rc;
-  if ((rc = wg_cli_opt_int(&cmd, "--max-width", max_width, 4, 100000, &o.max_width)) >= 0)
-    return rc;
+  if ((rc = wg_cli_output_limits(&cmd, max_rows, max_width, &o)) >= 0) return rc;
   if (interval < 0.05) interval = 0.05;
 
   struct wg_cli_conn cx;

@@ -1,38 +1,48 @@
-/* wigeon: the client's operations as written once (client.c), for its two faces: client.h (errno
- * codes, struct wg_error) and wigeon.h (struct wg_status, in public.c). Each returns an errno-style
- * code with the message in err, and sets *grpc to the gRPC code of the outcome: the server's
- * status when it ended the call, else the mapping of the local error (0 on success). */
+/* wigeon: what the files of the client library share (not an API: include/wigeon.h is the only
+ * one). client.c holds the client, the call helpers and the small calls; get.c DoGet as an
+ * ArrowArrayStream; put.c DoPut. Inside, the project's convention holds (errno-style code plus
+ * struct wg_error) with the gRPC code of the outcome beside it; each public function turns both
+ * into its struct wg_status at its end (wg__status_set). */
 #ifndef WG_CLIENT_INTERNAL_H
 #define WG_CLIENT_INTERNAL_H
 
-#include "client/client.h"
+#include <stdatomic.h>
 
-int wg__client_do_get(struct wg_client *c, const void *ticket, size_t len,
-                      struct ArrowArrayStream *out, struct wg_error *err, int *grpc);
-/* The error of a stream from wg__client_do_get: its code (0 none), *grpc and *message (borrowed
- * from the stream). 0 for any other stream. */
-int wg__client_stream_error(struct ArrowArrayStream *stream, int *grpc, const char **message);
-/* idempotency_key (may be NULL) goes in the first FlightData's app_metadata. */
-int wg__client_put(struct wg_client *c, const char *schema_name, const char *table,
-                   const char *idempotency_key, struct ArrowArrayStream *in, wg_put_ack_fn on_ack,
-                   void *ack_ctx, int64_t *rows, struct wg_error *err, int *grpc);
-/* on_result (may be NULL) gets each Result body (borrowed); a non-zero return cancels the call
- * and is the outcome. */
-int wg__client_action(struct wg_client *c, const char *type, const void *body, size_t len,
-                      int (*on_result)(void *ctx, const uint8_t *data, size_t size,
-                                       struct wg_error *err),
-                      void *ctx, struct wg_error *err, int *grpc);
-int wg__client_flight_info(struct wg_client *c, const char *schema_name, const char *table,
-                           const char *sql, struct wg_client_info *out, struct wg_error *err,
-                           int *grpc);
-/* GetSchema of [schema_name.]table, or of sql when table is NULL. */
-int wg__client_get_schema(struct wg_client *c, const char *schema_name, const char *table,
-                          const char *sql, struct ArrowSchema *out, struct wg_error *err,
-                          int *grpc);
-/* A Flight Handshake with an empty request, with its own deadline (0 none). */
-int wg__client_handshake(struct wg_client *c, int64_t timeout_ms, struct wg_error *err, int *grpc);
-int wg__client_list_tables(struct wg_client *c, const char *filter, struct wg_table_info **out,
-                           int64_t *n, struct wg_error *err, int *grpc);
-void wg__table_info_free(struct wg_table_info *t, int64_t n);
+#include "common/error.h"
+#include "flight/flight.h"
+#include "rpc/rpc.h"
+#include "wigeon.h"
+
+struct wg_client {
+  struct wg_rpc_channel *channel;
+  _Atomic int64_t timeout_ms;
+  char **headers; /* NULL or NULL-terminated key, value pairs, owned (with the credentials) */
+};
+
+/* Fills *st (may be NULL) from an errno-style rc, the gRPC code (0: map rc) and the message;
+ * returns the gRPC code, 0 when rc is 0. */
+int wg__status_set(struct wg_status *st, int rc, int grpc, const char *message);
+/* INVALID_ARGUMENT "invalid argument: what". */
+int wg__status_invalid(struct wg_status *st, const char *what);
+/* The gRPC code of a local errno-style error (0 for 0). */
+int wg__local_code(int rc);
+
+/* Starts a call of the Flight service's `method` with the client's headers and a deadline of
+ * timeout_ms (0 none). */
+int wg__client_start(struct wg_client *c, const char *method, int64_t timeout_ms,
+                     struct wg_rpc_client_call **call, struct wg_error *err);
+/* The client's current per-call deadline. */
+int64_t wg__client_timeout(struct wg_client *c);
+/* Sets it for the calls that follow (the tests' adapters, client.h). */
+void wg__client_set_timeout(struct wg_client *c, int64_t timeout_ms);
+/* Ends a call. The server's status wins over a local transport error (it says why the call
+ * ended), but not over an error of ours for which we cancelled the call (`ours`). *grpc gets the
+ * gRPC code of the outcome, 0 on success. */
+int wg__client_finish(struct wg_rpc_client_call *call, int rc, bool ours, struct wg_error *err,
+                      int *grpc);
+/* Starts a call with one request message, half-closed; on error *call is NULL. */
+int wg__client_unary_start(struct wg_client *c, const char *method, int64_t timeout_ms,
+                           const ProtobufCMessage *req, struct wg_rpc_client_call **call,
+                           struct wg_error *err, int *grpc);
 
 #endif
