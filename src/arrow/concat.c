@@ -221,17 +221,6 @@ static int concat_validity(struct ctx *c, const struct piece *ps, int64_t n, int
   return 0;
 }
 
-static inline int64_t load_off(const void *buf, int64_t i, bool wide) {
-  if (wide) {
-    int64_t v;
-    memcpy(&v, (const uint8_t *)buf + i * 8, 8);
-    return v;
-  }
-  int32_t v;
-  memcpy(&v, (const uint8_t *)buf + i * 4, 4);
-  return v;
-}
-
 /* Signed integer i of `width` bytes (2, 4 or 8) in buf. */
 static int64_t load_int(const void *buf, int64_t i, int64_t width) {
   const uint8_t *p = (const uint8_t *)buf + i * width;
@@ -263,21 +252,12 @@ static void store_int(void *buf, int64_t i, int64_t width, int64_t v) {
   }
 }
 
-static inline void store_off(void *buf, int64_t i, int64_t v, bool wide) {
-  if (wide) {
-    memcpy((uint8_t *)buf + i * 8, &v, 8);
-  } else {
-    int32_t w = (int32_t)v;
-    memcpy((uint8_t *)buf + i * 4, &w, 4);
-  }
-}
-
 /* Rebases the offsets of every piece into out_offsets (total + 1 entries) and fills ranges[i]
  * with the [begin, end) range each piece spans in its values (data bytes or child slots). */
 static int concat_offsets(struct ctx *c, const struct piece *ps, int64_t n, bool wide,
                           void *out_offsets, int64_t *ranges) {
   int64_t pos = 0, cur = 0;
-  store_off(out_offsets, 0, 0, wide);
+  wg_offset_store(out_offsets, 0, 0, wide);
   for (int64_t i = 0; i < n; i++) {
     const void *in = ps[i].a->buffers[1];
     if (ps[i].len == 0) {
@@ -285,19 +265,19 @@ static int concat_offsets(struct ctx *c, const struct piece *ps, int64_t n, bool
       continue;
     }
     if (in == NULL) return wg_error_set(c->err, EINVAL, "concat: offsets buffer is NULL");
-    int64_t base = load_off(in, ps[i].start, wide);
-    int64_t end = load_off(in, ps[i].start + ps[i].len, wide);
+    int64_t base = wg_offset_load(in, ps[i].start, wide);
+    int64_t end = wg_offset_load(in, ps[i].start + ps[i].len, wide);
     if (base < 0 || end < base)
       return wg_error_set(c->err, EINVAL, "concat: offsets %lld..%lld out of order",
                           (long long)base, (long long)end);
     ranges[2 * i] = base;
     ranges[2 * i + 1] = end;
     for (int64_t j = 1; j <= ps[i].len; j++) {
-      int64_t o = load_off(in, ps[i].start + j, wide);
+      int64_t o = wg_offset_load(in, ps[i].start + j, wide);
       if (o < base || o > end)
         return wg_error_set(c->err, EINVAL, "concat: offset %lld outside %lld..%lld", (long long)o,
                             (long long)base, (long long)end);
-      store_off(out_offsets, pos + j, cur + (o - base), wide);
+      wg_offset_store(out_offsets, pos + j, cur + (o - base), wide);
     }
     pos += ps[i].len;
     cur += end - base;
@@ -349,8 +329,8 @@ static bool dict_equal(const struct ArrowSchema *schema, const struct ArrowArray
                  (const uint8_t *)b->buffers[1] + ib * width, (size_t)width) != 0)
         return false;
     } else {
-      int64_t a0 = load_off(a->buffers[1], ia, wide), a1 = load_off(a->buffers[1], ia + 1, wide);
-      int64_t b0 = load_off(b->buffers[1], ib, wide), b1 = load_off(b->buffers[1], ib + 1, wide);
+      int64_t a0 = wg_offset_load(a->buffers[1], ia, wide), a1 = wg_offset_load(a->buffers[1], ia + 1, wide);
+      int64_t b0 = wg_offset_load(b->buffers[1], ib, wide), b1 = wg_offset_load(b->buffers[1], ib + 1, wide);
       if (a1 - a0 != b1 - b0) return false;
       if (a1 > a0 && memcmp((const uint8_t *)a->buffers[2] + a0,
                             (const uint8_t *)b->buffers[2] + b0, (size_t)(a1 - a0)) != 0)
@@ -493,7 +473,7 @@ static int concat_list_views(struct ctx *c, const struct ArrowSchema *schema,
     const struct ArrowArray *a = ps[i].a;
     int64_t child_len = a->children[0]->length, lo = INT64_MAX, hi = 0;
     for (int64_t j = ps[i].start; j < ps[i].start + ps[i].len; j++) {
-      int64_t o = load_off(a->buffers[1], j, wide), z = load_off(a->buffers[2], j, wide);
+      int64_t o = wg_offset_load(a->buffers[1], j, wide), z = wg_offset_load(a->buffers[2], j, wide);
       if (z == 0) continue;
       if (o < 0 || z < 0 || o > child_len - z) {
         rc = wg_error_set(c->err, EINVAL, "concat: list view %lld+%lld outside a child of %lld",
@@ -509,10 +489,10 @@ static int concat_list_views(struct ctx *c, const struct ArrowSchema *schema,
     if (!wide && base + (hi - lo) > INT32_MAX)
       rc = wg_error_set(c->err, EOVERFLOW, "concat: list view offsets overflow 32 bits");
     for (int64_t j = 0; j < ps[i].len && rc == 0; j++) {
-      int64_t o = load_off(a->buffers[1], ps[i].start + j, wide);
-      int64_t z = load_off(a->buffers[2], ps[i].start + j, wide);
-      store_off(offs, pos + j, z == 0 ? base : o - lo + base, wide);
-      store_off(sizes, pos + j, z, wide);
+      int64_t o = wg_offset_load(a->buffers[1], ps[i].start + j, wide);
+      int64_t z = wg_offset_load(a->buffers[2], ps[i].start + j, wide);
+      wg_offset_store(offs, pos + j, z == 0 ? base : o - lo + base, wide);
+      wg_offset_store(sizes, pos + j, z, wide);
     }
     pos += ps[i].len;
     base += hi - lo;
@@ -922,7 +902,7 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
   case K_LIST64: {
     bool wide = k == K_BIN64 || k == K_LIST64;
     if (a->n_buffers < 2 || a->buffers[1] == NULL) return -1;
-    int64_t first = load_off(a->buffers[1], s, wide), last = load_off(a->buffers[1], s + len, wide);
+    int64_t first = wg_offset_load(a->buffers[1], s, wide), last = wg_offset_load(a->buffers[1], s + len, wide);
     if (first < 0 || last < first) return -1;
     total += (len + 1) * (wide ? 8 : 4);
     if (k == K_BIN32 || k == K_BIN64) return total + (last - first);
@@ -981,7 +961,7 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
     if (a->n_buffers < 3 || a->buffers[1] == NULL || a->buffers[2] == NULL) return -1;
     int64_t lo = INT64_MAX, hi = 0;
     for (int64_t i = s; i < s + len; i++) {
-      int64_t o = load_off(a->buffers[1], i, wide), z = load_off(a->buffers[2], i, wide);
+      int64_t o = wg_offset_load(a->buffers[1], i, wide), z = wg_offset_load(a->buffers[2], i, wide);
       if (z == 0) continue;
       if (o < 0 || z < 0) return -1;
       if (o < lo) lo = o;

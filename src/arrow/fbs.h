@@ -1,0 +1,35 @@
+/* wigeon: the Type union tags of Arrow's Schema.fbs, in one place for the schema reader
+ * (ipc_schema.c) and the writer (ipc_encode.c). A new Arrow type gets its tag here. */
+#ifndef WG_ARROW_FBS_H
+#define WG_ARROW_FBS_H
+
+enum wg_fb_type {
+  WG_FB_TYPE_NULL = 1,
+  WG_FB_TYPE_INT,
+  WG_FB_TYPE_FLOATING_POINT,
+  WG_FB_TYPE_BINARY,
+  WG_FB_TYPE_UTF8,
+  WG_FB_TYPE_BOOL,
+  WG_FB_TYPE_DECIMAL,
+  WG_FB_TYPE_DATE,
+  WG_FB_TYPE_TIME,
+  WG_FB_TYPE_TIMESTAMP,
+  WG_FB_TYPE_INTERVAL,
+  WG_FB_TYPE_LIST,
+  WG_FB_TYPE_STRUCT,
+  WG_FB_TYPE_UNION,
+  WG_FB_TYPE_FIXED_SIZE_BINARY,
+  WG_FB_TYPE_FIXED_SIZE_LIST,
+  WG_FB_TYPE_MAP,
+  WG_FB_TYPE_DURATION,
+  WG_FB_TYPE_LARGE_BINARY,
+  WG_FB_TYPE_LARGE_UTF8,
+  WG_FB_TYPE_LARGE_LIST,
+  WG_FB_TYPE_RUN_END_ENCODED,
+  WG_FB_TYPE_BINARY_VIEW,
+  WG_FB_TYPE_UTF8_VIEW,
+  WG_FB_TYPE_LIST_VIEW,
+  WG_FB_TYPE_LARGE_LIST_VIEW,
+};
+
+#endif
