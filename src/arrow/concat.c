@@ -25,6 +25,8 @@ struct ctx {
   struct wg_shared *holder;
   struct wg_holder_builder *hb;
   struct wg_error *err;
+  int64_t budget, limit; /* bytes of output buffers left, and at the start */
+  bool over_budget;      /* an allocation was refused by the budget, not by malloc */
 };
 
 enum kind {
@@ -96,6 +98,11 @@ static enum kind classify(const char *f, int64_t *width) {
 /* An aligned, owned buffer of `size` bytes whose padding up to 64 bytes is zeroed (the IPC encoder
  * sends padding). zero: clear it all (bitmaps). */
 static void *alloc_buf(struct ctx *c, int64_t size, bool zero) {
+  if (size < 0 || size > c->budget) {
+    c->over_budget = true;
+    return NULL;
+  }
+  c->budget -= size;
   int64_t cap = (size + 63) & ~(int64_t)63;
   if (cap == 0) cap = 64;
   uint8_t *p = aligned_alloc(64, (size_t)cap);
@@ -109,6 +116,9 @@ static void *alloc_buf(struct ctx *c, int64_t size, bool zero) {
 }
 
 static int oom(struct ctx *c, const char *what, int64_t size) {
+  if (c->over_budget)
+    return wg_error_set(c->err, EPROTO, "concat: %s of %lld bytes is over the %lld byte limit",
+                        what, (long long)size, (long long)c->limit);
   return wg_error_set(c->err, ENOMEM, "concat: out of memory for %s (%lld bytes)", what,
                       (long long)size);
 }
@@ -807,10 +817,16 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
 
 int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays, int64_t n,
                     struct ArrowArray *out, struct wg_error *err) {
+  return wg__arrow_concat_limited(schema, arrays, n, INT64_MAX, NULL, out, err);
+}
+
+int wg__arrow_concat_limited(const struct ArrowSchema *schema, struct ArrowArray *arrays,
+                             int64_t n, int64_t budget, int64_t *spent, struct ArrowArray *out,
+                             struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   int rc = 0;
   struct piece *ps = NULL;
-  struct ctx c = {NULL, NULL, err};
+  struct ctx c = {NULL, NULL, err, budget < 0 ? 0 : budget, budget < 0 ? 0 : budget, false};
   if (schema == NULL || n < 0 || (n > 0 && arrays == NULL)) {
     rc = wg_error_set(err, EINVAL, "concat: NULL schema or arrays");
     goto done;
@@ -835,6 +851,7 @@ int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays,
   rc = concat_node(&c, schema, ps, n, out, 0);
   if (rc != 0) wg_array_release(out);
 done:
+  if (spent != NULL) *spent = c.limit - c.budget;
   wg_shared_unref(c.holder); /* the output nodes keep their own references */
   free(ps);
   for (int64_t i = 0; arrays != NULL && i < n; i++)
@@ -918,7 +935,7 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
     return total;
   case K_DENSE: { /* type ids and offsets, and each child's slots between its lowest and highest */
     int8_t map[128];
-    struct ctx c = {NULL, NULL, NULL};
+    struct ctx c = {NULL, NULL, NULL, 0, 0, false};
     if (a->n_buffers < 2 || a->buffers[0] == NULL || a->buffers[1] == NULL || a->n_children > 128 ||
         union_ids(&c, schema->format, a->n_children, map) != 0)
       return -1;
