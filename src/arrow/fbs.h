@@ -1,8 +1,14 @@
-/* wigeon: the Type union tags of Arrow's Schema.fbs, in one place for the schema reader
- * (ipc_schema.c) and the writer (ipc_encode.c). A new Arrow type gets its tag here. */
+/* wigeon: constants of Arrow's Message.fbs and Schema.fbs, in one place for the readers
+ * (ipc_decode.c, ipc_schema.c) and the writer (ipc_encode.c). A new Arrow type gets its tag here;
+ * the MessageHeader tags are enum wg_ipc_message_type in ipc.h. */
 #ifndef WG_ARROW_FBS_H
 #define WG_ARROW_FBS_H
 
+/* Message.fbs MetadataVersion V4 / V5. */
+#define WG_IPC_V4 3
+#define WG_IPC_V5 4
+
+/* Schema.fbs: the Type union's tags. */
 enum wg_fb_type {
   WG_FB_TYPE_NULL = 1,
   WG_FB_TYPE_INT,

@@ -21,13 +21,6 @@
 /* Padding pieces point here; it outlives every message. */
 static const uint8_t zero_block[64];
 
-/* Message.fbs / Schema.fbs constants. */
-enum {
-  FB_VERSION_V5 = 4,
-  FB_HEADER_SCHEMA = 1,
-  FB_HEADER_DICTIONARY_BATCH = 2,
-  FB_HEADER_RECORD_BATCH = 3,
-};
 /* One schema node, parsed once. For a dictionary-encoded field `type` is the index type and
  * `dict` describes the value type (with its own children and nested dictionaries). */
 struct enc_field {
@@ -540,7 +533,7 @@ static int finish_message(struct wg_fbb *b, uint8_t header_type, uint32_t header
   uint32_t msg;
   struct wg_bytes bytes;
   wg_fbb_table_begin(b);
-  wg_fbb_add_i16(b, 0, FB_VERSION_V5);
+  wg_fbb_add_i16(b, 0, WG_IPC_V5);
   wg_fbb_add_union(b, 1, header_type, header);
   wg_fbb_add_i64(b, 3, body_length);
   WG_RETURN_NOT_OK(wg_fbb_table_end(b, &msg));
@@ -577,7 +570,7 @@ int wg_ipc_encoder_schema(struct wg_ipc_encoder *enc, struct wg_ipc_encoded *out
     wg_fbb_add_ref(b, 2, md);
     rc = wg_fbb_table_end(b, &schema);
   }
-  if (rc == 0) rc = finish_message(b, FB_HEADER_SCHEMA, schema, 0, out);
+  if (rc == 0) rc = finish_message(b, WG_IPC_MESSAGE_SCHEMA, schema, 0, out);
   if (rc != 0) {
     wg_ipc_encoded_reset(out);
     return wg_error_set(err, rc, "building the schema message: %s", wg_status_name(rc));
@@ -997,7 +990,7 @@ static int encode_dictionary(struct wg_ipc_encoder *enc, int64_t id, const struc
     wg_fbb_add_bool(b, 2, false);
     rc = wg_fbb_table_end(b, &db);
   }
-  if (rc == 0) rc = finish_message(b, FB_HEADER_DICTIONARY_BATCH, db, bd.length, m);
+  if (rc == 0) rc = finish_message(b, WG_IPC_MESSAGE_DICTIONARY_BATCH, db, bd.length, m);
   if (rc != 0)
     return wg_error_set(err, rc, "building dictionary batch %lld: %s", (long long)id,
                         wg_status_name(rc));
@@ -1113,7 +1106,7 @@ int wg_ipc_encoder_batch(struct wg_ipc_encoder *enc, const struct ArrowArray *ba
   }
   uint32_t rb;
   rc = build_record_batch(enc, batch->length, bd.codec != WG_IPC_COMPRESSION_NONE, &rb);
-  if (rc == 0) rc = finish_message(&enc->fbb, FB_HEADER_RECORD_BATCH, rb, bd.length, m);
+  if (rc == 0) rc = finish_message(&enc->fbb, WG_IPC_MESSAGE_RECORD_BATCH, rb, bd.length, m);
   if (rc != 0) {
     rc = wg_error_set(err, rc, "building a record batch: %s", wg_status_name(rc));
     goto fail;
