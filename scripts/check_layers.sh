@@ -96,7 +96,7 @@ if [[ -n $build_dir ]]; then
 fi
 
 # (c) function length
-for f in "$src_dir"/src/*/*.c; do
+for f in "$src_dir"/src/*/*.[ch]; do
   awk -v file="${f#"$src_dir"/}" -v max=$max_lines '
     function strip(s,   out, c, i, n) {
       # removes comments, string and character literals (keeps braces of code only)

@@ -1,6 +1,6 @@
 /* wigeon: Arrow array concatenation (arrow/concat.h) on hand-built arrays: offsets, validity,
- * parent and child offsets, list views, run ends, dictionaries, the empty concatenation. Every
- * result is checked value by value and validated. Links the codec only. */
+ * parent and child offsets, list views, run ends, dictionaries, the empty concatenation (every
+ * result checked value by value and validated); wg_arrow_range_bytes. Links the codec only. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -263,6 +263,39 @@ static void concat_of_nothing_is_an_empty_array_of_the_schema(void) {
   sch.release(&sch);
 }
 
+/* wg_arrow_range_bytes: what a range of rows costs in buffers (validity where there are nulls,
+ * offsets, the data the range spans), relative to the array's offset; -1 for what it cannot tell. */
+static void range_bytes_counts_validity_offsets_and_spanned_data(void) {
+  struct ArrowSchema sch;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_schema_node_init(&sch, "u", 0, &err), &err);
+  /* ["x", "yy", null, "zzz"] at offset 1: ["yy", null, "zzz"] */
+  static const int32_t ao[] = {0, 1, 3, 3, 6};
+  static const char ad[] = "xyyzzz";
+  static const uint8_t av[] = {0x0b};
+  struct ArrowArray a;
+  ASSERT_EQ(wg_array_node_init(&a, 3, 0, NULL), 0);
+  a.length = 3, a.offset = 1, a.null_count = 1;
+  a.buffers[0] = av, a.buffers[1] = ao, a.buffers[2] = ad;
+  /* rows 0..3: 1 validity byte, 4 offsets, "yyzzz" */
+  ASSERT_EQ(wg_arrow_range_bytes(&sch, &a, 0, 3), 1 + 4 * 4 + 5);
+  /* row 2 alone: 1 validity byte, 2 offsets, "zzz" */
+  ASSERT_EQ(wg_arrow_range_bytes(&sch, &a, 2, 1), 1 + 2 * 4 + 3);
+  ASSERT_EQ(wg_arrow_range_bytes(&sch, &a, 0, 0), 0);
+  ASSERT_EQ(wg_arrow_range_bytes(&sch, &a, 2, 2), -1); /* past the end */
+  a.null_count = 0;                                    /* no nulls: no validity bytes */
+  ASSERT_EQ(wg_arrow_range_bytes(&sch, &a, 0, 3), 4 * 4 + 5);
+  a.release(&a);
+  sch.release(&sch);
+
+  ASSERT_OK(wg_schema_node_init(&sch, "x", 0, &err), &err); /* no such format */
+  ASSERT_EQ(wg_array_node_init(&a, 2, 0, NULL), 0);
+  a.length = 1;
+  ASSERT_EQ(wg_arrow_range_bytes(&sch, &a, 0, 1), -1);
+  a.release(&a);
+  sch.release(&sch);
+}
+
 int main(void) {
   RUN_TEST(concat_utf8_honours_offsets_and_validity);
   RUN_TEST(concat_list_of_int_rebases_offsets_with_parent_and_child_offsets);
@@ -271,5 +304,6 @@ int main(void) {
   RUN_TEST(concat_list_views_rebase_offsets_of_overlapping_views);
   RUN_TEST(concat_run_end_encoded_cuts_runs_at_slices);
   RUN_TEST(concat_of_nothing_is_an_empty_array_of_the_schema);
+  RUN_TEST(range_bytes_counts_validity_offsets_and_spanned_data);
   return TEST_SUMMARY();
 }

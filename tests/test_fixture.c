@@ -65,6 +65,7 @@ static void failing_test_leaves_its_servers(void) {
 }
 
 static void child_main(int out) {
+  fprintf(stderr, "  (child %d: the FAIL below is the forced one)\n", (int)getpid());
   RUN_TEST(failing_test_leaves_its_servers);
   child_started.released_in_test = wg_test_failed == 1 && wg_test_fixtures_live() == 0 &&
                                    !process_running(child_started.process_pid) &&

@@ -297,8 +297,10 @@ static bool dict_equal(const struct ArrowSchema *schema, const struct ArrowArray
                  (const uint8_t *)b->buffers[1] + ib * width, (size_t)width) != 0)
         return false;
     } else {
-      int64_t a0 = wg_offset_load(a->buffers[1], ia, wide), a1 = wg_offset_load(a->buffers[1], ia + 1, wide);
-      int64_t b0 = wg_offset_load(b->buffers[1], ib, wide), b1 = wg_offset_load(b->buffers[1], ib + 1, wide);
+      int64_t a0 = wg_offset_load(a->buffers[1], ia, wide);
+      int64_t a1 = wg_offset_load(a->buffers[1], ia + 1, wide);
+      int64_t b0 = wg_offset_load(b->buffers[1], ib, wide);
+      int64_t b1 = wg_offset_load(b->buffers[1], ib + 1, wide);
       if (a1 - a0 != b1 - b0) return false;
       if (a1 > a0 && memcmp((const uint8_t *)a->buffers[2] + a0,
                             (const uint8_t *)b->buffers[2] + b0, (size_t)(a1 - a0)) != 0)
@@ -437,7 +439,8 @@ static int concat_list_views(struct ctx *c, const struct ArrowSchema *schema,
     const struct ArrowArray *a = ps[i].a;
     int64_t child_len = a->children[0]->length, lo = INT64_MAX, hi = 0;
     for (int64_t j = ps[i].start; j < ps[i].start + ps[i].len; j++) {
-      int64_t o = wg_offset_load(a->buffers[1], j, wide), z = wg_offset_load(a->buffers[2], j, wide);
+      int64_t o = wg_offset_load(a->buffers[1], j, wide);
+      int64_t z = wg_offset_load(a->buffers[2], j, wide);
       if (z == 0) continue;
       if (o < 0 || z < 0 || o > child_len - z) {
         rc = wg_error_set(c->err, EINVAL, "concat: list view %lld+%lld outside a child of %lld",
@@ -536,9 +539,9 @@ static int concat_run_ends(struct ctx *c, const struct ArrowSchema *schema,
 }
 
 /* Booleans and fixed widths: the validity, then one copy (or bit copy) per piece. */
-static int concat_fixed(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
-                        int64_t n, int64_t total, enum kind k, int64_t width, struct ArrowArray *out,
-                        int depth) {
+static int concat_fixed(struct ctx *c, const struct ArrowSchema *schema,
+                        const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                        int64_t width, struct ArrowArray *out, int depth) {
   WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
   int64_t size = k == K_BOOL ? (total + 7) / 8 : total * width;
   uint8_t *v = alloc_buf(c, size, k == K_BOOL);
@@ -560,9 +563,9 @@ static int concat_fixed(struct ctx *c, const struct ArrowSchema *schema, const s
 }
 
 /* Binary, strings and lists: offsets rebased, then the data bytes or the child ranges. */
-static int concat_offsets_node(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
-                               int64_t n, int64_t total, enum kind k, int64_t width, struct ArrowArray *out,
-                               int depth) {
+static int concat_offsets_node(struct ctx *c, const struct ArrowSchema *schema,
+                               const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                               int64_t width, struct ArrowArray *out, int depth) {
   bool wide = k == K_BIN64 || k == K_LIST64;
   WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
   int64_t osize = (total + 1) * (wide ? 8 : 4);
@@ -595,9 +598,9 @@ static int concat_offsets_node(struct ctx *c, const struct ArrowSchema *schema, 
 }
 
 /* Views: every piece's data buffers copied, buffer indices of long views moved. */
-static int concat_views(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
-                        int64_t n, int64_t total, enum kind k, int64_t width, struct ArrowArray *out,
-                        int depth) {
+static int concat_views(struct ctx *c, const struct ArrowSchema *schema,
+                        const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                        int64_t width, struct ArrowArray *out, int depth) {
   int64_t n_buffers = out->n_buffers, n_var = n_buffers - 3; /* 3 + the data buffers */
   WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
   uint8_t *views = alloc_buf(c, total * 16, false);
@@ -642,9 +645,9 @@ static int concat_views(struct ctx *c, const struct ArrowSchema *schema, const s
 }
 
 /* Structs and fixed size lists: every child over the parents' slots (times the list size). */
-static int concat_nested(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
-                         int64_t n, int64_t total, enum kind k, int64_t width, struct ArrowArray *out,
-                         int depth) {
+static int concat_nested(struct ctx *c, const struct ArrowSchema *schema,
+                         const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                         int64_t width, struct ArrowArray *out, int depth) {
   WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
   int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
   if (ranges == NULL) return oom(c, "ranges", n * 16);
@@ -664,9 +667,9 @@ static int concat_nested(struct ctx *c, const struct ArrowSchema *schema, const 
 
 /* Unions: type ids copied; sparse children over the same slots, dense whole children with
  * offsets moved by the child lengths before them. */
-static int concat_union(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
-                        int64_t n, int64_t total, enum kind k, int64_t width, struct ArrowArray *out,
-                        int depth) {
+static int concat_union(struct ctx *c, const struct ArrowSchema *schema,
+                        const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                        int64_t width, struct ArrowArray *out, int depth) {
   int8_t map[128];
   WG_RETURN_NOT_OK(union_ids(c, schema->format, schema->n_children, map));
   out->null_count = 0;
@@ -905,7 +908,8 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
   case K_LIST64: {
     bool wide = k == K_BIN64 || k == K_LIST64;
     if (a->n_buffers < 2 || a->buffers[1] == NULL) return -1;
-    int64_t first = wg_offset_load(a->buffers[1], s, wide), last = wg_offset_load(a->buffers[1], s + len, wide);
+    int64_t first = wg_offset_load(a->buffers[1], s, wide);
+    int64_t last = wg_offset_load(a->buffers[1], s + len, wide);
     if (first < 0 || last < first) return -1;
     total += (len + 1) * (wide ? 8 : 4);
     if (k == K_BIN32 || k == K_BIN64) return total + (last - first);
@@ -964,7 +968,8 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
     if (a->n_buffers < 3 || a->buffers[1] == NULL || a->buffers[2] == NULL) return -1;
     int64_t lo = INT64_MAX, hi = 0;
     for (int64_t i = s; i < s + len; i++) {
-      int64_t o = wg_offset_load(a->buffers[1], i, wide), z = wg_offset_load(a->buffers[2], i, wide);
+      int64_t o = wg_offset_load(a->buffers[1], i, wide);
+      int64_t z = wg_offset_load(a->buffers[2], i, wide);
       if (z == 0) continue;
       if (o < 0 || z < 0) return -1;
       if (o < lo) lo = o;

@@ -93,7 +93,8 @@ static void fx_release_from(int from) {
   for (int i = 0; i < n; i++) {
     /* not ours (any more): reaped by the test itself, or the child of another process */
     if (take[i].pid > 0 && waitpid(take[i].pid, NULL, WNOHANG) == 0) {
-      fprintf(stderr, "  server fixture: killing server process %d left by the test\n", (int)take[i].pid);
+      fprintf(stderr, "  server fixture: killing server process %d left by the test\n",
+              (int)take[i].pid);
       kill(take[i].pid, SIGKILL);
       waitpid(take[i].pid, NULL, 0);
     }
