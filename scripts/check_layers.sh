@@ -97,6 +97,7 @@ fi
 
 # (c) function length
 for f in "$src_dir"/src/*/*.[ch]; do
+  [[ -e $f ]] || continue
   awk -v file="${f#"$src_dir"/}" -v max=$max_lines '
     function strip(s,   out, c, i, n) {
       # removes comments, string and character literals (keeps braces of code only)
