@@ -1,7 +1,8 @@
 /* wigeon: a tiny in-house test harness (after libuv's task.h). Each test executable defines test
  * functions, lists them in main with RUN_TEST, and ends with TEST_SUMMARY(), which prints
  * "N passed, M failed" and returns non-zero on failure. Assertions print file:line and both
- * values, then return from the current test function. */
+ * values, then return from the current test function (the fixtures it started are released then,
+ * see wg_test_fixtures_end). */
 #ifndef WG_TEST_H
 #define WG_TEST_H
 
@@ -71,10 +72,18 @@ static inline const char *wg_test_message(const void *err) {
     }                                                                                              \
   } while (0)
 
+/* Fixtures that live beyond a test (tests/support/server_fixture.c: servers, server processes)
+ * register themselves; a test that fails (returns from an ASSERT before its cleanup) has those it
+ * started released when it ends. Weak: tests without the fixture library do without. */
+void wg_test_fixtures_begin(void) __attribute__((weak));
+void wg_test_fixtures_end(int failed) __attribute__((weak));
+
 #define RUN_TEST(fn)                                                                               \
   do {                                                                                             \
     wg_test_current_failed = 0;                                                                    \
+    if (wg_test_fixtures_begin) wg_test_fixtures_begin();                                          \
     fn();                                                                                          \
+    if (wg_test_fixtures_end) wg_test_fixtures_end(wg_test_current_failed);                        \
     if (wg_test_current_failed) {                                                                  \
       wg_test_failed++;                                                                            \
       fprintf(stderr, "FAIL %s\n", #fn);                                                           \

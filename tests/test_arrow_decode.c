@@ -2,6 +2,7 @@
  * misaligned body, delta dictionaries, decompression limits, nesting limits, and rejection of
  * well-framed messages whose contents lie (bad offsets, undeclared union ids, dictionary indices
  * out of range). Hostile contents are produced with our encoder, which copies what it is given. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -455,6 +456,132 @@ static void delta_dictionary_appends_to_the_dictionary(void) {
   wg_schema_release(&s);
 }
 
+/* Dictionaries of a nested or fixed-width value type for the delta tests: which 0 is the first
+ * dictionary (2 values), 1 the delta (2 more), 2 both (what the record batch after the delta
+ * indexes). int64 "l", struct<x: int64> "+s", list<int64> "+l". */
+static const int64_t delta_values[3][4] = {{10, 20}, {30, 40}, {10, 20, 30, 40}};
+static const int32_t delta_list_offsets[3][5] = {{0, 1, 2}, {0, 1, 2}, {0, 1, 2, 3, 4}};
+
+static void delta_dictionary(const char *format, int which, struct ArrowArray *d) {
+  int64_t n = which == 2 ? 4 : 2;
+  if (strcmp(format, "l") == 0) {
+    mk(d, 2, 0, n, NULL, delta_values[which], NULL);
+  } else if (strcmp(format, "+s") == 0) {
+    mk(d, 1, 1, n, NULL, NULL, NULL);
+    mk(d->children[0], 2, 0, n, NULL, delta_values[which], NULL);
+  } else {
+    mk(d, 2, 1, n, NULL, delta_list_offsets[which], NULL);
+    mk(d->children[0], 2, 0, n, NULL, delta_values[which], NULL);
+  }
+}
+
+/* A stream of: schema, batch 1 (indices {0, 1} over dictionary 0), the delta, batch 2 (indices
+ * {2, 0, 3}); decodes it with `limits` into a1, a2. Returns the first non-zero code. */
+static int decode_delta_stream(const char *format, const struct wg_ipc_limits *limits,
+                               struct ArrowArray *a1, struct ArrowArray *a2, char *msg) {
+  struct wg_error err = {{0}};
+  struct ArrowSchema s;
+  schema1(&s, "c", NULL);
+  wg_schema_alloc_dictionary(s.children[0]);
+  struct ArrowSchema *v = s.children[0]->dictionary;
+  wg_schema_node_init(v, format, format[0] == '+' ? 1 : 0, NULL);
+  if (format[0] == '+') {
+    wg_schema_node_init(v->children[0], "l", 0, NULL);
+    wg_schema_set_name(v->children[0], "x");
+  }
+  struct wg_ipc_encoder *enc[3];
+  struct wg_ipc_encoded sm, m[3][2];
+  int64_t nm[3];
+  wg_ipc_encoded_init(&sm);
+  int rc = 0;
+  static const int8_t idx[3][3] = {{0, 1}, {0, 1}, {2, 0, 3}};
+  for (int i = 0; i < 3; i++) {
+    wg_ipc_encoded_init(&m[i][0]);
+    wg_ipc_encoded_init(&m[i][1]);
+    enc[i] = NULL;
+    if (rc == 0) rc = wg_ipc_encoder_create(&enc[i], &s, NULL, &err);
+    struct ArrowArray col, b;
+    if (rc == 0) {
+      mk(&col, 2, 0, i == 2 ? 3 : 2, NULL, idx[i], NULL);
+      wg_array_alloc_dictionary(&col);
+      delta_dictionary(format, i, col.dictionary);
+      batch1(&b, &col);
+      rc = wg_ipc_encoder_batch(enc[i], &b, m[i], &nm[i], &err);
+      wg_array_release(&b);
+    }
+  }
+  if (rc == 0) rc = wg_ipc_encoder_schema(enc[0], &sm, &err);
+  if (rc == 0) rc = set_is_delta(&m[1][0]);
+  struct wg_buf out;
+  wg_buf_init(&out);
+  if (rc == 0) {
+    wg_ipc_encoded_append_framed(&sm, &out);
+    wg_ipc_encoded_append_framed(&m[0][0], &out);
+    wg_ipc_encoded_append_framed(&m[0][1], &out);
+    wg_ipc_encoded_append_framed(&m[1][0], &out);              /* the delta */
+    wg_ipc_encoded_append_framed(&m[2][nm[2] - 1], &out);      /* batch 2 without its dictionary */
+    wg_ipc_append_eos(&out);
+    struct wg_shared *bytes = wg_shared_wrap(out.data, out.size, NULL, NULL);
+    struct ArrowArrayStream st;
+    wg_ipc_stream_reader_init(&st, bytes, limits);
+    rc = st.get_next(&st, a1);
+    if (rc == 0) rc = st.get_next(&st, a2);
+    if (rc != 0) snprintf(msg, 512, "%s", st.get_last_error(&st));
+    if (rc == 0) rc = wg_ipc_validate_array(&s, a2, &err);
+    wg_stream_release(&st);
+    wg_shared_unref(bytes);
+  }
+  wg_buf_reset(&out);
+  wg_ipc_encoded_reset(&sm);
+  for (int i = 0; i < 3; i++) {
+    wg_ipc_encoded_reset(&m[i][0]);
+    wg_ipc_encoded_reset(&m[i][1]);
+    wg_ipc_encoder_destroy(enc[i]);
+  }
+  wg_schema_release(&s);
+  return rc;
+}
+
+static void delta_dictionaries_of_fixed_widths_and_structs_append_their_values(void) {
+  const char *formats[2] = {"l", "+s"};
+  for (int f = 0; f < 2; f++) {
+    struct ArrowArray a1 = {0}, a2 = {0};
+    char msg[512] = "";
+    ASSERT_OK(decode_delta_stream(formats[f], NULL, &a1, &a2, msg), msg);
+    const struct ArrowArray *d = a2.children[0]->dictionary;
+    ASSERT_EQ(d->length, 4);
+    const struct ArrowArray *vals = formats[f][0] == '+' ? d->children[0] : d;
+    int64_t got[4];
+    memcpy(got, (const int64_t *)vals->buffers[1] + vals->offset, sizeof(got));
+    for (int i = 0; i < 4; i++)
+      ASSERT_EQ(got[i], delta_values[2][i]);
+    ASSERT_EQ(a1.children[0]->dictionary->length, 2); /* batch 1 keeps its own dictionary */
+    wg_array_release(&a1);
+    wg_array_release(&a2);
+  }
+}
+
+static void delta_dictionary_of_lists_is_unsupported(void) {
+  struct ArrowArray a1 = {0}, a2 = {0};
+  char msg[512] = "";
+  ASSERT_EQ(decode_delta_stream("+l", NULL, &a1, &a2, msg), ENOTSUP);
+  ASSERT_TRUE(strstr(msg, "delta dictionaries of type +l") != NULL);
+  wg_array_release(&a1);
+  wg_array_release(&a2);
+}
+
+static void delta_dictionary_over_the_allocation_budget_is_malformed_not_out_of_memory(void) {
+  struct wg_ipc_limits limits = {0};
+  limits.max_decompressed_size = 16; /* the budget of delta concatenations: 4 int64 need 32 */
+  struct ArrowArray a1 = {0}, a2 = {0};
+  char msg[512] = "";
+  ASSERT_EQ(decode_delta_stream("l", &limits, &a1, &a2, msg), EPROTO);
+  ASSERT_TRUE(strstr(msg, "over the 16 byte limit") != NULL);
+  ASSERT_TRUE(strstr(msg, "delta dictionary") != NULL);
+  wg_array_release(&a1);
+  wg_array_release(&a2);
+}
+
 static void second_schema_message_is_rejected(void) {
   struct wg_error err;
   struct ArrowSchema s;
@@ -489,6 +616,9 @@ int main(void) {
   RUN_TEST(undeclared_union_type_id_is_rejected);
   RUN_TEST(dictionary_index_out_of_range_is_rejected);
   RUN_TEST(delta_dictionary_appends_to_the_dictionary);
+  RUN_TEST(delta_dictionaries_of_fixed_widths_and_structs_append_their_values);
+  RUN_TEST(delta_dictionary_of_lists_is_unsupported);
+  RUN_TEST(delta_dictionary_over_the_allocation_budget_is_malformed_not_out_of_memory);
   RUN_TEST(second_schema_message_is_rejected);
   return TEST_SUMMARY();
 }

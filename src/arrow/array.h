@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "arrow/abi.h"
 #include "common/buf.h"
@@ -93,6 +94,29 @@ struct wg_shared *wg_holder_create(struct wg_holder_builder **hb);
 /* Builds the shared holder (refcount 1, owned by the caller); hb is emptied either way. */
 struct wg_shared *wg_holder_builder_finish(struct wg_holder_builder *hb);
 void wg_holder_builder_reset(struct wg_holder_builder *hb);
+
+/* Entry i of an offsets buffer (list/binary offsets, list-view offsets and sizes): int32 or, when
+ * wide, int64; read with memcpy (any alignment). The one offset loader of the codec. */
+static inline int64_t wg_offset_load(const void *buf, int64_t i, bool wide) {
+  if (wide) {
+    int64_t v;
+    memcpy(&v, (const uint8_t *)buf + i * 8, 8);
+    return v;
+  }
+  int32_t v;
+  memcpy(&v, (const uint8_t *)buf + i * 4, 4);
+  return v;
+}
+
+/* Stores v as entry i of an offsets buffer (int32, or int64 when wide). */
+static inline void wg_offset_store(void *buf, int64_t i, int64_t v, bool wide) {
+  if (wide) {
+    memcpy((uint8_t *)buf + i * 8, &v, 8);
+  } else {
+    int32_t x = (int32_t)v;
+    memcpy((uint8_t *)buf + i * 4, &x, 4);
+  }
+}
 
 /* Bit helpers for validity bitmaps. */
 static inline bool wg_bit_get(const uint8_t *bits, int64_t i) {

@@ -4,6 +4,7 @@
 #include <lz4frame.h>
 #include <string.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "arrow/ipc.h"
 
@@ -43,6 +44,8 @@ int wg_decompress(int codec, const uint8_t *src, int64_t src_size, uint8_t *dst,
     return lz4_decompress(src, src_size, dst, dst_size, err);
   if (codec == WG_IPC_COMPRESSION_ZSTD) {
     size_t n = ZSTD_decompress(dst, (size_t)dst_size, src, (size_t)src_size);
+    if (ZSTD_isError(n) && ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation)
+      return wg_error_set(err, ENOMEM, "ZSTD decompression: %s", ZSTD_getErrorName(n));
     if (ZSTD_isError(n))
       return wg_error_set(err, EPROTO, "corrupt ZSTD frame: %s", ZSTD_getErrorName(n));
     if ((int64_t)n != dst_size)

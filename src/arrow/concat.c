@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "arrow/array.h"
+#include "arrow/format.h"
 
 #define MAX_DEPTH 64
 
@@ -24,6 +25,8 @@ struct ctx {
   struct wg_shared *holder;
   struct wg_holder_builder *hb;
   struct wg_error *err;
+  int64_t budget, limit; /* bytes of output buffers left, and at the start */
+  bool over_budget;      /* an allocation was refused by the budget, not by malloc */
 };
 
 enum kind {
@@ -45,99 +48,61 @@ enum kind {
   K_UNSUPPORTED,
 };
 
-/* Classifies a format string; *width gets the byte width of K_FIXED, the list size of K_FSL. */
+/* Classifies a format string with the type parser (format.c); *width gets the byte width of
+ * K_FIXED, the list size of K_FSL. */
 static enum kind classify(const char *f, int64_t *width) {
+  struct wg_arrow_type t;
   *width = 0;
-  if (f == NULL || f[0] == '\0') return K_UNSUPPORTED;
-  if (f[1] == '\0') {
-    switch (f[0]) {
-    case 'n':
-      return K_NULL;
-    case 'b':
-      return K_BOOL;
-    case 'c':
-    case 'C':
-      *width = 1;
-      return K_FIXED;
-    case 's':
-    case 'S':
-    case 'e':
-      *width = 2;
-      return K_FIXED;
-    case 'i':
-    case 'I':
-    case 'f':
-      *width = 4;
-      return K_FIXED;
-    case 'l':
-    case 'L':
-    case 'g':
-      *width = 8;
-      return K_FIXED;
-    case 'u':
-    case 'z':
-      return K_BIN32;
-    case 'U':
-    case 'Z':
-      return K_BIN64;
-    default:
-      return K_UNSUPPORTED;
-    }
-  }
-  if (strcmp(f, "vu") == 0 || strcmp(f, "vz") == 0) return K_VIEW;
-  if (f[0] == 'd' && f[1] == ':') {
-    const char *c1 = strchr(f, ',');
-    const char *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-    long bits = c2 ? strtol(c2 + 1, NULL, 10) : 128;
-    if (bits != 32 && bits != 64 && bits != 128 && bits != 256) return K_UNSUPPORTED;
-    *width = bits / 8;
+  if (wg_arrow_type_parse(f, &t, NULL) != 0) return K_UNSUPPORTED;
+  switch (t.id) {
+  case WG_TYPE_NA:
+    return K_NULL;
+  case WG_TYPE_BOOL:
+    return K_BOOL;
+  case WG_TYPE_BINARY:
+  case WG_TYPE_STRING:
+    return K_BIN32;
+  case WG_TYPE_LARGE_BINARY:
+  case WG_TYPE_LARGE_STRING:
+    return K_BIN64;
+  case WG_TYPE_BINARY_VIEW:
+  case WG_TYPE_STRING_VIEW:
+    return K_VIEW;
+  case WG_TYPE_LIST:
+  case WG_TYPE_MAP:
+    return K_LIST32;
+  case WG_TYPE_LARGE_LIST:
+    return K_LIST64;
+  case WG_TYPE_LIST_VIEW:
+    return K_LISTVIEW32;
+  case WG_TYPE_LARGE_LIST_VIEW:
+    return K_LISTVIEW64;
+  case WG_TYPE_FIXED_SIZE_LIST:
+    *width = t.fixed_size;
+    return K_FSL;
+  case WG_TYPE_STRUCT:
+    return K_STRUCT;
+  case WG_TYPE_SPARSE_UNION:
+    return K_SPARSE;
+  case WG_TYPE_DENSE_UNION:
+    return K_DENSE;
+  case WG_TYPE_RUN_END_ENCODED:
+    return K_REE;
+  default: /* the fixed widths: integers, floats, decimals, dates, times, intervals, w:N */
+    if (t.bit_width <= 0 || t.bit_width % 8 != 0) return K_UNSUPPORTED;
+    *width = t.bit_width / 8;
     return K_FIXED;
   }
-  if (f[0] == 'w' && f[1] == ':') {
-    long n = strtol(f + 2, NULL, 10);
-    if (n <= 0) return K_UNSUPPORTED;
-    *width = n;
-    return K_FIXED;
-  }
-  if (f[0] == 't') {
-    if (strcmp(f, "tdD") == 0 || strcmp(f, "tts") == 0 || strcmp(f, "ttm") == 0 ||
-        strcmp(f, "tiM") == 0) {
-      *width = 4;
-      return K_FIXED;
-    }
-    if (strcmp(f, "tdm") == 0 || strcmp(f, "ttu") == 0 || strcmp(f, "ttn") == 0 ||
-        strcmp(f, "tiD") == 0 || strncmp(f, "ts", 2) == 0 || strncmp(f, "tD", 2) == 0) {
-      *width = 8;
-      return K_FIXED;
-    }
-    if (strcmp(f, "tin") == 0) {
-      *width = 16;
-      return K_FIXED;
-    }
-    return K_UNSUPPORTED;
-  }
-  if (f[0] == '+') {
-    if (strcmp(f, "+l") == 0 || strcmp(f, "+m") == 0) return K_LIST32;
-    if (strcmp(f, "+L") == 0) return K_LIST64;
-    if (strcmp(f, "+s") == 0) return K_STRUCT;
-    if (strncmp(f, "+w:", 3) == 0) {
-      long n = strtol(f + 3, NULL, 10);
-      if (n < 0) return K_UNSUPPORTED;
-      *width = n;
-      return K_FSL;
-    }
-    if (strncmp(f, "+us:", 4) == 0) return K_SPARSE;
-    if (strncmp(f, "+ud:", 4) == 0) return K_DENSE;
-    if (strcmp(f, "+vl") == 0) return K_LISTVIEW32;
-    if (strcmp(f, "+vL") == 0) return K_LISTVIEW64;
-    if (strcmp(f, "+r") == 0) return K_REE;
-  }
-  return K_UNSUPPORTED;
 }
 
 /* An aligned, owned buffer of `size` bytes whose padding up to 64 bytes is zeroed (the IPC encoder
  * sends padding). zero: clear it all (bitmaps). */
 static void *alloc_buf(struct ctx *c, int64_t size, bool zero) {
+  if (size < 0 || size > c->budget) {
+    c->over_budget = true;
+    return NULL;
+  }
+  c->budget -= size;
   int64_t cap = (size + 63) & ~(int64_t)63;
   if (cap == 0) cap = 64;
   uint8_t *p = aligned_alloc(64, (size_t)cap);
@@ -151,6 +116,9 @@ static void *alloc_buf(struct ctx *c, int64_t size, bool zero) {
 }
 
 static int oom(struct ctx *c, const char *what, int64_t size) {
+  if (c->over_budget)
+    return wg_error_set(c->err, EPROTO, "concat: %s of %lld bytes is over the %lld byte limit",
+                        what, (long long)size, (long long)c->limit);
   return wg_error_set(c->err, ENOMEM, "concat: out of memory for %s (%lld bytes)", what,
                       (long long)size);
 }
@@ -221,17 +189,6 @@ static int concat_validity(struct ctx *c, const struct piece *ps, int64_t n, int
   return 0;
 }
 
-static inline int64_t load_off(const void *buf, int64_t i, bool wide) {
-  if (wide) {
-    int64_t v;
-    memcpy(&v, (const uint8_t *)buf + i * 8, 8);
-    return v;
-  }
-  int32_t v;
-  memcpy(&v, (const uint8_t *)buf + i * 4, 4);
-  return v;
-}
-
 /* Signed integer i of `width` bytes (2, 4 or 8) in buf. */
 static int64_t load_int(const void *buf, int64_t i, int64_t width) {
   const uint8_t *p = (const uint8_t *)buf + i * width;
@@ -263,21 +220,12 @@ static void store_int(void *buf, int64_t i, int64_t width, int64_t v) {
   }
 }
 
-static inline void store_off(void *buf, int64_t i, int64_t v, bool wide) {
-  if (wide) {
-    memcpy((uint8_t *)buf + i * 8, &v, 8);
-  } else {
-    int32_t w = (int32_t)v;
-    memcpy((uint8_t *)buf + i * 4, &w, 4);
-  }
-}
-
 /* Rebases the offsets of every piece into out_offsets (total + 1 entries) and fills ranges[i]
  * with the [begin, end) range each piece spans in its values (data bytes or child slots). */
 static int concat_offsets(struct ctx *c, const struct piece *ps, int64_t n, bool wide,
                           void *out_offsets, int64_t *ranges) {
   int64_t pos = 0, cur = 0;
-  store_off(out_offsets, 0, 0, wide);
+  wg_offset_store(out_offsets, 0, 0, wide);
   for (int64_t i = 0; i < n; i++) {
     const void *in = ps[i].a->buffers[1];
     if (ps[i].len == 0) {
@@ -285,19 +233,19 @@ static int concat_offsets(struct ctx *c, const struct piece *ps, int64_t n, bool
       continue;
     }
     if (in == NULL) return wg_error_set(c->err, EINVAL, "concat: offsets buffer is NULL");
-    int64_t base = load_off(in, ps[i].start, wide);
-    int64_t end = load_off(in, ps[i].start + ps[i].len, wide);
+    int64_t base = wg_offset_load(in, ps[i].start, wide);
+    int64_t end = wg_offset_load(in, ps[i].start + ps[i].len, wide);
     if (base < 0 || end < base)
       return wg_error_set(c->err, EINVAL, "concat: offsets %lld..%lld out of order",
                           (long long)base, (long long)end);
     ranges[2 * i] = base;
     ranges[2 * i + 1] = end;
     for (int64_t j = 1; j <= ps[i].len; j++) {
-      int64_t o = load_off(in, ps[i].start + j, wide);
+      int64_t o = wg_offset_load(in, ps[i].start + j, wide);
       if (o < base || o > end)
         return wg_error_set(c->err, EINVAL, "concat: offset %lld outside %lld..%lld", (long long)o,
                             (long long)base, (long long)end);
-      store_off(out_offsets, pos + j, cur + (o - base), wide);
+      wg_offset_store(out_offsets, pos + j, cur + (o - base), wide);
     }
     pos += ps[i].len;
     cur += end - base;
@@ -349,8 +297,10 @@ static bool dict_equal(const struct ArrowSchema *schema, const struct ArrowArray
                  (const uint8_t *)b->buffers[1] + ib * width, (size_t)width) != 0)
         return false;
     } else {
-      int64_t a0 = load_off(a->buffers[1], ia, wide), a1 = load_off(a->buffers[1], ia + 1, wide);
-      int64_t b0 = load_off(b->buffers[1], ib, wide), b1 = load_off(b->buffers[1], ib + 1, wide);
+      int64_t a0 = wg_offset_load(a->buffers[1], ia, wide);
+      int64_t a1 = wg_offset_load(a->buffers[1], ia + 1, wide);
+      int64_t b0 = wg_offset_load(b->buffers[1], ib, wide);
+      int64_t b1 = wg_offset_load(b->buffers[1], ib + 1, wide);
       if (a1 - a0 != b1 - b0) return false;
       if (a1 > a0 && memcmp((const uint8_t *)a->buffers[2] + a0,
                             (const uint8_t *)b->buffers[2] + b0, (size_t)(a1 - a0)) != 0)
@@ -459,16 +409,12 @@ static int concat_dictionary(struct ctx *c, const struct ArrowSchema *schema,
 
 /* Maps union type ids to child indices from a "+us:..."/"+ud:..." format. */
 static int union_ids(struct ctx *c, const char *f, int64_t n_children, int8_t map[128]) {
+  struct wg_arrow_type t;
   memset(map, -1, 128);
-  const char *p = f + 4;
-  for (int64_t k = 0; k < n_children; k++) {
-    char *end;
-    long id = strtol(p, &end, 10);
-    if (end == p || id < 0 || id > 127)
-      return wg_error_set(c->err, EINVAL, "concat: union format \"%s\"", f);
-    map[id] = (int8_t)k;
-    p = *end == ',' ? end + 1 : end;
-  }
+  if (wg_arrow_type_parse(f, &t, NULL) != 0 || t.n_type_ids < n_children)
+    return wg_error_set(c->err, EINVAL, "concat: union format \"%s\"", f);
+  for (int64_t k = 0; k < n_children; k++)
+    map[t.type_ids[k]] = (int8_t)k;
   return 0;
 }
 
@@ -493,7 +439,8 @@ static int concat_list_views(struct ctx *c, const struct ArrowSchema *schema,
     const struct ArrowArray *a = ps[i].a;
     int64_t child_len = a->children[0]->length, lo = INT64_MAX, hi = 0;
     for (int64_t j = ps[i].start; j < ps[i].start + ps[i].len; j++) {
-      int64_t o = load_off(a->buffers[1], j, wide), z = load_off(a->buffers[2], j, wide);
+      int64_t o = wg_offset_load(a->buffers[1], j, wide);
+      int64_t z = wg_offset_load(a->buffers[2], j, wide);
       if (z == 0) continue;
       if (o < 0 || z < 0 || o > child_len - z) {
         rc = wg_error_set(c->err, EINVAL, "concat: list view %lld+%lld outside a child of %lld",
@@ -509,10 +456,10 @@ static int concat_list_views(struct ctx *c, const struct ArrowSchema *schema,
     if (!wide && base + (hi - lo) > INT32_MAX)
       rc = wg_error_set(c->err, EOVERFLOW, "concat: list view offsets overflow 32 bits");
     for (int64_t j = 0; j < ps[i].len && rc == 0; j++) {
-      int64_t o = load_off(a->buffers[1], ps[i].start + j, wide);
-      int64_t z = load_off(a->buffers[2], ps[i].start + j, wide);
-      store_off(offs, pos + j, z == 0 ? base : o - lo + base, wide);
-      store_off(sizes, pos + j, z, wide);
+      int64_t o = wg_offset_load(a->buffers[1], ps[i].start + j, wide);
+      int64_t z = wg_offset_load(a->buffers[2], ps[i].start + j, wide);
+      wg_offset_store(offs, pos + j, z == 0 ? base : o - lo + base, wide);
+      wg_offset_store(sizes, pos + j, z, wide);
     }
     pos += ps[i].len;
     base += hi - lo;
@@ -591,6 +538,208 @@ static int concat_run_ends(struct ctx *c, const struct ArrowSchema *schema,
   return rc;
 }
 
+/* Booleans and fixed widths: the validity, then one copy (or bit copy) per piece. */
+static int concat_fixed(struct ctx *c, const struct ArrowSchema *schema,
+                        const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                        int64_t width, struct ArrowArray *out, int depth) {
+  WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
+  int64_t size = k == K_BOOL ? (total + 7) / 8 : total * width;
+  uint8_t *v = alloc_buf(c, size, k == K_BOOL);
+  if (v == NULL) return oom(c, "values", size);
+  int64_t pos = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (ps[i].len > 0) {
+      const uint8_t *src = ps[i].a->buffers[1];
+      if (src == NULL) return wg_error_set(c->err, EINVAL, "concat: values buffer is NULL");
+      if (k == K_BOOL)
+        copy_bits(v, pos, src, ps[i].start, ps[i].len);
+      else
+        memcpy(v + pos * width, src + ps[i].start * width, (size_t)(ps[i].len * width));
+    }
+    pos += ps[i].len;
+  }
+  out->buffers[1] = v;
+  return 0;
+}
+
+/* Binary, strings and lists: offsets rebased, then the data bytes or the child ranges. */
+static int concat_offsets_node(struct ctx *c, const struct ArrowSchema *schema,
+                               const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                               int64_t width, struct ArrowArray *out, int depth) {
+  bool wide = k == K_BIN64 || k == K_LIST64;
+  WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
+  int64_t osize = (total + 1) * (wide ? 8 : 4);
+  void *offsets = alloc_buf(c, osize, false);
+  int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
+  if (offsets == NULL || ranges == NULL) {
+    free(ranges);
+    return oom(c, "offsets", osize);
+  }
+  out->buffers[1] = offsets;
+  int rc = concat_offsets(c, ps, n, wide, offsets, ranges);
+  if (rc == 0 && (k == K_BIN32 || k == K_BIN64)) {
+    int64_t bytes = 0;
+    for (int64_t i = 0; i < n; i++)
+      bytes += ranges[2 * i + 1] - ranges[2 * i];
+    uint8_t *data = alloc_buf(c, bytes, false);
+    if (data == NULL) rc = oom(c, "string data", bytes);
+    int64_t pos = 0;
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+      int64_t len = ranges[2 * i + 1] - ranges[2 * i];
+      if (len > 0) memcpy(data + pos, (const uint8_t *)ps[i].a->buffers[2] + ranges[2 * i], len);
+      pos += len;
+    }
+    out->buffers[2] = data;
+  } else if (rc == 0) {
+    rc = concat_child(c, schema, ps, n, 0, ranges, out->children[0], depth);
+  }
+  free(ranges);
+  return rc;
+}
+
+/* Views: every piece's data buffers copied, buffer indices of long views moved. */
+static int concat_views(struct ctx *c, const struct ArrowSchema *schema,
+                        const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                        int64_t width, struct ArrowArray *out, int depth) {
+  int64_t n_buffers = out->n_buffers, n_var = n_buffers - 3; /* 3 + the data buffers */
+  WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
+  uint8_t *views = alloc_buf(c, total * 16, false);
+  int64_t *sizes = alloc_buf(c, n_var * 8, false);
+  if (views == NULL || sizes == NULL) return oom(c, "views", total * 16);
+  out->buffers[1] = views;
+  out->buffers[n_buffers - 1] = sizes;
+  int64_t pos = 0, base = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const struct ArrowArray *a = ps[i].a;
+    int64_t nv = a->n_buffers - 3;
+    const uint8_t *in_sizes = a->buffers[a->n_buffers - 1];
+    for (int64_t b = 0; b < nv; b++) {
+      int64_t sz;
+      memcpy(&sz, in_sizes + b * 8, 8);
+      if (sz < 0)
+        return wg_error_set(c->err, EINVAL, "concat: view buffer size %lld", (long long)sz);
+      uint8_t *copy = alloc_buf(c, sz, false);
+      if (copy == NULL) return oom(c, "view data", sz);
+      if (sz > 0) memcpy(copy, a->buffers[2 + b], (size_t)sz);
+      out->buffers[2 + base + b] = copy;
+      sizes[base + b] = sz;
+    }
+    if (ps[i].len > 0) {
+      uint8_t *d = views + pos * 16;
+      memcpy(d, (const uint8_t *)a->buffers[1] + ps[i].start * 16, (size_t)(ps[i].len * 16));
+      if (base > 0) {
+        for (int64_t j = 0; j < ps[i].len; j++) {
+          int32_t len, idx;
+          memcpy(&len, d + j * 16, 4);
+          if (len <= 12) continue;
+          memcpy(&idx, d + j * 16 + 8, 4);
+          idx += (int32_t)base;
+          memcpy(d + j * 16 + 8, &idx, 4);
+        }
+      }
+    }
+    pos += ps[i].len;
+    base += nv;
+  }
+  return 0;
+}
+
+/* Structs and fixed size lists: every child over the parents' slots (times the list size). */
+static int concat_nested(struct ctx *c, const struct ArrowSchema *schema,
+                         const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                         int64_t width, struct ArrowArray *out, int depth) {
+  WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
+  int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
+  if (ranges == NULL) return oom(c, "ranges", n * 16);
+  int64_t per = k == K_FSL ? width : 1;
+  int rc = 0;
+  for (int64_t ch = 0; ch < schema->n_children && rc == 0; ch++) {
+    /* children are indexed by the parent's logical slot (parent offset included) */
+    for (int64_t i = 0; i < n; i++) {
+      ranges[2 * i] = ps[i].start * per;
+      ranges[2 * i + 1] = ranges[2 * i] + ps[i].len * per;
+    }
+    rc = concat_child(c, schema, ps, n, ch, ranges, out->children[ch], depth);
+  }
+  free(ranges);
+  return rc;
+}
+
+/* Unions: type ids copied; sparse children over the same slots, dense whole children with
+ * offsets moved by the child lengths before them. */
+static int concat_union(struct ctx *c, const struct ArrowSchema *schema,
+                        const struct piece *ps, int64_t n, int64_t total, enum kind k,
+                        int64_t width, struct ArrowArray *out, int depth) {
+  int8_t map[128];
+  WG_RETURN_NOT_OK(union_ids(c, schema->format, schema->n_children, map));
+  out->null_count = 0;
+  uint8_t *ids = alloc_buf(c, total, false);
+  if (ids == NULL) return oom(c, "union type ids", total);
+  out->buffers[0] = ids;
+  int64_t pos = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (ps[i].len > 0)
+      memcpy(ids + pos, (const uint8_t *)ps[i].a->buffers[0] + ps[i].start, (size_t)ps[i].len);
+    pos += ps[i].len;
+  }
+  int64_t nc = schema->n_children;
+  int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
+  if (ranges == NULL) return oom(c, "ranges", n * 16);
+  int rc = 0;
+  if (k == K_SPARSE) {
+    for (int64_t ch = 0; ch < nc && rc == 0; ch++) {
+      for (int64_t i = 0; i < n; i++) {
+        ranges[2 * i] = ps[i].start;
+        ranges[2 * i + 1] = ps[i].start + ps[i].len;
+      }
+      rc = concat_child(c, schema, ps, n, ch, ranges, out->children[ch], depth);
+    }
+    free(ranges);
+    return rc;
+  }
+  /* Dense: whole children are copied; offsets shift by the child lengths before them. */
+  int32_t *offs = alloc_buf(c, total * 4, false);
+  int64_t *base = calloc((size_t)(nc ? nc : 1), sizeof(int64_t));
+  if (offs == NULL || base == NULL) rc = oom(c, "union offsets", total * 4);
+  out->buffers[1] = offs;
+  pos = 0;
+  for (int64_t i = 0; i < n && rc == 0; i++) {
+    const uint8_t *in_ids = (const uint8_t *)ps[i].a->buffers[0] + ps[i].start;
+    const uint8_t *in_offs = (const uint8_t *)ps[i].a->buffers[1] + ps[i].start * 4;
+    for (int64_t j = 0; j < ps[i].len; j++) {
+      int8_t id = (int8_t)in_ids[j];
+      int32_t o;
+      memcpy(&o, in_offs + j * 4, 4);
+      int8_t ch = id >= 0 ? map[id] : -1;
+      if (ch < 0 || o < 0 || o >= ps[i].a->children[ch]->length) {
+        rc = wg_error_set(c->err, EINVAL, "concat: dense union slot with type id %d offset %d",
+                          id, o);
+        break;
+      }
+      int64_t v = o + base[ch];
+      if (v > INT32_MAX) {
+        rc = wg_error_set(c->err, EOVERFLOW, "concat: dense union offset overflow");
+        break;
+      }
+      int32_t w = (int32_t)v;
+      memcpy(offs + pos + j, &w, 4);
+    }
+    pos += ps[i].len;
+    for (int64_t ch = 0; ch < nc; ch++)
+      base[ch] += ps[i].a->children[ch]->length;
+  }
+  for (int64_t ch = 0; ch < nc && rc == 0; ch++) {
+    for (int64_t i = 0; i < n; i++) {
+      ranges[2 * i] = 0;
+      ranges[2 * i + 1] = ps[i].a->children[ch]->length;
+    }
+    rc = concat_child(c, schema, ps, n, ch, ranges, out->children[ch], depth);
+  }
+  free(base);
+  free(ranges);
+  return rc;
+}
+
 static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const struct piece *ps,
                        int64_t n, struct ArrowArray *out, int depth) {
   memset(out, 0, sizeof(*out));
@@ -643,191 +792,21 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
     out->null_count = total;
     return 0;
   case K_BOOL:
-  case K_FIXED: {
-    WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
-    int64_t size = k == K_BOOL ? (total + 7) / 8 : total * width;
-    uint8_t *v = alloc_buf(c, size, k == K_BOOL);
-    if (v == NULL) return oom(c, "values", size);
-    int64_t pos = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (ps[i].len > 0) {
-        const uint8_t *src = ps[i].a->buffers[1];
-        if (src == NULL) return wg_error_set(c->err, EINVAL, "concat: values buffer is NULL");
-        if (k == K_BOOL)
-          copy_bits(v, pos, src, ps[i].start, ps[i].len);
-        else
-          memcpy(v + pos * width, src + ps[i].start * width, (size_t)(ps[i].len * width));
-      }
-      pos += ps[i].len;
-    }
-    out->buffers[1] = v;
-    return 0;
-  }
+  case K_FIXED:
+    return concat_fixed(c, schema, ps, n, total, k, width, out, depth);
   case K_BIN32:
   case K_BIN64:
   case K_LIST32:
-  case K_LIST64: {
-    bool wide = k == K_BIN64 || k == K_LIST64;
-    WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
-    int64_t osize = (total + 1) * (wide ? 8 : 4);
-    void *offsets = alloc_buf(c, osize, false);
-    int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
-    if (offsets == NULL || ranges == NULL) {
-      free(ranges);
-      return oom(c, "offsets", osize);
-    }
-    out->buffers[1] = offsets;
-    int rc = concat_offsets(c, ps, n, wide, offsets, ranges);
-    if (rc == 0 && (k == K_BIN32 || k == K_BIN64)) {
-      int64_t bytes = 0;
-      for (int64_t i = 0; i < n; i++)
-        bytes += ranges[2 * i + 1] - ranges[2 * i];
-      uint8_t *data = alloc_buf(c, bytes, false);
-      if (data == NULL) rc = oom(c, "string data", bytes);
-      int64_t pos = 0;
-      for (int64_t i = 0; i < n && rc == 0; i++) {
-        int64_t len = ranges[2 * i + 1] - ranges[2 * i];
-        if (len > 0) memcpy(data + pos, (const uint8_t *)ps[i].a->buffers[2] + ranges[2 * i], len);
-        pos += len;
-      }
-      out->buffers[2] = data;
-    } else if (rc == 0) {
-      rc = concat_child(c, schema, ps, n, 0, ranges, out->children[0], depth);
-    }
-    free(ranges);
-    return rc;
-  }
-  case K_VIEW: {
-    WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
-    uint8_t *views = alloc_buf(c, total * 16, false);
-    int64_t *sizes = alloc_buf(c, n_var * 8, false);
-    if (views == NULL || sizes == NULL) return oom(c, "views", total * 16);
-    out->buffers[1] = views;
-    out->buffers[n_buffers - 1] = sizes;
-    int64_t pos = 0, base = 0;
-    for (int64_t i = 0; i < n; i++) {
-      const struct ArrowArray *a = ps[i].a;
-      int64_t nv = a->n_buffers - 3;
-      const uint8_t *in_sizes = a->buffers[a->n_buffers - 1];
-      for (int64_t b = 0; b < nv; b++) {
-        int64_t sz;
-        memcpy(&sz, in_sizes + b * 8, 8);
-        if (sz < 0)
-          return wg_error_set(c->err, EINVAL, "concat: view buffer size %lld", (long long)sz);
-        uint8_t *copy = alloc_buf(c, sz, false);
-        if (copy == NULL) return oom(c, "view data", sz);
-        if (sz > 0) memcpy(copy, a->buffers[2 + b], (size_t)sz);
-        out->buffers[2 + base + b] = copy;
-        sizes[base + b] = sz;
-      }
-      if (ps[i].len > 0) {
-        uint8_t *d = views + pos * 16;
-        memcpy(d, (const uint8_t *)a->buffers[1] + ps[i].start * 16, (size_t)(ps[i].len * 16));
-        if (base > 0) {
-          for (int64_t j = 0; j < ps[i].len; j++) {
-            int32_t len, idx;
-            memcpy(&len, d + j * 16, 4);
-            if (len <= 12) continue;
-            memcpy(&idx, d + j * 16 + 8, 4);
-            idx += (int32_t)base;
-            memcpy(d + j * 16 + 8, &idx, 4);
-          }
-        }
-      }
-      pos += ps[i].len;
-      base += nv;
-    }
-    return 0;
-  }
+  case K_LIST64:
+    return concat_offsets_node(c, schema, ps, n, total, k, width, out, depth);
+  case K_VIEW:
+    return concat_views(c, schema, ps, n, total, k, width, out, depth);
   case K_FSL:
-  case K_STRUCT: {
-    WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
-    int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
-    if (ranges == NULL) return oom(c, "ranges", n * 16);
-    int64_t per = k == K_FSL ? width : 1;
-    int rc = 0;
-    for (int64_t ch = 0; ch < schema->n_children && rc == 0; ch++) {
-      /* children are indexed by the parent's logical slot (parent offset included) */
-      for (int64_t i = 0; i < n; i++) {
-        ranges[2 * i] = ps[i].start * per;
-        ranges[2 * i + 1] = ranges[2 * i] + ps[i].len * per;
-      }
-      rc = concat_child(c, schema, ps, n, ch, ranges, out->children[ch], depth);
-    }
-    free(ranges);
-    return rc;
-  }
+  case K_STRUCT:
+    return concat_nested(c, schema, ps, n, total, k, width, out, depth);
   case K_SPARSE:
-  case K_DENSE: {
-    int8_t map[128];
-    WG_RETURN_NOT_OK(union_ids(c, schema->format, schema->n_children, map));
-    out->null_count = 0;
-    uint8_t *ids = alloc_buf(c, total, false);
-    if (ids == NULL) return oom(c, "union type ids", total);
-    out->buffers[0] = ids;
-    int64_t pos = 0;
-    for (int64_t i = 0; i < n; i++) {
-      if (ps[i].len > 0)
-        memcpy(ids + pos, (const uint8_t *)ps[i].a->buffers[0] + ps[i].start, (size_t)ps[i].len);
-      pos += ps[i].len;
-    }
-    int64_t nc = schema->n_children;
-    int64_t *ranges = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
-    if (ranges == NULL) return oom(c, "ranges", n * 16);
-    int rc = 0;
-    if (k == K_SPARSE) {
-      for (int64_t ch = 0; ch < nc && rc == 0; ch++) {
-        for (int64_t i = 0; i < n; i++) {
-          ranges[2 * i] = ps[i].start;
-          ranges[2 * i + 1] = ps[i].start + ps[i].len;
-        }
-        rc = concat_child(c, schema, ps, n, ch, ranges, out->children[ch], depth);
-      }
-      free(ranges);
-      return rc;
-    }
-    /* Dense: whole children are copied; offsets shift by the child lengths before them. */
-    int32_t *offs = alloc_buf(c, total * 4, false);
-    int64_t *base = calloc((size_t)(nc ? nc : 1), sizeof(int64_t));
-    if (offs == NULL || base == NULL) rc = oom(c, "union offsets", total * 4);
-    out->buffers[1] = offs;
-    pos = 0;
-    for (int64_t i = 0; i < n && rc == 0; i++) {
-      const uint8_t *in_ids = (const uint8_t *)ps[i].a->buffers[0] + ps[i].start;
-      const uint8_t *in_offs = (const uint8_t *)ps[i].a->buffers[1] + ps[i].start * 4;
-      for (int64_t j = 0; j < ps[i].len; j++) {
-        int8_t id = (int8_t)in_ids[j];
-        int32_t o;
-        memcpy(&o, in_offs + j * 4, 4);
-        int8_t ch = id >= 0 ? map[id] : -1;
-        if (ch < 0 || o < 0 || o >= ps[i].a->children[ch]->length) {
-          rc = wg_error_set(c->err, EINVAL, "concat: dense union slot with type id %d offset %d",
-                            id, o);
-          break;
-        }
-        int64_t v = o + base[ch];
-        if (v > INT32_MAX) {
-          rc = wg_error_set(c->err, EOVERFLOW, "concat: dense union offset overflow");
-          break;
-        }
-        int32_t w = (int32_t)v;
-        memcpy(offs + pos + j, &w, 4);
-      }
-      pos += ps[i].len;
-      for (int64_t ch = 0; ch < nc; ch++)
-        base[ch] += ps[i].a->children[ch]->length;
-    }
-    for (int64_t ch = 0; ch < nc && rc == 0; ch++) {
-      for (int64_t i = 0; i < n; i++) {
-        ranges[2 * i] = 0;
-        ranges[2 * i + 1] = ps[i].a->children[ch]->length;
-      }
-      rc = concat_child(c, schema, ps, n, ch, ranges, out->children[ch], depth);
-    }
-    free(base);
-    free(ranges);
-    return rc;
-  }
+  case K_DENSE:
+    return concat_union(c, schema, ps, n, total, k, width, out, depth);
   case K_LISTVIEW32:
   case K_LISTVIEW64:
     WG_RETURN_NOT_OK(concat_validity(c, ps, n, total, out));
@@ -841,10 +820,16 @@ static int concat_node(struct ctx *c, const struct ArrowSchema *schema, const st
 
 int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays, int64_t n,
                     struct ArrowArray *out, struct wg_error *err) {
+  return wg__arrow_concat_limited(schema, arrays, n, INT64_MAX, NULL, out, err);
+}
+
+int wg__arrow_concat_limited(const struct ArrowSchema *schema, struct ArrowArray *arrays,
+                             int64_t n, int64_t budget, int64_t *spent, struct ArrowArray *out,
+                             struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   int rc = 0;
   struct piece *ps = NULL;
-  struct ctx c = {NULL, NULL, err};
+  struct ctx c = {NULL, NULL, err, budget < 0 ? 0 : budget, budget < 0 ? 0 : budget, false};
   if (schema == NULL || n < 0 || (n > 0 && arrays == NULL)) {
     rc = wg_error_set(err, EINVAL, "concat: NULL schema or arrays");
     goto done;
@@ -869,6 +854,7 @@ int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays,
   rc = concat_node(&c, schema, ps, n, out, 0);
   if (rc != 0) wg_array_release(out);
 done:
+  if (spent != NULL) *spent = c.limit - c.budget;
   wg_shared_unref(c.holder); /* the output nodes keep their own references */
   free(ps);
   for (int64_t i = 0; arrays != NULL && i < n; i++)
@@ -922,7 +908,8 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
   case K_LIST64: {
     bool wide = k == K_BIN64 || k == K_LIST64;
     if (a->n_buffers < 2 || a->buffers[1] == NULL) return -1;
-    int64_t first = load_off(a->buffers[1], s, wide), last = load_off(a->buffers[1], s + len, wide);
+    int64_t first = wg_offset_load(a->buffers[1], s, wide);
+    int64_t last = wg_offset_load(a->buffers[1], s + len, wide);
     if (first < 0 || last < first) return -1;
     total += (len + 1) * (wide ? 8 : 4);
     if (k == K_BIN32 || k == K_BIN64) return total + (last - first);
@@ -952,7 +939,7 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
     return total;
   case K_DENSE: { /* type ids and offsets, and each child's slots between its lowest and highest */
     int8_t map[128];
-    struct ctx c = {NULL, NULL, NULL};
+    struct ctx c = {NULL, NULL, NULL, 0, 0, false};
     if (a->n_buffers < 2 || a->buffers[0] == NULL || a->buffers[1] == NULL || a->n_children > 128 ||
         union_ids(&c, schema->format, a->n_children, map) != 0)
       return -1;
@@ -981,7 +968,8 @@ static int64_t range_bytes(const struct ArrowSchema *schema, const struct ArrowA
     if (a->n_buffers < 3 || a->buffers[1] == NULL || a->buffers[2] == NULL) return -1;
     int64_t lo = INT64_MAX, hi = 0;
     for (int64_t i = s; i < s + len; i++) {
-      int64_t o = load_off(a->buffers[1], i, wide), z = load_off(a->buffers[2], i, wide);
+      int64_t o = wg_offset_load(a->buffers[1], i, wide);
+      int64_t z = wg_offset_load(a->buffers[2], i, wide);
       if (z == 0) continue;
       if (o < 0 || z < 0) return -1;
       if (o < lo) lo = o;

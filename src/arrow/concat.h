@@ -24,6 +24,15 @@
 int wg_arrow_concat(const struct ArrowSchema *schema, struct ArrowArray *arrays, int64_t n,
                     struct ArrowArray *out, struct wg_error *err);
 
+/* wg_arrow_concat with a budget: the output buffers may take `budget` bytes in all; an allocation
+ * beyond it fails the concatenation with EPROTO (the input claims more than it may cost), while
+ * malloc failing is ENOMEM. *spent (may be NULL) gets the bytes allocated, on success and on
+ * error. For the IPC decoder's delta dictionaries, whose sizes come from the wire. Ownership and
+ * the other codes as wg_arrow_concat's. */
+int wg__arrow_concat_limited(const struct ArrowSchema *schema, struct ArrowArray *arrays,
+                             int64_t n, int64_t budget, int64_t *spent, struct ArrowArray *out,
+                             struct wg_error *err);
+
 /* The bytes rows [start, start + len) of `a` (relative to a->offset) take in buffers: what
  * wg_arrow_concat would copy for them, and about what an IPC body of them carries (validity
  * bitmaps where there are nulls, offsets, values, the children's ranges, whole dictionaries;

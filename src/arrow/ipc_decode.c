@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "arrow/compress.h"
+#include "arrow/concat.h"
 #include "arrow/ipc_internal.h"
 
 #define MESSAGE_HEADER_SCHEMA 1
@@ -572,7 +573,7 @@ static int decode_record_batch(struct wg_ipc_decoder *dec, int16_t version,
 /* ---- dictionaries ---- */
 
 static int concat_dictionary(struct wg_ipc_decoder *dec, const struct dnode *value,
-                             const struct ArrowArray *a, const struct ArrowArray *b,
+                             const struct ArrowArray *a, struct ArrowArray *b,
                              struct ArrowArray *out, struct wg_error *err);
 
 static int validate_tree(const struct ArrowSchema *s, const struct ArrowArray *a, int depth,
@@ -631,229 +632,50 @@ static int decode_dictionary_batch(struct wg_ipc_decoder *dec, int16_t version,
   return 0;
 }
 
-/* Concatenation of two dictionaries of the same type into new owned memory (delta dictionaries).
- * Supports every flat type (fixed width, boolean, binary, string, their large and view forms) and
- * struct/fixed-size-list nesting of them; other value types are reported as unsupported. */
-/* Allocations of one concatenation share a budget (the decoder's decompression limit), since a
- * dictionary of a childless struct may be long without costing any input bytes. */
-struct concat {
-  struct wg_holder_builder *hb;
-  struct wg_shared *holder;
-  int64_t budget, limit;
-};
-
-static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
-                       const struct ArrowArray *b, struct ArrowArray *out, struct concat *cc,
-                       struct wg_error *err);
-
-static int concat_dictionary(struct wg_ipc_decoder *dec, const struct dnode *value,
-                             const struct ArrowArray *a, const struct ArrowArray *b,
-                             struct ArrowArray *out, struct wg_error *err) {
-  int64_t allowance = 64 * dec->bytes_in + ((int64_t)64 << 20) - dec->concat_spent;
-  if (allowance > dec->limits.max_decompressed_size) allowance = dec->limits.max_decompressed_size;
-  if (allowance < 0) allowance = 0;
-  struct concat cc = {NULL, NULL, allowance, allowance};
-  cc.holder = wg_holder_create(&cc.hb);
-  if (cc.holder == NULL) return wg_error_set(err, ENOMEM, "out of memory");
-  int rc = concat_fill(value, a, b, out, &cc, err);
-  wg_shared_unref(cc.holder);
-  dec->concat_spent += cc.limit - cc.budget;
-  return rc;
-}
-
-static void *hb_alloc(struct concat *cc, int64_t size) {
-  if (size < 0 || size > cc->budget) return NULL;
-  cc->budget -= size;
-  struct wg_holder_builder *hb = cc->hb;
-  void *p = aligned_alloc(64, (size_t)((size + 63) & ~(int64_t)63) + 64);
-  if (p == NULL) return NULL;
-  memset(p, 0, (size_t)((size + 63) & ~(int64_t)63) + 64);
-  if (wg_holder_builder_add_alloc(hb, p) != 0) return NULL;
-  return p;
-}
-
-/* ORs n bits of src (all ones when src is NULL) into zeroed dst: bit by bit up to a byte boundary
- * of dst, then a byte at a time (shifting when src is not byte-aligned), then the tail. */
-static void copy_bits(uint8_t *dst, int64_t dst_off, const uint8_t *src, int64_t src_off,
-                      int64_t n) {
-  for (; n > 0 && (dst_off & 7) != 0; n--, dst_off++, src_off++)
-    if (src == NULL || wg_bit_get(src, src_off)) dst[dst_off >> 3] |= (uint8_t)(1 << (dst_off & 7));
-  int64_t bytes = n / 8;
-  uint8_t *d = dst + dst_off / 8;
-  if (src == NULL) {
-    memset(d, 0xFF, (size_t)bytes);
-  } else if ((src_off & 7) == 0) {
-    memcpy(d, src + src_off / 8, (size_t)bytes);
-  } else { /* every bit read lies inside the source's ceil((src_off + n) / 8) bytes */
-    const uint8_t *s = src + src_off / 8;
-    int sh = (int)(src_off & 7);
-    for (int64_t i = 0; i < bytes; i++)
-      d[i] = (uint8_t)((s[i] >> sh) | (s[i + 1] << (8 - sh)));
-  }
-  dst_off += bytes * 8;
-  src_off += bytes * 8;
-  n -= bytes * 8;
-  for (int64_t i = 0; i < n; i++)
-    if (src == NULL || wg_bit_get(src, src_off + i))
-      dst[(dst_off + i) >> 3] |= (uint8_t)(1 << ((dst_off + i) & 7));
-}
-
-static int concat_fill(const struct dnode *n, const struct ArrowArray *a,
-                       const struct ArrowArray *b, struct ArrowArray *out, struct concat *cc,
-                       struct wg_error *err) {
-  struct wg_holder_builder *hb = cc->hb;
-  const struct wg_arrow_type *t = &n->type;
-  int64_t len = a->length + b->length;
-  if (n->dict >= 0 || a->dictionary != NULL)
+/* Delta dictionaries are concatenated by concat.c (wg__arrow_concat_limited) for the value types
+ * the decoder has always merged: every flat type (fixed width, boolean, binary, string, their
+ * large and view forms) and struct/fixed-size-list nesting of them; others are unsupported. */
+static int delta_supported(const struct dnode *n, struct wg_error *err) {
+  if (n->dict >= 0)
     return wg_error_set(err, ENOTSUP, "delta of a dictionary whose values are dictionary-encoded");
-  int64_t nb = a->n_buffers;
-  if (t->id == WG_TYPE_BINARY_VIEW || t->id == WG_TYPE_STRING_VIEW)
-    nb = 3 + (a->n_buffers - 3) + (b->n_buffers - 3);
-  WG_RETURN_NOT_OK(wg_array_node_init(out, nb, n->n_children, cc->holder) ? ENOMEM : 0);
-  out->length = len;
-  out->null_count = 0;
-  if (wg_arrow_type_has_validity(t) && (a->null_count != 0 || b->null_count != 0)) {
-    uint8_t *v = hb_alloc(cc, (len + 7) / 8);
-    if (v == NULL) goto oom;
-    copy_bits(v, 0, a->buffers[0], a->offset, a->length);
-    copy_bits(v, a->length, b->buffers[0], b->offset, b->length);
-    out->buffers[0] = v;
-    out->null_count = len - wg_bitmap_count_set(v, 0, len); /* children are sliced views */
-  }
-  switch (t->id) {
+  switch (n->type.id) {
   case WG_TYPE_STRUCT:
-  case WG_TYPE_FIXED_SIZE_LIST: {
-    int64_t k = t->id == WG_TYPE_FIXED_SIZE_LIST ? t->fixed_size : 1;
-    for (int64_t c = 0; c < n->n_children; c++) {
-      /* children are sliced to the parents' ranges through shallow views */
-      struct ArrowArray ca = *a->children[c], cb = *b->children[c];
-      ca.offset += a->offset * k;
-      ca.length = a->length * k;
-      cb.offset += b->offset * k;
-      cb.length = b->length * k;
-      int rc = concat_fill(&n->children[c], &ca, &cb, out->children[c], cc, err);
-      if (rc != 0) {
-        wg_array_release(out);
-        return rc;
-      }
-    }
+  case WG_TYPE_FIXED_SIZE_LIST:
+    for (int64_t c = 0; c < n->n_children; c++)
+      WG_RETURN_NOT_OK(delta_supported(&n->children[c], err));
     return 0;
-  }
-  case WG_TYPE_BOOL: {
-    uint8_t *v = hb_alloc(cc, (len + 7) / 8);
-    if (v == NULL) goto oom;
-    copy_bits(v, 0, a->buffers[1], a->offset, a->length);
-    copy_bits(v, a->length, b->buffers[1], b->offset, b->length);
-    /* copy_bits treats NULL as ones; boolean data is never NULL for length > 0 */
-    out->buffers[1] = v;
-    return 0;
-  }
+  case WG_TYPE_BOOL:
   case WG_TYPE_BINARY:
   case WG_TYPE_STRING:
   case WG_TYPE_LARGE_BINARY:
-  case WG_TYPE_LARGE_STRING: {
-    int wide = t->id == WG_TYPE_LARGE_BINARY || t->id == WG_TYPE_LARGE_STRING;
-    int ow = wide ? 8 : 4;
-    int64_t a0, a1, b0, b1;
-    const uint8_t *ao = a->buffers[1], *bo = b->buffers[1];
-#define LOAD_OFF(p, i, dst)                                                                        \
-  do {                                                                                             \
-    if (wide) {                                                                                    \
-      memcpy(&dst, (p) + 8 * (i), 8);                                                              \
-    } else {                                                                                       \
-      int32_t x_;                                                                                  \
-      memcpy(&x_, (p) + 4 * (i), 4);                                                               \
-      dst = x_;                                                                                    \
-    }                                                                                              \
-  } while (0)
-    LOAD_OFF(ao, a->offset, a0);
-    LOAD_OFF(ao, a->offset + a->length, a1);
-    LOAD_OFF(bo, b->offset, b0);
-    LOAD_OFF(bo, b->offset + b->length, b1);
-    int64_t total = (a1 - a0) + (b1 - b0);
-    if (!wide && total > INT32_MAX) {
-      wg_array_release(out);
-      return wg_error_set(err, EOVERFLOW, "delta dictionary exceeds 2 GiB of string data");
-    }
-    uint8_t *offs = hb_alloc(cc, (len + 1) * ow), *data = hb_alloc(cc, total);
-    if (offs == NULL || data == NULL) goto oom;
-    for (int64_t i = 0; i <= len; i++) {
-      int64_t v;
-      if (i <= a->length) {
-        LOAD_OFF(ao, a->offset + i, v);
-        v -= a0;
-      } else {
-        LOAD_OFF(bo, b->offset + (i - a->length), v);
-        v = v - b0 + (a1 - a0);
-      }
-      if (wide) {
-        memcpy(offs + 8 * i, &v, 8);
-      } else {
-        int32_t x = (int32_t)v;
-        memcpy(offs + 4 * i, &x, 4);
-      }
-    }
-#undef LOAD_OFF
-    if (a1 > a0) memcpy(data, (const uint8_t *)a->buffers[2] + a0, (size_t)(a1 - a0));
-    if (b1 > b0) memcpy(data + (a1 - a0), (const uint8_t *)b->buffers[2] + b0, (size_t)(b1 - b0));
-    out->buffers[1] = offs;
-    out->buffers[2] = data;
-    return 0;
-  }
+  case WG_TYPE_LARGE_STRING:
   case WG_TYPE_BINARY_VIEW:
-  case WG_TYPE_STRING_VIEW: {
-    int64_t na = a->n_buffers - 3, nbv = b->n_buffers - 3;
-    uint8_t *views = hb_alloc(cc, len * 16);
-    int64_t *vs = hb_alloc(cc, (na + nbv) * 8);
-    if (views == NULL || vs == NULL) goto oom;
-    memcpy(views, (const uint8_t *)a->buffers[1] + 16 * a->offset, (size_t)(16 * a->length));
-    memcpy(views + 16 * a->length, (const uint8_t *)b->buffers[1] + 16 * b->offset,
-           (size_t)(16 * b->length));
-    for (int64_t i = a->length; i < len; i++) {
-      int32_t l, idx;
-      memcpy(&l, views + 16 * i, 4);
-      if (l <= 12) continue;
-      memcpy(&idx, views + 16 * i + 8, 4);
-      idx += (int32_t)na;
-      memcpy(views + 16 * i + 8, &idx, 4);
-    }
-    for (int64_t k = 0; k < na; k++) {
-      out->buffers[2 + k] = a->buffers[2 + k];
-      memcpy(&vs[k], (const uint8_t *)a->buffers[a->n_buffers - 1] + 8 * k, 8);
-    }
-    for (int64_t k = 0; k < nbv; k++) {
-      out->buffers[2 + na + k] = b->buffers[2 + k];
-      memcpy(&vs[na + k], (const uint8_t *)b->buffers[b->n_buffers - 1] + 8 * k, 8);
-    }
-    out->buffers[1] = views;
-    out->buffers[nb - 1] = vs;
-    /* the variadic buffers stay in the old holders: keep them alive */
-    if (wg_holder_builder_add_ref(hb, wg_array_holder(a)) != 0 ||
-        wg_holder_builder_add_ref(hb, wg_array_holder(b)) != 0)
-      goto oom;
+  case WG_TYPE_STRING_VIEW:
     return 0;
-  }
   default:
-    if (t->bit_width > 0 && (t->bit_width % 8) == 0 && n->n_children == 0) {
-      int64_t w = t->bit_width / 8;
-      uint8_t *v = hb_alloc(cc, len * w);
-      if (v == NULL) goto oom;
-      if (a->length > 0)
-        memcpy(v, (const uint8_t *)a->buffers[1] + w * a->offset, (size_t)(w * a->length));
-      if (b->length > 0)
-        memcpy(v + w * a->length, (const uint8_t *)b->buffers[1] + w * b->offset,
-               (size_t)(w * b->length));
-      out->buffers[1] = v;
-      return 0;
-    }
-    wg_array_release(out);
+    if (n->type.bit_width > 0 && n->type.bit_width % 8 == 0 && n->n_children == 0) return 0;
     return wg_error_set(err, ENOTSUP, "delta dictionaries of type %.32s", n->schema->format);
   }
-oom:
-  wg_array_release(out);
-  return wg_error_set(err, EPROTO,
-                      "delta dictionary of %lld values: out of memory or over the %lld byte limit",
-                      (long long)len, (long long)cc->limit);
+}
+
+/* a (the current dictionary, shared) and b (the delta, consumed) into *out. Allocations of one
+ * decoder's concatenations share a budget (64x its input + 64 MiB, at most the decompression
+ * limit), since a dictionary of a childless struct may be long without costing input bytes. */
+static int concat_dictionary(struct wg_ipc_decoder *dec, const struct dnode *value,
+                             const struct ArrowArray *a, struct ArrowArray *b,
+                             struct ArrowArray *out, struct wg_error *err) {
+  WG_RETURN_NOT_OK(delta_supported(value, err));
+  int64_t allowance = 64 * dec->bytes_in + ((int64_t)64 << 20) - dec->concat_spent;
+  if (allowance > dec->limits.max_decompressed_size) allowance = dec->limits.max_decompressed_size;
+  if (allowance < 0) allowance = 0;
+  struct ArrowArray in[2];
+  int rc = wg_array_share(a, &in[0]);
+  if (rc != 0) return wg_error_set(err, rc, "cannot share the dictionary to extend");
+  wg_array_move(b, &in[1]);
+  int64_t spent = 0;
+  rc = wg__arrow_concat_limited(value->schema, in, 2, allowance, &spent, out, err);
+  dec->concat_spent += spent;
+  return rc;
 }
 
 /* ---- public API ---- */

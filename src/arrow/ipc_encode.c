@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arrow/array.h"
 #include "arrow/compress.h"
 #include "arrow/fbb.h"
+#include "arrow/fbs.h"
 #include "arrow/format.h"
 #include "arrow/ipc.h"
 
@@ -18,42 +20,6 @@
 
 /* Padding pieces point here; it outlives every message. */
 static const uint8_t zero_block[64];
-
-/* Message.fbs / Schema.fbs constants. */
-enum {
-  FB_VERSION_V5 = 4,
-  FB_HEADER_SCHEMA = 1,
-  FB_HEADER_DICTIONARY_BATCH = 2,
-  FB_HEADER_RECORD_BATCH = 3,
-};
-enum {
-  FB_TYPE_NULL = 1,
-  FB_TYPE_INT,
-  FB_TYPE_FLOATING_POINT,
-  FB_TYPE_BINARY,
-  FB_TYPE_UTF8,
-  FB_TYPE_BOOL,
-  FB_TYPE_DECIMAL,
-  FB_TYPE_DATE,
-  FB_TYPE_TIME,
-  FB_TYPE_TIMESTAMP,
-  FB_TYPE_INTERVAL,
-  FB_TYPE_LIST,
-  FB_TYPE_STRUCT,
-  FB_TYPE_UNION,
-  FB_TYPE_FIXED_SIZE_BINARY,
-  FB_TYPE_FIXED_SIZE_LIST,
-  FB_TYPE_MAP,
-  FB_TYPE_DURATION,
-  FB_TYPE_LARGE_BINARY,
-  FB_TYPE_LARGE_UTF8,
-  FB_TYPE_LARGE_LIST,
-  FB_TYPE_RUN_END_ENCODED,
-  FB_TYPE_BINARY_VIEW,
-  FB_TYPE_UTF8_VIEW,
-  FB_TYPE_LIST_VIEW,
-  FB_TYPE_LARGE_LIST_VIEW,
-};
 
 /* One schema node, parsed once. For a dictionary-encoded field `type` is the index type and
  * `dict` describes the value type (with its own children and nested dictionaries). */
@@ -395,10 +361,10 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
   wg_fbb_table_begin(b);
   switch (t->id) {
   case WG_TYPE_NA:
-    *type_type = FB_TYPE_NULL;
+    *type_type = WG_FB_TYPE_NULL;
     break;
   case WG_TYPE_BOOL:
-    *type_type = FB_TYPE_BOOL;
+    *type_type = WG_FB_TYPE_BOOL;
     break;
   case WG_TYPE_INT8:
   case WG_TYPE_UINT8:
@@ -408,7 +374,7 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
   case WG_TYPE_UINT32:
   case WG_TYPE_INT64:
   case WG_TYPE_UINT64:
-    *type_type = FB_TYPE_INT;
+    *type_type = WG_FB_TYPE_INT;
     wg_fbb_add_i32(b, 0, t->bit_width);
     /* signed ids come first in each pair: INT8, UINT8, INT16, ... */
     wg_fbb_add_bool(b, 1, ((t->id - WG_TYPE_INT8) & 1) == 0);
@@ -416,95 +382,95 @@ static int build_type(struct wg_fbb *b, const struct wg_arrow_type *t, const str
   case WG_TYPE_HALF_FLOAT:
   case WG_TYPE_FLOAT:
   case WG_TYPE_DOUBLE:
-    *type_type = FB_TYPE_FLOATING_POINT;
+    *type_type = WG_FB_TYPE_FLOATING_POINT;
     wg_fbb_add_i16(b, 0, (int16_t)(t->id - WG_TYPE_HALF_FLOAT)); /* HALF, SINGLE, DOUBLE */
     break;
   case WG_TYPE_BINARY:
-    *type_type = FB_TYPE_BINARY;
+    *type_type = WG_FB_TYPE_BINARY;
     break;
   case WG_TYPE_LARGE_BINARY:
-    *type_type = FB_TYPE_LARGE_BINARY;
+    *type_type = WG_FB_TYPE_LARGE_BINARY;
     break;
   case WG_TYPE_STRING:
-    *type_type = FB_TYPE_UTF8;
+    *type_type = WG_FB_TYPE_UTF8;
     break;
   case WG_TYPE_LARGE_STRING:
-    *type_type = FB_TYPE_LARGE_UTF8;
+    *type_type = WG_FB_TYPE_LARGE_UTF8;
     break;
   case WG_TYPE_BINARY_VIEW:
-    *type_type = FB_TYPE_BINARY_VIEW;
+    *type_type = WG_FB_TYPE_BINARY_VIEW;
     break;
   case WG_TYPE_STRING_VIEW:
-    *type_type = FB_TYPE_UTF8_VIEW;
+    *type_type = WG_FB_TYPE_UTF8_VIEW;
     break;
   case WG_TYPE_FIXED_SIZE_BINARY:
-    *type_type = FB_TYPE_FIXED_SIZE_BINARY;
+    *type_type = WG_FB_TYPE_FIXED_SIZE_BINARY;
     wg_fbb_add_i32(b, 0, t->fixed_size);
     break;
   case WG_TYPE_DECIMAL:
-    *type_type = FB_TYPE_DECIMAL;
+    *type_type = WG_FB_TYPE_DECIMAL;
     wg_fbb_add_i32(b, 0, t->precision);
     wg_fbb_add_i32(b, 1, t->scale);
     wg_fbb_add_i32(b, 2, t->bit_width);
     break;
   case WG_TYPE_DATE32:
   case WG_TYPE_DATE64:
-    *type_type = FB_TYPE_DATE;
+    *type_type = WG_FB_TYPE_DATE;
     wg_fbb_add_i16(b, 0, t->id == WG_TYPE_DATE32 ? 0 : 1); /* DAY, MILLISECOND */
     break;
   case WG_TYPE_TIME32:
   case WG_TYPE_TIME64:
-    *type_type = FB_TYPE_TIME;
+    *type_type = WG_FB_TYPE_TIME;
     wg_fbb_add_i16(b, 0, (int16_t)time_unit_fb(t->time_unit));
     wg_fbb_add_i32(b, 1, t->bit_width);
     break;
   case WG_TYPE_TIMESTAMP:
-    *type_type = FB_TYPE_TIMESTAMP;
+    *type_type = WG_FB_TYPE_TIMESTAMP;
     wg_fbb_add_i16(b, 0, (int16_t)time_unit_fb(t->time_unit));
     wg_fbb_add_ref(b, 1, str);
     break;
   case WG_TYPE_DURATION:
-    *type_type = FB_TYPE_DURATION;
+    *type_type = WG_FB_TYPE_DURATION;
     wg_fbb_add_i16(b, 0, (int16_t)time_unit_fb(t->time_unit));
     break;
   case WG_TYPE_INTERVAL_MONTHS:
   case WG_TYPE_INTERVAL_DAY_TIME:
   case WG_TYPE_INTERVAL_MONTH_DAY_NANO:
-    *type_type = FB_TYPE_INTERVAL;
+    *type_type = WG_FB_TYPE_INTERVAL;
     /* YEAR_MONTH, DAY_TIME, MONTH_DAY_NANO */
     wg_fbb_add_i16(b, 0, (int16_t)(t->id - WG_TYPE_INTERVAL_MONTHS));
     break;
   case WG_TYPE_LIST:
-    *type_type = FB_TYPE_LIST;
+    *type_type = WG_FB_TYPE_LIST;
     break;
   case WG_TYPE_LARGE_LIST:
-    *type_type = FB_TYPE_LARGE_LIST;
+    *type_type = WG_FB_TYPE_LARGE_LIST;
     break;
   case WG_TYPE_LIST_VIEW:
-    *type_type = FB_TYPE_LIST_VIEW;
+    *type_type = WG_FB_TYPE_LIST_VIEW;
     break;
   case WG_TYPE_LARGE_LIST_VIEW:
-    *type_type = FB_TYPE_LARGE_LIST_VIEW;
+    *type_type = WG_FB_TYPE_LARGE_LIST_VIEW;
     break;
   case WG_TYPE_FIXED_SIZE_LIST:
-    *type_type = FB_TYPE_FIXED_SIZE_LIST;
+    *type_type = WG_FB_TYPE_FIXED_SIZE_LIST;
     wg_fbb_add_i32(b, 0, t->fixed_size);
     break;
   case WG_TYPE_STRUCT:
-    *type_type = FB_TYPE_STRUCT;
+    *type_type = WG_FB_TYPE_STRUCT;
     break;
   case WG_TYPE_MAP:
-    *type_type = FB_TYPE_MAP;
+    *type_type = WG_FB_TYPE_MAP;
     wg_fbb_add_bool(b, 0, (s->flags & ARROW_FLAG_MAP_KEYS_SORTED) != 0);
     break;
   case WG_TYPE_SPARSE_UNION:
   case WG_TYPE_DENSE_UNION:
-    *type_type = FB_TYPE_UNION;
+    *type_type = WG_FB_TYPE_UNION;
     wg_fbb_add_i16(b, 0, t->id == WG_TYPE_SPARSE_UNION ? 0 : 1); /* Sparse, Dense */
     wg_fbb_add_ref(b, 1, vec);
     break;
   case WG_TYPE_RUN_END_ENCODED:
-    *type_type = FB_TYPE_RUN_END_ENCODED;
+    *type_type = WG_FB_TYPE_RUN_END_ENCODED;
     break;
   }
   return wg_fbb_table_end(b, out);
@@ -567,7 +533,7 @@ static int finish_message(struct wg_fbb *b, uint8_t header_type, uint32_t header
   uint32_t msg;
   struct wg_bytes bytes;
   wg_fbb_table_begin(b);
-  wg_fbb_add_i16(b, 0, FB_VERSION_V5);
+  wg_fbb_add_i16(b, 0, WG_IPC_V5);
   wg_fbb_add_union(b, 1, header_type, header);
   wg_fbb_add_i64(b, 3, body_length);
   WG_RETURN_NOT_OK(wg_fbb_table_end(b, &msg));
@@ -604,7 +570,7 @@ int wg_ipc_encoder_schema(struct wg_ipc_encoder *enc, struct wg_ipc_encoded *out
     wg_fbb_add_ref(b, 2, md);
     rc = wg_fbb_table_end(b, &schema);
   }
-  if (rc == 0) rc = finish_message(b, FB_HEADER_SCHEMA, schema, 0, out);
+  if (rc == 0) rc = finish_message(b, WG_IPC_MESSAGE_SCHEMA, schema, 0, out);
   if (rc != 0) {
     wg_ipc_encoded_reset(out);
     return wg_error_set(err, rc, "building the schema message: %s", wg_status_name(rc));
@@ -702,17 +668,6 @@ static int window_null_count(const struct enc_field *f, const struct ArrowArray 
   return 0;
 }
 
-static int load_offset(const uint8_t *p, int64_t i, int width, int64_t *out) {
-  if (width == 4) {
-    int32_t v;
-    memcpy(&v, p + 4 * i, 4);
-    *out = v;
-  } else {
-    memcpy(out, p + 8 * i, 8);
-  }
-  return 0;
-}
-
 /* Adds entries [off, off + len] of an offsets buffer, rebased to start at 0 (the format
  * recommends it and some readers assume it): in place when the first is already 0, else a copy
  * in scratch. *first / *last give the range of the values (or children) they index. */
@@ -725,8 +680,8 @@ static int add_offsets(struct body *bd, const struct enc_field *f, const uint8_t
     *first = *last = 0;
     return add_buffer(bd, zero_block, width);
   }
-  load_offset(p, off, width, first);
-  load_offset(p, off + len, width, last);
+  *first = wg_offset_load(p, off, width == 8);
+  *last = wg_offset_load(p, off + len, width == 8);
   if (*first < 0 || *last < *first)
     return wg_error_set(
         bd->err, EINVAL, "field '%s': offsets [%lld] = %lld and [%lld] = %lld are not increasing",
@@ -736,15 +691,8 @@ static int add_offsets(struct body *bd, const struct enc_field *f, const uint8_t
   uint8_t *dst;
   WG_RETURN_NOT_OK(scratch_alloc(bd, size, &dst));
   for (int64_t i = 0; i <= len; i++) {
-    int64_t v;
-    load_offset(p, off + i, width, &v);
-    v -= *first;
-    if (width == 4) {
-      int32_t v32 = (int32_t)v;
-      memcpy(dst + 4 * i, &v32, 4);
-    } else {
-      memcpy(dst + 8 * i, &v, 8);
-    }
+    int64_t v = wg_offset_load(p, off + i, width == 8);
+    wg_offset_store(dst, i, v - *first, width == 8);
   }
   return add_buffer(bd, dst, size);
 }
@@ -1042,7 +990,7 @@ static int encode_dictionary(struct wg_ipc_encoder *enc, int64_t id, const struc
     wg_fbb_add_bool(b, 2, false);
     rc = wg_fbb_table_end(b, &db);
   }
-  if (rc == 0) rc = finish_message(b, FB_HEADER_DICTIONARY_BATCH, db, bd.length, m);
+  if (rc == 0) rc = finish_message(b, WG_IPC_MESSAGE_DICTIONARY_BATCH, db, bd.length, m);
   if (rc != 0)
     return wg_error_set(err, rc, "building dictionary batch %lld: %s", (long long)id,
                         wg_status_name(rc));
@@ -1158,7 +1106,7 @@ int wg_ipc_encoder_batch(struct wg_ipc_encoder *enc, const struct ArrowArray *ba
   }
   uint32_t rb;
   rc = build_record_batch(enc, batch->length, bd.codec != WG_IPC_COMPRESSION_NONE, &rb);
-  if (rc == 0) rc = finish_message(&enc->fbb, FB_HEADER_RECORD_BATCH, rb, bd.length, m);
+  if (rc == 0) rc = finish_message(&enc->fbb, WG_IPC_MESSAGE_RECORD_BATCH, rb, bd.length, m);
   if (rc != 0) {
     rc = wg_error_set(err, rc, "building a record batch: %s", wg_status_name(rc));
     goto fail;

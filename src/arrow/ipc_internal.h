@@ -2,13 +2,10 @@
 #ifndef WG_ARROW_IPC_INTERNAL_H
 #define WG_ARROW_IPC_INTERNAL_H
 
+#include "arrow/fbs.h"
 #include "arrow/flatbuf.h"
 #include "arrow/format.h"
 #include "arrow/ipc.h"
-
-/* Message.fbs MetadataVersion V4 / V5. */
-#define WG_IPC_V4 3
-#define WG_IPC_V5 4
 
 /* Fills in default limits where fields are zero. */
 void wg__ipc_limits_resolve(const struct wg_ipc_limits *in, struct wg_ipc_limits *out);

@@ -5,39 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arrow/fbs.h"
 #include "arrow/flatbuf.h"
 #include "arrow/ipc_internal.h"
 #include "common/text.h"
-
-/* Type union tags of Schema.fbs. */
-enum {
-  FB_NULL = 1,
-  FB_INT,
-  FB_FLOAT,
-  FB_BINARY,
-  FB_UTF8,
-  FB_BOOL,
-  FB_DECIMAL,
-  FB_DATE,
-  FB_TIME,
-  FB_TIMESTAMP,
-  FB_INTERVAL,
-  FB_LIST,
-  FB_STRUCT,
-  FB_UNION,
-  FB_FIXED_BINARY,
-  FB_FIXED_LIST,
-  FB_MAP,
-  FB_DURATION,
-  FB_LARGE_BINARY,
-  FB_LARGE_UTF8,
-  FB_LARGE_LIST,
-  FB_REE,
-  FB_BINARY_VIEW,
-  FB_UTF8_VIEW,
-  FB_LIST_VIEW,
-  FB_LARGE_LIST_VIEW
-};
 
 struct schema_ctx {
   int64_t fields_left; /* bound on the number of Field tables visited (DAGs in hostile input) */
@@ -109,42 +80,42 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
   int16_t unit;
   int32_t a, b, c;
   bool flag;
-  if (!present && type_type != FB_NULL && type_type != 0)
+  if (!present && type_type != WG_FB_TYPE_NULL && type_type != 0)
     return wg_error_set(err, EPROTO, "Field type %u without its type table", type_type);
   switch (type_type) {
-  case FB_NULL:
+  case WG_FB_TYPE_NULL:
     strcpy(small, "n");
     break;
-  case FB_INT:
+  case WG_FB_TYPE_INT:
     WG_RETURN_NOT_OK(int_format(t, small, err));
     break;
-  case FB_FLOAT:
+  case WG_FB_TYPE_FLOATING_POINT:
     WG_RETURN_NOT_OK(wg_fb_i16(t, 0, 0, &unit, err));
     if (unit < 0 || unit > 2) return wg_error_set(err, EPROTO, "FloatingPoint precision %d", unit);
     strcpy(small, unit == 0 ? "e" : unit == 1 ? "f" : "g");
     break;
-  case FB_BINARY:
+  case WG_FB_TYPE_BINARY:
     strcpy(small, "z");
     break;
-  case FB_UTF8:
+  case WG_FB_TYPE_UTF8:
     strcpy(small, "u");
     break;
-  case FB_BOOL:
+  case WG_FB_TYPE_BOOL:
     strcpy(small, "b");
     break;
-  case FB_LARGE_BINARY:
+  case WG_FB_TYPE_LARGE_BINARY:
     strcpy(small, "Z");
     break;
-  case FB_LARGE_UTF8:
+  case WG_FB_TYPE_LARGE_UTF8:
     strcpy(small, "U");
     break;
-  case FB_BINARY_VIEW:
+  case WG_FB_TYPE_BINARY_VIEW:
     strcpy(small, "vz");
     break;
-  case FB_UTF8_VIEW:
+  case WG_FB_TYPE_UTF8_VIEW:
     strcpy(small, "vu");
     break;
-  case FB_DECIMAL:
+  case WG_FB_TYPE_DECIMAL:
     WG_RETURN_NOT_OK(wg_fb_i32(t, 0, 0, &a, err));
     WG_RETURN_NOT_OK(wg_fb_i32(t, 1, 0, &b, err));
     WG_RETURN_NOT_OK(wg_fb_i32(t, 2, 128, &c, err));
@@ -155,19 +126,19 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
     if (b < -a || b > a) return wg_error_set(err, EPROTO, "Decimal scale %d, precision %d", b, a);
     snprintf(small, sizeof(small), c == 128 ? "d:%d,%d" : "d:%d,%d,%d", a, b, c);
     break;
-  case FB_DATE:
+  case WG_FB_TYPE_DATE:
     WG_RETURN_NOT_OK(wg_fb_i16(t, 0, 1, &unit, err));
     if (unit != 0 && unit != 1) return wg_error_set(err, EPROTO, "Date unit %d", unit);
     strcpy(small, unit == 0 ? "tdD" : "tdm");
     break;
-  case FB_TIME:
+  case WG_FB_TYPE_TIME:
     WG_RETURN_NOT_OK(time_unit(t, 0, 1, &unit, err));
     WG_RETURN_NOT_OK(wg_fb_i32(t, 1, 32, &a, err));
     if (a != (unit <= 1 ? 32 : 64))
       return wg_error_set(err, EPROTO, "Time unit %d with bitWidth %d", unit, a);
     snprintf(small, sizeof(small), "tt%c", unit_char[unit]);
     break;
-  case FB_TIMESTAMP: {
+  case WG_FB_TYPE_TIMESTAMP: {
     struct wg_bytes tz = {0};
     WG_RETURN_NOT_OK(time_unit(t, 0, 0, &unit, err));
     WG_RETURN_NOT_OK(wg_fb_string(t, 1, &flag, &tz, err));
@@ -178,47 +149,47 @@ static int type_format(uint8_t type_type, const struct wg_fb_table *t, bool pres
     WG_RETURN_NOT_OK(wg_buf_append(fmt, tz.data, flag ? tz.size : 0));
     return wg_buf_append(fmt, "", 1);
   }
-  case FB_INTERVAL:
+  case WG_FB_TYPE_INTERVAL:
     WG_RETURN_NOT_OK(wg_fb_i16(t, 0, 0, &unit, err));
     if (unit < 0 || unit > 2) return wg_error_set(err, EPROTO, "Interval unit %d", unit);
     strcpy(small, unit == 0 ? "tiM" : unit == 1 ? "tiD" : "tin");
     break;
-  case FB_DURATION:
+  case WG_FB_TYPE_DURATION:
     WG_RETURN_NOT_OK(time_unit(t, 0, 1, &unit, err));
     snprintf(small, sizeof(small), "tD%c", unit_char[unit]);
     break;
-  case FB_LIST:
+  case WG_FB_TYPE_LIST:
     strcpy(small, "+l");
     break;
-  case FB_LARGE_LIST:
+  case WG_FB_TYPE_LARGE_LIST:
     strcpy(small, "+L");
     break;
-  case FB_LIST_VIEW:
+  case WG_FB_TYPE_LIST_VIEW:
     strcpy(small, "+vl");
     break;
-  case FB_LARGE_LIST_VIEW:
+  case WG_FB_TYPE_LARGE_LIST_VIEW:
     strcpy(small, "+vL");
     break;
-  case FB_STRUCT:
+  case WG_FB_TYPE_STRUCT:
     strcpy(small, "+s");
     break;
-  case FB_REE:
+  case WG_FB_TYPE_RUN_END_ENCODED:
     strcpy(small, "+r");
     break;
-  case FB_MAP:
+  case WG_FB_TYPE_MAP:
     strcpy(small, "+m");
     break;
-  case FB_FIXED_BINARY:
+  case WG_FB_TYPE_FIXED_SIZE_BINARY:
     WG_RETURN_NOT_OK(wg_fb_i32(t, 0, 0, &a, err));
     if (a < 0) return wg_error_set(err, EPROTO, "FixedSizeBinary byteWidth %d", a);
     snprintf(small, sizeof(small), "w:%d", a);
     break;
-  case FB_FIXED_LIST:
+  case WG_FB_TYPE_FIXED_SIZE_LIST:
     WG_RETURN_NOT_OK(wg_fb_i32(t, 0, 0, &a, err));
     if (a < 0) return wg_error_set(err, EPROTO, "FixedSizeList listSize %d", a);
     snprintf(small, sizeof(small), "+w:%d", a);
     break;
-  case FB_UNION: {
+  case WG_FB_TYPE_UNION: {
     int16_t mode;
     struct wg_fb_vector ids;
     WG_RETURN_NOT_OK(wg_fb_i16(t, 0, 0, &mode, err));
@@ -385,7 +356,7 @@ static int decode_field(struct schema_ctx *ctx, const struct wg_fb_table *f,
     if (rc == 0) rc = decode_field(ctx, &child, values->children[i], depth + 1);
   }
   if (rc == 0) rc = check_children(values, err);
-  if (rc == 0 && type_type == FB_MAP) {
+  if (rc == 0 && type_type == WG_FB_TYPE_MAP) {
     bool sorted = false;
     rc = wg_fb_bool(&type_tbl, 0, false, &sorted, err);
     if (rc == 0 && sorted) values->flags |= ARROW_FLAG_MAP_KEYS_SORTED;

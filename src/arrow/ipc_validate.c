@@ -5,18 +5,8 @@
  * indices inside the dictionary. Costs one pass over offsets/ids/indices, never over values. */
 #include <string.h>
 
+#include "arrow/array.h"
 #include "arrow/ipc_internal.h"
-
-static int load_offset(const uint8_t *p, int64_t i, int wide, int64_t *out) {
-  if (wide) {
-    memcpy(out, p + i * 8, 8);
-  } else {
-    int32_t v;
-    memcpy(&v, p + i * 4, 4);
-    *out = v;
-  }
-  return 0;
-}
 
 /* size >= need, when the size is known. */
 static int need(const int64_t *sizes, int i, int64_t need_bytes, const char *what,
@@ -44,13 +34,12 @@ static int check_offsets(const struct ArrowArray *a, const int64_t *sizes, int w
     return wg_error_set(err, EPROTO, "%s array length %lld overflows", what, (long long)end);
   WG_RETURN_NOT_OK(need(sizes, 1, bytes, "offsets", err));
   const uint8_t *p = a->buffers[1];
-  int64_t prev, cur;
-  load_offset(p, off, wide, &prev);
+  int64_t prev = wg_offset_load(p, off, wide);
   if (prev < 0)
     return wg_error_set(err, EPROTO, "%s offset %lld at %lld is negative", what, (long long)prev,
                         (long long)off);
   for (int64_t i = off + 1; i <= end; i++) {
-    load_offset(p, i, wide, &cur);
+    int64_t cur = wg_offset_load(p, i, wide);
     if (cur < prev)
       return wg_error_set(err, EPROTO, "%s offsets decrease at %lld: %lld < %lld", what,
                           (long long)i, (long long)cur, (long long)prev);
@@ -295,9 +284,8 @@ int wg__validate_node(const struct wg_arrow_type *t, const struct ArrowSchema *s
       return wg_error_set(err, EPROTO, "list view without offsets or sizes");
     int64_t child_len = a->children[0]->length;
     for (int64_t i = a->offset; i < end; i++) {
-      int64_t o, sz;
-      load_offset(a->buffers[1], i, wide, &o);
-      load_offset(a->buffers[2], i, wide, &sz);
+      int64_t o = wg_offset_load(a->buffers[1], i, wide);
+      int64_t sz = wg_offset_load(a->buffers[2], i, wide);
       if (o < 0 || sz < 0 || o > child_len - sz)
         return wg_error_set(err, EPROTO,
                             "list view %lld (offset %lld, size %lld) outside %lld values",

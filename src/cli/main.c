@@ -7,7 +7,7 @@
 #include <duckdb.h>
 
 #include "cli/cli.h"
-#include "cli/version.h"
+#include "common/version.h"
 
 static const struct {
   const char *name;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,102 @@ void wg_fx_rmdir(const char *dir) {
   rmdir(dir);
 }
 
+/* The registry: values (not the caller's structs, which may be gone with a failed test's stack). */
+struct fx_entry {
+  struct wg_server *server; /* or */
+  pid_t pid;
+  int generation;
+  pid_t owner; /* a forked child (which inherits the registry) never releases its parent's */
+};
+static pthread_mutex_t fx_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fx_entry fx_live[256];
+static int fx_count, fx_generation, fx_atexit_done;
+
+static void fx_release_all(void);
+
+static void fx_register(struct wg_server *server, pid_t pid) {
+  pthread_mutex_lock(&fx_lock);
+  if (!fx_atexit_done) {
+    atexit(fx_release_all);
+    fx_atexit_done = 1;
+  }
+  if (fx_count < (int)(sizeof(fx_live) / sizeof(fx_live[0])))
+    fx_live[fx_count++] = (struct fx_entry){server, pid, fx_generation, getpid()};
+  else
+    fprintf(stderr, "server fixture: more than %d live fixtures, not registered\n", fx_count);
+  pthread_mutex_unlock(&fx_lock);
+}
+
+static void fx_unregister(struct wg_server *server, pid_t pid) {
+  pthread_mutex_lock(&fx_lock);
+  for (int i = 0; i < fx_count; i++) {
+    if ((server != NULL && fx_live[i].server == server) || (pid > 0 && fx_live[i].pid == pid)) {
+      fx_live[i] = fx_live[--fx_count];
+      break;
+    }
+  }
+  pthread_mutex_unlock(&fx_lock);
+}
+
+/* Releases (and unregisters) the entries of generation >= from: processes first (SIGKILL, reaped),
+ * then servers. */
+static void fx_release_from(int from) {
+  struct fx_entry take[256];
+  int n = 0;
+  pthread_mutex_lock(&fx_lock);
+  for (int i = 0; i < fx_count;) {
+    if (fx_live[i].generation >= from && fx_live[i].owner == getpid()) {
+      take[n++] = fx_live[i];
+      fx_live[i] = fx_live[--fx_count];
+    } else {
+      i++;
+    }
+  }
+  pthread_mutex_unlock(&fx_lock);
+  for (int i = 0; i < n; i++) {
+    /* not ours (any more): reaped by the test itself, or the child of another process */
+    if (take[i].pid > 0 && waitpid(take[i].pid, NULL, WNOHANG) == 0) {
+      fprintf(stderr, "  server fixture: killing server process %d left by the test\n",
+              (int)take[i].pid);
+      kill(take[i].pid, SIGKILL);
+      waitpid(take[i].pid, NULL, 0);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    if (take[i].server != NULL) {
+      fprintf(stderr, "  server fixture: stopping a server left by the test\n");
+      struct wg_error err;
+      if (wg_server_stop(take[i].server, &err) != 0)
+        fprintf(stderr, "server stop: %s\n", err.message);
+    }
+  }
+}
+
+static void fx_release_all(void) {
+  fx_release_from(0);
+}
+
+void wg_test_fixtures_begin(void) {
+  pthread_mutex_lock(&fx_lock);
+  fx_generation++;
+  pthread_mutex_unlock(&fx_lock);
+}
+
+void wg_test_fixtures_end(int failed) {
+  pthread_mutex_lock(&fx_lock);
+  int from = fx_generation;
+  fx_generation++; /* what starts after the test (in main) belongs to no test */
+  pthread_mutex_unlock(&fx_lock);
+  if (failed) fx_release_from(from);
+}
+
+int wg_test_fixtures_live(void) {
+  pthread_mutex_lock(&fx_lock);
+  int n = fx_count;
+  pthread_mutex_unlock(&fx_lock);
+  return n;
+}
+
 int wg_fx_server_start(struct wg_fx_server *fx, const struct wg_server_options *o) {
   struct wg_server_options opts = *o;
   if (opts.listen == NULL) opts.listen = "127.0.0.1:0";
@@ -48,11 +145,13 @@ int wg_fx_server_start(struct wg_fx_server *fx, const struct wg_server_options *
     return rc;
   }
   snprintf(fx->uri, sizeof(fx->uri), "127.0.0.1:%d", fx->port);
+  fx_register(fx->server, 0);
   return 0;
 }
 
 void wg_fx_server_stop(struct wg_fx_server *fx) {
   struct wg_error err;
+  if (fx->server != NULL) fx_unregister(fx->server, 0);
   if (wg_server_stop(fx->server, &err) != 0) fprintf(stderr, "server stop: %s\n", err.message);
   fx->server = NULL;
 }
@@ -123,6 +222,7 @@ static int process_start(struct wg_fx_process *p, const char *const *args, int n
     return EIO;
   }
   snprintf(p->uri, sizeof(p->uri), "127.0.0.1:%d", p->port);
+  fx_register(NULL, pid);
   return 0;
 }
 
@@ -133,6 +233,7 @@ int wg_fx_process_stop(struct wg_fx_process *p, int sig) {
   for (int i = 0; i < 600; i++) { /* up to 60 s */
     pid_t r = waitpid(p->pid, &st, WNOHANG);
     if (r == p->pid) {
+      fx_unregister(NULL, p->pid);
       p->pid = 0;
       return st;
     }
@@ -141,6 +242,7 @@ int wg_fx_process_stop(struct wg_fx_process *p, int sig) {
   }
   kill(p->pid, SIGKILL);
   waitpid(p->pid, &st, 0);
+  fx_unregister(NULL, p->pid);
   p->pid = 0;
   return -1;
 }

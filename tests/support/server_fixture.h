@@ -11,6 +11,15 @@
 #include "client/client.h"
 #include "server/server.h"
 
+/* The registry of live fixtures (in-process servers, `wigeon serve` children). RUN_TEST
+ * (tests/test.h) calls begin before each test and end after it: when the test failed, end stops
+ * the servers and kills the processes it started and left running. At exit every one still
+ * registered is released (processes killed and reaped, then servers stopped). */
+void wg_test_fixtures_begin(void);
+void wg_test_fixtures_end(int failed);
+/* How many fixtures are registered now (for the fixture's own test). */
+int wg_test_fixtures_live(void);
+
 /* A temporary directory for database files (created; removed with its files by wg_fx_rmdir). */
 int wg_fx_tmpdir(char *out, size_t size);
 void wg_fx_rmdir(const char *dir);

@@ -1,5 +1,5 @@
 /* wigeon: version string shared by the library and the command. */
-#include "cli/version.h"
+#include "common/version.h"
 
 const char *wg_version(void) {
   return WG_VERSION_STRING;
