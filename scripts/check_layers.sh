@@ -69,8 +69,13 @@ if [[ -n $build_dir ]]; then
     objdir="$build_dir/CMakeFiles/wg_$layer.dir"
     [[ -d $objdir ]] || { echo "objects: no $objdir (build first)"; fail=1; continue; }
     while IFS= read -r o; do
+      # named by its source's folder, not the library's: a build folder reused across a change of
+      # the CMake layout may hold stale objects (skipped when their source is gone)
+      src=${o#"$objdir"/src/}
+      src=${src%.o}
+      [[ -f $src_dir/src/$src ]] || continue
       found=1
-      name="$layer/$(basename "${o%.o}")"
+      name="${src%.c}"
       nm --defined-only -g "$o" | awk -v n="$name" 'NF >= 3 && $2 ~ /[TDBRC]/ { print $3, n }' >>"$tmp/defs"
       nm -u "$o" | awk -v n="$name" '{ print $NF, n }' >>"$tmp/uses"
     done < <(find "$objdir" -name '*.o' | sort)
