@@ -285,12 +285,17 @@ static int next_buffer(struct walk *w, int64_t align, const void **ptr, int64_t 
           w->body_size > (INT64_MAX - slack) / w->dec->limits.max_decompression_ratio
               ? INT64_MAX
               : w->body_size * w->dec->limits.max_decompression_ratio + slack;
-      if (raw > cap - w->decompressed || raw > ratio_cap - w->decompressed)
+      if (raw > cap - w->decompressed)
         return wg_error_set(err, EPROTO,
-                            "buffer decompresses to %lld bytes, over the message limit (%lld "
-                            "bytes, %lldx the body + 16 MiB)",
-                            (long long)raw, (long long)cap,
-                            (long long)w->dec->limits.max_decompression_ratio);
+                            "buffer decompresses to %lld bytes, over the limit of %lld "
+                            "decompressed bytes a message",
+                            (long long)raw, (long long)cap);
+      if (raw > ratio_cap - w->decompressed)
+        return wg_error_set(err, EPROTO,
+                            "buffer decompresses to %lld bytes, over the limit of %lldx the "
+                            "message body (%lld bytes) + 16 MiB",
+                            (long long)raw, (long long)w->dec->limits.max_decompression_ratio,
+                            (long long)w->body_size);
       if (raw == 0) {
         *ptr = zeros;
         *size = 0;

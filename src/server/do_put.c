@@ -284,7 +284,12 @@ static bool committed_by_another(struct put *p) {
 void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
   struct wg_error err = {""};
   struct put p = {.s = s, .call = call};
-  struct wg_ipc_limits limits = {.max_fields = s->options.max_columns};
+  /* A compressed message may decompress to what an uncompressed one may hold (the largest
+   * message), whatever its ratio to the compressed body: a put of very compressible data (zeros,
+   * one repeated value) is legitimate and costs no more than the same bytes sent uncompressed. */
+  struct wg_ipc_limits limits = {.max_fields = s->options.max_columns,
+                                 .max_decompressed_size = s->options.max_message_bytes,
+                                 .max_decompression_ratio = INT64_MAX};
   int rc = wg_ipc_decoder_create(&p.dec, &limits, &err);
   if (rc == 0) rc = begin(&p, &err);
   if (rc == 0) rc = append_all(&p, &err);
