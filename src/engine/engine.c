@@ -1,8 +1,7 @@
-/* wigeon: the engine's database, connection pool and plain statements (see engine.h).
- * The pool is a fixed array of connections made at open; acquire waits on a condition variable
- * while all are taken. Security defaults are set in the duckdb_config before open, TimeZone and
- * then lock_configuration right after it (settle_database), before any client SQL, so that no
- * SQL can undo them. Also the shared helpers of engine_internal.h (error capture, quoting,
+/* wigeon: the engine's database and plain statements (see engine.h); the connection pool is
+ * pool.c's. Security defaults are set in the duckdb_config before open, TimeZone and then
+ * lock_configuration right after it (settle_database), before any client SQL, so that no SQL can
+ * undo them. Also the shared helpers of engine_internal.h (error capture, quoting,
  * struct-array slices). */
 #include "engine/engine_internal.h"
 
@@ -208,7 +207,7 @@ int wg__slice(struct wg__slice_owner *o, const struct ArrowSchema *schema, int64
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Open, close, pool */
+ * Open, close */
 
 static int set_config(duckdb_config cfg, const char *name, const char *value,
                       struct wg_error *err) {
@@ -237,32 +236,26 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   struct wg_engine_options o = {0};
   if (options != NULL) o = *options;
   const char *path = o.path != NULL ? o.path : ":memory:";
-  int n = o.connections > 0 ? o.connections : 8;
-  if (n > 4096) return wg_error_set(err, EINVAL, "pool of %d connections is too large", n);
-
   struct wg_engine *e = calloc(1, sizeof(*e));
   if (e == NULL) return wg_error_set(err, ENOMEM, "out of memory for the engine");
+  int rc = wg__engine_pool_init(e, &o, err); /* fails only before it set anything up */
+  if (rc != 0) {
+    free(e);
+    return rc;
+  }
   e->is_file = strcmp(path, ":memory:") != 0 && path[0] != '\0';
   if (wg__engine_disk_init(e, path, o.disk_reserve) != 0) {
     wg__engine_disk_free(e);
+    wg__engine_pool_free(e, false);
     free(e);
     return wg_error_set(err, ENOMEM, "out of memory for the engine");
   }
   e->sandboxed = !o.allow_external_access;
-  pthread_mutex_init(&e->mu, NULL);
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
   atomic_init(&e->ddl_epoch, 1); /* never 0, the epoch of an empty plan slot */
-  pthread_condattr_t cattr;
-  pthread_condattr_init(&cattr);
-  pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-  pthread_cond_init(&e->cv, &cattr); /* acquire's timeout */
-  pthread_condattr_destroy(&cattr);
-  e->max_waiting = o.max_waiting;
-  e->acquire_timeout_ms = o.acquire_timeout_ms;
 
   duckdb_config cfg = NULL;
-  int rc = 0;
   if (duckdb_create_config(&cfg) != DuckDBSuccess) {
     rc = wg_error_set(err, ENOMEM, "duckdb_create_config failed");
     goto fail;
@@ -295,26 +288,8 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   }
   duckdb_destroy_config(&cfg);
 
-  e->conns = calloc((size_t)n, sizeof(*e->conns));
-  if (e->conns == NULL) {
-    rc = wg_error_set(err, ENOMEM, "out of memory for %d connections", n);
-    goto fail;
-  }
-  for (int i = 0; i < n; i++) {
-    struct wg_engine_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-      rc = wg_error_set(err, ENOMEM, "out of memory for %d connections", n);
-      goto fail;
-    }
-    c->engine = e;
-    if (duckdb_connect(e->db, &c->conn) != DuckDBSuccess) {
-      free(c);
-      rc = wg_error_set(err, EIO, "duckdb_connect failed for connection %d of %d", i, n);
-      goto fail;
-    }
-    e->conns[e->n_conns++] = c;
-  }
-  e->n_free = n;
+  rc = wg__engine_pool_connect(e, err);
+  if (rc != 0) goto fail;
   rc = wg__engine_put_keys_init(e->conns[0], err);
   if (rc != 0) {
     wg_error_prefix(err, rc, "creating wigeon_internal.put_keys");
@@ -351,14 +326,8 @@ void wg_engine_close(struct wg_engine *e) {
    * would throw from its connections' and database's destructors and abort the process, so its
    * objects are left to the process's exit. Every commit is in the WAL already. */
   bool broken = e->n_conns > 0 && wg__engine_exec(e->conns[0], "SELECT 1", NULL) != 0;
-  for (int i = 0; i < e->n_conns; i++) {
-    if (!broken) duckdb_disconnect(&e->conns[i]->conn);
-    free(e->conns[i]);
-  }
-  free(e->conns);
+  wg__engine_pool_free(e, broken);
   if (e->db != NULL && !broken) duckdb_close(&e->db);
-  pthread_cond_destroy(&e->cv);
-  pthread_mutex_destroy(&e->mu);
   pthread_mutex_destroy(&e->create_mu);
   wg__engine_plans_free(e);
   pthread_mutex_destroy(&e->plan_mu);
@@ -378,126 +347,6 @@ int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err) {
   wg__engine_note_failure(e, rc, true, err);
   wg_engine_release(e, c);
   return rc;
-}
-
-int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct wg_error *err) {
-  *out = NULL;
-  if (e == NULL) return wg_error_set(err, EINVAL, "acquire: NULL engine");
-  pthread_mutex_lock(&e->mu);
-  if (e->n_free == 0 && e->max_waiting > 0 && e->waiting >= e->max_waiting) {
-    int waiting = e->waiting;
-    pthread_mutex_unlock(&e->mu);
-    return wg_error_set(err, EBUSY,
-                        "server busy: %d calls waiting for one of %d DuckDB connections", waiting,
-                        e->n_conns);
-  }
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += (time_t)(e->acquire_timeout_ms / 1000);
-  until.tv_nsec += (long)(e->acquire_timeout_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  e->waiting++;
-  bool timed_out = false;
-  while (e->n_free == 0 && !timed_out) {
-    if (e->acquire_timeout_ms <= 0)
-      pthread_cond_wait(&e->cv, &e->mu);
-    else
-      timed_out = pthread_cond_timedwait(&e->cv, &e->mu, &until) == ETIMEDOUT && e->n_free == 0;
-  }
-  e->waiting--;
-  if (timed_out) {
-    pthread_mutex_unlock(&e->mu);
-    return wg_error_set(err, EBUSY,
-                        "server busy: all %d DuckDB connections were in use for %lld ms",
-                        e->n_conns, (long long)e->acquire_timeout_ms);
-  }
-  for (int i = 0; i < e->n_conns; i++) {
-    if (!e->conns[i]->in_use) {
-      e->conns[i]->in_use = true;
-      atomic_store(&e->conns[i]->interrupted, false);
-      e->n_free--;
-      *out = e->conns[i];
-      break;
-    }
-  }
-  pthread_mutex_unlock(&e->mu);
-  return 0;
-}
-
-int wg_engine_conn_detach(struct wg_engine *e, struct wg_engine_conn *c, struct wg_error *err) {
-  if (e == NULL || c == NULL) return wg_error_set(err, EINVAL, "detach: NULL connection");
-  if (c->detached) return 0;
-  struct wg_engine_conn *fresh = calloc(1, sizeof(*fresh));
-  if (fresh == NULL) return wg_error_set(err, ENOMEM, "out of memory for a DuckDB connection");
-  fresh->engine = e;
-  if (duckdb_connect(e->db, &fresh->conn) != DuckDBSuccess) {
-    free(fresh);
-    return wg_error_set(err, EIO, "duckdb_connect failed for a replacement connection");
-  }
-  pthread_mutex_lock(&e->mu);
-  for (int i = 0; i < e->n_conns; i++) {
-    if (e->conns[i] != c) continue;
-    e->conns[i] = fresh;
-    c->detached = true;
-    e->n_free++;
-    pthread_cond_signal(&e->cv);
-    break;
-  }
-  pthread_mutex_unlock(&e->mu);
-  if (!c->detached) { /* not one of ours: nothing to replace */
-    duckdb_disconnect(&fresh->conn);
-    free(fresh);
-    return wg_error_set(err, EINVAL, "detach: the connection is not in the pool");
-  }
-  return 0;
-}
-
-void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c) {
-  if (e == NULL || c == NULL) return;
-  if (c->detached) { /* its place in the pool went to a fresh connection: close it */
-    if (c->txn_maybe || c->session_dirty) wg__engine_tables_may_change(e);
-    duckdb_disconnect(&c->conn);
-    free(c);
-    return;
-  }
-  if (c->txn_maybe) {
-    /* DuckDB cannot tell us whether a transaction is open: roll back and ignore "no transaction
-     * is active". */
-    wg__engine_exec(c, "ROLLBACK", NULL);
-    c->txn_maybe = false;
-    wg__engine_tables_may_change(e); /* the transaction may have held DDL */
-  }
-  if (c->session_dirty) {
-    /* Temp tables, SET search_path, variables and prepared statements belong to the DuckDB
-     * connection, and the next call on it may come from another client: start it afresh. */
-    duckdb_connection fresh = NULL;
-    if (duckdb_connect(e->db, &fresh) == DuckDBSuccess) {
-      duckdb_disconnect(&c->conn);
-      c->conn = fresh;
-    }
-    c->session_dirty = false;
-    wg__engine_tables_may_change(e); /* names may have resolved to its temp tables */
-  }
-  pthread_mutex_lock(&e->mu);
-  if (c->in_use) {
-    c->in_use = false;
-    e->n_free++;
-    pthread_cond_signal(&e->cv);
-  }
-  pthread_mutex_unlock(&e->mu);
-}
-
-duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c) {
-  return c->conn;
-}
-
-void wg_engine_interrupt(struct wg_engine_conn *c) {
-  if (c == NULL) return;
-  atomic_store(&c->interrupted, true);
-  duckdb_interrupt(c->conn);
 }
 
 /* Runs every statement of `sql` in turn (prepared, then executed as a streaming pending result

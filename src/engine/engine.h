@@ -34,15 +34,21 @@ struct wg_engine_conn;
 
 struct wg_engine_options {
   const char *path;                 /* database file, or ":memory:" (NULL = ":memory:") */
-  int connections;                  /* pool size (default 8) */
+  /* The pool's users each declare their connections here, at open, and draw only from their
+   * own budget, so that none can starve another (pool.c). */
+  int connections;                  /* calls (wg_engine_acquire): the shared pool (default 8) */
+  int reserved_connections;         /* long-lived owners (wg_engine_acquire_reserved: the group
+                                       committers), default 0 */
+  int max_sessions;                 /* pinned sessions (wg_engine_acquire_pinned), default 0 */
   bool allow_external_access;       /* false: no file system, extensions or configuration changes */
   const char *memory_limit;         /* DuckDB memory_limit, NULL = DuckDB's default */
   int duckdb_threads;               /* DuckDB worker threads, 0 = DuckDB's default */
   const char *checkpoint_threshold; /* WAL size that triggers a checkpoint, NULL = DuckDB's 16MB */
   int64_t disk_reserve;             /* bytes kept free (see wg_engine_check_room); 0 = no check */
   int max_waiting;                  /* callers that may wait in acquire at once (0 = no limit) */
-  int64_t acquire_timeout_ms;       /* how long acquire waits at most (<= 0: no limit) */
+  int64_t acquire_timeout_ms;       /* how long acquire waits at most (0 = 30 s, < 0: no limit) */
 };
+#define WG_ENGINE_DEFAULT_ACQUIRE_TIMEOUT_MS 30000
 
 /* Opens (or creates) the database and the connection pool. By default (allow_external_access
  * false) the database is configured so that SQL cannot reach the file system (read_csv, COPY,
@@ -56,17 +62,53 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
 void wg_engine_close(struct wg_engine *e);
 int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err);
 
-/* Takes a connection from the pool, waiting while all are in use: EBUSY ("server busy") at once
- * when max_waiting callers already wait, or after acquire_timeout_ms. Thread-safe. */
+/* The connection pool (pool.c). Three users, each with its own budget fixed at open:
+ *   calls      wg_engine_acquire / wg_engine_release: `connections` made at open, shared by the
+ *              calls; a caller waits while all are in use.
+ *   reserved   wg_engine_acquire_reserved: `reserved_connections`, each made when taken and held
+ *              for long (a group committer's, for the server's life); never waits.
+ *   sessions   wg_engine_acquire_pinned / wg_engine_release_pinned: `max_sessions`, each made
+ *              when taken, pinned to one client session across calls, closed on release; never
+ *              waits.
+ * No budget lends to another: a put's committer finds its connection however many calls hold
+ * theirs, and pinned sessions cannot take the calls' connections.
+ *
+ * Takes a connection from the calls' pool, waiting while all are in use: EBUSY ("server busy")
+ * at once when max_waiting callers already wait, or after acquire_timeout_ms ("no DuckDB
+ * connection free after 30 s (8 in use)"). The connection is the caller's until
+ * wg_engine_release. A thread that declared wg_engine_thread_serves_calls holds at most one
+ * calls' connection at a time: a second acquire aborts in debug builds (WG_DCHECK). Thread-safe. */
 int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct wg_error *err);
+/* Declares that the calling thread runs calls (an RPC worker): from now on it may hold at most one
+ * of the calls' connections at a time (a call that waited for a second while holding one could
+ * deadlock the pool), checked in debug builds. Costs nothing otherwise. */
+void wg_engine_thread_serves_calls(void);
+/* A fresh connection of the reserved budget, for a long-lived owner (one group committer): EBUSY
+ * at once when all reserved_connections are taken, EIO/ENOMEM. Given back with
+ * wg_engine_release, which closes it. Not counted against the calling thread. Thread-safe. */
+int wg_engine_acquire_reserved(struct wg_engine *e, struct wg_engine_conn **out,
+                               struct wg_error *err);
+/* A fresh connection for a pinned session (a transaction or other state that spans calls, see
+ * docs/server.md "Sessions and the connection pool"): EBUSY ("N pinned sessions already open")
+ * at once when max_sessions are open, EIO/ENOMEM. Not counted against the calling thread: the
+ * session, not a thread, holds it, and any thread may use it (one at a time) and release it. */
+int wg_engine_acquire_pinned(struct wg_engine *e, struct wg_engine_conn **out,
+                             struct wg_error *err);
+/* Ends a pinned session: closes its connection (DuckDB rolls back an open transaction) and gives
+ * its place in the sessions' budget back. NULL ok. Thread-safe. */
+void wg_engine_release_pinned(struct wg_engine *e, struct wg_engine_conn *c);
+/* Pinned sessions open now. */
+int wg_engine_pinned_count(struct wg_engine *e);
 /* Takes an acquired connection out of the pool for good, for a caller about to hold it idle for
  * long (a query stream whose client stopped reading): the pool gets a fresh connection in its
  * place, so other callers never wait for this one; release then disconnects it. 0, or EIO/ENOMEM
- * (c stays in the pool, still acquired). Detaching twice is a no-op. Thread-safe. */
+ * (c stays in the pool, still acquired). Detaching twice is a no-op. A detached connection no
+ * longer counts as its thread's one connection (it holds no place in the pool). Thread-safe. */
 int wg_engine_conn_detach(struct wg_engine *e, struct wg_engine_conn *c, struct wg_error *err);
-/* Returns it; any open transaction is rolled back first, and a connection on which SQL other than
- * SELECT, INSERT, UPDATE or DELETE ran (which may leave temp tables, SET search_path, variables)
- * is replaced by a fresh one, so that no session state passes to the next caller. Thread-safe. */
+/* Returns a calls' connection; any open transaction is rolled back first, and a connection on
+ * which SQL other than SELECT, INSERT, UPDATE or DELETE ran (which may leave temp tables, SET
+ * search_path, variables) is replaced by a fresh one, so that no session state passes to the next caller. A detached,
+ * reserved or pinned connection is closed instead. Thread-safe. */
 void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c);
 duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c);
 /* Interrupts whatever runs on the connection (callable from any thread, e.g. on cancel). */

@@ -18,6 +18,9 @@ struct wg_engine_conn {
   duckdb_connection conn;
   bool in_use;             /* guarded by engine->mu */
   bool detached;           /* out of the pool (wg_engine_conn_detach): closed on release */
+  int budget;              /* WG__POOL_CALLS, _RESERVED or _SESSIONS: whose connection it is */
+  bool counted;            /* in its holder thread's count of calls' connections (pool.c) */
+  pthread_t holder;        /* the thread that acquired it, while counted */
   bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
   bool session_dirty;      /* client SQL may have left session state (temp tables, SET, variables,
                               prepared statements): the connection is replaced on release */
@@ -48,12 +51,18 @@ struct wg_engine {
   pthread_mutex_t plan_mu;
   struct wg__ingest_plan *plans; /* a small array, guarded by plan_mu */
   int n_plans;
-  struct wg_engine_conn **conns; /* the pool; detached connections are no longer here */
+  /* The pool (pool.c), guarded by mu. conns are the calls' connections, made at open; detached
+   * ones are no longer here. The reserved and sessions budgets hold no connections of their own:
+   * theirs are made when taken and closed when given back, only counted here. */
+  struct wg_engine_conn **conns;
   int n_conns;
   int n_free;
-  int waiting;            /* callers in wg_engine_acquire (guarded by mu) */
+  int waiting;            /* callers in wg_engine_acquire */
   int max_waiting;        /* more are refused with EBUSY */
-  int64_t acquire_timeout_ms;
+  int64_t acquire_timeout_ms; /* < 0: no limit */
+  struct wg__pool_budget {
+    int limit, in_use;
+  } budgets[3]; /* indexed by WG__POOL_*; budgets[WG__POOL_CALLS].limit = n_conns */
   /* The disk guards (disk.c). */
   char *wal_path, *dir_path; /* file databases only */
   int64_t disk_reserve;      /* bytes kept free beyond a write and its checkpoint; 0 = no check */
@@ -61,6 +70,16 @@ struct wg_engine {
   pthread_mutex_t fatal_mu;
   char fatal_message[404], fatal_time[32];
 };
+
+/* The pool (pool.c). init, at open before the database: locks, limits and timeout from the
+ * options (EINVAL for an oversized pool); connect, once the database is open: the calls'
+ * connections; free, at close: disconnects them unless the database is broken (see
+ * wg_engine_close), frees them and the locks. Safe after a failed or partial init. */
+enum { WG__POOL_CALLS, WG__POOL_RESERVED, WG__POOL_SESSIONS };
+int wg__engine_pool_init(struct wg_engine *e, const struct wg_engine_options *o,
+                         struct wg_error *err);
+int wg__engine_pool_connect(struct wg_engine *e, struct wg_error *err);
+void wg__engine_pool_free(struct wg_engine *e, bool broken);
 
 /* The disk guards (disk.c): init at open (reserve in bytes), free at close; note_failure after a
  * failed engine operation sets the fatal state when the failure says DuckDB can no longer be

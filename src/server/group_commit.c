@@ -137,7 +137,7 @@ int wg__committer_start(struct wg__committer *cm, struct wg_engine *engine, int 
   for (int i = 0; i < n; i++) {
     struct wg__commit_lane *lane = &cm->lanes[i];
     lane->cm = cm;
-    int rc = wg_engine_acquire(engine, &lane->conn, err);
+    int rc = wg_engine_acquire_reserved(engine, &lane->conn, err); /* outside the calls' pool */
     if (rc == 0 && pthread_create(&lane->thread, NULL, committer_main, lane) != 0) {
       wg_engine_release(engine, lane->conn);
       rc = wg_error_set(err, ENOMEM, "cannot start a group committer thread");

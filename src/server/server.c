@@ -10,6 +10,7 @@
 
 static void dispatch(struct wg_rpc_call *call, void *ctx) {
   struct wg_server *s = ctx;
+  wg_engine_thread_serves_calls(); /* a call holds one DuckDB connection at a time */
   const char *m = wg_rpc_call_method(call);
   atomic_fetch_add_explicit(&s->stats.calls, 1, memory_order_relaxed);
   size_t prefix = strlen(WG_FLIGHT_SERVICE);
@@ -116,7 +117,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   }
   struct wg_engine_options eo = {
       .path = s->options.db_path,
-      .connections = s->options.threads + s->options.committers, /* + the committers' own */
+      /* Each user of the pool declares its own budget: a call's worker takes one of `threads`,
+       * each committer one reserved for it, so neither can starve the other. */
+      .connections = s->options.threads,
+      .reserved_connections = s->options.committers,
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
       .duckdb_threads = s->options.duckdb_threads,
