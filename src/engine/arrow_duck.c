@@ -14,6 +14,7 @@
 
 #include "arrow/array.h"
 #include "common/buf.h"
+#include "common/sql.h"
 #include "engine/engine_internal.h"
 
 /* Case-insensitive (ASCII) substring test. */
@@ -506,23 +507,14 @@ static void ingest_release(struct ArrowArrayStream *s) {
   s->release = NULL; /* only the lent views go to DuckDB; the source is freed by ingest itself */
 }
 
-static int append_quoted(struct wg_buf *b, const char *ident) {
-  WG_RETURN_NOT_OK(wg_buf_append(b, "\"", 1));
-  for (const char *p = ident; *p; p++) {
-    WG_RETURN_NOT_OK(wg_buf_append(b, p, 1));
-    if (*p == '"') WG_RETURN_NOT_OK(wg_buf_append(b, "\"", 1));
-  }
-  return wg_buf_append(b, "\"", 1);
-}
-
 /* Builds "<head> "table" <mid> "view"" as a NUL-terminated string in b. */
 static int build_sql(struct wg_buf *b, const char *head, const char *table, const char *mid,
                      const char *view) {
   b->size = 0;
   WG_RETURN_NOT_OK(wg_buf_append(b, head, (int64_t)strlen(head)));
-  if (table != NULL) WG_RETURN_NOT_OK(append_quoted(b, table));
+  if (table != NULL) WG_RETURN_NOT_OK(wg_sql_append_ident(b, table));
   WG_RETURN_NOT_OK(wg_buf_append(b, mid, (int64_t)strlen(mid)));
-  if (view != NULL) WG_RETURN_NOT_OK(append_quoted(b, view));
+  if (view != NULL) WG_RETURN_NOT_OK(wg_sql_append_ident(b, view));
   return wg_buf_append(b, "", 1);
 }
 

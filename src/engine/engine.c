@@ -4,6 +4,7 @@
  * then lock_configuration right after it (settle_database), before any client SQL, so that no
  * SQL can undo them. Also the shared helpers of engine_internal.h (error capture, quoting,
  * struct-array slices). */
+#include "common/sql.h"
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -78,25 +79,13 @@ int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *
 }
 
 char *wg_engine_quote_ident(const char *name) {
-  size_t n = 2;
-  for (const char *p = name; *p; p++)
-    n += *p == '"' ? 2 : 1;
-  char *q = malloc(n + 1), *w = q;
-  if (q == NULL) return NULL;
-  *w++ = '"';
-  for (const char *p = name; *p; p++) {
-    if (*p == '"') *w++ = '"';
-    *w++ = *p;
-  }
-  *w++ = '"';
-  *w = '\0';
-  return q;
+  return wg_sql_quote_ident(name);
 }
 
 char *wg__engine_qualified(const char *schema_name, const char *table) {
-  char *t = wg_engine_quote_ident(table);
+  char *t = wg_sql_quote_ident(table);
   if (t == NULL || schema_name == NULL || schema_name[0] == '\0') return t;
-  char *s = wg_engine_quote_ident(schema_name);
+  char *s = wg_sql_quote_ident(schema_name);
   char *q = s ? malloc(strlen(s) + strlen(t) + 2) : NULL;
   if (q != NULL) sprintf(q, "%s.%s", s, t);
   free(s);

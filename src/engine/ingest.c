@@ -15,6 +15,7 @@
 #include "arrow/concat.h"
 #include "arrow/format.h"
 #include "common/buf.h"
+#include "common/sql.h"
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
@@ -51,16 +52,6 @@ struct wg_engine_ingest {
 
 static int put(struct wg_buf *b, const char *s) {
   return wg_buf_append(b, s, (int64_t)strlen(s));
-}
-
-static int put_quoted(struct wg_buf *b, const char *s, char q) {
-  int rc = wg_buf_append(b, &q, 1);
-  for (const char *p = s; *p && rc == 0; p++) {
-    if (*p == q) rc = wg_buf_append(b, &q, 1);
-    if (rc == 0) rc = wg_buf_append(b, p, 1);
-  }
-  if (rc == 0) rc = wg_buf_append(b, &q, 1);
-  return rc;
 }
 
 static const char *simple_name(duckdb_type t) {
@@ -151,7 +142,7 @@ static int type_name_into(duckdb_logical_type t, struct wg_buf *b, int depth) {
     for (uint32_t i = 0; i < n && rc == 0; i++) {
       char *v = duckdb_enum_dictionary_value(t, i);
       if (i > 0) rc = put(b, ", ");
-      if (rc == 0) rc = put_quoted(b, v ? v : "", '\'');
+      if (rc == 0) rc = wg_sql_append_literal(b, v ? v : "");
       duckdb_free(v);
     }
     return rc == 0 ? put(b, ")") : rc;
@@ -189,7 +180,7 @@ static int type_name_into(duckdb_logical_type t, struct wg_buf *b, int depth) {
       duckdb_logical_type ch =
           is_struct ? duckdb_struct_type_child_type(t, i) : duckdb_union_type_member_type(t, i);
       if (i > 0) rc = put(b, ", ");
-      if (rc == 0) rc = put_quoted(b, name ? name : "", '"');
+      if (rc == 0) rc = wg_sql_append_ident(b, name ? name : "");
       if (rc == 0) rc = put(b, " ");
       if (rc == 0) rc = type_name_into(ch, b, depth + 1);
       duckdb_free(name);
@@ -584,7 +575,7 @@ static int create_table(struct wg_engine_conn *c, const char *qualified, const s
   for (idx_t i = 0; i < in->n && rc == 0; i++) {
     char *tn = wg__engine_type_name(in->types[i]);
     if (i > 0) rc = put(&sql, ", ");
-    if (rc == 0) rc = put_quoted(&sql, in->names[i], '"');
+    if (rc == 0) rc = wg_sql_append_ident(&sql, in->names[i]);
     if (rc == 0) rc = put(&sql, " ");
     if (rc == 0) rc = tn ? put(&sql, tn) : ENOMEM;
     free(tn);
@@ -719,7 +710,7 @@ static int open_insert_appender(const struct wg_engine_ingest *ing, duckdb_conne
   for (idx_t i = 0; i < n && rc == 0; i++) {
     types[i] = duckdb_vector_get_column_type(duckdb_data_chunk_get_vector(chunk, i));
     if (i > 0) rc = put(&sql, ", ");
-    if (rc == 0) rc = put_quoted(&sql, ing->cols[i], '"');
+    if (rc == 0) rc = wg_sql_append_ident(&sql, ing->cols[i]);
   }
   if (rc == 0) rc = put(&sql, ") SELECT * FROM appended_data");
   if (rc == 0) rc = wg_buf_append(&sql, "", 1);
