@@ -351,9 +351,7 @@ void wg_engine_close(struct wg_engine *e) {
   pthread_mutex_destroy(&e->create_mu);
   wg__engine_plans_free(e);
   pthread_mutex_destroy(&e->plan_mu);
-  for (int i = 0; i < e->n_open_tables; i++)
-    free(e->open_tables[i].key);
-  free(e->open_tables);
+  wg__engine_open_tables_free(e);
   wg__engine_disk_free(e);
   free(e);
 }

@@ -95,8 +95,9 @@ int wg__engine_statement_refused(duckdb_statement_type type, struct wg_error *er
 /* Both, for client SQL on c: 0 when c's engine is not sandboxed. */
 int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err);
 
-/* Frees the ingest plan cache (engine close). */
+/* Frees the ingest plan cache (plans.c) and the open-table registry (tables.c) at engine close. */
 void wg__engine_plans_free(struct wg_engine *e);
+void wg__engine_open_tables_free(struct wg_engine *e);
 
 /* Set err from a failed duckdb_result / prepared statement / error data (destroyed here), with
  * DuckDB's message as is; return the mapped code (wg_engine_error_code). */
