@@ -1,7 +1,9 @@
-/* wigeon: what the engine's files (engine.c, query.c, ingest.c, catalog.c) share: the pool and
- * connection structs, DuckDB error capture, and refcounted slices of a struct array that let one
- * DuckDB chunk or one ingest batch be handed out in pieces without copying.
- * Internal to src/engine. */
+/* wigeon: what the engine's files share: the pool and connection structs, DuckDB error capture
+ * and the engine's own statements (sql.c), the disk guards (disk.c), the SQL guard (guard.c),
+ * and refcounted slices of a struct array (slice.c) that let one DuckDB chunk or one ingest
+ * batch be handed out in pieces without copying. The ingest files share ingest_internal.h.
+ * Calls between the files go one way (engine.c at the top, sql.c, slice.c, disk.c, guard.c at
+ * the bottom); no two files call each other. Internal to src/engine. */
 #ifndef WG_ENGINE_INTERNAL_H
 #define WG_ENGINE_INTERNAL_H
 
