@@ -55,6 +55,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   pthread_mutex_init(&e->mu, NULL);
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
+  wg__engine_events_init(e);
   atomic_init(&e->ddl_epoch, 1); /* never 0, the epoch of an empty plan slot */
   pthread_condattr_t cattr;
   pthread_condattr_init(&cattr);
@@ -165,6 +166,7 @@ void wg_engine_close(struct wg_engine *e) {
   pthread_mutex_destroy(&e->create_mu);
   wg__engine_plans_free(e);
   pthread_mutex_destroy(&e->plan_mu);
+  wg__engine_events_free(e);
   wg__engine_open_tables_free(e);
   wg__engine_disk_free(e);
   free(e);

@@ -29,6 +29,15 @@ struct wg_engine_conn {
                               (no error, just no more chunks) when its connection runs anything else */
 };
 
+/* LOCK ORDER. The engine's mutexes, each declared below:
+ *   mu         the pool (acquire, detach, release); a leaf: nothing else is taken under it
+ *   create_mu  creating missing tables and the open-table registry (tables.c); a leaf, held over
+ *              DuckDB calls (CREATE TABLE, DROP TABLE), never over another engine lock
+ *   plan_mu    the ingest plan cache (plans.c); a leaf
+ *   commit_mu  commit events (events.c): held from a put's COMMIT to its last subscriber; under it
+ *              only fatal_mu (wg__engine_note_failure after a failed COMMIT) is taken
+ *   fatal_mu   the fatal state's message (disk.c); a leaf
+ * So the only nesting is commit_mu -> fatal_mu; never two of mu, create_mu, plan_mu at once. */
 struct wg_engine {
   duckdb_database db;
   bool is_file;
@@ -62,6 +71,14 @@ struct wg_engine {
   atomic_bool fatal;         /* set once; then writes are refused */
   pthread_mutex_t fatal_mu;
   char fatal_message[404], fatal_time[32];
+  /* Commit events (events.c), guarded by commit_mu: the subscribers, and each table's last
+   * sequence number. n_subs is also read without the lock (does anyone listen?). */
+  pthread_mutex_t commit_mu;
+  struct wg__commit_sub *subs;
+  int cap_subs;
+  atomic_int n_subs;
+  struct wg__table_seq *seqs;
+  int n_seqs, cap_seqs;
 };
 
 /* The disk guards (disk.c): init at open (reserve in bytes), free at close; note_failure after a
@@ -96,6 +113,26 @@ int wg__engine_sql_refused(const char *sql, size_t len, struct wg_error *err);
 int wg__engine_statement_refused(duckdb_statement_type type, struct wg_error *err);
 /* Both, for client SQL on c: 0 when c's engine is not sandboxed. */
 int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err);
+
+/* Commit events (events.c): init at open, free at close. */
+void wg__engine_events_init(struct wg_engine *e);
+void wg__engine_events_free(struct wg_engine *e);
+/* Whether anyone subscribed to commit events (a put begun now keeps its batches for them). */
+bool wg__engine_events_wanted(struct wg_engine *e);
+/* A committed put, for wg__engine_commit_notify: its batches are owners (slice.c) whose whole
+ * batch is handed to each subscriber as a fresh slice. */
+struct wg__committed_put {
+  const char *schema_name, *table;
+  const char *key; /* wg__engine_table_key: the sequence's table */
+  const struct ArrowSchema *schema;
+  struct wg__slice_owner *const *batches;
+  int64_t n_batches, rows;
+};
+/* commit_lock before the COMMIT of puts with events (then commit_mu is held), notify once per
+ * committed put (in commit order), unlock after the last. */
+void wg__engine_commit_lock(struct wg_engine *e);
+void wg__engine_commit_notify(struct wg_engine *e, const struct wg__committed_put *put);
+void wg__engine_commit_unlock(struct wg_engine *e);
 
 /* Frees the ingest plan cache (plans.c) and the open-table registry (tables.c) at engine close. */
 void wg__engine_plans_free(struct wg_engine *e);
@@ -142,6 +179,7 @@ struct wg__slice_owner;
 /* Takes `batch` (moved; released on error too). NULL on ENOMEM. The caller holds one reference. */
 struct wg__slice_owner *wg__slice_owner_create(struct ArrowArray *batch);
 void wg__slice_owner_unref(struct wg__slice_owner *o);
+void wg__slice_owner_ref(struct wg__slice_owner *o);
 const struct ArrowArray *wg__slice_owner_batch(const struct wg__slice_owner *o);
 /* out = rows [start, start+len) of the batch (relative to the batch's own offset), holding one
  * reference on o until released; `schema` (the batch's struct schema) tells which children have

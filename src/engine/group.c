@@ -41,9 +41,16 @@ static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **i
   }
   if (rc == 0) {
     rc = wg_engine_fatal(c->engine, err);
+    bool events = false; /* then commit_mu is held from COMMIT to the last event */
+    for (int64_t i = 0; i < n && !events; i++)
+      events = ings[i]->events;
     if (rc == 0) {
+      if (events) wg__engine_commit_lock(c->engine);
       rc = wg__engine_exec(c, "COMMIT", err);
       wg__engine_note_failure(c->engine, rc, true, err);
+      for (int64_t i = 0; i < n && rc == 0; i++)
+        wg__ingest_notify(ings[i]); /* in the group's order: one event per put */
+      if (events) wg__engine_commit_unlock(c->engine);
     }
   }
   if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);

@@ -25,6 +25,8 @@
 
 #define SLICE_ROWS 2048 /* DuckDB's vector size: duckdb_data_chunk_from_arrow's maximum */
 
+static void kept_reset(struct wg_engine_ingest *ing);
+
 /* ---------------------------------------------------------------------------------------------
  * Begin, append, commit, abort */
 
@@ -177,6 +179,8 @@ void wg__ingest_free(struct wg_engine_ingest *ing) {
     wg__engine_open_table_ref(ing->engine, ing->key, -1);
     pthread_mutex_unlock(&ing->engine->create_mu);
   }
+  kept_reset(ing);
+  free(ing->kept);
   free(ing->key);
   free(ing->idem_key);
   free(ing->created);
@@ -291,6 +295,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   ing->c = c;
   ing->engine = e;
   ing->deferred = deferred;
+  ing->events = wg__engine_events_wanted(e);
   ing->key = wg__engine_table_key(schema_name, table);
   if (ing->key != NULL) {
     pthread_mutex_lock(&e->create_mu);
@@ -376,6 +381,43 @@ int wg__ingest_appender_error(duckdb_appender app, struct wg_error *err, const c
   return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
 }
 
+/* Keeps a reference on a batch's owner for the commit event. */
+static int keep_batch(struct wg_engine_ingest *ing, struct wg__slice_owner *owner,
+                      struct wg_error *err) {
+  if (ing->n_kept == ing->cap_kept) {
+    int64_t cap = ing->cap_kept ? ing->cap_kept * 2 : 8;
+    struct wg__slice_owner **k = realloc(ing->kept, (size_t)cap * sizeof(*k));
+    if (k == NULL) return wg_error_set(err, ENOMEM, "out of memory keeping a batch");
+    ing->kept = k;
+    ing->cap_kept = cap;
+  }
+  wg__slice_owner_ref(owner);
+  ing->kept[ing->n_kept++] = owner;
+  return 0;
+}
+
+static void kept_reset(struct wg_engine_ingest *ing) {
+  for (int64_t i = 0; i < ing->n_kept; i++)
+    wg__slice_owner_unref(ing->kept[i]);
+  ing->n_kept = 0;
+}
+
+void wg__ingest_notify(struct wg_engine_ingest *ing) {
+  if (!ing->events) return;
+  char *key = ing->key != NULL ? NULL : wg__engine_table_key(ing->schema_name, ing->table);
+  struct wg__committed_put put = {
+      .schema_name = ing->schema_name,
+      .table = ing->table,
+      .key = ing->key != NULL ? ing->key : key,
+      .schema = &ing->schema,
+      .batches = ing->kept,
+      .n_batches = ing->n_kept,
+      .rows = ing->rows,
+  };
+  wg__engine_commit_notify(ing->engine, &put);
+  free(key);
+}
+
 /* Appends one batch (consumed) of `ing` through `app`, converting on `conn`; stops between slices
  * once `watch` (may be NULL) is interrupted. */
 static int append_batch(struct wg_engine_ingest *ing, const struct wg_engine_conn *watch,
@@ -384,7 +426,7 @@ static int append_batch(struct wg_engine_ingest *ing, const struct wg_engine_con
   int64_t length = batch->length;
   struct wg__slice_owner *owner = wg__slice_owner_create(batch);
   if (owner == NULL) return wg_error_set(err, ENOMEM, "out of memory");
-  int rc = 0;
+  int rc = ing->events ? keep_batch(ing, owner, err) : 0;
   for (int64_t start = 0; start < length && rc == 0; start += SLICE_ROWS) {
     int64_t n = length - start < SLICE_ROWS ? length - start : SLICE_ROWS;
     if ((rc = check_interrupted(watch, err)) != 0) break;
@@ -451,6 +493,7 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
 int wg__ingest_append_pending(struct wg_engine_ingest *ing, const struct wg_engine_conn *watch,
                               duckdb_connection conn, duckdb_appender app, bool consume,
                               struct wg_error *err) {
+  kept_reset(ing); /* a failed group's attempt kept them too */
   int rc = 0;
   for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
     struct ArrowArray b;
@@ -507,8 +550,11 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
   }
   if (rc == 0) rc = wg_engine_fatal(ing->engine, err);
   if (rc == 0) {
+    if (ing->events) wg__engine_commit_lock(ing->engine);
     rc = wg__engine_exec(ing->c, "COMMIT", err);
     wg__engine_note_failure(ing->engine, rc, true, err);
+    if (rc == 0) wg__ingest_notify(ing);
+    if (ing->events) wg__engine_commit_unlock(ing->engine);
   }
   if (rc != 0) { /* commit consumes the ingest either way */
     wg_engine_ingest_abort(ing);

@@ -4,7 +4,8 @@
  *   plans.c   the ingest plan cache (its own lock, plan_mu)
  *   ingest.c  streaming ingest: begin, append, commit, abort, appenders
  *   group.c   group commit (many deferred puts, one transaction)
- * Calls go one way: group -> ingest -> {plans, tables -> types}; none back.
+ * (events.c, commit events, is shared with the rest of the engine: engine_internal.h.)
+ * Calls go one way: group -> ingest -> {plans, events, tables -> types}; none back.
  * Internal to src/engine. */
 #ifndef WG_ENGINE_INGEST_INTERNAL_H
 #define WG_ENGINE_INGEST_INTERNAL_H
@@ -101,6 +102,11 @@ struct wg_engine_ingest {
   bool deferred;
   struct ArrowArray *pending;
   int64_t n_pending, cap_pending, pending_bytes;
+  /* Commit events (events.c): when someone subscribed at begin, every batch appended is kept
+   * (a reference on its slice owner, no copy) until the ingest is freed, for the event. */
+  bool events;
+  struct wg__slice_owner **kept;
+  int64_t n_kept, cap_kept;
 };
 /* *out = an appender on conn for the ingest's table and columns (NULL on error). */
 int wg__ingest_open_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,
@@ -113,6 +119,8 @@ int wg__ingest_append_pending(struct wg_engine_ingest *ing, const struct wg_engi
                               struct wg_error *err);
 /* The appender's error (what failed: "flush", "append"). */
 int wg__ingest_appender_error(duckdb_appender app, struct wg_error *err, const char *what);
+/* After the COMMIT of ing (commit_mu held when ing->events): its commit event. */
+void wg__ingest_notify(struct wg_engine_ingest *ing);
 /* Frees an ingest (its open-table reference too; takes create_mu). */
 void wg__ingest_free(struct wg_engine_ingest *ing);
 

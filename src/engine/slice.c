@@ -36,6 +36,10 @@ void wg__slice_owner_unref(struct wg__slice_owner *o) {
   free(o);
 }
 
+void wg__slice_owner_ref(struct wg__slice_owner *o) {
+  atomic_fetch_add(&o->refs, 1);
+}
+
 const struct ArrowArray *wg__slice_owner_batch(const struct wg__slice_owner *o) {
   return &o->batch;
 }
