@@ -89,6 +89,46 @@ void wg__engine_disk_free(struct wg_engine *e);
 void wg__engine_note_failure(struct wg_engine *e, int code, bool committing,
                              const struct wg_error *err);
 
+/* Client SQL: every statement a client sends runs through wg__engine_client_sql (sql.c), so that
+ * each one takes the same steps in the same order:
+ *   guard        no open stream on c (wg__engine_conn_idle); the sandbox's SQL guard on the text
+ *   prepare      the text (one statement), or each statement of it in turn (each_statement)
+ *   before_run   the caller's own check of the prepared statement (may be NULL)
+ *   write checks anything but SELECT: not into a fatal database, not onto a full disk
+ *                (skipped for prepare_only)
+ *   refusals     the sandbox's statement types (COPY, EXPORT, ATTACH, DETACH)
+ *   run          the caller's: execute and discard (wg_engine_execute), stream (query.c), or read
+ *                the prepared schema (wg_engine_query_schema)
+ *   done         wg__engine_statement_done(c, type, ran), once per prepared statement, whatever
+ *                happened (not for prepare_only: nothing ran)
+ * With each_statement, it stops at the first failure; a failure in prepare, refusals or run of a
+ * text of several statements is prefixed "statement i of n (none of them took effect)". */
+enum wg__client_stage {
+  WG__CLIENT_GUARD,
+  WG__CLIENT_PREPARE,
+  WG__CLIENT_BEFORE_RUN,
+  WG__CLIENT_WRITE_CHECKS,
+  WG__CLIENT_REFUSED,
+  WG__CLIENT_RUN,
+};
+struct wg__client_sql {
+  const char *sql;
+  bool each_statement; /* extract the text's statements and run each in turn */
+  bool prepare_only;   /* run only reads the prepared statement: no write checks, no done */
+  int (*before_run)(void *ctx, idx_t i, idx_t n, duckdb_prepared_statement p,
+                    struct wg_error *err);
+  /* Runs the checked statement; may take *p (set it to NULL), else it is destroyed after. */
+  int (*run)(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
+             struct wg_error *err);
+  void *ctx;
+  /* out */
+  duckdb_statement_type type;      /* of the last statement prepared (INVALID: none) */
+  idx_t n, failed;                 /* statements in the text; the one that failed */
+  enum wg__client_stage failed_at; /* the step of a failure (the last step reached on success) */
+};
+int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
+                          struct wg_error *err);
+
 /* After any statement that may create, drop, rename or alter a table, or end a transaction that
  * did: cached ingest plans made before it are no longer used. */
 static inline void wg__engine_tables_may_change(struct wg_engine *e) {

@@ -91,103 +91,166 @@ char *wg__engine_qualified(const char *schema_name, const char *table) {
 }
 
 
-/* Runs every statement of `sql` in turn (prepared, then executed as a streaming pending result
- * whose rows are not fetched: a SELECT sent here costs its first chunk, not its whole result).
- * A transaction statement (BEGIN) may leave a transaction open: then the connection is rolled
- * back on release. */
-int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
-                      struct wg_error *err) {
-  if (rows_changed != NULL) *rows_changed = 0;
-  if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
+/* ---------------------------------------------------------------------------------------------
+ * Client SQL: the one path (see engine_internal.h, struct wg__client_sql) */
+
+/* One prepared statement of q (statement i of n): the caller's check, the write checks, the
+ * sandbox's refusals, the run; then wg__engine_statement_done whatever happened. Takes *p. */
+static int client_statement(struct wg_engine_conn *c, struct wg__client_sql *q, idx_t i,
+                            duckdb_prepared_statement *p, struct wg_error *err) {
+  q->type = duckdb_prepared_statement_type(*p);
+  q->failed_at = WG__CLIENT_BEFORE_RUN;
+  int rc = q->before_run != NULL ? q->before_run(q->ctx, i, q->n, *p, err) : 0;
+  if (rc == 0 && !q->prepare_only && q->type != DUCKDB_STATEMENT_TYPE_SELECT) {
+    /* a write (EXPLAIN too: EXPLAIN ANALYZE runs its statement): not into a database that had a
+     * fatal error, not onto a full disk */
+    q->failed_at = WG__CLIENT_WRITE_CHECKS;
+    rc = wg_engine_fatal(c->engine, err);
+    if (rc == 0) rc = wg_engine_check_room(c->engine, 0, err);
+  }
+  if (rc == 0 && c->engine->sandboxed) {
+    q->failed_at = WG__CLIENT_REFUSED;
+    rc = wg__engine_statement_refused(q->type, err);
+  }
+  if (rc == 0) {
+    q->failed_at = WG__CLIENT_RUN;
+    rc = q->run(q->ctx, c, p, err);
+  }
+  if (!q->prepare_only) wg__engine_statement_done(c, q->type, rc == 0);
+  if (*p != NULL) duckdb_destroy_prepare(p);
+  return rc;
+}
+
+int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
+                          struct wg_error *err) {
+  q->type = DUCKDB_STATEMENT_TYPE_INVALID;
+  q->n = 1;
+  q->failed = 0;
+  q->failed_at = WG__CLIENT_GUARD;
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
-  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
+  WG_RETURN_NOT_OK(wg__engine_guard(c, q->sql, err));
+  q->failed_at = WG__CLIENT_PREPARE;
+  duckdb_prepared_statement p = NULL;
+  if (!q->each_statement) {
+    if (duckdb_prepare(c->conn, q->sql, &p) != DuckDBSuccess) {
+      int rc = wg__engine_prepare_error(p, err);
+      duckdb_destroy_prepare(&p);
+      return rc;
+    }
+    return client_statement(c, q, 0, &p, err);
+  }
   duckdb_extracted_statements stmts = NULL;
-  idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
+  q->n = duckdb_extract_statements(c->conn, q->sql, &stmts);
   int rc = 0;
-  if (n == 0) {
+  if (q->n == 0) {
     rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_extract_statements_error(stmts),
                              "no statement to execute");
   }
-  /* Several statements are all or nothing. Either the text manages its transaction (it starts
-   * with BEGIN, and COMMIT or ROLLBACK may end it: stopping at the first error leaves the
-   * transaction open, and release rolls it back), or it runs in one transaction of its own.
-   * Transaction control anywhere else would let part of the text commit: refused. Which case it
-   * is shows only once the first statement is prepared (later ones may bind only after the
-   * earlier ones ran). */
-  bool several = n > 1, own_txn = false;
-  int64_t total = 0;
-  for (idx_t i = 0; i < n && rc == 0; i++) {
-    duckdb_prepared_statement p = NULL;
+  for (idx_t i = 0; i < q->n && rc == 0; i++) {
+    q->failed = i;
+    q->failed_at = WG__CLIENT_PREPARE;
     if (duckdb_prepare_extracted_statement(c->conn, stmts, i, &p) != DuckDBSuccess) {
       rc = wg__engine_prepare_error(p, err);
-      if (several)
-        wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
-                        (unsigned long long)i + 1, (unsigned long long)n);
       duckdb_destroy_prepare(&p);
-      break;
+    } else {
+      rc = client_statement(c, q, i, &p, err);
     }
-    bool control = duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
-    if (several && i == 0 && !control) {
-      rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
-      if (rc == 0) c->txn_maybe = own_txn = true;
-    } else if (several && control && i > 0 && (own_txn || i + 1 < n)) {
-      rc = wg_error_set(err, EINVAL,
+    /* the caller's and the write checks' messages say it all; the others get the position */
+    bool name_it = q->failed_at == WG__CLIENT_PREPARE || q->failed_at == WG__CLIENT_REFUSED ||
+                   q->failed_at == WG__CLIENT_RUN;
+    if (rc != 0 && q->n > 1 && name_it)
+      wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
+                      (unsigned long long)i + 1, (unsigned long long)q->n);
+  }
+  duckdb_destroy_extracted(&stmts);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * wg_engine_execute: client SQL of several statements, all or nothing */
+
+struct execute {
+  struct wg_engine_conn *c;
+  bool own_txn; /* the text runs in a transaction of its own, begun before its first statement */
+  int64_t total;
+};
+
+/* Several statements are all or nothing. Either the text manages its transaction (it starts with
+ * BEGIN, and COMMIT or ROLLBACK may end it: stopping at the first error leaves the transaction
+ * open, and release rolls it back), or it runs in one transaction of its own. Transaction control
+ * anywhere else would let part of the text commit: refused. Which case it is shows only once the
+ * first statement is prepared (later ones may bind only after the earlier ones ran). */
+static int execute_before_run(void *ctx, idx_t i, idx_t n, duckdb_prepared_statement p,
+                              struct wg_error *err) {
+  struct execute *x = ctx;
+  bool control = duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
+  if (n > 1 && i == 0 && !control) {
+    WG_RETURN_NOT_OK(wg__engine_exec(x->c, "BEGIN TRANSACTION", err));
+    x->c->txn_maybe = x->own_txn = true;
+  } else if (n > 1 && control && i > 0 && (x->own_txn || i + 1 < n)) {
+    return wg_error_set(err, EINVAL,
                         "statement %llu of %llu is BEGIN, COMMIT or ROLLBACK: several statements "
                         "are all or nothing, so transaction control may only start the text "
                         "(BEGIN) and end it (COMMIT or ROLLBACK); none of them took effect",
                         (unsigned long long)i + 1, (unsigned long long)n);
-    }
-    duckdb_statement_type st = duckdb_prepared_statement_type(p);
-    if (rc == 0 && st != DUCKDB_STATEMENT_TYPE_SELECT) {
-      /* a write (EXPLAIN too: EXPLAIN ANALYZE runs its statement): not into a database that had
-       * a fatal error, not onto a full disk */
-      rc = wg_engine_fatal(c->engine, err);
-      if (rc == 0) rc = wg_engine_check_room(c->engine, 0, err);
-    }
-    if (rc != 0) {
-      duckdb_destroy_prepare(&p);
-      break;
-    }
-    bool ran = false;
-    duckdb_pending_result pending = NULL;
-    if (c->engine->sandboxed &&
-        (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0) {
-      /* refused before it ran */
-    } else if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
-      rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
-                               "execute failed");
-    } else if (atomic_load(&c->interrupted)) { /* see wg_engine_query_arrow_stream_flag */
-      wg_engine_pending_abandon(c->conn, &pending);
-      rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
-    } else {
-      duckdb_result r;
-      memset(&r, 0, sizeof(r));
-      if (duckdb_execute_pending(pending, &r) != DuckDBSuccess) {
-        rc = wg__engine_result_error(&r, err);
-        wg__engine_note_failure(c->engine, rc, st == DUCKDB_STATEMENT_TYPE_TRANSACTION, err);
-      } else {
-        total += (int64_t)duckdb_rows_changed(&r);
-      }
-      duckdb_destroy_result(&r);
-      ran = rc == 0;
-    }
-    if (rc != 0 && several)
-      wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
-                      (unsigned long long)i + 1, (unsigned long long)n);
-    wg__engine_statement_done(c, duckdb_prepared_statement_type(p), ran);
-    duckdb_destroy_pending(&pending);
-    duckdb_destroy_prepare(&p);
   }
-  if (own_txn && c->txn_maybe) {
+  return 0;
+}
+
+/* Runs one statement as a streaming pending result whose rows are not fetched: a SELECT sent
+ * here costs its first chunk, not its whole result. */
+static int execute_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
+                       struct wg_error *err) {
+  struct execute *x = ctx;
+  duckdb_statement_type st = duckdb_prepared_statement_type(*p);
+  duckdb_pending_result pending = NULL;
+  int rc = 0;
+  if (duckdb_pending_prepared_streaming(*p, &pending) != DuckDBSuccess) {
+    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
+                             "execute failed");
+  } else if (atomic_load(&c->interrupted)) { /* see wg_engine_query_arrow_stream_flag */
+    wg_engine_pending_abandon(c->conn, &pending);
+    rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
+  } else {
+    duckdb_result r;
+    memset(&r, 0, sizeof(r));
+    if (duckdb_execute_pending(pending, &r) != DuckDBSuccess) {
+      rc = wg__engine_result_error(&r, err);
+      wg__engine_note_failure(c->engine, rc, st == DUCKDB_STATEMENT_TYPE_TRANSACTION, err);
+    } else {
+      x->total += (int64_t)duckdb_rows_changed(&r);
+    }
+    duckdb_destroy_result(&r);
+  }
+  duckdb_destroy_pending(&pending);
+  return rc;
+}
+
+/* Runs every statement of `sql` in turn. A transaction statement (BEGIN) may leave a transaction
+ * open: then the connection is rolled back on release. */
+int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
+                      struct wg_error *err) {
+  if (rows_changed != NULL) *rows_changed = 0;
+  if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
+  struct execute x = {.c = c};
+  struct wg__client_sql q = {
+      .sql = sql,
+      .each_statement = true,
+      .before_run = execute_before_run,
+      .run = execute_run,
+      .ctx = &x,
+  };
+  int rc = wg__engine_client_sql(c, &q, err);
+  if (x.own_txn && c->txn_maybe) {
     if (rc == 0) {
       rc = wg__engine_exec(c, "COMMIT", err);
       wg__engine_note_failure(c->engine, rc, true, err);
-      if (rc != 0) wg_error_prefix(err, rc, "committing %llu statements", (unsigned long long)n);
+      if (rc != 0)
+        wg_error_prefix(err, rc, "committing %llu statements", (unsigned long long)q.n);
     }
     if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
     c->txn_maybe = false;
   }
-  duckdb_destroy_extracted(&stmts);
-  if (rc == 0 && rows_changed != NULL) *rows_changed = total;
+  if (rc == 0 && rows_changed != NULL) *rows_changed = x.total;
   return rc;
 }
