@@ -9,6 +9,7 @@
 
 #include "arrow/array.h"
 #include "arrow/ipc.h"
+#include "common/sql.h"
 #include "engine/engine.h"
 #include "engine/engine_internal.h" /* wg__engine_statement_keeps_tables */
 #include "test.h"
@@ -976,6 +977,30 @@ static void quote_ident_doubles_quotes(void) {
   free(q);
 }
 
+/* The one quoting (common/sql.h): what it builds is read back by DuckDB as the same name and the
+ * same text, quotes and all. */
+static void sql_quoting_round_trips_through_duckdb(void) {
+  struct wg_engine *e = open_engine(NULL, false, 1);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *c;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  char *ident = wg_sql_quote_ident("we\"ird 'name");
+  char *lit = wg_sql_quote_literal("it's \"x\" ''");
+  ASSERT_STREQ(ident, "\"we\"\"ird 'name\"");
+  ASSERT_STREQ(lit, "'it''s \"x\" '''''");
+  char sql[256];
+  snprintf(sql, sizeof(sql), "CREATE TABLE %s (v VARCHAR); INSERT INTO %s VALUES (%s)", ident,
+           ident, lit);
+  ASSERT_OK(exec(c, sql, &err), &err);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM \"we\"\"ird 'name\" WHERE v = 'it''s \"x\" '''''"), 1);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'we\"ird ''name'"), 1);
+  free(ident);
+  free(lit);
+  wg_engine_release(e, c);
+  wg_engine_close(e);
+}
+
 /* A one-row batch of n columns of 8-byte values (BIGINT, timestamps; the values must outlive the
  * batch). */
 static void i64_batch(const int64_t *values, int n, struct ArrowArray *out) {
@@ -1209,6 +1234,7 @@ int main(void) {
     return 1;
   }
   RUN_TEST(quote_ident_doubles_quotes);
+  RUN_TEST(sql_quoting_round_trips_through_duckdb);
   RUN_TEST(gathered_batches_are_exactly_target_rows_and_values_exact);
   RUN_TEST(all_types_survive_gathering_and_ingest);
   RUN_TEST(all_types_gather_into_valid_arrays);

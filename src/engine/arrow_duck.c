@@ -14,6 +14,7 @@
 
 #include "arrow/array.h"
 #include "common/buf.h"
+#include "common/sql.h"
 #include "engine/engine_internal.h"
 
 /* Case-insensitive (ASCII) substring test. */
@@ -406,20 +407,38 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
   memset(out, 0, sizeof(*out));
   if (conn == NULL || sql == NULL)
     return wg_error_set(err, EINVAL, "query: NULL connection or sql");
-  struct query_stream *q = calloc(1, sizeof(*q));
-  if (q == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
-  int rc = 0;
+  duckdb_prepared_statement p = NULL;
+  if (duckdb_prepare(conn, sql, &p) != DuckDBSuccess) {
+    int rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_prepare_error(p),
+                                 "prepare failed");
+    duckdb_destroy_prepare(&p);
+    return rc;
+  }
+  if (type != NULL) *type = duckdb_prepared_statement_type(p);
+  int rc = before_run != NULL ? before_run(ctx, p, err) : 0;
+  if (rc != 0) {
+    duckdb_destroy_prepare(&p);
+    return rc;
+  }
+  return wg_engine_query_arrow_stream_prepared(conn, &p, interrupted, out, err);
+}
 
-  if (duckdb_prepare(conn, sql, &q->prepared) != DuckDBSuccess) {
-    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_prepare_error(q->prepared),
-                             "prepare failed");
-    goto fail;
+int wg_engine_query_arrow_stream_prepared(duckdb_connection conn, duckdb_prepared_statement *p,
+                                          const atomic_bool *interrupted,
+                                          struct ArrowArrayStream *out, struct wg_error *err) {
+  if (out == NULL) {
+    duckdb_destroy_prepare(p);
+    return wg_error_set(err, EINVAL, "query: NULL output stream");
   }
-  if (type != NULL) *type = duckdb_prepared_statement_type(q->prepared);
-  if (before_run != NULL) {
-    rc = before_run(ctx, q->prepared, err);
-    if (rc != 0) goto fail;
+  memset(out, 0, sizeof(*out));
+  struct query_stream *q = calloc(1, sizeof(*q));
+  if (q == NULL) {
+    duckdb_destroy_prepare(p);
+    return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   }
+  q->prepared = *p; /* ours now */
+  *p = NULL;
+  int rc = 0;
   duckdb_pending_result pending = NULL;
   if (duckdb_pending_prepared_streaming(q->prepared, &pending) != DuckDBSuccess) {
     rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
@@ -506,23 +525,14 @@ static void ingest_release(struct ArrowArrayStream *s) {
   s->release = NULL; /* only the lent views go to DuckDB; the source is freed by ingest itself */
 }
 
-static int append_quoted(struct wg_buf *b, const char *ident) {
-  WG_RETURN_NOT_OK(wg_buf_append(b, "\"", 1));
-  for (const char *p = ident; *p; p++) {
-    WG_RETURN_NOT_OK(wg_buf_append(b, p, 1));
-    if (*p == '"') WG_RETURN_NOT_OK(wg_buf_append(b, "\"", 1));
-  }
-  return wg_buf_append(b, "\"", 1);
-}
-
 /* Builds "<head> "table" <mid> "view"" as a NUL-terminated string in b. */
 static int build_sql(struct wg_buf *b, const char *head, const char *table, const char *mid,
                      const char *view) {
   b->size = 0;
   WG_RETURN_NOT_OK(wg_buf_append(b, head, (int64_t)strlen(head)));
-  if (table != NULL) WG_RETURN_NOT_OK(append_quoted(b, table));
+  if (table != NULL) WG_RETURN_NOT_OK(wg_sql_append_ident(b, table));
   WG_RETURN_NOT_OK(wg_buf_append(b, mid, (int64_t)strlen(mid)));
-  if (view != NULL) WG_RETURN_NOT_OK(append_quoted(b, view));
+  if (view != NULL) WG_RETURN_NOT_OK(wg_sql_append_ident(b, view));
   return wg_buf_append(b, "", 1);
 }
 

@@ -72,6 +72,11 @@ int wg_engine_query_arrow_stream_flag(duckdb_connection conn, const char *sql,
                                                         struct wg_error *),
                                       void *ctx,
                                       struct ArrowArrayStream *out, struct wg_error *err);
+/* The run half of the above, for a statement the caller prepared (and checked): takes *p (set to
+ * NULL; destroyed on error, kept by the stream on success). */
+int wg_engine_query_arrow_stream_prepared(duckdb_connection conn, duckdb_prepared_statement *p,
+                                          const atomic_bool *interrupted,
+                                          struct ArrowArrayStream *out, struct wg_error *err);
 
 /* Ends a query that DuckDB has begun (duckdb_pending_prepared_streaming succeeded) without
  * running it, and destroys *pending. Destroying a pending result alone leaves its tasks, already

@@ -1,210 +1,14 @@
-/* wigeon: the engine's database and plain statements (see engine.h); the connection pool is
- * pool.c's. Security defaults are set in the duckdb_config before open, TimeZone and then
- * lock_configuration right after it (settle_database), before any client SQL, so that no SQL can
- * undo them. Also the shared helpers of engine_internal.h (error capture, quoting,
- * struct-array slices). */
+/* wigeon: the engine's database (see engine.h): open, close, checkpoint; the connection pool is
+ * pool.c's, statements sql.c's. Security defaults are set in the duckdb_config before open,
+ * TimeZone and then lock_configuration right after it (settle_database), before any client SQL,
+ * so that no SQL can undo them. Calls down only: pool.c, sql.c, disk.c, put_keys.c, events.c,
+ * plans.c and tables.c (freed at close). */
 #include "engine/engine_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ---------------------------------------------------------------------------------------------
- * Errors and small helpers */
-
-int wg__engine_result_error(duckdb_result *r, struct wg_error *err) {
-  /* DuckDB can fail a call without filling in its result (seen for duckdb_query once its log
-   * storage is broken): callers zero r first, and a result with no internal data is not read. */
-  if (r->internal_data == NULL)
-    return wg_error_set(err, EIO, "DuckDB failed without a result (no error message)");
-  return wg_engine_error_set(err, duckdb_result_error_type(r), duckdb_result_error(r), NULL);
-}
-
-int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err) {
-  return wg_engine_error_set(err, DUCKDB_ERROR_INVALID, p ? duckdb_prepare_error(p) : NULL,
-                             "DuckDB prepare failed (no message)");
-}
-
-int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
-  if (*ed == NULL) return 0;
-  int rc = 0;
-  if (duckdb_error_data_has_error(*ed))
-    rc = wg_engine_error_set(err, duckdb_error_data_error_type(*ed),
-                             duckdb_error_data_message(*ed), NULL);
-  duckdb_destroy_error_data(ed);
-  return rc;
-}
-
-int wg__engine_conn_idle(struct wg_engine_conn *c, struct wg_error *err) {
-  if (c->stream == NULL) return 0;
-  return wg_error_set(err, EINVAL,
-                      "the connection has an open query stream: release it before running "
-                      "anything else on this connection");
-}
-
-bool wg__engine_statement_keeps_tables(duckdb_statement_type type) {
-  switch (type) {
-  case DUCKDB_STATEMENT_TYPE_SELECT:
-  case DUCKDB_STATEMENT_TYPE_INSERT:
-  case DUCKDB_STATEMENT_TYPE_UPDATE:
-  case DUCKDB_STATEMENT_TYPE_DELETE:
-    return true; /* not EXPLAIN: EXPLAIN ANALYZE runs its statement, which may be DDL */
-  default:
-    return false;
-  }
-}
-
-void wg__engine_statement_done(struct wg_engine_conn *c, duckdb_statement_type type, bool ran) {
-  if (type == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true; /* BEGIN: see release */
-  if (wg__engine_statement_keeps_tables(type)) return;
-  wg__engine_tables_may_change(c->engine); /* failed or not: it may have got part way */
-  if (ran) c->session_dirty = true;        /* a temp table, SET ...: see release */
-}
-
-int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
-  if (!c->engine->sandboxed) return 0;
-  return wg__engine_sql_refused(sql, strlen(sql), err);
-}
-
-int wg__engine_exec(struct wg_engine_conn *c, const char *sql, struct wg_error *err) {
-  duckdb_result r;
-  memset(&r, 0, sizeof(r));
-  int rc = 0;
-  if (duckdb_query(c->conn, sql, &r) != DuckDBSuccess) rc = wg__engine_result_error(&r, err);
-  duckdb_destroy_result(&r);
-  return rc;
-}
-
-char *wg_engine_quote_ident(const char *name) {
-  size_t n = 2;
-  for (const char *p = name; *p; p++)
-    n += *p == '"' ? 2 : 1;
-  char *q = malloc(n + 1), *w = q;
-  if (q == NULL) return NULL;
-  *w++ = '"';
-  for (const char *p = name; *p; p++) {
-    if (*p == '"') *w++ = '"';
-    *w++ = *p;
-  }
-  *w++ = '"';
-  *w = '\0';
-  return q;
-}
-
-char *wg__engine_qualified(const char *schema_name, const char *table) {
-  char *t = wg_engine_quote_ident(table);
-  if (t == NULL || schema_name == NULL || schema_name[0] == '\0') return t;
-  char *s = wg_engine_quote_ident(schema_name);
-  char *q = s ? malloc(strlen(s) + strlen(t) + 2) : NULL;
-  if (q != NULL) sprintf(q, "%s.%s", s, t);
-  free(s);
-  free(t);
-  return q;
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Slices */
-
-struct wg__slice_owner {
-  atomic_int refs;
-  struct ArrowArray batch;
-};
-
-struct slice_private {
-  struct wg__slice_owner *owner;
-  struct ArrowArray *child_structs;
-  struct ArrowArray **child_ptrs;
-};
-
-struct wg__slice_owner *wg__slice_owner_create(struct ArrowArray *batch) {
-  struct wg__slice_owner *o = malloc(sizeof(*o));
-  if (o == NULL) {
-    wg_array_release(batch);
-    return NULL;
-  }
-  atomic_init(&o->refs, 1);
-  wg_array_move(batch, &o->batch);
-  return o;
-}
-
-void wg__slice_owner_unref(struct wg__slice_owner *o) {
-  if (o == NULL || atomic_fetch_sub(&o->refs, 1) != 1) return;
-  wg_array_release(&o->batch);
-  free(o);
-}
-
-const struct ArrowArray *wg__slice_owner_batch(const struct wg__slice_owner *o) {
-  return &o->batch;
-}
-
-static void borrowed_child_release(struct ArrowArray *a) {
-  a->release = NULL; /* the buffers and grandchildren belong to the owner's batch */
-}
-
-static void slice_release(struct ArrowArray *a) {
-  struct slice_private *p = a->private_data;
-  wg__slice_owner_unref(p->owner);
-  free(p->child_structs);
-  free(p->child_ptrs);
-  free(p);
-  a->release = NULL;
-}
-
-/* Exact null count of a child's range: consumers such as DuckDB's dictionary import read a
- * negative ("unknown") null_count as "no nulls". */
-static int64_t slice_nulls(const struct ArrowSchema *field, const struct ArrowArray *a,
-                           int64_t offset, int64_t len) {
-  const char *f = field->format ? field->format : "";
-  if (strcmp(f, "n") == 0) return len;
-  if (strncmp(f, "+u", 2) == 0 || strcmp(f, "+r") == 0) return 0; /* no validity buffer */
-  if (a->null_count == 0 || a->n_buffers < 1 || a->buffers[0] == NULL || len == 0) return 0;
-  return len - wg_bitmap_count_set(a->buffers[0], offset, len);
-}
-
-int wg__slice(struct wg__slice_owner *o, const struct ArrowSchema *schema, int64_t start,
-              int64_t len, struct ArrowArray *out) {
-  const struct ArrowArray *b = &o->batch;
-  memset(out, 0, sizeof(*out));
-  struct slice_private *p = calloc(1, sizeof(*p));
-  int64_t nc = b->n_children;
-  if (p == NULL) return ENOMEM;
-  if (schema->n_children != nc) {
-    free(p);
-    return EINVAL;
-  }
-  p->child_structs = calloc((size_t)(nc ? nc : 1), sizeof(struct ArrowArray));
-  p->child_ptrs = calloc((size_t)(nc ? nc : 1), sizeof(struct ArrowArray *));
-  static const void *no_buffers[1] = {NULL};
-  if (p->child_structs == NULL || p->child_ptrs == NULL) {
-    free(p->child_structs);
-    free(p->child_ptrs);
-    free(p);
-    return ENOMEM;
-  }
-  for (int64_t i = 0; i < nc; i++) {
-    struct ArrowArray *ch = &p->child_structs[i];
-    *ch = *b->children[i];
-    ch->offset = b->children[i]->offset + b->offset + start;
-    ch->length = len;
-    ch->null_count = slice_nulls(schema->children[i], b->children[i], ch->offset, len);
-    ch->release = borrowed_child_release;
-    ch->private_data = NULL;
-    p->child_ptrs[i] = ch;
-  }
-  atomic_fetch_add(&o->refs, 1);
-  p->owner = o;
-  out->length = len;
-  out->null_count = 0;
-  out->offset = 0;
-  out->n_buffers = 1;
-  out->buffers = no_buffers;
-  out->n_children = nc;
-  out->children = p->child_ptrs;
-  out->release = slice_release;
-  out->private_data = p;
-  return 0;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Open, close */
@@ -253,6 +57,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   e->sandboxed = !o.allow_external_access;
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
+  wg__engine_events_init(e);
   atomic_init(&e->ddl_epoch, 1); /* never 0, the epoch of an empty plan slot */
 
   duckdb_config cfg = NULL;
@@ -331,9 +136,8 @@ void wg_engine_close(struct wg_engine *e) {
   pthread_mutex_destroy(&e->create_mu);
   wg__engine_plans_free(e);
   pthread_mutex_destroy(&e->plan_mu);
-  for (int i = 0; i < e->n_open_tables; i++)
-    free(e->open_tables[i].key);
-  free(e->open_tables);
+  wg__engine_events_free(e);
+  wg__engine_open_tables_free(e);
   wg__engine_disk_free(e);
   free(e);
 }
@@ -346,106 +150,5 @@ int wg_engine_checkpoint(struct wg_engine *e, struct wg_error *err) {
   int rc = wg__engine_exec(c, "CHECKPOINT", err);
   wg__engine_note_failure(e, rc, true, err);
   wg_engine_release(e, c);
-  return rc;
-}
-
-/* Runs every statement of `sql` in turn (prepared, then executed as a streaming pending result
- * whose rows are not fetched: a SELECT sent here costs its first chunk, not its whole result).
- * A transaction statement (BEGIN) may leave a transaction open: then the connection is rolled
- * back on release. */
-int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
-                      struct wg_error *err) {
-  if (rows_changed != NULL) *rows_changed = 0;
-  if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "execute: NULL connection or sql");
-  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
-  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
-  duckdb_extracted_statements stmts = NULL;
-  idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
-  int rc = 0;
-  if (n == 0) {
-    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_extract_statements_error(stmts),
-                             "no statement to execute");
-  }
-  /* Several statements are all or nothing. Either the text manages its transaction (it starts
-   * with BEGIN, and COMMIT or ROLLBACK may end it: stopping at the first error leaves the
-   * transaction open, and release rolls it back), or it runs in one transaction of its own.
-   * Transaction control anywhere else would let part of the text commit: refused. Which case it
-   * is shows only once the first statement is prepared (later ones may bind only after the
-   * earlier ones ran). */
-  bool several = n > 1, own_txn = false;
-  int64_t total = 0;
-  for (idx_t i = 0; i < n && rc == 0; i++) {
-    duckdb_prepared_statement p = NULL;
-    if (duckdb_prepare_extracted_statement(c->conn, stmts, i, &p) != DuckDBSuccess) {
-      rc = wg__engine_prepare_error(p, err);
-      if (several)
-        wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
-                        (unsigned long long)i + 1, (unsigned long long)n);
-      duckdb_destroy_prepare(&p);
-      break;
-    }
-    bool control = duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
-    if (several && i == 0 && !control) {
-      rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
-      if (rc == 0) c->txn_maybe = own_txn = true;
-    } else if (several && control && i > 0 && (own_txn || i + 1 < n)) {
-      rc = wg_error_set(err, EINVAL,
-                        "statement %llu of %llu is BEGIN, COMMIT or ROLLBACK: several statements "
-                        "are all or nothing, so transaction control may only start the text "
-                        "(BEGIN) and end it (COMMIT or ROLLBACK); none of them took effect",
-                        (unsigned long long)i + 1, (unsigned long long)n);
-    }
-    duckdb_statement_type st = duckdb_prepared_statement_type(p);
-    if (rc == 0 && st != DUCKDB_STATEMENT_TYPE_SELECT) {
-      /* a write (EXPLAIN too: EXPLAIN ANALYZE runs its statement): not into a database that had
-       * a fatal error, not onto a full disk */
-      rc = wg_engine_fatal(c->engine, err);
-      if (rc == 0) rc = wg_engine_check_room(c->engine, 0, err);
-    }
-    if (rc != 0) {
-      duckdb_destroy_prepare(&p);
-      break;
-    }
-    bool ran = false;
-    duckdb_pending_result pending = NULL;
-    if (c->engine->sandboxed &&
-        (rc = wg__engine_statement_refused(duckdb_prepared_statement_type(p), err)) != 0) {
-      /* refused before it ran */
-    } else if (duckdb_pending_prepared_streaming(p, &pending) != DuckDBSuccess) {
-      rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_pending_error(pending),
-                               "execute failed");
-    } else if (atomic_load(&c->interrupted)) { /* see wg_engine_query_arrow_stream_flag */
-      wg_engine_pending_abandon(c->conn, &pending);
-      rc = wg_error_set(err, ECANCELED, "INTERRUPT Error: interrupted before the statement ran");
-    } else {
-      duckdb_result r;
-      memset(&r, 0, sizeof(r));
-      if (duckdb_execute_pending(pending, &r) != DuckDBSuccess) {
-        rc = wg__engine_result_error(&r, err);
-        wg__engine_note_failure(c->engine, rc, st == DUCKDB_STATEMENT_TYPE_TRANSACTION, err);
-      } else {
-        total += (int64_t)duckdb_rows_changed(&r);
-      }
-      duckdb_destroy_result(&r);
-      ran = rc == 0;
-    }
-    if (rc != 0 && several)
-      wg_error_prefix(err, rc, "statement %llu of %llu (none of them took effect)",
-                      (unsigned long long)i + 1, (unsigned long long)n);
-    wg__engine_statement_done(c, duckdb_prepared_statement_type(p), ran);
-    duckdb_destroy_pending(&pending);
-    duckdb_destroy_prepare(&p);
-  }
-  if (own_txn && c->txn_maybe) {
-    if (rc == 0) {
-      rc = wg__engine_exec(c, "COMMIT", err);
-      wg__engine_note_failure(c->engine, rc, true, err);
-      if (rc != 0) wg_error_prefix(err, rc, "committing %llu statements", (unsigned long long)n);
-    }
-    if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
-    c->txn_maybe = false;
-  }
-  duckdb_destroy_extracted(&stmts);
-  if (rc == 0 && rows_changed != NULL) *rows_changed = total;
   return rc;
 }

@@ -198,6 +198,41 @@ void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_in
  * the group committer, which owns the ingest but not the connection it was begun on. */
 void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code);
 
+/* Commit events: a put's commit told to whoever subscribed (events.c).
+ * Fired after the COMMIT of every put that committed: a streaming ingest (wg_engine_ingest_commit)
+ * and each put of a group (wg_engine_ingest_commit_group, its put-by-put fallback too). Never for
+ * a put that failed, was aborted or rolled back, nor for a put begun while nobody subscribed (its
+ * batches were not kept). Client SQL that modifies data (wg_engine_execute, a query stream of
+ * INSERT/UPDATE/DELETE/COPY ...) fires NO event.
+ * sequence: per table (schema.table, case-insensitively; NULL schema = "main"), 1, 2, 3 ... in
+ * commit order; in memory only, starting again at 1 each time the engine opens (a server run), and
+ * kept across DROP and re-CREATE of the same name (0 only if the engine ran out of memory).
+ * Delivery: on the committing thread, in commit order per table (and across tables), each
+ * subscriber in registration order, exactly once per put. The engine holds commit_mu for the
+ * call (held from COMMIT to the last subscriber, so that commits and their events stay in order;
+ * none of the pool, table, plan or fatal locks): a subscriber must be quick and must not commit a
+ * put, subscribe or unsubscribe from inside the call. */
+struct wg_engine_commit_event {
+  const char *schema_name;          /* as the put named it; NULL = main */
+  const char *table;                /* as the put named it */
+  uint64_t sequence;                /* see above */
+  const struct ArrowSchema *schema; /* the put's Arrow schema (a struct), borrowed for the call */
+  /* The put's batches, in append order: refcounted struct arrays over the put's own buffers (no
+   * copy). They are the subscriber's for the call: to keep one, move it out (copy the struct, set
+   * the original's release to NULL); the engine releases the others after the call. */
+  struct ArrowArray *batches;
+  int64_t n_batches;
+  int64_t rows; /* rows committed (the sum of the batches' lengths) */
+};
+typedef void (*wg_engine_commit_cb)(void *ctx, struct wg_engine_commit_event *event);
+/* Subscribes cb(ctx, event) to commit events. 0, or ENOMEM. Thread-safe (waits while an event is
+ * being delivered). The same (cb, ctx) twice is two subscriptions. */
+int wg_engine_on_commit(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx,
+                        struct wg_error *err);
+/* Removes one subscription of (cb, ctx) (no-op when there is none). Once it returns, cb is not
+ * running and will not be called again for it. Thread-safe. */
+void wg_engine_on_commit_remove(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx);
+
 /* The disk guards (disk.c). check_room: 0, or ENOSPC (a message saying the disk is full) when
  * the database's file system has less free than `incoming` bytes (the write) + the WAL with the
  * write (which the next checkpoint copies into the database file) + the reserve; always 0 for

@@ -1,7 +1,9 @@
-/* wigeon: what the engine's files (engine.c, query.c, ingest.c, catalog.c) share: the pool and
- * connection structs, DuckDB error capture, and refcounted slices of a struct array that let one
- * DuckDB chunk or one ingest batch be handed out in pieces without copying.
- * Internal to src/engine. */
+/* wigeon: what the engine's files share: the pool and connection structs, DuckDB error capture
+ * and the engine's own statements (sql.c), the disk guards (disk.c), the SQL guard (guard.c),
+ * and refcounted slices of a struct array (slice.c) that let one DuckDB chunk or one ingest
+ * batch be handed out in pieces without copying. The ingest files share ingest_internal.h.
+ * Calls between the files go one way (engine.c at the top, sql.c, slice.c, disk.c, guard.c at
+ * the bottom); no two files call each other. Internal to src/engine. */
 #ifndef WG_ENGINE_INTERNAL_H
 #define WG_ENGINE_INTERNAL_H
 
@@ -30,6 +32,15 @@ struct wg_engine_conn {
                               (no error, just no more chunks) when its connection runs anything else */
 };
 
+/* LOCK ORDER. The engine's mutexes, each declared below:
+ *   mu         the pool (acquire, detach, release); a leaf: nothing else is taken under it
+ *   create_mu  creating missing tables and the open-table registry (tables.c); a leaf, held over
+ *              DuckDB calls (CREATE TABLE, DROP TABLE), never over another engine lock
+ *   plan_mu    the ingest plan cache (plans.c); a leaf
+ *   commit_mu  commit events (events.c): held from a put's COMMIT to its last subscriber; under it
+ *              only fatal_mu (wg__engine_note_failure after a failed COMMIT) is taken
+ *   fatal_mu   the fatal state's message (disk.c); a leaf
+ * So the only nesting is commit_mu -> fatal_mu; never two of mu, create_mu, plan_mu at once. */
 struct wg_engine {
   duckdb_database db;
   bool is_file;
@@ -69,6 +80,14 @@ struct wg_engine {
   atomic_bool fatal;         /* set once; then writes are refused */
   pthread_mutex_t fatal_mu;
   char fatal_message[404], fatal_time[32];
+  /* Commit events (events.c), guarded by commit_mu: the subscribers, and each table's last
+   * sequence number. n_subs is also read without the lock (does anyone listen?). */
+  pthread_mutex_t commit_mu;
+  struct wg__commit_sub *subs;
+  int cap_subs;
+  atomic_int n_subs;
+  struct wg__table_seq *seqs;
+  int n_seqs, cap_seqs;
 };
 
 /* The pool (pool.c). init, at open before the database: locks, limits and timeout from the
@@ -88,6 +107,46 @@ int wg__engine_disk_init(struct wg_engine *e, const char *path, int64_t reserve)
 void wg__engine_disk_free(struct wg_engine *e);
 void wg__engine_note_failure(struct wg_engine *e, int code, bool committing,
                              const struct wg_error *err);
+
+/* Client SQL: every statement a client sends runs through wg__engine_client_sql (sql.c), so that
+ * each one takes the same steps in the same order:
+ *   guard        no open stream on c (wg__engine_conn_idle); the sandbox's SQL guard on the text
+ *   prepare      the text (one statement), or each statement of it in turn (each_statement)
+ *   before_run   the caller's own check of the prepared statement (may be NULL)
+ *   write checks anything but SELECT: not into a fatal database, not onto a full disk
+ *                (skipped for prepare_only)
+ *   refusals     the sandbox's statement types (COPY, EXPORT, ATTACH, DETACH)
+ *   run          the caller's: execute and discard (wg_engine_execute), stream (query.c), or read
+ *                the prepared schema (wg_engine_query_schema)
+ *   done         wg__engine_statement_done(c, type, ran), once per prepared statement, whatever
+ *                happened (not for prepare_only: nothing ran)
+ * With each_statement, it stops at the first failure; a failure in prepare, refusals or run of a
+ * text of several statements is prefixed "statement i of n (none of them took effect)". */
+enum wg__client_stage {
+  WG__CLIENT_GUARD,
+  WG__CLIENT_PREPARE,
+  WG__CLIENT_BEFORE_RUN,
+  WG__CLIENT_WRITE_CHECKS,
+  WG__CLIENT_REFUSED,
+  WG__CLIENT_RUN,
+};
+struct wg__client_sql {
+  const char *sql;
+  bool each_statement; /* extract the text's statements and run each in turn */
+  bool prepare_only;   /* run only reads the prepared statement: no write checks, no done */
+  int (*before_run)(void *ctx, idx_t i, idx_t n, duckdb_prepared_statement p,
+                    struct wg_error *err);
+  /* Runs the checked statement; may take *p (set it to NULL), else it is destroyed after. */
+  int (*run)(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
+             struct wg_error *err);
+  void *ctx;
+  /* out */
+  duckdb_statement_type type;      /* of the last statement prepared (INVALID: none) */
+  idx_t n, failed;                 /* statements in the text; the one that failed */
+  enum wg__client_stage failed_at; /* the step of a failure (the last step reached on success) */
+};
+int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
+                          struct wg_error *err);
 
 /* After any statement that may create, drop, rename or alter a table, or end a transaction that
  * did: cached ingest plans made before it are no longer used. */
@@ -114,8 +173,29 @@ int wg__engine_statement_refused(duckdb_statement_type type, struct wg_error *er
 /* Both, for client SQL on c: 0 when c's engine is not sandboxed. */
 int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err);
 
-/* Frees the ingest plan cache (engine close). */
+/* Commit events (events.c): init at open, free at close. */
+void wg__engine_events_init(struct wg_engine *e);
+void wg__engine_events_free(struct wg_engine *e);
+/* Whether anyone subscribed to commit events (a put begun now keeps its batches for them). */
+bool wg__engine_events_wanted(struct wg_engine *e);
+/* A committed put, for wg__engine_commit_notify: its batches are owners (slice.c) whose whole
+ * batch is handed to each subscriber as a fresh slice. */
+struct wg__committed_put {
+  const char *schema_name, *table;
+  const char *key; /* wg__engine_table_key: the sequence's table */
+  const struct ArrowSchema *schema;
+  struct wg__slice_owner *const *batches;
+  int64_t n_batches, rows;
+};
+/* commit_lock before the COMMIT of puts with events (then commit_mu is held), notify once per
+ * committed put (in commit order), unlock after the last. */
+void wg__engine_commit_lock(struct wg_engine *e);
+void wg__engine_commit_notify(struct wg_engine *e, const struct wg__committed_put *put);
+void wg__engine_commit_unlock(struct wg_engine *e);
+
+/* Frees the ingest plan cache (plans.c) and the open-table registry (tables.c) at engine close. */
 void wg__engine_plans_free(struct wg_engine *e);
+void wg__engine_open_tables_free(struct wg_engine *e);
 
 /* Set err from a failed duckdb_result / prepared statement / error data (destroyed here), with
  * DuckDB's message as is; return the mapped code (wg_engine_error_code). */
@@ -158,6 +238,7 @@ struct wg__slice_owner;
 /* Takes `batch` (moved; released on error too). NULL on ENOMEM. The caller holds one reference. */
 struct wg__slice_owner *wg__slice_owner_create(struct ArrowArray *batch);
 void wg__slice_owner_unref(struct wg__slice_owner *o);
+void wg__slice_owner_ref(struct wg__slice_owner *o);
 const struct ArrowArray *wg__slice_owner_batch(const struct wg__slice_owner *o);
 /* out = rows [start, start+len) of the batch (relative to the batch's own offset), holding one
  * reference on o until released; `schema` (the batch's struct schema) tells which children have

@@ -165,38 +165,34 @@ static void gather_release(struct ArrowArrayStream *s) {
   s->release = NULL;
 }
 
-/* What the hook after prepare needs: the connection, and for a query whose schema goes out before
- * it runs, the callback and the schema it was given (kept to check the result against). */
-struct before_run {
-  struct wg_engine_conn *c;
+/* The run half of a query (wg__engine_client_sql did the guard, prepare and checks): the chunk
+ * stream it fills, and for a query whose schema goes out before it runs, the callback and the
+ * schema it was given (kept to check the result against). */
+struct stream_run {
+  struct ArrowArrayStream *chunks;
   wg_engine_schema_cb on_schema;
   void *ctx;
   struct ArrowSchema early; /* release == NULL: none sent */
 };
 
-/* A query's statement, once prepared: what the sandbox refuses; and a write (anything but SELECT,
- * EXPLAIN included: EXPLAIN ANALYZE runs the statement it explains) not into a database that had a
- * fatal error, nor onto a full disk. A SELECT's schema goes to on_schema before it runs, when the
- * prepared statement can give it cheaply (DuckDB copies every column's type for each column asked:
- * quadratic, so not past WG_ENGINE_EARLY_SCHEMA_COLUMNS); when it cannot, nothing is refused:
- * the schema comes with the result as before. */
-static int before_run(void *ctx, duckdb_prepared_statement p, struct wg_error *err) {
-  struct before_run *b = ctx;
-  struct wg_engine_conn *c = b->c;
-  duckdb_statement_type type = duckdb_prepared_statement_type(p);
-  if (c->engine->sandboxed) WG_RETURN_NOT_OK(wg__engine_statement_refused(type, err));
-  if (type != DUCKDB_STATEMENT_TYPE_SELECT) {
-    WG_RETURN_NOT_OK(wg_engine_fatal(c->engine, err));
-    return wg_engine_check_room(c->engine, 0, err);
-  }
-  idx_t n = duckdb_prepared_statement_column_count(p);
-  if (b->on_schema == NULL || n == 0 || n > WG_ENGINE_EARLY_SCHEMA_COLUMNS) return 0;
+/* A SELECT's schema goes to on_schema before it runs, when the prepared statement can give it
+ * cheaply (DuckDB copies every column's type for each column asked: quadratic, so not past
+ * WG_ENGINE_EARLY_SCHEMA_COLUMNS); when it cannot, nothing is refused: the schema comes with the
+ * result as before. Then the query starts (wg_engine_query_arrow_stream_prepared takes *p). */
+static int stream_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
+                      struct wg_error *err) {
+  struct stream_run *b = ctx;
+  idx_t n = duckdb_prepared_statement_column_count(*p);
   struct wg_error ignored;
-  if (wg__engine_prepared_columns_schema(c, p, 0, n, NULL, &b->early, &ignored) != 0) {
+  if (duckdb_prepared_statement_type(*p) != DUCKDB_STATEMENT_TYPE_SELECT || b->on_schema == NULL ||
+      n == 0 || n > WG_ENGINE_EARLY_SCHEMA_COLUMNS) {
+    /* no early schema */
+  } else if (wg__engine_prepared_columns_schema(c, *p, 0, n, NULL, &b->early, &ignored) != 0) {
     wg_schema_release(&b->early);
-    return 0;
+  } else {
+    WG_RETURN_NOT_OK(b->on_schema(b->ctx, &b->early, err));
   }
-  return b->on_schema(b->ctx, &b->early, err);
+  return wg_engine_query_arrow_stream_prepared(c->conn, p, &c->interrupted, b->chunks, err);
 }
 
 /* 0 when the executed result has the schema sent before it ran (DuckDB rebinds a statement whose
@@ -237,17 +233,13 @@ int wg_engine_query_open_early(struct wg_engine_conn *c, const char *sql, int64_
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
   if (target_rows < 0)
     return wg_error_set(err, EINVAL, "query: target_rows %lld", (long long)target_rows);
-  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
-  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
   struct gather *g = calloc(1, sizeof(*g));
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
   g->target_bytes = target_bytes == 0 ? WG_ENGINE_DEFAULT_BATCH_BYTES : target_bytes;
-  duckdb_statement_type type = DUCKDB_STATEMENT_TYPE_INVALID;
-  struct before_run b = {.c = c, .on_schema = on_schema, .ctx = ctx};
-  int rc = wg_engine_query_arrow_stream_flag(c->conn, sql, &c->interrupted, &type, before_run, &b,
-                                             &g->chunks, err);
-  wg__engine_statement_done(c, type, rc == 0);
+  struct stream_run b = {.chunks = &g->chunks, .on_schema = on_schema, .ctx = ctx};
+  struct wg__client_sql q = {.sql = sql, .run = stream_run, .ctx = &b};
+  int rc = wg__engine_client_sql(c, &q, err);
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
     if (rc != 0) wg_error_set(err, rc, "query: reading the result schema failed");
@@ -339,12 +331,18 @@ int wg__engine_prepared_schema(struct wg_engine_conn *c, const char *sql, struct
   return rc;
 }
 
+/* The run half of wg_engine_query_schema: the prepared statement's result schema into ctx. */
+static int schema_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
+                      struct wg_error *err) {
+  return wg__engine_prepared_columns_schema(c, *p, 0, duckdb_prepared_statement_column_count(*p),
+                                            NULL, ctx, err);
+}
+
 int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
                            struct wg_error *err) {
   if (out != NULL) memset(out, 0, sizeof(*out));
   if (c == NULL || sql == NULL || out == NULL)
     return wg_error_set(err, EINVAL, "query schema: NULL argument");
-  WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
-  WG_RETURN_NOT_OK(wg__engine_guard(c, sql, err));
-  return wg__engine_prepared_schema(c, sql, out, err);
+  struct wg__client_sql q = {.sql = sql, .prepare_only = true, .run = schema_run, .ctx = out};
+  return wg__engine_client_sql(c, &q, err);
 }

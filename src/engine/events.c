@@ -1,0 +1,141 @@
+/* wigeon: commit events (engine.h, wg_engine_on_commit): the subscribers, each table's sequence
+ * number, and the delivery of one committed put to every subscriber. Everything here runs under
+ * commit_mu, which the committing thread holds from its COMMIT to the last subscriber: that is
+ * what keeps sequence numbers and deliveries in commit order. Relies on slice.c for the batches
+ * handed out (a fresh refcounted slice of each kept batch per subscriber: no copy). */
+#include "engine/engine_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct wg__commit_sub {
+  wg_engine_commit_cb cb;
+  void *ctx;
+};
+
+struct wg__table_seq {
+  char *key; /* wg__engine_table_key */
+  uint64_t last;
+};
+
+void wg__engine_events_init(struct wg_engine *e) {
+  pthread_mutex_init(&e->commit_mu, NULL);
+  atomic_init(&e->n_subs, 0);
+}
+
+void wg__engine_events_free(struct wg_engine *e) {
+  free(e->subs);
+  e->subs = NULL;
+  for (int i = 0; i < e->n_seqs; i++)
+    free(e->seqs[i].key);
+  free(e->seqs);
+  e->seqs = NULL;
+  e->n_seqs = e->cap_seqs = 0;
+  pthread_mutex_destroy(&e->commit_mu);
+}
+
+bool wg__engine_events_wanted(struct wg_engine *e) {
+  return atomic_load(&e->n_subs) > 0;
+}
+
+int wg_engine_on_commit(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx,
+                        struct wg_error *err) {
+  if (e == NULL || cb == NULL)
+    return wg_error_set(err, EINVAL, "on_commit: NULL engine or callback");
+  int rc = 0;
+  pthread_mutex_lock(&e->commit_mu);
+  int n = atomic_load(&e->n_subs);
+  if (n == e->cap_subs) {
+    int cap = e->cap_subs ? e->cap_subs * 2 : 4;
+    struct wg__commit_sub *s = realloc(e->subs, (size_t)cap * sizeof(*s));
+    if (s == NULL) {
+      rc = wg_error_set(err, ENOMEM, "out of memory for a commit subscriber");
+    } else {
+      e->subs = s;
+      e->cap_subs = cap;
+    }
+  }
+  if (rc == 0) {
+    e->subs[n] = (struct wg__commit_sub){cb, ctx};
+    atomic_store(&e->n_subs, n + 1);
+  }
+  pthread_mutex_unlock(&e->commit_mu);
+  return rc;
+}
+
+void wg_engine_on_commit_remove(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx) {
+  if (e == NULL) return;
+  pthread_mutex_lock(&e->commit_mu);
+  int n = atomic_load(&e->n_subs);
+  for (int i = 0; i < n; i++) {
+    if (e->subs[i].cb != cb || e->subs[i].ctx != ctx) continue;
+    memmove(&e->subs[i], &e->subs[i + 1], (size_t)(n - i - 1) * sizeof(e->subs[0]));
+    atomic_store(&e->n_subs, n - 1);
+    break;
+  }
+  pthread_mutex_unlock(&e->commit_mu);
+}
+
+void wg__engine_commit_lock(struct wg_engine *e) {
+  pthread_mutex_lock(&e->commit_mu);
+}
+
+void wg__engine_commit_unlock(struct wg_engine *e) {
+  pthread_mutex_unlock(&e->commit_mu);
+}
+
+/* The next sequence number of the table `key` (1 for its first commit); 0 on ENOMEM. */
+static uint64_t next_sequence(struct wg_engine *e, const char *key) {
+  for (int i = 0; i < e->n_seqs; i++)
+    if (strcmp(e->seqs[i].key, key) == 0) return ++e->seqs[i].last;
+  if (e->n_seqs == e->cap_seqs) {
+    int cap = e->cap_seqs ? e->cap_seqs * 2 : 16;
+    struct wg__table_seq *s = realloc(e->seqs, (size_t)cap * sizeof(*s));
+    if (s == NULL) return 0;
+    e->seqs = s;
+    e->cap_seqs = cap;
+  }
+  char *k = strdup(key);
+  if (k == NULL) return 0;
+  e->seqs[e->n_seqs++] = (struct wg__table_seq){k, 1};
+  return 1;
+}
+
+/* Fresh slices of every batch of `put` into out[0..n): 0 or ENOMEM (none left set). */
+static int share_batches(const struct wg__committed_put *put, struct ArrowArray *out) {
+  for (int64_t i = 0; i < put->n_batches; i++) {
+    const struct ArrowArray *b = wg__slice_owner_batch(put->batches[i]);
+    if (wg__slice(put->batches[i], put->schema, 0, b->length, &out[i]) != 0) {
+      while (i-- > 0)
+        wg_array_release(&out[i]);
+      return ENOMEM;
+    }
+  }
+  return 0;
+}
+
+/* Called with commit_mu held (wg__engine_commit_lock), right after the put's COMMIT. Without
+ * memory for a subscriber's batches, that subscriber gets the event with no batches (rows still
+ * tells what was committed): the commit itself has happened and cannot be undone. */
+void wg__engine_commit_notify(struct wg_engine *e, const struct wg__committed_put *put) {
+  int n = atomic_load(&e->n_subs);
+  if (n == 0 || put->key == NULL) return;
+  struct wg_engine_commit_event ev = {
+      .schema_name = put->schema_name,
+      .table = put->table,
+      .sequence = next_sequence(e, put->key),
+      .schema = put->schema,
+      .rows = put->rows,
+  };
+  struct ArrowArray *batches =
+      calloc((size_t)(put->n_batches > 0 ? put->n_batches : 1), sizeof(*batches));
+  for (int s = 0; s < n; s++) {
+    bool shared = batches != NULL && share_batches(put, batches) == 0;
+    ev.batches = shared ? batches : NULL;
+    ev.n_batches = shared ? put->n_batches : 0;
+    e->subs[s].cb(e->subs[s].ctx, &ev);
+    for (int64_t i = 0; i < ev.n_batches; i++)
+      wg_array_release(&batches[i]); /* those the subscriber did not move out */
+  }
+  free(batches);
+}
