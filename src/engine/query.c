@@ -149,9 +149,13 @@ static const char *gather_get_last_error(struct ArrowArrayStream *s) {
   return g->error.message[0] ? g->error.message : NULL;
 }
 
+/* A result not read to its end (a cancelled or failed DoGet, a schema that changed) leaves DuckDB's
+ * query, and the transaction it runs in, open on the connection until its next statement: the
+ * release rolls it back (txn_maybe), or a CHECKPOINT would meet "other write transactions". */
 static void gather_free(struct gather *g) {
   if (g == NULL) return;
   if (g->conn != NULL && g->conn->stream == g) g->conn->stream = NULL;
+  if (g->conn != NULL && !g->done) g->conn->txn_maybe = true;
   wg__slice_owner_unref(g->carry);
   wg_stream_release(&g->chunks);
   wg_schema_release(&g->schema);
@@ -247,6 +251,7 @@ int wg_engine_query_open_early(struct wg_engine_conn *c, const char *sql, int64_
   if (rc == 0 && b.early.release != NULL) rc = same_schema(&b.early, &g->schema, err);
   wg_schema_release(&b.early);
   if (rc != 0) {
+    g->conn = c; /* a prepared or started query may be left open: see gather_free */
     gather_free(g);
     return rc;
   }
