@@ -1,6 +1,7 @@
 /* wigeon: UTF-8 and NUL checks for names from the wire (see text.h). */
 #include "common/text.h"
 
+#include <stdio.h>
 #include <string.h>
 
 bool wg_utf8_valid(const uint8_t *s, size_t n) {
@@ -41,4 +42,30 @@ bool wg_text_name_ok(const uint8_t *data, size_t size, const char **why) {
     w = "is not valid UTF-8";
   if (why != NULL) *why = w;
   return w == NULL;
+}
+
+const char *wg_text_shown(const char *name, char *buf, size_t cap) {
+  size_t o = 0, room = cap - 4; /* keeps "..." and the NUL */
+  const unsigned char *p = (const unsigned char *)(name ? name : "");
+  for (; *p != '\0'; p++) {
+    bool control = *p < 0x20 || *p == 0x7F;
+    size_t need = control ? 6 : 1;
+    if (!control && *p >= 0xC0) { /* a whole character or nothing */
+      need = *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : 2;
+      if (strnlen((const char *)p, need) < need) need = 1;
+    }
+    if (o + need > room) {
+      memcpy(buf + o, "...", 4);
+      return buf;
+    }
+    if (control) {
+      snprintf(buf + o, 7, "\\u%04x", *p);
+    } else {
+      memcpy(buf + o, p, need);
+      p += need - 1;
+    }
+    o += need;
+  }
+  buf[o] = '\0';
+  return buf;
 }

@@ -16,6 +16,7 @@
 #include "arrow/concat.h"
 #include "arrow/format.h"
 #include "common/sql.h"
+#include "common/text.h"
 #include "engine/ingest_internal.h"
 
 #include <stdio.h>
@@ -71,10 +72,11 @@ static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSche
     if (wg__engine_type_has_null(cols->types[i], 0)) {
       const char *f = schema->children[i]->format ? schema->children[i]->format : "";
       bool nested = strcmp(f, "n") != 0;
+      char shown[WG_TEXT_SHOWN];
       rc = wg_error_set(err, EINVAL,
                         "column \"%s\": the Arrow null type%s%s%s has no DuckDB column type; "
                         "send a typed column (e.g. int32 or utf8 with every value null)",
-                        name, nested ? " (inside Arrow type \"" : "", nested ? f : "",
+                        wg_text_shown(name, shown, sizeof(shown)), nested ? " (inside Arrow type \"" : "", nested ? f : "",
                         nested ? "\")" : "");
     }
   }

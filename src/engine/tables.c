@@ -3,6 +3,7 @@
  * types.c's widening rules), and the open-table registry (engine->open_tables under create_mu)
  * that lets a failed ingest drop the table it created only when no other ingest uses it. */
 #include "common/sql.h"
+#include "common/text.h"
 #include "engine/ingest_internal.h"
 
 #include <stdio.h>
@@ -190,6 +191,7 @@ int wg__engine_match_columns(const char *table, const struct wg__columns *tc,
   if (taken == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   bool in_order = in->n == tc->n;
   int rc = 0;
+  char shown[WG_TEXT_SHOWN];
   for (idx_t i = 0; i < in->n && rc == 0; i++) {
     idx_t k = tc->n;
     if (i < tc->n && strcasecmp(tc->names[i], in->names[i]) == 0) {
@@ -204,11 +206,12 @@ int wg__engine_match_columns(const char *table, const struct wg__columns *tc,
     }
     if (k == tc->n) {
       rc = wg_error_set(err, EINVAL, "column \"%s\": table \"%s\" has no such column",
-                        in->names[i], table);
+                        wg_text_shown(in->names[i], shown, sizeof(shown)), table);
       break;
     }
     if (taken[k]) {
-      rc = wg_error_set(err, EINVAL, "column \"%s\" appears twice in the stream", in->names[i]);
+      rc = wg_error_set(err, EINVAL, "column \"%s\" appears twice in the stream",
+                        wg_text_shown(in->names[i], shown, sizeof(shown)));
       break;
     }
     taken[k] = 1;
@@ -216,8 +219,8 @@ int wg__engine_match_columns(const char *table, const struct wg__columns *tc,
     if (tn == NULL || sn == NULL)
       rc = wg_error_set(err, ENOMEM, "out of memory");
     else if (!wg__engine_type_accepts(tc->types[k], in->types[i], tn, sn))
-      rc = wg_error_set(err, EINVAL, "column \"%s\": table has %s, stream has %s", in->names[i], tn,
-                        sn);
+      rc = wg_error_set(err, EINVAL, "column \"%s\": table has %s, stream has %s",
+                        wg_text_shown(in->names[i], shown, sizeof(shown)), tn, sn);
     free(tn);
     free(sn);
     if (rc == 0 && (cols[i] = strdup(tc->names[k])) == NULL)

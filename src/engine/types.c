@@ -6,6 +6,7 @@
 #include "arrow/concat.h"
 #include "arrow/format.h"
 #include "common/sql.h"
+#include "common/text.h"
 #include "engine/ingest_internal.h"
 
 #include <stdio.h>
@@ -170,11 +171,13 @@ int wg__engine_refuse_day_time_intervals(const struct ArrowSchema *schema, struc
     if (!has_day_time_interval(f, 0)) continue;
     const char *fmt = f->format ? f->format : "";
     bool nested = strcmp(fmt, "tiD") != 0;
+    char name[WG_TEXT_SHOWN];
     return wg_error_set(err, EINVAL,
                         "column \"%s\": Arrow interval[day_time]%s%s%s is not accepted: DuckDB "
                         "reads its days and milliseconds as one count of milliseconds; send "
                         "interval[month_day_nano] or a duration",
-                        f->name ? f->name : "", nested ? " (inside Arrow type \"" : "",
+                        wg_text_shown(f->name, name, sizeof(name)),
+                        nested ? " (inside Arrow type \"" : "",
                         nested ? fmt : "", nested ? "\")" : "");
   }
   return 0;
@@ -354,8 +357,8 @@ int wg__engine_name_refused_column(duckdb_connection conn, const struct ArrowSch
     if (conv != NULL) duckdb_destroy_arrow_converted_schema(&conv);
     wg_schema_release(&one);
     if (bad != 0) {
-      char type[160];
-      const char *name = schema->children[i]->name ? schema->children[i]->name : "";
+      char type[160], name[WG_TEXT_SHOWN];
+      wg_text_shown(schema->children[i]->name, name, sizeof(name));
       return wg_error_set(err, EINVAL, "column \"%s\": DuckDB cannot store Arrow type %s (%s)",
                           name, wg_arrow_schema_describe(schema->children[i], type, sizeof(type)),
                           why.message);
