@@ -1054,7 +1054,8 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
                     d.committers,
                     d.idempotency_window_s / 3600,
                     d.max_sql_bytes,
-                    d.max_columns};
+                    d.max_columns,
+                    d.acquire_timeout_ms / 1000};
   for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
     snprintf(num[i], sizeof(num[i]), "%lld", (long long)nums[i]);
   char reserve[32];
@@ -1070,6 +1071,7 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
               {"--batch-bytes", num[3]},
               {"--grace", num[4]},
               {"--idle-timeout", num[5]},
+              {"--acquire-timeout", num[11]},
               {"--group-commit-mb", num[6]},
               {"--committers", num[7]},
               {"--checkpoint-threshold", d.checkpoint_threshold},

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "cli/cli.h"
+#include "common/uri.h"
 #include "rpc/rpc.h"
 #include "server/server.h"
 
@@ -72,6 +73,10 @@ static const struct serve_flag flags[] = {
     {"--idle-timeout", "SECONDS", FLAG_INT, FIELD(idle_timeout_ms), 1000, 0, MAX_N, true,
      "cancel a call whose client neither sends nor reads for\n"
      "this long; 0 = never",
+     NULL},
+    {"--acquire-timeout", "SECONDS", FLAG_INT, FIELD(acquire_timeout_ms), 1000, 0, MAX_N, true,
+     "a call waits this long for a free DuckDB connection, then\n"
+     "gets RESOURCE_EXHAUSTED \"server busy\"; 0 = wait for ever",
      NULL},
     {"--group-commit-mb", "MB", FLAG_INT, FIELD(group_commit_bytes), 1 << 20, 0, MAX_N, true,
      "puts up to this size are committed together with other\n"
@@ -190,11 +195,19 @@ static void usage(FILE *f) {
 }
 
 /* Splits grpc://host:port (or host:port) into the "host:port" gRPC wants. */
-static const char *strip_scheme(const char *uri) {
-  const char *schemes[] = {"grpc://", "grpc+tcp://"};
-  for (size_t i = 0; i < 2; i++)
-    if (strncmp(uri, schemes[i], strlen(schemes[i])) == 0) return uri + strlen(schemes[i]);
-  return uri;
+/* --listen through the one URI parser (common/uri.c): grpc://, grpc+tcp:// or none; TLS is
+ * refused until the server can serve it (issue 13), rather than serving plaintext on a grpc+tls
+ * address. The target lives as long as the process (serve parses once). */
+static int listen_target(const struct wg_cli_command *cmd, const char *v, const char **out) {
+  static struct wg_uri uri;
+  struct wg_error err = {""};
+  if (wg_uri_parse(v, &uri, &err) != 0)
+    return wg_cli_usage_error(cmd, "--listen: %s", err.message);
+  if (uri.tls)
+    return wg_cli_usage_error(cmd, "--listen %s: TLS (grpc+tls://) is not supported by the "
+                              "server yet", v);
+  *out = uri.target;
+  return -1;
 }
 
 /* "64MB", "512KB", "1GB", "1.5GB" (powers of 1024) or plain bytes. */
@@ -250,7 +263,8 @@ static int parse_flags(int argc, char **argv, struct wg_server_options *o) {
     if (v == NULL) continue;
     int64_t n = 0;
     if (f->kind == FLAG_TEXT || f->kind == FLAG_LISTEN) {
-      const char *t = f->kind == FLAG_LISTEN ? strip_scheme(v) : v;
+      const char *t = v;
+      if (f->kind == FLAG_LISTEN && (rc = listen_target(&serve_cmd, v, &t)) != -1) return rc;
       memcpy(field, &t, sizeof(t));
       continue;
     }
