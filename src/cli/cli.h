@@ -16,6 +16,7 @@
 #include "arrow/abi.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "common/sql.h" /* the one SQL quoting: wg_sql_append_ident, _literal */
 #include "wigeon.h"
 
 /* Exit codes: 0 ok, 1 usage error, 2 error from the server (or while reading or writing data),
@@ -114,10 +115,6 @@ void wg_cli_catch_interrupt(void);
 /* The same, without SA_RESTART: a blocking read returns EINTR so that the caller can clean up. */
 void wg_cli_catch_interrupt_eintr(void);
 bool wg_cli_interrupted(void);
-/* Appends s as a SQL string literal ('...' with quotes doubled). */
-int wg_cli_sql_literal(struct wg_buf *b, const char *s);
-/* Appends s as a SQL identifier ("..." with quotes doubled). */
-int wg_cli_sql_ident(struct wg_buf *b, const char *s);
 int wg_cli_buf_str(struct wg_buf *b, const char *s);
 /* Terminates b with NUL (not counted in size) and returns its text. */
 const char *wg_cli_buf_cstr(struct wg_buf *b);

@@ -246,23 +246,6 @@ int wg_cli_buf_str(struct wg_buf *b, const char *s) {
   return wg_buf_append(b, s, (int64_t)strlen(s));
 }
 
-static int append_quoted(struct wg_buf *b, const char *s, char q) {
-  WG_RETURN_NOT_OK(wg_buf_append(b, &q, 1));
-  for (; *s; s++) {
-    WG_RETURN_NOT_OK(wg_buf_append(b, s, 1));
-    if (*s == q) WG_RETURN_NOT_OK(wg_buf_append(b, &q, 1));
-  }
-  return wg_buf_append(b, &q, 1);
-}
-
-int wg_cli_sql_literal(struct wg_buf *b, const char *s) {
-  return append_quoted(b, s, '\'');
-}
-
-int wg_cli_sql_ident(struct wg_buf *b, const char *s) {
-  return append_quoted(b, s, '"');
-}
-
 const char *wg_cli_buf_cstr(struct wg_buf *b) {
   if (wg_buf_reserve(b, 1) != 0) return "";
   b->data[b->size] = '\0';

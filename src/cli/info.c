@@ -152,9 +152,9 @@ static void fetch_sql_types(struct wg_client *client, const char *schema_name, c
   wg_buf_init(&sql);
   wg_cli_buf_str(&sql, "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
                        " WHERE table_schema = ");
-  wg_cli_sql_literal(&sql, schema_name ? schema_name : "main");
+  wg_sql_append_literal(&sql, schema_name ? schema_name : "main");
   wg_cli_buf_str(&sql, " AND table_name = ");
-  wg_cli_sql_literal(&sql, table);
+  wg_sql_append_literal(&sql, table);
   wg_cli_buf_str(&sql, " ORDER BY ordinal_position");
   struct ArrowArrayStream s;
   struct wg_error err;

@@ -270,7 +270,7 @@ static int open_duckdb(duckdb_connection conn, const char *path, enum format f,
                                     : "read_csv(";
   wg_cli_buf_str(&sql, "SELECT * FROM ");
   wg_cli_buf_str(&sql, fn);
-  wg_cli_sql_literal(&sql, path);
+  wg_sql_append_literal(&sql, path);
   if (read_options != NULL && read_options[0] != '\0') {
     wg_cli_buf_str(&sql, ", ");
     wg_cli_buf_str(&sql, read_options);
@@ -289,7 +289,7 @@ static int64_t estimate_rows(duckdb_connection conn, const char *path, enum form
     struct wg_buf sql;
     wg_buf_init(&sql);
     wg_cli_buf_str(&sql, "SELECT sum(num_rows)::BIGINT FROM parquet_file_metadata(");
-    wg_cli_sql_literal(&sql, path);
+    wg_sql_append_literal(&sql, path);
     wg_cli_buf_str(&sql, ")");
     duckdb_result r;
     int64_t n = -1;

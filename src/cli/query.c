@@ -542,9 +542,9 @@ static int write_parquet(duckdb_connection conn, struct ArrowArrayStream *s, con
   struct wg_buf sql;
   wg_buf_init(&sql);
   int rc = wg_cli_buf_str(&sql, "COPY (SELECT * FROM ");
-  if (rc == 0) rc = wg_cli_sql_ident(&sql, v->name);
+  if (rc == 0) rc = wg_sql_append_ident(&sql, v->name);
   if (rc == 0) rc = wg_cli_buf_str(&sql, ") TO ");
-  if (rc == 0) rc = wg_cli_sql_literal(&sql, path);
+  if (rc == 0) rc = wg_sql_append_literal(&sql, path);
   if (rc == 0) rc = wg_cli_buf_str(&sql, " (FORMAT parquet)");
   if (rc == 0) {
     duckdb_result r;
