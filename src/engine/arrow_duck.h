@@ -33,6 +33,9 @@ int wg_engine_error_code(duckdb_error_type type, const char *message);
  * `fallback` is the message and the code comes from the type alone. */
 int wg_engine_error_set(struct wg_error *err, duckdb_error_type type, const char *message,
                         const char *fallback);
+/* The same from a duckdb_error_data, which it destroys: 0 when it holds no error. `what` (may be
+ * NULL) is the fallback message. */
+int wg_engine_take_error_data(duckdb_error_data *ed, struct wg_error *err, const char *what);
 
 /* duckdb_to_arrow_schema of n columns into `out`, with a message naming the column (and its DuckDB
  * type) when DuckDB has no Arrow form for one (TIME_NS in 1.4). Returns 0 (the caller owns out)

@@ -197,11 +197,10 @@ void wg__engine_commit_unlock(struct wg_engine *e);
 void wg__engine_plans_free(struct wg_engine *e);
 void wg__engine_open_tables_free(struct wg_engine *e);
 
-/* Set err from a failed duckdb_result / prepared statement / error data (destroyed here), with
+/* Set err from a failed duckdb_result / prepared statement (error data: wg_engine_take_error_data), with
  * DuckDB's message as is; return the mapped code (wg_engine_error_code). */
 int wg__engine_result_error(duckdb_result *r, struct wg_error *err);
 int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err);
-int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err);
 
 /* Idempotency keys (put_keys.c): the table, created at open; a key recorded inside the caller's
  * open transaction (EEXIST when the key is there already). */

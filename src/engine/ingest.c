@@ -48,7 +48,7 @@ static int incoming_columns(struct wg_engine_ingest *ing, const struct ArrowSche
   WG_RETURN_NOT_OK(wg_arrow_concat(schema, NULL, 0, &empty, err));
   duckdb_data_chunk chunk = NULL;
   duckdb_error_data ed = duckdb_data_chunk_from_arrow(ing->c->conn, &empty, ing->converted, &chunk);
-  int rc = wg__engine_take_error_data(&ed, err);
+  int rc = wg_engine_take_error_data(&ed, err, NULL);
   if (empty.release != NULL) empty.release(&empty);
   if (rc != 0) {
     wg_error_prefix(err, rc, "converting the ingest schema");
@@ -99,7 +99,7 @@ static int open_insert_appender(const struct wg_engine_ingest *ing, duckdb_conne
   WG_RETURN_NOT_OK(wg_arrow_concat(&ing->schema, NULL, 0, &empty, err));
   duckdb_data_chunk chunk = NULL;
   duckdb_error_data ed = duckdb_data_chunk_from_arrow(conn, &empty, ing->converted, &chunk);
-  int rc = wg__engine_take_error_data(&ed, err);
+  int rc = wg_engine_take_error_data(&ed, err, NULL);
   wg_array_release(&empty);
   if (rc != 0) return wg_error_prefix(err, rc, "converting the ingest schema");
   idx_t n = duckdb_data_chunk_get_column_count(chunk);
@@ -123,7 +123,7 @@ static int open_insert_appender(const struct wg_engine_ingest *ing, duckdb_conne
   } else if (duckdb_appender_create_query(conn, (const char *)sql.data, n, types, NULL, NULL,
                                           out) != DuckDBSuccess) {
     ed = duckdb_appender_error_data(*out);
-    rc = wg__engine_take_error_data(&ed, err);
+    rc = wg_engine_take_error_data(&ed, err, NULL);
     if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
     duckdb_appender_destroy(out);
     *out = NULL;
@@ -146,7 +146,7 @@ int wg__ingest_open_appender(const struct wg_engine_ingest *ing, duckdb_connecti
   duckdb_appender app = NULL;
   if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &app) != DuckDBSuccess) {
     duckdb_error_data ed = duckdb_appender_error_data(app);
-    rc = wg__engine_take_error_data(&ed, err);
+    rc = wg_engine_take_error_data(&ed, err, NULL);
     if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
   }
   /* All the table's columns in order: the default column list is the incoming one (checked, in
@@ -156,7 +156,7 @@ int wg__ingest_open_appender(const struct wg_engine_ingest *ing, duckdb_connecti
   for (int64_t i = 0; i < ing->n_columns && rc == 0 && !whole; i++) {
     if (duckdb_appender_add_column(app, ing->cols[i]) != DuckDBSuccess) {
       duckdb_error_data ed = duckdb_appender_error_data(app);
-      rc = wg__engine_take_error_data(&ed, err);
+      rc = wg_engine_take_error_data(&ed, err, NULL);
       if (rc == 0) rc = wg_error_set(err, EIO, "appender refused column \"%s\"", ing->cols[i]);
     }
   }
@@ -319,7 +319,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   if (rc == 0) rc = wg_schema_deep_copy(schema, &ing->schema, err);
   if (rc != 0) goto fail;
   duckdb_error_data ed = duckdb_schema_from_arrow(c->conn, &copy, &ing->converted);
-  rc = wg__engine_take_error_data(&ed, err);
+  rc = wg_engine_take_error_data(&ed, err, NULL);
   if (rc != 0) {
     wg_error_prefix(err, rc, "ingest schema");
     wg__engine_name_refused_column(c->conn, schema, rc, err);
@@ -379,7 +379,7 @@ int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema
 
 int wg__ingest_appender_error(duckdb_appender app, struct wg_error *err, const char *what) {
   duckdb_error_data ed = duckdb_appender_error_data(app);
-  int rc = wg__engine_take_error_data(&ed, err);
+  int rc = wg_engine_take_error_data(&ed, err, NULL);
   return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
 }
 
@@ -439,7 +439,7 @@ static int append_batch(struct wg_engine_ingest *ing, const struct wg_engine_con
     }
     duckdb_data_chunk chunk = NULL;
     duckdb_error_data ed = duckdb_data_chunk_from_arrow(conn, &slice, ing->converted, &chunk);
-    rc = wg__engine_take_error_data(&ed, err);
+    rc = wg_engine_take_error_data(&ed, err, NULL);
     wg_array_release(&slice); /* if DuckDB did not take it */
     if (rc == 0 && duckdb_append_data_chunk(app, chunk) != DuckDBSuccess)
       rc = wg__ingest_appender_error(app, err, "append");

@@ -25,16 +25,6 @@ int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err) 
                              "DuckDB prepare failed (no message)");
 }
 
-int wg__engine_take_error_data(duckdb_error_data *ed, struct wg_error *err) {
-  if (*ed == NULL) return 0;
-  int rc = 0;
-  if (duckdb_error_data_has_error(*ed))
-    rc = wg_engine_error_set(err, duckdb_error_data_error_type(*ed),
-                             duckdb_error_data_message(*ed), NULL);
-  duckdb_destroy_error_data(ed);
-  return rc;
-}
-
 int wg__engine_conn_idle(struct wg_engine_conn *c, struct wg_error *err) {
   if (c->stream == NULL) return 0;
   return wg_error_set(err, EINVAL,

@@ -345,12 +345,12 @@ int wg__engine_name_refused_column(duckdb_connection conn, const struct ArrowSch
     }
     duckdb_arrow_converted_schema conv = NULL;
     duckdb_error_data ed = duckdb_schema_from_arrow(conn, &one, &conv);
-    int bad = wg__engine_take_error_data(&ed, &why);
+    int bad = wg_engine_take_error_data(&ed, &why, NULL);
     struct ArrowArray empty;
     if (bad == 0 && wg_arrow_concat(&one, NULL, 0, &empty, NULL) == 0) {
       duckdb_data_chunk chunk = NULL;
       ed = duckdb_data_chunk_from_arrow(conn, &empty, conv, &chunk);
-      bad = wg__engine_take_error_data(&ed, &why);
+      bad = wg_engine_take_error_data(&ed, &why, NULL);
       wg_array_release(&empty);
       if (chunk != NULL) duckdb_destroy_data_chunk(&chunk);
     }
