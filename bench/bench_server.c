@@ -34,9 +34,10 @@
 #include <duckdb.h>
 
 #include "arrow/array.h"
-#include "client/client.h"
 #include "common/buf.h"
+#include "common/error.h"
 #include "engine/engine.h"
+#include "wigeon.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Settings and small helpers */
@@ -322,7 +323,7 @@ static int64_t set_bytes(const struct batch_set *s, int64_t first, int64_t n) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * An ArrowArrayStream over shared views of prebuilt batches, for wg_client_put (which consumes
+ * An ArrowArrayStream over shared views of prebuilt batches, for wg_put (which consumes
  * the stream and the arrays it yields). */
 
 struct view_stream {
@@ -371,10 +372,10 @@ static void client_put(struct wg_client *c, const char *table, const struct Arro
                        const struct batch_set *set, int64_t first, int64_t n) {
   struct ArrowArrayStream in;
   view_stream_init(&in, schema, set, first, n);
-  struct wg_error err = {""};
+  struct wg_status ws;
   int64_t rows = 0;
-  int rc = wg_client_put(c, NULL, table, &in, &rows, &err);
-  if (rc != 0) die("wg_client_put", rc, err.message);
+  if (wg_put(c, NULL, table, &in, NULL, NULL, &rows, &ws) != 0)
+    die("wg_put", ws.sys_errno, ws.message);
   if (rows != n * set->batch_rows) die("put acknowledgement", EPROTO, "rows differ");
 }
 
@@ -648,26 +649,26 @@ static double self_cpu_s(void) {
 
 static struct wg_client *connect_client(const char *uri) {
   struct wg_client *c = NULL;
-  struct wg_error err = {""};
-  int rc = wg_client_connect(&c, uri, &err);
-  if (rc != 0) die("wg_client_connect", rc, err.message);
+  struct wg_client_options o;
+  wg_client_options_init(&o);
+  o.lazy_connect = true;
+  struct wg_status ws;
+  if (wg_connect(uri, &o, &c, &ws) != 0) die("wg_connect", ws.sys_errno, ws.message);
   return c;
 }
 
 /* commit_groups and grouped_puts from the stats action. */
 static void server_groups(const char *uri, int64_t *groups, int64_t *grouped) {
   struct wg_client *c = connect_client(uri);
-  struct wg_buf b;
-  wg_buf_init(&b);
-  struct wg_error err = {""};
-  int rc = wg_client_action(c, "stats", NULL, 0, &b, &err);
-  if (rc == 0) rc = wg_buf_append(&b, "", 1);
-  if (rc != 0) die("stats action", rc, err.message);
-  const char *json = (const char *)b.data, *p;
+  struct wg_action_result r;
+  struct wg_status ws;
+  if (wg_action(c, "stats", NULL, 0, &r, &ws) != 0) die("stats action", ws.sys_errno, ws.message);
+  if (r.n < 1) die("stats action", EPROTO, "no result");
+  const char *json = r.bodies[0].data, *p; /* NUL-terminated */
   *groups = (p = strstr(json, "\"commit_groups\":")) ? strtoll(p + 16, NULL, 10) : -1;
   *grouped = (p = strstr(json, "\"grouped_puts\":")) ? strtoll(p + 15, NULL, 10) : -1;
-  wg_buf_reset(&b);
-  wg_client_close(c);
+  wg_action_result_reset(&r);
+  wg_disconnect(c);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -731,10 +732,9 @@ static int drain(struct ArrowArrayStream *s, int64_t *rows, int64_t *bytes) {
 
 static void server_query(struct wg_client *c, const char *sql, int64_t *rows, int64_t *bytes) {
   struct ArrowArrayStream s;
-  struct wg_error err = {""};
-  int rc = wg_client_query(c, sql, &s, &err);
-  if (rc != 0) die("wg_client_query", rc, err.message);
-  rc = drain(&s, rows, bytes);
+  struct wg_status ws;
+  if (wg_query(c, sql, &s, &ws) != 0) die("wg_query", ws.sys_errno, ws.message);
+  int rc = drain(&s, rows, bytes);
   if (rc != 0) die(sql, rc, s.get_last_error(&s));
   s.release(&s);
 }
@@ -751,7 +751,7 @@ static void engine_query(struct wg_engine_conn *c, const char *sql, int64_t *row
 
 /* ---------------------------------------------------------------------------------------------
  * Figure 1: ingest. N writers share a fixed list of puts (put i: batches [i*k, (i+1)*k)); the
- * server side puts them with wg_client_put, one client connection per writer; the in-process side
+ * server side puts them with wg_put, one client connection per writer; the in-process side
  * appends them in one transaction each on its own connection. */
 
 struct ingest_job {
@@ -770,7 +770,7 @@ static void *ingest_server_writer(void *arg) {
   pthread_barrier_wait(j->start);
   for (int64_t p = j->id; p < j->puts; p += j->writers)
     client_put(c, "ingest", j->schema, j->set, p * j->batches_per_put, j->batches_per_put);
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -943,7 +943,7 @@ static void figure_query(void) {
     add_result("query RSS growth (cold)", params, "MiB", cold_growth, NAN, NAN, "<= 100 MB",
                cold_growth * 1.048576 <= 100.0);
   }
-  wg_client_close(cl);
+  wg_disconnect(cl);
   server_stop(&sp);
 }
 
@@ -975,7 +975,7 @@ static void *timed_server_putter(void *arg) {
     samples_add(&j->lat, now_s() - t0);
     j->ops++;
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -1012,7 +1012,7 @@ static void *timed_server_reader(void *arg) {
     samples_add(&j[j->ops % 2 ? 1 : 0].lat, now_s() - t0); /* j[1] collects group-by times */
     j->ops++;
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -1143,7 +1143,7 @@ static void figure_small(const struct batch_set *set1k, const struct ArrowSchema
     server_start(&sp, db, name);
     struct wg_client *cl = connect_client(sp.uri);
     client_put(cl, "small", schema, set1k, 0, 1); /* creates the table */
-    wg_client_close(cl);
+    wg_disconnect(cl);
     int64_t g0, p0, g1, p1;
     server_groups(sp.uri, &g0, &p0);
     struct timed_out o;
@@ -1194,7 +1194,7 @@ static void figure_mixed(const struct batch_set *set64k, const struct ArrowSchem
         server_start(&sp, db, name);
         struct wg_client *cl = connect_client(sp.uri);
         client_put(cl, "mixed", schema, set64k, 0, 1); /* creates the table, first 64k rows */
-        wg_client_close(cl);
+        wg_disconnect(cl);
       } else {
         e = engine_open(db, 8);
         struct wg_engine_conn *c = engine_acquire(e);

@@ -115,9 +115,9 @@ static struct run run_env(const char *in, const char *env_server, int limit_s,
 /* The first column of the first row of SQL run on the server. */
 static int64_t server_i64(const char *sql) {
   int64_t v = -1;
-  struct wg_error err = {""};
-  if (wg_fx_query_i64(client, sql, &v, &err) != 0) {
-    fprintf(stderr, "  query failed: %s\n  %s\n", sql, err.message);
+  struct wg_status ws;
+  if (wg_fx_query_i64(client, sql, &v, &ws) != 0) {
+    fprintf(stderr, "  query failed: %s\n  %s\n", sql, ws.message);
     return -999;
   }
   return v;

@@ -47,27 +47,27 @@ static int write_ballast(int64_t bytes) {
 }
 
 /* One put of 50 batches of 1,000 rows; *acked its acknowledged rows (0 on failure). */
-static int put_50k(const char *uri, int64_t batch, int64_t *acked, struct wg_error *err) {
+static int put_50k(const char *uri, int64_t batch, int64_t *acked, struct wg_status *st) {
   struct wg_client *c;
   *acked = 0;
-  WG_RETURN_NOT_OK(wg_client_connect(&c, uri, err));
+  WG_RETURN_NOT_OK(wg_fx_errno(wg_fx_connect(&c, uri, st), st));
   struct ArrowArrayStream s;
   int rc = wg_fx_seed_stream(batch * 50, 50, 1000, false, &s);
-  if (rc == 0) rc = wg_client_put(c, NULL, "events", &s, acked, err);
-  wg_client_close(c);
+  if (rc == 0) rc = wg_fx_errno(wg_put(c, NULL, "events", &s, NULL, NULL, acked, st), st);
+  wg_disconnect(c);
   return rc;
 }
 
 static int64_t count_events(const char *uri) {
   struct wg_client *c;
-  struct wg_error err;
+  struct wg_status ws;
   int64_t n = -1;
-  if (wg_client_connect(&c, uri, &err) != 0) return -1;
-  if (wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err) != 0) {
-    fprintf(stderr, "  count: %s\n", err.message);
+  if (wg_fx_connect(&c, uri, &ws) != 0) return -1;
+  if (wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &ws) != 0) {
+    fprintf(stderr, "  count: %s\n", ws.message);
     n = -1;
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return n;
 }
 
@@ -79,9 +79,9 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   int64_t acked_total = 0, batch = 0, acked;
   int refused = 0;
-  struct wg_error err;
+  struct wg_status ws;
   while (refused < 3 && batch < 60) {
-    int rc = put_50k(p.uri, batch++, &acked, &err);
+    int rc = put_50k(p.uri, batch++, &acked, &ws);
     if (rc == 0) {
       acked_total += acked;
       continue;
@@ -89,7 +89,7 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
     refused++;
     /* RESOURCE_EXHAUSTED (EBUSY on the client side) saying the disk is full, not ABORTED */
     ASSERT_EQ(rc, EBUSY);
-    ASSERT_TRUE(strstr(err.message, "disk full") != NULL);
+    ASSERT_TRUE(strstr(ws.message, "disk full") != NULL);
     ASSERT_EQ(count_events(p.uri), acked_total); /* nothing of the refused put */
   }
   fprintf(stderr, "  %lld rows acknowledged before the disk filled\n", (long long)acked_total);
@@ -98,9 +98,9 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
   /* small SQL writes still fit; once the disk is full to the last byte they are refused the same
    * way, and so is a checkpoint; reads go on */
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   const char *ins = "INSERT INTO events SELECT * FROM events LIMIT 10";
-  ASSERT_OK(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ins, strlen(ins), NULL, &ws), ws.message);
   acked_total += 10;
   char rest[360];
   snprintf(rest, sizeof(rest), "%s/rest", mnt);
@@ -109,23 +109,23 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
   while (f != NULL && fwrite(block, 1, sizeof(block), f) == sizeof(block) && fflush(f) == 0) {
   }
   if (f != NULL) fclose(f);
-  ASSERT_EQ(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), EBUSY);
-  ASSERT_TRUE(strstr(err.message, "disk full") != NULL);
-  ASSERT_EQ(wg_client_action(c, "checkpoint", "", 0, NULL, &err), EBUSY);
+  ASSERT_EQ(wg_fx_action(c, "execute", ins, strlen(ins), NULL, &ws), EBUSY);
+  ASSERT_TRUE(strstr(ws.message, "disk full") != NULL);
+  ASSERT_EQ(wg_fx_action(c, "checkpoint", "", 0, NULL, &ws), EBUSY);
   int64_t rows, batches;
-  ASSERT_EQ(wg_fx_query_count(c, ins, &rows, &batches, &err), EBUSY); /* a ticket that writes */
+  ASSERT_EQ(wg_fx_query_count(c, ins, &rows, &batches, &ws), EBUSY); /* a ticket that writes */
   /* EXPLAIN ANALYZE runs the statement it explains: a write all the same, on both paths */
   const char *explained = "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events LIMIT 10";
-  ASSERT_EQ(wg_fx_query_count(c, explained, &rows, &batches, &err), EBUSY);
-  ASSERT_TRUE(strstr(err.message, "disk full") != NULL);
-  ASSERT_EQ(wg_client_action(c, "execute", explained, strlen(explained), NULL, &err), EBUSY);
-  ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &err), &err);
-  wg_client_close(c);
+  ASSERT_EQ(wg_fx_query_count(c, explained, &rows, &batches, &ws), EBUSY);
+  ASSERT_TRUE(strstr(ws.message, "disk full") != NULL);
+  ASSERT_EQ(wg_fx_action(c, "execute", explained, strlen(explained), NULL, &ws), EBUSY);
+  ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &ws), ws.message);
+  wg_disconnect(c);
   ASSERT_EQ(count_events(p.uri), acked_total);
   /* space freed: puts work again, without a restart */
   ASSERT_EQ(unlink(rest), 0);
   ASSERT_EQ(unlink(ballast), 0);
-  ASSERT_OK(put_50k(p.uri, batch++, &acked, &err), &err);
+  ASSERT_OK(put_50k(p.uri, batch++, &acked, &ws), ws.message);
   acked_total += acked;
   ASSERT_EQ(count_events(p.uri), acked_total);
   /* and everything acknowledged is there after a restart */
@@ -135,7 +135,7 @@ static void full_disk_refuses_writes_with_resource_exhausted_and_loses_nothing(v
   ASSERT_EQ(count_events(p.uri), acked_total);
   /* and after kill -9 too */
   ASSERT_EQ(write_ballast(3 << 20), 0);
-  while (put_50k(p.uri, batch++, &acked, &err) == 0)
+  while (put_50k(p.uri, batch++, &acked, &ws) == 0)
     acked_total += acked;
   wg_fx_process_stop(&p, SIGKILL);
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
@@ -153,36 +153,36 @@ static void fatal_engine_error_refuses_writes_and_restart_recovers(void) {
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   int64_t acked_total = 0, batch = 0, acked;
-  struct wg_error err;
+  struct wg_status ws;
   int rc = 0;
-  while (batch < 60 && (rc = put_50k(p.uri, batch++, &acked, &err)) == 0)
+  while (batch < 60 && (rc = put_50k(p.uri, batch++, &acked, &ws)) == 0)
     acked_total += acked;
   ASSERT_NE(rc, 0);
   fprintf(stderr, "  %lld rows acknowledged; the failing put: %.200s\n", (long long)acked_total,
-          err.message);
-  ASSERT_TRUE(strstr(err.message, "No space left on device") != NULL ||
-              strstr(err.message, "disk full") != NULL);
+          ws.message);
+  ASSERT_TRUE(strstr(ws.message, "No space left on device") != NULL ||
+              strstr(ws.message, "disk full") != NULL);
   ASSERT_EQ(rc, EBUSY); /* RESOURCE_EXHAUSTED */
   /* from now on writes are refused: UNAVAILABLE (ECONNREFUSED here), naming the fatal error */
   for (int i = 0; i < 3; i++) {
-    ASSERT_EQ(put_50k(p.uri, batch++, &acked, &err), ECONNREFUSED);
-    ASSERT_TRUE(strstr(err.message, "fatal error") != NULL);
+    ASSERT_EQ(put_50k(p.uri, batch++, &acked, &ws), ECONNREFUSED);
+    ASSERT_TRUE(strstr(ws.message, "fatal error") != NULL);
   }
   /* SQL writes too, EXPLAIN ANALYZE of one included (it runs the statement); reads go on */
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   const char *writes[] = {"INSERT INTO events SELECT * FROM events LIMIT 10",
                           "EXPLAIN ANALYZE INSERT INTO events SELECT * FROM events LIMIT 10",
                           "EXPLAIN (ANALYZE) CREATE TABLE later AS SELECT 1 AS a"};
   int64_t rows, batches;
   for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
-    ASSERT_EQ(wg_fx_query_count(c, writes[i], &rows, &batches, &err), ECONNREFUSED);
-    ASSERT_TRUE(strstr(err.message, "fatal error") != NULL);
-    ASSERT_EQ(wg_client_action(c, "execute", writes[i], strlen(writes[i]), NULL, &err),
+    ASSERT_EQ(wg_fx_query_count(c, writes[i], &rows, &batches, &ws), ECONNREFUSED);
+    ASSERT_TRUE(strstr(ws.message, "fatal error") != NULL);
+    ASSERT_EQ(wg_fx_action(c, "execute", writes[i], strlen(writes[i]), NULL, &ws),
               ECONNREFUSED);
   }
-  ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &err), &err);
-  wg_client_close(c);
+  ASSERT_OK(wg_fx_query_count(c, "SELECT * FROM events LIMIT 5", &rows, &batches, &ws), ws.message);
+  wg_disconnect(c);
   /* SIGTERM: no crash, a non-zero exit that says why, no checkpoint */
   int status = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(WIFEXITED(status));

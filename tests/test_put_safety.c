@@ -173,11 +173,11 @@ static int raw_put_desc(const char *uri, const uint8_t *dbytes, size_t dl, int b
 static int64_t stat_of(struct wg_client *c, const char *name) {
   struct wg_buf out;
   wg_buf_init(&out);
-  struct wg_error err;
+  struct wg_status ws;
   int64_t v = -1;
   char key[64];
   snprintf(key, sizeof(key), "\"%s\":", name);
-  if (wg_client_action(c, "stats", "", 0, &out, &err) == 0 && out.data != NULL) {
+  if (wg_fx_action(c, "stats", "", 0, &out, &ws) == 0 && out.data != NULL) {
     wg_buf_append(&out, "", 1);
     const char *p = strstr((char *)out.data, key);
     if (p != NULL) v = atoll(p + strlen(key));
@@ -201,8 +201,8 @@ static int64_t count_rows(struct wg_client *c, const char *table) {
   char sql[256];
   snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", table);
   int64_t n = -1;
-  struct wg_error err;
-  if (wg_fx_query_i64(c, sql, &n, &err) != 0) return -1;
+  struct wg_status ws;
+  if (wg_fx_query_i64(c, sql, &n, &ws) != 0) return -1;
   return n;
 }
 
@@ -217,7 +217,8 @@ static void cancelled_scenario(int64_t group_commit_bytes, enum put_end how) {
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
   struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t acked;
   ASSERT_OK(raw_put(fx.uri, "t", 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
   ASSERT_EQ(acked, 10);
@@ -239,7 +240,7 @@ static void cancelled_scenario(int64_t group_commit_bytes, enum put_end how) {
   ASSERT_OK(raw_put(fx.uri, "t", 2, 100, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
   ASSERT_EQ(acked, 200);
   ASSERT_EQ(count_rows(c, "t"), 210);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -251,7 +252,8 @@ static void cancel_while_waiting_for_group_commit(enum put_end how) {
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
   struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t acked;
   ASSERT_OK(raw_put(fx.uri, "g", 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
   int64_t puts_before = stat_of(c, "puts");
@@ -271,7 +273,7 @@ static void cancel_while_waiting_for_group_commit(enum put_end how) {
   /* the committer goes on committing other puts */
   ASSERT_OK(raw_put(fx.uri, "g", 1, 5, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
   ASSERT_EQ(count_rows(c, "g"), 15);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -289,10 +291,10 @@ static void deadline_expired_put_leaves_no_rows(void) {
   cancelled_scenario(1000, PUT_LET_DEADLINE_PASS);
 }
 
-static int exec_sql(struct wg_client *c, const char *sql, struct wg_error *err) {
+static int exec_sql(struct wg_client *c, const char *sql, struct wg_status *st) {
   struct wg_buf out;
   wg_buf_init(&out);
-  int rc = wg_client_action(c, "execute", sql, strlen(sql), &out, err);
+  int rc = wg_fx_action(c, "execute", sql, strlen(sql), &out, st);
   wg_buf_reset(&out);
   return rc;
 }
@@ -320,7 +322,8 @@ static void put_refuses_names_that_are_not_exactly_text(void) {
     ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
     struct wg_client *c;
     struct wg_error err;
-    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    struct wg_status ws;
+    ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
     int64_t acked;
     ASSERT_OK(raw_put(fx.uri, "victim", 1, 10, NULL, PUT_CLOSE, 10000, &acked, NULL, 0, &err),
               &err);
@@ -342,7 +345,7 @@ static void put_refuses_names_that_are_not_exactly_text(void) {
     const char *view[] = {"duckdb_tables"};
     size_t view_len[] = {13};
     refused_path(fx.uri, c, view, view_len, 1, "not a table");
-    ASSERT_OK(exec_sql(c, "CREATE VIEW v AS SELECT * FROM victim", &err), &err);
+    ASSERT_OK(exec_sql(c, "CREATE VIEW v AS SELECT * FROM victim", &ws), ws.message);
     const char *user_view[] = {"v"};
     size_t user_view_len[] = {1};
     refused_path(fx.uri, c, user_view, user_view_len, 1, "not a table");
@@ -350,10 +353,10 @@ static void put_refuses_names_that_are_not_exactly_text(void) {
     int64_t n = -1;
     ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
                                  "('tt', 'duckdb_tables', 'v') OR table_name LIKE 'caf%'",
-                              &n, &err),
-              &err);
+                              &n, &ws),
+              ws.message);
     ASSERT_EQ(n, 0);
-    wg_client_close(c);
+    wg_disconnect(c);
     wg_fx_server_stop(&fx);
   }
 }
@@ -363,6 +366,7 @@ static void acknowledgement_names_the_table_exactly(void) {
   struct wg_server_options o = {.threads = 4};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_error err;
+  struct wg_status ws;
   const char *names[] = {"a\"b", "back\\slash", "tab\there", "caf\xc3\xa9 \xe2\x82\xac"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     int64_t acked;
@@ -381,10 +385,10 @@ static void acknowledgement_names_the_table_exactly(void) {
   }
   /* drop_table answers the name as exact JSON too */
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   struct wg_buf out;
   wg_buf_init(&out);
-  ASSERT_OK(wg_client_action(c, "drop_table", "a\"b", 3, &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "drop_table", "a\"b", 3, &out, &ws), ws.message);
   wg_buf_append(&out, "", 1);
   cJSON *j = cJSON_Parse((const char *)out.data);
   ASSERT_TRUE(j != NULL);
@@ -394,11 +398,11 @@ static void acknowledgement_names_the_table_exactly(void) {
   cJSON_Delete(j);
   wg_buf_reset(&out);
   /* an action body with a NUL or bad UTF-8 is refused, not cut short */
-  ASSERT_EQ(wg_client_action(c, "drop_table", "back\\slash\0x", 12, &out, &err), EINVAL);
-  ASSERT_EQ(wg_client_action(c, "drop_table", "caf\xe9", 4, &out, &err), EINVAL);
+  ASSERT_EQ(wg_fx_action(c, "drop_table", "back\\slash\0x", 12, &out, &ws), EINVAL);
+  ASSERT_EQ(wg_fx_action(c, "drop_table", "caf\xe9", 4, &out, &ws), EINVAL);
   wg_buf_reset(&out);
   ASSERT_EQ(count_rows(c, "back\\slash"), 7);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -418,7 +422,8 @@ static void retried_put_with_key_appends_nothing(void) {
     ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
     struct wg_client *c;
     struct wg_error err;
-    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    struct wg_status ws;
+    ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
     int64_t acked;
     char ack[512];
     const char *k1 = "{\"idempotency_key\": \"batch-0001\"}";
@@ -454,8 +459,8 @@ static void retried_put_with_key_appends_nothing(void) {
                       NULL, 0, &err),
               EINVAL);
     /* a failed put with a key does not use the key up */
-    ASSERT_OK(exec_sql(c, "CREATE TABLE strict_t(id BIGINT, value DOUBLE CHECK (value < 0))", &err),
-              &err);
+    ASSERT_OK(exec_sql(c, "CREATE TABLE strict_t(id BIGINT, value DOUBLE CHECK (value < 0))", &ws),
+              ws.message);
     const char *k3 = "{\"idempotency_key\": \"batch-0003\"}";
     ASSERT_NE(raw_put(fx.uri, "strict_t", 1, 10, k3, PUT_CLOSE, 10000, &acked, NULL, 0, &err), 0);
     ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k3, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
@@ -463,7 +468,7 @@ static void retried_put_with_key_appends_nothing(void) {
     ASSERT_TRUE(!(ack_is_duplicate(ack)));
     ASSERT_EQ(count_rows(c, "t"), 412);
     /* a client that drops the keys' table loses the keys, not the ability to put with keys */
-    ASSERT_OK(exec_sql(c, "DROP SCHEMA wigeon_internal CASCADE", &err), &err);
+    ASSERT_OK(exec_sql(c, "DROP SCHEMA wigeon_internal CASCADE", &ws), ws.message);
     const char *k4 = "{\"idempotency_key\": \"batch-0004\"}";
     for (int i = 0; i < 2; i++) {
       ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k4, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err),
@@ -474,11 +479,11 @@ static void retried_put_with_key_appends_nothing(void) {
     /* the keys are not a table clients list */
     struct wg_table_info *tables = NULL;
     int64_t nt = 0;
-    ASSERT_OK(wg_client_list_tables(c, NULL, &tables, &nt, &err), &err);
+    ASSERT_OK(wg_list_tables(c, NULL, &tables, &nt, &ws), ws.message);
     for (int64_t i = 0; i < nt; i++)
       ASSERT_TRUE(strcmp(tables[i].table_name, "put_keys") != 0);
     wg_table_info_free(tables, nt);
-    wg_client_close(c);
+    wg_disconnect(c);
     wg_fx_server_stop(&fx);
   }
 }
@@ -503,8 +508,8 @@ static void racing_puts_with_one_key_commit_once(void) {
     struct wg_server_options o = {.threads = 8, .group_commit_bytes = streaming ? 1000 : 0};
     ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
     struct wg_client *c;
-    struct wg_error err;
-    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    struct wg_status ws;
+    ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
     enum { N = 6 };
     struct racer r[N];
     pthread_t t[N];
@@ -518,7 +523,7 @@ static void racing_puts_with_one_key_commit_once(void) {
       ASSERT_EQ(r[i].acked, 2000);
     }
     ASSERT_EQ(count_rows(c, "race"), 2000);
-    wg_client_close(c);
+    wg_disconnect(c);
     wg_fx_server_stop(&fx);
   }
 }
@@ -533,6 +538,7 @@ static void idempotency_key_survives_kill_9(void) {
   int64_t acked;
   char ack[512];
   struct wg_error err;
+  struct wg_status ws;
   const char *k = "{\"idempotency_key\": \"before-the-crash\"}";
   ASSERT_OK(raw_put(p.uri, "t", 2, 1000, k, PUT_CLOSE, 10000, &acked, NULL, 0, &err), &err);
   ASSERT_EQ(acked, 2000);
@@ -543,9 +549,9 @@ static void idempotency_key_survives_kill_9(void) {
   ASSERT_EQ(acked, 2000);
   ASSERT_TRUE(ack_is_duplicate(ack));
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   ASSERT_EQ(count_rows(c, "t"), 2000);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 }
@@ -581,11 +587,11 @@ static void load_survives_kill_9_with_every_row_exactly_once(void) {
   ASSERT_TRUE(load > 0);
   sleep_ms(400);
   struct wg_client *c;
-  struct wg_error err;
+  struct wg_status ws;
   int64_t before = -1;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
-  wg_fx_query_i64(c, "SELECT count(*) FROM events", &before, &err);
-  wg_client_close(c);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
+  wg_fx_query_i64(c, "SELECT count(*) FROM events", &before, &ws);
+  wg_disconnect(c);
   fprintf(stderr, "  %lld of 600,000 rows in when the server is killed\n", (long long)before);
   ASSERT_TRUE(before < 2 * 300 * 1000); /* the kill lands in the middle of the run */
   wg_fx_process_stop(&p, SIGKILL);
@@ -595,14 +601,15 @@ static void load_survives_kill_9_with_every_row_exactly_once(void) {
   ASSERT_EQ(waitpid(load, &status, 0), load);
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t n = -1;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &ws), ws.message);
   ASSERT_EQ(n, 2 * 300 * 1000);
   int64_t ids = -1;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM wigeon_internal.put_keys", &ids, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM wigeon_internal.put_keys", &ids, &ws),
+            ws.message);
   ASSERT_EQ(ids, 2 * 300);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 }
@@ -613,7 +620,8 @@ static void idempotency_keys_expire_after_their_window(void) {
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
   struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t acked;
   char ack[512];
   const char *k = "{\"idempotency_key\": \"short-lived\"}";
@@ -623,15 +631,15 @@ static void idempotency_keys_expire_after_their_window(void) {
   int64_t left = -1;
   for (int i = 0; i < 100; i++) { /* pruned within a second or so after 2 s */
     sleep_ms(100);
-    ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM wigeon_internal.put_keys", &left, &err),
-              &err);
+    ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM wigeon_internal.put_keys", &left, &ws),
+              ws.message);
     if (left == 0) break;
   }
   ASSERT_EQ(left, 0);
   ASSERT_OK(raw_put(fx.uri, "t", 1, 10, k, PUT_CLOSE, 10000, &acked, ack, sizeof(ack), &err), &err);
   ASSERT_TRUE(!(ack_is_duplicate(ack)));
   ASSERT_EQ(count_rows(c, "t"), 20);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -642,45 +650,45 @@ static void execute_is_all_or_nothing(void) {
   struct wg_server_options o = {.threads = 4};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  ASSERT_EQ(exec_sql(c, "CREATE TABLE a3(x int); INSERT INTO nosuch VALUES (1)", &err), ENOENT);
-  ASSERT_TRUE(strstr(err.message, "statement 2 of 2") != NULL);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
+  ASSERT_EQ(exec_sql(c, "CREATE TABLE a3(x int); INSERT INTO nosuch VALUES (1)", &ws), ENOENT);
+  ASSERT_TRUE(strstr(ws.message, "statement 2 of 2") != NULL);
   int64_t n = -1;
   ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'a3'", &n,
-                            &err),
-            &err);
+                            &ws),
+            ws.message);
   ASSERT_EQ(n, 0);
   /* a failure at run time (not at prepare) undoes the statements before it too */
-  ASSERT_OK(exec_sql(c, "CREATE TABLE k(x int PRIMARY KEY)", &err), &err);
-  ASSERT_EQ(exec_sql(c, "INSERT INTO k VALUES (1); INSERT INTO k VALUES (2), (1)", &err), EEXIST);
+  ASSERT_OK(exec_sql(c, "CREATE TABLE k(x int PRIMARY KEY)", &ws), ws.message);
+  ASSERT_EQ(exec_sql(c, "INSERT INTO k VALUES (1); INSERT INTO k VALUES (2), (1)", &ws), EEXIST);
   ASSERT_EQ(count_rows(c, "k"), 0);
   /* all statements succeed: rows_changed is their sum */
   struct wg_buf out;
   wg_buf_init(&out);
   const char *ok = "INSERT INTO k VALUES (1), (2); UPDATE k SET x = x + 10; INSERT INTO k VALUES (3)";
-  ASSERT_OK(wg_client_action(c, "execute", ok, strlen(ok), &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ok, strlen(ok), &out, &ws), ws.message);
   wg_buf_append(&out, "", 1);
   ASSERT_STREQ((const char *)out.data, "{\"rows_changed\":5}");
   wg_buf_reset(&out);
   ASSERT_EQ(count_rows(c, "k"), 3);
   /* transaction control among several statements would defeat the rule: refused, nothing run */
-  ASSERT_EQ(exec_sql(c, "INSERT INTO k VALUES (4); COMMIT; INSERT INTO nosuch VALUES (1)", &err),
+  ASSERT_EQ(exec_sql(c, "INSERT INTO k VALUES (4); COMMIT; INSERT INTO nosuch VALUES (1)", &ws),
             EINVAL);
-  ASSERT_TRUE(strstr(err.message, "BEGIN, COMMIT or ROLLBACK") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "BEGIN, COMMIT or ROLLBACK") != NULL);
   ASSERT_EQ(count_rows(c, "k"), 3);
-  ASSERT_EQ(exec_sql(c, "BEGIN; INSERT INTO k VALUES (4); COMMIT; INSERT INTO k VALUES (5)", &err),
+  ASSERT_EQ(exec_sql(c, "BEGIN; INSERT INTO k VALUES (4); COMMIT; INSERT INTO k VALUES (5)", &ws),
             EINVAL);
   ASSERT_EQ(count_rows(c, "k"), 3);
   /* a text that manages its own transaction: BEGIN ... COMMIT commits, a failure inside keeps
    * nothing */
-  ASSERT_OK(exec_sql(c, "BEGIN; INSERT INTO k VALUES (4); INSERT INTO k VALUES (5); COMMIT", &err),
-            &err);
+  ASSERT_OK(exec_sql(c, "BEGIN; INSERT INTO k VALUES (4); INSERT INTO k VALUES (5); COMMIT", &ws),
+            ws.message);
   ASSERT_EQ(count_rows(c, "k"), 5);
-  ASSERT_EQ(exec_sql(c, "BEGIN; INSERT INTO k VALUES (6); INSERT INTO k VALUES (11); COMMIT", &err),
+  ASSERT_EQ(exec_sql(c, "BEGIN; INSERT INTO k VALUES (6); INSERT INTO k VALUES (11); COMMIT", &ws),
             EEXIST);
   ASSERT_EQ(count_rows(c, "k"), 5);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 

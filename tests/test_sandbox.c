@@ -33,14 +33,14 @@
 /* The status of `sql` sent as a DoGet ticket, a GetFlightInfo CMD descriptor and an execute action
  * body: all three must agree, and that code is returned (-1 if they differ). */
 static int status_everywhere(struct wg_client *c, const char *sql) {
-  struct wg_error err;
+  struct wg_status ws;
   int64_t n;
-  int get = wg_fx_query_i64(c, sql, &n, &err);
+  int get = wg_fx_query_i64(c, sql, &n, &ws);
   struct wg_flight_info info;
   memset(&info, 0, sizeof(info));
-  int fi = wg_client_flight_info(c, NULL, NULL, sql, &info, &err);
+  int fi = wg_fx_errno(wg_flight_info(c, NULL, NULL, sql, &info, &ws), &ws);
   if (fi == 0) wg_flight_info_reset(&info);
-  int ex = wg_client_action(c, "execute", sql, strlen(sql), NULL, &err);
+  int ex = wg_fx_action(c, "execute", sql, strlen(sql), NULL, &ws);
   if (get != fi || get != ex) {
     fprintf(stderr, "  %s: DoGet %d, GetFlightInfo %d, execute %d\n", sql, get, fi, ex);
     return -1;
@@ -71,9 +71,9 @@ static void logging_functions_are_refused_from_remote_sql(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *a, *b;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&a, fx.uri, &err), &err);
-  ASSERT_OK(wg_client_connect(&b, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&a, fx.uri, &ws), ws.message);
+  ASSERT_OK(wg_fx_connect(&b, fx.uri, &ws), ws.message);
   static const char *const refused[] = {
       "CALL enable_logging('QueryLog')",
       "CALL enable_logging(storage='file', storage_path='/nonexistent/x')",
@@ -102,12 +102,12 @@ static void logging_functions_are_refused_from_remote_sql(void) {
   ASSERT_EQ(status_everywhere(b, "SELECT 'hunter2' AS password"), 0);
   ASSERT_EQ(log_rows_with(fx.server, "hunter2"), 0);
   int64_t n = 0;
-  ASSERT_OK(wg_fx_query_i64(a, "SELECT 42", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(a, "SELECT 42", &n, &ws), ws.message);
   ASSERT_EQ(n, 42);
-  ASSERT_OK(wg_fx_query_i64(b, "SELECT 43", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT 43", &n, &ws), ws.message);
   ASSERT_EQ(n, 43);
-  wg_client_close(a);
-  wg_client_close(b);
+  wg_disconnect(a);
+  wg_disconnect(b);
   wg_fx_server_stop(&fx);
 }
 
@@ -116,8 +116,8 @@ static void literals_and_comments_naming_refused_functions_are_allowed(void) {
   struct wg_server_options o = {.threads = 1};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   static const char *const allowed[] = {
       "SELECT length('CALL enable_logging(); read_blob(x)')",
       "SELECT 1 -- enable_logging()",
@@ -130,11 +130,11 @@ static void literals_and_comments_naming_refused_functions_are_allowed(void) {
   };
   for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
     int64_t n = -1;
-    int rc = wg_fx_query_i64(c, allowed[i], &n, &err);
-    if (rc != 0) TEST_FAIL_("refused (%d, %s): %s", rc, err.message, allowed[i]);
+    int rc = wg_fx_query_i64(c, allowed[i], &n, &ws);
+    if (rc != 0) TEST_FAIL_("refused (%d, %s): %s", rc, ws.message, allowed[i]);
     ASSERT_EQ(rc, 0);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -146,8 +146,8 @@ static void server_paths_are_not_visible(void) {
   struct wg_server_options o = {.threads = 1, .db_path = db};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   static const char *const refused[] = {
       "SELECT count(*) FROM duckdb_settings()",
       "SELECT * FROM (SHOW ALL)",
@@ -166,18 +166,18 @@ static void server_paths_are_not_visible(void) {
     if (rc != EPERM) TEST_FAIL_("not refused (%d): %s", rc, refused[i]);
     ASSERT_EQ(rc, EPERM);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   /* --allow-external-access opens them again */
   o.allow_external_access = true;
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t n = 0;
   char sql[700];
   snprintf(sql, sizeof(sql), "SELECT count(*) FROM duckdb_databases() WHERE path = '%s'", db);
-  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &ws), ws.message);
   ASSERT_EQ(n, 1);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
 }
@@ -190,10 +190,10 @@ static void own_wal_cannot_be_read(void) {
   struct wg_server_options o = {.threads = 1, .db_path = db};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   const char *ddl = "CREATE TABLE secrets AS SELECT 'hunter2' AS pw";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   ASSERT_EQ(access(db, F_OK), 0);
   static const char *const readers[] = {
       "SELECT count(*) FROM read_blob('%s.wal')",
@@ -212,18 +212,18 @@ static void own_wal_cannot_be_read(void) {
     ASSERT_EQ(rc, EPERM);
   }
   int64_t n = 0;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM secrets", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM secrets", &n, &ws), ws.message);
   ASSERT_EQ(n, 1); /* and the table is as it was */
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   /* --allow-external-access opens the readers again */
   o.allow_external_access = true;
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   snprintf(sql, sizeof(sql), "SELECT count(*) FROM read_blob('%s')", db);
-  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &ws), ws.message);
   ASSERT_EQ(n, 1);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
 }
@@ -243,25 +243,25 @@ static void shutdown_after_engine_error_does_not_crash(void) {
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   const char *ddl = "CREATE TABLE kept AS SELECT 7 AS x";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   snprintf(sql, sizeof(sql), "CALL enable_logging(storage='file', storage_path='%s/x')", blocker);
   int64_t n = 0;
-  wg_fx_query_i64(c, sql, &n, &err);
-  ASSERT_NE(wg_fx_query_i64(c, "SELECT 42", &n, &err), 0); /* the engine is broken for all */
-  wg_client_close(c);
+  wg_fx_query_i64(c, sql, &n, &ws);
+  ASSERT_NE(wg_fx_query_i64(c, "SELECT 42", &n, &ws), 0); /* the engine is broken for all */
+  wg_disconnect(c);
   int st = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(st != -1);
   if (WIFSIGNALED(st)) TEST_FAIL_("server died of signal %d on SIGTERM", WTERMSIG(st));
   ASSERT_TRUE(WIFEXITED(st));
   const char *args2[] = {"--db", db, "--threads", "1", NULL};
   ASSERT_EQ(wg_fx_process_start(&p, args2), 0);
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT x FROM kept", &n, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT x FROM kept", &n, &ws), ws.message);
   ASSERT_EQ(n, 7);
-  wg_client_close(c);
+  wg_disconnect(c);
   st = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   wg_fx_rmdir(dir);
@@ -286,21 +286,21 @@ static void sql_over_max_bytes_is_resource_exhausted(void) {
   struct wg_server_options o = {.threads = 1, .max_sql_bytes = 4096};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   char *sql = long_sql(4098);
   ASSERT_TRUE(sql != NULL && strlen(sql) == 4098);
   /* RESOURCE_EXHAUSTED reads back as EBUSY on the client (rpc/status.c) */
   ASSERT_EQ(wg_rpc_status_from_errno(EBUSY), GRPC_STATUS_RESOURCE_EXHAUSTED);
   ASSERT_EQ(status_everywhere(c, sql), EBUSY);
   int64_t n = 0;
-  ASSERT_EQ(wg_fx_query_i64(c, sql, &n, &err), EBUSY);
-  ASSERT_TRUE(strstr(err.message, "--max-sql-bytes") != NULL);
+  ASSERT_EQ(wg_fx_query_i64(c, sql, &n, &ws), EBUSY);
+  ASSERT_TRUE(strstr(ws.message, "--max-sql-bytes") != NULL);
   free(sql);
   sql = long_sql(4096); /* at the bound: DuckDB parses it (and refuses its depth) */
-  ASSERT_EQ(wg_fx_query_i64(c, sql, &n, &err), EINVAL);
-  ASSERT_TRUE(strstr(err.message, "expression depth") != NULL);
-  wg_client_close(c);
+  ASSERT_EQ(wg_fx_query_i64(c, sql, &n, &ws), EINVAL);
+  ASSERT_TRUE(strstr(ws.message, "expression depth") != NULL);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   free(sql);
 
@@ -308,17 +308,17 @@ static void sql_over_max_bytes_is_resource_exhausted(void) {
   struct wg_server_options d = {.threads = 1};
   ASSERT_EQ(wg_fx_server_start(&fx, &d), 0);
   ASSERT_EQ(fx.server->options.max_sql_bytes, WG_DEFAULT_MAX_SQL_BYTES);
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   sql = long_sql((size_t)50 << 20);
   ASSERT_TRUE(sql != NULL);
-  ASSERT_EQ(wg_fx_query_i64(c, sql, &n, &err), EBUSY);
+  ASSERT_EQ(wg_fx_query_i64(c, sql, &n, &ws), EBUSY);
   free(sql);
   sql = long_sql(100000); /* under the bound: DuckDB parses it (and refuses its depth) */
-  int rc = wg_fx_query_i64(c, sql, &n, &err);
+  int rc = wg_fx_query_i64(c, sql, &n, &ws);
   ASSERT_EQ(rc, EINVAL);
-  ASSERT_TRUE(strstr(err.message, "expression depth") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "expression depth") != NULL);
   free(sql);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -352,19 +352,19 @@ static void parser_out_of_memory_is_resource_exhausted(void) {
   }
   sql[n] = '\0';
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t rows, batches;
-  int rc = wg_fx_query_count(c, sql, &rows, &batches, &err);
+  int rc = wg_fx_query_count(c, sql, &rows, &batches, &ws);
   free(sql);
-  fprintf(stderr, "  40 MB of 1+1+...: %s\n", err.message);
+  fprintf(stderr, "  40 MB of 1+1+...: %s\n", ws.message);
   ASSERT_EQ(rc, EBUSY); /* RESOURCE_EXHAUSTED, not INVALID_ARGUMENT */
-  ASSERT_TRUE(strstr(err.message, "bad_alloc") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "bad_alloc") != NULL);
   /* and the server goes on */
   int64_t v = 0;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT 42", &v, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 42", &v, &ws), ws.message);
   ASSERT_EQ(v, 42);
-  wg_client_close(c);
+  wg_disconnect(c);
   int status = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 #endif

@@ -38,10 +38,10 @@ static void sleep_ms(int ms) {
 }
 
 static int put_seed(struct wg_client *c, const char *table, int64_t first, int64_t batches,
-                    int64_t rows, bool kv, int64_t *acked, struct wg_error *err) {
+                    int64_t rows, bool kv, int64_t *acked, struct wg_status *st) {
   struct ArrowArrayStream in;
   WG_RETURN_NOT_OK(wg_fx_seed_stream(first, batches, rows, kv, &in));
-  return wg_client_put(c, NULL, table, &in, acked, err);
+  return wg_fx_errno(wg_put(c, NULL, table, &in, NULL, NULL, acked, st), st);
 }
 
 /* ---- the seeds' scenario ---- */
@@ -56,20 +56,20 @@ struct loader_arg {
 static void *loader(void *p) {
   struct loader_arg *a = p;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, a->uri, &err) != 0) {
+  struct wg_status ws;
+  if (wg_fx_connect(&c, a->uri, &ws) != 0) {
     atomic_fetch_add(a->failures, 1);
     return NULL;
   }
   for (int i = 0; i < a->puts; i++) {
     int64_t acked = 0;
-    if (put_seed(c, "events", a->id * 1000 + i, 1, 1000, false, &acked, &err) != 0) {
-      fprintf(stderr, "loader %d: %s\n", a->id, err.message);
+    if (put_seed(c, "events", a->id * 1000 + i, 1, 1000, false, &acked, &ws) != 0) {
+      fprintf(stderr, "loader %d: %s\n", a->id, ws.message);
       atomic_fetch_add(a->failures, 1);
     }
     atomic_fetch_add(a->acked, acked);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -84,18 +84,18 @@ struct reader_arg {
 static void *reader(void *p) {
   struct reader_arg *a = p;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, a->uri, &err) != 0) {
+  struct wg_status ws;
+  if (wg_fx_connect(&c, a->uri, &ws) != 0) {
     atomic_fetch_add(a->failures, 1);
     return NULL;
   }
   int64_t last = 0;
   for (int i = 0; i < 100000 && !atomic_load(a->stop); i++) {
     int64_t v = 0;
-    int rc = wg_fx_query_i64(c, a->sql, &v, &err);
+    int rc = wg_fx_query_i64(c, a->sql, &v, &ws);
     if (rc == ENOENT) continue; /* table not created yet */
     if (rc != 0) {
-      fprintf(stderr, "reader: %s\n", err.message);
+      fprintf(stderr, "reader: %s\n", ws.message);
       atomic_fetch_add(a->failures, 1);
       break;
     }
@@ -107,7 +107,7 @@ static void *reader(void *p) {
     last = v;
     atomic_fetch_add(a->reads, 1);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -143,18 +143,18 @@ static void seeds_scenario_loaders_and_readers_count_exactly(void) {
   ASSERT_EQ(atomic_load(&failures), 0);
   ASSERT_EQ(atomic_load(&acked), LOADERS * PUTS * 1000);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &ws), ws.message);
   ASSERT_EQ(n, LOADERS * PUTS * 1000);
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events WHERE category = 'gamma'", &n, &err),
-            &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events WHERE category = 'gamma'", &n, &ws),
+            ws.message);
   ASSERT_EQ(n, LOADERS * PUTS * 200);
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(DISTINCT batch_id) FROM events", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(DISTINCT batch_id) FROM events", &n, &ws), ws.message);
   ASSERT_EQ(n, LOADERS * PUTS);
   fprintf(stderr, "  %lld reads ran beside the loaders\n", (long long)atomic_load(&reads));
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
 }
@@ -171,18 +171,18 @@ struct kv_writer_arg {
 static void *kv_writer(void *p) {
   struct kv_writer_arg *a = p;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  struct wg_status ws;
+  if (wg_fx_connect(&c, a->uri, &ws) != 0) return NULL;
   for (int i = 0; i < 20; i++) {
     int64_t acked;
     /* one put = 5 batches of 1000 rows, all or nothing */
-    if (put_seed(c, "kv", (a->id * 100 + i) * 5, 5, 1000, true, &acked, &err) != 0) {
-      fprintf(stderr, "writer: %s\n", err.message);
+    if (put_seed(c, "kv", (a->id * 100 + i) * 5, 5, 1000, true, &acked, &ws) != 0) {
+      fprintf(stderr, "writer: %s\n", ws.message);
       atomic_fetch_add(a->failures, 1);
     }
     atomic_fetch_add(a->acked, acked);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -191,10 +191,10 @@ static void xorq_scenario_counts_never_decrease_nor_show_partial_puts(void) {
   struct wg_server_options o = {.threads = 4};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   const char *ddl = "CREATE TABLE kv (id BIGINT, value DOUBLE)";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   atomic_int failures = 0, stop = 0;
   atomic_llong acked = 0, reads = 0;
   pthread_t w[2], r;
@@ -209,13 +209,13 @@ static void xorq_scenario_counts_never_decrease_nor_show_partial_puts(void) {
   pthread_join(r, NULL);
   ASSERT_EQ(atomic_load(&failures), 0);
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM kv", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM kv", &n, &ws), ws.message);
   ASSERT_EQ(n, 2 * 20 * 5000);
   ASSERT_EQ(atomic_load(&acked), 2 * 20 * 5000);
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(DISTINCT id) FROM kv", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(DISTINCT id) FROM kv", &n, &ws), ws.message);
   ASSERT_EQ(n, 2 * 20 * 5000);
   fprintf(stderr, "  %lld counts read while writing\n", (long long)atomic_load(&reads));
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -232,24 +232,24 @@ static void all_duckdb_types_round_trip_through_put_and_get(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   struct ArrowArrayStream in;
-  ASSERT_OK(wg_client_query(c, "SELECT * FROM test_all_types()", &in, &err), &err);
+  ASSERT_OK(wg_query(c, "SELECT * FROM test_all_types()", &in, &ws), ws.message);
   int64_t acked = 0;
-  ASSERT_OK(wg_client_put(c, NULL, "all_types", &in, &acked, &err), &err);
+  ASSERT_OK(wg_put(c, NULL, "all_types", &in, NULL, NULL, &acked, &ws), ws.message);
   ASSERT_EQ(acked, 3);
   char sql[1024];
   int64_t n = -1;
   snprintf(sql, sizeof(sql),
            "SELECT count(*) FROM ((%s test_all_types()) EXCEPT ALL (%s all_types))",
            all_types_exact, all_types_exact);
-  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &ws), ws.message);
   ASSERT_EQ(n, 0);
   snprintf(sql, sizeof(sql),
            "SELECT count(*) FROM ((%s all_types) EXCEPT ALL (%s test_all_types()))",
            all_types_exact, all_types_exact);
-  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &ws), ws.message);
   ASSERT_EQ(n, 0);
   /* The changed ones still carry the same text. */
   ASSERT_OK(wg_fx_query_i64(c,
@@ -257,10 +257,10 @@ static void all_duckdb_types_round_trip_through_put_and_get(void) {
                             "large_enum::VARCHAR FROM test_all_types() EXCEPT ALL SELECT "
                             "uuid::VARCHAR, small_enum::VARCHAR, large_enum::VARCHAR FROM "
                             "all_types)",
-                            &n, &err),
-            &err);
+                            &n, &ws),
+            ws.message);
   ASSERT_EQ(n, 0);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -271,24 +271,24 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t acked;
-  ASSERT_OK(put_seed(c, "events", 0, 3, 1000, false, &acked, &err), &err);
-  ASSERT_OK(put_seed(c, "kv_pairs", 0, 2, 500, true, &acked, &err), &err);
+  ASSERT_OK(put_seed(c, "events", 0, 3, 1000, false, &acked, &ws), ws.message);
+  ASSERT_OK(put_seed(c, "kv_pairs", 0, 2, 500, true, &acked, &ws), ws.message);
   const char *ddl = "CREATE SCHEMA other";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   ddl = "CREATE TABLE other.t AS SELECT 1 AS x";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   struct wg_flight_info info;
-  ASSERT_OK(wg_client_flight_info(c, NULL, "events", NULL, &info, &err), &err);
+  ASSERT_OK(wg_flight_info(c, NULL, "events", NULL, &info, &ws), ws.message);
   ASSERT_EQ(info.total_records, 3000);
   ASSERT_EQ(info.schema.n_children, 4);
   ASSERT_STREQ(info.schema.children[3]->name, "category");
   /* the ticket reads the table */
   int64_t rows, batches;
   struct ArrowArrayStream st;
-  ASSERT_OK(wg_client_do_get(c, info.ticket, info.ticket_len, &st, &err), &err);
+  ASSERT_OK(wg_do_get(c, info.ticket, info.ticket_len, &st, &ws), ws.message);
   rows = 0;
   for (;;) {
     struct ArrowArray a;
@@ -300,38 +300,38 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   wg_stream_release(&st);
   ASSERT_EQ(rows, 3000);
   wg_flight_info_reset(&info);
-  ASSERT_OK(wg_client_flight_info(c, "other", "t", NULL, &info, &err), &err);
+  ASSERT_OK(wg_flight_info(c, "other", "t", NULL, &info, &ws), ws.message);
   ASSERT_EQ(info.total_records, 1);
   wg_flight_info_reset(&info);
   /* CMD: schema without running */
-  ASSERT_OK(wg_client_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c", &info,
-                                  &err),
-            &err);
+  ASSERT_OK(wg_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c", &info,
+                                  &ws),
+            ws.message);
   ASSERT_EQ(info.schema.n_children, 3);
   ASSERT_STREQ(info.schema.children[2]->format, "g");
   ASSERT_EQ(info.total_records, -1);
-  ASSERT_OK(wg_fx_query_count(c, info.ticket, &rows, &batches, &err), &err);
+  ASSERT_OK(wg_fx_query_count(c, info.ticket, &rows, &batches, &ws), ws.message);
   ASSERT_EQ(rows, 1);
   wg_flight_info_reset(&info);
-  ASSERT_EQ(wg_client_flight_info(c, NULL, "nope", NULL, &info, &err), ENOENT);
-  ASSERT_TRUE(strstr(err.message, "nope") != NULL);
+  ASSERT_EQ(wg_fx_errno(wg_flight_info(c, NULL, "nope", NULL, &info, &ws), &ws), ENOENT);
+  ASSERT_TRUE(strstr(ws.message, "nope") != NULL);
   /* ListFlights: every schema, optional name filter */
   struct wg_table_info *t;
   int64_t n;
-  ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
+  ASSERT_OK(wg_list_tables(c, NULL, &t, &n, &ws), ws.message);
   ASSERT_EQ(n, 3);
   int64_t total = 0;
   for (int64_t i = 0; i < n; i++)
     total += t[i].rows;
   ASSERT_EQ(total, 3000 + 1000 + 1);
   wg_table_info_free(t, n);
-  ASSERT_OK(wg_client_list_tables(c, "kv", &t, &n, &err), &err);
+  ASSERT_OK(wg_list_tables(c, "kv", &t, &n, &ws), ws.message);
   ASSERT_EQ(n, 1);
   ASSERT_STREQ(t[0].table_name, "kv_pairs");
   ASSERT_EQ(t[0].rows, 1000);
   ASSERT_EQ(t[0].schema.n_children, 2);
   wg_table_info_free(t, n);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -490,32 +490,32 @@ static void actions_execute_drop_checkpoint_and_stats(void) {
   struct wg_server_options o = {.db_path = db, .threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   struct wg_buf out;
   wg_buf_init(&out);
   const char *sql = "CREATE TABLE t AS SELECT range AS i FROM range(10)";
-  ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", sql, strlen(sql), &out, &ws), ws.message);
   out.size = 0;
   sql = "DELETE FROM t WHERE i < 4";
-  ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", sql, strlen(sql), &out, &ws), ws.message);
   ASSERT_STREQ((char *)out.data, "{\"rows_changed\":4}");
   out.size = 0;
-  ASSERT_OK(wg_client_action(c, "checkpoint", "", 0, &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "checkpoint", "", 0, &out, &ws), ws.message);
   out.size = 0;
-  ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "stats", "", 0, &out, &ws), ws.message);
   ASSERT_TRUE(strstr((char *)out.data, "\"calls\":") != NULL);
   ASSERT_TRUE(strstr((char *)out.data, "\"active_calls\":") != NULL);
   ASSERT_TRUE(strstr((char *)out.data, "\"errors\":0") != NULL);
   out.size = 0;
-  ASSERT_OK(wg_client_action(c, "drop_table", "t", 1, &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "drop_table", "t", 1, &out, &ws), ws.message);
   int64_t n;
-  ASSERT_EQ(wg_fx_query_i64(c, "SELECT count(*) FROM t", &n, &err), ENOENT);
-  ASSERT_EQ(wg_client_action(c, "drop_table", "t", 1, &out, &err), ENOENT);
-  ASSERT_EQ(wg_client_action(c, "frobnicate", "", 0, &out, &err), ENOTSUP);
-  ASSERT_TRUE(strstr(err.message, "frobnicate") != NULL);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT count(*) FROM t", &n, &ws), ENOENT);
+  ASSERT_EQ(wg_fx_action(c, "drop_table", "t", 1, &out, &ws), ENOENT);
+  ASSERT_EQ(wg_fx_action(c, "frobnicate", "", 0, &out, &ws), ENOTSUP);
+  ASSERT_TRUE(strstr(ws.message, "frobnicate") != NULL);
   wg_buf_reset(&out);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
 }
@@ -531,24 +531,24 @@ struct pk_writer_arg {
 static void *pk_writer(void *p) {
   struct pk_writer_arg *a = p;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  struct wg_status ws;
+  if (wg_fx_connect(&c, a->uri, &ws) != 0) return NULL;
   for (int i = 0; i < 15; i++) {
     int64_t acked = 0;
     int key = (a->dup_of >= 0 ? a->dup_of : a->id) * 1000 + i;
-    int rc = put_seed(c, "pk", key, 1, 1000, true, &acked, &err); /* ids key*1000 .. +999 */
+    int rc = put_seed(c, "pk", key, 1, 1000, true, &acked, &ws); /* ids key*1000 .. +999 */
     if (a->dup_of < 0 && rc == 0 && acked == 1000)
       atomic_fetch_add(a->ok, 1);
     else if (a->dup_of >= 0 && rc == EEXIST && acked == 0)
       atomic_fetch_add(a->dup_refused, 1);
     else if (!(a->dup_of >= 0 && rc == 0)) { /* a duplicate may win the race to commit first */
       fprintf(stderr, "writer %d put %d: rc %d acked %lld: %s\n", a->id, i, rc, (long long)acked,
-              err.message);
+              ws.message);
       atomic_fetch_add(a->wrong, 1);
     }
     if (a->dup_of >= 0 && rc == 0) atomic_fetch_add(a->dup_refused, 100); /* marks the race */
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -560,10 +560,10 @@ static void group_commit_scenario(int committers) {
   struct wg_server_options o = {.db_path = db, .threads = 8, .committers = committers};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   const char *ddl = "CREATE TABLE pk (id BIGINT PRIMARY KEY, value DOUBLE)";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   /* writer 0 puts keys first; writer 7 repeats writer 0's keys a moment later */
   atomic_int ok = 0, dup_refused = 0, wrong = 0;
   enum { W = 8 };
@@ -580,11 +580,11 @@ static void group_commit_scenario(int committers) {
   ASSERT_EQ(atomic_load(&ok), (W - 1) * 15);
   ASSERT_EQ(atomic_load(&dup_refused), 15); /* every duplicate put refused, none won */
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM pk", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM pk", &n, &ws), ws.message);
   ASSERT_EQ(n, (W - 1) * 15 * 1000);
   struct wg_buf out;
   wg_buf_init(&out);
-  ASSERT_OK(wg_client_action(c, "stats", "", 0, &out, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "stats", "", 0, &out, &ws), ws.message);
   const char *g = strstr((char *)out.data, "\"commit_groups\":");
   const char *gp = strstr((char *)out.data, "\"grouped_puts\":");
   ASSERT_TRUE(g != NULL && gp != NULL);
@@ -592,7 +592,7 @@ static void group_commit_scenario(int committers) {
   fprintf(stderr, "  %lld puts committed in %lld groups\n", grouped, groups);
   ASSERT_TRUE(grouped >= (W - 1) * 15);
   wg_buf_reset(&out);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
 }
@@ -612,24 +612,24 @@ static void duckdb_errors_map_to_grpc_codes_with_duckdb_messages(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t n;
-  ASSERT_EQ(wg_fx_query_i64(c, "SELEC 1", &n, &err), EINVAL); /* INVALID_ARGUMENT */
-  ASSERT_TRUE(strstr(err.message, "Parser Error") != NULL);
-  ASSERT_EQ(wg_fx_query_i64(c, "SELECT * FROM missing_table", &n, &err), ENOENT); /* NOT_FOUND */
-  ASSERT_TRUE(strstr(err.message, "missing_table") != NULL);
-  ASSERT_EQ(wg_fx_query_i64(c, "SELECT 'abc'::INTEGER", &n, &err), EINVAL);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELEC 1", &n, &ws), EINVAL); /* INVALID_ARGUMENT */
+  ASSERT_TRUE(strstr(ws.message, "Parser Error") != NULL);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT * FROM missing_table", &n, &ws), ENOENT); /* NOT_FOUND */
+  ASSERT_TRUE(strstr(ws.message, "missing_table") != NULL);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT 'abc'::INTEGER", &n, &ws), EINVAL);
   const char *ddl = "CREATE TABLE pk (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   const char *ins = "INSERT INTO pk VALUES (1, 1)";
-  ASSERT_OK(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), &err);
-  ASSERT_EQ(wg_client_action(c, "execute", ins, strlen(ins), NULL, &err), EEXIST);
-  ASSERT_TRUE(strstr(err.message, "Constraint Error") != NULL);
+  ASSERT_OK(wg_fx_action(c, "execute", ins, strlen(ins), NULL, &ws), ws.message);
+  ASSERT_EQ(wg_fx_action(c, "execute", ins, strlen(ins), NULL, &ws), EEXIST);
+  ASSERT_TRUE(strstr(ws.message, "Constraint Error") != NULL);
   const char *nn = "INSERT INTO pk VALUES (2, NULL)";
-  ASSERT_EQ(wg_client_action(c, "execute", nn, strlen(nn), NULL, &err), EPERM);
-  ASSERT_TRUE(strstr(err.message, "NOT NULL") != NULL);
-  wg_client_close(c);
+  ASSERT_EQ(wg_fx_action(c, "execute", nn, strlen(nn), NULL, &ws), EPERM);
+  ASSERT_TRUE(strstr(ws.message, "NOT NULL") != NULL);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -641,20 +641,20 @@ struct updater_arg {
 static void *updater(void *p) {
   struct updater_arg *a = p;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
+  struct wg_status ws;
+  if (wg_fx_connect(&c, a->uri, &ws) != 0) return NULL;
   const char *sql = "UPDATE counter SET v = v + 1 WHERE id = 1";
   for (int i = 0; i < 300 && atomic_load(a->conflicts) == 0; i++) {
-    int rc = wg_client_action(c, "execute", sql, strlen(sql), NULL, &err);
+    int rc = wg_fx_action(c, "execute", sql, strlen(sql), NULL, &ws);
     if (rc == EAGAIN) {
-      if (strstr(err.message, "onflict") == NULL) atomic_fetch_add(a->others, 1);
+      if (strstr(ws.message, "onflict") == NULL) atomic_fetch_add(a->others, 1);
       atomic_fetch_add(a->conflicts, 1);
     } else if (rc != 0) {
-      fprintf(stderr, "update: %d %s\n", rc, err.message);
+      fprintf(stderr, "update: %d %s\n", rc, ws.message);
       atomic_fetch_add(a->others, 1);
     }
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -663,10 +663,10 @@ static void write_conflicts_are_aborted_and_memory_limits_resource_exhausted(voi
   struct wg_server_options o = {.threads = 4, .memory_limit = "64MB"};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   const char *ddl = "CREATE TABLE counter AS SELECT 1 AS id, 0 AS v";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   /* Concurrent updates of one row: DuckDB refuses the later writer (ABORTED: retry it). */
   atomic_int conflicts = 0, others = 0;
   pthread_t t[4];
@@ -680,10 +680,10 @@ static void write_conflicts_are_aborted_and_memory_limits_resource_exhausted(voi
   /* A query that needs more than the 64 MB limit: RESOURCE_EXHAUSTED (EBUSY here). */
   int64_t n;
   int rc =
-      wg_fx_query_i64(c, "SELECT len(list(i ORDER BY i DESC)) FROM range(50000000) t(i)", &n, &err);
+      wg_fx_query_i64(c, "SELECT len(list(i ORDER BY i DESC)) FROM range(50000000) t(i)", &n, &ws);
   ASSERT_EQ(rc, EBUSY);
-  ASSERT_TRUE(strstr(err.message, "Out of Memory") != NULL);
-  wg_client_close(c);
+  ASSERT_TRUE(strstr(ws.message, "Out of Memory") != NULL);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -692,26 +692,26 @@ static void put_with_mismatched_schema_is_refused_and_keeps_nothing(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   /* events.value is DOUBLE; a kv-shaped stream into a table whose "value" is a DATE */
   const char *ddl = "CREATE TABLE typed (id BIGINT, value DATE)";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
   int64_t acked = 0;
-  ASSERT_EQ(put_seed(c, "typed", 0, 3, 100, true, &acked, &err), EINVAL);
-  ASSERT_TRUE(strstr(err.message, "value") != NULL);
-  ASSERT_TRUE(strstr(err.message, "DATE") != NULL);
-  ASSERT_TRUE(strstr(err.message, "DOUBLE") != NULL);
+  ASSERT_EQ(put_seed(c, "typed", 0, 3, 100, true, &acked, &ws), EINVAL);
+  ASSERT_TRUE(strstr(ws.message, "value") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "DATE") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "DOUBLE") != NULL);
   ASSERT_EQ(acked, 0);
   int64_t n = -1;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM typed", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM typed", &n, &ws), ws.message);
   ASSERT_EQ(n, 0);
   /* a column the table does not have */
   ddl = "CREATE TABLE narrow (id BIGINT)";
-  ASSERT_OK(wg_client_action(c, "execute", ddl, strlen(ddl), NULL, &err), &err);
-  ASSERT_EQ(put_seed(c, "narrow", 0, 1, 10, true, &acked, &err), EINVAL);
-  ASSERT_TRUE(strstr(err.message, "value") != NULL);
-  wg_client_close(c);
+  ASSERT_OK(wg_fx_action(c, "execute", ddl, strlen(ddl), NULL, &ws), ws.message);
+  ASSERT_EQ(put_seed(c, "narrow", 0, 1, 10, true, &acked, &ws), EINVAL);
+  ASSERT_TRUE(strstr(ws.message, "value") != NULL);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -720,6 +720,7 @@ static void malformed_frames_end_the_call_and_leave_the_server_serving(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_error err;
+  struct wg_status ws;
   struct wg_rpc_channel *ch;
   ASSERT_OK(wg_rpc_channel_create(&ch, fx.uri, &err), &err);
   const char *garbage[] = {
@@ -753,11 +754,11 @@ static void malformed_frames_end_the_call_and_leave_the_server_serving(void) {
   wg_rpc_client_call_destroy(call);
   wg_rpc_channel_destroy(ch);
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT 41 + 1", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 41 + 1", &n, &ws), ws.message);
   ASSERT_EQ(n, 42);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -772,8 +773,8 @@ static void remote_sql_cannot_touch_files_or_settings_by_default(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t n;
   const char *refused[] = {
       "SELECT count(*) FROM read_csv('/etc/passwd')",
@@ -785,22 +786,22 @@ static void remote_sql_cannot_touch_files_or_settings_by_default(void) {
       "SET lock_configuration = false",
   };
   for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-    int rc = wg_fx_query_i64(c, refused[i], &n, &err);
+    int rc = wg_fx_query_i64(c, refused[i], &n, &ws);
     if (rc == 0) TEST_FAIL_("allowed by default: %s", refused[i]);
     ASSERT_NE(rc, 0);
   }
   snprintf(sql, sizeof(sql), "SELECT count(*) FROM read_csv('%s')", csv);
-  ASSERT_NE(wg_fx_query_i64(c, sql, &n, &err), 0);
+  ASSERT_NE(wg_fx_query_i64(c, sql, &n, &ws), 0);
   ASSERT_TRUE(access("/tmp/wigeon-should-not-exist.csv", F_OK) != 0);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   /* --allow-external-access opens it */
   o.allow_external_access = true;
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
+  ASSERT_OK(wg_fx_query_i64(c, sql, &n, &ws), ws.message);
   ASSERT_EQ(n, 2);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   wg_fx_rmdir(dir);
 }
@@ -812,9 +813,9 @@ static const char *long_query = "SELECT count(*) FROM range(100000000000) t(i) W
 static int64_t active_calls(struct wg_client *c) {
   struct wg_buf out;
   wg_buf_init(&out);
-  struct wg_error err;
+  struct wg_status ws;
   int64_t v = -1;
-  if (wg_client_action(c, "stats", "", 0, &out, &err) == 0) {
+  if (wg_fx_action(c, "stats", "", 0, &out, &ws) == 0) {
     const char *p = strstr((char *)out.data, "\"active_calls\":");
     if (p != NULL) v = atoll(p + 15);
   }
@@ -827,18 +828,19 @@ static void cancelled_or_expired_queries_stop_on_the_server(void) {
   struct wg_server_options o = {.threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c, *watcher;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  ASSERT_OK(wg_client_connect(&watcher, fx.uri, &err), &err);
-  /* deadline */
-  wg_client_set_timeout(c, 300);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
+  ASSERT_OK(wg_fx_connect(&watcher, fx.uri, &ws), ws.message);
+  /* deadline: a client whose calls have 300 ms */
+  struct wg_client *hurried;
+  ASSERT_OK(wg_fx_connect_timeout(&hurried, fx.uri, 300, &ws), ws.message);
   int64_t n;
-  int rc = wg_fx_query_i64(c, long_query, &n, &err);
+  int rc = wg_fx_query_i64(hurried, long_query, &n, &ws);
+  wg_disconnect(hurried);
   ASSERT_TRUE(rc == ETIMEDOUT || rc == ECANCELED);
   /* cancel: open the stream, let it start, release it */
-  wg_client_set_timeout(c, 0);
   struct ArrowArrayStream st;
-  ASSERT_OK(wg_client_query(c, long_query, &st, &err), &err);
+  ASSERT_OK(wg_query(c, long_query, &st, &ws), ws.message);
   sleep_ms(300);
   wg_stream_release(&st);
   /* the server's handlers return: only the stats call itself stays active */
@@ -849,10 +851,10 @@ static void cancelled_or_expired_queries_stop_on_the_server(void) {
     sleep_ms(100);
   }
   ASSERT_EQ(active, 1);
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT 7", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 7", &n, &ws), ws.message);
   ASSERT_EQ(n, 7);
-  wg_client_close(c);
-  wg_client_close(watcher);
+  wg_disconnect(c);
+  wg_disconnect(watcher);
   wg_fx_server_stop(&fx);
 }
 
@@ -864,12 +866,11 @@ struct slow_arg {
 static void *slow_query(void *p) {
   struct slow_arg *a = p;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, a->uri, &err) != 0) return NULL;
-  wg_client_set_timeout(c, 1500);
+  struct wg_status ws;
+  if (wg_fx_connect_timeout(&c, a->uri, 1500, &ws) != 0) return NULL;
   int64_t n;
-  a->rc = wg_fx_query_i64(c, long_query, &n, &err);
-  wg_client_close(c);
+  a->rc = wg_fx_query_i64(c, long_query, &n, &ws);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -900,19 +901,19 @@ static void a_transaction_left_open_by_a_client_is_rolled_back_after_its_call(vo
   struct wg_server_options o = {.threads = 1}; /* every call shares the one connection */
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t n, rows, batches;
-  wg_fx_query_count(c, "BEGIN TRANSACTION", &rows, &batches, &err);
+  wg_fx_query_count(c, "BEGIN TRANSACTION", &rows, &batches, &ws);
   const char *sql = "BEGIN; CREATE TABLE t AS SELECT 1 AS x";
-  ASSERT_OK(wg_client_action(c, "execute", sql, strlen(sql), NULL, &err), &err);
+  ASSERT_OK(wg_fx_action(c, "execute", sql, strlen(sql), NULL, &ws), ws.message);
   /* neither left a transaction behind: a put works and its data is committed */
   int64_t acked;
-  ASSERT_OK(put_seed(c, "after", 0, 1, 100, true, &acked, &err), &err);
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM after", &n, &err), &err);
+  ASSERT_OK(put_seed(c, "after", 0, 1, 100, true, &acked, &ws), ws.message);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM after", &n, &ws), ws.message);
   ASSERT_EQ(n, 100);
-  ASSERT_EQ(wg_fx_query_i64(c, "SELECT count(*) FROM t", &n, &err), ENOENT); /* rolled back */
-  wg_client_close(c);
+  ASSERT_EQ(wg_fx_query_i64(c, "SELECT count(*) FROM t", &n, &ws), ENOENT); /* rolled back */
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -923,23 +924,23 @@ static void session_state_of_one_call_does_not_reach_the_next(void) {
   struct wg_server_options o = {.threads = 1}; /* every call shares the one connection */
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *a, *b;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&a, fx.uri, &err), &err);
-  ASSERT_OK(wg_client_connect(&b, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&a, fx.uri, &ws), ws.message);
+  ASSERT_OK(wg_fx_connect(&b, fx.uri, &ws), ws.message);
   int64_t acked, n;
-  ASSERT_OK(put_seed(a, "events", 0, 1, 100, true, &acked, &err), &err);
+  ASSERT_OK(put_seed(a, "events", 0, 1, 100, true, &acked, &ws), ws.message);
   const char *sql = "CREATE TEMP TABLE events AS SELECT 1 AS secret; SET VARIABLE v = 1";
-  ASSERT_OK(wg_client_action(a, "execute", sql, strlen(sql), NULL, &err), &err);
-  ASSERT_OK(wg_fx_query_i64(b, "SELECT count(*) FROM duckdb_tables() WHERE temporary", &n, &err),
-            &err);
+  ASSERT_OK(wg_fx_action(a, "execute", sql, strlen(sql), NULL, &ws), ws.message);
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT count(*) FROM duckdb_tables() WHERE temporary", &n, &ws),
+            ws.message);
   ASSERT_EQ(n, 0);
-  ASSERT_OK(wg_fx_query_i64(b, "SELECT (getvariable('v') IS NULL)::INTEGER", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT (getvariable('v') IS NULL)::INTEGER", &n, &ws), ws.message);
   ASSERT_EQ(n, 1);
-  ASSERT_OK(put_seed(b, "events", 1, 1, 100, true, &acked, &err), &err); /* into main.events */
-  ASSERT_OK(wg_fx_query_i64(b, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_OK(put_seed(b, "events", 1, 1, 100, true, &acked, &ws), ws.message); /* into main.events */
+  ASSERT_OK(wg_fx_query_i64(b, "SELECT count(*) FROM events", &n, &ws), ws.message);
   ASSERT_EQ(n, 200);
-  wg_client_close(a);
-  wg_client_close(b);
+  wg_disconnect(a);
+  wg_disconnect(b);
   wg_fx_server_stop(&fx);
 }
 
@@ -948,6 +949,7 @@ static void an_idle_client_is_cut_off_and_frees_its_worker(void) {
   struct wg_server_options o = {.threads = 1, .idle_timeout_ms = 500};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_error err;
+  struct wg_status ws;
   struct wg_rpc_channel *ch;
   ASSERT_OK(wg_rpc_channel_create(&ch, fx.uri, &err), &err);
   struct wg_rpc_client_call *call; /* a DoPut that never sends anything */
@@ -961,12 +963,11 @@ static void an_idle_client_is_cut_off_and_frees_its_worker(void) {
   wg_rpc_channel_destroy(ch);
   /* the single worker is free again */
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
-  wg_client_set_timeout(c, 5000);
+  ASSERT_OK(wg_fx_connect_timeout(&c, fx.uri, 5000, &ws), ws.message);
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT 5", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 5", &n, &ws), ws.message);
   ASSERT_EQ(n, 5);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -1126,27 +1127,27 @@ static void acknowledged_puts_survive_kill_9(void) {
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t threads = 0;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT current_setting('threads')", &threads, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT current_setting('threads')", &threads, &ws), ws.message);
   ASSERT_EQ(threads, 1);
   int64_t total = 0;
   for (int i = 0; i < 10; i++) {
     int64_t acked = 0;
-    ASSERT_OK(put_seed(c, "events", i, 2, 1000, false, &acked, &err), &err);
+    ASSERT_OK(put_seed(c, "events", i, 2, 1000, false, &acked, &ws), ws.message);
     total += acked;
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   ASSERT_EQ(total, 20000);
   int st = wg_fx_process_stop(&p, SIGKILL);
   ASSERT_TRUE(WIFSIGNALED(st));
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t n = -1;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM events", &n, &ws), ws.message);
   ASSERT_EQ(n, total);
-  wg_client_close(c);
+  wg_disconnect(c);
   st = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(WIFEXITED(st));
   ASSERT_EQ(WEXITSTATUS(st), 0);
@@ -1161,11 +1162,11 @@ static void sigterm_exits_zero_and_keeps_the_data(void) {
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t acked;
-  ASSERT_OK(put_seed(c, "kept", 0, 3, 1000, true, &acked, &err), &err);
-  wg_client_close(c);
+  ASSERT_OK(put_seed(c, "kept", 0, 3, 1000, true, &acked, &ws), ws.message);
+  wg_disconnect(c);
   int st = wg_fx_process_stop(&p, SIGTERM);
   ASSERT_TRUE(WIFEXITED(st));
   ASSERT_EQ(WEXITSTATUS(st), 0);
@@ -1174,11 +1175,11 @@ static void sigterm_exits_zero_and_keeps_the_data(void) {
   snprintf(wal, sizeof(wal), "%s.wal", db);
   ASSERT_TRUE(access(wal, F_OK) != 0);
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM kept", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM kept", &n, &ws), ws.message);
   ASSERT_EQ(n, 3000);
-  wg_client_close(c);
+  wg_disconnect(c);
   st = wg_fx_process_stop(&p, SIGINT);
   ASSERT_TRUE(WIFEXITED(st));
   ASSERT_EQ(WEXITSTATUS(st), 0);
@@ -1190,17 +1191,17 @@ static void twenty_million_row_doget_keeps_server_memory_bounded(void) {
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t n;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT 1", &n, &err), &err);
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 1", &n, &ws), ws.message);
   int64_t before = wg_fx_process_kib(p.pid, "VmRSS");
   int64_t rows = 0, batches = 0;
   ASSERT_OK(wg_fx_query_count(c,
                               "SELECT i, i * 2 AS j, 'row ' || (i % 1000) AS s, i / 3.0 AS d "
                               "FROM range(20000000) t(i)",
-                              &rows, &batches, &err),
-            &err);
+                              &rows, &batches, &ws),
+            ws.message);
   int64_t peak = wg_fx_process_kib(p.pid, "VmHWM");
   ASSERT_EQ(rows, 20000000);
   fprintf(stderr, "  20M rows in %lld batches; server RSS before %lld MiB, peak %lld MiB\n",
@@ -1208,7 +1209,7 @@ static void twenty_million_row_doget_keeps_server_memory_bounded(void) {
   /* The result is ~640 MB of Arrow data: the server must stream it, not hold it. Under ASan freed
    * memory sits in a quarantine of up to 256 MiB, so the bound is looser there. */
   ASSERT_TRUE(peak - before < (sanitized() ? 1024 : 300) * 1024);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
 }
 

@@ -102,15 +102,15 @@ struct read_stats {
 };
 
 static int read_all(struct wg_client *c, const char *sql, bool ordered, struct read_stats *st,
-                    struct wg_error *err) {
+                    struct wg_status *ws) {
   memset(st, 0, sizeof(*st));
   st->in_order = true;
   struct ArrowArrayStream s;
-  WG_RETURN_NOT_OK(wg_client_query(c, sql, &s, err));
+  WG_RETURN_NOT_OK(wg_fx_errno(wg_query(c, sql, &s, ws), ws));
   struct ArrowSchema schema;
   int rc = s.get_schema(&s, &schema);
   if (rc != 0) {
-    wg_error_set(err, rc, "%s", s.get_last_error(&s) ? s.get_last_error(&s) : "schema");
+    wg_fx_stream_failed(&s, rc, ws);
     wg_stream_release(&s);
     return rc;
   }
@@ -118,7 +118,7 @@ static int read_all(struct wg_client *c, const char *sql, bool ordered, struct r
     struct ArrowArray a;
     rc = s.get_next(&s, &a);
     if (rc != 0) {
-      wg_error_set(err, rc, "%s", s.get_last_error(&s) ? s.get_last_error(&s) : "failed");
+      wg_fx_stream_failed(&s, rc, ws);
       break;
     }
     if (a.release == NULL) break;
@@ -144,7 +144,7 @@ static int read_all(struct wg_client *c, const char *sql, bool ordered, struct r
 }
 
 static void doget_splits_batches_by_bytes(void) {
-  struct wg_error err = {""};
+  struct wg_status ws;
   struct wg_client *c;
   struct read_stats st;
   {
@@ -153,11 +153,11 @@ static void doget_splits_batches_by_bytes(void) {
     struct wg_fx_server fx;
     struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
     ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
-    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
     double t0 = now_s();
     ASSERT_OK(read_all(c, "SELECT i, repeat('x', 100000000) AS v FROM range(5) t(i)", true, &st,
-                       &err),
-              &err);
+                       &ws),
+              ws.message);
     printf("doget_splits_batches_by_bytes: 5 x 100 MB: %lld batches, biggest %lld bytes, %.2f s\n",
            (long long)st.batches, (long long)st.max_bytes, now_s() - t0);
     ASSERT_EQ(st.rows, 5);
@@ -166,11 +166,11 @@ static void doget_splits_batches_by_bytes(void) {
     ASSERT_TRUE(st.in_order);
     ASSERT_TRUE(st.max_bytes > 100000000 && st.max_bytes < 100001000);
     /* Narrow rows still come in batch_rows batches. */
-    ASSERT_OK(read_all(c, "SELECT i FROM range(200000) t(i)", true, &st, &err), &err);
+    ASSERT_OK(read_all(c, "SELECT i FROM range(200000) t(i)", true, &st, &ws), ws.message);
     ASSERT_EQ(st.rows, 200000);
     ASSERT_EQ(st.max_rows, 65536);
     ASSERT_EQ(st.batches, 4);
-    wg_client_close(c);
+    wg_disconnect(c);
     wg_fx_server_stop(&fx);
   }
   {
@@ -179,7 +179,7 @@ static void doget_splits_batches_by_bytes(void) {
     struct wg_fx_server fx;
     struct wg_server_options o = {.db_path = ":memory:", .threads = 2, .batch_bytes = 1 << 20};
     ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
-    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
     const char *queries[] = {
         "SELECT i, repeat('x', 1000) AS s FROM range(10000) t(i)",
         ("SELECT i, list_value(repeat('y', 500), repeat('z', 500 + i % 7)) AS l FROM range(10000) "
@@ -189,7 +189,7 @@ static void doget_splits_batches_by_bytes(void) {
          "ELSE i::INT::UNION(s VARCHAR, n INT) END AS u FROM range(10000) t(i)"),
     };
     for (int q = 0; q < 4; q++) {
-      ASSERT_OK(read_all(c, queries[q], true, &st, &err), &err);
+      ASSERT_OK(read_all(c, queries[q], true, &st, &ws), ws.message);
       printf("doget_splits_batches_by_bytes: 1 MiB bound, query %d: %lld rows in %lld batches, "
              "biggest %lld bytes / %lld rows\n",
              q, (long long)st.rows, (long long)st.batches, (long long)st.max_bytes,
@@ -205,13 +205,13 @@ static void doget_splits_batches_by_bytes(void) {
     ASSERT_OK(read_all(c,
                        "SELECT i, CASE WHEN i = 500 THEN repeat('x', 3000000) ELSE 'a' END AS v "
                        "FROM range(1000) t(i)",
-                       true, &st, &err),
-              &err);
+                       true, &st, &ws),
+              ws.message);
     ASSERT_EQ(st.rows, 1000);
     ASSERT_TRUE(st.in_order);
     ASSERT_EQ(st.batches, 3); /* rows 0..499, row 500 alone, 501..999 */
     ASSERT_EQ(st.one_row_batches, 1);
-    wg_client_close(c);
+    wg_disconnect(c);
     wg_fx_server_stop(&fx);
   }
 }
@@ -221,14 +221,14 @@ static void serve_batch_bytes_flag_bounds_batches(void) {
   const char *args[] = {"--db", ":memory:", "--batch-bytes", "262144", NULL};
   struct wg_fx_process p;
   ASSERT_EQ(wg_fx_process_start(&p, args), 0);
-  struct wg_error err = {""};
+  struct wg_status ws;
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   struct read_stats st;
-  int rc = read_all(c, "SELECT i, repeat('x', 1000) AS s FROM range(5000) t(i)", true, &st, &err);
-  wg_client_close(c);
+  int rc = read_all(c, "SELECT i, repeat('x', 1000) AS s FROM range(5000) t(i)", true, &st, &ws);
+  wg_disconnect(c);
   ASSERT_EQ(WEXITSTATUS(wg_fx_process_stop(&p, SIGTERM)), 0);
-  ASSERT_OK(rc, &err);
+  ASSERT_OK(rc, ws.message);
   ASSERT_EQ(st.rows, 5000);
   ASSERT_TRUE(st.in_order);
   ASSERT_TRUE(st.max_bytes <= 262144);
@@ -245,6 +245,7 @@ static void doget_row_over_message_limit_is_a_clear_error(void) {
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   ASSERT_EQ(fx.server->options.batch_bytes, 4 << 20); /* capped at half the message limit */
   struct wg_error err = {""};
+  struct wg_status ws;
   const char *sql = "SELECT i, CASE WHEN i = 3 THEN repeat('x', 10000000) ELSE 'a' END AS v "
                     "FROM range(10) t(i)";
   ASSERT_EQ(do_get(fx.uri, sql, &err), GRPC_STATUS_RESOURCE_EXHAUSTED);
@@ -252,15 +253,15 @@ static void doget_row_over_message_limit_is_a_clear_error(void) {
   ASSERT_TRUE(strstr(err.message, "row 3 of the result alone is 10000") != NULL);
   ASSERT_TRUE(strstr(err.message, "largest message gRPC may send (8388608 bytes)") != NULL);
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   struct read_stats st;
-  ASSERT_EQ(read_all(c, sql, true, &st, &err), EBUSY); /* the client's reading of the code */
+  ASSERT_EQ(read_all(c, sql, true, &st, &ws), EBUSY); /* the client's reading of the code */
   ASSERT_EQ(st.rows, 3);                                 /* rows 0..2 came first */
-  ASSERT_OK(read_all(c, "SELECT i, repeat('x', 6000000) FROM range(2) t(i)", true, &st, &err),
-            &err);
+  ASSERT_OK(read_all(c, "SELECT i, repeat('x', 6000000) FROM range(2) t(i)", true, &st, &ws),
+            ws.message);
   ASSERT_EQ(st.rows, 2);
   ASSERT_EQ(st.batches, 2);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -272,16 +273,17 @@ static void rollback_without_transaction_is_failed_precondition(void) {
   struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_error err = {""};
+  struct wg_status ws;
   ASSERT_EQ(do_get(fx.uri, "ROLLBACK", &err), GRPC_STATUS_FAILED_PRECONDITION);
   ASSERT_TRUE(strstr(err.message, "no transaction is active") != NULL);
   ASSERT_EQ(do_get(fx.uri, "COMMIT", &err), GRPC_STATUS_FAILED_PRECONDITION);
   ASSERT_TRUE(strstr(err.message, "no transaction is active") != NULL);
   /* The same through the client library, which reads FAILED_PRECONDITION as EPERM. */
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t v = 0;
-  ASSERT_EQ(wg_fx_query_i64(c, "ROLLBACK", &v, &err), EPERM);
-  wg_client_close(c);
+  ASSERT_EQ(wg_fx_query_i64(c, "ROLLBACK", &v, &ws), EPERM);
+  wg_disconnect(c);
 
   /* A real write-write conflict stays ABORTED (EAGAIN): retrying may succeed. */
   ASSERT_OK(engine_exec(&fx, "CREATE TABLE acct (id INT PRIMARY KEY, v INT);"
@@ -434,8 +436,9 @@ static void null_typed_column_put_gets_a_clear_error(void) {
                                   .group_commit_bytes = streaming ? -1 : 0};
     ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
     struct wg_error err = {""};
+    struct wg_status ws;
     struct wg_client *c;
-    ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+    ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
     ASSERT_OK(engine_exec(&fx, "CREATE TABLE old (id BIGINT, n INTEGER); INSERT INTO old VALUES "
                                "(7, 7);",
                           &err),
@@ -445,25 +448,26 @@ static void null_typed_column_put_gets_a_clear_error(void) {
         struct ArrowArrayStream st;
         ASSERT_EQ(null_column_stream(nested, &st), 0);
         int64_t rows = -1;
-        int rc = wg_client_put(c, NULL, existing ? "old" : "fresh", &st, &rows, &err);
+        const char *table = existing ? "old" : "fresh";
+        int rc = wg_fx_errno(wg_put(c, NULL, table, &st, NULL, NULL, &rows, &ws), &ws);
         if (streaming == 0 && existing == 0)
-          printf("null_typed_column_put_gets_a_clear_error: %s\n", err.message);
+          printf("null_typed_column_put_gets_a_clear_error: %s\n", ws.message);
         ASSERT_EQ(rc, EINVAL);
-        ASSERT_TRUE(strstr(err.message, "column \"n\": the Arrow null type") != NULL);
-        ASSERT_TRUE(strstr(err.message, "send a typed column") != NULL);
-        ASSERT_TRUE(strstr(err.message, "Parser Error") == NULL);
-        ASSERT_TRUE(strstr(err.message, "CREATE TABLE") == NULL);
-        if (nested) ASSERT_TRUE(strstr(err.message, "inside Arrow type \"+l\"") != NULL);
+        ASSERT_TRUE(strstr(ws.message, "column \"n\": the Arrow null type") != NULL);
+        ASSERT_TRUE(strstr(ws.message, "send a typed column") != NULL);
+        ASSERT_TRUE(strstr(ws.message, "Parser Error") == NULL);
+        ASSERT_TRUE(strstr(ws.message, "CREATE TABLE") == NULL);
+        if (nested) ASSERT_TRUE(strstr(ws.message, "inside Arrow type \"+l\"") != NULL);
       }
     }
     int64_t v = -1;
     ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'fresh'",
-                              &v, &err),
-              &err);
+                              &v, &ws),
+              ws.message);
     ASSERT_EQ(v, 0);
-    ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM old", &v, &err), &err);
+    ASSERT_OK(wg_fx_query_i64(c, "SELECT count(*) FROM old", &v, &ws), ws.message);
     ASSERT_EQ(v, 1);
-    wg_client_close(c);
+    wg_disconnect(c);
     wg_fx_server_stop(&fx);
   }
 }
@@ -477,6 +481,7 @@ static void list_flights_uses_one_catalog_query(void) {
   struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_error err = {""};
+  struct wg_status ws;
   struct wg_buf sql;
   wg_buf_init(&sql);
   /* Table i has i % 7 rows, and i % 3 columns beyond the id; every 10th loses a row to a DELETE
@@ -503,11 +508,11 @@ static void list_flights_uses_one_catalog_query(void) {
   wg_buf_reset(&sql);
 
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   struct wg_table_info *t = NULL;
   int64_t n = 0;
   double t0 = now_s();
-  ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
+  ASSERT_OK(wg_list_tables(c, NULL, &t, &n, &ws), ws.message);
   double elapsed = now_s() - t0;
   printf("list_flights_uses_one_catalog_query: ListFlights over %d tables: %.3f s\n", N, elapsed);
   ASSERT_EQ(n, N);
@@ -533,18 +538,18 @@ static void list_flights_uses_one_catalog_query(void) {
   wg_table_info_free(t, n);
 
   /* A filter still applies, and the answer is the same as GetFlightInfo's for each table. */
-  ASSERT_OK(wg_client_list_tables(c, "t199", &t, &n, &err), &err);
+  ASSERT_OK(wg_list_tables(c, "t199", &t, &n, &ws), ws.message);
   ASSERT_EQ(n, 10); /* t1990 .. t1999 */
   for (int64_t k = 0; k < n; k++) {
     struct wg_flight_info info;
-    ASSERT_OK(wg_client_flight_info(c, t[k].schema_name, t[k].table_name, NULL, &info, &err),
-              &err);
+    ASSERT_OK(wg_flight_info(c, t[k].schema_name, t[k].table_name, NULL, &info, &ws),
+              ws.message);
     ASSERT_EQ(info.total_records, t[k].rows);
     ASSERT_EQ(info.schema.n_children, t[k].schema.n_children);
     wg_flight_info_reset(&info);
   }
   wg_table_info_free(t, n);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 
@@ -555,6 +560,7 @@ static void list_flights_schemas_match_flight_info(void) {
   struct wg_server_options o = {.db_path = ":memory:", .threads = 2};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_error err = {""};
+  struct wg_status ws;
   ASSERT_OK(engine_exec(&fx,
                         "CREATE TABLE all_types AS SELECT * FROM test_all_types();"
                         "CREATE SCHEMA s2; CREATE TYPE s2.mood AS ENUM ('a', 'b''c');"
@@ -566,15 +572,15 @@ static void list_flights_schemas_match_flight_info(void) {
                         &err),
             &err);
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   struct wg_table_info *t = NULL;
   int64_t n = 0;
-  ASSERT_OK(wg_client_list_tables(c, NULL, &t, &n, &err), &err);
+  ASSERT_OK(wg_list_tables(c, NULL, &t, &n, &ws), ws.message);
   ASSERT_EQ(n, 2);
   for (int64_t k = 0; k < n; k++) {
     struct wg_flight_info info;
-    ASSERT_OK(wg_client_flight_info(c, t[k].schema_name, t[k].table_name, NULL, &info, &err),
-              &err);
+    ASSERT_OK(wg_flight_info(c, t[k].schema_name, t[k].table_name, NULL, &info, &ws),
+              ws.message);
     ASSERT_EQ(info.total_records, t[k].rows);
     struct wg_buf a, b;
     wg_buf_init(&a);
@@ -593,7 +599,7 @@ static void list_flights_schemas_match_flight_info(void) {
   ASSERT_EQ(t[0].rows, 3);
   ASSERT_EQ(t[1].rows, 2);
   wg_table_info_free(t, n);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
 }
 

@@ -37,9 +37,9 @@ static void sleep_ms(int ms) {
 /* A stat of the server's `stats` action (-1 when it cannot be had). */
 static int64_t stat_of(struct wg_client *c, const char *key) {
   struct wg_buf out = {0};
-  struct wg_error err;
+  struct wg_status ws;
   int64_t v = -1;
-  if (wg_client_action(c, "stats", "", 0, &out, &err) == 0 && wg_buf_reserve(&out, 1) == 0) {
+  if (wg_fx_action(c, "stats", "", 0, &out, &ws) == 0 && wg_buf_reserve(&out, 1) == 0) {
     out.data[out.size] = '\0';
     char needle[64];
     snprintf(needle, sizeof(needle), "\"%s\":", key);
@@ -103,13 +103,14 @@ static void stalled_readers_do_not_block_short_calls(void) {
   struct wg_rpc_channel *ch[STALLED];
   struct wg_rpc_client_call *calls[STALLED];
   struct wg_error err;
+  struct wg_status ws;
   for (int i = 0; i < STALLED; i++) {
     ASSERT_OK(wg_rpc_channel_create(&ch[i], fx.uri, &err), &err);
     calls[i] = start_stalled_get(ch[i]);
     ASSERT_TRUE(calls[i] != NULL);
   }
   struct wg_client *c;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t until = now_ms() + 20000; /* every stalled stream has given back its pooled connection */
   while (stat_of(c, "stalled_gets") < STALLED && now_ms() < until)
     sleep_ms(50);
@@ -119,10 +120,10 @@ static void stalled_readers_do_not_block_short_calls(void) {
   int64_t calls_seen = stat_of(c, "calls");
   int64_t t1 = now_ms();
   int64_t v = 0;
-  int rc = wg_fx_query_i64(c, "SELECT 42", &v, &err);
+  int rc = wg_fx_query_i64(c, "SELECT 42", &v, &ws);
   int64_t t2 = now_ms();
   int64_t changed = 0;
-  int rc_ddl = wg_fx_query_i64(c, "SELECT count(*) FROM range(1000)", &changed, &err);
+  int rc_ddl = wg_fx_query_i64(c, "SELECT count(*) FROM range(1000)", &changed, &ws);
   int64_t t3 = now_ms();
   fprintf(stderr, "  %d stalled DoGets (%lld detached, %lld active calls): stats %lld ms, "
           "SELECT 42 %lld ms, count(*) %lld ms\n",
@@ -133,14 +134,14 @@ static void stalled_readers_do_not_block_short_calls(void) {
     wg_rpc_client_call_destroy(calls[i]); /* cancels */
     wg_rpc_channel_destroy(ch[i]);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   ASSERT_EQ(stalled, STALLED);
   ASSERT_TRUE(active >= STALLED);
   ASSERT_TRUE(calls_seen > 0);
-  ASSERT_OK(rc, &err);
+  ASSERT_OK(rc, ws.message);
   ASSERT_EQ(v, 42);
-  ASSERT_OK(rc_ddl, &err);
+  ASSERT_OK(rc_ddl, ws.message);
   ASSERT_EQ(changed, 1000);
   ASSERT_TRUE(t3 - t0 < 3000); /* milliseconds in practice; generous for sanitizers */
 }
@@ -153,10 +154,10 @@ static void max_connections_refuses_extra_cleanly(void) {
   struct wg_server_options o = {.threads = 2, .max_connections = MAX};
   ASSERT_EQ(wg_fx_server_start(&fx, &o), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, fx.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, fx.uri, &ws), ws.message);
   int64_t v = 0;
-  ASSERT_OK(wg_fx_query_i64(c, "SELECT 1", &v, &err), &err); /* holds one connection */
+  ASSERT_OK(wg_fx_query_i64(c, "SELECT 1", &v, &ws), ws.message); /* holds one connection */
   int raw[MAX];
   int n_raw = 0;
   for (int i = 0; i < MAX - 1; i++)
@@ -174,7 +175,7 @@ static void max_connections_refuses_extra_cleanly(void) {
   fprintf(stderr, "  over the limit: exit %d in %lld ms: %.200s", refused_exit,
           (long long)refused_ms, out);
   int64_t refused = stat_of(c, "connections_refused");
-  int rc_held = wg_fx_query_i64(c, "SELECT 2", &v, &err); /* the connected client goes on */
+  int rc_held = wg_fx_query_i64(c, "SELECT 2", &v, &ws); /* the connected client goes on */
 
   for (int i = 0; i < n_raw; i++)
     close(raw[i]);
@@ -184,14 +185,14 @@ static void max_connections_refuses_extra_cleanly(void) {
     served_exit = run_cli(args, out, sizeof(out));
     if (served_exit != 0) sleep_ms(100);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_server_stop(&fx);
   ASSERT_EQ(n_raw, MAX - 1);
   ASSERT_EQ(open_at_limit, MAX);
   ASSERT_EQ(refused_exit, 3); /* cannot connect */
   ASSERT_TRUE(refused_ms < 5000);
   ASSERT_TRUE(refused >= 1);
-  ASSERT_OK(rc_held, &err);
+  ASSERT_OK(rc_held, ws.message);
   ASSERT_EQ(v, 2);
   ASSERT_EQ(served_exit, 0);
   ASSERT_TRUE(strstr(out, "7") != NULL);
@@ -223,12 +224,12 @@ static void fd_exhaustion_is_survivable(void) {
   }
   int64_t served_ms = now_ms() - t0;
   struct wg_client *c = NULL;
-  struct wg_error err;
+  struct wg_status ws;
   int64_t refused = -1, accepted = -1;
-  if (wg_client_connect(&c, p.uri, &err) == 0) {
+  if (wg_fx_connect(&c, p.uri, &ws) == 0) {
     refused = stat_of(c, "connections_refused");
     accepted = stat_of(c, "connections_accepted");
-    wg_client_close(c);
+    wg_disconnect(c);
   }
   fprintf(stderr, "  storm of %d connections on 256 files: %lld accepted, %lld refused; served "
           "again %lld ms after the storm\n",
@@ -297,12 +298,12 @@ static void second_server_on_same_port_refuses(void) {
   if (rc == 0) wg_server_stop(s, NULL);
 
   struct wg_client *c;
-  struct wg_error cerr;
+  struct wg_status cst;
   int64_t v = 0;
   int q = -1;
-  if (wg_client_connect(&c, first.uri, &cerr) == 0) {
-    q = wg_fx_query_i64(c, "SELECT 5", &v, &cerr);
-    wg_client_close(c);
+  if (wg_fx_connect(&c, first.uri, &cst) == 0) {
+    q = wg_fx_query_i64(c, "SELECT 5", &v, &cst);
+    wg_disconnect(c);
   }
   wg_fx_process_stop(&first, SIGTERM);
   ASSERT_EQ(second, 2);

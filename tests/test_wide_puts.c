@@ -110,13 +110,16 @@ static void wide_release(struct ArrowArrayStream *s) {
 
 /* Puts one batch of n columns and `rows` rows into `table`; *secs gets the time it took. */
 static int put_wide(struct wg_client *c, const char *table, int64_t n, int64_t rows,
-                    enum wide_order order, double *secs, int64_t *acked, struct wg_error *err) {
+                    enum wide_order order, double *secs, int64_t *acked, struct wg_status *ws) {
   struct wide_stream *st = calloc(1, sizeof(*st));
-  if (st == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  if (st == NULL) {
+    *ws = (struct wg_status){WG_STATUS_RESOURCE_EXHAUSTED, ENOMEM, "out of memory"};
+    return ENOMEM;
+  }
   *st = (struct wide_stream){n, rows, order, false};
   struct ArrowArrayStream in = {wide_get_schema, wide_get_next, wide_last_error, wide_release, st};
   double t0 = now_s();
-  int rc = wg_client_put(c, NULL, table, &in, acked, err);
+  int rc = wg_fx_errno(wg_put(c, NULL, table, &in, NULL, NULL, acked, ws), ws);
   if (secs != NULL) *secs = now_s() - t0;
   return rc;
 }
@@ -140,9 +143,9 @@ static double process_cpu_s(pid_t pid) {
 
 static int64_t query_i64(struct wg_client *c, const char *sql) {
   int64_t v = -1;
-  struct wg_error err;
-  if (wg_fx_query_i64(c, sql, &v, &err) != 0) {
-    fprintf(stderr, "  %s: %s\n", sql, err.message);
+  struct wg_status ws;
+  if (wg_fx_query_i64(c, sql, &v, &ws) != 0) {
+    fprintf(stderr, "  %s: %s\n", sql, ws.message);
     return -1;
   }
   return v;
@@ -151,11 +154,11 @@ static int64_t query_i64(struct wg_client *c, const char *sql) {
 static int64_t stat_of(struct wg_client *c, const char *name) {
   struct wg_buf out;
   wg_buf_init(&out);
-  struct wg_error err;
+  struct wg_status ws;
   int64_t v = -1;
   char key[64];
   snprintf(key, sizeof(key), "\"%s\":", name);
-  if (wg_client_action(c, "stats", "", 0, &out, &err) == 0 && out.data != NULL) {
+  if (wg_fx_action(c, "stats", "", 0, &out, &ws) == 0 && out.data != NULL) {
     wg_buf_append(&out, "", 1);
     const char *p = strstr((char *)out.data, key);
     if (p != NULL) v = atoll(p + strlen(key));
@@ -250,8 +253,8 @@ static void wide_put_is_answered_in_linear_time(void) {
   struct wg_fx_process p;
   ASSERT_EQ(start_server(&p, dir, sizeof(dir), NULL), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t widths[] = {1000, 2000, 5000, 10000};
   size_t n_widths = sizeof(widths) / sizeof(widths[0]);
   const char *only = getenv("WG_WIDE_COLUMNS");
@@ -267,7 +270,7 @@ static void wide_put_is_answered_in_linear_time(void) {
     for (int i = 0; i < 2; i++) {
       int64_t acked = 0;
       double c0 = process_cpu_s(p.pid);
-      ASSERT_OK(put_wide(c, table, widths[k], 1, FORWARD, &t[i], &acked, &err), &err);
+      ASSERT_OK(put_wide(c, table, widths[k], 1, FORWARD, &t[i], &acked, &ws), ws.message);
       cpu[i] = process_cpu_s(p.pid) - c0;
       ASSERT_EQ(acked, 1);
       if (t[i] > slowest) slowest = t[i];
@@ -280,7 +283,7 @@ static void wide_put_is_answered_in_linear_time(void) {
   int64_t w = widths[n_widths - 1];
   snprintf(sql, sizeof(sql), "SELECT sum(c%lld) FROM w%lld", (long long)(w - 1), (long long)w);
   ASSERT_EQ(query_i64(c, sql), 2 * (w - 1));
-  wg_client_close(c);
+  wg_disconnect(c);
   ASSERT_TRUE(slowest < 10.0);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
@@ -293,14 +296,14 @@ static void wide_put_in_another_order_is_answered_in_linear_time(void) {
   struct wg_fx_process p;
   ASSERT_EQ(start_server(&p, dir, sizeof(dir), NULL), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t acked = 0;
   double create_s, reversed_s, subset_s;
-  ASSERT_OK(put_wide(c, "w", 10000, 1, FORWARD, &create_s, &acked, &err), &err);
-  ASSERT_OK(put_wide(c, "w", 10000, 2, REVERSED, &reversed_s, &acked, &err), &err);
+  ASSERT_OK(put_wide(c, "w", 10000, 1, FORWARD, &create_s, &acked, &ws), ws.message);
+  ASSERT_OK(put_wide(c, "w", 10000, 2, REVERSED, &reversed_s, &acked, &ws), ws.message);
   ASSERT_EQ(acked, 2);
-  ASSERT_OK(put_wide(c, "w", 5000, 1, EVERY_OTHER_REVERSED, &subset_s, &acked, &err), &err);
+  ASSERT_OK(put_wide(c, "w", 5000, 1, EVERY_OTHER_REVERSED, &subset_s, &acked, &ws), ws.message);
   ASSERT_EQ(acked, 1);
   printf("wide_put columns=10000 create_s=%.3f reversed_s=%.3f subset_5000_s=%.3f\n", create_s,
          reversed_s, subset_s);
@@ -322,15 +325,15 @@ static void wide_put_in_another_order_is_answered_in_linear_time(void) {
     wg_buf_append(&ddl, col, (int64_t)strlen(col));
   }
   wg_buf_append(&ddl, ")", 2);
-  int rc = wg_client_action(c, "execute", ddl.data, strlen((char *)ddl.data), NULL, &err);
+  int rc = wg_fx_action(c, "execute", ddl.data, strlen((char *)ddl.data), NULL, &ws);
   wg_buf_reset(&ddl);
-  ASSERT_OK(rc, &err);
-  ASSERT_OK(put_wide(c, "d", 200, 3, EVERY_OTHER_REVERSED, NULL, &acked, &err), &err);
+  ASSERT_OK(rc, ws.message);
+  ASSERT_OK(put_wide(c, "d", 200, 3, EVERY_OTHER_REVERSED, NULL, &acked, &ws), ws.message);
   ASSERT_EQ(acked, 3);
   ASSERT_EQ(query_i64(c, "SELECT sum(c1) FROM d"), 21);
   ASSERT_EQ(query_i64(c, "SELECT sum(c398) FROM d"), 3 * 398 + 3);
   ASSERT_EQ(query_i64(c, "SELECT count(c3) FROM d"), 0);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 }
@@ -343,31 +346,31 @@ static void put_over_max_columns_is_refused(void) {
   const char *extra[] = {"--max-columns", "1000", NULL};
   ASSERT_EQ(start_server(&p, dir, sizeof(dir), extra), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   int64_t acked = -1;
-  ASSERT_OK(put_wide(c, "at_limit", 1000, 1, FORWARD, NULL, &acked, &err), &err);
+  ASSERT_OK(put_wide(c, "at_limit", 1000, 1, FORWARD, NULL, &acked, &ws), ws.message);
   ASSERT_EQ(acked, 1);
-  int rc = put_wide(c, "over", 1001, 1, FORWARD, NULL, &acked, &err);
+  int rc = put_wide(c, "over", 1001, 1, FORWARD, NULL, &acked, &ws);
   ASSERT_EQ(rc, EBUSY); /* RESOURCE_EXHAUSTED */
-  ASSERT_TRUE(strstr(err.message, "--max-columns") != NULL);
-  ASSERT_TRUE(strstr(err.message, "1000") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "--max-columns") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "1000") != NULL);
   ASSERT_EQ(query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'over'"), 0);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 
   ASSERT_EQ(start_server(&p, dir, sizeof(dir), NULL), 0);
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   double secs = 0, c0 = process_cpu_s(p.pid);
-  rc = put_wide(c, "huge", 100000, 1, FORWARD, &secs, &acked, &err);
+  rc = put_wide(c, "huge", 100000, 1, FORWARD, &secs, &acked, &ws);
   double cpu = process_cpu_s(p.pid) - c0;
   printf("refused columns=100000 s=%.3f server_cpu_s=%.2f\n", secs, cpu);
   ASSERT_EQ(rc, EBUSY);
-  ASSERT_TRUE(strstr(err.message, "10000") != NULL);
+  ASSERT_TRUE(strstr(ws.message, "10000") != NULL);
   ASSERT_TRUE(secs < 10.0); /* it was over 60 s */
   ASSERT_EQ(query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'huge'"), 0);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 }
@@ -381,21 +384,21 @@ struct wide_loop {
 static void *wide_loop_main(void *arg) {
   struct wide_loop *w = arg;
   struct wg_client *c;
-  struct wg_error err;
-  if (wg_client_connect(&c, w->uri, &err) != 0) {
+  struct wg_status ws;
+  if (wg_fx_connect(&c, w->uri, &ws) != 0) {
     atomic_fetch_add(&w->failures, 1);
     return NULL;
   }
   while (!atomic_load(&w->stop)) {
     int64_t acked = 0;
-    if (put_wide(c, "wide", 3000, 100, FORWARD, NULL, &acked, &err) != 0 || acked != 100) {
-      fprintf(stderr, "  wide put: %s\n", err.message);
+    if (put_wide(c, "wide", 3000, 100, FORWARD, NULL, &acked, &ws) != 0 || acked != 100) {
+      fprintf(stderr, "  wide put: %s\n", ws.message);
       atomic_fetch_add(&w->failures, 1);
       break;
     }
     atomic_fetch_add(&w->done, 1);
   }
-  wg_client_close(c);
+  wg_disconnect(c);
   return NULL;
 }
 
@@ -408,8 +411,8 @@ static void wide_put_does_not_block_small_puts(void) {
   struct wg_fx_process p;
   ASSERT_EQ(start_server(&p, dir, sizeof(dir), NULL), 0);
   struct wg_client *c;
-  struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   struct wide_loop w = {p.uri, 0, 0, 0};
   pthread_t t;
   ASSERT_EQ(pthread_create(&t, NULL, wide_loop_main, &w), 0);
@@ -423,13 +426,13 @@ static void wide_put_does_not_block_small_puts(void) {
     ASSERT_EQ(wg_fx_seed_stream(i, 1, 1, true, &st), 0);
     int64_t acked = 0;
     double t0 = now_s();
-    int rc = wg_client_put(c, NULL, "small", &st, &acked, &err);
+    int rc = wg_fx_errno(wg_put(c, NULL, "small", &st, NULL, NULL, &acked, &ws), &ws);
     double dt = now_s() - t0;
     if (dt > slowest) slowest = dt;
     if (rc != 0) {
       atomic_store(&w.stop, 1);
       pthread_join(t, NULL);
-      ASSERT_OK(rc, &err);
+      ASSERT_OK(rc, ws.message);
     }
     ASSERT_EQ(acked, 1);
     sleep_ms(50);
@@ -444,7 +447,7 @@ static void wide_put_does_not_block_small_puts(void) {
   ASSERT_TRUE(slowest < 3.0);
   ASSERT_EQ(query_i64(c, "SELECT count(*) FROM small"), small);
   ASSERT_EQ(query_i64(c, "SELECT count(*) FROM wide"), 100 * (int64_t)atomic_load(&w.done));
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 }
@@ -457,7 +460,8 @@ static void cancelled_wide_put_stops(void) {
   ASSERT_EQ(start_server(&p, dir, sizeof(dir), NULL), 0);
   struct wg_client *c;
   struct wg_error err;
-  ASSERT_OK(wg_client_connect(&c, p.uri, &err), &err);
+  struct wg_status ws;
+  ASSERT_OK(wg_fx_connect(&c, p.uri, &ws), ws.message);
   double t0 = now_s();
   int rc = put_wide_then_cancel(p.uri, "cancelled", 10000, 3, 100, &err);
   ASSERT_NE(rc, 0);
@@ -475,7 +479,7 @@ static void cancelled_wide_put_stops(void) {
   ASSERT_TRUE(idle_cpu < 0.5);
   ASSERT_EQ(query_i64(c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'cancelled'"),
             0);
-  wg_client_close(c);
+  wg_disconnect(c);
   wg_fx_process_stop(&p, SIGTERM);
   wg_fx_rmdir(dir);
 }

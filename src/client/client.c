@@ -230,10 +230,6 @@ int64_t wg__client_timeout(struct wg_client *c) {
   return atomic_load(&c->timeout_ms);
 }
 
-void wg__client_set_timeout(struct wg_client *c, int64_t timeout_ms) {
-  atomic_store(&c->timeout_ms, timeout_ms);
-}
-
 /* ---- call helpers ---- */
 
 int wg__client_start(struct wg_client *c, const char *method, int64_t timeout_ms,

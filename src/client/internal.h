@@ -31,10 +31,8 @@ int wg__local_code(int rc);
  * timeout_ms (0 none). */
 int wg__client_start(struct wg_client *c, const char *method, int64_t timeout_ms,
                      struct wg_rpc_client_call **call, struct wg_error *err);
-/* The client's current per-call deadline. */
+/* The client's per-call deadline (options.timeout_ms). */
 int64_t wg__client_timeout(struct wg_client *c);
-/* Sets it for the calls that follow (the tests' adapters, client.h). */
-void wg__client_set_timeout(struct wg_client *c, int64_t timeout_ms);
 /* Ends a call. The server's status wins over a local transport error (it says why the call
  * ended), but not over an error of ours for which we cancelled the call (`ours`). *grpc gets the
  * gRPC code of the outcome, 0 on success. */

@@ -409,10 +409,54 @@ static int64_t load_int(const char *format, const struct ArrowArray *a, int64_t 
   }
 }
 
-int wg_fx_query_i64(struct wg_client *c, const char *sql, int64_t *out, struct wg_error *err) {
+int wg_fx_connect(struct wg_client **out, const char *uri, struct wg_status *st) {
+  return wg_fx_connect_timeout(out, uri, 0, st);
+}
+
+int wg_fx_connect_timeout(struct wg_client **out, const char *uri, int64_t timeout_ms,
+                          struct wg_status *st) {
+  struct wg_client_options o;
+  wg_client_options_init(&o);
+  o.lazy_connect = true;
+  o.timeout_ms = timeout_ms;
+  return wg_connect(uri, &o, out, st);
+}
+
+int wg_fx_action(struct wg_client *c, const char *type, const void *body, size_t len,
+                 struct wg_buf *out, struct wg_status *st) {
+  struct wg_action_result r;
+  int rc = wg_fx_errno(wg_action(c, type, body, len, out != NULL ? &r : NULL, st), st);
+  if (rc != 0 || out == NULL) return rc;
+  for (int64_t i = 0; rc == 0 && i < r.n; i++) {
+    if (wg_buf_append(out, r.bodies[i].data, (int64_t)r.bodies[i].size) != 0) rc = ENOMEM;
+  }
+  wg_action_result_reset(&r);
+  if (rc == 0 && wg_buf_append(out, "", 1) != 0) rc = ENOMEM;
+  if (rc != 0) {
+    st->code = WG_STATUS_RESOURCE_EXHAUSTED;
+    st->sys_errno = ENOMEM;
+    snprintf(st->message, sizeof(st->message), "out of memory for an action result");
+    return rc;
+  }
+  out->size--;
+  return 0;
+}
+
+int wg_fx_stream_failed(struct ArrowArrayStream *s, int rc, struct wg_status *st) {
+  if (wg_stream_status(s, st) == 0) { /* not ours: cannot happen for a wg_query stream */
+    st->code = WG_STATUS_INTERNAL;
+    st->sys_errno = rc;
+    snprintf(st->message, sizeof(st->message), "%s",
+             s->get_last_error(s) ? s->get_last_error(s) : "query failed");
+  }
+  return rc;
+}
+
+int wg_fx_query_i64(struct wg_client *c, const char *sql, int64_t *out,
+                    struct wg_status *status) {
   struct ArrowArrayStream st;
   *out = 0;
-  WG_RETURN_NOT_OK(wg_client_query(c, sql, &st, err));
+  if (wg_query(c, sql, &st, status) != 0) return status->sys_errno;
   struct ArrowSchema schema = {0};
   int rc = st.get_schema(&st, &schema);
   struct ArrowArray a = {0};
@@ -422,7 +466,7 @@ int wg_fx_query_i64(struct wg_client *c, const char *sql, int64_t *out, struct w
     wg_array_release(&a);
   }
   if (rc != 0) {
-    wg_error_set(err, rc, "%s", st.get_last_error(&st) ? st.get_last_error(&st) : "query failed");
+    rc = wg_fx_stream_failed(&st, rc, status);
   } else if (a.release != NULL && a.length > 0 && a.n_children > 0) {
     *out = load_int(schema.children[0]->format, a.children[0], 0);
   }
@@ -439,17 +483,17 @@ int wg_fx_query_i64(struct wg_client *c, const char *sql, int64_t *out, struct w
 }
 
 int wg_fx_query_count(struct wg_client *c, const char *sql, int64_t *rows, int64_t *batches,
-                      struct wg_error *err) {
+                      struct wg_status *status) {
   struct ArrowArrayStream st;
   *rows = 0;
   if (batches) *batches = 0;
-  WG_RETURN_NOT_OK(wg_client_query(c, sql, &st, err));
+  if (wg_query(c, sql, &st, status) != 0) return status->sys_errno;
   int rc = 0;
   for (;;) {
     struct ArrowArray a;
     rc = st.get_next(&st, &a);
     if (rc != 0) {
-      wg_error_set(err, rc, "%s", st.get_last_error(&st) ? st.get_last_error(&st) : "failed");
+      rc = wg_fx_stream_failed(&st, rc, status);
       break;
     }
     if (a.release == NULL) break;

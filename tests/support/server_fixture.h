@@ -8,8 +8,10 @@
 #include <sys/types.h>
 
 #include "arrow/abi.h"
-#include "client/client.h"
+#include "common/buf.h"
+#include "common/error.h"
 #include "server/server.h"
+#include "wigeon.h"
 
 /* The registry of live fixtures (in-process servers, `wigeon serve` children). RUN_TEST
  * (tests/test.h) calls begin before each test and end after it: when the test failed, end stops
@@ -60,11 +62,36 @@ int wg_fx_seed_batch(int64_t batch_id, int64_t n, bool kv, struct ArrowSchema *s
 int wg_fx_seed_stream(int64_t first_batch_id, int64_t count, int64_t rows, bool kv,
                       struct ArrowArrayStream *out);
 
-/* Runs SQL and returns the first column of the first row as int64 (0 with *found false when no
- * row). Returns a status code; err gets the server's message. */
-int wg_fx_query_i64(struct wg_client *c, const char *sql, int64_t *out, struct wg_error *err);
-/* Runs SQL and counts rows and batches of the result. */
+/* ---- the client (include/wigeon.h) ----
+ * wigeon.h's calls return a WG_STATUS_* code and fill a struct wg_status; the tests mostly assert
+ * the errno flavour of it (st.sys_errno), and print st.message: ASSERT_OK(call, st.message). */
+
+/* The errno value of a wigeon.h call's outcome: 0 when code (what the call returned) is 0, else
+ * st->sys_errno. E.g. ASSERT_EQ(wg_fx_errno(wg_action(c, ..., &st), &st), EBUSY). */
+static inline int wg_fx_errno(int code, const struct wg_status *st) {
+  return code == 0 ? 0 : st->sys_errno;
+}
+
+/* wg_connect with lazy_connect (an unreachable server shows on the first call, ECONNREFUSED) and
+ * a per-call deadline of timeout_ms (0: none). Returns wg_connect's code. */
+int wg_fx_connect(struct wg_client **out, const char *uri, struct wg_status *st);
+int wg_fx_connect_timeout(struct wg_client **out, const char *uri, int64_t timeout_ms,
+                          struct wg_status *st);
+
+/* wg_action with the Result bodies appended to `out` (may be NULL), NUL-terminated after its
+ * size (so a JSON answer such as "stats" reads as a string). Returns the errno value (0 OK). */
+int wg_fx_action(struct wg_client *c, const char *type, const void *body, size_t len,
+                 struct wg_buf *out, struct wg_status *st);
+
+/* A stream from wg_query that failed with rc (the errno value its get_schema/get_next returned):
+ * its status (wg_stream_status: the server's message) into *st. Returns rc. */
+int wg_fx_stream_failed(struct ArrowArrayStream *s, int rc, struct wg_status *st);
+
+/* Runs SQL and returns the first column of the first row as int64 (0 when no row). Returns the
+ * errno value of the outcome (0 OK); *st gets the full status (the server's message). */
+int wg_fx_query_i64(struct wg_client *c, const char *sql, int64_t *out, struct wg_status *st);
+/* Runs SQL and counts rows and batches of the result. Returns as wg_fx_query_i64. */
 int wg_fx_query_count(struct wg_client *c, const char *sql, int64_t *rows, int64_t *batches,
-                      struct wg_error *err);
+                      struct wg_status *st);
 
 #endif
