@@ -305,7 +305,7 @@ static void flight_info_schema_and_list_flights_describe_tables(void) {
   wg_flight_info_reset(&info);
   /* CMD: schema without running */
   ASSERT_OK(wg_flight_info(c, NULL, NULL, "SELECT 1 AS a, 'x' AS b, 2.5::DOUBLE AS c", &info,
-                                  &ws),
+                           &ws),
             ws.message);
   ASSERT_EQ(info.schema.n_children, 3);
   ASSERT_STREQ(info.schema.children[2]->format, "g");
