@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sql.h"
 #include "common/text.h"
-#include "engine/engine.h"
 #include "server/internal.h"
 
 int wg__request_text(const struct wg_server *s, const uint8_t *data, size_t len,
@@ -50,10 +50,13 @@ int wg__request_text(const struct wg_server *s, const uint8_t *data, size_t len,
 /* Whether bytes are a Flight SQL command (see the rule above); if so, takes its parts into r.
  * google.protobuf.Any has the wire shape of Flight's Action (1: string, 2: bytes), so protobuf-c
  * parses it with that descriptor: no hand-written protobuf scanner. */
-static int flight_sql_any(const uint8_t *data, size_t len, struct wg__request *r, bool *is,
-                          struct wg_error *err) {
+static int flight_sql_any(const struct wg_server *s, const uint8_t *data, size_t len,
+                          struct wg__request *r, bool *is, struct wg_error *err) {
   *is = false;
   if (len < 2 || data[0] != 0x0A) return 0;
+  /* a command holds SQL and a few fields: one over the SQL limit (and the Any's own bytes) is not
+   * unpacked (protobuf-c copies it), but refused below as SQL text too long */
+  if ((uint64_t)len > (uint64_t)s->options.max_sql_bytes + 4096) return 0;
   Arrow__Flight__Protocol__Action *any = arrow__flight__protocol__action__unpack(NULL, len, data);
   if (any == NULL) return 0; /* not protobuf: SQL text */
   int rc = 0;
@@ -79,7 +82,7 @@ static int flight_sql_any(const uint8_t *data, size_t len, struct wg__request *r
 static int from_bytes(const struct wg_server *s, const uint8_t *data, size_t len, const char *what,
                       struct wg__request *out, struct wg_error *err) {
   bool is_flight_sql = false;
-  WG_RETURN_NOT_OK(flight_sql_any(data, len, out, &is_flight_sql, err));
+  WG_RETURN_NOT_OK(flight_sql_any(s, data, len, out, &is_flight_sql, err));
   if (is_flight_sql) return 0;
   WG_RETURN_NOT_OK(wg__request_text(s, data, len, WG__TEXT_SQL, what, &out->sql, err));
   out->kind = WG__REQUEST_SQL;
@@ -115,11 +118,12 @@ int wg__request_refuse(const struct wg__request *r, const char *rpc, struct wg_e
   switch (r->kind) {
   case WG__REQUEST_FLIGHT_SQL: {
     const char *name = r->type_url + strlen(WG_FLIGHT_SQL_TYPE_PREFIX);
+    char shown[WG_TEXT_SHOWN];
     if (!wg_utf8_valid((const uint8_t *)name, strlen(name))) name = "(a name not UTF-8)";
     return wg_error_set(err, ENOTSUP,
-                        "%s: Flight SQL command %.100s is not supported by this server yet; send "
+                        "%s: Flight SQL command %s is not supported by this server yet; send "
                         "the query as UTF-8 SQL text instead",
-                        rpc, name);
+                        rpc, wg_text_shown(name, shown, sizeof(shown)));
   }
   case WG__REQUEST_OPAQUE:
     return wg_error_set(err, ENOTSUP, "%s: this kind of ticket is not supported", rpc);
@@ -159,20 +163,19 @@ int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
 }
 
 char *wg__server_table_sql(const struct wg__table_ref *t) {
-  char *schema = t->schema_name ? wg_engine_quote_ident(t->schema_name) : NULL;
-  char *table = wg_engine_quote_ident(t->table);
-  char *sql = NULL;
-  if (table != NULL && (t->schema_name == NULL || schema != NULL)) {
-    size_t n = strlen(table) + (schema ? strlen(schema) : 0) + 32;
-    sql = malloc(n);
-    if (sql != NULL) {
-      if (schema != NULL)
-        snprintf(sql, n, "SELECT * FROM %s.%s", schema, table);
-      else
-        snprintf(sql, n, "SELECT * FROM %s", table);
-    }
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  static const char select[] = "SELECT * FROM ";
+  int rc = wg_buf_append(&sql, select, (int64_t)sizeof(select) - 1);
+  if (rc == 0 && t->schema_name != NULL) {
+    rc = wg_sql_append_ident(&sql, t->schema_name);
+    if (rc == 0) rc = wg_buf_append(&sql, ".", 1);
   }
-  free(schema);
-  free(table);
-  return sql;
+  if (rc == 0) rc = wg_sql_append_ident(&sql, t->table);
+  if (rc == 0) rc = wg_buf_append(&sql, "", 1);
+  if (rc != 0) {
+    wg_buf_reset(&sql);
+    return NULL;
+  }
+  return (char *)wg_buf_detach(&sql);
 }
