@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
 #include "server/internal.h"
 
 /* Sends `json` (taken: freed here; NULL = out of memory) as the one Result of the action. */
@@ -163,7 +164,10 @@ static int unknown_action(const char *type, struct wg_error *err) {
     memcpy(names + used, actions[i].name, n + 1);
     used += n;
   }
-  return wg_error_set(err, ENOTSUP, "unknown action '%.100s'; this server has: %s", type, names);
+  char shown[WG_TEXT_SHOWN]; /* the type is the client's: escaped, cut on a character */
+  if (!wg_utf8_valid((const uint8_t *)type, strlen(type))) type = "(a name not UTF-8)";
+  return wg_error_set(err, ENOTSUP, "unknown action '%s'; this server has: %s",
+                      wg_text_shown(type, shown, sizeof(shown)), names);
 }
 
 static int run_action(struct wg_server *s, struct wg_rpc_call *call,

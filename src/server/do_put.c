@@ -145,6 +145,24 @@ static int table_from_descriptor(struct put *p, struct wg_error *err) {
   return rc;
 }
 
+
+/* Decodes the first message's Schema into the put's decoder: EINVAL when it holds something else,
+ * EBUSY over --max-columns, the decoder's own code (decode_status) otherwise. */
+static int first_schema(struct put *p, const struct wg_flight_data *fd, struct wg_error *err) {
+  enum wg_ipc_message_type type;
+  struct ArrowArray unused;
+  int rc = wg_ipc_decoder_decode(p->dec, fd->data_header, fd->body, &type, &unused, err);
+  if (rc == E2BIG)
+    return wg_error_set(err, EBUSY,
+                        "the put's schema has more than %lld columns (nested fields included), "
+                        "this server's limit (--max-columns)",
+                        (long long)p->s->options.max_columns);
+  if (rc != 0) return wg_error_prefix(err, decode_status(rc), "bad schema message");
+  if (type == WG_IPC_MESSAGE_SCHEMA) return 0;
+  if (type == WG_IPC_MESSAGE_RECORD_BATCH) wg_array_release(&unused);
+  return wg_error_set(err, EINVAL, "the first DoPut message must hold a Schema, not type %d", type);
+}
+
 static int begin(struct put *p, struct wg_error *err) {
   struct wg_flight_data fd = {0};
   bool done;
@@ -163,20 +181,7 @@ static int begin(struct put *p, struct wg_error *err) {
   if (rc == 0 && p->key == NULL) rc = key_from_metadata(fd.app_metadata, &p->key, err);
   if (rc == 0 && fd.data_header.size == 0)
     rc = wg_error_set(err, EINVAL, "the first DoPut message carries no schema");
-  enum wg_ipc_message_type type;
-  struct ArrowArray unused;
-  if (rc == 0) rc = wg_ipc_decoder_decode(p->dec, fd.data_header, fd.body, &type, &unused, err);
-  if (rc == 0 && type != WG_IPC_MESSAGE_SCHEMA) {
-    if (type == WG_IPC_MESSAGE_RECORD_BATCH) wg_array_release(&unused);
-    rc = wg_error_set(err, EINVAL, "the first DoPut message must hold a Schema, not type %d", type);
-  } else if (rc == E2BIG) {
-    rc = wg_error_set(err, EBUSY,
-                      "the put's schema has more than %lld columns (nested fields included), "
-                      "this server's limit (--max-columns)",
-                      (long long)p->s->options.max_columns);
-  } else if (rc != 0) {
-    rc = wg_error_prefix(err, decode_status(rc), "bad schema message");
-  }
+  if (rc == 0) rc = first_schema(p, &fd, err); /* only a decode failure blames the schema */
   wg_flight_data_reset(&fd);
   if (rc != 0) return rc;
   struct ArrowSchema schema;

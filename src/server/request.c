@@ -120,6 +120,7 @@ int wg__request_refuse(const struct wg__request *r, const char *rpc, struct wg_e
     const char *name = r->type_url + strlen(WG_FLIGHT_SQL_TYPE_PREFIX);
     char shown[WG_TEXT_SHOWN];
     if (!wg_utf8_valid((const uint8_t *)name, strlen(name))) name = "(a name not UTF-8)";
+    if (name[0] == '\0') name = "(no name after the prefix)";
     return wg_error_set(err, ENOTSUP,
                         "%s: Flight SQL command %s is not supported by this server yet; send "
                         "the query as UTF-8 SQL text instead",

@@ -4,7 +4,7 @@ A ticket or a CMD descriptor's command is a Flight SQL command only when it pars
 google.protobuf.Any whose type_url starts with "type.googleapis.com/arrow.flight.protocol.sql.";
 anything else is SQL text. Each test sends bytes built to confuse that rule and asserts a clean
 gRPC error of the right class (or a result, where the rule says the bytes are SQL), with the server
-still serving. Tests marked xfail(strict=True) fail because of a server bug their reason names.
+still serving.
 """
 
 import pyarrow as pa
@@ -194,9 +194,6 @@ def test_one_megabyte_non_flight_sql_type_url_is_a_clean_error(client, call):
     still_serving(client)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: src/server/request.c:146-150 names the command by "
-                   "what follows the prefix; for a type_url of exactly the prefix that is '' and "
-                   "the message reads 'Flight SQL command  is not supported'")
 def test_type_url_of_exactly_the_prefix_names_something(client):
     """A type_url of exactly the prefix: UNIMPLEMENTED, and the message names some command."""
     with pytest.raises(pa.ArrowNotImplementedError) as e:
@@ -212,9 +209,6 @@ def test_type_url_of_exactly_the_prefix_is_unimplemented(client):
     still_serving(client)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: src/server/request.c:150 ('%.100s') cuts a long "
-                   "UTF-8 command name inside a character, so the gRPC status message is not "
-                   "UTF-8 (the client shows U+FFFD); trim at a character boundary")
 def test_long_utf8_command_name_is_cut_at_a_character_boundary(client):
     """A long non-ASCII command name is cut, but the error message stays valid UTF-8."""
     with pytest.raises(pa.ArrowNotImplementedError) as e:
@@ -231,10 +225,6 @@ def put_cmd(client, cmd):
     writer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: src/server/do_put.c:168-178: the else-if after "
-                   "wg_ipc_decoder_decode also catches errors from table_from_descriptor "
-                   "(line 161), so ENOTSUP becomes INVALID_ARGUMENT 'bad schema message: ...'; "
-                   "docs/server.md:58 promises UNIMPLEMENTED")
 def test_do_put_flight_sql_cmd_is_unimplemented(client):
     """DoPut with a CMD of a Flight SQL Any is UNIMPLEMENTED, naming the command."""
     with pytest.raises(pa.ArrowNotImplementedError, match="CommandStatementIngest"):
@@ -251,8 +241,6 @@ def test_do_put_flight_sql_cmd_is_a_clean_error(client):
         do_get(client, b"SELECT * FROM t")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: src/server/do_put.c:168-178 prefixes a descriptor "
-                   "error with 'bad schema message: ' though the schema was never read")
 @pytest.mark.parametrize("cmd", [b"SELECT 1", b"", b"\nSELECT 1", b"\x0a\xff\xff"],
                          ids=["sql", "empty", "newline_sql", "malformed_any"])
 def test_do_put_sql_cmd_error_does_not_blame_the_schema(client, cmd):
@@ -285,8 +273,6 @@ def test_unknown_action_type_is_unimplemented_listing_actions(client, type_):
     still_serving(client)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: src/server/actions.c:166 ('%.100s') cuts a long "
-                   "UTF-8 action type inside a character: the status message is not UTF-8")
 def test_unknown_long_utf8_action_type_message_is_utf8(client):
     """A long non-ASCII unknown action type is cut at a character boundary."""
     with pytest.raises(pa.ArrowNotImplementedError) as e:
@@ -301,9 +287,6 @@ def test_action_type_with_invalid_utf8_is_unimplemented(client):
     still_serving(client)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: src/server/actions.c:166 echoes an action type that "
-                   "is not UTF-8 (protobuf-c does not check string fields) into the status "
-                   "message; check it with wg_utf8_valid as request.c:148 does for type_urls")
 def test_action_type_with_invalid_utf8_is_not_echoed(client):
     """The bytes of a non-UTF-8 action type are not copied into the error message."""
     with pytest.raises(pa.ArrowNotImplementedError) as e:
