@@ -104,6 +104,18 @@ func plainRows(t testing.TB, sql string) (*arrow.Schema, []string) {
 	return schema, rowsOf(recs)
 }
 
+// setup runs SQL through the plain-Flight "execute" action, so a Flight SQL test's setup does not
+// depend on the Flight SQL feature under test.
+func setup(t testing.TB, sqls ...string) {
+	t.Helper()
+	c := dial(t)
+	for _, sql := range sqls {
+		if _, err := action(callCtx(t), c, "execute", []byte(sql)); err != nil {
+			t.Fatalf("setup %q: %v", sql, err)
+		}
+	}
+}
+
 func sameStrings(t testing.TB, what string, got, want []string) {
 	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -222,9 +234,7 @@ func TestFlightSQLPreparedQuery(t *testing.T) {
 func TestFlightSQLPreparedUpdate(t *testing.T) {
 	c := sqlClient(t)
 	ctx := callCtx(t)
-	if _, err := c.ExecuteUpdate(ctx, "CREATE TABLE fsql_prep(id BIGINT, name VARCHAR)"); err != nil {
-		t.Fatalf("CREATE: %v", err)
-	}
+	setup(t, "CREATE TABLE fsql_prep(id BIGINT, name VARCHAR)")
 	stmt, err := c.Prepare(ctx, "INSERT INTO fsql_prep VALUES (?, ?)")
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
@@ -343,15 +353,9 @@ func TestFlightSQLGetCatalogs(t *testing.T) {
 func TestFlightSQLGetTables(t *testing.T) {
 	c := sqlClient(t)
 	ctx := callCtx(t)
-	for _, sql := range []string{
-		"CREATE TABLE fsql_gt_a(id INTEGER NOT NULL, name VARCHAR)",
+	setup(t, "CREATE TABLE fsql_gt_a(id INTEGER NOT NULL, name VARCHAR)",
 		"CREATE TABLE fsql_gt_b(d DATE)",
-		"CREATE VIEW fsql_gt_v AS SELECT id FROM fsql_gt_a",
-	} {
-		if _, err := c.ExecuteUpdate(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
+		"CREATE VIEW fsql_gt_v AS SELECT id FROM fsql_gt_a")
 	pattern := "fsql\\_gt\\_%"
 	info, err := c.GetTables(ctx, &flightsql.GetTablesOpts{TableNameFilterPattern: &pattern, IncludeSchema: true})
 	if err != nil {
@@ -436,9 +440,7 @@ func TestFlightSQLGetSqlInfo(t *testing.T) {
 func TestFlightSQLTransaction(t *testing.T) {
 	c := sqlClient(t)
 	ctx := callCtx(t)
-	if _, err := c.ExecuteUpdate(ctx, "CREATE TABLE fsql_txn(id INTEGER)"); err != nil {
-		t.Fatalf("CREATE: %v", err)
-	}
+	setup(t, "CREATE TABLE fsql_txn(id INTEGER)")
 	tx, err := c.BeginTransaction(ctx)
 	if err != nil {
 		t.Fatalf("BeginTransaction: %v", err)

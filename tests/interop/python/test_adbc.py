@@ -19,6 +19,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import duckdb
 import pyarrow as pa
+import pyarrow.flight as paflight
 import pytest
 
 from conftest import wigeon_binary
@@ -44,6 +45,21 @@ def reference(*setup):
     for sql in setup:
         db.execute(sql)
     return db
+
+
+def plain_execute(server, *sqls):
+    """Setup through the plain-Flight "execute" action (not Flight SQL): a test's setup does not
+    depend on the Flight SQL feature it does not test."""
+    with server.client() as c:
+        for sql in sqls:
+            list(c.do_action(paflight.Action("execute", sql.encode())))
+
+
+def plain_query(server, sql):
+    """The server's DuckDB answer through the plain-Flight path (a ticket of SQL text), on a
+    connection of its own."""
+    with server.client() as c:
+        return c.do_get(paflight.Ticket(sql.encode())).read_all()
 
 
 def run(conn, sql, params=None):
@@ -87,10 +103,8 @@ def test_connect_and_select(conn):
     same_as_duckdb(conn, reference(), "SELECT 42 AS answer, 'wigeon' AS name")
 
 
-def test_execute_every_type_same_as_duckdb(conn):
-    with conn.cursor() as cur:
-        for sql in TYPES_SETUP:
-            cur.execute(sql)
+def test_execute_every_type_same_as_duckdb(server, conn):
+    plain_execute(server, *TYPES_SETUP)
     ref = reference(*TYPES_SETUP)
     same_as_duckdb(conn, ref, "SELECT * FROM typed ORDER BY i NULLS LAST")
 
@@ -243,90 +257,90 @@ def sample(n, offset=0):
     })
 
 
-def ingested(conn, table, order="id"):
-    return run(conn, f'SELECT * FROM {table} ORDER BY {order}')
+def ingested(server, table, order="id"):
+    return plain_query(server, f"SELECT * FROM {table} ORDER BY {order}")
 
 
-def test_ingest_create(conn):
+def test_ingest_create(server, conn):
     data = sample(1000)
     with conn.cursor() as cur:
         assert cur.adbc_ingest("ing", data, mode="create") == 1000
-    got = ingested(conn, "ing")
+    got = ingested(server, "ing")
     ref = reference()
     ref.register("data", data)
     want = ref.sql("SELECT * FROM data ORDER BY id").fetch_arrow_table()
     assert plain(got) == plain(want)
 
 
-def test_ingest_create_fails_when_table_exists(conn):
+def test_ingest_create_fails_when_table_exists(server, conn):
     with conn.cursor() as cur:
         cur.adbc_ingest("ing2", sample(3), mode="create")
         with pytest.raises(adbc_driver_manager.Error) as e:
             cur.adbc_ingest("ing2", sample(3), mode="create")
         assert "ing2" in str(e.value)
-    assert ingested(conn, "ing2").num_rows == 3
+    assert ingested(server, "ing2").num_rows == 3
 
 
-def test_ingest_append(conn):
+def test_ingest_append(server, conn):
     with conn.cursor() as cur:
         cur.adbc_ingest("app", sample(10), mode="create")
         assert cur.adbc_ingest("app", sample(5, offset=10), mode="append") == 5
-    assert ingested(conn, "app").to_pylist() == sample(15).to_pylist()
+    assert ingested(server, "app").to_pylist() == sample(15).to_pylist()
 
 
-def test_ingest_append_fails_when_table_missing(conn):
+def test_ingest_append_fails_when_table_missing(server, conn):
     with conn.cursor() as cur:
         with pytest.raises(adbc_driver_manager.Error) as e:
             cur.adbc_ingest("nosuch_app", sample(5), mode="append")
         assert "nosuch_app" in str(e.value)
-    tables = run(conn, "SELECT table_name FROM information_schema.tables WHERE table_name = 'nosuch_app'")
+    tables = plain_query(server, "SELECT table_name FROM information_schema.tables WHERE table_name = 'nosuch_app'")
     assert tables.num_rows == 0
 
 
-def test_ingest_append_into_an_existing_sql_table(conn):
+def test_ingest_append_into_an_existing_sql_table(server, conn):
+    plain_execute(server, "CREATE TABLE made(id BIGINT, name VARCHAR, score DOUBLE, day DATE)")
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE made(id BIGINT, name VARCHAR, score DOUBLE, day DATE)")
-        cur.adbc_ingest("made", sample(4), mode="append")
-    assert ingested(conn, "made").to_pylist() == sample(4).to_pylist()
+        assert cur.adbc_ingest("made", sample(4), mode="append") == 4
+    assert ingested(server, "made").to_pylist() == sample(4).to_pylist()
 
 
-def test_ingest_replace(conn):
+def test_ingest_replace(server, conn):
     with conn.cursor() as cur:
         cur.adbc_ingest("rep", sample(10), mode="create")
         other = pa.table({"k": pa.array(["a", "b"]), "v": pa.array([1, 2], pa.int32())})
         assert cur.adbc_ingest("rep", other, mode="replace") == 2
         # replace of a table that does not exist creates it
         assert cur.adbc_ingest("rep_new", sample(2), mode="replace") == 2
-    got = ingested(conn, "rep", order="k")
+    got = ingested(server, "rep", order="k")
     assert [f.name for f in got.schema] == ["k", "v"]
     assert got.to_pylist() == other.to_pylist()
-    assert ingested(conn, "rep_new").num_rows == 2
+    assert ingested(server, "rep_new").num_rows == 2
 
 
-def test_ingest_create_append(conn):
+def test_ingest_create_append(server, conn):
     with conn.cursor() as cur:
         assert cur.adbc_ingest("ca", sample(3), mode="create_append") == 3
         assert cur.adbc_ingest("ca", sample(3, offset=3), mode="create_append") == 3
-    assert ingested(conn, "ca").to_pylist() == sample(6).to_pylist()
+    assert ingested(server, "ca").to_pylist() == sample(6).to_pylist()
 
 
-def test_ingest_into_schema_and_from_batches(conn):
+def test_ingest_into_schema_and_from_batches(server, conn):
+    plain_execute(server, "CREATE SCHEMA side")
     with conn.cursor() as cur:
-        cur.execute("CREATE SCHEMA side")
         reader = pa.RecordBatchReader.from_batches(sample(1).schema,
                                                    sample(3000).to_batches(max_chunksize=700))
         assert cur.adbc_ingest("inschema", reader, mode="create", db_schema_name="side") == 3000
-    assert ingested(conn, "side.inschema").to_pylist() == sample(3000).to_pylist()
-    rows = run(conn, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'inschema'")
+    assert ingested(server, "side.inschema").to_pylist() == sample(3000).to_pylist()
+    rows = plain_query(server, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'inschema'")
     assert rows.to_pylist() == [{"table_schema": "side"}]
 
 
-def test_ingest_every_type_round_trips(conn):
+def test_ingest_every_type_round_trips(server, conn):
     ref = reference(*TYPES_SETUP)
     data = ref.sql("SELECT * FROM typed").fetch_arrow_table()
     with conn.cursor() as cur:
         assert cur.adbc_ingest("typed_copy", data, mode="create") == data.num_rows
-    got = run(conn, "SELECT * FROM typed_copy ORDER BY i NULLS LAST")
+    got = plain_query(server, "SELECT * FROM typed_copy ORDER BY i NULLS LAST")
     want = ref.sql("SELECT * FROM typed ORDER BY i NULLS LAST").fetch_arrow_table()
     assert plain(got) == plain(want)
 
@@ -343,10 +357,8 @@ META_SETUP = [
 
 
 @pytest.fixture
-def meta(conn):
-    with conn.cursor() as cur:
-        for sql in META_SETUP:
-            cur.execute(sql)
+def meta(server, conn):
+    plain_execute(server, *META_SETUP)
     return conn
 
 
@@ -354,13 +366,13 @@ def objects(conn, **kw):
     return conn.adbc_get_objects(**kw).read_all().to_pylist()
 
 
-def info_schema(conn, sql):
-    return [tuple(r.values()) for r in run(conn, sql).to_pylist()]
+def info_schema(server, sql):
+    return [tuple(r.values()) for r in plain_query(server, sql).to_pylist()]
 
 
-def test_get_objects_catalogs(meta):
+def test_get_objects_catalogs(server, meta):
     got = objects(meta, depth="catalogs")
-    want = info_schema(meta, "SELECT DISTINCT catalog_name FROM information_schema.schemata")
+    want = info_schema(server, "SELECT DISTINCT catalog_name FROM information_schema.schemata")
     assert sorted(c["catalog_name"] for c in got) == sorted(r[0] for r in want)
     assert CATALOG in [c["catalog_name"] for c in got]
     assert all(c["catalog_db_schemas"] is None for c in got)  # not asked for
@@ -368,11 +380,11 @@ def test_get_objects_catalogs(meta):
     assert objects(meta, depth="catalogs", catalog_filter="no_such_catalog") == []
 
 
-def test_get_objects_db_schemas(meta):
+def test_get_objects_db_schemas(server, meta):
     got = objects(meta, depth="db_schemas")
     have = sorted((c["catalog_name"], s["db_schema_name"])
                   for c in got for s in (c["catalog_db_schemas"] or []))
-    want = sorted(info_schema(meta, "SELECT catalog_name, schema_name FROM information_schema.schemata"))
+    want = sorted(info_schema(server, "SELECT catalog_name, schema_name FROM information_schema.schemata"))
     assert have == want
     got = objects(meta, depth="db_schemas", catalog_filter=CATALOG, db_schema_filter="s%")
     assert [(c["catalog_name"], [s["db_schema_name"] for s in c["catalog_db_schemas"]]) for c in got] == \
@@ -385,9 +397,9 @@ def tables_of(got):
                   for t in (s["db_schema_tables"] or []))
 
 
-def test_get_objects_tables(meta):
+def test_get_objects_tables(server, meta):
     got = tables_of(objects(meta, depth="tables"))
-    want = info_schema(meta, "SELECT table_catalog, table_schema, table_name, table_type "
+    want = info_schema(server, "SELECT table_catalog, table_schema, table_name, table_type "
                              "FROM information_schema.tables")
     assert [g[:3] for g in got] == sorted(w[:3] for w in want)
     ours = [g for g in got if g[0] == CATALOG]
@@ -396,7 +408,7 @@ def test_get_objects_tables(meta):
     assert kinds["t1"] == kinds["t2"] == kinds["t3"] != kinds["v1"]
 
 
-def test_get_objects_tables_filters(meta):
+def test_get_objects_tables_filters(server, meta):
     assert [g[1:3] for g in tables_of(objects(meta, depth="tables", catalog_filter=CATALOG,
                                                   db_schema_filter="s2"))] == [("s2", "t3")]
     assert [g[2] for g in tables_of(objects(meta, depth="tables", catalog_filter=CATALOG,
@@ -419,16 +431,16 @@ def columns_of(got):
 
 
 @pytest.mark.parametrize("depth", ["columns", "all"])
-def test_get_objects_columns(meta, depth):
+def test_get_objects_columns(server, meta, depth):
     got = columns_of(objects(meta, depth=depth, catalog_filter=CATALOG))
-    want = sorted(info_schema(meta, f"SELECT table_schema, table_name, ordinal_position, column_name "
+    want = sorted(info_schema(server, f"SELECT table_schema, table_name, ordinal_position, column_name "
                                     f"FROM information_schema.columns WHERE table_catalog = '{CATALOG}'"))
     assert got == want
     got = columns_of(objects(meta, depth=depth, catalog_filter=CATALOG, column_name_filter="a%"))
     assert got == [("main", "t1", 1, "a"), ("main", "v1", 1, "a"), ("s2", "t3", 2, "a2")]
 
 
-def test_get_objects_column_nullability(meta):
+def test_get_objects_column_nullability(server, meta):
     got = objects(meta, depth="columns", catalog_filter=CATALOG, table_name_filter="t1")
     cols = {col["column_name"]: col for c in got for s in c["catalog_db_schemas"]
             for t in s["db_schema_tables"] for col in t["table_columns"]}
@@ -466,65 +478,63 @@ def count(conn, table):
     return run(conn, f"SELECT count(*) AS n FROM {table}").to_pylist()[0]["n"]
 
 
+def plain_count(server, table):
+    """The count as another client sees it: a plain-Flight query on a connection of its own."""
+    return plain_query(server, f"SELECT count(*) AS n FROM {table}").to_pylist()[0]["n"]
+
+
 def test_autocommit_off_commit_and_rollback(server):
-    setup = connect(server)
-    with setup.cursor() as cur:
-        cur.execute("CREATE TABLE tx(id INTEGER)")
+    plain_execute(server, "CREATE TABLE tx(id INTEGER)")
     txn = connect(server, autocommit=False)
     other = connect(server)
     try:
         with txn.cursor() as cur:
             cur.execute("INSERT INTO tx VALUES (1), (2)")
             assert count(txn, "tx") == 2
-            assert count(other, "tx") == 0          # not committed yet
+            assert plain_count(server, "tx") == 0   # not committed yet
+            assert count(other, "tx") == 0          # nor for another ADBC connection
             txn.commit()
+            assert plain_count(server, "tx") == 2
             assert count(other, "tx") == 2
             cur.execute("INSERT INTO tx VALUES (3)")
             cur.executemany("INSERT INTO tx VALUES (?)", [(4,), (5,)])
             assert count(txn, "tx") == 5
             txn.rollback()
             assert count(txn, "tx") == 2            # discarded for the transaction's connection
-            assert count(other, "tx") == 2          # and never seen by another
+            assert plain_count(server, "tx") == 2   # and never seen by another
             cur.execute("DELETE FROM tx WHERE id = 1")
             txn.commit()
-        assert run(other, "SELECT id FROM tx ORDER BY id").to_pylist() == [{"id": 2}]
+        assert plain_query(server, "SELECT id FROM tx ORDER BY id").to_pylist() == [{"id": 2}]
     finally:
         txn.close()
         other.close()
-        setup.close()
 
 
 def test_uncommitted_work_is_lost_on_close(server):
-    setup = connect(server)
-    with setup.cursor() as cur:
-        cur.execute("CREATE TABLE lost(id INTEGER)")
+    plain_execute(server, "CREATE TABLE lost(id INTEGER)")
     txn = connect(server, autocommit=False)
     with txn.cursor() as cur:
         cur.execute("INSERT INTO lost VALUES (1)")
     txn.close()
-    assert count(setup, "lost") == 0
-    # and the table is not left locked: a new writer commits
-    with setup.cursor() as cur:
-        cur.execute("INSERT INTO lost VALUES (2)")
-    assert count(setup, "lost") == 1
-    setup.close()
+    assert plain_count(server, "lost") == 0
+    # and the table is not left locked: another writer commits
+    plain_execute(server, "INSERT INTO lost VALUES (2)")
+    assert plain_count(server, "lost") == 1
 
 
 def test_transaction_sees_its_own_ddl(server):
     txn = connect(server, autocommit=False)
-    other = connect(server)
     try:
         with txn.cursor() as cur:
             cur.execute("CREATE TABLE newt AS SELECT 1 AS x")
             assert count(txn, "newt") == 1
-            with pytest.raises(adbc_driver_manager.Error):
-                count(other, "newt")
+            with pytest.raises(pa.ArrowKeyError):  # NOT_FOUND for everyone else
+                plain_count(server, "newt")
             txn.rollback()
             with pytest.raises(adbc_driver_manager.Error):
                 count(txn, "newt")
     finally:
         txn.close()
-        other.close()
 
 
 # ---- cancel ---------------------------------------------------------------------------------------
@@ -587,17 +597,17 @@ def test_sandbox_execute(conn):
         assert_refused(e)
 
 
-def test_sandbox_prepared_with_parameters(conn):
+def test_sandbox_prepared_with_parameters(server, conn):
     with conn.cursor() as cur:
         with pytest.raises(adbc_driver_manager.Error) as e:
             cur.execute("SELECT * FROM read_csv(?)", ("/etc/passwd",))
             cur.fetchall()
         assert_refused(e)
-        cur.execute("CREATE TABLE paths(p VARCHAR)")
+        plain_execute(server, "CREATE TABLE paths(p VARCHAR)")
         with pytest.raises(adbc_driver_manager.Error) as e:
             cur.executemany("INSERT INTO paths SELECT content FROM read_text(?)", [("/etc/passwd",)])
         assert_refused(e)
-    assert count(conn, "paths") == 0
+    assert plain_count(server, "paths") == 0
 
 
 @pytest.mark.parametrize("name", [
@@ -605,28 +615,27 @@ def test_sandbox_prepared_with_parameters(conn):
     "x'); DROP TABLE victim; --",
     'evil" AS SELECT * FROM read_csv(\'/etc/passwd\'); --',
 ])
-def test_sandbox_ingest_table_name_injection(conn, tmp_path, name):
+def test_sandbox_ingest_table_name_injection(server, conn, name):
+    plain_execute(server, "CREATE TABLE victim(id INTEGER)", "INSERT INTO victim VALUES (1)")
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE victim(id INTEGER)")
-        cur.execute("INSERT INTO victim VALUES (1)")
         try:
             cur.adbc_ingest(name, sample(2), mode="create")
             created = True
         except adbc_driver_manager.Error:
             created = False
-    assert count(conn, "victim") == 1
-    names = [r[0] for r in info_schema(conn, "SELECT table_name FROM information_schema.tables")]
+    assert plain_count(server, "victim") == 1
+    names = [r[0] for r in info_schema(server, "SELECT table_name FROM information_schema.tables")]
     if created:
         assert name in names   # the name was taken literally, quoted
     assert not any("passwd" in n and n != name for n in names)
 
 
-def test_sandbox_ingest_schema_name_injection(conn):
+def test_sandbox_ingest_schema_name_injection(server, conn):
+    plain_execute(server, "CREATE TABLE victim(id INTEGER)")
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE victim(id INTEGER)")
         with pytest.raises(adbc_driver_manager.Error):
             cur.adbc_ingest("t", sample(2), mode="create",
                             db_schema_name='main"."victim"; DROP TABLE victim; --')
-    assert count(conn, "victim") == 0
-    assert [r[0] for r in info_schema(conn, "SELECT table_name FROM information_schema.tables "
+    assert plain_count(server, "victim") == 0
+    assert [r[0] for r in info_schema(server, "SELECT table_name FROM information_schema.tables "
                                             "WHERE table_name = 'victim'")] == ["victim"]
