@@ -62,6 +62,15 @@ def plain_query(server, sql):
         return c.do_get(paflight.Ticket(sql.encode())).read_all()
 
 
+def duck(sql):
+    """In-process DuckDB's answer to sql, as an Arrow table."""
+    db = reference()
+    try:
+        return db.sql(sql).fetch_arrow_table()
+    finally:
+        db.close()
+
+
 def run(conn, sql, params=None):
     with conn.cursor() as cur:
         cur.execute(sql, params)
@@ -213,6 +222,49 @@ def test_executescript(conn):
         cur.executescript("CREATE TABLE sc(x INTEGER); INSERT INTO sc VALUES (1), (2)")
         cur.execute("SELECT sum(x) FROM sc")
         assert cur.fetchall() == [(3,)]
+
+
+def test_execute_schema_and_prepare(conn):
+    """The prepared statement's dataset and parameter schemas (ActionCreatePreparedStatementResult)."""
+    sql = "SELECT 1::INTEGER AS a, 'x' AS b, 2.5::DOUBLE AS c"
+    want = duck(sql).schema
+    with conn.cursor() as cur:
+        got = cur.adbc_execute_schema(sql)
+        assert [(f.name, f.type) for f in got] == [(f.name, f.type) for f in want]
+        params = cur.adbc_prepare("SELECT ?::INTEGER + ?::INTEGER AS s")
+        assert params is not None and len(params) == 2
+        cur.execute("SELECT ?::INTEGER + ?::INTEGER AS s", (2, 3))
+        assert cur.fetchall() == [(5,)]
+
+
+def test_execute_partitions(conn):
+    """adbc_execute_partitions: the FlightInfo's endpoints, each read with DoGet on its own."""
+    sql = "SELECT i, 'v' || i AS s FROM range(50000) t(i)"
+    with conn.cursor() as cur:
+        partitions, schema = cur.adbc_execute_partitions(sql)
+        assert len(partitions) >= 1
+        tables = []
+        for p in partitions:
+            cur.adbc_read_partition(p)
+            tables.append(cur.fetch_arrow_table())
+    got = pa.concat_tables(tables).sort_by("i")
+    want = duck(sql + " ORDER BY i")
+    assert plain(got) == plain(want)
+    assert [f.name for f in schema] == ["i", "s"]
+
+
+def test_session_default_schema(server, conn):
+    """Session options for the default schema, or a clean refusal the driver accepts."""
+    try:
+        current = conn.adbc_current_db_schema
+    except (adbc_driver_manager.ProgrammingError, adbc_driver_manager.NotSupportedError) as e:
+        assert "not supported" in str(e) or "NOT_FOUND" in str(e), e
+        return
+    assert current == "main"
+    plain_execute(server, "CREATE SCHEMA other", "CREATE TABLE other.only_here AS SELECT 7 AS x")
+    conn.adbc_current_db_schema = "other"
+    assert conn.adbc_current_db_schema == "other"
+    assert run(conn, "SELECT x FROM only_here").to_pylist() == [{"x": 7}]
 
 
 # ---- errors ---------------------------------------------------------------------------------------
