@@ -198,9 +198,12 @@ def test_ddl_and_dml_through_execute(conn):
             cur.execute(sql)
             got = cur.fetchall()
             want = ref.execute(sql).fetchall()
-            assert got == want == [(affected,)], sql
+            assert want == [(affected,)]
+            # DuckDB's Count row, or no result at all (a statement the server prepared as an
+            # update: its dataset schema has no field, so neither has the stream)
+            assert got in (want, []), sql
             # rowcount is FlightInfo.total_records, which ADBC reads as "rows affected if known"
-            assert cur.rowcount in (-1, affected), (sql, cur.rowcount)
+            assert cur.rowcount == affected, (sql, cur.rowcount)
     same_as_duckdb(conn, ref, "SELECT * FROM dml ORDER BY id")
 
 
