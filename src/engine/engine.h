@@ -264,6 +264,51 @@ int wg_engine_put_key_find(struct wg_engine_conn *c, const char *key, int64_t *r
 int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, int64_t *deleted,
                              struct wg_error *err);
 
+/* Catalog metadata for Flight SQL (meta.c): fixed queries over DuckDB's catalog views, whose
+ * parameters are bound (never spliced into the SQL), giving rows of text. The database's own
+ * catalog only: the system and temp catalogs and the wigeon_internal schema are never listed.
+ * Patterns are SQL LIKE patterns (% and _, escaped with a backslash); a NULL parameter is no
+ * filter. Parameters and columns of each query:
+ *   CATALOGS        ()                              catalog
+ *   SCHEMAS         (catalog, schema LIKE)          catalog, schema
+ *   TABLES          (catalog, schema LIKE, table LIKE) catalog, schema, table, table_type
+ *                   (table_type as information_schema.tables: BASE TABLE, VIEW, LOCAL TEMPORARY)
+ *   PRIMARY_KEYS    (catalog, schema, table)        catalog, schema, table, column, key_name,
+ *                                                   key_sequence (1-based)
+ *   IMPORTED_KEYS / EXPORTED_KEYS / CROSS_REFERENCE
+ *                   (pk catalog, pk schema, pk table, fk catalog, fk schema, fk table)
+ *                   pk catalog, pk schema, pk table, pk column, fk catalog, fk schema, fk table,
+ *                   fk column, key_sequence, fk key name, pk key name, update rule, delete rule
+ *                   (the rules as Flight SQL's UpdateDeleteRules: 0 CASCADE .. 4 SET DEFAULT);
+ *                   ordered by the pk table (IMPORTED) or the fk table (the others)
+ *   KEYWORDS        ()                              keyword (duckdb_keywords())
+ *   FUNCTIONS       (categories, comma-separated, or "system")  function name, upper case */
+enum wg_engine_meta {
+  WG_ENGINE_META_CATALOGS,
+  WG_ENGINE_META_SCHEMAS,
+  WG_ENGINE_META_TABLES,
+  WG_ENGINE_META_PRIMARY_KEYS,
+  WG_ENGINE_META_IMPORTED_KEYS,
+  WG_ENGINE_META_EXPORTED_KEYS,
+  WG_ENGINE_META_CROSS_REFERENCE,
+  WG_ENGINE_META_KEYWORDS,
+  WG_ENGINE_META_FUNCTIONS,
+};
+/* Rows of text: cell (row, col) is cells[row * n_cols + col], NULL for SQL NULL. */
+struct wg_engine_rows {
+  int64_t n_rows, n_cols;
+  char **cells;
+};
+/* Runs query q with params (n_params must be the query's count: EINVAL otherwise), on c. *out is
+ * the caller's (wg_engine_rows_reset), also on error (then empty). */
+int wg_engine_meta(struct wg_engine_conn *c, enum wg_engine_meta q, const char *const *params,
+                   int n_params, struct wg_engine_rows *out, struct wg_error *err);
+void wg_engine_rows_reset(struct wg_engine_rows *r);
+static inline const char *wg_engine_rows_at(const struct wg_engine_rows *r, int64_t row,
+                                            int64_t col) {
+  return r->cells[row * r->n_cols + col];
+}
+
 /* Catalog. */
 struct wg_engine_table {
   char *schema_name;
