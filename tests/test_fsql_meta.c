@@ -114,10 +114,11 @@ static int run(const char *uri, wg_client *c, const ProtobufCMessage *cmd, struc
                            fi->endpoint[0]->ticket->ticket.len, &s, &st) != 0)
     rc = wg_error_set(err, st.sys_errno ? st.sys_errno : EIO, "%s", st.message);
   protobuf_c_message_free_unpacked(&fi->base, NULL);
-  if (rc == 0 && s.get_schema(&s, &out->schema) != 0)
-    rc = wg_error_set(err, EIO, "get_schema: %s", s.get_last_error(&s));
-  if (rc == 0 && s.get_next(&s, &out->batch) != 0)
-    rc = wg_error_set(err, EIO, "get_next: %s", s.get_last_error(&s));
+  int code = 0;
+  if (rc == 0 && (code = s.get_schema(&s, &out->schema)) != 0)
+    rc = wg_error_set(err, wg_fx_stream_failed(&s, code, &st), "get_schema: %s", st.message);
+  if (rc == 0 && (code = s.get_next(&s, &out->batch)) != 0)
+    rc = wg_error_set(err, wg_fx_stream_failed(&s, code, &st), "get_next: %s", st.message);
   if (rc == 0 && out->batch.release != NULL) {
     struct ArrowArray more;
     if (s.get_next(&s, &more) != 0 || more.release != NULL) {
@@ -297,6 +298,10 @@ static void every_command_answers_the_spec_schema(void) {
   SQLM(CommandGetTableTypes) tt = INIT(COMMAND_GET_TABLE_TYPES);
   ASSERT_OK(run(d.fx.uri, d.c, &tt.base, &r, &err), &err);
   check_fields(&r.schema, types_f, 1);
+  ASSERT_EQ(rows_of(&r), 3); /* information_schema.tables' kinds */
+  ASSERT_STREQ(text(r.batch.children[0], 0, buf, sizeof(buf)), "BASE TABLE");
+  ASSERT_STREQ(text(r.batch.children[0], 1, buf, sizeof(buf)), "LOCAL TEMPORARY");
+  ASSERT_STREQ(text(r.batch.children[0], 2, buf, sizeof(buf)), "VIEW");
   result_reset(&r);
   SQLM(CommandGetPrimaryKeys) pk = INIT(COMMAND_GET_PRIMARY_KEYS);
   pk.table = "p";
@@ -552,6 +557,9 @@ static void keys_come_from_the_constraints(void) {
   ASSERT_OK(run(d.fx.uri, d.c, &xr.base, &r, &err), &err);
   ASSERT_EQ(rows_of(&r), 0);
   result_reset(&r);
+  ik.table = NULL; /* the keys of which table? */
+  ASSERT_EQ(run(d.fx.uri, d.c, &ik.base, &r, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "CommandGetImportedKeys: table required") != NULL);
   db_close(&d);
 }
 

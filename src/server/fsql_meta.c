@@ -93,6 +93,8 @@ static int struct_batch(const struct fspec *f, int n_text, const struct wg_engin
                         struct ArrowArray *out, struct wg_error *err) {
   struct ArrowArray kids[16];
   memset(kids, 0, sizeof(kids));
+  if (n_text + n_extra > N(kids))
+    return wg_error_set(err, EINVAL, "%d columns in a metadata result", n_text + n_extra);
   int rc = 0;
   for (int i = 0; i < n_text && rc == 0; i++)
     rc = text_column(&f[i], r, src != NULL ? src[i] : i, keep, &kids[i], err);
@@ -641,19 +643,20 @@ static int meta_schema(const ProtobufCMessage *cmd, struct ArrowSchema *out, str
                       cmd->descriptor->short_name);
 }
 
-/* The keys commands: which query, its six parameters. */
+/* The keys commands: which query, its six parameters (pk catalog, schema, table, then fk's). */
 static int keys_batch(struct wg_server *s, struct wg_rpc_call *call, const ProtobufCMessage *cmd,
                       struct ArrowArray *out, struct wg_error *err) {
   const char *p[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
   enum wg_engine_meta q;
-  const char *what = "table";
   if (IS(cmd, command_get_cross_reference)) {
     const SQL(CommandGetCrossReference) *x = (const SQL(CommandGetCrossReference) *)cmd;
     const char *v[6] = {x->pk_catalog, x->pk_db_schema, x->pk_table,
                         x->fk_catalog, x->fk_db_schema, x->fk_table};
     memcpy(p, v, sizeof(p));
     q = WG_ENGINE_META_CROSS_REFERENCE;
-    if (p[2] == NULL || p[5] == NULL) what = "pk_table and fk_table";
+    if (p[2] == NULL || p[5] == NULL)
+      return wg_error_set(err, EINVAL, "Flight SQL CommandGetCrossReference: pk_table and "
+                                       "fk_table required");
   } else {
     /* CommandGetImportedKeys and CommandGetExportedKeys have the same fields */
     const SQL(CommandGetExportedKeys) *k = (const SQL(CommandGetExportedKeys) *)cmd;
@@ -662,11 +665,10 @@ static int keys_batch(struct wg_server *s, struct wg_rpc_call *call, const Proto
     p[at + 1] = k->db_schema;
     p[at + 2] = k->table;
     q = at ? WG_ENGINE_META_IMPORTED_KEYS : WG_ENGINE_META_EXPORTED_KEYS;
+    if (k->table == NULL)
+      return wg_error_set(err, EINVAL, "Flight SQL %s: table required",
+                          cmd->descriptor->short_name);
   }
-  if ((q == WG_ENGINE_META_CROSS_REFERENCE && (p[2] == NULL || p[5] == NULL)) ||
-      (q != WG_ENGINE_META_CROSS_REFERENCE && p[2] == NULL && p[5] == NULL))
-    return wg_error_set(err, EINVAL, "Flight SQL %s: %s required", cmd->descriptor->short_name,
-                        what);
   return query_batch(s, call, q, p, 6, fk_f, N(fk_f), NULL, out, err);
 }
 
