@@ -98,6 +98,7 @@ static int pack_into(const ProtobufCMessage *m, struct wg_buf *out, struct wg_er
   WG_RETURN_NOT_OK(wg_buf_reserve(out, (int64_t)n) == 0
                        ? 0
                        : wg_error_set(err, ENOMEM, "out of memory"));
+  if (n == 0) return 0; /* an empty message (CommandGetCatalogs {}): out may have no memory yet */
   protobuf_c_message_pack(m, out->data + out->size);
   out->size += (int64_t)n;
   return 0;
