@@ -189,7 +189,9 @@ void wg_engine_params_unref(struct wg_engine_params *p);                   /* NU
  * parameter, in order, named by DuckDB's name when it has one ($name) and by position "0".."n-1"
  * otherwise, typed as DuckDB infers: utf8 where DuckDB cannot tell, timestamp[ms] for TIMESTAMP
  * (JDBC's setTimestamp writes milliseconds whatever the field's unit)). Several statements are
- * CHANGE with no parameters. The caller owns both schemas on success; both released on error. */
+ * CHANGE with no parameters. A query whose result types only its bound values tell (SELECT ?) has
+ * no dataset schema (release NULL) but is ROWS. The caller owns the schemas on success; both
+ * are released on error. */
 int wg_engine_prepare_describe(struct wg_engine_conn *c, const char *sql,
                                struct ArrowSchema *dataset, struct ArrowSchema *params,
                                enum wg_engine_sql_kind *kind, struct wg_error *err);

@@ -577,10 +577,18 @@ static duckdb_logical_type param_type(duckdb_connection conn, duckdb_arrow_optio
 }
 
 /* The run half of the parameters' schema (prepare only). */
+struct params_schema {
+  struct ArrowSchema *out;
+  duckdb_statement_type type;
+  idx_t n;
+};
+
 static int params_schema_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
                              struct wg_error *err) {
-  struct ArrowSchema *out = ctx;
-  idx_t n = duckdb_nparams(*p);
+  struct params_schema *ps = ctx;
+  struct ArrowSchema *out = ps->out;
+  idx_t n = ps->n = duckdb_nparams(*p);
+  ps->type = duckdb_prepared_statement_type(*p);
   duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
   char **names = calloc(n ? n : 1, sizeof(*names));
   duckdb_arrow_options options = NULL;
@@ -619,21 +627,31 @@ int wg_engine_prepare_describe(struct wg_engine_conn *c, const char *sql,
                                struct ArrowSchema *dataset, struct ArrowSchema *params,
                                enum wg_engine_sql_kind *kind, struct wg_error *err) {
   memset(params, 0, sizeof(*params));
-  int rc = wg_engine_query_describe(c, sql, dataset, kind, err);
-  if (rc != 0) return rc;
+  memset(dataset, 0, sizeof(*dataset));
+  *kind = WG_ENGINE_SQL_CHANGE;
   duckdb_extracted_statements stmts = NULL;
   idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
   duckdb_destroy_extracted(&stmts);
-  if (*kind == WG_ENGINE_SQL_CHANGE) {
-    wg_schema_release(dataset);
-    rc = wg_schema_node_init(dataset, "+s", 0, err);
-  }
-  if (rc == 0 && n > 1) {
-    rc = wg_schema_node_init(params, "+s", 0, err); /* several: run as a script, no parameters */
-  } else if (rc == 0) {
+  int rc = 0;
+  if (n > 1) { /* several: run as a script, no parameters */
+    rc = wg_engine_query_describe(c, sql, dataset, kind, err);
+    if (rc == 0) rc = wg_schema_node_init(dataset, "+s", 0, err);
+    if (rc == 0) rc = wg_schema_node_init(params, "+s", 0, err);
+  } else {
+    struct params_schema ps = {.out = params};
     struct wg__client_sql q = {.sql = sql, .prepare_only = true, .run = params_schema_run,
-                               .ctx = params};
+                               .ctx = &ps};
     rc = wg__engine_client_sql(c, &q, err);
+    struct wg_error why;
+    int drc = rc == 0 ? wg_engine_query_describe(c, sql, dataset, kind, &why) : 0;
+    if (drc != 0 && ps.n > 0 && ps.type == DUCKDB_STATEMENT_TYPE_SELECT) {
+      *kind = WG_ENGINE_SQL_ROWS; /* result types that only the bound values tell */
+    } else if (drc != 0) {
+      rc = drc;
+      if (err != NULL) *err = why;
+    } else if (*kind == WG_ENGINE_SQL_CHANGE) {
+      rc = wg_schema_node_init(dataset, "+s", 0, err);
+    }
   }
   if (rc != 0) {
     wg_schema_release(dataset);

@@ -232,7 +232,8 @@ static int describe(struct wg_server *s, struct wg_rpc_call *call, struct entry 
   struct ArrowSchema dataset = {0}, ps = {0};
   int rc = wg_engine_prepare_describe(c.conn, e->sql, &dataset, &ps, &e->kind, err);
   wg__fsql_conn_release(s, &c);
-  if (rc == 0) rc = wg_flight_schema_bytes(&dataset, &e->dataset, err);
+  if (rc == 0 && dataset.release != NULL) /* none: types that only the bound values tell */
+    rc = wg_flight_schema_bytes(&dataset, &e->dataset, err);
   if (rc == 0) rc = wg_flight_schema_bytes(&ps, params, err);
   wg_schema_release(&dataset);
   wg_schema_release(&ps);
@@ -276,7 +277,7 @@ int wg__fsql_action_create_prepared(struct wg_server *s, struct wg_rpc_call *cal
     memcpy(handle, e.handle, HANDLE_LEN);
     r.has_prepared_statement_handle = 1;
     r.prepared_statement_handle = (ProtobufCBinaryData){HANDLE_LEN, handle};
-    r.has_dataset_schema = 1;
+    r.has_dataset_schema = dataset.size > 0; /* never present and empty (drivers.md) */
     r.dataset_schema = (ProtobufCBinaryData){(size_t)dataset.size, dataset.data};
     r.has_parameter_schema = 1;
     r.parameter_schema = (ProtobufCBinaryData){(size_t)params.size, params.data};
