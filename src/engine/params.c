@@ -587,6 +587,9 @@ static int params_schema_run(void *ctx, struct wg_engine_conn *c, duckdb_prepare
                              struct wg_error *err) {
   struct params_schema *ps = ctx;
   struct ArrowSchema *out = ps->out;
+  /* DuckDB 1.4 can "prepare" a statement whose binding failed (a file the sandbox refuses):
+   * its type is INVALID and its error is the binder's */
+  if (duckdb_prepare_error(*p) != NULL) return wg__engine_prepare_error(*p, err);
   idx_t n = ps->n = duckdb_nparams(*p);
   ps->type = duckdb_prepared_statement_type(*p);
   duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
@@ -649,7 +652,7 @@ int wg_engine_prepare_describe(struct wg_engine_conn *c, const char *sql,
     } else if (drc != 0) {
       rc = drc;
       if (err != NULL) *err = why;
-    } else if (*kind == WG_ENGINE_SQL_CHANGE) {
+    } else if (rc == 0 && *kind == WG_ENGINE_SQL_CHANGE) {
       rc = wg_schema_node_init(dataset, "+s", 0, err);
     }
   }
