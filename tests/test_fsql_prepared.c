@@ -495,14 +495,19 @@ static void statement_with_parameters_declares_them(void) {
   ASSERT_EQ(start(&fx, &c, &wc), 0);
   struct outcome o;
   created *p = NULL;
-  ASSERT_OK(create(&c, "SELECT $1::INTEGER + 1 AS a, $2::VARCHAR AS b, $3::TIMESTAMP AS t, ? AS u",
-                   &p, &o), o.err.message);
+  int64_t n;
+  struct wg_status st;
+  ASSERT_OK(wg_fx_query_i64(wc, "CREATE TABLE z (t TIMESTAMPTZ)", &n, &st), st.message);
+  ASSERT_OK(create(&c, "SELECT $1::INTEGER + 1 AS a, $2::VARCHAR AS b, $3::TIMESTAMP AS t, $4 AS u "
+                   "FROM z WHERE z.t = $5", &p, &o), o.err.message);
   struct ArrowSchema ps;
   ASSERT_OK(wg_flight_schema_parse((struct wg_bytes){p->parameter_schema.data,
                                                      (int64_t)p->parameter_schema.len},
                                    &ps, &o.err), o.err.message);
-  ASSERT_EQ(ps.n_children, 4);
-  const char *want[4] = {"i", "u", "tsm:", "u"}; /* TIMESTAMP as ms for JDBC; unknown as utf8 */
+  ASSERT_EQ(ps.n_children, 5);
+  /* TIMESTAMP and TIMESTAMPTZ as ms for JDBC; unknown as utf8 */
+  const char *want[5] = {"i", "u", "tsm:", "u", "tsm:"};
+  ASSERT_TRUE(strncmp(ps.children[4]->format, "tsm:", 4) == 0 && strlen(ps.children[4]->format) > 4);
   for (int i = 0; i < 4; i++) {
     char name[8];
     snprintf(name, sizeof(name), "%d", i);

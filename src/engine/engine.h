@@ -188,7 +188,8 @@ void wg_engine_params_unref(struct wg_engine_params *p);                   /* NU
  * WG_ENGINE_SQL_CHANGE) and of its parameters (*params: a struct with one nullable field per
  * parameter, in order, named by DuckDB's name when it has one ($name) and by position "0".."n-1"
  * otherwise, typed as DuckDB infers: utf8 where DuckDB cannot tell, timestamp[ms] for TIMESTAMP
- * (JDBC's setTimestamp writes milliseconds whatever the field's unit)). Several statements are
+ * and TIMESTAMP WITH TIME ZONE (JDBC's setTimestamp writes milliseconds whatever the field's
+ * unit)). Several statements are
  * CHANGE with no parameters. A query whose result types only its bound values tell (SELECT ?) has
  * no dataset schema (release NULL) but is ROWS. The caller owns the schemas on success; both
  * are released on error. */

@@ -5,6 +5,7 @@
  * and bound. Every statement goes through wg__engine_client_sql (sql.c), so the sandbox and the
  * write checks hold; queries stream through query.c's gathering (wg__engine_query_open_chunks)
  * with a chunk source that runs the statement once per row. */
+#include "arrow/array.h"
 #include "arrow/concat.h"
 #include "common/text.h"
 #include "engine/engine_internal.h"
@@ -65,7 +66,7 @@ int wg_engine_params_add(struct wg_engine_params *p, struct ArrowArray *batch,
   if (o == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   p->batches[p->n++] = o;
   p->rows += len;
-  p->bytes += bytes > 0 ? bytes : 0;
+  p->bytes += bytes >= 0 ? bytes : 16 * (len + 1); /* a layout it cannot size: a guess */
   return 0;
 }
 
@@ -170,6 +171,12 @@ static int vector_value(duckdb_vector v, idx_t row, int64_t col, duckdb_value *o
     case DUCKDB_TYPE_TIMESTAMP_NS:
       *out = duckdb_create_timestamp_ns(((const duckdb_timestamp_ns *)d)[row]);
       break;
+    case DUCKDB_TYPE_UUID: { /* stored with its top bit flipped (so that it sorts as text) */
+      duckdb_hugeint h = ((const duckdb_hugeint *)d)[row];
+      duckdb_uhugeint u = {.lower = h.lower, .upper = (uint64_t)h.upper ^ ((uint64_t)1 << 63)};
+      *out = duckdb_create_uuid(u);
+      break;
+    }
     case DUCKDB_TYPE_INTERVAL:
       *out = duckdb_create_interval(((const duckdb_interval *)d)[row]);
       break;
@@ -613,9 +620,24 @@ static int params_schema_run(void *ctx, struct wg_engine_conn *c, duckdb_prepare
     }
     duckdb_free((void *)own);
   }
-  if (rc == 0) rc = wg_engine_to_arrow_schema(options, types, (const char **)names, n, out, err);
-  for (int64_t i = 0; rc == 0 && i < out->n_children; i++)
-    out->children[i]->flags |= ARROW_FLAG_NULLABLE;
+  struct ArrowSchema duck = {0};
+  if (rc == 0) rc = wg_engine_to_arrow_schema(options, types, (const char **)names, n, &duck, err);
+  if (rc == 0) rc = wg_schema_deep_copy(&duck, out, err); /* ours, to set formats */
+  wg_schema_release(&duck);
+  for (int64_t i = 0; rc == 0 && i < out->n_children; i++) {
+    struct ArrowSchema *f = out->children[i];
+    f->flags |= ARROW_FLAG_NULLABLE;
+    if (strncmp(f->format, "tsu:", 4) == 0) { /* TIMESTAMP WITH TIME ZONE: as ms too */
+      char *ms = strdup(f->format);
+      if (ms == NULL) {
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+        break;
+      }
+      ms[2] = 'm';
+      if (wg_schema_set_format(f, ms) != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+      free(ms);
+    }
+  }
   for (idx_t i = 0; i < n; i++) {
     if (types != NULL && types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
     if (names != NULL) free(names[i]);
