@@ -35,7 +35,7 @@ static int put_advance(struct wg__put_stream *in, struct ArrowArray *batch, stru
   if (in->pending_first) {
     in->pending_first = false;
     WG_RETURN_NOT_OK(put_decode(in, in->first, batch, err));
-    if (batch->release != NULL) return 0;
+    if (batch->release != NULL || in->have_schema) return 0; /* a schema: for _schema, too */
   }
   while (!in->done) {
     grpc_byte_buffer *bb = NULL;
