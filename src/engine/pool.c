@@ -305,3 +305,7 @@ void wg_engine_interrupt(struct wg_engine_conn *c) {
   atomic_store(&c->interrupted, true);
   duckdb_interrupt(c->conn);
 }
+
+void wg_engine_interrupt_clear(struct wg_engine_conn *c) {
+  if (c != NULL) atomic_store(&c->interrupted, false);
+}
