@@ -307,6 +307,16 @@ int wg__fsql_action_end_transaction(struct wg_server *s, struct wg_rpc_call *cal
   txn_unlink(s, t); /* from here no call finds it: it ends whatever COMMIT says */
   bool commit =
       action == ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT;
+  /* DuckDB aborts a transaction on a failed statement and then takes its COMMIT silently as a
+   * rollback: ask first, so that the client is not told its writes committed */
+  struct wg_error probe = {""};
+  if (commit && wg_engine_execute(t->conn, "SELECT 1", NULL, &probe) != 0) {
+    rc = wg_error_set(err, EPERM, "COMMIT refused: a statement failed in this transaction, so "
+                                  "DuckDB aborted it (%.300s); nothing of it is committed, and "
+                                  "it is rolled back and ended", probe.message);
+    txn_close(s, t);
+    return rc;
+  }
   rc = wg_engine_execute(t->conn, commit ? "COMMIT" : "ROLLBACK", NULL, err);
   if (rc != 0)
     wg_error_prefix(err, rc, "%s failed; the transaction is rolled back and ended",
