@@ -438,6 +438,11 @@ static void idle_transaction_expires_and_rolls_back(void) {
   ASSERT_EQ(query_i64(e.ch, "SELECT 1", id, n, &v, &e.err), ENOENT);
   ASSERT_TRUE(strstr(e.err.message, "--session-idle-timeout") != NULL);
   ASSERT_EQ(others_count(&e, "t"), 0);
+  uint8_t next[64]; /* an expired transaction has no successor */
+  size_t nn = 0;
+  ASSERT_OK(begin(e.ch, next, &nn, &e.err), &e.err);
+  ASSERT_EQ(query_i64(e.ch, "SELECT 1", id, n, &v, &e.err), ENOENT);
+  ASSERT_OK(end(e.ch, next, nn, false, &e.err), &e.err);
   /* its writes are gone and nothing holds the table: another writer commits */
   ASSERT_OK(exec_sql(&e, "INSERT INTO t VALUES (2)"), e.st.message);
   ASSERT_EQ(others_count(&e, "t"), 1);
@@ -512,6 +517,68 @@ static void failed_statement_leaves_the_transaction_to_roll_back(void) {
   ASSERT_EQ(end(e.ch, id, n, false, &e.err), ENOENT);
   ASSERT_EQ(others_count(&e, "t"), 1);
   ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 0);
+  env_stop(&e);
+}
+
+/* ADBC runs a statement prepared in a transaction again after commit(), naming the ended one */
+static void an_ended_id_stands_for_the_next_transaction_its_client_began(void) {
+  struct env e;
+  struct wg_server_options o = {.listen = "0.0.0.0:0"}; /* reached on 127.0.0.1 and 127.0.0.2 */
+  ASSERT_EQ(env_start(&e, &o), 0);
+  ASSERT_OK(exec_sql(&e, "CREATE TABLE t (x INT)"), e.st.message);
+  uint8_t a[64], b[64];
+  size_t na = 0, nb = 0;
+  int64_t rows = 0, v = 0;
+  ASSERT_OK(begin(e.ch, a, &na, &e.err), &e.err);
+  ASSERT_OK(end(e.ch, a, na, true, &e.err), &e.err);
+  ASSERT_EQ(query_i64(e.ch, "SELECT 1", a, na, &v, &e.err), ENOENT); /* none begun since */
+  ASSERT_OK(begin(e.ch, b, &nb, &e.err), &e.err);
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (1)", a, na, &rows, &e.err), &e.err);
+  ASSERT_OK(query_i64(e.ch, "SELECT count(*) FROM t", b, nb, &v, &e.err), &e.err);
+  ASSERT_EQ(v, 1); /* it ran in b */
+  ASSERT_EQ(others_count(&e, "t"), 0);
+  /* but ending goes by the exact id: a repeated EndTransaction cannot end the next one */
+  ASSERT_EQ(end(e.ch, a, na, true, &e.err), ENOENT);
+  /* nor does another client's call follow it */
+  struct wg_rpc_channel *other = NULL;
+  char other_uri[64];
+  snprintf(other_uri, sizeof(other_uri), "127.0.0.2:%d", e.fx.port);
+  ASSERT_OK(wg_rpc_channel_create(&other, other_uri, &e.err), &e.err);
+  int rc = query_i64(other, "SELECT 1", a, na, &v, &e.err);
+  wg_rpc_channel_destroy(other);
+  ASSERT_EQ(rc, ENOENT);
+  ASSERT_OK(end(e.ch, b, nb, false, &e.err), &e.err);
+  ASSERT_EQ(others_count(&e, "t"), 0);
+  env_stop(&e);
+}
+
+static void sql_inside_a_transaction_runs_in_it(void) {
+  struct env e;
+  struct wg_server_options o = {0};
+  ASSERT_EQ(env_start(&e, &o), 0);
+  ASSERT_OK(exec_sql(&e, "CREATE TABLE t (x INT)"), e.st.message);
+  uint8_t id[64];
+  size_t n = 0;
+  int64_t rows = 0, v = 0;
+  ASSERT_OK(begin(e.ch, id, &n, &e.err), &e.err);
+  /* several statements: inside the transaction, not in one of their own */
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2), (3)", id, n, &rows,
+                   &e.err),
+            &e.err);
+  ASSERT_EQ(rows, 3);
+  ASSERT_EQ(others_count(&e, "t"), 0);
+  /* transaction control as SQL would end it behind the server's back: refused, as a query too */
+  ASSERT_EQ(update(e.ch, "COMMIT", id, n, &rows, &e.err), EPERM);
+  ASSERT_TRUE(strstr(e.err.message, "EndTransaction") != NULL);
+  ASSERT_EQ(query_i64(e.ch, "ROLLBACK", id, n, &v, &e.err), EPERM);
+  ASSERT_EQ(update(e.ch, "INSERT INTO t VALUES (4); COMMIT", id, n, &rows, &e.err), EPERM);
+  ASSERT_EQ(others_count(&e, "t"), 0);
+  ASSERT_OK(end(e.ch, id, n, false, &e.err), &e.err);
+  ASSERT_EQ(others_count(&e, "t"), 0);
+  /* outside a transaction several statements are still all or nothing, BEGIN ... COMMIT too */
+  ASSERT_OK(update(e.ch, "BEGIN; INSERT INTO t VALUES (5); COMMIT", NULL, 0, &rows, &e.err),
+            &e.err);
+  ASSERT_EQ(others_count(&e, "t"), 1);
   env_stop(&e);
 }
 
@@ -824,6 +891,8 @@ int main(void) {
   RUN_TEST(max_sessions_refuses_one_more_naming_the_flag);
   RUN_TEST(server_stop_rolls_back_open_transactions);
   RUN_TEST(failed_statement_leaves_the_transaction_to_roll_back);
+  RUN_TEST(an_ended_id_stands_for_the_next_transaction_its_client_began);
+  RUN_TEST(sql_inside_a_transaction_runs_in_it);
   RUN_TEST(savepoints_are_unimplemented);
   RUN_TEST(cancel_flight_info_interrupts_a_running_doget);
   RUN_TEST(cancel_in_a_transaction_and_a_busy_transaction_waits);

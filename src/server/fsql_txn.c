@@ -17,7 +17,7 @@
 
 #include "server/fsql.h"
 
-enum { TXN_ID_LEN = 16, OWNER_LEN = 160, WAIT_SLICE_MS = 100 };
+enum { TXN_ID_LEN = 16, OWNER_LEN = 160, WAIT_SLICE_MS = 100, N_ENDED = 256 };
 
 struct wg__fsql_txn {
   uint8_t id[TXN_ID_LEN];
@@ -36,6 +36,14 @@ struct wg__fsql_txns {
   int64_t idle_ms;
   bool stopping, sweeper_started;
   pthread_t sweeper;
+  /* Transactions their clients ended lately (a ring), each with the next one the same client
+   * began after it: see "successors" below. */
+  struct wg__fsql_ended {
+    uint8_t id[TXN_ID_LEN], next[TXN_ID_LEN];
+    bool used, has_next;
+    char owner[OWNER_LEN];
+  } ended[N_ENDED];
+  int next_ended;
 };
 
 static int64_t now_ms(void) {
@@ -145,22 +153,63 @@ void wg__fsql_txn_fini(struct wg_server *s) {
   s->fsql->txns = NULL;
 }
 
-/* The transaction of `id` for this caller, made busy (the caller's until txn_put), waiting while
+/* Successors. ADBC's Flight SQL driver prepares a statement once, with the transaction id of the
+ * moment (CommandPreparedStatementQuery/Update carry none), and runs it again after commit() or
+ * rollback(), which end that transaction and begin the next: the prepared statement names an
+ * ended transaction while its client means its current one. So an id its client ended (with
+ * EndTransaction: not one that expired) stands for the next transaction the same client began
+ * after it, when there is one. Under mu. */
+static void note_ended(struct wg__fsql_txns *ts, const struct wg__fsql_txn *t) {
+  struct wg__fsql_ended *e = &ts->ended[ts->next_ended];
+  ts->next_ended = (ts->next_ended + 1) % N_ENDED;
+  memcpy(e->id, t->id, TXN_ID_LEN);
+  memcpy(e->owner, t->owner, OWNER_LEN);
+  e->used = true;
+  e->has_next = false;
+}
+
+static void note_begun(struct wg__fsql_txns *ts, const struct wg__fsql_txn *t) {
+  for (int i = 0; i < N_ENDED; i++) {
+    struct wg__fsql_ended *e = &ts->ended[i];
+    if (e->used && !e->has_next && strcmp(e->owner, t->owner) == 0) {
+      memcpy(e->next, t->id, TXN_ID_LEN);
+      e->has_next = true;
+    }
+  }
+}
+
+/* The open transaction of id for owner, following successors (at most N_ENDED of them). */
+static struct wg__fsql_txn *find_open(struct wg__fsql_txns *ts, const uint8_t *id,
+                                      const char *owner, bool follow) {
+  uint8_t want[TXN_ID_LEN];
+  memcpy(want, id, TXN_ID_LEN);
+  for (int hop = 0; hop <= (follow ? N_ENDED : 0); hop++) {
+    for (struct wg__fsql_txn *t = ts->head; t != NULL; t = t->next)
+      if (memcmp(t->id, want, TXN_ID_LEN) == 0) return strcmp(t->owner, owner) == 0 ? t : NULL;
+    const struct wg__fsql_ended *e = NULL;
+    for (int i = 0; i < N_ENDED && e == NULL; i++)
+      if (ts->ended[i].used && memcmp(ts->ended[i].id, want, TXN_ID_LEN) == 0) e = &ts->ended[i];
+    if (e == NULL || !e->has_next || strcmp(e->owner, owner) != 0) return NULL;
+    memcpy(want, e->next, TXN_ID_LEN);
+  }
+  return NULL;
+}
+
+/* The transaction of `id` for this caller (or its successor, when `follow`: not to end one),
+ * made busy (the caller's until txn_put), waiting while
  * another call uses it: at most the acquire timeout, and not past a cancel of the call. ENOENT for
  * an unknown, ended, expired or another client's id (the same answer: an id tells nothing about
  * other clients), EBUSY after the wait. */
 static int txn_take(struct wg_server *s, const struct wg_rpc_call *call, const uint8_t *id,
-                    size_t len, struct wg__fsql_txn **out, struct wg_error *err) {
+                    size_t len, bool follow, struct wg__fsql_txn **out, struct wg_error *err) {
   struct wg__fsql_txns *ts = s->fsql->txns;
   char owner[OWNER_LEN];
   wg__fsql_owner(call, owner, sizeof(owner));
   int64_t limit = s->options.acquire_timeout_ms, start = now_ms();
   pthread_mutex_lock(&ts->mu);
   for (;;) {
-    struct wg__fsql_txn *t = ts->head;
-    while (t != NULL && (len != TXN_ID_LEN || memcmp(t->id, id, TXN_ID_LEN) != 0))
-      t = t->next;
-    if (t == NULL || strcmp(t->owner, owner) != 0) {
+    struct wg__fsql_txn *t = len == TXN_ID_LEN ? find_open(ts, id, owner, follow) : NULL;
+    if (t == NULL) {
       pthread_mutex_unlock(&ts->mu);
       return wg_error_set(err, ENOENT,
                           "unknown transaction id: it was committed or rolled back, expired "
@@ -202,10 +251,12 @@ static void txn_put(struct wg_server *s, struct wg__fsql_txn *t) {
   pthread_mutex_unlock(&ts->mu);
 }
 
-/* Takes a busy transaction (the caller's) out of the list, so that it can be ended. */
-static void txn_unlink(struct wg_server *s, struct wg__fsql_txn *t) {
+/* Takes a busy transaction (the caller's) out of the list, so that it can be ended; `by_client`:
+ * ended by its client (EndTransaction), so that the next one it begins succeeds it. */
+static void txn_unlink(struct wg_server *s, struct wg__fsql_txn *t, bool by_client) {
   struct wg__fsql_txns *ts = s->fsql->txns;
   pthread_mutex_lock(&ts->mu);
+  if (by_client) note_ended(ts, t);
   for (struct wg__fsql_txn **pp = &ts->head; *pp != NULL; pp = &(*pp)->next) {
     if (*pp == t) {
       *pp = t->next;
@@ -223,7 +274,7 @@ int wg__fsql_conn_acquire(struct wg_server *s, const struct wg_rpc_call *call, b
   out->txn = NULL;
   if (!has_txn || txn_id.len == 0) return wg_engine_acquire(s->engine, &out->conn, err);
   struct wg__fsql_txn *t = NULL;
-  WG_RETURN_NOT_OK(txn_take(s, call, txn_id.data, txn_id.len, &t, err));
+  WG_RETURN_NOT_OK(txn_take(s, call, txn_id.data, txn_id.len, true, &t, err));
   out->conn = t->conn;
   out->txn = t;
   return 0;
@@ -258,6 +309,7 @@ int wg__fsql_action_begin_transaction(struct wg_server *s, struct wg_rpc_call *c
                       "(--max-sessions); end one (commit or roll back) first",
                       s->options.max_sessions);
   if (rc == 0) rc = wg_engine_execute(t->conn, "BEGIN TRANSACTION", NULL, err);
+  if (rc == 0) wg_engine_conn_session_txn(t->conn, true); /* no COMMIT as SQL from now on */
   if (rc == 0 && getrandom(t->id, TXN_ID_LEN, 0) != TXN_ID_LEN)
     rc = wg_error_set(err, EIO, "cannot draw a random transaction id");
   if (rc != 0) {
@@ -270,6 +322,7 @@ int wg__fsql_action_begin_transaction(struct wg_server *s, struct wg_rpc_call *c
   pthread_mutex_lock(&ts->mu);
   t->next = ts->head;
   ts->head = t;
+  note_begun(ts, t);
   pthread_mutex_unlock(&ts->mu);
   Arrow__Flight__Protocol__Sql__ActionBeginTransactionResult r =
       ARROW__FLIGHT__PROTOCOL__SQL__ACTION_BEGIN_TRANSACTION_RESULT__INIT;
@@ -278,7 +331,7 @@ int wg__fsql_action_begin_transaction(struct wg_server *s, struct wg_rpc_call *c
   r.transaction_id.len = TXN_ID_LEN;
   rc = wg__fsql_action_result(call, &r.base, true, err);
   if (rc != 0) { /* the client never learnt the id: nobody could end it */
-    txn_unlink(s, t);
+    txn_unlink(s, t, false);
     txn_close(s, t);
     return rc;
   }
@@ -301,10 +354,11 @@ int wg__fsql_action_end_transaction(struct wg_server *s, struct wg_rpc_call *cal
   else if (!req->has_transaction_id || req->transaction_id.len == 0)
     rc = wg_error_set(err, EINVAL, "EndTransaction: no transaction_id");
   struct wg__fsql_txn *t = NULL;
-  if (rc == 0) rc = txn_take(s, call, req->transaction_id.data, req->transaction_id.len, &t, err);
+  if (rc == 0) rc = txn_take(s, call, req->transaction_id.data, req->transaction_id.len, false, &t,
+                          err);
   protobuf_c_message_free_unpacked(&req->base, NULL);
   if (rc != 0) return rc;
-  txn_unlink(s, t); /* from here no call finds it: it ends whatever COMMIT says */
+  txn_unlink(s, t, true); /* from here no call finds it: it ends whatever COMMIT says */
   bool commit =
       action == ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT;
   /* DuckDB aborts a transaction on a failed statement and then takes its COMMIT silently as a
@@ -317,6 +371,7 @@ int wg__fsql_action_end_transaction(struct wg_server *s, struct wg_rpc_call *cal
     txn_close(s, t);
     return rc;
   }
+  wg_engine_conn_session_txn(t->conn, false);
   rc = wg_engine_execute(t->conn, commit ? "COMMIT" : "ROLLBACK", NULL, err);
   if (rc != 0)
     wg_error_prefix(err, rc, "%s failed; the transaction is rolled back and ended",
