@@ -100,3 +100,26 @@ def test_adbc_cancel_stops_a_long_query(server):
         with conn.cursor() as c2:  # the connection works on
             c2.execute("SELECT 42")
             assert c2.fetchone()[0] == 42
+
+
+def test_the_same_statement_after_commit_and_scripts_in_a_transaction(server):
+    """The driver prepares a statement once, in the transaction of the moment, and runs it again
+    after commit() (a new transaction); a script runs inside the transaction."""
+    with dbapi.connect(server.uri, autocommit=True) as other:
+        with other.cursor() as cur:
+            cur.execute("CREATE TABLE t (x BIGINT)")
+        with connect_in_transaction(server.uri) as conn:
+            with conn.cursor() as cur:
+                for i in range(3):
+                    cur.execute("INSERT INTO t VALUES (1)")
+                    conn.commit()
+                    assert count(other, "t") == i + 1
+                cur.executescript("INSERT INTO t VALUES (2); INSERT INTO t VALUES (3)")
+                assert count(other, "t") == 3
+                cur.execute("SELECT count(*) FROM t")
+                assert cur.fetchone()[0] == 5
+                with pytest.raises(dbapi.Error):  # COMMIT as SQL: refused, it stays open
+                    cur.execute("COMMIT")
+                conn.rollback()
+            assert count(other, "t") == 3
+
