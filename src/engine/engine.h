@@ -113,6 +113,14 @@ void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c);
 duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c);
 /* Interrupts whatever runs on the connection (callable from any thread, e.g. on cancel). */
 void wg_engine_interrupt(struct wg_engine_conn *c);
+/* Forgets an interrupt, for a connection kept across calls (a pinned session's): the calls'
+ * connections forget theirs when acquired. Call it before the next call uses the connection. */
+void wg_engine_interrupt_clear(struct wg_engine_conn *c);
+/* Marks a pinned connection as holding a session's transaction (open true, after its BEGIN) or
+ * not (before its COMMIT or ROLLBACK): meanwhile client SQL runs inside that transaction (several
+ * statements too, without a transaction of their own) and transaction control as SQL is refused
+ * with EPERM. Not thread-safe with a statement running on c. */
+void wg_engine_conn_session_txn(struct wg_engine_conn *c, bool open);
 
 /* Runs one query and streams its result as Arrow record batches of about target_rows rows
  * (DuckDB's 2048-row chunks gathered; 0 = 65536) and WG_ENGINE_DEFAULT_BATCH_BYTES bytes at most
