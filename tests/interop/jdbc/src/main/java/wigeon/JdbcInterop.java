@@ -841,9 +841,17 @@ public final class JdbcInterop {
             }
           }
           eq(want, got, "java.sql.Types per column");
-          eq("dec", md.getColumnName(13), "column 13");
-          eq(10, md.getPrecision(13), "DECIMAL(10,3) precision");
-          eq(3, md.getScale(13), "DECIMAL(10,3) scale");
+        }
+      });
+      check("ResultSet of every type: ResultSetMetaData precision and scale of DECIMAL(10,3)", () -> {
+        // The driver takes them from the dataset schema's field metadata
+        // (ARROW:FLIGHT:SQL:PRECISION / ARROW:FLIGHT:SQL:SCALE), nothing else.
+        try (Connection c = connect(); Statement s = c.createStatement();
+            ResultSet rs = s.executeQuery("SELECT dec, dec38 FROM jdbc_types ORDER BY k")) {
+          ResultSetMetaData md = rs.getMetaData();
+          eq(List.of(10, 3, 38, 10),
+              List.of(md.getPrecision(1), md.getScale(1), md.getPrecision(2), md.getScale(2)),
+              "precision, scale of DECIMAL(10,3) and DECIMAL(38,10)");
         }
       });
       check("ResultSet of every type: integers, signed and unsigned, at both ends", () -> {
@@ -866,16 +874,25 @@ public final class JdbcInterop {
           eq(Integer.MAX_VALUE, rs.getInt("i"), "INTEGER max");
           eq(Long.MAX_VALUE, rs.getLong("bi"), "BIGINT max");
           eq(Long.MAX_VALUE, ((Number) rs.getObject("bi")).longValue(), "BIGINT getObject");
-          eq(Integer.toString((1 << 8) - 1), rs.getString("uti"), "UTINYINT max as text");
-          eq(Integer.toString((1 << 16) - 1), rs.getString("usi"), "USMALLINT max as text");
-          eq(Long.toString((1L << 32) - 1), rs.getString("ui"), "UINTEGER max as text");
           eq(new java.math.BigInteger("2").pow(64).subtract(java.math.BigInteger.ONE).toString(),
               rs.getString("ubi"), "UBIGINT max as text");
-          eq(255, rs.getInt("uti"), "UTINYINT max getInt");
-          eq(65535, rs.getInt("usi"), "USMALLINT max getInt");
-          eq((1L << 32) - 1, rs.getLong("ui"), "UINTEGER max getLong");
         }
       });
+      xfail("ResultSet of every type: UTINYINT, USMALLINT, UINTEGER at their maximum",
+          "the 18.3.0 driver sign-extends uint8/uint16/uint32 (ArrowFlightJdbcBaseIntVectorAccessor"
+              + " reads them into a signed long: 255 as uint8 gives getInt -1 and getString"
+              + " 18446744073709551615, seen against a mock server too)", () -> {
+            try (Connection c = connect(); Statement s = c.createStatement();
+                ResultSet rs = s.executeQuery("SELECT uti, usi, ui FROM jdbc_types WHERE k = 2")) {
+              truth(rs.next(), "row 2");
+              eq(List.of(Integer.toString((1 << 8) - 1), Integer.toString((1 << 16) - 1),
+                      Long.toString((1L << 32) - 1)),
+                  List.of(rs.getString("uti"), rs.getString("usi"), rs.getString("ui")),
+                  "UTINYINT, USMALLINT, UINTEGER max as text");
+              eq(List.of(255L, 65535L, (1L << 32) - 1),
+                  List.of(rs.getLong("uti"), rs.getLong("usi"), rs.getLong("ui")), "as getLong");
+            }
+          });
       check("ResultSet of every type: FLOAT, DOUBLE, DECIMAL", () -> {
         try (Connection c = connect(); Statement s = c.createStatement();
             ResultSet rs = s.executeQuery("SELECT fl, db, dec, dec38 FROM jdbc_types ORDER BY k")) {
@@ -915,13 +932,13 @@ public final class JdbcInterop {
           eq(((13 * 60 + 45) * 60 + 30) * 1000L + 123, rs.getTime("tm").getTime(),
               "TIME 13:45:30.123456 in ms of the day");
           eq(Timestamp.valueOf(TS), rs.getTimestamp("ts"), "TIMESTAMP 2024-02-29 13:45:30.123456");
-          eq(TSTZ, rs.getTimestamp("tstz").toInstant(), "TIMESTAMPTZ instant");
+          eq(TSTZ, rs.getObject("tstz", Instant.class), "TIMESTAMPTZ as an Instant");
           truth(rs.next(), "row 2");
           eq(LocalDate.of(2024, 2, 29), rs.getDate("dt").toLocalDate(), "DATE 2024-02-29");
           eq(0L, rs.getTime("tm").getTime(), "TIME 00:00:00");
           eq(Timestamp.valueOf(LocalDateTime.of(1969, 12, 31, 23, 59, 59)), rs.getTimestamp("ts"),
               "TIMESTAMP before 1970");
-          eq(Instant.ofEpochSecond(-1), rs.getTimestamp("tstz").toInstant(), "TIMESTAMPTZ -1 s");
+          eq(Instant.ofEpochSecond(-1), rs.getObject("tstz", Instant.class), "TIMESTAMPTZ -1 s");
         }
       });
       check("ResultSet of every type: INTERVAL", () -> {
@@ -929,7 +946,9 @@ public final class JdbcInterop {
             ResultSet rs = s.executeQuery("SELECT iv FROM jdbc_types ORDER BY k")) {
           truth(rs.next(), "row 1");
           String d = Duration.ofHours(4).plusMinutes(5).plusSeconds(6).plusMillis(789).toString();
-          eq(Period.of(1, 2, 3) + d.substring(1), rs.getString("iv"), "INTERVAL as ISO 8601");
+          // The driver prints month_day_nano as Period(months, days) + Duration: P14M3DT4H5M6.789S.
+          eq(Period.ofMonths(12 + 2).plusDays(3) + d.substring(1), rs.getString("iv"),
+              "INTERVAL as ISO 8601");
           truth(rs.next(), "row 2");
           eq(Period.ofDays(-1).toString(), rs.getString("iv"), "INTERVAL -1 day");
         }
@@ -978,9 +997,36 @@ public final class JdbcInterop {
   // --- Statement.cancel --------------------------------------------------------------------------
 
   static final class Cancel {
+    /**
+     * A connection whose close tolerates the driver's own allocator complaint after a cancelled
+     * stream ("Memory was leaked by query", thrown by the client's BufferAllocator.close: a
+     * client-side accounting of the cancelled DoGet's buffers, seen with 18.3.0 against a mock
+     * server too), printed as a note; any other close error still fails the check.
+     */
+    static final class AfterCancel implements AutoCloseable {
+      final Connection c;
+
+      AfterCancel() throws SQLException {
+        c = connect();
+      }
+
+      @Override
+      public void close() throws SQLException {
+        try {
+          c.close();
+        } catch (SQLException e) {
+          if (!describe(e).contains("Memory was leaked")) {
+            throw e;
+          }
+          System.out.println("      NOTE (driver): Connection.close after the cancel: "
+              + describe(e).trim().replace("\n", " | "));
+        }
+      }
+    }
+
     static void run() {
       check("Statement.cancel from another thread stops a long streaming query", () -> {
-        try (Connection c = connect(); Statement s = c.createStatement()) {
+        try (AfterCancel ac = new AfterCancel(); Statement s = ac.c.createStatement()) {
           // 10^10 rows: minutes to stream whole; the check reads a while, then cancels.
           ResultSet rs = s.executeQuery("SELECT i FROM range(0, 10000000000) r(i)");
           truth(rs.next(), "a first row");
@@ -1024,7 +1070,7 @@ public final class JdbcInterop {
         }
       });
       check("Statement.cancel from another thread stops a query still computing its first row", () -> {
-        try (Connection c = connect(); Statement s = c.createStatement()) {
+        try (AfterCancel ac = new AfterCancel(); Statement s = ac.c.createStatement()) {
           long t0 = System.nanoTime();
           Thread t = new Thread(() -> {
             try {
