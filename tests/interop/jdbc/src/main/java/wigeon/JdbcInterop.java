@@ -353,17 +353,17 @@ public final class JdbcInterop {
 
   static final class Prepared {
     static final LocalDate D1 = LocalDate.of(2024, 2, 29);
-    static final LocalDateTime TS1 = LocalDateTime.of(2024, 2, 29, 13, 45, 30, 123_456_000);
+    static final LocalDateTime TS1 = LocalDateTime.of(2024, 2, 29, 13, 45, 30, 123_000_000);
     static final LocalDate D2 = LocalDate.of(1969, 7, 20);
     static final LocalDateTime TS2 = LocalDateTime.of(1969, 7, 20, 20, 17, 40, 0);
 
     static void run() {
-      check("PreparedStatement: INSERT with int, bigint, double, varchar, boolean, date, timestamp, decimal, null", () -> {
+      check("PreparedStatement: INSERT with int, bigint, double, varchar, boolean, date, decimal, null", () -> {
         try (Connection c = connect()) {
           update(c, "CREATE TABLE jdbc_params (k INTEGER, i INTEGER, b BIGINT, d DOUBLE, s VARCHAR,"
-              + " f BOOLEAN, dt DATE, ts TIMESTAMP, dec DECIMAL(18,3))");
+              + " f BOOLEAN, dt DATE, dec DECIMAL(18,3))");
           try (PreparedStatement ps = c.prepareStatement(
-              "INSERT INTO jdbc_params VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+              "INSERT INTO jdbc_params VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) {
             ps.setInt(1, 1);
             ps.setInt(2, -2147483648);
             ps.setLong(3, 9007199254740993L);
@@ -371,8 +371,7 @@ public final class JdbcInterop {
             ps.setString(5, "héllo, wörld ✓");
             ps.setBoolean(6, true);
             ps.setDate(7, Date.valueOf(D1));
-            ps.setTimestamp(8, Timestamp.valueOf(TS1));
-            ps.setBigDecimal(9, new BigDecimal("123456789012345.678"));
+            ps.setBigDecimal(8, new BigDecimal("123456789012345.678"));
             eq(1, ps.executeUpdate(), "first INSERT count");
             ps.setInt(1, 2);
             ps.setInt(2, 2147483647);
@@ -381,12 +380,11 @@ public final class JdbcInterop {
             ps.setString(5, "");
             ps.setBoolean(6, false);
             ps.setDate(7, Date.valueOf(D2));
-            ps.setTimestamp(8, Timestamp.valueOf(TS2));
-            ps.setBigDecimal(9, new BigDecimal("-0.001"));
+            ps.setBigDecimal(8, new BigDecimal("-0.001"));
             eq(1, ps.executeUpdate(), "second INSERT count (same handle, new values)");
             ps.setInt(1, 3);
             int[] sqlTypes = {Types.INTEGER, Types.BIGINT, Types.DOUBLE, Types.VARCHAR,
-                Types.BOOLEAN, Types.DATE, Types.TIMESTAMP, Types.DECIMAL};
+                Types.BOOLEAN, Types.DATE, Types.DECIMAL};
             for (int p = 0; p < sqlTypes.length; p++) {
               ps.setNull(p + 2, sqlTypes[p]);
             }
@@ -396,15 +394,40 @@ public final class JdbcInterop {
           // reading of each type (AllTypes checks that).
           eq(List.of(
                   List.of("1", "-2147483648", "9007199254740993", "-0.125", "héllo, wörld ✓", "true",
-                      D1.toString(), "2024-02-29 13:45:30.123456", "123456789012345.678"),
+                      D1.toString(), "123456789012345.678"),
                   List.of("2", "2147483647", Long.toString(Long.MIN_VALUE), "1e+300", "", "false",
-                      D2.toString(), "1969-07-20 20:17:40", "-0.001"),
-                  Arrays.asList("3", null, null, null, null, null, null, null, null)),
+                      D2.toString(), "-0.001"),
+                  Arrays.asList("3", null, null, null, null, null, null, null)),
               textRows(c, "SELECT k::VARCHAR, i::VARCHAR, b::VARCHAR, d::VARCHAR, s, f::VARCHAR,"
-                  + " dt::VARCHAR, ts::VARCHAR, dec::VARCHAR FROM jdbc_params ORDER BY k"),
+                  + " dt::VARCHAR, dec::VARCHAR FROM jdbc_params ORDER BY k"),
               "the rows DuckDB holds");
         }
       });
+      xfail("PreparedStatement: INSERT with a timestamp parameter (setTimestamp, setNull)",
+          "the driver writes epoch MILLISECONDS into the parameter vector whatever its unit"
+              + " (TimestampAvaticaParameterConverter.bindParameter, 18.3.0 and still on arrow-java"
+              + " main): a timestamp[us] parameter, DuckDB's TIMESTAMP, gets 1000x too small a value"
+              + " (seen against a mock server); a timestamp[ms] parameter_schema would make it right",
+          () -> {
+            try (Connection c = connect()) {
+              update(c, "CREATE TABLE jdbc_params_ts (k INTEGER, ts TIMESTAMP)");
+              try (PreparedStatement ps = c.prepareStatement("INSERT INTO jdbc_params_ts VALUES (?, ?)")) {
+                ps.setInt(1, 1);
+                ps.setTimestamp(2, Timestamp.valueOf(TS1));
+                eq(1, ps.executeUpdate(), "first INSERT count");
+                ps.setInt(1, 2);
+                ps.setTimestamp(2, Timestamp.valueOf(TS2));
+                eq(1, ps.executeUpdate(), "second INSERT count");
+                ps.setInt(1, 3);
+                ps.setNull(2, Types.TIMESTAMP);
+                eq(1, ps.executeUpdate(), "NULL INSERT count");
+              }
+              eq(List.of(List.of("1", "2024-02-29 13:45:30.123"), List.of("2", "1969-07-20 20:17:40"),
+                      Arrays.asList("3", null)),
+                  textRows(c, "SELECT k::VARCHAR, ts::VARCHAR FROM jdbc_params_ts ORDER BY k"),
+                  "the rows DuckDB holds (JDBC carries milliseconds)");
+            }
+          });
       check("PreparedStatement: SELECT with parameters, executed twice with other values", () -> {
         try (Connection c = connect();
             PreparedStatement ps = c.prepareStatement(
