@@ -8,8 +8,11 @@
 #   tests/interop/jdbc/run.sh path/to/wigeon [CHECK_NAME_SUBSTRING]
 #
 # Needs Java >= 17 and Maven. The driver and Maven's plugins come from Maven Central into the
-# git-ignored .deps/m2 (MAVEN_REPO to override): ~70 MB, fetched once per clean clone (~10 s);
-# the compile (~5 s) and the classes go to the git-ignored .deps/jdbc-target.
+# git-ignored .deps/m2 (MAVEN_REPO to override): 67 MB, fetched once per clean clone (fetch and
+# compile ~20 s on 2 cores; later runs ~5 s); the classes go to the git-ignored .deps/jdbc-target.
+# 18.3.0 is the newest driver Maven Central serves here; it needs
+# --add-opens=java.base/java.nio=ALL-UNNAMED on Java 17. The JVM runs in UTC, the server in
+# America/New_York.
 set -euo pipefail
 
 die() { echo "run.sh (jdbc): $*" >&2; exit 1; }
