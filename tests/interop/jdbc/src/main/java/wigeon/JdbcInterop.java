@@ -1,7 +1,6 @@
 package wigeon;
 
 import java.math.BigDecimal;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DatabaseMetaData;
 import java.sql.Date;
@@ -944,7 +943,6 @@ public final class JdbcInterop {
           eq("", rs.getString("vc"), "empty VARCHAR");
           eq(show(new byte[0]), show(rs.getBytes("bl")), "empty BLOB");
           eq("00000000-0000-0000-0000-000000000000", rs.getString("uu"), "nil UUID");
-          eq(TEXT.getBytes(StandardCharsets.UTF_8).length, 22, "the test's own text is 22 UTF-8 bytes");
         }
       });
       check("ResultSet of every type: DATE, TIME, TIMESTAMP, TIMESTAMPTZ", () -> {
