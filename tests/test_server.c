@@ -402,7 +402,7 @@ static void poll_get_schema_list_actions_and_handshake_are_answered(void) {
   ASSERT_OK(raw_unary(fx.uri, "ListActions", &e.base,
                       &arrow__flight__protocol__action_type__descriptor, &m, &n, &err),
             &err);
-  ASSERT_EQ(n, 4);
+  ASSERT_EQ(n, 16); /* execute, drop_table, checkpoint, stats, then Flight SQL's and Flight's */
   ASSERT_STREQ(((Arrow__Flight__Protocol__ActionType *)m)->type, "execute");
   protobuf_c_message_free_unpacked(m, NULL);
   Arrow__Flight__Protocol__HandshakeRequest h = ARROW__FLIGHT__PROTOCOL__HANDSHAKE_REQUEST__INIT;
@@ -437,9 +437,9 @@ static void flight_sql_commands_are_unimplemented_naming_the_command(void) {
   struct wg_error err;
   uint8_t any[256];
   size_t len;
-  /* CommandStatementQuery { query: "SELECT 1" } */
-  pack_any("type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery",
-           "\x0a\x08SELECT 1", any, &len);
+  /* CommandStatementSubstraitPlan { } : a Flight SQL command this server does not serve */
+  pack_any("type.googleapis.com/arrow.flight.protocol.sql.CommandStatementSubstraitPlan", "",
+           any, &len);
   Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
   d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD;
   d.cmd.data = any;
@@ -451,9 +451,19 @@ static void flight_sql_commands_are_unimplemented_naming_the_command(void) {
     ASSERT_EQ(raw_unary(fx.uri, rpcs[i], &d.base, &arrow__flight__protocol__flight_info__descriptor,
                         &m, &n, &err),
               ENOTSUP);
-    ASSERT_TRUE(strstr(err.message, "Flight SQL command CommandStatementQuery") != NULL);
+    ASSERT_TRUE(strstr(err.message, "Flight SQL command CommandStatementSubstraitPlan") != NULL);
     ASSERT_TRUE(strstr(err.message, rpcs[i]) != NULL);
   }
+  /* CommandStatementQuery { query: "SELECT 1" } is served */
+  pack_any("type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery",
+           "\x0a\x08SELECT 1", any, &len);
+  d.cmd.len = len;
+  ASSERT_OK(raw_unary(fx.uri, "GetSchema", &d.base,
+                      &arrow__flight__protocol__schema_result__descriptor, &m, &n, &err),
+            &err);
+  if (m != NULL) protobuf_c_message_free_unpacked(m, NULL);
+  m = NULL;
+  /* a ticket whose handle is not one this server made is INVALID_ARGUMENT */
   pack_any("type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery", "\x0a\x01x", any,
            &len);
   Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
@@ -461,7 +471,7 @@ static void flight_sql_commands_are_unimplemented_naming_the_command(void) {
   t.ticket.len = len;
   ASSERT_EQ(raw_unary(fx.uri, "DoGet", &t.base, &arrow__flight__protocol__flight_data__descriptor,
                       &m, &n, &err),
-            ENOTSUP);
+            EINVAL);
   ASSERT_TRUE(strstr(err.message, "TicketStatementQuery") != NULL);
   /* an Any of another type is SQL text, and fails as SQL does */
   pack_any("type.googleapis.com/google.protobuf.StringValue", "SELECT 1", any, &len);

@@ -153,6 +153,15 @@ int wg_engine_stream_status(struct ArrowArrayStream *stream);
 int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
                            struct wg_error *err);
 
+/* What a client's SQL text is, prepared and not run (the sandbox's refusals apply):
+ * WG_ENGINE_SQL_ROWS: one statement whose result is rows (SELECT, EXPLAIN, PRAGMA, CALL, DML with
+ * RETURNING): its schema is in *out, and wg_engine_query_open runs it. WG_ENGINE_SQL_CHANGE: DDL,
+ * DML, SET, transaction control, or several statements (later ones may bind only after earlier
+ * ones ran): *out is left empty; run it with wg_engine_execute. */
+enum wg_engine_sql_kind { WG_ENGINE_SQL_ROWS = 1, WG_ENGINE_SQL_CHANGE = 2 };
+int wg_engine_query_describe(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                             enum wg_engine_sql_kind *kind, struct wg_error *err);
+
 /* Executes one statement (DDL or DML); *rows_changed gets the rows changed (0 for DDL). */
 int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
                       struct wg_error *err);

@@ -351,3 +351,55 @@ int wg_engine_query_schema(struct wg_engine_conn *c, const char *sql, struct Arr
   struct wg__client_sql q = {.sql = sql, .prepare_only = true, .run = schema_run, .ctx = out};
   return wg__engine_client_sql(c, &q, err);
 }
+
+/* The run half of wg_engine_query_describe: the kind of the one statement, and its schema when
+ * it gives rows. DML answers with one "Count" column unless it has RETURNING. */
+struct describe {
+  struct ArrowSchema *out;
+  enum wg_engine_sql_kind kind;
+};
+
+static int describe_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
+                        struct wg_error *err) {
+  struct describe *d = ctx;
+  idx_t n = duckdb_prepared_statement_column_count(*p);
+  switch (duckdb_prepared_statement_type(*p)) {
+  case DUCKDB_STATEMENT_TYPE_SELECT:
+  case DUCKDB_STATEMENT_TYPE_EXPLAIN:
+  case DUCKDB_STATEMENT_TYPE_PRAGMA:
+  case DUCKDB_STATEMENT_TYPE_CALL:
+  case DUCKDB_STATEMENT_TYPE_RELATION:
+  case DUCKDB_STATEMENT_TYPE_LOGICAL_PLAN:
+    d->kind = WG_ENGINE_SQL_ROWS;
+    break;
+  case DUCKDB_STATEMENT_TYPE_INSERT:
+  case DUCKDB_STATEMENT_TYPE_UPDATE:
+  case DUCKDB_STATEMENT_TYPE_DELETE: {
+    const char *name = n == 1 ? duckdb_prepared_statement_column_name(*p, 0) : NULL;
+    d->kind = name != NULL && strcmp(name, "Count") == 0 ? WG_ENGINE_SQL_CHANGE : WG_ENGINE_SQL_ROWS;
+    duckdb_free((void *)name);
+    break;
+  }
+  default:
+    d->kind = WG_ENGINE_SQL_CHANGE;
+  }
+  if (d->kind == WG_ENGINE_SQL_CHANGE) return 0;
+  return wg__engine_prepared_columns_schema(c, *p, 0, n, NULL, d->out, err);
+}
+
+int wg_engine_query_describe(struct wg_engine_conn *c, const char *sql, struct ArrowSchema *out,
+                             enum wg_engine_sql_kind *kind, struct wg_error *err) {
+  if (out != NULL) memset(out, 0, sizeof(*out));
+  if (c == NULL || sql == NULL || out == NULL || kind == NULL)
+    return wg_error_set(err, EINVAL, "query describe: NULL argument");
+  *kind = WG_ENGINE_SQL_CHANGE;
+  duckdb_extracted_statements stmts = NULL;
+  idx_t n = duckdb_extract_statements(c->conn, sql, &stmts);
+  duckdb_destroy_extracted(&stmts);
+  if (n > 1) return 0; /* several: checked statement by statement when they run */
+  struct describe d = {.out = out, .kind = WG_ENGINE_SQL_CHANGE};
+  struct wg__client_sql q = {.sql = sql, .prepare_only = true, .run = describe_run, .ctx = &d};
+  int rc = wg__engine_client_sql(c, &q, err);
+  if (rc == 0) *kind = d.kind;
+  return rc;
+}

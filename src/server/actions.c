@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/text.h"
-#include "server/internal.h"
+#include "server/fsql.h"
 
 /* Sends `json` (taken: freed here; NULL = out of memory) as the one Result of the action. */
 static int send_result(struct wg_rpc_call *call, char *json, struct wg_error *err) {
@@ -127,6 +127,7 @@ enum wg__action_body {
   WG__ACTION_BODY_NONE, /* ignored */
   WG__ACTION_BODY_SQL,  /* SQL text (request.c's WG__TEXT_SQL) */
   WG__ACTION_BODY_NAME, /* a name: UTF-8 without NUL, not empty */
+  WG__ACTION_BODY_RAW,  /* protobuf (Flight SQL's and Flight's own actions): `raw` handles it */
 };
 
 /* The actions: DoAction looks them up here and ListActions lists them from here. */
@@ -135,24 +136,53 @@ static const struct wg__action {
   enum wg__action_role role;
   enum wg__action_body body;
   action_fn run;
+  wg__fsql_action_fn raw; /* WG__ACTION_BODY_RAW: unpacks the body, sends its own results */
 } actions[] = {
     {"execute",
      "Run the SQL given as the action body: one statement, or several that are all or nothing; "
      "the result is {\"rows_changed\": N}",
-     WG__ROLE_WRITE, WG__ACTION_BODY_SQL, execute_action},
+     WG__ROLE_WRITE, WG__ACTION_BODY_SQL, execute_action, NULL},
     {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)", WG__ROLE_WRITE,
-     WG__ACTION_BODY_NAME, drop_table_action},
+     WG__ACTION_BODY_NAME, drop_table_action, NULL},
     {"checkpoint", "Write the write-ahead log into the database file", WG__ROLE_ADMIN,
-     WG__ACTION_BODY_NONE, checkpoint_action},
+     WG__ACTION_BODY_NONE, checkpoint_action, NULL},
     {"stats",
      "Calls, rows and bytes in and out, errors, active calls and group commits since start, as "
      "JSON",
-     WG__ROLE_READ, WG__ACTION_BODY_NONE, stats_action},
+     WG__ROLE_READ, WG__ACTION_BODY_NONE, stats_action, NULL},
+    /* Flight SQL's actions (bodies and results are google.protobuf.Any) and Flight's own */
+    {"CreatePreparedStatement",
+     "Flight SQL: prepare a statement (ActionCreatePreparedStatementRequest)", WG__ROLE_READ,
+     WG__ACTION_BODY_RAW, NULL, wg__fsql_action_create_prepared},
+    {"ClosePreparedStatement",
+     "Flight SQL: close a prepared statement (ActionClosePreparedStatementRequest)",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_close_prepared},
+    {"BeginTransaction", "Flight SQL: begin a transaction (ActionBeginTransactionRequest)",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_begin_transaction},
+    {"EndTransaction",
+     "Flight SQL: commit or roll back a transaction (ActionEndTransactionRequest)",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_end_transaction},
+    {"BeginSavepoint", "Flight SQL: savepoints (ActionBeginSavepointRequest): not supported",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_begin_savepoint},
+    {"EndSavepoint", "Flight SQL: savepoints (ActionEndSavepointRequest): not supported",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_end_savepoint},
+    {"CancelQuery", "Flight SQL: cancel a query (ActionCancelQueryRequest; older form)",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_cancel_query},
+    {"CancelFlightInfo", "Cancel the query of a FlightInfo (CancelFlightInfoRequest)",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_cancel_flight_info},
+    {"RenewFlightEndpoint", "Extend an endpoint's expiration (RenewFlightEndpointRequest)",
+     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_renew_endpoint},
+    {"SetSessionOptions", "Set session options (SetSessionOptionsRequest)", WG__ROLE_READ,
+     WG__ACTION_BODY_RAW, NULL, wg__fsql_action_set_session_options},
+    {"GetSessionOptions", "Get session options (GetSessionOptionsRequest)", WG__ROLE_READ,
+     WG__ACTION_BODY_RAW, NULL, wg__fsql_action_get_session_options},
+    {"CloseSession", "Close the session (CloseSessionRequest)", WG__ROLE_READ,
+     WG__ACTION_BODY_RAW, NULL, wg__fsql_action_close_session},
 };
 enum { N_ACTIONS = sizeof(actions) / sizeof(actions[0]) };
 
 static int unknown_action(const char *type, struct wg_error *err) {
-  char names[256] = "";
+  char names[512] = "";
   size_t used = 0;
   for (size_t i = 0; i < N_ACTIONS; i++) {
     size_t n = strlen(actions[i].name);
@@ -177,6 +207,7 @@ static int run_action(struct wg_server *s, struct wg_rpc_call *call,
   for (size_t i = 0; i < N_ACTIONS && def == NULL; i++)
     if (strcmp(type, actions[i].name) == 0) def = &actions[i];
   if (def == NULL) return unknown_action(type, err);
+  if (def->body == WG__ACTION_BODY_RAW) return def->raw(s, call, &a->body, err);
   char *body = NULL;
   if (def->body == WG__ACTION_BODY_SQL) {
     WG_RETURN_NOT_OK(wg__request_text(s, a->body.data, a->body.len, WG__TEXT_SQL,

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/internal.h"
+#include "server/fsql.h"
 
 enum { WG_DO_GET_STALL_MS = 100 };
 
@@ -203,40 +203,64 @@ static int stream_result(struct get *g, struct ArrowArrayStream *stream, struct 
   return rc;
 }
 
+/* Streams a result: SQL run on res->conn as a plain DoGet runs its ticket, or res->stream. The
+ * last message is left in *last for the finish. A transaction's connection is never detached from
+ * the pool (it is not the pool's). */
+static int serve(struct wg_server *s, struct wg_rpc_call *call, struct wg__fsql_result *res,
+                 const struct wg_ipc_encoder_options *encoding, grpc_byte_buffer **last,
+                 struct wg_error *err) {
+  struct wg_engine_conn *conn = res->conn.conn;
+  struct get g = {.s = s, .call = call, .conn = conn, .encoding = *encoding,
+                  .detached = conn == NULL || res->conn.txn != NULL};
+  atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
+  if (conn != NULL) wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
+  int rc = 0;
+  if (res->sql != NULL) {
+    struct ArrowArrayStream stream;
+    rc = wg_engine_query_open_early(conn, res->sql, s->options.batch_rows, s->options.batch_bytes,
+                                    send_schema_early, &g, &stream, err);
+    if (rc == 0) {
+      rc = stream_result(&g, &stream, err);
+      wg_stream_release(&stream);
+    }
+  } else {
+    rc = stream_result(&g, &res->stream, err);
+  }
+  *last = g.held;
+  get_reset(&g);
+  if (conn != NULL) wg_rpc_call_set_cancel_hook(call, NULL, NULL);
+  if (rc != 0 && wg_rpc_call_cancelled(call))
+    rc = wg_rpc_call_error(call, ECANCELED, "DoGet", err);
+  return rc;
+}
+
 void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
   struct wg_error err = {""};
   ProtobufCMessage *msg = NULL;
   int rc = wg__server_recv_request(call, &arrow__flight__protocol__ticket__descriptor, &msg, &err);
   struct wg__request req = {0};
   struct wg_ipc_encoder_options encoding;
-  if (rc == 0) {
-    const Arrow__Flight__Protocol__Ticket *t = (const Arrow__Flight__Protocol__Ticket *)msg;
-    rc = compression_from_header(call, &encoding, &err);
-    if (rc == 0) rc = wg__request_from_ticket(s, &t->ticket, &req, &err);
-    if (rc == 0 && req.kind != WG__REQUEST_SQL) rc = wg__request_refuse(&req, "DoGet", &err);
-    protobuf_c_message_free_unpacked(msg, NULL);
+  struct wg__fsql_result res = {0};
+  struct wg__fsql_run *run = NULL;
+  const Arrow__Flight__Protocol__Ticket *t = (const Arrow__Flight__Protocol__Ticket *)msg;
+  if (rc == 0) rc = compression_from_header(call, &encoding, &err);
+  if (rc == 0) rc = wg__request_from_ticket(s, &t->ticket, &req, &err);
+  if (rc == 0 && req.kind == WG__REQUEST_FLIGHT_SQL) {
+    rc = wg__fsql_get(s, call, &req, &res, &err);
+    /* registered while it runs, for CancelFlightInfo (which names it by its ticket) */
+    if (rc == 0) rc = wg__fsql_running_add(s, &t->ticket, res.conn.conn, &run, &err);
+  } else if (rc == 0 && req.kind != WG__REQUEST_SQL) {
+    rc = wg__request_refuse(&req, "DoGet", &err);
+  } else if (rc == 0) {
+    res.sql = req.sql;
+    req.sql = NULL;
+    rc = wg_engine_acquire(s->engine, &res.conn.conn, &err);
   }
-  struct wg_engine_conn *conn = NULL;
   grpc_byte_buffer *last = NULL; /* sent with the status, error or not */
-  if (rc == 0) rc = wg_engine_acquire(s->engine, &conn, &err);
-  if (rc == 0) {
-    atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
-    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
-    struct ArrowArrayStream stream;
-    struct get g = {.s = s, .call = call, .conn = conn, .encoding = encoding};
-    rc = wg_engine_query_open_early(conn, req.sql, s->options.batch_rows, s->options.batch_bytes,
-                                    send_schema_early, &g, &stream, &err);
-    if (rc == 0) {
-      rc = stream_result(&g, &stream, &err);
-      wg_stream_release(&stream);
-    }
-    last = g.held;
-    get_reset(&g);
-    wg_rpc_call_set_cancel_hook(call, NULL, NULL);
-    if (rc != 0 && wg_rpc_call_cancelled(call))
-      rc = wg_rpc_call_error(call, ECANCELED, "DoGet", &err);
-    wg_engine_release(s->engine, conn);
-  }
+  if (rc == 0) rc = serve(s, call, &res, &encoding, &last, &err);
+  if (run != NULL) wg__fsql_running_remove(s, run);
+  wg__fsql_result_reset(s, &res);
   wg__request_reset(&req);
+  if (msg != NULL) protobuf_c_message_free_unpacked(msg, NULL);
   wg__server_finish_with(s, call, last, rc, &err);
 }

@@ -30,7 +30,7 @@
 #include <time.h>
 
 #include "common/text.h"
-#include "server/internal.h"
+#include "server/fsql.h"
 
 struct put {
   struct wg_server *s;
@@ -47,6 +47,8 @@ struct put {
   bool batches_seen;
   bool duplicate;    /* the key was committed before: drain the stream, append nothing */
   int64_t dup_rows;  /* the row count it was committed with */
+  struct wg__request fsql; /* a Flight SQL command's request (kind NONE for a table put) */
+  bool served;             /* a Flight SQL put, served whole by fsql.c (wg__fsql_put) */
 };
 
 /* The status of a stream the IPC decoder refused: out of memory stays ENOMEM and malformed
@@ -136,7 +138,8 @@ static int table_from_descriptor(struct put *p, struct wg_error *err) {
   if (rc == 0 && req.kind == WG__REQUEST_TABLE) {
     p->table = req.table; /* borrowed from p->desc */
   } else if (rc == 0 && req.kind == WG__REQUEST_FLIGHT_SQL) {
-    rc = wg__request_refuse(&req, "DoPut", err);
+    p->fsql = req; /* kept for fsql.c: begin hands the put over */
+    return 0;
   } else if (rc != ENOMEM && p->desc->type ==
                                  ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD) {
     rc = wg_error_set(err, EINVAL, "expected a PATH descriptor ([table] or [schema, table])");
@@ -177,6 +180,16 @@ static int begin(struct put *p, struct wg_error *err) {
                                      err);
   }
   if (rc == 0) rc = table_from_descriptor(p, err);
+  if (rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL &&
+      strcmp(p->fsql.type_url, WG_FLIGHT_SQL_TYPE_PREFIX "CommandStatementIngest") == 0) {
+    rc = wg_error_set(err, ENOTSUP, "Flight SQL CommandStatementIngest: not served yet");
+  } else if (rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL) {
+    /* a Flight SQL command other than an ingest: fsql.c reads the rest and answers */
+    p->served = true;
+    rc = wg__fsql_put(p->s, p->call, &p->fsql, &fd, p->dec, err);
+    wg_flight_data_reset(&fd);
+    return rc;
+  }
   if (rc == 0) rc = key_from_header(p, err);
   if (rc == 0 && p->key == NULL) rc = key_from_metadata(fd.app_metadata, &p->key, err);
   if (rc == 0 && fd.data_header.size == 0)
@@ -297,10 +310,12 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
                                  .max_decompression_ratio = INT64_MAX};
   int rc = wg_ipc_decoder_create(&p.dec, &limits, &err);
   if (rc == 0) rc = begin(&p, &err);
-  if (rc == 0) rc = append_all(&p, &err);
+  if (rc == 0 && !p.served) rc = append_all(&p, &err);
   wg_rpc_call_set_cancel_hook(call, NULL, NULL); /* set by begin once it had a connection */
   int64_t rows = 0;
-  if (rc == 0 && p.duplicate) {
+  if (p.served) {
+    /* answered by fsql.c */
+  } else if (rc == 0 && p.duplicate) {
     rows = p.dup_rows;
   } else if (rc == 0 && wg_rpc_call_cancelled(call)) {
     rc = wg_rpc_call_error(call, ECANCELED, "DoPut, before its commit", &err);
@@ -320,7 +335,7 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     rc = 0;
     rows = p.dup_rows;
   }
-  if (rc == 0) {
+  if (rc == 0 && !p.served) {
     if (!p.duplicate) atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
     rc = acknowledge(&p, rows, &err);
   }
@@ -328,6 +343,7 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
   if (p.conn != NULL) wg_engine_release(s->engine, p.conn);
   if (p.desc != NULL) protobuf_c_message_free_unpacked(&p.desc->base, NULL);
   free(p.key);
+  wg__request_reset(&p.fsql);
   wg_ipc_decoder_destroy(p.dec);
   wg__server_finish(s, call, rc, &err);
 }

@@ -9,30 +9,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/internal.h"
+#include "server/fsql.h"
 
 /* What a FlightInfo is built from; everything owned. */
 struct info_parts {
   struct wg_buf schema; /* encapsulated IPC schema */
-  char *ticket;         /* SQL */
+  struct wg_buf ticket; /* SQL, or a Flight SQL ticket (an Any) */
   int64_t rows;         /* -1 unknown */
 };
 
 static void info_parts_reset(struct info_parts *p) {
   wg_buf_reset(&p->schema);
-  free(p->ticket);
-  p->ticket = NULL;
+  wg_buf_reset(&p->ticket);
+}
+
+/* Takes the SQL text `sql` (malloc'ed, or NULL: out of memory) as the ticket. */
+static int ticket_sql(struct info_parts *p, char *sql, struct wg_error *err) {
+  int rc = sql == NULL ? wg_error_set(err, ENOMEM, "out of memory")
+                       : wg_buf_append(&p->ticket, sql, (int64_t)strlen(sql)) == 0
+                             ? 0
+                             : wg_error_set(err, ENOMEM, "out of memory");
+  free(sql);
+  return rc;
 }
 
 /* The FlightInfo parts of descriptor d, asked for by RPC `rpc` (for messages). */
-static int describe(struct wg_server *s, const Arrow__Flight__Protocol__FlightDescriptor *d,
-                    const char *rpc, struct info_parts *out, struct wg_error *err) {
+static int describe(struct wg_server *s, struct wg_rpc_call *call,
+                    const Arrow__Flight__Protocol__FlightDescriptor *d, const char *rpc,
+                    struct info_parts *out, struct wg_error *err) {
   wg_buf_init(&out->schema);
-  out->ticket = NULL;
+  wg_buf_init(&out->ticket);
   out->rows = -1;
   struct wg__request req;
   WG_RETURN_NOT_OK(wg__request_from_descriptor(s, d, &req, err));
   int rc = 0;
+  if (req.kind == WG__REQUEST_FLIGHT_SQL) { /* fsql.c: its own schema and ticket */
+    struct wg__fsql_info fi;
+    rc = wg__fsql_info(s, call, &req, rpc, &fi, err);
+    wg__request_reset(&req);
+    if (rc != 0) return rc;
+    out->schema = fi.schema;
+    out->ticket = fi.ticket;
+    out->rows = fi.rows;
+    return 0;
+  }
   if (req.kind != WG__REQUEST_SQL && req.kind != WG__REQUEST_TABLE)
     rc = wg__request_refuse(&req, rpc, err);
   struct wg_engine_conn *conn = NULL;
@@ -40,13 +60,12 @@ static int describe(struct wg_server *s, const Arrow__Flight__Protocol__FlightDe
   struct ArrowSchema schema = {0};
   if (rc == 0 && req.kind == WG__REQUEST_SQL) {
     rc = wg_engine_query_schema(conn, req.sql, &schema, err);
-    out->ticket = req.sql; /* the ticket is the SQL itself */
+    if (rc == 0) rc = ticket_sql(out, req.sql, err); /* the ticket is the SQL itself */
     req.sql = NULL;
   } else if (rc == 0) {
     rc = wg_engine_table_schema(conn, req.table.schema_name, req.table.table, &schema, &out->rows,
                                 err);
-    if (rc == 0 && (out->ticket = wg__server_table_sql(&req.table)) == NULL)
-      rc = wg_error_set(err, ENOMEM, "out of memory");
+    if (rc == 0) rc = ticket_sql(out, wg__server_table_sql(&req.table), err);
   }
   if (conn != NULL) wg_engine_release(s->engine, conn);
   wg__request_reset(&req);
@@ -68,8 +87,8 @@ static void build_info(struct info_storage *st, const struct info_parts *p,
   arrow__flight__protocol__flight_info__init(&st->info);
   arrow__flight__protocol__flight_endpoint__init(&st->endpoint);
   arrow__flight__protocol__ticket__init(&st->ticket);
-  st->ticket.ticket.data = (uint8_t *)p->ticket;
-  st->ticket.ticket.len = strlen(p->ticket);
+  st->ticket.ticket.data = p->ticket.data;
+  st->ticket.ticket.len = (size_t)p->ticket.size;
   st->endpoint.ticket = &st->ticket;
   st->endpoints[0] = &st->endpoint;
   st->info.schema.data = p->schema.data;
@@ -89,7 +108,7 @@ static void flight_info(struct wg_server *s, struct wg_rpc_call *call, bool poll
   if (rc == 0) {
     Arrow__Flight__Protocol__FlightDescriptor *d = (Arrow__Flight__Protocol__FlightDescriptor *)msg;
     struct info_parts parts;
-    rc = describe(s, d, poll ? "PollFlightInfo" : "GetFlightInfo", &parts, &err);
+    rc = describe(s, call, d, poll ? "PollFlightInfo" : "GetFlightInfo", &parts, &err);
     if (rc == 0) {
       struct info_storage st;
       build_info(&st, &parts, d);
@@ -123,7 +142,7 @@ void wg__server_get_schema(struct wg_server *s, struct wg_rpc_call *call) {
                                    &msg, &err);
   if (rc == 0) {
     struct info_parts parts;
-    rc = describe(s, (Arrow__Flight__Protocol__FlightDescriptor *)msg, "GetSchema", &parts,
+    rc = describe(s, call, (Arrow__Flight__Protocol__FlightDescriptor *)msg, "GetSchema", &parts,
                   &err);
     if (rc == 0) {
       Arrow__Flight__Protocol__SchemaResult r = ARROW__FLIGHT__PROTOCOL__SCHEMA_RESULT__INIT;
@@ -173,9 +192,9 @@ void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call) {
                                 .table = tables[i].table_name};
     struct info_parts parts = {.rows = tables[i].rows};
     wg_buf_init(&parts.schema);
+    wg_buf_init(&parts.ticket);
     rc = wg_flight_schema_bytes(&tables[i].schema, &parts.schema, &err);
-    if (rc == 0 && (parts.ticket = wg__server_table_sql(&ref)) == NULL)
-      rc = wg_error_set(&err, ENOMEM, "out of memory");
+    if (rc == 0) rc = ticket_sql(&parts, wg__server_table_sql(&ref), &err);
     if (rc != 0) {
       info_parts_reset(&parts);
       break;

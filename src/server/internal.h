@@ -72,6 +72,7 @@ struct wg_server {
   struct wg_rpc_server *rpc;
   struct wg_server_stats stats;
   struct wg__committer committer;
+  struct wg__fsql *fsql; /* Flight SQL's state: transactions, prepared statements (fsql.h) */
 };
 
 /* The gRPC header a put may carry its idempotency key in (besides app_metadata, see do_put.c). */

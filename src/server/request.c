@@ -47,6 +47,18 @@ int wg__request_text(const struct wg_server *s, const uint8_t *data, size_t len,
   return 0;
 }
 
+/* Whether the Any's first field (its type_url: data[0] is its key) holds a NUL byte. */
+static bool type_url_has_nul(const uint8_t *data, size_t len) {
+  uint64_t n = 0;
+  size_t i = 1;
+  for (int shift = 0; i < len && shift < 64; shift += 7) {
+    n |= (uint64_t)(data[i] & 0x7F) << shift;
+    if ((data[i++] & 0x80) == 0) break;
+  }
+  if (n > len - i) return false; /* protobuf-c parsed it, so this does not happen */
+  return memchr(data + i, 0, (size_t)n) != NULL;
+}
+
 /* Whether bytes are a Flight SQL command (see the rule above); if so, takes its parts into r.
  * google.protobuf.Any has the wire shape of Flight's Action (1: string, 2: bytes), so protobuf-c
  * parses it with that descriptor: no hand-written protobuf scanner. */
@@ -64,7 +76,13 @@ static int flight_sql_any(const struct wg_server *s, const uint8_t *data, size_t
   if (strncmp(url, WG_FLIGHT_SQL_TYPE_PREFIX, strlen(WG_FLIGHT_SQL_TYPE_PREFIX)) == 0) {
     *is = true;
     r->kind = WG__REQUEST_FLIGHT_SQL;
-    r->type_url = strdup(url);
+    /* protobuf-c's strings end at a NUL: a type_url that holds one must not pass for the
+     * command its first part names */
+    bool cut = type_url_has_nul(data, len);
+    size_t ulen = strlen(url) + 48;
+    r->type_url = malloc(ulen);
+    if (r->type_url != NULL)
+      snprintf(r->type_url, ulen, "%s%s", url, cut ? " (a type_url cut by a NUL byte)" : "");
     r->value_len = any->body.len;
     r->value = malloc(any->body.len > 0 ? any->body.len : 1);
     if (r->type_url == NULL || r->value == NULL) {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/internal.h"
+#include "server/fsql.h"
 
 static void dispatch(struct wg_rpc_call *call, void *ctx) {
   struct wg_server *s = ctx;
@@ -150,8 +150,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   };
   rc = wg__committer_start(&s->committer, s->engine, s->options.committers,
                            s->options.idempotency_window_s, s->options.group_commit_bytes, err);
+  if (rc == 0) rc = wg__fsql_start(s, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
+    wg__fsql_stop(s);
     wg__committer_stop(&s->committer);
     wg_engine_close(s->engine);
     free(s);
@@ -165,6 +167,7 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   if (s == NULL) return 0;
   wg_rpc_server_shutdown(s->rpc, s->options.grace_ms);
   wg_rpc_server_destroy(s->rpc);
+  wg__fsql_stop(s); /* open transactions roll back; after the handlers, which use them */
   wg__committer_stop(&s->committer); /* after the handlers, which may be waiting on it */
   /* The checkpoint is skipped (and said so) when the disk has no room for it or DuckDB had a
    * fatal error; the WAL keeps every commit and the next start replays it. */

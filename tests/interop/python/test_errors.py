@@ -86,10 +86,10 @@ def do_exchange(client):
 
 
 def flight_sql_command(client):
-    """What a Flight SQL client (ADBC, JDBC) sends first: a CMD descriptor holding a
-    google.protobuf.Any of CommandStatementQuery {query: "SELECT 1"}."""
-    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
-    value = b"\x0a\x08SELECT 1"
+    """A Flight SQL command this server does not serve: a CMD descriptor holding a
+    google.protobuf.Any of CommandStatementSubstraitPlan {}."""
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementSubstraitPlan"
+    value = b""
     cmd = b"\x0a" + bytes([len(url)]) + url + b"\x12" + bytes([len(value)]) + value
     client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
 
@@ -125,7 +125,7 @@ CONDITIONS = [
      "Flight returned unimplemented error", "DoExchange is not supported by this server yet"),
     (flight_sql_command, "UNIMPLEMENTED", pa.lib.ArrowNotImplementedError,
      "Flight returned unimplemented error",
-     "GetFlightInfo: Flight SQL command CommandStatementQuery is not supported by this server yet"),
+     "GetFlightInfo: Flight SQL command CommandStatementSubstraitPlan is not supported by this server yet"),
     (deadline, "DEADLINE_EXCEEDED", flight.FlightTimedOutError,
      "Flight returned timeout error", "Deadline Exceeded"),
 ]
