@@ -402,11 +402,10 @@ public final class JdbcInterop {
               "the rows DuckDB holds");
         }
       });
-      xfail("PreparedStatement: INSERT with a timestamp parameter (setTimestamp, setNull)",
-          "the driver writes epoch MILLISECONDS into the parameter vector whatever its unit"
-              + " (TimestampAvaticaParameterConverter.bindParameter, 18.3.0 and still on arrow-java"
-              + " main): a timestamp[us] parameter, DuckDB's TIMESTAMP, gets 1000x too small a value"
-              + " (seen against a mock server); a timestamp[ms] parameter_schema would make it right",
+      // The driver writes epoch MILLISECONDS into the parameter vector whatever its unit
+      // (TimestampAvaticaParameterConverter.bindParameter, 18.3.0 and arrow-java main), so this
+      // passes only because the server declares TIMESTAMP parameters as timestamp[ms].
+      check("PreparedStatement: INSERT with a timestamp parameter (setTimestamp, setNull)",
           () -> {
             try (Connection c = connect()) {
               update(c, "CREATE TABLE jdbc_params_ts (k INTEGER, ts TIMESTAMP)");
@@ -431,22 +430,45 @@ public final class JdbcInterop {
         try (Connection c = connect();
             PreparedStatement ps = c.prepareStatement(
                 "SELECT i, i * CAST(? AS BIGINT) AS m, CAST(? AS VARCHAR) || i::VARCHAR AS t"
-                    + " FROM range(0, 10) r(i) WHERE i >= CAST(? AS INTEGER) ORDER BY i")) {
+                    + " FROM range(0, 10) r(i) WHERE i >= ? ORDER BY i")) {
           ps.setLong(1, 3);
           ps.setString(2, "x");
-          ps.setInt(3, 7);
+          ps.setLong(3, 7);
           try (ResultSet rs = ps.executeQuery()) {
             eq(List.of(row(7L, 21L, "x7"), row(8L, 24L, "x8"), row(9L, 27L, "x9")), rows(rs),
                 "first execution");
           }
           ps.setLong(1, -1);
           ps.setString(2, "y");
-          ps.setInt(3, 9);
+          ps.setLong(3, 9);
           try (ResultSet rs = ps.executeQuery()) {
             eq(List.of(row(9L, -9L, "y9")), rows(rs), "second execution");
           }
         }
       });
+      xfail("PreparedStatement: setInt for CAST(? AS INTEGER) compared with a BIGINT column",
+          "DuckDB 1.4.4 gives that parameter no type (duckdb_param_type INVALID, while a bare"
+              + " SELECT CAST(? AS INTEGER) is INTEGER), the server then declares it utf8, and the"
+              + " driver cannot bind an int into a utf8 parameter field", () -> {
+            try (Connection c = connect();
+                PreparedStatement ps = c.prepareStatement(
+                    "SELECT i FROM range(0, 10) r(i) WHERE CAST(? AS INTEGER) <= i ORDER BY i")) {
+              try {
+                ps.setInt(1, 8);
+              } catch (SQLException e) {
+                throw fail("setInt refused: " + describe(e));
+              }
+              ResultSet rs;
+              try {
+                rs = ps.executeQuery();
+              } catch (SQLException e) {
+                throw fail("executeQuery refused the int: " + describe(e));
+              }
+              try (rs) {
+                eq(List.of(row(8L), row(9L)), rows(rs), "rows");
+              }
+            }
+          });
       check("PreparedStatement: a parameter compared with a table column (type from the column)", () -> {
         try (Connection c = connect()) {
           update(c, "CREATE TABLE jdbc_pq (id INTEGER, name VARCHAR)");
@@ -587,11 +609,12 @@ public final class JdbcInterop {
       });
       check("DatabaseMetaData.getCatalogs: DuckDB's databases, the current one among them", () -> {
         try (Connection c = connect()) {
-          Set<String> duck = new HashSet<>(column(c, "SELECT database_name FROM duckdb_databases()"));
+          Set<String> duck = new HashSet<>(column(c,
+              "SELECT DISTINCT catalog_name FROM information_schema.schemata"));
           List<List<String>> got = meta(c.getMetaData().getCatalogs(), "TABLE_CAT");
           Set<String> names = new HashSet<>();
           for (List<String> r : got) {
-            truth(duck.contains(r.get(0)), "catalog " + r.get(0) + " is a DuckDB database " + duck);
+            truth(duck.contains(r.get(0)), "catalog " + r.get(0) + " is one of information_schema.schemata's " + duck);
             names.add(r.get(0));
           }
           truth(names.contains(cat), "the current database " + cat + " in " + names);
@@ -1004,9 +1027,17 @@ public final class JdbcInterop {
           eq(25, md.getColumnCount(), "column count");
           List<String> notNull = new ArrayList<>();
           for (int i = 2; i <= md.getColumnCount(); i++) {
-            Object o = rs.getObject(i);
-            if (o != null || !rs.wasNull()) {
-              notNull.add(md.getColumnName(i) + "=" + o);
+            try {
+              // getObject() of a TIMESTAMP_WITH_TIMEZONE column is "not implemented" in the 18.3.0
+              // driver (Avatica; fixed in 19.0.0 by GH-839), NULL or not: read it as an Instant.
+              Object o = md.getColumnType(i) == Types.TIMESTAMP_WITH_TIMEZONE
+                  ? rs.getObject(i, Instant.class) : rs.getObject(i);
+              if (o != null || !rs.wasNull()) {
+                notNull.add(md.getColumnName(i) + "=" + o);
+              }
+            } catch (Exception e) {
+              notNull.add(md.getColumnName(i) + " (type " + md.getColumnType(i) + "): getObject threw "
+                  + e);
             }
           }
           eq(List.of(), notNull, "columns not NULL");
