@@ -228,8 +228,12 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
   if (rc == 0) rc = check_interrupted(c, err);
   if (rc != 0) goto done;
   rc = wg__engine_table_columns(c, qualified, &tc, &lookup);
-  if (rc == 0) {
+  if (rc == 0 && ing->opts.if_exists == WG_ENGINE_IF_EXISTS_FAIL) {
+    rc = wg__engine_table_present(ing->table, err);
+  } else if (rc == 0) {
     have = true;
+  } else if (rc == ENOENT && ing->opts.fail_if_missing) {
+    rc = wg__engine_table_missing(ing->table, err);
   } else if (rc == ENOENT) {
     if (*in_txn) { /* the failed lookup ended it; the table is created outside of it */
       wg__engine_exec(c, "ROLLBACK", NULL);
@@ -244,6 +248,8 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
       wg__engine_tables_may_change(c->engine);
       if (rc == 0 && (ing->created = strdup(qualified)) == NULL)
         rc = wg_error_set(err, ENOMEM, "out of memory");
+    } else if (rc == 0 && ing->opts.if_exists == WG_ENGINE_IF_EXISTS_FAIL) {
+      rc = wg__engine_table_present(ing->table, err); /* another put created it first */
     } else if (rc == 0) {
       have = ing->deferred;
     } else {
@@ -268,9 +274,28 @@ done:
   return rc;
 }
 
+/* REPLACE: in the ingest's own transaction (opened here), the table dropped and created again
+ * from the stream's columns; they commit or roll back with its rows. */
+static int replace_columns(struct wg_engine_ingest *ing, const char *qualified,
+                           const struct ArrowSchema *schema, bool *in_txn, struct wg_error *err) {
+  struct wg__columns tc = {0}, in = {0};
+  int rc = incoming_columns(ing, schema, &in, err);
+  if (rc == 0) rc = begin_transaction(ing->c, in_txn, err);
+  if (rc == 0)
+    rc = wg__engine_replace_table(ing->c, ing->schema_name, ing->table, qualified, &in,
+                                  ing->opts.fail_if_missing, err);
+  if (rc == 0) rc = wg__engine_table_columns(ing->c, qualified, &tc, err);
+  if (rc == 0)
+    rc = wg__engine_match_columns(ing->table, &tc, &in, ing->cols, &ing->whole_table, err);
+  wg__columns_reset(&tc);
+  wg__columns_reset(&in);
+  return rc;
+}
+
 static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
-                        const struct ArrowSchema *schema, bool deferred,
+                        const struct ArrowSchema *schema, const struct wg_engine_ingest_opts *o,
                         struct wg_engine_ingest **out, struct wg_error *err) {
+  bool deferred = o->deferred && o->if_exists != WG_ENGINE_IF_EXISTS_REPLACE;
   *out = NULL;
   if (c == NULL || table == NULL || schema == NULL || schema->release == NULL)
     return wg_error_set(err, EINVAL, "ingest: NULL connection, table or schema");
@@ -297,6 +322,8 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   ing->c = c;
   ing->engine = e;
   ing->deferred = deferred;
+  ing->opts = *o;
+  ing->opts.deferred = deferred;
   ing->events = wg__engine_events_wanted(e);
   ing->key = wg__engine_table_key(schema_name, table);
   if (ing->key != NULL) {
@@ -325,7 +352,10 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     wg__engine_name_refused_column(c->conn, schema, rc, err);
     goto fail;
   }
-  bool planned = ing->key != NULL && wg_schema_fingerprint(schema, &shape) == 0 &&
+  /* a kept plan says the table existed: good for APPEND, not for FAIL or REPLACE */
+  bool replace = o->if_exists == WG_ENGINE_IF_EXISTS_REPLACE;
+  bool planned = !replace && o->if_exists != WG_ENGINE_IF_EXISTS_FAIL && ing->key != NULL &&
+                 wg_schema_fingerprint(schema, &shape) == 0 &&
                  wg__engine_plan_find(e, ing->key, &shape, ing->n_columns, ing->cols,
                                       &ing->whole_table);
   if (!planned) {
@@ -333,9 +363,10 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
       free(ing->cols[i]);
       ing->cols[i] = NULL;
     }
-    rc = plan_columns(ing, qualified, schema, &in_txn, err);
+    rc = replace ? replace_columns(ing, qualified, schema, &in_txn, err)
+                 : plan_columns(ing, qualified, schema, &in_txn, err);
     if (rc != 0) goto fail;
-    if (ing->key != NULL && shape.size > 0) 
+    if (!replace && ing->key != NULL && shape.size > 0)
       wg__engine_plan_keep(e, ing->key, &shape, epoch, ing->n_columns, ing->cols, ing->whole_table);
   } else if (!deferred) {
     rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
@@ -368,13 +399,23 @@ fail:
 int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
                            const struct ArrowSchema *schema, struct wg_engine_ingest **out,
                            struct wg_error *err) {
-  return ingest_begin(c, schema_name, table, schema, false, out, err);
+  struct wg_engine_ingest_opts o = {.deferred = false};
+  return ingest_begin(c, schema_name, table, schema, &o, out, err);
 }
 
 int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema_name,
                                     const char *table, const struct ArrowSchema *schema,
                                     struct wg_engine_ingest **out, struct wg_error *err) {
-  return ingest_begin(c, schema_name, table, schema, true, out, err);
+  struct wg_engine_ingest_opts o = {.deferred = true};
+  return ingest_begin(c, schema_name, table, schema, &o, out, err);
+}
+
+int wg_engine_ingest_begin_opts(struct wg_engine_conn *c, const char *schema_name,
+                                const char *table, const struct ArrowSchema *schema,
+                                const struct wg_engine_ingest_opts *opts,
+                                struct wg_engine_ingest **out, struct wg_error *err) {
+  struct wg_engine_ingest_opts o = {.deferred = false};
+  return ingest_begin(c, schema_name, table, schema, opts != NULL ? opts : &o, out, err);
 }
 
 int wg__ingest_appender_error(duckdb_appender app, struct wg_error *err, const char *what) {
@@ -555,6 +596,9 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
     if (ing->events) wg__engine_commit_lock(ing->engine);
     rc = wg__engine_exec(ing->c, "COMMIT", err);
     wg__engine_note_failure(ing->engine, rc, true, err);
+    /* plans made from the old table while the REPLACE was open go */
+    if (ing->opts.if_exists == WG_ENGINE_IF_EXISTS_REPLACE)
+      wg__engine_tables_may_change(ing->engine);
     if (rc == 0) wg__ingest_notify(ing);
     if (ing->events) wg__engine_commit_unlock(ing->engine);
   }
@@ -595,6 +639,7 @@ void wg_engine_ingest_abort(struct wg_engine_ingest *ing) {
   }
   wg__engine_exec(c, "ROLLBACK", NULL);
   c->txn_maybe = false;
+  if (ing->opts.if_exists == WG_ENGINE_IF_EXISTS_REPLACE) wg__engine_tables_may_change(c->engine);
   wg__engine_drop_if_created(c, ing->created, ing->key);
   wg__ingest_free(ing);
 }
