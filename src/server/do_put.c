@@ -12,6 +12,12 @@
  * nothing per put. A put that grows past that size switches to its own transaction and streams
  * into it; a wider one streams from the start: big and wide puts never hold up a group.
  *
+ * Flight SQL's CommandStatementIngest (a CMD descriptor) takes this same path: its options are
+ * read by fsql_ingest.c (if_not_exist CREATE/FAIL, if_exists FAIL/APPEND/REPLACE, schema, catalog,
+ * the "idempotency_key" option) and handed to the engine with the table; it is answered with
+ * DoPutUpdateResult{record_count} instead of the JSON. A REPLACE never waits for a group: its DROP
+ * and CREATE share the transaction of its rows, so it streams.
+ *
  * A schema of more than max_columns fields (nested ones included) is refused with
  * RESOURCE_EXHAUSTED by the IPC decoder, before its fields are decoded.
  *
