@@ -39,6 +39,8 @@ struct ingest {
   int64_t rows;
   bool kv;             /* (id, value) batches, else seed-shaped (4 columns) */
   bool bad_last_batch; /* after the batches, one message whose IPC header is garbage */
+  const uint8_t *raw;  /* the command's bytes as they are (the fields above unused), or NULL */
+  size_t raw_len;
 };
 
 /* Packs the CommandStatementIngest of `in` in an Any and that in a CMD descriptor: *out (malloc). */
@@ -71,9 +73,12 @@ static size_t ingest_descriptor(const struct ingest *in, uint8_t **out) {
     m.n_options = 1;
     m.options = &ep;
   }
-  size_t vl = protobuf_c_message_get_packed_size(&m.base);
+  size_t vl = in->raw != NULL ? in->raw_len : protobuf_c_message_get_packed_size(&m.base);
   uint8_t *v = malloc(vl + 1);
-  protobuf_c_message_pack(&m.base, v);
+  if (in->raw != NULL)
+    memcpy(v, in->raw, vl);
+  else
+    protobuf_c_message_pack(&m.base, v);
   char url[] = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementIngest";
   /* google.protobuf.Any: 1 type_url, 2 value (written by hand: protobuf-c has no Any here) */
   uint8_t *any = malloc(vl + sizeof(url) + 32);
@@ -568,6 +573,27 @@ static void strange_table_and_schema_names_are_just_names(void) {
   ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM \"\"\"; DROP TABLE x; --\""), 12);
   ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM \"s.\"\"q\".\"t'; DROP TABLE x; --\""), 13);
   ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM x"), 0); /* still there */
+  /* a name holding a NUL byte (protobuf-c would cut it to "x"): refused, x untouched; written
+   * byte by byte: options {if_not_exist CREATE, if_exists APPEND}, table "x\0y" */
+  static const uint8_t nul_name[] = {0x0a, 4, 0x08, 1, 0x10, 2, 0x12, 3, 'x', 0, 'y'};
+  struct ingest in = {.raw = nul_name, .raw_len = sizeof(nul_name), .batches = 1, .rows = 5,
+                      .kv = true};
+  ASSERT_EQ(run_ingest(e.fx.uri, &in, &n, &err), EINVAL);
+  ASSERT_TRUE(strstr(err.message, "NUL") != NULL);
+  /* the same bytes with "xy": served (so the refusal above was the NUL's) */
+  static const uint8_t plain_name[] = {0x0a, 4, 0x08, 1, 0x10, 2, 0x12, 2, 'x', 'y'};
+  in.raw = plain_name;
+  in.raw_len = sizeof(plain_name);
+  ASSERT_OK(run_ingest(e.fx.uri, &in, &n, &err), err.message);
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM xy"), 5);
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM x"), 0);
+  /* REPLACE of a view's name: refused, the view stays */
+  const char *view = "CREATE VIEW v AS SELECT 1 AS id, 2.0 AS value";
+  ASSERT_OK(wg_fx_action(e.c, "execute", view, strlen(view), NULL, &ws), ws.message);
+  struct ingest rv = {.table = "v", .if_not_exist = CREATE, .if_exists = REPLACE, .batches = 1,
+                      .rows = 5, .kv = true};
+  ASSERT_NE(run_ingest(e.fx.uri, &rv, &n, &err), 0);
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM v"), 1);
   ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 's.\"q'"), 4);
   env_stop(&e);
 }

@@ -170,6 +170,8 @@ int wg__engine_replace_table(struct wg_engine_conn *c, const char *schema_name, 
     wg_buf_reset(&sql);
   }
   if (rc == 0) rc = wg__engine_create_table(c, qualified, in, err);
+  /* IF NOT EXISTS took a view of that name as done: it is not a table to fill */
+  if (rc == 0) rc = wg__engine_check_base_table(c, schema_name, table, err);
   wg__engine_tables_may_change(c->engine);
   return rc;
 }
