@@ -11,7 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <duckdb.h>
+
 #include "arrow/array.h"
+#include "engine/engine.h"
 #include "arrow/ipc.h"
 #include "flight/flight.h"
 #include "proto/flight_sql.pb-c.h"
@@ -598,6 +601,117 @@ static void strange_table_and_schema_names_are_just_names(void) {
   env_stop(&e);
 }
 
+/* ---- inside a caller's transaction (the engine's in_txn, what a transaction id leads to) ---- */
+
+static int64_t q64(struct wg_engine_conn *c, const char *sql) {
+  duckdb_result r;
+  int64_t v = -1;
+  if (duckdb_query(wg_engine_conn_duckdb(c), sql, &r) == DuckDBSuccess)
+    v = duckdb_value_int64(&r, 0, 0);
+  duckdb_destroy_result(&r);
+  return v;
+}
+
+static bool run_sql(struct wg_engine_conn *c, const char *sql) {
+  duckdb_result r;
+  bool ok = duckdb_query(wg_engine_conn_duckdb(c), sql, &r) == DuckDBSuccess;
+  duckdb_destroy_result(&r);
+  return ok;
+}
+
+/* Ingests `batches` seed batches of `rows` rows through opts on c; returns the status. */
+static int engine_ingest(struct wg_engine_conn *c, const char *table,
+                         const struct wg_engine_ingest_opts *o, int batches, int64_t rows,
+                         bool fail_at_end, int64_t *count, struct wg_error *err) {
+  struct ArrowSchema schema;
+  struct ArrowArray b;
+  *count = -1;
+  WG_RETURN_NOT_OK(wg_fx_seed_batch(1, rows, true, &schema, &b));
+  struct wg_engine_ingest *ing = NULL;
+  int rc = wg_engine_ingest_begin_opts(c, NULL, table, &schema, o, &ing, err);
+  for (int i = 0; rc == 0 && i < batches; i++) {
+    struct ArrowArray copy;
+    rc = wg_array_share(&b, &copy);
+    if (rc == 0) rc = wg_engine_ingest_append(ing, &copy, err);
+  }
+  if (rc == 0 && fail_at_end) {
+    wg_engine_ingest_abort(ing); /* what DoPut does when the stream goes bad */
+    rc = wg_error_set(err, EINVAL, "failed on purpose");
+  } else if (rc == 0) {
+    rc = wg_engine_ingest_commit(ing, count, err);
+  } else if (ing != NULL) {
+    wg_engine_ingest_abort(ing);
+  }
+  wg_array_release(&b);
+  wg_schema_release(&schema);
+  return rc;
+}
+
+static void an_ingest_in_a_callers_transaction_commits_with_it_or_aborts_it(void) {
+  struct wg_engine_options eo = {.path = ":memory:", .connections = 2, .reserved_connections = 1};
+  struct wg_engine *e = NULL;
+  struct wg_error err;
+  ASSERT_OK(wg_engine_open(&e, &eo, &err), err.message);
+  struct wg_engine_conn *c1, *c2;
+  ASSERT_OK(wg_engine_acquire(e, &c1, &err), err.message);
+  ASSERT_OK(wg_engine_acquire_reserved(e, &c2, &err), err.message);
+  int64_t n;
+  struct wg_engine_ingest_opts o = {.in_txn = true, .if_exists = WG_ENGINE_IF_EXISTS_FAIL};
+  /* created and filled inside the transaction: unseen elsewhere until its COMMIT */
+  ASSERT_TRUE(run_sql(c1, "BEGIN TRANSACTION"));
+  ASSERT_OK(engine_ingest(c1, "tx", &o, 3, 100, false, &n, &err), err.message);
+  ASSERT_EQ(n, 300);
+  ASSERT_EQ(q64(c1, "SELECT count(*) FROM tx"), 300);
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tx'"), 0);
+  o.if_exists = WG_ENGINE_IF_EXISTS_APPEND;
+  ASSERT_OK(engine_ingest(c1, "tx", &o, 1, 100, false, &n, &err), err.message);
+  ASSERT_TRUE(run_sql(c1, "COMMIT"));
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM tx"), 400);
+  /* rolled back: nothing */
+  ASSERT_TRUE(run_sql(c1, "BEGIN TRANSACTION"));
+  ASSERT_OK(engine_ingest(c1, "tx", &o, 1, 100, false, &n, &err), err.message);
+  ASSERT_TRUE(run_sql(c1, "ROLLBACK"));
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM tx"), 400);
+  /* a failed ingest (300k rows: the appender flushed part of them) aborts the transaction: its
+   * other statements are refused and its COMMIT keeps nothing */
+  ASSERT_TRUE(run_sql(c1, "BEGIN TRANSACTION"));
+  ASSERT_TRUE(run_sql(c1, "INSERT INTO tx VALUES (1, 1.0)"));
+  ASSERT_EQ(engine_ingest(c1, "tx", &o, 5, 65536, true, &n, &err), EINVAL);
+  ASSERT_TRUE(!run_sql(c1, "SELECT 1"));
+  run_sql(c1, "COMMIT");
+  run_sql(c1, "ROLLBACK");
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM tx"), 400);
+  /* the options hold inside a transaction too: FAIL if missing, and the refusal aborts it */
+  o.fail_if_missing = true;
+  ASSERT_TRUE(run_sql(c1, "BEGIN TRANSACTION"));
+  ASSERT_EQ(engine_ingest(c1, "nope", &o, 1, 10, false, &n, &err), ENOENT);
+  ASSERT_TRUE(run_sql(c1, "ROLLBACK"));
+  /* REPLACE inside it: the old rows until its COMMIT */
+  o.fail_if_missing = false;
+  o.if_exists = WG_ENGINE_IF_EXISTS_REPLACE;
+  ASSERT_TRUE(run_sql(c1, "BEGIN TRANSACTION"));
+  ASSERT_OK(engine_ingest(c1, "tx", &o, 1, 7, false, &n, &err), err.message);
+  ASSERT_EQ(q64(c1, "SELECT count(*) FROM tx"), 7);
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM tx"), 400);
+  ASSERT_TRUE(run_sql(c1, "COMMIT"));
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM tx"), 7);
+  /* temporary: the connection's own table, beside (and before) main's of the same name */
+  struct wg_engine_ingest_opts t = {.in_txn = true, .temporary = true};
+  ASSERT_TRUE(run_sql(c1, "BEGIN TRANSACTION"));
+  ASSERT_OK(engine_ingest(c1, "tx", &t, 2, 5, false, &n, &err), err.message);
+  ASSERT_TRUE(run_sql(c1, "COMMIT"));
+  ASSERT_EQ(q64(c1, "SELECT count(*) FROM temp.main.tx"), 10);
+  ASSERT_EQ(q64(c1, "SELECT count(*) FROM memory.main.tx"), 7);
+  ASSERT_EQ(q64(c2, "SELECT count(*) FROM duckdb_tables() WHERE temporary"), 0);
+  /* temporary without the caller's transaction: refused */
+  t.in_txn = false;
+  ASSERT_EQ(engine_ingest(c1, "tmp2", &t, 1, 5, false, &n, &err), EINVAL);
+  run_sql(c1, "DROP TABLE temp.main.tx");
+  wg_engine_release(e, c2);
+  wg_engine_release(e, c1);
+  wg_engine_close(e);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN_TEST(every_table_option_does_what_the_spec_says);
@@ -608,5 +722,6 @@ int main(void) {
   RUN_TEST(a_bad_batch_leaves_nothing_on_either_path);
   RUN_TEST(an_idempotency_key_replayed_appends_once);
   RUN_TEST(strange_table_and_schema_names_are_just_names);
+  RUN_TEST(an_ingest_in_a_callers_transaction_commits_with_it_or_aborts_it);
   return TEST_SUMMARY();
 }

@@ -210,7 +210,17 @@ void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_in
  *                    dropped and created again from the stream's schema, so the old rows and the
  *                    new commit (or roll back) together: a reader sees the old table or the new.
  *   deferred         as begin_deferred (kept for the group committer); never for REPLACE, whose
- *                    DROP and CREATE must share the data's transaction (it streams). */
+ *                    DROP and CREATE must share the data's transaction (it streams).
+ *   in_txn           the connection holds the caller's open transaction (a pinned session's):
+ *                    the ingest opens and commits none of its own (commit flushes, records the
+ *                    idempotency key, and leaves the rows to the caller's COMMIT; no commit
+ *                    event), creates or replaces its table inside that transaction, and a
+ *                    failure (in begin, append, commit, or an abort) aborts that transaction:
+ *                    DuckDB then refuses its further statements and its COMMIT keeps nothing,
+ *                    so a failed ingest never commits part of its rows.
+ *   temporary        (in_txn only) the table is the connection's temporary table (schema_name
+ *                    must be NULL): CREATE TEMP TABLE when missing; it lives as long as the
+ *                    connection. */
 enum wg_engine_if_exists {
   WG_ENGINE_IF_EXISTS_APPEND = 0,
   WG_ENGINE_IF_EXISTS_FAIL = 1,
@@ -220,6 +230,8 @@ struct wg_engine_ingest_opts {
   bool fail_if_missing;
   enum wg_engine_if_exists if_exists;
   bool deferred;
+  bool in_txn;
+  bool temporary;
 };
 int wg_engine_ingest_begin_opts(struct wg_engine_conn *c, const char *schema_name,
                                 const char *table, const struct ArrowSchema *schema,

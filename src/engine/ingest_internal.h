@@ -53,18 +53,21 @@ int wg__engine_table_columns(struct wg_engine_conn *c, const char *qualified,
 /* EINVAL when the name resolves to a view or a system table, not a base table. */
 int wg__engine_check_base_table(struct wg_engine_conn *c, const char *schema_name,
                                 const char *table, struct wg_error *err);
-/* CREATE TABLE IF NOT EXISTS qualified with the incoming columns. */
+/* CREATE [TEMP] TABLE IF NOT EXISTS qualified with the incoming columns. */
 int wg__engine_create_table(struct wg_engine_conn *c, const char *qualified,
                             const struct wg__columns *in, struct wg_error *err);
+int wg__engine_create_table_temp(struct wg_engine_conn *c, const char *qualified,
+                                 const struct wg__columns *in, bool temporary,
+                                 struct wg_error *err);
 /* Whether schema_name.table (NULL schema: the current one) is a base table, read from the
  * catalog without a failing statement (which would end the caller's transaction). */
 int wg__engine_table_exists(struct wg_engine_conn *c, const char *schema_name, const char *table,
-                            bool *exists, struct wg_error *err);
+                            bool temporary, bool *exists, struct wg_error *err);
 /* An ingest's REPLACE, inside the transaction the caller has open: DROP TABLE when it exists
  * (ENOENT naming it when it does not and fail_if_missing), then CREATE TABLE from `in`. */
 int wg__engine_replace_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
                              const char *qualified, const struct wg__columns *in,
-                             bool fail_if_missing, struct wg_error *err);
+                             const struct wg_engine_ingest_opts *o, struct wg_error *err);
 /* The errors of an ingest's table options, naming the table. */
 int wg__engine_table_missing(const char *table, struct wg_error *err);
 int wg__engine_table_present(const char *table, struct wg_error *err);

@@ -113,10 +113,13 @@ int wg__engine_check_base_table(struct wg_engine_conn *c, const char *schema_nam
 }
 
 int wg__engine_table_exists(struct wg_engine_conn *c, const char *schema_name, const char *table,
-                            bool *exists, struct wg_error *err) {
-  const char *sql = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-                    " AND lower(schema_name) = lower(coalesce(?, current_schema()))"
-                    " AND lower(table_name) = lower(?)";
+                            bool temporary, bool *exists, struct wg_error *err) {
+  const char *sql = temporary
+                        ? "SELECT count(*) FROM duckdb_tables() WHERE temporary AND"
+                          " coalesce(?, 'main') = schema_name AND lower(table_name) = lower(?)"
+                        : "SELECT count(*) FROM duckdb_tables() WHERE database_name ="
+                          " current_database() AND lower(schema_name) ="
+                          " lower(coalesce(?, current_schema())) AND lower(table_name) = lower(?)";
   *exists = false;
   duckdb_prepared_statement p = NULL;
   int rc = 0;
@@ -154,10 +157,10 @@ int wg__engine_table_present(const char *table, struct wg_error *err) {
 
 int wg__engine_replace_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
                              const char *qualified, const struct wg__columns *in,
-                             bool fail_if_missing, struct wg_error *err) {
+                             const struct wg_engine_ingest_opts *o, struct wg_error *err) {
   bool exists = false;
-  WG_RETURN_NOT_OK(wg__engine_table_exists(c, schema_name, table, &exists, err));
-  if (!exists && fail_if_missing) return wg__engine_table_missing(table, err);
+  WG_RETURN_NOT_OK(wg__engine_table_exists(c, schema_name, table, o->temporary, &exists, err));
+  if (!exists && o->fail_if_missing) return wg__engine_table_missing(table, err);
   int rc = 0;
   if (exists) {
     struct wg_buf sql;
@@ -169,18 +172,25 @@ int wg__engine_replace_table(struct wg_engine_conn *c, const char *schema_name, 
     if (rc == 0) rc = wg__engine_exec(c, (const char *)sql.data, err);
     wg_buf_reset(&sql);
   }
-  if (rc == 0) rc = wg__engine_create_table(c, qualified, in, err);
+  if (rc == 0) rc = wg__engine_create_table_temp(c, qualified, in, o->temporary, err);
   /* IF NOT EXISTS took a view of that name as done: it is not a table to fill */
-  if (rc == 0) rc = wg__engine_check_base_table(c, schema_name, table, err);
+  if (rc == 0 && !o->temporary) rc = wg__engine_check_base_table(c, schema_name, table, err);
   wg__engine_tables_may_change(c->engine);
   return rc;
 }
 
 int wg__engine_create_table(struct wg_engine_conn *c, const char *qualified,
                             const struct wg__columns *in, struct wg_error *err) {
+  return wg__engine_create_table_temp(c, qualified, in, false, err);
+}
+
+int wg__engine_create_table_temp(struct wg_engine_conn *c, const char *qualified,
+                                 const struct wg__columns *in, bool temporary,
+                                 struct wg_error *err) {
   struct wg_buf sql;
   wg_buf_init(&sql);
-  int rc = wg__put(&sql, "CREATE TABLE IF NOT EXISTS ");
+  int rc = wg__put(&sql, temporary ? "CREATE TEMP TABLE IF NOT EXISTS "
+                                   : "CREATE TABLE IF NOT EXISTS ");
   if (rc == 0) rc = wg__put(&sql, qualified);
   if (rc == 0) rc = wg__put(&sql, " (");
   for (idx_t i = 0; i < in->n && rc == 0; i++) {

@@ -57,6 +57,7 @@ struct put {
   bool served;             /* a Flight SQL put, served whole by fsql.c (wg__fsql_put) */
   bool ingest;             /* a CommandStatementIngest: this path, with its options */
   struct wg__ingest_cmd icmd;
+  struct wg__fsql_conn txn; /* an ingest's transaction's connection (conn is it then) */
 };
 
 /* The status of a stream the IPC decoder refused: out of memory stays ENOMEM and malformed
@@ -175,19 +176,20 @@ static int first_schema(struct put *p, const struct wg_flight_data *fd, struct w
 }
 
 /* A CommandStatementIngest: its options read (fsql_ingest.c), its table taken as a PATH's. With
- * a transaction id the ingest would run on the transaction's pinned connection, uncommitted until
- * the transaction ends: not served yet (an unknown id stays NOT_FOUND). */
+ * a transaction id it runs on the transaction's pinned connection (NOT_FOUND for an unknown id),
+ * inside that transaction: not group-committed, committed (or not) with the transaction, which
+ * a failed ingest aborts (engine.h, in_txn). */
 static int ingest_command(struct put *p, struct wg_error *err) {
   p->ingest = true;
   WG_RETURN_NOT_OK(wg__fsql_ingest_parse(&p->fsql, &p->icmd, err));
   p->table.schema_name = p->icmd.schema_name;
   p->table.table = p->icmd.table;
   if (!p->icmd.has_txn) return 0;
-  struct wg__fsql_conn fc;
-  WG_RETURN_NOT_OK(wg__fsql_conn_acquire(p->s, p->call, true, p->icmd.txn_id, &fc, err));
-  wg__fsql_conn_release(p->s, &fc);
-  return wg_error_set(err, ENOTSUP, "CommandStatementIngest inside a transaction: not served "
-                                    "yet (send it without a transaction id)");
+  WG_RETURN_NOT_OK(wg__fsql_conn_acquire(p->s, p->call, true, p->icmd.txn_id, &p->txn, err));
+  p->icmd.opts.in_txn = p->txn.txn != NULL;
+  if (p->icmd.opts.temporary && !p->icmd.opts.in_txn)
+    return wg_error_set(err, EINVAL, "CommandStatementIngest: temporary tables need a transaction");
+  return 0;
 }
 
 static int begin(struct put *p, struct wg_error *err) {
@@ -225,13 +227,17 @@ static int begin(struct put *p, struct wg_error *err) {
   if (rc != 0) return rc;
   struct ArrowSchema schema;
   WG_RETURN_NOT_OK(wg_ipc_decoder_schema(p->dec, &schema, err));
-  rc = wg_engine_acquire(p->s->engine, &p->conn, err);
+  if (p->txn.conn != NULL) {
+    p->conn = p->txn.conn; /* given back through wg__fsql_conn_release */
+  } else {
+    rc = wg_engine_acquire(p->s->engine, &p->conn, err);
+  }
   /* from now on a cancel interrupts the connection: a wide put's begin is the expensive part */
   if (rc == 0) wg_rpc_call_set_cancel_hook(p->call, wg__server_interrupt_hook, p->conn);
   p->columns = schema.n_children;
   /* a REPLACE streams in its own transaction: its DROP and CREATE commit with its rows */
   p->deferred = p->s->options.group_commit_bytes > 0 && p->columns <= WG_GROUP_MAX_COLUMNS &&
-                p->icmd.opts.if_exists != WG_ENGINE_IF_EXISTS_REPLACE;
+                p->icmd.opts.if_exists != WG_ENGINE_IF_EXISTS_REPLACE && !p->icmd.opts.in_txn;
   if (rc == 0 && p->ingest) rc = wg__fsql_ingest_check_catalog(p->conn, &p->icmd, err);
   struct wg_engine_ingest_opts o = p->icmd.opts; /* a plain put's: {0} */
   o.deferred = p->deferred;
@@ -368,7 +374,11 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
     rc = p.ingest ? wg__fsql_ingest_ack(call, rows, &err) : acknowledge(&p, rows, &err);
   }
   if (p.ing != NULL) wg_engine_ingest_abort(p.ing);
-  if (p.conn != NULL) wg_engine_release(s->engine, p.conn);
+  if (p.conn != NULL && p.conn == p.txn.conn)
+    wg__fsql_conn_release(s, &p.txn);
+  else if (p.conn != NULL)
+    wg_engine_release(s->engine, p.conn);
+  if (p.txn.conn != NULL && p.conn == NULL) wg__fsql_conn_release(s, &p.txn); /* never used */
   if (p.desc != NULL) protobuf_c_message_free_unpacked(&p.desc->base, NULL);
   free(p.key);
   wg__fsql_ingest_reset(&p.icmd);

@@ -100,7 +100,11 @@ int wg__fsql_ingest_parse(const struct wg__request *r, struct wg__ingest_cmd *ou
   /* A temporary table lives on one DuckDB connection and goes with it: without a transaction a
    * put's connection goes back to the pool when the put ends, and the table would be gone (or,
    * worse, seen by the next call on that connection). */
-  if (m->has_temporary && m->temporary && !out->has_txn)
+  out->opts.temporary = m->has_temporary && m->temporary;
+  if (out->opts.temporary && out->schema_name != NULL)
+    return wg_error_set(err, EINVAL, "CommandStatementIngest: a temporary table has no schema "
+                                     "(it is the session's own); send no schema with it");
+  if (out->opts.temporary && !out->has_txn)
     return wg_error_set(err, EINVAL, "CommandStatementIngest: temporary tables need a "
                                      "transaction (a temporary table lives on one connection, "
                                      "and a put without a transaction id has none to keep it)");

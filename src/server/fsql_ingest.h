@@ -12,7 +12,7 @@ struct wg__ingest_cmd {
   const char *schema_name; /* borrowed from msg; NULL: the default schema */
   const char *table;       /* borrowed from msg, never empty */
   const char *catalog;     /* borrowed from msg; NULL: none named */
-  struct wg_engine_ingest_opts opts; /* deferred left false: do_put.c decides */
+  struct wg_engine_ingest_opts opts; /* deferred and in_txn left false: do_put.c decides */
   bool has_txn;            /* a non-empty transaction id */
   ProtobufCBinaryData txn_id; /* borrowed from msg */
   const char *key;         /* options' "idempotency_key", borrowed; NULL for none */
@@ -22,7 +22,7 @@ struct wg__ingest_cmd {
  * CommandStatementIngest). INVALID_ARGUMENT (EINVAL) naming what is wrong: bytes that are not the
  * message, a name that is not UTF-8 or holds a NUL byte, no table, no or UNSPECIFIED table
  * definition options (the spec: servers should error), an unknown option key, `temporary`
- * without a transaction id. On success *out owns the message (wg__fsql_ingest_reset). */
+ * without a transaction id or with a schema. On success *out owns the message (wg__fsql_ingest_reset). */
 int wg__fsql_ingest_parse(const struct wg__request *r, struct wg__ingest_cmd *out,
                           struct wg_error *err);
 void wg__fsql_ingest_reset(struct wg__ingest_cmd *cmd);
