@@ -35,6 +35,7 @@ struct ingest {
   int if_not_exist, if_exists; /* -1: no table_definition_options at all */
   bool temporary;
   const char *txn_id;    /* NULL: none */
+  const char *txn_id_bytes; /* 16 bytes (a BeginTransaction's id), NULL: none */
   const char *opt_key;   /* an options entry (key, value), NULL: none */
   const char *opt_value;
   const char *header_key; /* the wigeon-idempotency-key header, NULL: none */
@@ -65,10 +66,10 @@ static size_t ingest_descriptor(const struct ingest *in, uint8_t **out) {
   m.schema = (char *)in->schema;
   m.catalog = (char *)in->catalog;
   if (in->temporary) m.has_temporary = m.temporary = 1;
-  if (in->txn_id != NULL) {
+  if (in->txn_id != NULL || in->txn_id_bytes != NULL) {
     m.has_transaction_id = 1;
-    m.transaction_id.data = (uint8_t *)in->txn_id;
-    m.transaction_id.len = strlen(in->txn_id);
+    m.transaction_id.data = (uint8_t *)(in->txn_id ? in->txn_id : in->txn_id_bytes);
+    m.transaction_id.len = in->txn_id ? strlen(in->txn_id) : 16;
   }
   if (in->opt_key != NULL) {
     e.key = (char *)in->opt_key;
@@ -109,6 +110,22 @@ static size_t ingest_descriptor(const struct ingest *in, uint8_t **out) {
   return dl;
 }
 
+/* When set, every call goes on this channel (one client connection: a transaction belongs to the
+ * connection that began it), else each call makes its own. */
+static struct wg_rpc_channel *shared_ch;
+
+static int channel(const char *uri, struct wg_rpc_channel **ch, struct wg_error *err) {
+  if (shared_ch != NULL) {
+    *ch = shared_ch;
+    return 0;
+  }
+  return wg_rpc_channel_create(ch, uri, err);
+}
+
+static void channel_done(struct wg_rpc_channel *ch) {
+  if (ch != shared_ch) wg_rpc_channel_destroy(ch);
+}
+
 /* Runs one ingest; returns the errno value of the call's status (0 OK), *count the
  * DoPutUpdateResult's record_count (-1 when none came), err the server's message. */
 static int run_ingest(const char *uri, const struct ingest *in, int64_t *count,
@@ -118,7 +135,7 @@ static int run_ingest(const char *uri, const struct ingest *in, int64_t *count,
   uint8_t *dbytes = NULL;
   size_t dl = ingest_descriptor(in, &dbytes);
   struct wg_rpc_channel *ch;
-  int rc = wg_rpc_channel_create(&ch, uri, err);
+  int rc = channel(uri, &ch, err);
   if (rc != 0) {
     free(dbytes);
     return rc;
@@ -189,7 +206,7 @@ static int run_ingest(const char *uri, const struct ingest *in, int64_t *count,
   free(msgs);
   if (batch.release != NULL) wg_array_release(&batch);
   wg_ipc_encoder_destroy(enc);
-  wg_rpc_channel_destroy(ch);
+  channel_done(ch);
   free(dbytes);
   return rc;
 }
@@ -601,6 +618,159 @@ static void strange_table_and_schema_names_are_just_names(void) {
   env_stop(&e);
 }
 
+/* ---- with a Flight SQL transaction id ---- */
+
+/* A Flight SQL action: body Any(m), the first Result's Any unpacked as resp_d into *out. Any and
+ * Action have the same wire layout (1: string, 2: bytes), so Action's codec packs and reads it. */
+static int fsql_action(const char *uri, const char *type, const char *url,
+                       const ProtobufCMessage *m, const ProtobufCMessageDescriptor *resp_d,
+                       ProtobufCMessage **out, struct wg_error *err) {
+  *out = NULL;
+  size_t ml = protobuf_c_message_get_packed_size(m);
+  uint8_t *mb = malloc(ml + 1);
+  protobuf_c_message_pack(m, mb);
+  Arrow__Flight__Protocol__Action any = ARROW__FLIGHT__PROTOCOL__ACTION__INIT;
+  any.type = (char *)url;
+  any.body.data = mb;
+  any.body.len = ml;
+  size_t al = protobuf_c_message_get_packed_size(&any.base);
+  uint8_t *ab = malloc(al + 1);
+  protobuf_c_message_pack(&any.base, ab);
+  free(mb);
+  Arrow__Flight__Protocol__Action a = ARROW__FLIGHT__PROTOCOL__ACTION__INIT;
+  a.type = (char *)type;
+  a.body.data = ab;
+  a.body.len = al;
+  size_t l = protobuf_c_message_get_packed_size(&a.base);
+  uint8_t *b = malloc(l + 1);
+  protobuf_c_message_pack(&a.base, b);
+  free(ab);
+  struct wg_rpc_channel *ch;
+  int rc = channel(uri, &ch, err);
+  struct wg_rpc_client_call *call = NULL;
+  if (rc == 0)
+    rc = wg_rpc_client_call_start(ch, "/arrow.flight.protocol.FlightService/DoAction", 30000,
+                                  NULL, &call, err);
+  if (rc == 0) {
+    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)b, l);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    rc = wg_rpc_client_call_send(call, bb);
+    if (rc == 0) rc = wg_rpc_client_call_close_send(call);
+  }
+  for (; call != NULL;) {
+    grpc_byte_buffer *bb = NULL;
+    if (wg_rpc_client_call_recv(call, &bb) != 0 || bb == NULL) break;
+    ProtobufCMessage *r = NULL;
+    if (*out == NULL &&
+        wg_flight_unpack(&arrow__flight__protocol__result__descriptor, bb, &r, NULL) == 0) {
+      Arrow__Flight__Protocol__Result *res = (Arrow__Flight__Protocol__Result *)r;
+      Arrow__Flight__Protocol__Action *v =
+          arrow__flight__protocol__action__unpack(NULL, res->body.len, res->body.data);
+      if (v != NULL) *out = protobuf_c_message_unpack(resp_d, NULL, v->body.len, v->body.data);
+      if (v != NULL) protobuf_c_message_free_unpacked(&v->base, NULL);
+      protobuf_c_message_free_unpacked(r, NULL);
+    }
+    grpc_byte_buffer_destroy(bb);
+  }
+  if (call != NULL) {
+    grpc_status_code code;
+    int frc = wg_rpc_client_call_finish(call, &code, err);
+    if (rc == 0) rc = frc;
+    wg_rpc_client_call_destroy(call);
+  }
+  channel_done(ch);
+  free(b);
+  return rc;
+}
+
+#define SQL_URL(x) "type.googleapis.com/arrow.flight.protocol.sql." x
+
+static int txn_begin(const char *uri, char *id, struct wg_error *err) {
+  Arrow__Flight__Protocol__Sql__ActionBeginTransactionRequest req =
+      ARROW__FLIGHT__PROTOCOL__SQL__ACTION_BEGIN_TRANSACTION_REQUEST__INIT;
+  ProtobufCMessage *r = NULL;
+  int rc = fsql_action(uri, "BeginTransaction", SQL_URL("ActionBeginTransactionRequest"),
+                       &req.base,
+                       &arrow__flight__protocol__sql__action_begin_transaction_result__descriptor,
+                       &r, err);
+  Arrow__Flight__Protocol__Sql__ActionBeginTransactionResult *res = (void *)r;
+  /* 16 random bytes, which may hold NULs: passed as bytes (txn_id_bytes), not as a string */
+  if (rc == 0 && (res == NULL || res->transaction_id.len != 16))
+    rc = wg_error_set(err, EPROTO, "no 16-byte transaction id");
+  if (rc == 0) memcpy(id, res->transaction_id.data, 16);
+  if (r != NULL) protobuf_c_message_free_unpacked(r, NULL);
+  return rc;
+}
+
+static int txn_end(const char *uri, const char *id, bool commit, struct wg_error *err) {
+  Arrow__Flight__Protocol__Sql__ActionEndTransactionRequest req =
+      ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__INIT;
+  req.has_transaction_id = req.has_action = 1;
+  req.transaction_id.data = (uint8_t *)id;
+  req.transaction_id.len = 16;
+  req.action =
+      commit
+          ? ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT
+          : ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK;
+  ProtobufCMessage *r = NULL;
+  int rc = fsql_action(uri, "EndTransaction", SQL_URL("ActionEndTransactionRequest"), &req.base,
+                       &arrow__flight__protocol__sql__action_begin_transaction_result__descriptor,
+                       &r, err);
+  if (r != NULL) protobuf_c_message_free_unpacked(r, NULL);
+  return rc;
+}
+
+static void an_ingest_with_a_transaction_id_commits_with_the_transaction(void) {
+  struct env e;
+  ASSERT_EQ(env_start(&e, 8 << 20), 0);
+  struct wg_error err;
+  int64_t n;
+  const char *u = e.fx.uri;
+  char id[17] = {0};
+  ASSERT_OK(wg_rpc_channel_create(&shared_ch, u, &err), err.message);
+  ASSERT_OK(txn_begin(u, id, &err), err.message);
+  int64_t grouped0 = stat_of(e.c, "grouped_puts");
+  struct ingest in = {.table = "tt", .if_not_exist = CREATE, .if_exists = APPEND, .batches = 2,
+                      .rows = 100, .kv = true, .txn_id_bytes = id};
+  ASSERT_OK(run_ingest(u, &in, &n, &err), err.message);
+  ASSERT_EQ(n, 200);
+  ASSERT_OK(run_ingest(u, &in, &n, &err), err.message);
+  /* not committed yet: the table does not exist for anyone else */
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tt'"), 0);
+  ASSERT_OK(txn_end(u, id, true, &err), err.message);
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM tt"), 400);
+  ASSERT_EQ(stat_of(e.c, "grouped_puts"), grouped0); /* never through the group committer */
+  /* rolled back: nothing */
+  ASSERT_OK(txn_begin(u, id, &err), err.message);
+  ASSERT_OK(run_ingest(u, &in, &n, &err), err.message);
+  ASSERT_OK(txn_end(u, id, false, &err), err.message);
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM tt"), 400);
+  /* an ingest that fails in its last batch: the transaction's COMMIT keeps nothing of it */
+  ASSERT_OK(txn_begin(u, id, &err), err.message);
+  ASSERT_OK(run_ingest(u, &in, &n, &err), err.message);
+  in.bad_last_batch = true;
+  in.batches = 5;
+  in.rows = 65536;
+  ASSERT_EQ(run_ingest(u, &in, &n, &err), EINVAL);
+  ASSERT_NE(txn_end(u, id, true, &err), 0);
+  fprintf(stderr, "  COMMIT after a failed ingest: %s\n", err.message);
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM tt"), 400);
+  /* a temporary table inside a transaction */
+  ASSERT_OK(txn_begin(u, id, &err), err.message);
+  struct ingest tmp = {.table = "tmp", .if_not_exist = CREATE, .if_exists = EXISTS_FAIL,
+                       .batches = 1, .rows = 10, .kv = true, .temporary = true,
+                       .txn_id_bytes = id};
+  ASSERT_OK(run_ingest(u, &tmp, &n, &err), err.message);
+  ASSERT_EQ(n, 10);
+  ASSERT_EQ(run_ingest(u, &tmp, &n, &err), EEXIST); /* it is there, on that connection */
+  ASSERT_NE(txn_end(u, id, true, &err), 0);        /* ...and the refusal aborted the txn */
+  ASSERT_EQ(count_of(e.c, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tmp'"), 0);
+  wg_rpc_channel_destroy(shared_ch);
+  shared_ch = NULL;
+  env_stop(&e);
+}
+
 /* ---- inside a caller's transaction (the engine's in_txn, what a transaction id leads to) ---- */
 
 static int64_t q64(struct wg_engine_conn *c, const char *sql) {
@@ -722,6 +892,7 @@ int main(void) {
   RUN_TEST(a_bad_batch_leaves_nothing_on_either_path);
   RUN_TEST(an_idempotency_key_replayed_appends_once);
   RUN_TEST(strange_table_and_schema_names_are_just_names);
+  RUN_TEST(an_ingest_with_a_transaction_id_commits_with_the_transaction);
   RUN_TEST(an_ingest_in_a_callers_transaction_commits_with_it_or_aborts_it);
   return TEST_SUMMARY();
 }
