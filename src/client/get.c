@@ -94,6 +94,8 @@ static void get_release(struct ArrowArrayStream *s) {
 }
 
 int wg_stream_status(struct ArrowArrayStream *stream, struct wg_status *status) {
+  int code;
+  if (stream != NULL && wg__fsql_stream_status(stream, status, &code)) return code;
   if (stream == NULL || stream->release != get_release) return wg__status_set(status, 0, 0, NULL);
   struct get_stream *g = stream->private_data;
   return wg__status_set(status, g->status, g->grpc, g->err.message);
