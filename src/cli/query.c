@@ -1,4 +1,5 @@
-/* wigeon: `wigeon query "SQL"`: runs SQL on the server (DoGet) and writes the result as an
+/* wigeon: `wigeon query "SQL"`: runs SQL on the server (DoGet, or Flight SQL with --flight-sql,
+ * which also reaches the metadata commands with --meta) and writes the result as an
  * aligned table (DuckDB's box style: the first and last rows of a big result with the middle
  * elided), CSV, JSON, NDJSON, an Arrow IPC stream or Parquet. Everything streams batch by batch:
  * values are turned into text by the client-side DuckDB chunk by chunk, Arrow goes through our
@@ -560,13 +561,11 @@ static int write_parquet(duckdb_connection conn, struct ArrowArrayStream *s, con
   return rc;
 }
 
-int wg_cli_query_write(struct wg_client *client, const char *sql, const struct wg_cli_output *o,
-                       FILE *out, int64_t *rows, struct wg_error *err) {
-  *rows = 0;
-  struct ArrowArrayStream s;
-  struct wg_status qs;
-  wg_query(client, sql, &s, &qs);
-  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
+/* Writes the result stream `s` (taken: released on every path) as wg_cli_query_write does. */
+static int stream_write(struct ArrowArrayStream *sp, const struct wg_cli_output *o, FILE *out,
+                        int64_t *rows, struct wg_error *err) {
+  struct ArrowArrayStream s = *sp;
+  sp->release = NULL;
   /* The schema first: a SQL error shows here, before any output file is touched. */
   struct ArrowSchema schema;
   int rc = s.get_schema(&s, &schema);
@@ -638,17 +637,145 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
   return rc;
 }
 
+int wg_cli_query_write(struct wg_client *client, const char *sql, const struct wg_cli_output *o,
+                       FILE *out, int64_t *rows, struct wg_error *err) {
+  *rows = 0;
+  struct ArrowArrayStream s;
+  struct wg_status qs;
+  wg_query(client, sql, &s, &qs);
+  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
+  return stream_write(&s, o, out, rows, err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Flight SQL: the statement, or a metadata command (--meta), through GetFlightInfo + DoGet */
+
+/* What --meta and its filters say. */
+struct meta_args {
+  const char *kind, *catalog, *db_schema, *table, *table_types, *fk_catalog, *fk_db_schema,
+      *fk_table, *info, *data_type;
+  bool include_schema;
+};
+
+static const struct {
+  const char *name;
+  enum wg_fsql_kind kind;
+} meta_kinds[] = {
+    {"catalogs", WG_FSQL_CATALOGS},
+    {"schemas", WG_FSQL_DB_SCHEMAS},
+    {"tables", WG_FSQL_TABLES},
+    {"table-types", WG_FSQL_TABLE_TYPES},
+    {"sql-info", WG_FSQL_SQL_INFO},
+    {"primary-keys", WG_FSQL_PRIMARY_KEYS},
+    {"exported-keys", WG_FSQL_EXPORTED_KEYS},
+    {"imported-keys", WG_FSQL_IMPORTED_KEYS},
+    {"cross-reference", WG_FSQL_CROSS_REFERENCE},
+    {"type-info", WG_FSQL_XDBC_TYPE_INFO},
+};
+
+enum { MAX_LIST = 64 };
+
+/* A comma-separated list into items (the text is cut in place). */
+static int split_list(const struct wg_cli_command *cmd, const char *name, char *text,
+                      const char **items, size_t *n) {
+  *n = 0;
+  for (char *save = NULL, *t = strtok_r(text, ",", &save); t != NULL;
+       t = strtok_r(NULL, ",", &save)) {
+    if (*n + 1 >= MAX_LIST)
+      return wg_cli_usage_error(cmd, "%s: more than %d items", name, MAX_LIST - 1);
+    items[(*n)++] = t;
+  }
+  items[*n] = NULL;
+  return -1;
+}
+
+/* The command --meta asks for, into *c (lists into the caller's arrays). -1 to go on, else a
+ * usage error's exit code. */
+static int meta_command(const struct wg_cli_command *cmd, struct meta_args *m, char *types_text,
+                        char *info_text, const char **types, uint32_t *ids,
+                        struct wg_fsql_command *c) {
+  size_t k = 0;
+  while (k < sizeof(meta_kinds) / sizeof(meta_kinds[0]) && strcmp(meta_kinds[k].name, m->kind) != 0)
+    k++;
+  if (k == sizeof(meta_kinds) / sizeof(meta_kinds[0]))
+    return wg_cli_usage_error(cmd, "unknown --meta '%s'", m->kind);
+  *c = (struct wg_fsql_command){.kind = meta_kinds[k].kind, .catalog = m->catalog,
+                                .db_schema = m->db_schema, .table = m->table,
+                                .include_schema = m->include_schema, .fk_catalog = m->fk_catalog,
+                                .fk_db_schema = m->fk_db_schema, .fk_table = m->fk_table};
+  bool keys = c->kind == WG_FSQL_PRIMARY_KEYS || c->kind == WG_FSQL_EXPORTED_KEYS ||
+              c->kind == WG_FSQL_IMPORTED_KEYS || c->kind == WG_FSQL_CROSS_REFERENCE;
+  if (keys && m->table == NULL) return wg_cli_usage_error(cmd, "--meta %s needs a table", m->kind);
+  if (c->kind == WG_FSQL_CROSS_REFERENCE && m->fk_table == NULL)
+    return wg_cli_usage_error(cmd, "--meta cross-reference needs --fk-table");
+  int rc;
+  size_t n = 0;
+  if (types_text != NULL) {
+    if ((rc = split_list(cmd, "--table-type", types_text, types, &n)) >= 0) return rc;
+    c->table_types = types;
+  }
+  if (info_text != NULL) {
+    const char *items[MAX_LIST];
+    if ((rc = split_list(cmd, "--info", info_text, items, &n)) >= 0) return rc;
+    for (size_t j = 0; j < n; j++) {
+      int64_t v;
+      if ((rc = wg_cli_opt_int(cmd, "--info", items[j], 0, UINT32_MAX, &v)) >= 0) return rc;
+      ids[j] = (uint32_t)v;
+    }
+    c->info = ids;
+    c->n_info = n;
+  }
+  if (m->data_type != NULL) {
+    int64_t dt;
+    rc = wg_cli_opt_int(cmd, "--data-type", m->data_type, INT32_MIN, INT32_MAX, &dt);
+    if (rc >= 0) return rc;
+    c->has_data_type = true;
+    c->data_type = (int32_t)dt;
+  }
+  return -1;
+}
+
+/* Runs the command through Flight SQL and writes its result. */
+static int fsql_write(struct wg_client *client, const struct wg_fsql_command *c,
+                      const struct wg_cli_output *o, FILE *out, int64_t *rows,
+                      struct wg_error *err) {
+  *rows = 0;
+  struct ArrowArrayStream s;
+  struct wg_status st;
+  wg_fsql_run(client, c, &s, &st);
+  WG_RETURN_NOT_OK(wg_cli_status(&st, err));
+  return stream_write(&s, o, out, rows, err);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The command */
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: wigeon query [options] \"SQL\"\n"
+          "       wigeon query [options] --meta KIND [TABLE]\n"
           "\n"
           "Runs SQL on the server and prints the result. SQL '-' reads the statement from stdin.\n"
           "\n"
           "options:\n"
           "  --server URI          grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          "  --flight-sql          run it through Flight SQL (CommandStatementQuery:\n"
+          "                        GetFlightInfo, then DoGet of its endpoints), not plain DoGet\n"
+          "  --meta KIND           a Flight SQL metadata command instead of SQL (implies\n"
+          "                        --flight-sql): catalogs, schemas, tables, table-types,\n"
+          "                        sql-info, primary-keys, exported-keys, imported-keys,\n"
+          "                        cross-reference, type-info. TABLE, if given, is --table\n"
+          "  --catalog NAME        --meta: the catalog (schemas, tables: a filter)\n"
+          "  --db-schema NAME      --meta: the schema (schemas, tables: a LIKE pattern)\n"
+          "  --table NAME          --meta: the table (tables: a LIKE pattern; the *-keys and\n"
+          "                        cross-reference: required; cross-reference: the primary key's)\n"
+          "  --table-type T,...    --meta tables: only these types (e.g. 'BASE TABLE,VIEW')\n"
+          "  --include-schema      --meta tables: add each table's Arrow schema (table_schema)\n"
+          "  --fk-table NAME       --meta cross-reference: the foreign key's table (required)\n"
+          "  --fk-db-schema NAME   --meta cross-reference: the foreign key's schema\n"
+          "  --fk-catalog NAME     --meta cross-reference: the foreign key's catalog\n"
+          "  --info ID,...         --meta sql-info: these SqlInfo ids (default: all)\n"
+          "  --data-type N         --meta type-info: only this XDBC data type (e.g. -5 BIGINT)\n"
           "  -f, --format FORMAT   table (default), csv, json (an array), ndjson (one object a\n"
           "                        line), arrow (IPC stream), parquet (needs -o)\n"
           "  -o, --output FILE     write to FILE instead of stdout\n"
@@ -682,43 +809,86 @@ int wg_cli_output_limits(const struct wg_cli_command *cmd, const char *max_rows,
   return rc;
 }
 
+/* The SQL (or --meta's command) and the output options, parsed; -1 to go on. */
+struct query_args {
+  const char *server, *format, *output, *max_rows, *max_width;
+  bool ascii, flight_sql;
+  struct meta_args meta;
+  const char *pos[1];
+  int n_pos;
+};
+
+static int query_parse(const struct wg_cli_command *cmd, int argc, char **argv,
+                       struct query_args *a, struct wg_cli_output *o) {
+  struct meta_args *m = &a->meta;
+  const struct wg_cli_opt opts[] = {{"--server", NULL, &a->server, NULL},
+                                    {"--format", "-f", &a->format, NULL},
+                                    {"--output", "-o", &a->output, NULL},
+                                    {"--flight-sql", NULL, NULL, &a->flight_sql},
+                                    {"--meta", NULL, &m->kind, NULL},
+                                    {"--catalog", NULL, &m->catalog, NULL},
+                                    {"--db-schema", NULL, &m->db_schema, NULL},
+                                    {"--table", NULL, &m->table, NULL},
+                                    {"--table-type", NULL, &m->table_types, NULL},
+                                    {"--include-schema", NULL, NULL, &m->include_schema},
+                                    {"--fk-catalog", NULL, &m->fk_catalog, NULL},
+                                    {"--fk-db-schema", NULL, &m->fk_db_schema, NULL},
+                                    {"--fk-table", NULL, &m->fk_table, NULL},
+                                    {"--info", NULL, &m->info, NULL},
+                                    {"--data-type", NULL, &m->data_type, NULL},
+                                    WG_CLI_TABLE_OPTS(&a->max_rows, &a->max_width, &a->ascii)};
+  int rc = wg_cli_parse(cmd, argc, argv, opts, a->pos, 1, &a->n_pos);
+  if (rc >= 0) return rc;
+  if (m->kind == NULL && a->n_pos != 1) return wg_cli_usage_error(cmd, "missing the SQL to run");
+  if (m->kind != NULL && a->n_pos == 1) {
+    if (m->table != NULL) return wg_cli_usage_error(cmd, "TABLE and --table: give one");
+    m->table = a->pos[0];
+  }
+  if (m->kind != NULL) a->flight_sql = true;
+  const char *format = a->format;
+  if (!wg_cli_format_known(format)) return wg_cli_usage_error(cmd, "unknown format '%s'", format);
+  if (strcmp(format, "parquet") == 0 && a->output == NULL)
+    return wg_cli_usage_error(cmd, "--format parquet needs -o FILE");
+  if (strcmp(format, "arrow") == 0 && a->output == NULL && isatty(STDOUT_FILENO))
+    return wg_cli_usage_error(cmd, "--format arrow writes binary: use -o FILE or a pipe");
+  *o = (struct wg_cli_output){.format = format, .path = a->output, .ascii = a->ascii};
+  return wg_cli_output_limits(cmd, a->max_rows, a->max_width, o);
+}
+
 int wg_cli_query(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"query", usage};
-  const char *server = NULL, *format = "table", *output = NULL, *max_rows = "40", *max_width = "40";
-  bool ascii = false;
-  const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
-                                    {"--format", "-f", &format, NULL},
-                                    {"--output", "-o", &output, NULL},
-                                    WG_CLI_TABLE_OPTS(&max_rows, &max_width, &ascii)};
-  const char *pos[1];
-  int rc = wg_cli_parse_one(&cmd, argc, argv, opts, pos, "missing the SQL to run");
+  struct query_args a = {.format = "table", .max_rows = "40", .max_width = "40"};
+  struct wg_cli_output o;
+  int rc = query_parse(&cmd, argc, argv, &a, &o);
   if (rc >= 0) return rc;
-  if (!wg_cli_format_known(format)) return wg_cli_usage_error(&cmd, "unknown format '%s'", format);
-  if (strcmp(format, "parquet") == 0 && output == NULL)
-    return wg_cli_usage_error(&cmd, "--format parquet needs -o FILE");
-  if (strcmp(format, "arrow") == 0 && output == NULL && isatty(STDOUT_FILENO))
-    return wg_cli_usage_error(&cmd, "--format arrow writes binary: use -o FILE or a pipe");
-  struct wg_cli_output o = {.format = format, .path = output, .ascii = ascii};
-  if ((rc = wg_cli_output_limits(&cmd, max_rows, max_width, &o)) >= 0) return rc;
-
-  char *sql = strcmp(pos[0], "-") == 0 ? read_stdin() : strdup(pos[0]);
-  if (sql == NULL) return WG_EXIT_USAGE;
+  struct wg_fsql_command fc = {.kind = WG_FSQL_STATEMENT};
+  char *types_text = a.meta.table_types ? strdup(a.meta.table_types) : NULL;
+  char *info_text = a.meta.info ? strdup(a.meta.info) : NULL;
+  const char *types[MAX_LIST];
+  uint32_t ids[MAX_LIST];
+  char *sql = NULL;
+  if (a.meta.kind != NULL)
+    rc = meta_command(&cmd, &a.meta, types_text, info_text, types, ids, &fc);
+  else if ((sql = strcmp(a.pos[0], "-") == 0 ? read_stdin() : strdup(a.pos[0])) == NULL)
+    rc = WG_EXIT_USAGE;
+  fc.sql = sql;
   struct wg_cli_conn cx;
-  if ((rc = wg_cli_conn_open(&cx, "query", server)) != 0) {
-    free(sql);
-    return rc;
+  if (rc < 0 && (rc = wg_cli_conn_open(&cx, "query", a.server)) == 0) {
+    double t0 = wg_cli_now();
+    int64_t rows = 0;
+    struct wg_error err = {""};
+    int status = a.flight_sql ? fsql_write(cx.client, &fc, &o, stdout, &rows, &err)
+                              : wg_cli_query_write(cx.client, sql, &o, stdout, &rows, &err);
+    rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
+    if (status == 0 && isatty(STDERR_FILENO)) {
+      char t[32];
+      fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, t, sizeof(t)),
+              rows == 1 ? "" : "s", wg_cli_now() - t0);
+    }
+    wg_cli_conn_close(&cx);
   }
-  double t0 = wg_cli_now();
-  int64_t rows = 0;
-  struct wg_error err = {""};
-  int status = wg_cli_query_write(cx.client, sql, &o, stdout, &rows, &err);
-  rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
-  if (status == 0 && isatty(STDERR_FILENO)) {
-    char a[32];
-    fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, a, sizeof(a)), rows == 1 ? "" : "s",
-            wg_cli_now() - t0);
-  }
-  wg_cli_conn_close(&cx);
+  free(types_text);
+  free(info_text);
   free(sql);
   return rc;
 }

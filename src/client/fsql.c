@@ -816,6 +816,9 @@ int wg_fsql_begin(wg_client *client, wg_fsql_txn **out, struct wg_status *status
   return wg__status_set(status, rc, 0, err.message);
 }
 
+#define END(x)                                                                                     \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_##x
+
 static int end_txn(wg_client *client, wg_fsql_txn *txn, bool commit, struct wg_status *status) {
   if (client == NULL || txn == NULL) {
     if (txn != NULL) free(txn->id);
@@ -826,9 +829,7 @@ static int end_txn(wg_client *client, wg_fsql_txn *txn, bool commit, struct wg_s
       ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__INIT;
   set_txn(&req.has_transaction_id, &req.transaction_id, txn);
   req.has_action = 1;
-  req.action =
-      commit ? ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT
-             : ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK;
+  req.action = commit ? END(COMMIT) : END(ROLLBACK);
   struct wg_error err = {""};
   struct wg_buf b;
   wg_buf_init(&b);
