@@ -389,7 +389,8 @@ WG_API int wg_fsql_prepared_update(wg_client *client, wg_fsql_prepared *prepared
 WG_API int wg_fsql_close(wg_client *client, wg_fsql_prepared *prepared, struct wg_status *status);
 
 /* Bulk ingest (CommandStatementIngest). The values of if_not_exist and if_exists are the
- * specification's TableDefinitionOptions; 0 sends none (the server's default). */
+ * specification's TableDefinitionOptions; 0 leaves one out (UNSPECIFIED, which the specification
+ * tells servers to refuse: set both, or neither to send no TableDefinitionOptions at all). */
 enum {
   WG_FSQL_IF_NOT_EXIST_CREATE = 1, /* a missing table is created from the stream's schema */
   WG_FSQL_IF_NOT_EXIST_FAIL = 2,   /* a missing table is an error */

@@ -615,9 +615,10 @@ static void ingest_creates_appends_replaces_and_fails_as_told(void) {
   ASSERT_EQ(wg_fx_seed_stream(5, 1, 10, true, &in), 0);
   ASSERT_TRUE(wg_fsql_ingest(c, "fq_ing_missing", &o, &in, &n, &st) != 0);
   ASSERT_TRUE(count_of("SELECT count(*) FROM fq_ing_missing") < 0);
-  /* into another schema, with the default options */
+  /* into another schema */
   struct wg_fsql_ingest_options in_schema = {.schema_name = "fq_s",
-                                             .if_not_exist = WG_FSQL_IF_NOT_EXIST_CREATE};
+                                             .if_not_exist = WG_FSQL_IF_NOT_EXIST_CREATE,
+                                             .if_exists = WG_FSQL_IF_EXISTS_FAIL};
   ASSERT_EQ(wg_fx_seed_stream(6, 1, 25, false, &in), 0);
   ASSERT_WG_OK(wg_fsql_ingest(c, "fq_ing2", &in_schema, &in, &n, &st), &st);
   ASSERT_EQ(n, 25);
