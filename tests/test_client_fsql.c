@@ -655,7 +655,8 @@ static void transactions_commit_and_rollback_every_kind_of_write(void) {
   ASSERT_WG_OK(params("SELECT 20::BIGINT AS x", &in, &st), &st);
   ASSERT_WG_OK(wg_fsql_prepared_update(c, p, &in, &n, &st), &st);
   ASSERT_WG_OK(wg_fsql_close(c, p, &st), &st);
-  struct wg_fsql_ingest_options o = {.if_exists = WG_FSQL_IF_EXISTS_APPEND, .txn = t};
+  struct wg_fsql_ingest_options o = {.if_not_exist = WG_FSQL_IF_NOT_EXIST_FAIL,
+                                     .if_exists = WG_FSQL_IF_EXISTS_APPEND, .txn = t};
   ASSERT_WG_OK(params("SELECT 30::BIGINT AS x", &in, &st), &st);
   ASSERT_WG_OK(wg_fsql_ingest(c, "fq_tx", &o, &in, &n, &st), &st);
   ASSERT_EQ(count_of("SELECT count(*) FROM fq_tx"), 0);
