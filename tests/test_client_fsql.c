@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arrow/array.h"
+#include "client/internal.h" /* wg__do_get_all: several endpoints, which wigeon never gives */
 #include "common/buf.h"
 #include "flight/flight.h"
 #include "support/server_fixture.h"
@@ -265,6 +266,50 @@ static void statement_query_equals_plain_doget(void) {
   ASSERT_TRUE(endpoints >= 1);
   schema.release(&schema);
   wg_fsql_info_free(info);
+}
+
+/* A FlightInfo with several endpoints (other servers give them) is read as one stream: here
+ * plain SQL tickets stand for the endpoints' tickets. */
+static void several_endpoints_read_as_one_stream(void) {
+  struct wg_status st;
+  /* one schema for all, as a FlightInfo's endpoints have */
+  struct wg_bytes t[3] = {{(const uint8_t *)"SELECT 1::BIGINT AS x", 21},
+                          {(const uint8_t *)"SELECT 2::BIGINT AS x", 21},
+                          {(const uint8_t *)"SELECT x FROM range(3, 5) r(x)", 30}};
+  struct ArrowArrayStream s;
+  struct wg_bytes none = {NULL, 0};
+  ASSERT_WG_OK(wg__do_get_all(c, t, 3, none, &s, &st), &st);
+  struct wg_buf out;
+  wg_buf_init(&out);
+  ASSERT_OK(render(&s, NULL, &out, NULL, &st), st.message);
+  ASSERT_STREQ((char *)out.data, "1\n2\n3\n4\n");
+  out.size = 0;
+  /* the second one fails: the stream ends with its error */
+  t[1] = (struct wg_bytes){(const uint8_t *)"SELEC 2", 7};
+  ASSERT_WG_OK(wg__do_get_all(c, t, 3, none, &s, &st), &st);
+  ASSERT_TRUE(render(&s, NULL, &out, NULL, &st) != 0);
+  ASSERT_EQ(st.code, WG_STATUS_INVALID_ARGUMENT);
+  ASSERT_TRUE(strstr(st.message, "syntax error") != NULL);
+  out.size = 0;
+  /* none: the FlightInfo's schema, no rows */
+  struct ArrowSchema schema;
+  ASSERT_WG_OK(wg_query_schema(c, "SELECT 1 AS only", &schema, &st), &st);
+  struct wg_buf sb;
+  wg_buf_init(&sb);
+  struct wg_error err = {""};
+  ASSERT_OK(wg_flight_schema_bytes(&schema, &sb, &err), &err);
+  schema.release(&schema);
+  ASSERT_WG_OK(wg__do_get_all(c, t, 0, (struct wg_bytes){sb.data, sb.size}, &s, &st), &st);
+  wg_buf_reset(&sb);
+  ASSERT_EQ(s.get_schema(&s, &schema), 0);
+  ASSERT_EQ(schema.n_children, 1);
+  ASSERT_STREQ(schema.children[0]->name, "only");
+  schema.release(&schema);
+  struct ArrowArray a;
+  ASSERT_EQ(s.get_next(&s, &a), 0);
+  ASSERT_TRUE(a.release == NULL);
+  s.release(&s);
+  wg_buf_reset(&out);
 }
 
 static void statement_error_carries_duckdbs_message(void) {
@@ -730,6 +775,7 @@ int main(void) {
   for (int i = 0; setup[i] != NULL; i++)
     if (execute(setup[i]) != 0) return 1;
   RUN_TEST(statement_query_equals_plain_doget);
+  RUN_TEST(several_endpoints_read_as_one_stream);
   RUN_TEST(statement_error_carries_duckdbs_message);
   RUN_TEST(statement_update_returns_the_record_count);
   RUN_TEST(catalogs_equal_information_schema);

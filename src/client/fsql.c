@@ -3,7 +3,7 @@
  * google.protobuf.Any (packed and unpacked here: two fields); results come back through the plain
  * Flight calls of the other files: GetFlightInfo (here), DoGet (wg_do_get), DoPut with a command
  * descriptor (wg__client_put_cmd), DoAction (wg_action). A FlightInfo with several endpoints is
- * read as one stream, endpoint after endpoint (struct chain). */
+ * read as one stream, endpoint after endpoint (wg__do_get_all). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,116 +309,6 @@ int wg_fsql_info_schema(const wg_fsql_info *info, struct ArrowSchema *out, int64
   return wg__status_set(status, rc, 0, err.message);
 }
 
-/* A stream over the endpoints of a FlightInfo, one DoGet after the other. */
-struct chain {
-  wg_client *client;
-  struct wg_buf *tickets;
-  size_t n, next;
-  struct wg_buf schema; /* the FlightInfo's, for a result without endpoints */
-  struct ArrowArrayStream cur; /* release NULL between endpoints */
-  struct wg_status st;
-};
-
-static void chain_fail(struct chain *ch, int code) {
-  if (code != 0 && ch->st.code == 0 && ch->cur.release != NULL)
-    wg_stream_status(&ch->cur, &ch->st);
-}
-
-/* Opens the next endpoint's stream; false at the end (or on error, in ch->st). */
-static bool chain_open(struct chain *ch) {
-  if (ch->st.code != 0 || ch->next >= ch->n) return false;
-  struct wg_buf *t = &ch->tickets[ch->next++];
-  return wg_do_get(ch->client, t->data, (size_t)t->size, &ch->cur, &ch->st) == 0;
-}
-
-static int chain_errno(struct chain *ch) {
-  return ch->st.code == 0 ? 0 : ch->st.sys_errno != 0 ? ch->st.sys_errno : EIO;
-}
-
-static int chain_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
-  struct chain *ch = s->private_data;
-  if (ch->st.code != 0) return chain_errno(ch);
-  if (ch->cur.release == NULL && ch->n == 0) {
-    struct wg_error err = {""};
-    int rc = wg_flight_schema_parse((struct wg_bytes){ch->schema.data, ch->schema.size}, out, &err);
-    wg__status_set(&ch->st, rc, 0, err.message);
-    return rc;
-  }
-  if (ch->cur.release == NULL && !chain_open(ch)) return chain_errno(ch);
-  int rc = ch->cur.get_schema(&ch->cur, out);
-  chain_fail(ch, rc);
-  return rc;
-}
-
-static int chain_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
-  struct chain *ch = s->private_data;
-  out->release = NULL;
-  for (;;) {
-    if (ch->st.code != 0) return chain_errno(ch);
-    if (ch->cur.release == NULL && !chain_open(ch)) return chain_errno(ch);
-    int rc = ch->cur.get_next(&ch->cur, out);
-    if (rc != 0) {
-      chain_fail(ch, rc);
-      return rc;
-    }
-    if (out->release != NULL) return 0;
-    wg_stream_release(&ch->cur);
-  }
-}
-
-static const char *chain_last_error(struct ArrowArrayStream *s) {
-  struct chain *ch = s->private_data;
-  return ch->st.code != 0 ? ch->st.message : NULL;
-}
-
-static void chain_release(struct ArrowArrayStream *s) {
-  struct chain *ch = s->private_data;
-  wg_stream_release(&ch->cur);
-  for (size_t i = 0; i < ch->n; i++)
-    wg_buf_reset(&ch->tickets[i]);
-  free(ch->tickets);
-  wg_buf_reset(&ch->schema);
-  free(ch);
-  s->release = NULL;
-}
-
-bool wg__fsql_stream_status(struct ArrowArrayStream *stream, struct wg_status *status, int *code) {
-  if (stream->release != chain_release) return false;
-  struct chain *ch = stream->private_data;
-  *code = wg__status_set(status, chain_errno(ch), ch->st.code, ch->st.message);
-  return true;
-}
-
-/* The chain over fi's endpoints (tickets and schema copied). */
-static int chain_create(wg_client *client, const Arrow__Flight__Protocol__FlightInfo *fi,
-                        struct ArrowArrayStream *out, struct wg_error *err) {
-  struct chain *ch = calloc(1, sizeof(*ch));
-  if (ch != NULL) ch->tickets = calloc(fi->n_endpoint + 1, sizeof(*ch->tickets));
-  if (ch == NULL || ch->tickets == NULL) {
-    free(ch);
-    return wg_error_set(err, ENOMEM, "out of memory");
-  }
-  ch->client = client;
-  wg_buf_init(&ch->schema);
-  int rc = wg_buf_append(&ch->schema, fi->schema.data, (int64_t)fi->schema.len);
-  for (size_t i = 0; rc == 0 && i < fi->n_endpoint; i++, ch->n++) {
-    wg_buf_init(&ch->tickets[i]);
-    const Arrow__Flight__Protocol__Ticket *t = fi->endpoint[i]->ticket;
-    if (t != NULL) rc = wg_buf_append(&ch->tickets[i], t->ticket.data, (int64_t)t->ticket.len);
-  }
-  memset(out, 0, sizeof(*out));
-  out->get_schema = chain_get_schema;
-  out->get_next = chain_get_next;
-  out->get_last_error = chain_last_error;
-  out->release = chain_release;
-  out->private_data = ch;
-  if (rc != 0) {
-    chain_release(out);
-    return wg_error_set(err, ENOMEM, "out of memory for %zu tickets", fi->n_endpoint);
-  }
-  return 0;
-}
-
 int wg_fsql_fetch(wg_client *client, const wg_fsql_info *info, struct ArrowArrayStream *out,
                   struct wg_status *status) {
   if (client == NULL || info == NULL || out == NULL)
@@ -428,9 +318,17 @@ int wg_fsql_fetch(wg_client *client, const wg_fsql_info *info, struct ArrowArray
     const Arrow__Flight__Protocol__Ticket *t = fi->endpoint[0]->ticket;
     return wg_do_get(client, t ? t->ticket.data : NULL, t ? t->ticket.len : 0, out, status);
   }
-  struct wg_error err = {""};
-  int rc = chain_create(client, fi, out, &err);
-  return wg__status_set(status, rc, 0, err.message);
+  struct wg_bytes *tickets = calloc(fi->n_endpoint + 1, sizeof(*tickets));
+  if (tickets == NULL) return wg__status_set(status, ENOMEM, 0, "out of memory");
+  for (size_t i = 0; i < fi->n_endpoint; i++) {
+    const Arrow__Flight__Protocol__Ticket *t = fi->endpoint[i]->ticket;
+    tickets[i].data = t ? t->ticket.data : NULL;
+    tickets[i].size = t ? (int64_t)t->ticket.len : 0;
+  }
+  struct wg_bytes schema = {fi->schema.data, (int64_t)fi->schema.len};
+  int code = wg__do_get_all(client, tickets, fi->n_endpoint, schema, out, status);
+  free(tickets);
+  return code;
 }
 
 int wg_fsql_run(wg_client *client, const struct wg_fsql_command *cmd,

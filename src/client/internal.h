@@ -49,8 +49,10 @@ int wg__client_unary_start(struct wg_client *c, const char *method, int64_t time
 int wg__client_put_cmd(struct wg_client *c, const void *cmd, size_t cmd_len,
                        struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx,
                        struct wg_status *status);
-/* The status of a stream from wg_fsql_fetch over several endpoints (fsql.c): true when `stream`
- * is one, with *code set as wg_stream_status returns it. */
-bool wg__fsql_stream_status(struct ArrowArrayStream *stream, struct wg_status *status, int *code);
+/* DoGet of n tickets (copied) one after the other, as one stream into *out (owned by the caller;
+ * wg_stream_status works on it); its schema is the first ticket's, or `schema` (IPC schema bytes,
+ * copied) when n is 0 (get.c). Fills *status; returns its code. */
+int wg__do_get_all(wg_client *client, const struct wg_bytes *tickets, size_t n,
+                   struct wg_bytes schema, struct ArrowArrayStream *out, struct wg_status *status);
 
 #endif
