@@ -79,7 +79,8 @@ static int unpack_any(const uint8_t *p, size_t n, const ProtobufCMessageDescript
   size_t url_len = 0, value_len = 0;
   for (size_t i = 0; i < n;) {
     uint64_t key, len;
-    if (get_varint(p, n, &i, &key) != 0) break;
+    if (get_varint(p, n, &i, &key) != 0)
+      return wg_error_set(err, EPROTO, "a %s result: Any cut short", d->short_name);
     if ((key & 7) != 2) {
       uint64_t skip;
       if ((key & 7) != 0 || get_varint(p, n, &i, &skip) != 0)
@@ -224,7 +225,6 @@ static int pack_command(const struct wg_fsql_command *c, struct wg_buf *out,
         ARROW__FLIGHT__PROTOCOL__SQL__COMMAND_PREPARED_STATEMENT_QUERY__INIT;
     set_bytes(&m.has_prepared_statement_handle, &m.prepared_statement_handle,
               c->prepared->handle, c->prepared->handle_len);
-    m.has_prepared_statement_handle = 1;
     return pack_any(&m.base, out, err);
   }
   case WG_FSQL_TABLES:
