@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arrow/array.h"
+#include "arrow/build.h"
 #include "arrow/ipc.h"
 #include "cli/cli.h"
 
@@ -735,6 +736,196 @@ static int meta_command(const struct wg_cli_command *cmd, struct meta_args *m, c
   return -1;
 }
 
+/* ---- Dense unions as text: DuckDB's Arrow scan does not read them (GetSqlInfo's value column),
+ * so a result holding one is turned into text columns, batch by batch, before it is written. ---- */
+
+static bool text_valid(const struct ArrowArray *a, int64_t i) {
+  const uint8_t *bits = a->n_buffers > 0 ? a->buffers[0] : NULL;
+  return a->null_count == 0 || bits == NULL || (bits[i >> 3] >> (i & 7)) & 1;
+}
+
+static int text_value(struct wg_buf *b, const struct ArrowSchema *s, const struct ArrowArray *a,
+                      int64_t row, int depth);
+
+/* Lists, maps, structs and dense unions, element by element. */
+static int text_nested(struct wg_buf *b, const struct ArrowSchema *s, const struct ArrowArray *a,
+                       int64_t i, int depth) {
+  const char *f = s->format;
+  int rc = 0;
+  if (strcmp(f, "+l") == 0 || strcmp(f, "+m") == 0) {
+    const int32_t *off = a->buffers[1];
+    rc = wg_buf_append(b, "[", 1);
+    for (int32_t j = off[i]; rc == 0 && j < off[i + 1]; j++) {
+      if (j > off[i]) rc = wg_buf_append(b, ", ", 2);
+      if (rc == 0) rc = text_value(b, s->children[0], a->children[0], j, depth + 1);
+    }
+    return rc == 0 ? wg_buf_append(b, "]", 1) : rc;
+  }
+  if (strcmp(f, "+s") == 0) {
+    rc = wg_buf_append(b, "{", 1);
+    for (int64_t k = 0; rc == 0 && k < s->n_children; k++) {
+      if (k > 0) rc = wg_buf_append(b, ", ", 2);
+      if (rc == 0) rc = text_value(b, s->children[k], a->children[k], i, depth + 1);
+    }
+    return rc == 0 ? wg_buf_append(b, "}", 1) : rc;
+  }
+  /* "+ud:ID,ID...": the type id names the child in the order the format lists the ids */
+  int8_t id = ((const int8_t *)a->buffers[0])[i];
+  int32_t off = ((const int32_t *)a->buffers[1])[i];
+  int64_t child = -1, k = 0;
+  for (const char *p = f + 4; *p != '\0' && child < 0; k++) {
+    if (atoi(p) == id) child = k;
+    while (*p != '\0' && *p != ',')
+      p++;
+    if (*p == ',') p++;
+  }
+  if (child < 0 || child >= s->n_children) return wg_buf_append(b, "?", 1);
+  return text_value(b, s->children[child], a->children[child], off, depth + 1);
+}
+
+static int text_value(struct wg_buf *b, const struct ArrowSchema *s, const struct ArrowArray *a,
+                      int64_t row, int depth) {
+  const char *f = s->format;
+  int64_t i = a->offset + row;
+  char t[64];
+  if (depth > 32) return wg_buf_append(b, "...", 3);
+  if (strncmp(f, "+ud:", 4) == 0 || (f[0] == '+' && text_valid(a, i)))
+    return text_nested(b, s, a, i, depth);
+  if (!text_valid(a, i)) return wg_buf_append(b, "NULL", 4);
+  const void *v = a->n_buffers > 1 ? a->buffers[1] : NULL;
+  if (strcmp(f, "u") == 0) {
+    const int32_t *off = v;
+    return wg_buf_append(b, (const char *)a->buffers[2] + off[i], off[i + 1] - off[i]);
+  }
+  if (strcmp(f, "b") == 0)
+    return wg_cli_buf_str(b, (((const uint8_t *)v)[i >> 3] >> (i & 7)) & 1 ? "true" : "false");
+  switch (strlen(f) == 1 ? f[0] : '?') {
+  case 'c': snprintf(t, sizeof(t), "%d", ((const int8_t *)v)[i]); break;
+  case 'C': snprintf(t, sizeof(t), "%u", ((const uint8_t *)v)[i]); break;
+  case 's': snprintf(t, sizeof(t), "%d", ((const int16_t *)v)[i]); break;
+  case 'S': snprintf(t, sizeof(t), "%u", ((const uint16_t *)v)[i]); break;
+  case 'i': snprintf(t, sizeof(t), "%d", ((const int32_t *)v)[i]); break;
+  case 'I': snprintf(t, sizeof(t), "%u", ((const uint32_t *)v)[i]); break;
+  case 'l': snprintf(t, sizeof(t), "%lld", (long long)((const int64_t *)v)[i]); break;
+  case 'L': snprintf(t, sizeof(t), "%llu", (unsigned long long)((const uint64_t *)v)[i]); break;
+  case 'g': snprintf(t, sizeof(t), "%.17g", ((const double *)v)[i]); break;
+  default: snprintf(t, sizeof(t), "(%s)", f); break;
+  }
+  return wg_cli_buf_str(b, t);
+}
+
+struct union_text {
+  struct ArrowArrayStream in;
+  struct ArrowSchema schema; /* in's */
+  struct wg_error err;
+  int status;
+};
+
+static bool has_dense_union(const struct ArrowSchema *s) {
+  for (int64_t k = 0; k < s->n_children; k++)
+    if (strncmp(s->children[k]->format, "+ud", 3) == 0) return true;
+  return false;
+}
+
+static int ut_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  struct union_text *u = s->private_data;
+  const struct ArrowSchema *in = &u->schema;
+  int rc = wg_field_init(out, "+s", "", false, in->n_children, &u->err);
+  for (int64_t k = 0; rc == 0 && k < in->n_children; k++)
+    rc = wg_field_init(out->children[k], "u", in->children[k]->name, true, 0, &u->err);
+  if (rc != 0 && out->release != NULL) wg_schema_release(out);
+  return rc;
+}
+
+/* One column of batch as text into *out. */
+static int ut_column(struct union_text *u, const struct ArrowArray *batch, int64_t k,
+                     struct ArrowArray *out) {
+  struct wg_col col;
+  struct wg_buf cell;
+  wg_col_init(&col, WG_COL_VAR, 0);
+  wg_buf_init(&cell);
+  const struct ArrowSchema *cs = u->schema.children[k];
+  const struct ArrowArray *ca = batch->children[k];
+  int rc = 0;
+  for (int64_t r = 0; rc == 0 && r < batch->length; r++) {
+    int64_t i = batch->offset + r;
+    cell.size = 0;
+    if (strncmp(cs->format, "+ud", 3) != 0 && !text_valid(ca, ca->offset + i)) {
+      rc = wg_col_null(&col);
+      continue;
+    }
+    rc = text_value(&cell, cs, ca, i, 0);
+    if (rc == 0) rc = wg_col_bytes(&col, cell.data, cell.size);
+  }
+  wg_buf_reset(&cell);
+  if (rc == 0) rc = wg_col_finish(&col, NULL, 0, out, &u->err);
+  wg_col_reset(&col);
+  return rc;
+}
+
+static int ut_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  struct union_text *u = s->private_data;
+  out->release = NULL;
+  if (u->status != 0) return u->status;
+  struct ArrowArray batch;
+  int rc = u->in.get_next(&u->in, &batch);
+  if (rc != 0 || batch.release == NULL) {
+    const char *m = rc != 0 ? u->in.get_last_error(&u->in) : NULL;
+    if (rc != 0) wg_error_set(&u->err, rc, "%s", m ? m : "the result stream failed");
+    return u->status = rc;
+  }
+  int64_t n = u->schema.n_children;
+  struct ArrowArray *cols = calloc((size_t)n + 1, sizeof(*cols));
+  rc = cols == NULL ? ENOMEM : 0;
+  for (int64_t k = 0; rc == 0 && k < n; k++)
+    rc = ut_column(u, &batch, k, &cols[k]);
+  struct wg_col top;
+  wg_col_init(&top, WG_COL_STRUCT, 0);
+  for (int64_t r = 0; rc == 0 && r < batch.length; r++)
+    rc = wg_col_struct_row(&top);
+  if (rc == 0) rc = wg_col_finish(&top, cols, n, out, &u->err);
+  wg_col_reset(&top);
+  for (int64_t k = 0; cols != NULL && k < n; k++)
+    wg_array_release(&cols[k]);
+  free(cols);
+  wg_array_release(&batch);
+  if (rc != 0 && u->err.message[0] == '\0') wg_error_set(&u->err, rc, "out of memory");
+  return u->status = rc;
+}
+
+static const char *ut_last_error(struct ArrowArrayStream *s) {
+  struct union_text *u = s->private_data;
+  return u->status != 0 ? u->err.message : NULL;
+}
+
+static void ut_release(struct ArrowArrayStream *s) {
+  struct union_text *u = s->private_data;
+  wg_stream_release(&u->in);
+  wg_schema_release(&u->schema);
+  free(u);
+  s->release = NULL;
+}
+
+/* *s unchanged unless its schema has a dense union column; then *s becomes a stream of the same
+ * rows as text (taking over the original). A failed schema is left for the writer to report. */
+static int union_as_text(struct ArrowArrayStream *s, struct wg_error *err) {
+  struct ArrowSchema schema;
+  if (s->get_schema(s, &schema) != 0) return 0;
+  if (!has_dense_union(&schema)) {
+    wg_schema_release(&schema);
+    return 0;
+  }
+  struct union_text *u = calloc(1, sizeof(*u));
+  if (u == NULL) {
+    wg_schema_release(&schema);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  u->in = *s;
+  u->schema = schema;
+  *s = (struct ArrowArrayStream){ut_get_schema, ut_get_next, ut_last_error, ut_release, u};
+  return 0;
+}
+
 /* Runs the command through Flight SQL and writes its result. */
 static int fsql_write(struct wg_client *client, const struct wg_fsql_command *c,
                       const struct wg_cli_output *o, FILE *out, int64_t *rows,
@@ -744,6 +935,11 @@ static int fsql_write(struct wg_client *client, const struct wg_fsql_command *c,
   struct wg_status st;
   wg_fsql_run(client, c, &s, &st);
   WG_RETURN_NOT_OK(wg_cli_status(&st, err));
+  int rc = union_as_text(&s, err);
+  if (rc != 0) {
+    wg_stream_release(&s);
+    return rc;
+  }
   return stream_write(&s, o, out, rows, err);
 }
 
