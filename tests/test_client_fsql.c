@@ -183,7 +183,7 @@ static int render(struct ArrowArrayStream *s, const char *const *cols, struct wg
   if (rc != 0) wg_fx_stream_failed(s, rc, st);
   if (have_schema) schema.release(&schema);
   s->release(s);
-  qsort(lines, (size_t)n, sizeof(*lines), cmp_lines);
+  if (n > 0) qsort(lines, (size_t)n, sizeof(*lines), cmp_lines);
   for (int64_t i = 0; i < n; i++) {
     wg_buf_append(out, lines[i], (int64_t)strlen(lines[i]));
     wg_buf_append(out, "\n", 1);
