@@ -701,7 +701,13 @@ static void transactions_commit_and_rollback_every_kind_of_write(void) {
   struct wg_fsql_ingest_options o = {.if_not_exist = WG_FSQL_IF_NOT_EXIST_FAIL,
                                      .if_exists = WG_FSQL_IF_EXISTS_APPEND, .txn = t};
   ASSERT_WG_OK(params("SELECT 30::BIGINT AS x", &in, &st), &st);
-  ASSERT_WG_OK(wg_fsql_ingest(c, "fq_tx", &o, &in, &n, &st), &st);
+  int code = wg_fsql_ingest(c, "fq_tx", &o, &in, &n, &st);
+  if (code != 0) {
+    TEST_FAIL_("ingest in a transaction: %s (%d): %s", wg_status_code_name(code), code,
+               st.message);
+    wg_fsql_rollback(c, t, NULL);
+    return;
+  }
   ASSERT_EQ(count_of("SELECT count(*) FROM fq_tx"), 0);
   ASSERT_WG_OK(wg_fsql_commit(c, t, &st), &st);
   ASSERT_EQ(count_of("SELECT sum(x) FROM fq_tx"), 60);
