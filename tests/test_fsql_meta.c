@@ -613,6 +613,26 @@ static void sql_info_answers_the_ids_asked_and_all(void) {
   ASSERT_EQ(id, 562);
   ASSERT_EQ(type, 2); /* bigint, as JDBC reads it */
   result_reset(&r);
+  /* the function lists: DuckDB's functions of each kind */
+  uint32_t fn_ids[] = {509, 510, 511, 512};
+  const char *fn_want[] = {"ABS", "LOWER", "CURRENT_DATABASE", "DATE_PART"};
+  si.info = fn_ids;
+  si.n_info = 4;
+  ASSERT_OK(run(d.fx.uri, d.c, &si.base, &r, &err), &err);
+  ASSERT_EQ(rows_of(&r), 4);
+  u = r.batch.children[1];
+  list = u->children[4];
+  for (int i = 0; i < 4; i++) {
+    info_row(&r, i, &id, &type, &at);
+    ASSERT_EQ(type, 4);
+    o0 = i32_at(list, at);
+    memcpy(&o1, (const uint8_t *)list->buffers[1] + 4 * (at + 1), 4);
+    bool found = false;
+    for (int32_t k = o0; k < o1; k++)
+      found = found || strcmp(text(list->children[0], k, b, sizeof(b)), fn_want[i]) == 0;
+    if (!found) TEST_FAIL_("SqlInfo %u has no %s", id, fn_want[i]);
+  }
+  result_reset(&r);
   si.n_info = 0; /* all */
   ASSERT_OK(run(d.fx.uri, d.c, &si.base, &r, &err), &err);
   bool seen[600] = {false};
@@ -621,6 +641,30 @@ static void sql_info_answers_the_ids_asked_and_all(void) {
     ASSERT_TRUE(id < 600 && !seen[id]);
     seen[id] = true;
     ASSERT_TRUE(type >= 0 && type <= 5);
+  }
+  /* the union child of each id is the type FlightSql.proto gives it (drivers cast by it), but
+   * 562, a bigint as JDBC reads it (drivers.md) */
+  static const uint32_t strs[] = {0, 1, 2, 504, 513, 514, 529, 530, 531};
+  static const uint32_t i32s[] = {8,   100, 101, 503, 505, 507, 522, 525, 526, 528,
+                                  533, 534, 535, 538, 540, 564, 567, 568, 569, 570, 571};
+  static const uint32_t lists[] = {508, 509, 510, 511, 512};
+  int8_t want_type[600];
+  memset(want_type, 1, sizeof(want_type)); /* the rest are booleans */
+  for (uint32_t i = 541; i <= 562; i++)
+    want_type[i] = i == 556 ? 1 : 2;
+  for (int i = 0; i < N(strs); i++)
+    want_type[strs[i]] = 0;
+  for (int i = 0; i < N(i32s); i++)
+    want_type[i32s[i]] = 3;
+  for (int i = 0; i < N(lists); i++)
+    want_type[lists[i]] = 4;
+  want_type[517] = 5;
+  for (int64_t i = 0; i < rows_of(&r); i++) {
+    info_row(&r, i, &id, &type, &at);
+    if (type != want_type[id]) {
+      TEST_FAIL_("SqlInfo %u: type id %d, want %d", id, type, want_type[id]);
+      return;
+    }
   }
   uint32_t must[] = {0, 1, 2, 3, 4, 5, 8, 9, 100, 101};
   for (int i = 0; i < N(must); i++)

@@ -340,7 +340,7 @@ int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, 
  *                   (the rules as Flight SQL's UpdateDeleteRules: 0 CASCADE .. 4 SET DEFAULT);
  *                   ordered by the pk table (IMPORTED) or the fk table (the others)
  *   KEYWORDS        ()                              keyword (duckdb_keywords())
- *   FUNCTIONS       (categories, comma-separated, or "system")  function name, upper case */
+ *   FUNCTIONS       (kind: numeric, string, datetime or system)  function name, upper case */
 enum wg_engine_meta {
   WG_ENGINE_META_CATALOGS,
   WG_ENGINE_META_SCHEMAS,

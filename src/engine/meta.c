@@ -31,6 +31,35 @@
   " SELECT * FROM k WHERE " OURS("fk_cat", "fk_sch") EQ("pk_cat", 1) EQ("pk_sch", 2)              \
   EQ("pk_tab", 3) EQ("fk_cat", 4) EQ("fk_sch", 5) EQ("fk_tab", 6)
 
+/* Scalar functions by kind: DuckDB's own categories where it has them (few functions have), else
+ * by the kinds of their parameter and return types: numeric (numbers in, a number out), string
+ * (text, maybe with numbers), datetime (a date, time, timestamp or interval anywhere); system:
+ * the session's and server's facts (current_database(), version()...). Named functions only
+ * (no operators, internals or the ICU collations). */
+#define KIND_OF_TYPE                                                                               \
+  "CASE WHEN t IN ('TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'UTINYINT',"             \
+  " 'USMALLINT', 'UINTEGER', 'UBIGINT', 'UHUGEINT', 'FLOAT', 'DOUBLE') OR t LIKE 'DECIMAL%'"       \
+  " THEN 'numeric' WHEN t = 'VARCHAR' THEN 'string' WHEN t IN ('DATE', 'TIME', 'TIMESTAMP',"       \
+  " 'TIMESTAMP WITH TIME ZONE', 'TIME WITH TIME ZONE', 'INTERVAL', 'TIMESTAMP_S', 'TIMESTAMP_MS',"  \
+  " 'TIMESTAMP_NS') THEN 'datetime' ELSE 'other' END"
+#define FUNCTIONS                                                                                  \
+  "SELECT DISTINCT upper(function_name) FROM (SELECT function_name, categories, parameter_types," \
+  " list_transform(list_append(parameter_types, return_type), t -> " KIND_OF_TYPE ") AS kinds"    \
+  " FROM duckdb_functions() WHERE function_type = 'scalar'"                                        \
+  " AND regexp_matches(function_name, '^[a-z][a-z0-9_]*$')"                                        \
+  " AND NOT starts_with(function_name, 'icu_collate_'))"                                           \
+  " WHERE CASE $1 WHEN 'numeric' THEN list_contains(categories, 'numeric') OR"                     \
+  " (len(parameter_types) > 0 AND list_bool_and(list_transform(kinds, k -> k = 'numeric')))"      \
+  " WHEN 'string' THEN list_contains(categories, 'string') OR (len(parameter_types) > 0 AND"       \
+  " list_contains(kinds, 'string') AND"                                                            \
+  " list_bool_and(list_transform(kinds, k -> k IN ('string', 'numeric'))))"                        \
+  " WHEN 'datetime' THEN list_has_any(categories, ['date', 'timestamp']) OR"                       \
+  " list_contains(kinds, 'datetime')"                                                              \
+  " WHEN 'system' THEN (function_name LIKE 'current\\_%' ESCAPE '\\' AND"                          \
+  " NOT list_contains(kinds, 'datetime')) OR function_name IN ('version', 'typeof', 'user',"       \
+  " 'session_user', 'txid_current')"                                                               \
+  " ELSE false END ORDER BY 1"
+
 static const struct {
   int n_params;
   const char *sql;
@@ -59,12 +88,7 @@ static const struct {
     [WG_ENGINE_META_CROSS_REFERENCE] = {6, FOREIGN_KEYS " ORDER BY 5, 6, 7, 9"},
     [WG_ENGINE_META_KEYWORDS] = {0, "SELECT DISTINCT upper(keyword_name) FROM duckdb_keywords() "
                                     "ORDER BY 1"},
-    [WG_ENGINE_META_FUNCTIONS] =
-        {1, "SELECT DISTINCT upper(function_name) FROM duckdb_functions()"
-            " WHERE function_type = 'scalar' AND CASE WHEN $1 = 'system'"
-            " THEN function_name LIKE 'current\\_%' ESCAPE '\\' OR function_name IN ('version',"
-            " 'typeof', 'user', 'session_user', 'database_size', 'txid_current')"
-            " ELSE list_has_any(categories, string_split($1, ',')) END ORDER BY 1"},
+    [WG_ENGINE_META_FUNCTIONS] = {1, FUNCTIONS},
 };
 enum { N_QUERIES = sizeof(queries) / sizeof(queries[0]) };
 

@@ -240,7 +240,7 @@ static const struct sql_info sql_infos[] = {
     {509, V_LIST, 0, "numeric"},
     {510, V_LIST, 0, "string"},
     {511, V_LIST, 0, "system"},
-    {512, V_LIST, 0, "date,timestamp"},
+    {512, V_LIST, 0, "datetime"},
     {513, V_STR, 0, "\\"}, /* LIKE ... ESCAPE '\' in every filter pattern */
     {514, V_STR, 0, ""},
     {515, V_BOOL, 1, NULL},
