@@ -1,4 +1,5 @@
-/* wigeon: DoPut from an ArrowArrayStream (wg_put, wg_put_idempotent). The batches go out as
+/* wigeon: DoPut from an ArrowArrayStream (wg_put, wg_put_idempotent; wg__client_put_cmd with a
+ * Flight SQL command as descriptor, for fsql.c). The batches go out as
  * gRPC slices over their own buffers (zero copy: each slice holds a reference that releases the
  * batch); the server's PutResults come back after its COMMIT and are read with a small JSON scan
  * of its flat acknowledgement object. */
