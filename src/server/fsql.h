@@ -32,8 +32,8 @@ struct wg__fsql_conn {
 };
 /* A connection for a call: the pool's when the command has no transaction id (has_txn false or
  * an empty id), else the transaction's pinned connection (which one call at a time uses: a second
- * waits its turn). NOT_FOUND (ENOENT) for an unknown or expired transaction, PERMISSION_DENIED
- * (EACCES) for another client's. */
+ * waits its turn, at most the acquire timeout: EBUSY). NOT_FOUND (ENOENT) for an unknown, ended,
+ * expired or another client's transaction (one answer: an id tells nothing of other clients). */
 int wg__fsql_conn_acquire(struct wg_server *s, const struct wg_rpc_call *call, bool has_txn,
                           ProtobufCBinaryData txn_id, struct wg__fsql_conn *out,
                           struct wg_error *err);
