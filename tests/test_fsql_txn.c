@@ -810,7 +810,7 @@ static void renew_flight_endpoint_answers_it_unchanged(void) {
 }
 
 /* ---- session options -------------------------------------------------------------------------- */
-static void session_options_tell_catalog_and_schema(void) {
+static void session_options_tell_catalog_and_schema_and_close_rolls_back(void) {
   struct env e;
   struct wg_server_options o = {0};
   ASSERT_EQ(env_start(&e, &o), 0);
@@ -876,6 +876,14 @@ static void session_options_tell_catalog_and_schema(void) {
   ASSERT_EQ(by[1], ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__ERROR);
   ASSERT_EQ(by[2], ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_NAME);
   ASSERT_EQ(by[3], ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_VALUE);
+  /* CloseSession rolls back the client's open transactions (ADBC's close sends only it) */
+  ASSERT_OK(exec_sql(&e, "CREATE TABLE t (x INT)"), e.st.message);
+  uint8_t id[64];
+  size_t idn = 0;
+  int64_t rows = 0;
+  ASSERT_OK(begin(e.ch, id, &idn, &e.err), &e.err);
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (1)", id, idn, &rows, &e.err), &e.err);
+  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 1);
   Arrow__Flight__Protocol__CloseSessionRequest cl =
       ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_REQUEST__INIT;
   ASSERT_OK(action(e.ch, "CloseSession", &cl.base, false,
@@ -885,6 +893,9 @@ static void session_options_tell_catalog_and_schema(void) {
   int closed = ((Arrow__Flight__Protocol__CloseSessionResult *)r)->status;
   protobuf_c_message_free_unpacked(r, NULL);
   ASSERT_EQ(closed, ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_RESULT__STATUS__CLOSED);
+  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 0);
+  ASSERT_EQ(end(e.ch, id, idn, true, &e.err), ENOENT);
+  ASSERT_EQ(others_count(&e, "t"), 0);
   env_stop(&e);
 }
 
@@ -904,6 +915,6 @@ int main(void) {
   RUN_TEST(cancel_in_a_transaction_and_a_busy_transaction_waits);
   RUN_TEST(cancel_before_doget_makes_it_cancelled);
   RUN_TEST(renew_flight_endpoint_answers_it_unchanged);
-  RUN_TEST(session_options_tell_catalog_and_schema);
+  RUN_TEST(session_options_tell_catalog_and_schema_and_close_rolls_back);
   return TEST_SUMMARY();
 }

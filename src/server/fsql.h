@@ -39,6 +39,9 @@ int wg__fsql_conn_acquire(struct wg_server *s, const struct wg_rpc_call *call, b
                           struct wg_error *err);
 /* Gives the connection back (to the pool, or to its transaction); safe on an empty one. */
 void wg__fsql_conn_release(struct wg_server *s, struct wg__fsql_conn *c);
+/* Rolls back and ends every transaction of the call's client that no call is using (CloseSession:
+ * ADBC closes a connection with its transaction open). Returns how many. */
+int wg__fsql_txn_end_client(struct wg_server *s, const struct wg_rpc_call *call);
 
 /* Who a call is, for what a client holds (transactions, prepared statements): the peer address
  * today, the authenticated user once there is authentication. Written to buf (always

@@ -4,8 +4,10 @@
  * "catalog" (the database, DuckDB's current_database()) and "schema" ("main" unless the SQL of a
  * call says otherwise). GetSessionOptions tells them; SetSessionOptions takes a value equal to the
  * current one, answers ERROR (cannot be set) for another value and INVALID_NAME for any other
- * option, per option, as the specification says, so drivers see which. No cookie is needed:
- * nothing is kept between calls. CloseSession has nothing to close and answers CLOSED. */
+ * option, per option, as the specification says, so drivers see which (and INVALID_VALUE for a
+ * value not a string). No cookie is needed: nothing is kept between calls. CloseSession rolls back
+ * the client's open transactions (a client is its peer address, wg__fsql_owner) and answers
+ * CLOSED. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,12 +146,14 @@ int wg__fsql_action_get_session_options(struct wg_server *s, struct wg_rpc_call 
 
 int wg__fsql_action_close_session(struct wg_server *s, struct wg_rpc_call *call,
                                   const ProtobufCBinaryData *body, struct wg_error *err) {
-  (void)s;
   ProtobufCMessage *req = NULL;
   WG_RETURN_NOT_OK(wg__fsql_action_unpack(
       body, &arrow__flight__protocol__close_session_request__descriptor, false, "CloseSession",
       &req, err));
   protobuf_c_message_free_unpacked(req, NULL);
+  /* ADBC closes a connection with its transaction open (autocommit off) and sends only this:
+   * without it every closed connection would hold a session until --session-idle-timeout */
+  wg__fsql_txn_end_client(s, call);
   Arrow__Flight__Protocol__CloseSessionResult res =
       ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_RESULT__INIT;
   res.status = ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_RESULT__STATUS__CLOSED;

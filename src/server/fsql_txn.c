@@ -287,6 +287,30 @@ void wg__fsql_conn_release(struct wg_server *s, struct wg__fsql_conn *c) {
   c->txn = NULL;
 }
 
+int wg__fsql_txn_end_client(struct wg_server *s, const struct wg_rpc_call *call) {
+  struct wg__fsql_txns *ts = s->fsql->txns;
+  char owner[OWNER_LEN];
+  wg__fsql_owner(call, owner, sizeof(owner));
+  struct wg__fsql_txn *out = NULL, **pp = &ts->head;
+  int n = 0;
+  pthread_mutex_lock(&ts->mu);
+  while (*pp != NULL) {
+    struct wg__fsql_txn *t = *pp;
+    if (!t->busy && strcmp(t->owner, owner) == 0) { /* a busy one expires later */
+      *pp = t->next;
+      t->next = out;
+      out = t;
+      n++;
+    } else {
+      pp = &t->next;
+    }
+  }
+  pthread_cond_broadcast(&ts->free_cv);
+  pthread_mutex_unlock(&ts->mu);
+  close_all(s, out);
+  return n;
+}
+
 /* ---- actions ---------------------------------------------------------------------------------- */
 int wg__fsql_action_begin_transaction(struct wg_server *s, struct wg_rpc_call *call,
                                       const ProtobufCBinaryData *body, struct wg_error *err) {
