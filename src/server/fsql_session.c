@@ -14,6 +14,7 @@
 #include "server/fsql.h"
 
 typedef Arrow__Flight__Protocol__SessionOptionValue option_value;
+#define STRING_VALUE ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE
 
 /* The value of a row-0 utf8 (or large utf8) column of a batch, copied into out (NUL-ended). */
 static int utf8_at0(const struct ArrowSchema *schema, const struct ArrowArray *col, char *out,
@@ -89,9 +90,7 @@ int wg__fsql_action_set_session_options(struct wg_server *s, struct wg_rpc_call 
     Arrow__Flight__Protocol__SetSessionOptionsResult__ErrorValue e;
     if (now == NULL)
       e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_NAME;
-    else if (v == NULL ||
-             v->option_value_case !=
-                 ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE)
+    else if (v == NULL || v->option_value_case != STRING_VALUE)
       e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_VALUE;
     else if (strcmp(v->string_value, now) != 0)
       e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__ERROR; /* read-only */
@@ -130,7 +129,7 @@ int wg__fsql_action_get_session_options(struct wg_server *s, struct wg_rpc_call 
   char *values[2] = {catalog, schema};
   for (int i = 0; i < 2; i++) {
     arrow__flight__protocol__session_option_value__init(&v[i]);
-    v[i].option_value_case = ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE;
+    v[i].option_value_case = STRING_VALUE;
     v[i].string_value = values[i];
     arrow__flight__protocol__get_session_options_result__session_options_entry__init(&e[i]);
     e[i].key = (char *)names[i];
