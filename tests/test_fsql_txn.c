@@ -613,7 +613,7 @@ static void savepoints_are_unimplemented(void) {
   env_stop(&e);
 }
 
-/* ---------------------------------------------------------------------------------------------- */
+/* ---- cancellation ---------------------------------------------------------------------------- */
 struct bg_get {
   struct wg_rpc_channel *ch;
   ProtobufCBinaryData ticket;
@@ -813,7 +813,7 @@ static void renew_flight_endpoint_answers_it_unchanged(void) {
   env_stop(&e);
 }
 
-/* ---------------------------------------------------------------------------------------------- */
+/* ---- session options ------------------------------------------------------------------------- */
 static void session_options_tell_catalog_and_schema_and_close_rolls_back(void) {
   struct env e;
   struct wg_server_options o = {0};
