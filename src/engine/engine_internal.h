@@ -150,6 +150,18 @@ struct wg__client_sql {
 int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
                           struct wg_error *err);
 
+/* The chunk source of a query, for a caller that runs the checked statement its own way (params.c:
+ * once per parameter row): takes *p (sets it to NULL) and fills `chunks` with DuckDB's chunks,
+ * as wg_engine_query_arrow_stream_prepared does; on error *p is destroyed. */
+typedef int (*wg__engine_chunks_fn)(void *ctx, struct wg_engine_conn *c,
+                                    duckdb_prepared_statement *p, struct ArrowArrayStream *chunks,
+                                    struct wg_error *err);
+/* wg_engine_query_open_early with that chunk source (NULL: the statement's own result). */
+int wg__engine_query_open_chunks(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                                 int64_t target_bytes, wg_engine_schema_cb on_schema, void *ctx,
+                                 wg__engine_chunks_fn open_chunks, void *open_ctx,
+                                 struct ArrowArrayStream *out, struct wg_error *err);
+
 /* After any statement that may create, drop, rename or alter a table, or end a transaction that
  * did: cached ingest plans made before it are no longer used. */
 static inline void wg__engine_tables_may_change(struct wg_engine *e) {

@@ -54,6 +54,7 @@ struct wg__fsql_info {
   struct wg_buf schema; /* the encapsulated IPC schema (wg_flight_schema_bytes) */
   struct wg_buf ticket; /* the ticket (wg__fsql_pack_any of the message DoGet serves) */
   int64_t rows;         /* -1: unknown */
+  bool describe_only;   /* in: GetSchema, which must not run a statement (no ticket wanted) */
 };
 /* What DoGet streams for a ticket: SQL run on conn exactly as a plain DoGet runs its ticket, or a
  * stream the handler made (metadata). DoGet releases conn (wg__fsql_conn_release) and the stream
@@ -161,6 +162,9 @@ int wg__fsql_txn_init(struct wg_server *s, struct wg_error *err);
 void wg__fsql_txn_fini(struct wg_server *s);
 int wg__fsql_prepared_init(struct wg_server *s, struct wg_error *err);
 void wg__fsql_prepared_fini(struct wg_server *s);
+/* How long an unused prepared statement handle lives (ms; <= 0: the default, 10 minutes): for
+ * tests of the expiry. */
+void wg__fsql_prepared_set_idle_ms(struct wg_server *s, int64_t ms);
 int wg__fsql_running_init(struct wg_server *s, struct wg_error *err);
 void wg__fsql_running_fini(struct wg_server *s);
 
