@@ -375,9 +375,10 @@ static void two_transactions_at_once_are_apart(void) {
   ASSERT_OK(begin(e.ch, ida, &na, &e.err), &e.err);
   ASSERT_OK(begin(e.ch, idb, &nb, &e.err), &e.err);
   ASSERT_TRUE(memcmp(ida, idb, 16) != 0);
-  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 2);
+  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 0); /* pinned at the first write */
   ASSERT_OK(update(e.ch, "INSERT INTO a VALUES (1)", ida, na, &rows, &e.err), &e.err);
   ASSERT_OK(update(e.ch, "INSERT INTO b VALUES (1), (2)", idb, nb, &rows, &e.err), &e.err);
+  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 2);
   ASSERT_OK(query_i64(e.ch, "SELECT count(*) FROM b", ida, na, &v, &e.err), &e.err);
   ASSERT_EQ(v, 0);
   ASSERT_OK(query_i64(e.ch, "SELECT count(*) FROM a", idb, nb, &v, &e.err), &e.err);
@@ -461,25 +462,40 @@ static void idle_transaction_expires_and_rolls_back(void) {
   env_stop(&e);
 }
 
-static void max_sessions_refuses_one_more_naming_the_flag(void) {
+static void max_sessions_refuses_one_more_writer_naming_the_flag(void) {
   struct env e;
   struct wg_server_options o = {.max_sessions = 2};
   ASSERT_EQ(env_start(&e, &o), 0);
-  uint8_t a[64], b[64], c[64];
-  size_t na = 0, nb = 0, nc = 0;
+  ASSERT_OK(exec_sql(&e, "CREATE TABLE t (x INT)"), e.st.message);
+  uint8_t a[64], b[64], c[64], r[64];
+  size_t na = 0, nb = 0, nc = 0, nr = 0;
+  int64_t rows = 0, v = 0;
+  /* beginning costs nothing: many may be open (drivers open one per connection) */
   ASSERT_OK(begin(e.ch, a, &na, &e.err), &e.err);
   ASSERT_OK(begin(e.ch, b, &nb, &e.err), &e.err);
-  ASSERT_EQ(begin(e.ch, c, &nc, &e.err), EBUSY);
+  ASSERT_OK(begin(e.ch, c, &nc, &e.err), &e.err);
+  ASSERT_OK(begin(e.ch, r, &nr, &e.err), &e.err);
+  /* one that only reads holds no connection between its calls */
+  ASSERT_OK(query_i64(e.ch, "SELECT count(*) FROM t", r, nr, &v, &e.err), &e.err);
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (1)", a, na, &rows, &e.err), &e.err);
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (2)", b, nb, &rows, &e.err), &e.err);
+  /* two write: the third that wants a connection is refused, naming the flag */
+  ASSERT_EQ(update(e.ch, "INSERT INTO t VALUES (3)", c, nc, &rows, &e.err), EBUSY);
   ASSERT_TRUE(strstr(e.err.message, "--max-sessions") != NULL);
   ASSERT_TRUE(strstr(e.err.message, "2 transactions") != NULL);
+  ASSERT_EQ(query_i64(e.ch, "SELECT 1::BIGINT", r, nr, &v, &e.err), EBUSY);
   /* calls without a transaction are not affected: the pool is apart */
-  int64_t v = 0;
   ASSERT_OK(query_i64(e.ch, "SELECT 5::BIGINT", NULL, 0, &v, &e.err), &e.err);
   ASSERT_EQ(v, 5);
-  ASSERT_OK(end(e.ch, a, na, false, &e.err), &e.err);
-  ASSERT_OK(begin(e.ch, c, &nc, &e.err), &e.err);
+  ASSERT_OK(end(e.ch, a, na, true, &e.err), &e.err);
   ASSERT_OK(end(e.ch, b, nb, false, &e.err), &e.err);
-  ASSERT_OK(end(e.ch, c, nc, false, &e.err), &e.err);
+  ASSERT_OK(query_i64(e.ch, "SELECT count(*) FROM t", r, nr, &v, &e.err), &e.err);
+  ASSERT_EQ(v, 1); /* the reader sees the latest commit: a's row, not b's */
+  /* the refused transaction is still open and now gets its connection */
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (3)", c, nc, &rows, &e.err), &e.err);
+  ASSERT_OK(end(e.ch, c, nc, true, &e.err), &e.err);
+  ASSERT_OK(end(e.ch, r, nr, true, &e.err), &e.err);
+  ASSERT_EQ(others_count(&e, "t"), 2);
   env_stop(&e);
 }
 
@@ -909,7 +925,7 @@ int main(void) {
   RUN_TEST(two_transactions_at_once_are_apart);
   RUN_TEST(unknown_forged_and_other_clients_ids_are_not_found);
   RUN_TEST(idle_transaction_expires_and_rolls_back);
-  RUN_TEST(max_sessions_refuses_one_more_naming_the_flag);
+  RUN_TEST(max_sessions_refuses_one_more_writer_naming_the_flag);
   RUN_TEST(server_stop_rolls_back_open_transactions);
   RUN_TEST(failed_statement_leaves_the_transaction_to_roll_back);
   RUN_TEST(an_ended_id_stands_for_the_next_transaction_its_client_began);

@@ -121,6 +121,9 @@ void wg_engine_interrupt_clear(struct wg_engine_conn *c);
  * statements too, without a transaction of their own) and transaction control as SQL is refused
  * with EPERM. Not thread-safe with a statement running on c. */
 void wg_engine_conn_session_txn(struct wg_engine_conn *c, bool open);
+/* Whether anything but a SELECT was run (or tried) on c, or an ingest begun, since its session's
+ * transaction was opened: a transaction that has only read can be given up with nothing lost. */
+bool wg_engine_conn_session_wrote(const struct wg_engine_conn *c);
 
 /* Runs one query and streams its result as Arrow record batches of about target_rows rows
  * (DuckDB's 2048-row chunks gathered; 0 = 65536) and WG_ENGINE_DEFAULT_BATCH_BYTES bytes at most

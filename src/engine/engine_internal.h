@@ -26,6 +26,7 @@ struct wg_engine_conn {
   bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
   bool session_txn;        /* a session's transaction is open on it (wg_engine_conn_session_txn):
                               client SQL runs inside it and may not BEGIN, COMMIT or ROLLBACK */
+  bool session_wrote;      /* wg_engine_conn_session_wrote */
   bool session_dirty;      /* client SQL may have left session state (temp tables, SET, variables,
                               prepared statements): the connection is replaced on release */
   atomic_bool interrupted; /* set by wg_engine_interrupt until the next acquire: sticky, because

@@ -321,6 +321,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
                         const struct ArrowSchema *schema, const struct wg_engine_ingest_opts *o,
                         struct wg_engine_ingest **out, struct wg_error *err) {
   bool deferred = o->deferred && o->if_exists != WG_ENGINE_IF_EXISTS_REPLACE && !o->in_txn;
+  if (c->session_txn) c->session_wrote = true;
   if (o->temporary && (!o->in_txn || (schema_name != NULL && schema_name[0] != '\0')))
     return wg_error_set(err, EINVAL, "ingest: a temporary table needs the caller's transaction "
                                      "and no schema name");

@@ -311,5 +311,11 @@ void wg_engine_interrupt_clear(struct wg_engine_conn *c) {
 }
 
 void wg_engine_conn_session_txn(struct wg_engine_conn *c, bool open) {
-  if (c != NULL) c->session_txn = open;
+  if (c == NULL) return;
+  c->session_txn = open;
+  c->session_wrote = false;
+}
+
+bool wg_engine_conn_session_wrote(const struct wg_engine_conn *c) {
+  return c != NULL && c->session_wrote;
 }

@@ -45,6 +45,7 @@ bool wg__engine_statement_keeps_tables(duckdb_statement_type type) {
 }
 
 void wg__engine_statement_done(struct wg_engine_conn *c, duckdb_statement_type type, bool ran) {
+  if (c->session_txn && type != DUCKDB_STATEMENT_TYPE_SELECT) c->session_wrote = true;
   if (type == DUCKDB_STATEMENT_TYPE_TRANSACTION) c->txn_maybe = true; /* BEGIN: see release */
   if (wg__engine_statement_keeps_tables(type)) return;
   wg__engine_tables_may_change(c->engine); /* failed or not: it may have got part way */

@@ -1,10 +1,17 @@
 /* wigeon: Flight SQL transactions and the connection of each Flight SQL call (see fsql.h and
- * docs/server.md "Sessions for Flight SQL"). A transaction is a pinned connection (the engine's
- * sessions budget, --max-sessions) with BEGIN TRANSACTION run on it, named by 16 random bytes and
- * owned by the client that began it (wg__fsql_owner). Calls that carry its id use its connection
- * one at a time; one nobody used for --session-idle-timeout is rolled back by a sweeper thread.
+ * docs/server.md "Sessions for Flight SQL"). A transaction is named by 16 random bytes and owned by
+ * the client that began it (wg__fsql_owner). It takes a pinned connection (the engine's sessions
+ * budget, --max-sessions) with BEGIN TRANSACTION run on it when a call first uses it, and gives
+ * that connection up again after any call that left it having only read (nothing is lost: its
+ * reads see the latest commits, as outside a transaction); from its first write on it keeps the
+ * connection until it ends. So the many transactions drivers open and leave idle (ADBC's Python
+ * DB-API begins one on every connect) cost an entry each, and only writing ones hold connections.
+ * Calls that carry its id use it one at a time; a writing one nobody used for
+ * --session-idle-timeout is rolled back by a sweeper thread (an idle one that holds nothing is
+ * forgotten after WG_TXN_EMPTY_IDLE_MS, or sooner when the table of transactions is full).
  *
- *   BeginTransaction -> [idle] <-> [busy: one call]   (conn_acquire / conn_release)
+ *   BeginTransaction -> [idle] <-> [busy: one call]   (conn_acquire: pin if unpinned;
+ *                                                      conn_release: unpin if it only read)
  *   [idle] --EndTransaction (waits like a call)--> COMMIT or ROLLBACK -> closed
  *   [idle] --idle timeout (sweeper)--> closed (rolled back);  server stop -> every one closed
  * A transaction leaves the list (and so can no longer be found) before its connection is closed,
@@ -23,12 +30,16 @@
   ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK
 
 enum { TXN_ID_LEN = 16, OWNER_LEN = 160, WAIT_SLICE_MS = 100, N_ENDED = 256 };
+/* An unpinned transaction (it holds nothing) unused this long is forgotten; and the server keeps
+ * at most WG_TXN_MAX of them, forgetting the least recently used unpinned one to make room. */
+#define WG_TXN_EMPTY_IDLE_MS ((int64_t)24 * 3600 * 1000)
+enum { WG_TXN_MAX = 4096 };
 
 struct wg__fsql_txn {
   uint8_t id[TXN_ID_LEN];
   char owner[OWNER_LEN];
-  struct wg_engine_conn *conn;
-  bool busy;        /* a call is using conn */
+  struct wg_engine_conn *conn; /* pinned, or NULL while the transaction holds none */
+  bool busy;        /* a call is using it */
   int64_t used_ms;  /* monotonic time of the last call's end (or the begin) */
   struct wg__fsql_txn *next;
 };
@@ -38,6 +49,7 @@ struct wg__fsql_txns {
   pthread_cond_t free_cv;  /* a transaction stopped being busy */
   pthread_cond_t sweep_cv; /* wakes the sweeper at stop */
   struct wg__fsql_txn *head;
+  int n; /* in the list */
   int64_t idle_ms;
   bool stopping, sweeper_started;
   pthread_t sweeper;
@@ -78,21 +90,38 @@ static void txn_close(struct wg_server *s, struct wg__fsql_txn *t) {
   free(t);
 }
 
-/* Takes out of the list every idle transaction unused for idle_ms; returns them (linked). Under
- * mu. */
+/* Takes out of the list every idle transaction unused for idle_ms (WG_TXN_EMPTY_IDLE_MS for one
+ * that holds no connection); returns them (linked). Under mu. */
 static struct wg__fsql_txn *take_expired(struct wg__fsql_txns *ts, int64_t now) {
   struct wg__fsql_txn *out = NULL, **pp = &ts->head;
   while (*pp != NULL) {
     struct wg__fsql_txn *t = *pp;
-    if (!t->busy && now - t->used_ms >= ts->idle_ms) {
+    int64_t limit = t->conn != NULL ? ts->idle_ms : WG_TXN_EMPTY_IDLE_MS;
+    if (!t->busy && now - t->used_ms >= limit) {
       *pp = t->next;
       t->next = out;
       out = t;
+      ts->n--;
     } else {
       pp = &t->next;
     }
   }
   return out;
+}
+
+/* Takes out the least recently used idle transaction that holds no connection (NULL: none).
+ * Under mu. */
+static struct wg__fsql_txn *take_oldest_empty(struct wg__fsql_txns *ts) {
+  struct wg__fsql_txn **best = NULL;
+  for (struct wg__fsql_txn **pp = &ts->head; *pp != NULL; pp = &(*pp)->next)
+    if (!(*pp)->busy && (*pp)->conn == NULL && (best == NULL || (*pp)->used_ms < (*best)->used_ms))
+      best = pp;
+  if (best == NULL) return NULL;
+  struct wg__fsql_txn *t = *best;
+  *best = t->next;
+  t->next = NULL;
+  ts->n--;
+  return t;
 }
 
 static void close_all(struct wg_server *s, struct wg__fsql_txn *list) {
@@ -200,6 +229,41 @@ static struct wg__fsql_txn *find_open(struct wg__fsql_txns *ts, const uint8_t *i
   return NULL;
 }
 
+/* Gives a busy transaction back: idle again, its idle time starting now. One that has only read
+ * gives its connection up (closing it rolls back a transaction with nothing in it). */
+static void txn_put(struct wg_server *s, struct wg__fsql_txn *t) {
+  struct wg__fsql_txns *ts = s->fsql->txns;
+  struct wg_engine_conn *unpinned = NULL;
+  if (t->conn != NULL && !wg_engine_conn_session_wrote(t->conn)) {
+    unpinned = t->conn;
+    t->conn = NULL;
+  }
+  pthread_mutex_lock(&ts->mu);
+  t->busy = false;
+  t->used_ms = now_ms();
+  pthread_cond_broadcast(&ts->free_cv);
+  pthread_mutex_unlock(&ts->mu);
+  wg_engine_release_pinned(s->engine, unpinned);
+}
+
+/* Gives a busy transaction that holds no connection its pinned one, with BEGIN run on it. */
+static int txn_pin(struct wg_server *s, struct wg__fsql_txn *t, struct wg_error *err) {
+  int rc = wg_engine_acquire_pinned(s->engine, &t->conn, err);
+  if (rc == EBUSY)
+    return wg_error_set(err, EBUSY,
+                        "server busy: %d transactions are using a connection at once (those "
+                        "that have written and not ended, and those in a call), the most this "
+                        "server keeps (--max-sessions); end one (commit or roll back) first",
+                        s->options.max_sessions);
+  if (rc == 0) rc = wg_engine_execute(t->conn, "BEGIN TRANSACTION", NULL, err);
+  if (rc == 0) wg_engine_conn_session_txn(t->conn, true); /* no COMMIT as SQL from now on */
+  if (rc != 0) {
+    wg_engine_release_pinned(s->engine, t->conn);
+    t->conn = NULL;
+  }
+  return rc;
+}
+
 /* The transaction of `id` for this caller (or its successor, when `follow`: not to end one),
  * made busy (the caller's until txn_put), waiting while
  * another call uses it: at most the acquire timeout, and not past a cancel of the call. ENOENT for
@@ -226,6 +290,11 @@ static int txn_take(struct wg_server *s, const struct wg_rpc_call *call, const u
       t->busy = true;
       t->used_ms = now_ms();
       pthread_mutex_unlock(&ts->mu);
+      int rc = t->conn == NULL ? txn_pin(s, t, err) : 0; /* busy: ours alone */
+      if (rc != 0) {
+        txn_put(s, t);
+        return rc;
+      }
       wg_engine_interrupt_clear(t->conn); /* a cancel of the previous call is over */
       *out = t;
       return 0;
@@ -246,16 +315,6 @@ static int txn_take(struct wg_server *s, const struct wg_rpc_call *call, const u
   }
 }
 
-/* Gives a busy transaction back: idle again, its idle time starting now. */
-static void txn_put(struct wg_server *s, struct wg__fsql_txn *t) {
-  struct wg__fsql_txns *ts = s->fsql->txns;
-  pthread_mutex_lock(&ts->mu);
-  t->busy = false;
-  t->used_ms = now_ms();
-  pthread_cond_broadcast(&ts->free_cv);
-  pthread_mutex_unlock(&ts->mu);
-}
-
 /* Takes a busy transaction (the caller's) out of the list, so that it can be ended; `by_client`:
  * ended by its client (EndTransaction), so that the next one it begins succeeds it. */
 static void txn_unlink(struct wg_server *s, struct wg__fsql_txn *t, bool by_client) {
@@ -265,6 +324,7 @@ static void txn_unlink(struct wg_server *s, struct wg__fsql_txn *t, bool by_clie
   for (struct wg__fsql_txn **pp = &ts->head; *pp != NULL; pp = &(*pp)->next) {
     if (*pp == t) {
       *pp = t->next;
+      ts->n--;
       break;
     }
   }
@@ -306,6 +366,7 @@ int wg__fsql_txn_end_client(struct wg_server *s, const struct wg_rpc_call *call)
       t->next = out;
       out = t;
       n++;
+      ts->n--;
     } else {
       pp = &t->next;
     }
@@ -325,32 +386,33 @@ int wg__fsql_action_begin_transaction(struct wg_server *s, struct wg_rpc_call *c
       "BeginTransaction", &req, err));
   protobuf_c_message_free_unpacked(req, NULL); /* it has no fields */
   struct wg__fsql_txns *ts = s->fsql->txns;
-  pthread_mutex_lock(&ts->mu); /* first free the places of abandoned ones */
-  struct wg__fsql_txn *expired = take_expired(ts, now_ms());
-  pthread_mutex_unlock(&ts->mu);
-  close_all(s, expired);
   struct wg__fsql_txn *t = calloc(1, sizeof(*t));
   if (t == NULL) return wg_error_set(err, ENOMEM, "out of memory");
-  int rc = wg_engine_acquire_pinned(s->engine, &t->conn, err);
-  if (rc == EBUSY)
-    rc = wg_error_set(err, EBUSY,
-                      "server busy: %d transactions already open, the most this server keeps "
-                      "(--max-sessions); end one (commit or roll back) first",
-                      s->options.max_sessions);
-  if (rc == 0) rc = wg_engine_execute(t->conn, "BEGIN TRANSACTION", NULL, err);
-  if (rc == 0) wg_engine_conn_session_txn(t->conn, true); /* no COMMIT as SQL from now on */
-  if (rc == 0 && getrandom(t->id, TXN_ID_LEN, 0) != TXN_ID_LEN)
-    rc = wg_error_set(err, EIO, "cannot draw a random transaction id");
-  if (rc != 0) {
-    txn_close(s, t);
-    return rc;
+  if (getrandom(t->id, TXN_ID_LEN, 0) != TXN_ID_LEN) {
+    free(t);
+    return wg_error_set(err, EIO, "cannot draw a random transaction id");
   }
+  pthread_mutex_lock(&ts->mu); /* first forget abandoned ones; make room if the table is full */
+  struct wg__fsql_txn *expired = take_expired(ts, now_ms());
+  struct wg__fsql_txn *oldest = ts->n >= WG_TXN_MAX ? take_oldest_empty(ts) : NULL;
+  bool full = ts->n >= WG_TXN_MAX;
+  pthread_mutex_unlock(&ts->mu);
+  close_all(s, expired);
+  close_all(s, oldest);
+  if (full) {
+    free(t);
+    return wg_error_set(err, EBUSY, "server busy: %d transactions open, the most this server "
+                                    "keeps; end one (commit or roll back) first",
+                        (int)WG_TXN_MAX);
+  }
+  int rc;
   wg__fsql_owner(call, t->owner, sizeof(t->owner));
   t->busy = true; /* ours until the result is sent: not yet to be swept */
   t->used_ms = now_ms();
   pthread_mutex_lock(&ts->mu);
   t->next = ts->head;
   ts->head = t;
+  ts->n++;
   note_begun(ts, t);
   pthread_mutex_unlock(&ts->mu);
   Arrow__Flight__Protocol__Sql__ActionBeginTransactionResult r =
@@ -388,6 +450,10 @@ int wg__fsql_action_end_transaction(struct wg_server *s, struct wg_rpc_call *cal
   if (rc != 0) return rc;
   txn_unlink(s, t, true); /* from here no call finds it: it ends whatever COMMIT says */
   bool commit = action == END_COMMIT;
+  if (t->conn == NULL) { /* it never wrote (its connection, if it had one, went at its last call) */
+    free(t);
+    return 0;
+  }
   /* DuckDB aborts a transaction on a failed statement and then takes its COMMIT silently as a
    * rollback: ask first, so that the client is not told its writes committed */
   struct wg_error probe = {""};
