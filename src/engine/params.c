@@ -597,8 +597,8 @@ static int keep_column_types(struct params_schema *ps, duckdb_prepared_statement
                              struct wg_error *err) {
   idx_t n = duckdb_prepared_statement_column_count(p);
   ps->columns = calloc(n ? n : 1, sizeof(*ps->columns));
-  if (ps->columns == NULL) return wg_error_set(err, ENOMEM, "out of memory for %llu columns",
-                                               (unsigned long long)n);
+  if (ps->columns == NULL)
+    return wg_error_set(err, ENOMEM, "out of memory for %llu columns", (unsigned long long)n);
   ps->n_columns = n;
   for (idx_t i = 0; i < n; i++)
     ps->columns[i] = duckdb_prepared_statement_column_logical_type(p, i);
