@@ -455,7 +455,24 @@ static void get_tables_filters_are_like_patterns_and_types(void) {
   db_close(&d);
 }
 
-/* include_schema: each table_schema is the IPC schema Flight's own GetFlightInfo gives. */
+/* Field f's metadata value for key as a NUL-terminated copy in buf, or NULL when absent. */
+static const char *md(const struct ArrowSchema *f, const char *key, char *buf, size_t size) {
+  struct wg_metadata_reader r;
+  struct wg_bytes k, v;
+  wg_metadata_reader_init(&r, f->metadata);
+  while (wg_metadata_reader_next(&r, &k, &v) == 1) {
+    if (k.size == (int64_t)strlen(key) && memcmp(k.data, key, (size_t)k.size) == 0) {
+      snprintf(buf, size, "%.*s", (int)v.size, (const char *)v.data);
+      return buf;
+    }
+  }
+  return NULL;
+}
+#define FSQL_KEY "ARROW:FLIGHT:SQL:"
+
+/* include_schema: each table_schema has the names and types of the schema Flight's own
+ * GetFlightInfo of the table gives (whose fields are all nullable, as its DoGet streams them),
+ * plus each column's nullability and Flight SQL's column metadata: where it lives, its type. */
 static void include_schema_decodes_to_the_tables_schema(void) {
   struct db d;
   ASSERT_EQ(db_open(&d), 0);
@@ -468,7 +485,7 @@ static void include_schema_decodes_to_the_tables_schema(void) {
   ASSERT_OK(run(d.fx.uri, d.c, &tab.base, &r, &err), &err);
   ASSERT_EQ(rows_of(&r), 4);
   for (int64_t i = 0; i < rows_of(&r); i++) {
-    char sn[128], tn[128];
+    char cn[128], sn[128], tn[128], b[128];
     int64_t n = 0;
     const char *p = str_at(r.batch.children[4], i, &n);
     ASSERT_TRUE(p != NULL);
@@ -480,16 +497,74 @@ static void include_schema_decodes_to_the_tables_schema(void) {
     ASSERT_OK(wg_flight_info(d.c, text(r.batch.children[1], i, sn, 128),
                              text(r.batch.children[2], i, tn, 128), NULL, &fi, &st),
               st.message);
-    ASSERT_TRUE(same_schema(&got, &fi.schema));
+    text(r.batch.children[0], i, cn, 128);
+    ASSERT_EQ(got.n_children, fi.schema.n_children);
+    for (int64_t j = 0; j < got.n_children; j++) {
+      const struct ArrowSchema *g = got.children[j], *w = fi.schema.children[j];
+      ASSERT_STREQ(g->name, w->name);
+      ASSERT_STREQ(g->format, w->format);
+      ASSERT_TRUE((w->flags & ARROW_FLAG_NULLABLE) != 0); /* plain Flight: as DoGet streams it */
+      ASSERT_TRUE((g->flags & ARROW_FLAG_NULLABLE) != 0); /* no NOT NULL column in t% */
+      ASSERT_EQ(g->n_children, w->n_children);
+      for (int64_t k = 0; k < g->n_children; k++)
+        ASSERT_TRUE(same_schema(g->children[k], w->children[k]));
+      ASSERT_STREQ(md(g, FSQL_KEY "CATALOG_NAME", b, 128), cn);
+      ASSERT_STREQ(md(g, FSQL_KEY "DB_SCHEMA_NAME", b, 128), sn);
+      ASSERT_STREQ(md(g, FSQL_KEY "TABLE_NAME", b, 128), tn);
+      ASSERT_STREQ(md(g, FSQL_KEY "IS_AUTO_INCREMENT", b, 128), "0");
+      ASSERT_TRUE(md(g, FSQL_KEY "TYPE_NAME", b, 128) != NULL);
+    }
     if (strcmp(tn, "t3") == 0) {
       ASSERT_EQ(got.n_children, 3);
       ASSERT_STREQ(got.children[0]->format, "d:10,2");
       ASSERT_STREQ(got.children[2]->format, "+l");
+      ASSERT_STREQ(md(got.children[0], FSQL_KEY "TYPE_NAME", b, 128), "DECIMAL(10,2)");
+      ASSERT_STREQ(md(got.children[0], FSQL_KEY "PRECISION", b, 128), "10");
+      ASSERT_STREQ(md(got.children[0], FSQL_KEY "SCALE", b, 128), "2");
+      ASSERT_STREQ(md(got.children[1], FSQL_KEY "TYPE_NAME", b, 128), "TIMESTAMP");
+      ASSERT_TRUE(md(got.children[1], FSQL_KEY "PRECISION", b, 128) == NULL);
+      ASSERT_STREQ(md(got.children[2], FSQL_KEY "TYPE_NAME", b, 128), "INTEGER[]");
     }
+    if (strcmp(tn, "t1") == 0)
+      ASSERT_STREQ(md(got.children[1], FSQL_KEY "TYPE_NAME", b, 128), "VARCHAR");
     wg_schema_release(&got);
     wg_flight_info_reset(&fi);
   }
   result_reset(&r);
+  db_close(&d);
+}
+
+/* A table_schema field is nullable exactly when its column is (PRIMARY KEY columns are NOT NULL);
+ * a view's columns are all nullable. */
+static void table_schema_fields_have_the_columns_nullability(void) {
+  struct db d;
+  ASSERT_EQ(db_open(&d), 0);
+  struct wg_error err;
+  SQLM(CommandGetTables) tab = INIT(COMMAND_GET_TABLES);
+  tab.has_include_schema = 1;
+  tab.include_schema = 1;
+  const char *names[] = {"p", "u", "v1"};
+  const char *want[] = {"001", "0", "1"}; /* per field: 1 nullable */
+  for (int t = 0; t < 3; t++) {
+    tab.table_name_filter_pattern = (char *)names[t];
+    struct result r;
+    ASSERT_OK(run(d.fx.uri, d.c, &tab.base, &r, &err), &err);
+    ASSERT_EQ(rows_of(&r), 1);
+    int64_t n = 0;
+    const char *p = str_at(r.batch.children[4], 0, &n);
+    ASSERT_TRUE(p != NULL);
+    struct wg_bytes bytes = {(const uint8_t *)p, n};
+    struct ArrowSchema got;
+    ASSERT_OK(wg_flight_schema_parse(bytes, &got, &err), &err);
+    ASSERT_EQ(got.n_children, (int64_t)strlen(want[t]));
+    for (int64_t j = 0; j < got.n_children; j++) {
+      char b[64];
+      ASSERT_EQ((got.children[j]->flags & ARROW_FLAG_NULLABLE) != 0, want[t][j] == '1');
+      ASSERT_STREQ(md(got.children[j], FSQL_KEY "TABLE_NAME", b, 64), names[t]);
+    }
+    wg_schema_release(&got);
+    result_reset(&r);
+  }
   db_close(&d);
 }
 
@@ -717,6 +792,7 @@ int main(void) {
   RUN_TEST(get_tables_is_information_schema_tables);
   RUN_TEST(get_tables_filters_are_like_patterns_and_types);
   RUN_TEST(include_schema_decodes_to_the_tables_schema);
+  RUN_TEST(table_schema_fields_have_the_columns_nullability);
   RUN_TEST(keys_come_from_the_constraints);
   RUN_TEST(sql_info_answers_the_ids_asked_and_all);
   RUN_TEST(xdbc_type_info_lists_duckdb_types_and_filters_by_data_type);

@@ -488,6 +488,80 @@ static void create_query_close(void) {
   stop(&fx, &c, wc);
 }
 
+/* Field f's metadata value for key as a NUL-terminated copy in buf, or NULL when absent. */
+static const char *md(const struct ArrowSchema *f, const char *key, char *buf, size_t size) {
+  struct wg_metadata_reader r;
+  struct wg_bytes k, v;
+  wg_metadata_reader_init(&r, f->metadata);
+  while (wg_metadata_reader_next(&r, &k, &v) == 1) {
+    if (k.size == (int64_t)strlen(key) && memcmp(k.data, key, (size_t)k.size) == 0) {
+      snprintf(buf, size, "%.*s", (int)v.size, (const char *)v.data);
+      return buf;
+    }
+  }
+  return NULL;
+}
+
+/* The dataset schema tells each column's DuckDB type name, and a decimal's precision and scale,
+ * in Flight SQL's field metadata (JDBC's ResultSetMetaData reads nothing else); GetFlightInfo of
+ * the statement gives the same schema, and its DoGet streams that schema without the metadata. */
+static void dataset_schema_fields_carry_type_name_precision_scale(void) {
+  struct wg_fx_server fx;
+  struct cl c;
+  struct wg_client *wc;
+  ASSERT_EQ(start(&fx, &c, &wc), 0);
+  struct outcome o;
+  created *p = NULL;
+  ASSERT_OK(create(&c, "SELECT CAST(1.5 AS DECIMAL(10,3)) AS d, CAST(2 AS DECIMAL(38,10)) AS d38,"
+                       " 'a' AS s, CAST(7 AS BIGINT) AS b,"
+                       " CAST(TIMESTAMP '2020-01-01 00:00:00' AS TIMESTAMPTZ) AS tz",
+                   &p, &o), o.err.message);
+  ASSERT_TRUE(p->has_dataset_schema);
+  struct ArrowSchema ds;
+  ASSERT_OK(wg_flight_schema_parse((struct wg_bytes){p->dataset_schema.data,
+                                                     (int64_t)p->dataset_schema.len},
+                                   &ds, &o.err), o.err.message);
+  ASSERT_EQ(ds.n_children, 5);
+  const char *types[] = {"DECIMAL(10,3)", "DECIMAL(38,10)", "VARCHAR", "BIGINT",
+                         "TIMESTAMP WITH TIME ZONE"};
+  const char *prec[] = {"10", "38", NULL, NULL, NULL}, *scale[] = {"3", "10", NULL, NULL, NULL};
+  char b[64];
+  for (int i = 0; i < 5; i++) {
+    const struct ArrowSchema *f = ds.children[i];
+    ASSERT_STREQ(md(f, "ARROW:FLIGHT:SQL:TYPE_NAME", b, 64), types[i]);
+    if (prec[i] != NULL) {
+      ASSERT_STREQ(md(f, "ARROW:FLIGHT:SQL:PRECISION", b, 64), prec[i]);
+      ASSERT_STREQ(md(f, "ARROW:FLIGHT:SQL:SCALE", b, 64), scale[i]);
+    } else {
+      ASSERT_TRUE(md(f, "ARROW:FLIGHT:SQL:PRECISION", b, 64) == NULL);
+      ASSERT_TRUE(md(f, "ARROW:FLIGHT:SQL:SCALE", b, 64) == NULL);
+    }
+  }
+  ASSERT_STREQ(ds.children[0]->format, "d:10,3");
+  Arrow__Flight__Protocol__Sql__CommandPreparedStatementQuery q =
+      query_of(p->prepared_statement_handle);
+  Arrow__Flight__Protocol__FlightInfo *info = NULL;
+  ASSERT_OK(get_info(&c, &q.base, &info, &o), o.err.message);
+  ASSERT_TRUE(info != NULL && info->schema.len == p->dataset_schema.len &&
+              memcmp(info->schema.data, p->dataset_schema.data, info->schema.len) == 0);
+  ASSERT_TRUE(info->n_endpoint == 1 && info->endpoint[0]->ticket != NULL);
+  struct got g;
+  ASSERT_OK(do_get(&c, info->endpoint[0]->ticket->ticket, &g, &o), o.err.message);
+  protobuf_c_message_free_unpacked(&info->base, NULL);
+  ASSERT_EQ(g.rows, 1);
+  ASSERT_EQ(g.schema.n_children, 5);
+  for (int i = 0; i < 5; i++) {
+    ASSERT_STREQ(g.schema.children[i]->name, ds.children[i]->name);
+    ASSERT_STREQ(g.schema.children[i]->format, ds.children[i]->format);
+    ASSERT_TRUE(md(g.schema.children[i], "ARROW:FLIGHT:SQL:TYPE_NAME", b, 64) == NULL);
+  }
+  got_reset(&g);
+  wg_schema_release(&ds);
+  ASSERT_OK(close_handle(&c, p->prepared_statement_handle, &o), o.err.message);
+  protobuf_c_message_free_unpacked(&p->base, NULL);
+  stop(&fx, &c, wc);
+}
+
 static void statement_with_parameters_declares_them(void) {
   struct wg_fx_server fx;
   struct cl c;
@@ -845,6 +919,7 @@ static void unused_handles_expire_and_one_client_holds_a_bounded_number(void) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN_TEST(create_query_close);
+  RUN_TEST(dataset_schema_fields_carry_type_name_precision_scale);
   RUN_TEST(statement_with_parameters_declares_them);
   RUN_TEST(parameters_of_each_type_bind_like_literals);
   RUN_TEST(large_utf8_parameter_binds);

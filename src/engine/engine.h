@@ -380,7 +380,10 @@ int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, 
  *                   (the rules as Flight SQL's UpdateDeleteRules: 0 CASCADE .. 4 SET DEFAULT);
  *                   ordered by the pk table (IMPORTED) or the fk table (the others)
  *   KEYWORDS        ()                              keyword (duckdb_keywords())
- *   FUNCTIONS       (kind: numeric, string, datetime or system)  function name, upper case */
+ *   FUNCTIONS       (kind: numeric, string, datetime or system)  function name, upper case
+ *   COLUMNS         (catalog, schema, table)        column, DuckDB's type text, nullable ("1"
+ *                                                   or "0"), precision and scale (decimals only,
+ *                                                   else NULL), catalog, schema, table; in order */
 enum wg_engine_meta {
   WG_ENGINE_META_CATALOGS,
   WG_ENGINE_META_SCHEMAS,
@@ -391,6 +394,7 @@ enum wg_engine_meta {
   WG_ENGINE_META_CROSS_REFERENCE,
   WG_ENGINE_META_KEYWORDS,
   WG_ENGINE_META_FUNCTIONS,
+  WG_ENGINE_META_COLUMNS,
 };
 /* Rows of text: cell (row, col) is cells[row * n_cols + col], NULL for SQL NULL. */
 struct wg_engine_rows {
@@ -424,6 +428,16 @@ void wg_engine_tables_free(struct wg_engine_table *t, int64_t n);
 /* The Arrow schema of a table and its row count (ENOENT when missing). */
 int wg_engine_table_schema(struct wg_engine_conn *c, const char *schema_name, const char *table,
                            struct ArrowSchema *out, int64_t *rows, struct wg_error *err);
+/* The table's schema as wg_engine_table_schema gives it (a copy of ours), each field with the
+ * column's own nullability (NOT NULL, PRIMARY KEY: not nullable) and Flight SQL's column metadata
+ * (FlightSql.proto): ARROW:FLIGHT:SQL:CATALOG_NAME, DB_SCHEMA_NAME, TABLE_NAME, TYPE_NAME (DuckDB's
+ * type text, duckdb_columns().data_type), PRECISION and SCALE (decimals), IS_AUTO_INCREMENT ("0")
+ * (columns.c). For GetTables' table_schema only: plain Flight's schemas stay all nullable like the
+ * results DuckDB gives. A table altered meanwhile keeps its fields without details. catalog NULL:
+ * any. The caller owns *out on success; released on error. */
+int wg_engine_table_schema_described(struct wg_engine_conn *c, const char *catalog,
+                                     const char *schema_name, const char *table,
+                                     struct ArrowSchema *out, struct wg_error *err);
 /* DROP TABLE (ENOENT when missing). */
 int wg_engine_drop_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
                          struct wg_error *err);

@@ -241,6 +241,11 @@ int wg__engine_prepared_columns_schema(struct wg_engine_conn *c, duckdb_prepared
                                        struct ArrowSchema *out, struct wg_error *err);
 /* The SQL name of a DuckDB type ("DECIMAL(18,3)", "STRUCT(\"a\" INTEGER[])"); malloc'ed. */
 char *wg__engine_type_name(duckdb_logical_type t);
+/* Sets Flight SQL's ARROW:FLIGHT:SQL:TYPE_NAME (DuckDB's spelling), PRECISION and SCALE
+ * (decimals) on each field of *schema from the n column types (columns.c); *schema becomes our own
+ * copy. Nothing done when the counts differ or schema is released. On error *schema is as it was. */
+int wg__engine_describe_columns(duckdb_logical_type *types, idx_t n, struct ArrowSchema *schema,
+                                struct wg_error *err);
 
 /* "schema"."table" (schema NULL = just "table"); malloc'ed, NULL on ENOMEM. */
 char *wg__engine_qualified(const char *schema_name, const char *table);

@@ -89,6 +89,13 @@ static const struct {
     [WG_ENGINE_META_KEYWORDS] = {0, "SELECT DISTINCT upper(keyword_name) FROM duckdb_keywords() "
                                     "ORDER BY 1"},
     [WG_ENGINE_META_FUNCTIONS] = {1, FUNCTIONS},
+    [WG_ENGINE_META_COLUMNS] =
+        {3, "SELECT column_name, data_type, CASE WHEN is_nullable THEN '1' ELSE '0' END,"
+            " CASE WHEN data_type LIKE 'DECIMAL(%' THEN numeric_precision END,"
+            " CASE WHEN data_type LIKE 'DECIMAL(%' THEN numeric_scale END,"
+            " database_name, schema_name, table_name FROM duckdb_columns()"
+            " WHERE true" EQ("database_name", 1) EQ("schema_name", 2) EQ("table_name", 3)
+                " ORDER BY column_index"},
 };
 enum { N_QUERIES = sizeof(queries) / sizeof(queries[0]) };
 

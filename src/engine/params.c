@@ -588,7 +588,29 @@ struct params_schema {
   struct ArrowSchema *out;
   duckdb_statement_type type;
   idx_t n;
+  duckdb_logical_type *columns; /* the result columns' types, for their metadata */
+  idx_t n_columns;
 };
+
+/* The result columns' logical types into ps (owned copies: they outlive the statement). */
+static int keep_column_types(struct params_schema *ps, duckdb_prepared_statement p,
+                             struct wg_error *err) {
+  idx_t n = duckdb_prepared_statement_column_count(p);
+  ps->columns = calloc(n ? n : 1, sizeof(*ps->columns));
+  if (ps->columns == NULL)
+    return wg_error_set(err, ENOMEM, "out of memory for %llu columns", (unsigned long long)n);
+  ps->n_columns = n;
+  for (idx_t i = 0; i < n; i++)
+    ps->columns[i] = duckdb_prepared_statement_column_logical_type(p, i);
+  return 0;
+}
+
+static void drop_column_types(struct params_schema *ps) {
+  for (idx_t i = 0; ps->columns != NULL && i < ps->n_columns; i++)
+    if (ps->columns[i] != NULL) duckdb_destroy_logical_type(&ps->columns[i]);
+  free(ps->columns);
+  ps->columns = NULL;
+}
 
 static int params_schema_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_statement *p,
                              struct wg_error *err) {
@@ -599,6 +621,7 @@ static int params_schema_run(void *ctx, struct wg_engine_conn *c, duckdb_prepare
   if (duckdb_prepare_error(*p) != NULL) return wg__engine_prepare_error(*p, err);
   idx_t n = ps->n = duckdb_nparams(*p);
   ps->type = duckdb_prepared_statement_type(*p);
+  WG_RETURN_NOT_OK(keep_column_types(ps, *p, err));
   duckdb_logical_type *types = calloc(n ? n : 1, sizeof(*types));
   char **names = calloc(n ? n : 1, sizeof(*names));
   duckdb_arrow_options options = NULL;
@@ -676,7 +699,10 @@ int wg_engine_prepare_describe(struct wg_engine_conn *c, const char *sql,
       if (err != NULL) *err = why;
     } else if (rc == 0 && *kind == WG_ENGINE_SQL_CHANGE) {
       rc = wg_schema_node_init(dataset, "+s", 0, err);
+    } else if (rc == 0) {
+      rc = wg__engine_describe_columns(ps.columns, ps.n_columns, dataset, err);
     }
+    drop_column_types(&ps);
   }
   if (rc != 0) {
     wg_schema_release(dataset);

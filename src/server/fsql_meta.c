@@ -128,6 +128,9 @@ static int meta_rows(struct wg_server *s, struct wg_rpc_call *call, enum wg_engi
 }
 
 /* ---- GetTables' table_schema column ------------------------------------------------------------ */
+/* Each field with its column's nullability and Flight SQL's column metadata (JDBC's getColumns
+ * reads NULLABLE, TYPE_NAME, COLUMN_SIZE, DECIMAL_DIGITS from here): unlike plain Flight's
+ * GetFlightInfo of the table, whose schema is the one its DoGet streams (all nullable). */
 static int table_schemas(struct wg_server *s, struct wg_rpc_call *call,
                          const struct wg_engine_rows *r, const bool *keep, struct ArrowArray *out,
                          struct wg_error *err) {
@@ -142,8 +145,9 @@ static int table_schemas(struct wg_server *s, struct wg_rpc_call *call,
   for (int64_t i = 0; i < r->n_rows && rc == 0; i++) {
     if (!keep[i]) continue;
     struct ArrowSchema sch = {0};
-    rc = wg_engine_table_schema(c.conn, wg_engine_rows_at(r, i, 1), wg_engine_rows_at(r, i, 2),
-                                &sch, NULL, err);
+    rc = wg_engine_table_schema_described(c.conn, wg_engine_rows_at(r, i, 0),
+                                          wg_engine_rows_at(r, i, 1), wg_engine_rows_at(r, i, 2),
+                                          &sch, err);
     bytes.size = 0;
     if (rc == 0) rc = wg_flight_schema_bytes(&sch, &bytes, err);
     wg_schema_release(&sch);
