@@ -134,3 +134,27 @@ def test_closed_connections_give_their_transactions_back(wigeon_server):
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
                 assert cur.fetchone()[0] == 1
+
+
+def test_more_open_connections_than_sessions_all_read_and_one_writes(wigeon_server):
+    """Python's DB-API keeps a transaction open on every connection: 12 of them open at once
+    against --max-sessions 2 all read (a transaction that only read holds no connection between
+    its calls), and each one's write is its own until it commits."""
+    srv = wigeon_server(args=["--max-sessions", "2"], db=":memory:")
+    conns = [connect_in_transaction(srv.uri) for _ in range(12)]
+    try:
+        with conns[0].cursor() as cur:
+            cur.execute("CREATE TABLE t (x INTEGER)")
+        conns[0].commit()
+        for i, conn in enumerate(conns):
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM t")
+                assert cur.fetchone()[0] == 0, i
+        with conns[5].cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (5)")
+        assert count(conns[6], "t") == 0  # not committed yet
+        conns[5].commit()
+        assert count(conns[6], "t") == 1
+    finally:
+        for conn in conns:
+            conn.close()
