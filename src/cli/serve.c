@@ -114,9 +114,9 @@ static const struct serve_flag flags[] = {
      "before any work",
      NULL},
     {"--max-sessions", "N", FLAG_INT, FIELD(max_sessions), 1, 1, 100000, false,
-     "Flight SQL transactions open at once, each holding a\n"
-     "DuckDB connection of its own; one more is refused with\n"
-     "RESOURCE_EXHAUSTED",
+     "Flight SQL transactions holding a DuckDB connection\n"
+     "at once (from their first write to their end, or for a\n"
+     "call); one more is refused with RESOURCE_EXHAUSTED",
      NULL},
     {"--session-idle-timeout", "SECONDS", FLAG_INT, FIELD(session_idle_timeout_ms), 1000, 1,
      MAX_N, false,
