@@ -4,7 +4,9 @@ through the ADBC Flight SQL driver (adbc-driver-flightsql, the Go driver behind 
 plain Flight on the same server and port (pyarrow.flight: a ticket of SQL text, a DoPut to a path),
 and in-process in DuckDB's Python package doing the same work. The ratios (ADBC / plain Flight,
 plain Flight / in-process) are the result. Figures:
-  small     SELECT of one row by key from a 1M-row seed-shaped table: p50 / p99 per call
+  small     SELECT of one row by key from a 1M-row seed-shaped table: p50 / p99 per call (ADBC's
+            DB-API, an ADBC statement without a prepare, and pyarrow sending the same two Flight
+            SQL calls, GetFlightInfo + DoGet, so the driver's share shows)
   query     SELECT * of a 10M-row seed-shaped table: MB/s (Arrow bytes of the result)
   ingest    adbc_ingest of 10M seed-shaped rows against one DoPut of the same batches: rows/s
   prepared  one parameterized SELECT executed 10,000 times (same SQL, new parameters): calls/s
@@ -143,6 +145,24 @@ class Server:
         self.err.close()
 
 
+def pb_bytes(field, data):
+    """One length-delimited protobuf field (wire type 2): key, varint length, bytes."""
+    out, n = bytearray([field << 3 | 2]), len(data)
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out) + data
+
+
+def statement_query_any(sql):
+    """google.protobuf.Any{type_url = 1, value = 2} of CommandStatementQuery{query = 1}, the
+    field numbers of proto/flight_sql.proto and any.proto (no transaction id)."""
+    cmd = pb_bytes(1, sql.encode())
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return pb_bytes(1, url) + pb_bytes(2, cmd)
+
+
 def stats(client):
     """The server's `stats` action (JSON): calls since start, and the rest."""
     body = b"".join(r.body.to_pybytes() for r in client.do_action(flight.Action("stats", b"")))
@@ -172,26 +192,41 @@ def calls_per_op(client, before, ops):
 
 
 def fig_small(ctx):
-    """One row by key from a 1M-row table: per-call latency through ADBC and plain Flight."""
+    """One row by key from a 1M-row table: per-call latency through ADBC's DB-API (which asks
+    CreatePreparedStatement for every new SQL text), through an ADBC statement executed without
+    a prepare (CommandStatementQuery: GetFlightInfo + DoGet), through plain Flight (one DoGet),
+    and in-process."""
     a, c, dk, n = ctx["adbc"], ctx["flight"], ctx["duck"], ctx["args"].calls
     rows = ctx["args"].small_rows
     sql = "SELECT * FROM small WHERE batch_id = {b} AND timestamp = '{t}'"
     keys = [seed_key((i * 7919) % rows) for i in range(n)]
-    timings = {}
-    cpo = {}
     cur = a.cursor()
+    raw = a.cursor()
 
     def adbc_call(b, t):
         cur.execute(sql.format(b=b, t=t))
         return cur.fetch_arrow_table().num_rows
 
+    def statement_call(b, t):
+        raw.adbc_statement.set_sql_query(sql.format(b=b, t=t))
+        handle, _ = raw.adbc_statement.execute_query()
+        return pa.RecordBatchReader._import_from_c(handle.address).read_all().num_rows
+
     def flight_call(b, t):
         return c.do_get(flight.Ticket(sql.format(b=b, t=t).encode())).read_all().num_rows
+
+    def fsql_call(b, t):  # Flight SQL's two calls from pyarrow: the server's share of ADBC's
+        desc = flight.FlightDescriptor.for_command(statement_query_any(sql.format(b=b, t=t)))
+        info = c.get_flight_info(desc)
+        return c.do_get(info.endpoints[0].ticket).read_all().num_rows
 
     def duck_call(b, t):
         return dk.execute(sql.format(b=b, t=t)).fetch_arrow_table().num_rows
 
-    for name, fn in (("flight", flight_call), ("adbc", adbc_call), ("inprocess", duck_call)):
+    paths = (("flight", flight_call), ("fsql_pyarrow", fsql_call), ("adbc", adbc_call),
+             ("statement", statement_call), ("inprocess", duck_call))
+    p, cpo = {}, {}
+    for name, fn in paths:
         for b, t in keys[:min(50, n)]:  # warm-up
             fn(b, t)
         before = stats(c)["calls"] if name != "inprocess" else 0
@@ -204,19 +239,21 @@ def fig_small(ctx):
                 raise RuntimeError(f"{name}: {got} rows for key ({b}, {t}), expected 1")
         if name != "inprocess":
             cpo[name] = calls_per_op(c, before, n)
-        timings[name] = lat
+        p[name] = (pct(lat, 50), pct(lat, 99))
     cur.close()
-    p = {k: (pct(v, 50), pct(v, 99)) for k, v in timings.items()}
-    print(f"bench small rows={rows} calls={n} adbc_p50_ms={p['adbc'][0]:.3f} "
-          f"adbc_p99_ms={p['adbc'][1]:.3f} flight_p50_ms={p['flight'][0]:.3f} "
-          f"flight_p99_ms={p['flight'][1]:.3f} inprocess_p50_ms={p['inprocess'][0]:.3f} "
-          f"inprocess_p99_ms={p['inprocess'][1]:.3f} adbc_calls_per_op={cpo['adbc']:.2f} "
-          f"flight_calls_per_op={cpo['flight']:.2f} p50_ratio={p['adbc'][0] / p['flight'][0]:.2f}",
-          flush=True)
-    result("small query p50", f"1 of {rows} rows by key, {n} calls", p["adbc"][0], p["flight"][0],
-           p["inprocess"][0], "ms")
-    result("small query p99", f"(RPCs per call: ADBC {cpo['adbc']:.1f}, Flight "
-           f"{cpo['flight']:.1f})", p["adbc"][1], p["flight"][1], p["inprocess"][1], "ms")
+    raw.close()
+    fields = " ".join(f"{k}_p50_ms={v[0]:.3f} {k}_p99_ms={v[1]:.3f}" for k, v in p.items())
+    calls = " ".join(f"{k}_calls_per_op={v:.2f}" for k, v in cpo.items())
+    print(f"bench small rows={rows} calls={n} {fields} {calls} "
+          f"p50_ratio={p['adbc'][0] / p['flight'][0]:.2f} "
+          f"statement_p50_ratio={p['statement'][0] / p['flight'][0]:.2f}", flush=True)
+    for label, key in (("ADBC DB-API cursor.execute", "adbc"),
+                       ("ADBC statement, no prepare", "statement"),
+                       ("not ADBC: pyarrow sending CommandStatementQuery", "fsql_pyarrow")):
+        for q, i in (("p50", 0), ("p99", 1)):
+            result(f"small query {q}", f"{label}: 1 of {rows} rows by key, {n} calls, "
+                   f"RPCs per call {cpo[key]:.1f} (Flight {cpo['flight']:.1f})", p[key][i],
+                   p["flight"][i], p["inprocess"][i], "ms")
 
 
 def fig_query(ctx):
