@@ -10,6 +10,7 @@ plain Flight / in-process) are the result. Figures:
   query     SELECT * of a 10M-row seed-shaped table: MB/s (Arrow bytes of the result)
   ingest    adbc_ingest of 10M seed-shaped rows against one DoPut of the same batches: rows/s
   prepared  one parameterized SELECT executed 10,000 times (same SQL, new parameters): calls/s
+            (plain Flight: a DoGet of the SQL with the values written into it)
 Each figure prints one parseable `bench ...` line, and a table comes at the end. A figure that
 fails (the server does not serve that part yet, say) prints `bench FIGURE error=...` and the run
 goes on. Not a test: asserts nothing.
@@ -133,6 +134,12 @@ class Server:
         self.stop()
         sys.exit("bench_flightsql: the server did not listen within 60 s")
 
+    def cpu_seconds(self):
+        """User + system CPU the server process has used (/proc/PID/stat), in seconds."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -225,18 +232,22 @@ def fig_small(ctx):
 
     paths = (("flight", flight_call), ("fsql_pyarrow", fsql_call), ("adbc", adbc_call),
              ("statement", statement_call), ("inprocess", duck_call))
-    p, cpo = {}, {}
+    p, cpo, cpu = {}, {}, {}
+    server = ctx["server"]
     for name, fn in paths:
         for b, t in keys[:min(50, n)]:  # warm-up
             fn(b, t)
         before = stats(c)["calls"] if name != "inprocess" else 0
         lat = []
+        cpu0, scpu0 = time.process_time(), server.cpu_seconds()
         for b, t in keys:
             t0 = time.perf_counter()
             got = fn(b, t)
             lat.append((time.perf_counter() - t0) * 1e3)
             if got != 1:
                 raise RuntimeError(f"{name}: {got} rows for key ({b}, {t}), expected 1")
+        cpu[name] = ((time.process_time() - cpu0) * 1e3 / n,
+                     (server.cpu_seconds() - scpu0) * 1e3 / n)
         if name != "inprocess":
             cpo[name] = calls_per_op(c, before, n)
         p[name] = (pct(lat, 50), pct(lat, 99))
@@ -244,7 +255,9 @@ def fig_small(ctx):
     raw.close()
     fields = " ".join(f"{k}_p50_ms={v[0]:.3f} {k}_p99_ms={v[1]:.3f}" for k, v in p.items())
     calls = " ".join(f"{k}_calls_per_op={v:.2f}" for k, v in cpo.items())
-    print(f"bench small rows={rows} calls={n} {fields} {calls} "
+    cpus = " ".join(f"{k}_client_cpu_ms={v[0]:.3f} {k}_server_cpu_ms={v[1]:.3f}"
+                    for k, v in cpu.items() if k != "inprocess")
+    print(f"bench small rows={rows} calls={n} {fields} {calls} {cpus} "
           f"p50_ratio={p['adbc'][0] / p['flight'][0]:.2f} "
           f"statement_p50_ratio={p['statement'][0] / p['flight'][0]:.2f}", flush=True)
     for label, key in (("ADBC DB-API cursor.execute", "adbc"),
@@ -366,6 +379,12 @@ def fig_prepared(ctx):
         if len(dk.execute(sql, [b, t]).fetchall()) != 1:
             raise RuntimeError(f"in-process: not 1 row for ({b}, {t})")
     duck_rate = n / (time.perf_counter() - t0)
+    literal = "SELECT value, category FROM small WHERE batch_id = {b} AND timestamp = '{t}'"
+    t0 = time.perf_counter()
+    for b, t in keys:  # plain Flight has no parameters: the values go into the SQL text
+        if c.do_get(flight.Ticket(literal.format(b=b, t=t).encode())).read_all().num_rows != 1:
+            raise RuntimeError(f"plain Flight: not 1 row for ({b}, {t})")
+    flight_rate = n / (time.perf_counter() - t0)
     cur = a.cursor()
     try:
         cur.execute(sql, keys[0])  # the prepare, and one execution
@@ -373,22 +392,25 @@ def fig_prepared(ctx):
         if first.num_rows != 1:
             raise RuntimeError(f"ADBC: {first.num_rows} rows for the first key, expected 1")
         before = stats(c)["calls"]
+        cpu0, scpu0 = time.process_time(), ctx["server"].cpu_seconds()
         t0 = time.perf_counter()
         for b, t in keys:
             cur.execute(sql, (b, t))
             if cur.fetch_arrow_table().num_rows != 1:
                 raise RuntimeError(f"ADBC: not 1 row for ({b}, {t})")
         adbc_secs = time.perf_counter() - t0
+        client_cpu = (time.process_time() - cpu0) * 1e3 / n
+        server_cpu = (ctx["server"].cpu_seconds() - scpu0) * 1e3 / n
         cpo = calls_per_op(c, before, n)
     except Exception as e:
         msg = error_text(e)
         served = probe_prepared(c)
         if served:
             msg = f"{served}; ADBC then says: {msg}"
-        print(f"bench prepared calls={n} inprocess_calls_per_s={duck_rate:.1f} "
-              f"adbc_error={json.dumps(msg)}", flush=True)
-        result("prepared", f"{n} executions; ADBC: {table_text(msg)}", None, None, duck_rate,
-               "calls/s")
+        print(f"bench prepared calls={n} flight_literal_calls_per_s={flight_rate:.1f} "
+              f"inprocess_calls_per_s={duck_rate:.1f} adbc_error={json.dumps(msg)}", flush=True)
+        result("prepared", f"{n} executions; ADBC: {table_text(msg)}", None, flight_rate,
+               duck_rate, "calls/s")
         return
     finally:
         cur.close()
@@ -396,9 +418,12 @@ def fig_prepared(ctx):
     reused = cpo < 4  # bind DoPut + GetFlightInfo + DoGet = 3; a new prepare each time adds 2
     print(f"bench prepared calls={n} adbc_seconds={adbc_secs:.3f} adbc_calls_per_s={rate:.1f} "
           f"adbc_rpcs_per_call={cpo:.2f} reused_prepared={'yes' if reused else 'no'} "
-          f"inprocess_calls_per_s={duck_rate:.1f}", flush=True)
+          f"client_cpu_ms_per_call={client_cpu:.3f} server_cpu_ms_per_call={server_cpu:.3f} "
+          f"flight_literal_calls_per_s={flight_rate:.1f} inprocess_calls_per_s={duck_rate:.1f} "
+          f"ratio={rate / flight_rate:.2f}", flush=True)
     result("prepared", f"{n} executions, RPCs per execution {cpo:.1f} "
-           f"(prepared once: {'yes' if reused else 'no'})", rate, None, duck_rate, "calls/s")
+           f"(prepared once: {'yes' if reused else 'no'}); plain Flight: values in the SQL text",
+           rate, flight_rate, duck_rate, "calls/s")
 
 
 def probe_prepared(client):
@@ -470,7 +495,7 @@ def main():
         tmp = pathlib.Path(tmp)
         server = Server(tmp, shlex.split(args.serve_args))
         note(f"server at {server.uri}")
-        ctx = {"args": args, "tmp": tmp, "flight": flight.FlightClient(server.uri),
+        ctx = {"args": args, "tmp": tmp, "server": server, "flight": flight.FlightClient(server.uri),
                "duck": duckdb.connect(str(tmp / "inprocess.duckdb"))}
         try:
             ctx["adbc"] = flightsql.connect(server.uri, autocommit=True)
