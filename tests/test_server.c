@@ -1044,6 +1044,8 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
   ASSERT_STREQ(u->checkpoint_threshold, d.checkpoint_threshold);
   ASSERT_EQ(u->max_sql_bytes, d.max_sql_bytes);
   ASSERT_EQ(u->max_columns, d.max_columns);
+  ASSERT_EQ(u->max_sessions, d.max_sessions);
+  ASSERT_EQ(u->session_idle_timeout_ms, d.session_idle_timeout_ms);
   ASSERT_EQ(u->max_connections, 0); /* computed by the rpc layer at start */
   ASSERT_EQ(u->duckdb_threads, 0);  /* DuckDB's: one per core */
   ASSERT_TRUE(u->memory_limit == NULL);
@@ -1066,7 +1068,9 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
                     d.idempotency_window_s / 3600,
                     d.max_sql_bytes,
                     d.max_columns,
-                    d.acquire_timeout_ms / 1000};
+                    d.acquire_timeout_ms / 1000,
+                    d.max_sessions,
+                    d.session_idle_timeout_ms / 1000};
   for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
     snprintf(num[i], sizeof(num[i]), "%lld", (long long)nums[i]);
   char reserve[32];
@@ -1092,6 +1096,8 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
               {"--duckdb-threads", "one per core"},
               {"--max-sql-bytes", num[9]},
               {"--max-columns", num[10]},
+              {"--max-sessions", num[12]},
+              {"--session-idle-timeout", num[13]},
               {"--allow-external-access", "refused"}};
   size_t n_want = sizeof(want) / sizeof(want[0]);
   for (size_t i = 0; i < n_want; i++) {

@@ -113,6 +113,16 @@ static const struct serve_flag flags[] = {
      "counting as one; more is refused with RESOURCE_EXHAUSTED\n"
      "before any work",
      NULL},
+    {"--max-sessions", "N", FLAG_INT, FIELD(max_sessions), 1, 1, 100000, false,
+     "Flight SQL transactions open at once, each holding a\n"
+     "DuckDB connection of its own; one more is refused with\n"
+     "RESOURCE_EXHAUSTED",
+     NULL},
+    {"--session-idle-timeout", "SECONDS", FLAG_INT, FIELD(session_idle_timeout_ms), 1000, 1,
+     MAX_N, false,
+     "a Flight SQL transaction that no call used for this long\n"
+     "is rolled back and its connection closed",
+     NULL},
     {"--allow-external-access", NULL, FLAG_BOOL, FIELD(allow_external_access), 0, 0, 0, false,
      "let remote SQL read and write the server's files, attach\n"
      "databases, load extensions, change settings, enable\n"

@@ -113,6 +113,14 @@ void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c);
 duckdb_connection wg_engine_conn_duckdb(struct wg_engine_conn *c);
 /* Interrupts whatever runs on the connection (callable from any thread, e.g. on cancel). */
 void wg_engine_interrupt(struct wg_engine_conn *c);
+/* Forgets an interrupt, for a connection kept across calls (a pinned session's): the calls'
+ * connections forget theirs when acquired. Call it before the next call uses the connection. */
+void wg_engine_interrupt_clear(struct wg_engine_conn *c);
+/* Marks a pinned connection as holding a session's transaction (open true, after its BEGIN) or
+ * not (before its COMMIT or ROLLBACK): meanwhile client SQL runs inside that transaction (several
+ * statements too, without a transaction of their own) and transaction control as SQL is refused
+ * with EPERM. Not thread-safe with a statement running on c. */
+void wg_engine_conn_session_txn(struct wg_engine_conn *c, bool open);
 
 /* Runs one query and streams its result as Arrow record batches of about target_rows rows
  * (DuckDB's 2048-row chunks gathered; 0 = 65536) and WG_ENGINE_DEFAULT_BATCH_BYTES bytes at most
@@ -165,6 +173,56 @@ int wg_engine_query_describe(struct wg_engine_conn *c, const char *sql, struct A
 /* Executes one statement (DDL or DML); *rows_changed gets the rows changed (0 for DDL). */
 int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_changed,
                       struct wg_error *err);
+
+/* Prepared statements with parameters from Arrow (params.c). Every statement goes through the
+ * client-SQL path (the sandbox, the write checks), prepared again on the connection that runs it.
+ *
+ * Parameter rows: a refcounted set of Arrow struct batches of one schema (one column per
+ * parameter), e.g. what a Flight SQL client bound to a prepared statement. create copies schema;
+ * add takes batch (released by the call on error too); ref/unref are thread-safe, and the batches
+ * are only read once added, so several executions may share one set. */
+struct wg_engine_params;
+int wg_engine_params_create(const struct ArrowSchema *schema, struct wg_engine_params **out,
+                            struct wg_error *err);
+int wg_engine_params_add(struct wg_engine_params *p, struct ArrowArray *batch,
+                         struct wg_error *err);
+int64_t wg_engine_params_rows(const struct wg_engine_params *p); /* 0 for NULL */
+int64_t wg_engine_params_bytes(const struct wg_engine_params *p);
+struct wg_engine_params *wg_engine_params_ref(struct wg_engine_params *p); /* NULL ok */
+void wg_engine_params_unref(struct wg_engine_params *p);                   /* NULL ok */
+
+/* What a prepared statement is, prepared and not run (the sandbox's refusals apply): its kind as
+ * wg_engine_query_describe says, the schema of its result (*dataset: a struct of no fields for
+ * WG_ENGINE_SQL_CHANGE) and of its parameters (*params: a struct with one nullable field per
+ * parameter, in order, named by DuckDB's name when it has one ($name) and by position "0".."n-1"
+ * otherwise, typed as DuckDB infers: utf8 where DuckDB cannot tell, timestamp[ms] for TIMESTAMP
+ * and TIMESTAMP WITH TIME ZONE (JDBC's setTimestamp writes milliseconds whatever the field's
+ * unit)). Several statements are
+ * CHANGE with no parameters. A query whose result types only its bound values tell (SELECT ?) has
+ * no dataset schema (release NULL) but is ROWS. The caller owns the schemas on success; both
+ * are released on error. */
+int wg_engine_prepare_describe(struct wg_engine_conn *c, const char *sql,
+                               struct ArrowSchema *dataset, struct ArrowSchema *params,
+                               enum wg_engine_sql_kind *kind, struct wg_error *err);
+/* Runs `sql` once per parameter row (params NULL or no rows: once, with none bound, as
+ * wg_engine_execute does, several statements allowed), all rows in one transaction: all or
+ * nothing; in_txn: the connection is inside the caller's transaction, which it joins (a failure
+ * then leaves that transaction for the caller to roll back). *rows_changed: the sum. Parameter
+ * columns bind by position, or by name when a column's name is not a number and the statement
+ * has a parameter of that name; EINVAL when the counts differ, ENOTSUP for a type that cannot
+ * bind (nested types), "row N" named in the error of the row that failed. */
+int wg_engine_execute_params(struct wg_engine_conn *c, const char *sql,
+                             struct wg_engine_params *params, bool in_txn,
+                             int64_t *rows_changed, struct wg_error *err);
+/* Runs the query once per parameter row and streams all results in row order, gathered into
+ * batches as wg_engine_query_open_bounded does (same ownership: the stream borrows c and holds a
+ * reference on params). Every row's result must have the first row's column types (EINVAL
+ * otherwise: an untyped parameter bound NULL in one row and a value in another). params with
+ * no rows: the query runs once with none bound. */
+int wg_engine_query_open_params(struct wg_engine_conn *c, const char *sql,
+                                struct wg_engine_params *params, int64_t target_rows,
+                                int64_t target_bytes, struct ArrowArrayStream *out,
+                                struct wg_error *err);
 
 /* Ingest: all batches of one stream in one transaction, all or nothing.
  *   begin   BEGIN; creates `table` from the Arrow schema when it does not exist (in schema
@@ -263,6 +321,51 @@ int wg_engine_put_key_find(struct wg_engine_conn *c, const char *key, int64_t *r
                            struct wg_error *err);
 int wg_engine_put_keys_prune(struct wg_engine_conn *c, int64_t max_age_seconds, int64_t *deleted,
                              struct wg_error *err);
+
+/* Catalog metadata for Flight SQL (meta.c): fixed queries over DuckDB's catalog views, whose
+ * parameters are bound (never spliced into the SQL), giving rows of text. The database's own
+ * catalog only: the system and temp catalogs and the wigeon_internal schema are never listed.
+ * Patterns are SQL LIKE patterns (% and _, escaped with a backslash); a NULL parameter is no
+ * filter. Parameters and columns of each query:
+ *   CATALOGS        ()                              catalog
+ *   SCHEMAS         (catalog, schema LIKE)          catalog, schema
+ *   TABLES          (catalog, schema LIKE, table LIKE) catalog, schema, table, table_type
+ *                   (table_type as information_schema.tables: BASE TABLE, VIEW, LOCAL TEMPORARY)
+ *   PRIMARY_KEYS    (catalog, schema, table)        catalog, schema, table, column, key_name,
+ *                                                   key_sequence (1-based)
+ *   IMPORTED_KEYS / EXPORTED_KEYS / CROSS_REFERENCE
+ *                   (pk catalog, pk schema, pk table, fk catalog, fk schema, fk table)
+ *                   pk catalog, pk schema, pk table, pk column, fk catalog, fk schema, fk table,
+ *                   fk column, key_sequence, fk key name, pk key name, update rule, delete rule
+ *                   (the rules as Flight SQL's UpdateDeleteRules: 0 CASCADE .. 4 SET DEFAULT);
+ *                   ordered by the pk table (IMPORTED) or the fk table (the others)
+ *   KEYWORDS        ()                              keyword (duckdb_keywords())
+ *   FUNCTIONS       (kind: numeric, string, datetime or system)  function name, upper case */
+enum wg_engine_meta {
+  WG_ENGINE_META_CATALOGS,
+  WG_ENGINE_META_SCHEMAS,
+  WG_ENGINE_META_TABLES,
+  WG_ENGINE_META_PRIMARY_KEYS,
+  WG_ENGINE_META_IMPORTED_KEYS,
+  WG_ENGINE_META_EXPORTED_KEYS,
+  WG_ENGINE_META_CROSS_REFERENCE,
+  WG_ENGINE_META_KEYWORDS,
+  WG_ENGINE_META_FUNCTIONS,
+};
+/* Rows of text: cell (row, col) is cells[row * n_cols + col], NULL for SQL NULL. */
+struct wg_engine_rows {
+  int64_t n_rows, n_cols;
+  char **cells;
+};
+/* Runs query q with params (n_params must be the query's count: EINVAL otherwise), on c. *out is
+ * the caller's (wg_engine_rows_reset), also on error (then empty). */
+int wg_engine_meta(struct wg_engine_conn *c, enum wg_engine_meta q, const char *const *params,
+                   int n_params, struct wg_engine_rows *out, struct wg_error *err);
+void wg_engine_rows_reset(struct wg_engine_rows *r);
+static inline const char *wg_engine_rows_at(const struct wg_engine_rows *r, int64_t row,
+                                            int64_t col) {
+  return r->cells[row * r->n_cols + col];
+}
 
 /* Catalog. */
 struct wg_engine_table {

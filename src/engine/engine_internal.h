@@ -24,6 +24,8 @@ struct wg_engine_conn {
   bool counted;            /* in its holder thread's count of calls' connections (pool.c) */
   pthread_t holder;        /* the thread that acquired it, while counted */
   bool txn_maybe;          /* client SQL or an ingest may have left a transaction open */
+  bool session_txn;        /* a session's transaction is open on it (wg_engine_conn_session_txn):
+                              client SQL runs inside it and may not BEGIN, COMMIT or ROLLBACK */
   bool session_dirty;      /* client SQL may have left session state (temp tables, SET, variables,
                               prepared statements): the connection is replaced on release */
   atomic_bool interrupted; /* set by wg_engine_interrupt until the next acquire: sticky, because
@@ -147,6 +149,18 @@ struct wg__client_sql {
 };
 int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
                           struct wg_error *err);
+
+/* The chunk source of a query, for a caller that runs the checked statement its own way (params.c:
+ * once per parameter row): takes *p (sets it to NULL) and fills `chunks` with DuckDB's chunks,
+ * as wg_engine_query_arrow_stream_prepared does; on error *p is destroyed. */
+typedef int (*wg__engine_chunks_fn)(void *ctx, struct wg_engine_conn *c,
+                                    duckdb_prepared_statement *p, struct ArrowArrayStream *chunks,
+                                    struct wg_error *err);
+/* wg_engine_query_open_early with that chunk source (NULL: the statement's own result). */
+int wg__engine_query_open_chunks(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                                 int64_t target_bytes, wg_engine_schema_cb on_schema, void *ctx,
+                                 wg__engine_chunks_fn open_chunks, void *open_ctx,
+                                 struct ArrowArrayStream *out, struct wg_error *err);
 
 /* After any statement that may create, drop, rename or alter a table, or end a transaction that
  * did: cached ingest plans made before it are no longer used. */

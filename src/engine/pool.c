@@ -305,3 +305,11 @@ void wg_engine_interrupt(struct wg_engine_conn *c) {
   atomic_store(&c->interrupted, true);
   duckdb_interrupt(c->conn);
 }
+
+void wg_engine_interrupt_clear(struct wg_engine_conn *c) {
+  if (c != NULL) atomic_store(&c->interrupted, false);
+}
+
+void wg_engine_conn_session_txn(struct wg_engine_conn *c, bool open) {
+  if (c != NULL) c->session_txn = open;
+}

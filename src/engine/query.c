@@ -177,6 +177,8 @@ struct stream_run {
   wg_engine_schema_cb on_schema;
   void *ctx;
   struct ArrowSchema early; /* release == NULL: none sent */
+  wg__engine_chunks_fn open_chunks; /* NULL: the statement's own result (arrow_duck.c) */
+  void *open_ctx;
 };
 
 /* A SELECT's schema goes to on_schema before it runs, when the prepared statement can give it
@@ -196,6 +198,7 @@ static int stream_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_state
   } else {
     WG_RETURN_NOT_OK(b->on_schema(b->ctx, &b->early, err));
   }
+  if (b->open_chunks != NULL) return b->open_chunks(b->open_ctx, c, p, b->chunks, err);
   return wg_engine_query_arrow_stream_prepared(c->conn, p, &c->interrupted, b->chunks, err);
 }
 
@@ -233,6 +236,14 @@ int wg_engine_query_open_bounded(struct wg_engine_conn *c, const char *sql, int6
 int wg_engine_query_open_early(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
                                int64_t target_bytes, wg_engine_schema_cb on_schema, void *ctx,
                                struct ArrowArrayStream *out, struct wg_error *err) {
+  return wg__engine_query_open_chunks(c, sql, target_rows, target_bytes, on_schema, ctx, NULL,
+                                      NULL, out, err);
+}
+
+int wg__engine_query_open_chunks(struct wg_engine_conn *c, const char *sql, int64_t target_rows,
+                                 int64_t target_bytes, wg_engine_schema_cb on_schema, void *ctx,
+                                 wg__engine_chunks_fn open_chunks, void *open_ctx,
+                                 struct ArrowArrayStream *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   if (c == NULL || sql == NULL) return wg_error_set(err, EINVAL, "query: NULL connection or sql");
   if (target_rows < 0)
@@ -241,7 +252,8 @@ int wg_engine_query_open_early(struct wg_engine_conn *c, const char *sql, int64_
   if (g == NULL) return wg_error_set(err, ENOMEM, "out of memory for a query stream");
   g->target = target_rows > 0 ? target_rows : DEFAULT_TARGET_ROWS;
   g->target_bytes = target_bytes == 0 ? WG_ENGINE_DEFAULT_BATCH_BYTES : target_bytes;
-  struct stream_run b = {.chunks = &g->chunks, .on_schema = on_schema, .ctx = ctx};
+  struct stream_run b = {.chunks = &g->chunks, .on_schema = on_schema, .ctx = ctx,
+                         .open_chunks = open_chunks, .open_ctx = open_ctx};
   struct wg__client_sql q = {.sql = sql, .run = stream_run, .ctx = &b};
   int rc = wg__engine_client_sql(c, &q, err);
   if (rc == 0) {

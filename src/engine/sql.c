@@ -89,6 +89,13 @@ char *wg__engine_qualified(const char *schema_name, const char *table) {
 static int client_statement(struct wg_engine_conn *c, struct wg__client_sql *q, idx_t i,
                             duckdb_prepared_statement *p, struct wg_error *err) {
   q->type = duckdb_prepared_statement_type(*p);
+  if (c->session_txn && q->type == DUCKDB_STATEMENT_TYPE_TRANSACTION) {
+    /* COMMIT as SQL would end the session's transaction behind its owner's back */
+    q->failed_at = WG__CLIENT_REFUSED;
+    duckdb_destroy_prepare(p);
+    return wg_error_set(err, EPERM, "BEGIN, COMMIT and ROLLBACK cannot run as SQL inside a "
+                                    "Flight SQL transaction: end it with EndTransaction");
+  }
   q->failed_at = WG__CLIENT_BEFORE_RUN;
   int rc = q->before_run != NULL ? q->before_run(q->ctx, i, q->n, *p, err) : 0;
   if (rc == 0 && !q->prepare_only && q->type != DUCKDB_STATEMENT_TYPE_SELECT) {
@@ -174,7 +181,7 @@ static int execute_before_run(void *ctx, idx_t i, idx_t n, duckdb_prepared_state
                               struct wg_error *err) {
   struct execute *x = ctx;
   bool control = duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
-  if (n > 1 && i == 0 && !control) {
+  if (n > 1 && i == 0 && !control && !x->c->session_txn) { /* else: inside the session's */
     WG_RETURN_NOT_OK(wg__engine_exec(x->c, "BEGIN TRANSACTION", err));
     x->c->txn_maybe = x->own_txn = true;
   } else if (n > 1 && control && i > 0 && (x->own_txn || i + 1 < n)) {

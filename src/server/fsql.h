@@ -158,6 +158,9 @@ int wg__fsql_txn_init(struct wg_server *s, struct wg_error *err);
 void wg__fsql_txn_fini(struct wg_server *s);
 int wg__fsql_prepared_init(struct wg_server *s, struct wg_error *err);
 void wg__fsql_prepared_fini(struct wg_server *s);
+/* How long an unused prepared statement handle lives (ms; <= 0: the default, 10 minutes): for
+ * tests of the expiry. */
+void wg__fsql_prepared_set_idle_ms(struct wg_server *s, int64_t ms);
 int wg__fsql_running_init(struct wg_server *s, struct wg_error *err);
 void wg__fsql_running_fini(struct wg_server *s);
 

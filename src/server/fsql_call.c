@@ -35,7 +35,7 @@ static int put_advance(struct wg__put_stream *in, struct ArrowArray *batch, stru
   if (in->pending_first) {
     in->pending_first = false;
     WG_RETURN_NOT_OK(put_decode(in, in->first, batch, err));
-    if (batch->release != NULL) return 0;
+    if (batch->release != NULL || in->have_schema) return 0; /* a schema: for _schema, too */
   }
   while (!in->done) {
     grpc_byte_buffer *bb = NULL;
@@ -98,6 +98,7 @@ static int pack_into(const ProtobufCMessage *m, struct wg_buf *out, struct wg_er
   WG_RETURN_NOT_OK(wg_buf_reserve(out, (int64_t)n) == 0
                        ? 0
                        : wg_error_set(err, ENOMEM, "out of memory"));
+  if (n == 0) return 0; /* an empty message (CommandGetCatalogs {}): out may have no memory yet */
   protobuf_c_message_pack(m, out->data + out->size);
   out->size += (int64_t)n;
   return 0;

@@ -76,6 +76,8 @@ void wg_server_options_default(struct wg_server_options *o) {
       .duckdb_threads = 0,
       .max_sql_bytes = WG_DEFAULT_MAX_SQL_BYTES,
       .max_columns = WG_DEFAULT_MAX_COLUMNS,
+      .max_sessions = 16,
+      .session_idle_timeout_ms = 300000,
   };
 }
 
@@ -99,6 +101,8 @@ static void fill_defaults(struct wg_server_options *o) {
   if (o->acquire_timeout_ms == 0) o->acquire_timeout_ms = d.acquire_timeout_ms;
   if (o->max_sql_bytes <= 0) o->max_sql_bytes = d.max_sql_bytes;
   if (o->max_columns <= 0) o->max_columns = d.max_columns;
+  if (o->max_sessions <= 0) o->max_sessions = d.max_sessions;
+  if (o->session_idle_timeout_ms <= 0) o->session_idle_timeout_ms = d.session_idle_timeout_ms;
   if (o->group_commit_bytes == 0) o->group_commit_bytes = d.group_commit_bytes;
   if (o->idempotency_window_s == 0) o->idempotency_window_s = d.idempotency_window_s;
   if (o->disk_reserve == 0) o->disk_reserve = d.disk_reserve;
@@ -121,6 +125,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
        * each committer one reserved for it, so neither can starve the other. */
       .connections = s->options.threads,
       .reserved_connections = s->options.committers,
+      .max_sessions = s->options.max_sessions, /* Flight SQL transactions (fsql_txn.c) */
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
       .duckdb_threads = s->options.duckdb_threads,

@@ -38,6 +38,10 @@ struct wg_server_options {
                             RESOURCE_EXHAUSTED before DuckDB parses it (its parser takes ~80x) */
   int64_t max_columns; /* fields a put's schema may have, nested ones included (10000; 0 =
                           default): more is RESOURCE_EXHAUSTED before the fields are decoded */
+  int max_sessions; /* Flight SQL transactions open at once, each on a pinned connection (16; 0 =
+                       default): one more is RESOURCE_EXHAUSTED */
+  int64_t session_idle_timeout_ms; /* a transaction no call used for this long is rolled back
+                                      (300000; 0 = default) */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the
