@@ -151,6 +151,9 @@ class Server:
                 self.proc.wait()
         self.out.close()
         self.err.close()
+        if self.proc.returncode != 0:
+            tail = (self.folder / "server.err").read_text(errors="replace")[-2000:]
+            note(f"the server exited with {self.proc.returncode}:\n{tail}")
 
 
 def pb_bytes(field, data):
