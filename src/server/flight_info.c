@@ -61,6 +61,7 @@ static int describe(struct wg_server *s, struct wg_rpc_call *call,
   if (rc == 0 && req.kind == WG__REQUEST_SQL) {
     rc = wg_engine_query_schema(conn, req.sql, &schema, err);
     if (rc == 0) rc = ticket_sql(out, req.sql, err); /* the ticket is the SQL itself */
+    else free(req.sql);
     req.sql = NULL;
   } else if (rc == 0) {
     rc = wg_engine_table_schema(conn, req.table.schema_name, req.table.table, &schema, &out->rows,

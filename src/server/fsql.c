@@ -78,6 +78,7 @@ int wg__fsql_info(struct wg_server *s, struct wg_rpc_call *call, const struct wg
   wg_buf_init(&out->schema);
   wg_buf_init(&out->ticket);
   out->rows = -1;
+  out->describe_only = strcmp(rpc, "GetSchema") == 0;
   struct wg__fsql_cmd c;
   WG_RETURN_NOT_OK(wg__fsql_unpack(r, rpc, &c, err));
   int rc = c.def->info(s, call, c.msg, out, err);

@@ -51,6 +51,7 @@ struct wg__fsql_info {
   struct wg_buf schema; /* the encapsulated IPC schema (wg_flight_schema_bytes) */
   struct wg_buf ticket; /* the ticket (wg__fsql_pack_any of the message DoGet serves) */
   int64_t rows;         /* -1: unknown */
+  bool describe_only;   /* in: GetSchema, which must not run a statement (no ticket wanted) */
 };
 /* What DoGet streams for a ticket: SQL run on conn exactly as a plain DoGet runs its ticket, or a
  * stream the handler made (metadata). DoGet releases conn (wg__fsql_conn_release) and the stream

@@ -360,7 +360,7 @@ int wg__fsql_prepared_info(struct wg_server *s, struct wg_rpc_call *call,
   struct use u;
   WG_RETURN_NOT_OK(take(s, call, &q->prepared_statement_handle, &u, err));
   int rc = 0;
-  if (u.kind == WG_ENGINE_SQL_CHANGE) {
+  if (u.kind == WG_ENGINE_SQL_CHANGE && !out->describe_only) {
     rc = info_change(s, call, &u, out, err);
   } else {
     if (copy_buf(&out->schema, u.dataset.data, u.dataset.size) != 0)

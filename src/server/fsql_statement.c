@@ -48,9 +48,11 @@ int wg__fsql_statement_info(struct wg_server *s, struct wg_rpc_call *call,
   int64_t changed = 0;
   if (rc == 0) rc = wg_engine_query_describe(c.conn, sql, &schema, &kind, err);
   if (rc == 0 && kind == WG_ENGINE_SQL_CHANGE) {
-    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
-    rc = wg_engine_execute(c.conn, sql, &changed, err);
-    wg_rpc_call_set_cancel_hook(call, NULL, NULL);
+    if (!out->describe_only) { /* GetSchema only tells the schema it would have */
+      wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
+      rc = wg_engine_execute(c.conn, sql, &changed, err);
+      wg_rpc_call_set_cancel_hook(call, NULL, NULL);
+    }
     free(sql);
     sql = rc == 0 ? count_sql(changed) : NULL;
     if (rc == 0 && sql == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Interoperability test with the Apache Arrow Flight SQL JDBC driver
+# (org.apache.arrow:flight-sql-jdbc-driver, pinned in tests/interop/jdbc/pom.xml). Builds the
+# small Java program in tests/interop/jdbc with Maven, starts `WIGEON serve` on a free port with an
+# in-memory database, runs the program against it, stops the server with SIGTERM and exits with
+# the program's status (non-zero also if the server died or exited badly).
+#
+#   tests/interop/jdbc/run.sh path/to/wigeon [CHECK_NAME_SUBSTRING]
+#
+# Needs Java >= 17 and Maven. The driver and Maven's plugins come from Maven Central into the
+# git-ignored .deps/m2 (MAVEN_REPO to override): 67 MB, fetched once per clean clone (fetch and
+# compile ~20 s on 2 cores; later runs ~5 s); the classes go to the git-ignored .deps/jdbc-target.
+# 18.3.0 is the newest driver Maven Central serves here; it needs
+# --add-opens=java.base/java.nio=ALL-UNNAMED on Java 17. The JVM runs in UTC, the server in
+# America/New_York.
+set -euo pipefail
+
+die() { echo "run.sh (jdbc): $*" >&2; exit 1; }
+
+[ $# -ge 1 ] || die "usage: $0 path/to/wigeon [CHECK_NAME_SUBSTRING]"
+WIGEON=$1
+ONLY=${2:-}
+[ -x "$WIGEON" ] || die "$WIGEON is not an executable (build it: cmake --build BUILD --target wigeon)"
+case $WIGEON in /*) ;; *) WIGEON=$PWD/$WIGEON ;; esac
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+JDBC_DIR=$ROOT/tests/interop/jdbc
+REPO=${MAVEN_REPO:-$ROOT/.deps/m2}
+TARGET=$ROOT/.deps/jdbc-target
+
+command -v java >/dev/null 2>&1 || die "java is not installed: this test needs Java >= 17"
+command -v mvn >/dev/null 2>&1 || die "mvn is not installed: this test needs Maven (apt-get install maven)"
+JAVA_MAJOR=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+[ -n "$JAVA_MAJOR" ] && [ "${JAVA_MAJOR%%.*}" -ge 17 ] || die "Java $JAVA_MAJOR is too old: this test needs Java >= 17"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/wigeon-jdbc.XXXXXX")
+NAME="run.sh (jdbc)"
+. "$ROOT/tests/interop/server.sh"
+
+# --- the driver and the build, before the server starts ---------------------------------------
+t0=$(date +%s)
+if ! mvn -B -q -f "$JDBC_DIR/pom.xml" -Dmaven.repo.local="$REPO" -Dwg.target="$TARGET" \
+     compile dependency:build-classpath -Dmdep.outputFile="$TMP/classpath" >"$TMP/build.log" 2>&1; then
+  cat "$TMP/build.log" >&2
+  die "the Maven build in $JDBC_DIR failed (is Maven Central reachable? repository $REPO)"
+fi
+echo "$NAME: driver fetched and program built in $(( $(date +%s) - t0 )) s"
+CLASSPATH_JDBC="$TARGET/classes:$(cat "$TMP/classpath")"
+
+VERSION=$("$WIGEON" --version | awk '{print $2}')
+[ -n "$VERSION" ] || die "no version from $WIGEON --version"
+
+# --- server: a zone other than UTC, so answers that follow the host's zone show ---------------
+interop_server_start TZ=America/New_York
+
+# --- the program ---------------------------------------------------------------------------------
+STATUS=0
+TIMEOUT=()
+command -v timeout >/dev/null 2>&1 && TIMEOUT=(timeout --kill-after=10 600)
+"${TIMEOUT[@]}" java -Duser.timezone=UTC --add-opens=java.base/java.nio=ALL-UNNAMED \
+  -cp "$CLASSPATH_JDBC" wigeon.JdbcInterop "$ADDRESS" "$VERSION" $ONLY || STATUS=$?
+
+interop_server_finish "$STATUS"
