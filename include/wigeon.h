@@ -270,6 +270,157 @@ WG_API int wg_action(wg_client *client, const char *type, const void *body, size
 /* Frees the bodies; the result is empty afterwards. Safe twice and on NULL. */
 WG_API void wg_action_result_reset(struct wg_action_result *result);
 
+/* ---------------------------------------------------------------------------------------------
+ * Flight SQL (any Flight SQL server: wigeon, or another). Requests are Flight SQL commands packed
+ * in google.protobuf.Any; results are ArrowArrayStreams as from wg_query (wg_stream_status works
+ * on them). See docs/client.md, "Flight SQL".
+ *
+ * One call runs everything that returns rows: wg_fsql_run of a struct wg_fsql_command (a
+ * statement, a prepared statement, or one of the metadata commands), which is
+ * wg_fsql_flight_info (GetFlightInfo) then wg_fsql_fetch (DoGet of each endpoint's ticket, in
+ * order, as one stream).
+ * Keep the wg_fsql_info to cancel its query (wg_fsql_cancel: CancelFlightInfo). The rest:
+ * updates (wg_fsql_update), prepared statements (wg_fsql_prepare ... wg_fsql_close), bulk ingest
+ * (wg_fsql_ingest), transactions (wg_fsql_begin, wg_fsql_commit, wg_fsql_rollback). Thread
+ * safety: as for the client; a wg_fsql_prepared or wg_fsql_txn is used by one thread at a time. */
+
+/* A transaction (ActionBeginTransactionRequest's id); ended and freed by commit or rollback. */
+typedef struct wg_fsql_txn wg_fsql_txn;
+/* A prepared statement (its handle and schemas); freed by wg_fsql_close. */
+typedef struct wg_fsql_prepared wg_fsql_prepared;
+/* The server's FlightInfo for a command (schema, endpoints), kept to fetch or cancel it. */
+typedef struct wg_fsql_info wg_fsql_info;
+
+/* What a wg_fsql_command runs: the Flight SQL command it becomes is named after each. */
+enum wg_fsql_kind {
+  WG_FSQL_STATEMENT = 0,       /* CommandStatementQuery: sql (and txn) */
+  WG_FSQL_PREPARED = 1,        /* CommandPreparedStatementQuery: prepared (its bound parameters) */
+  WG_FSQL_CATALOGS = 2,        /* CommandGetCatalogs */
+  WG_FSQL_DB_SCHEMAS = 3,      /* CommandGetDbSchemas: catalog, db_schema (a LIKE pattern) */
+  WG_FSQL_TABLES = 4,          /* CommandGetTables: catalog, db_schema and table (LIKE patterns),
+                                  table_types, include_schema */
+  WG_FSQL_TABLE_TYPES = 5,     /* CommandGetTableTypes */
+  WG_FSQL_SQL_INFO = 6,        /* CommandGetSqlInfo: info ids (n_info 0: every id) */
+  WG_FSQL_PRIMARY_KEYS = 7,    /* CommandGetPrimaryKeys: catalog, db_schema, table */
+  WG_FSQL_EXPORTED_KEYS = 8,   /* CommandGetExportedKeys: catalog, db_schema, table */
+  WG_FSQL_IMPORTED_KEYS = 9,   /* CommandGetImportedKeys: catalog, db_schema, table */
+  WG_FSQL_CROSS_REFERENCE = 10, /* CommandGetCrossReference: catalog, db_schema, table name the
+                                   primary key's table; fk_catalog, fk_db_schema, fk_table the
+                                   foreign key's */
+  WG_FSQL_XDBC_TYPE_INFO = 11, /* CommandGetXdbcTypeInfo: data_type when has_data_type */
+};
+
+/* A command; zero it (or `= {0}`) and fill what its kind uses. NULL strings are not sent (for
+ * the metadata commands: no filter). Borrowed: the call copies what it needs. */
+struct wg_fsql_command {
+  enum wg_fsql_kind kind;
+  const char *sql;              /* STATEMENT */
+  wg_fsql_txn *txn;             /* STATEMENT: run inside this transaction; NULL: none */
+  wg_fsql_prepared *prepared;   /* PREPARED */
+  const char *catalog;          /* metadata: see enum wg_fsql_kind */
+  const char *db_schema;
+  const char *table;
+  const char *const *table_types; /* TABLES: NULL-terminated list of types; NULL: all types */
+  bool include_schema;            /* TABLES: add each table's Arrow schema (table_schema column) */
+  const char *fk_catalog;         /* CROSS_REFERENCE */
+  const char *fk_db_schema;
+  const char *fk_table;
+  const uint32_t *info; /* SQL_INFO: n_info SqlInfo ids */
+  size_t n_info;
+  bool has_data_type;   /* XDBC_TYPE_INFO: only the type whose XDBC data_type is data_type */
+  int32_t data_type;
+};
+
+/* GetFlightInfo of the command. *out (owned by the caller: wg_fsql_info_free) on success, NULL on
+ * error. A bad statement is INVALID_ARGUMENT (as for wg_query); a command the server does not
+ * know UNIMPLEMENTED. */
+WG_API int wg_fsql_flight_info(wg_client *client, const struct wg_fsql_command *cmd,
+                               wg_fsql_info **out, struct wg_status *status);
+/* The result's Arrow schema as the FlightInfo gives it (owned by the caller on success);
+ * total_records (may be NULL) -1 when unknown; n_endpoints (may be NULL) the endpoint count. */
+WG_API int wg_fsql_info_schema(const wg_fsql_info *info, struct ArrowSchema *out,
+                               int64_t *total_records, int64_t *n_endpoints,
+                               struct wg_status *status);
+/* DoGet of every endpoint's ticket, in order, as one stream (owned by the caller; the schema is
+ * the first endpoint's, or the FlightInfo's when there is none). Errors as for wg_query. info
+ * stays the caller's and may be freed before the stream. */
+WG_API int wg_fsql_fetch(wg_client *client, const wg_fsql_info *info,
+                         struct ArrowArrayStream *out, struct wg_status *status);
+/* wg_fsql_flight_info then wg_fsql_fetch: the command's result as a stream. */
+WG_API int wg_fsql_run(wg_client *client, const struct wg_fsql_command *cmd,
+                       struct ArrowArrayStream *out, struct wg_status *status);
+/* CancelFlightInfo of info's query; *cancel_status (may be NULL) gets the server's answer:
+ * 1 cancelled, 2 cancelling, 3 not cancellable, 0 unspecified (Flight's CancelStatus). */
+WG_API int wg_fsql_cancel(wg_client *client, const wg_fsql_info *info, int *cancel_status,
+                          struct wg_status *status);
+/* Frees a FlightInfo. NULL ok. */
+WG_API void wg_fsql_info_free(wg_fsql_info *info);
+
+/* Runs a statement that returns no rows (DoPut of CommandStatementUpdate, inside txn when not
+ * NULL); *count (may be NULL) gets DoPutUpdateResult.record_count (-1 when the server does not
+ * say). */
+WG_API int wg_fsql_update(wg_client *client, const char *sql, wg_fsql_txn *txn, int64_t *count,
+                          struct wg_status *status);
+
+/* Prepares sql (ActionCreatePreparedStatementRequest, inside txn when not NULL). *out (owned by
+ * the caller: wg_fsql_close) on success, NULL on error. */
+WG_API int wg_fsql_prepare(wg_client *client, const char *sql, wg_fsql_txn *txn,
+                           wg_fsql_prepared **out, struct wg_status *status);
+/* Copies of the prepared statement's result schema and parameter schema (either pointer may be
+ * NULL). A schema the server did not send comes back with release NULL. *is_update (may be NULL):
+ * the server says the statement returns no rows (false when it does not say). */
+WG_API int wg_fsql_prepared_schemas(const wg_fsql_prepared *prepared, struct ArrowSchema *dataset,
+                                    struct ArrowSchema *parameters, bool *is_update,
+                                    struct wg_status *status);
+/* Binds parameters (DoPut of CommandPreparedStatementQuery with the batches of `params`: one row
+ * per execution; several rows run the statement once per row). `params` is consumed, on success
+ * and on error. A new handle the server answers with (DoPutPreparedStatementResult) replaces the
+ * old one. Then wg_fsql_run with kind WG_FSQL_PREPARED runs the query. */
+WG_API int wg_fsql_bind(wg_client *client, wg_fsql_prepared *prepared,
+                        struct ArrowArrayStream *params, struct wg_status *status);
+/* Runs a prepared statement that returns no rows (DoPut of CommandPreparedStatementUpdate), once
+ * per row of `params` (NULL: once, without parameters; consumed otherwise); *count (may be NULL)
+ * the total record count, -1 when the server does not say. */
+WG_API int wg_fsql_prepared_update(wg_client *client, wg_fsql_prepared *prepared,
+                                   struct ArrowArrayStream *params, int64_t *count,
+                                   struct wg_status *status);
+/* Closes the statement on the server (ActionClosePreparedStatementRequest) and frees it, also
+ * when the server's answer is an error (returned). NULL ok (returns 0). */
+WG_API int wg_fsql_close(wg_client *client, wg_fsql_prepared *prepared, struct wg_status *status);
+
+/* Bulk ingest (CommandStatementIngest). The values of if_not_exist and if_exists are the
+ * specification's TableDefinitionOptions; 0 leaves one out (UNSPECIFIED, which the specification
+ * tells servers to refuse: set both, or neither to send no TableDefinitionOptions at all). */
+enum {
+  WG_FSQL_IF_NOT_EXIST_CREATE = 1, /* a missing table is created from the stream's schema */
+  WG_FSQL_IF_NOT_EXIST_FAIL = 2,   /* a missing table is an error */
+  WG_FSQL_IF_EXISTS_FAIL = 1,      /* an existing table is an error */
+  WG_FSQL_IF_EXISTS_APPEND = 2,    /* the rows are appended */
+  WG_FSQL_IF_EXISTS_REPLACE = 3,   /* the table is replaced by the stream's */
+};
+struct wg_fsql_ingest_options {
+  int if_not_exist; /* WG_FSQL_IF_NOT_EXIST_*, 0: not sent */
+  int if_exists;    /* WG_FSQL_IF_EXISTS_*, 0: not sent */
+  const char *catalog;     /* NULL: not sent (the default catalog) */
+  const char *schema_name; /* NULL: not sent (the default schema) */
+  bool temporary;          /* a temporary table */
+  wg_fsql_txn *txn;        /* NULL: its own transaction */
+  const char *const *options; /* NULL, or NULL-terminated key, value pairs (the options map) */
+};
+/* Appends every batch of `in` to table (consumed, on success and on error); o may be NULL (all
+ * defaults). *count (may be NULL) gets the server's record count (-1 when it does not say). */
+WG_API int wg_fsql_ingest(wg_client *client, const char *table,
+                          const struct wg_fsql_ingest_options *o, struct ArrowArrayStream *in,
+                          int64_t *count, struct wg_status *status);
+
+/* Begins a transaction (ActionBeginTransactionRequest). *out (owned by the caller: commit or
+ * rollback end it) on success, NULL on error. */
+WG_API int wg_fsql_begin(wg_client *client, wg_fsql_txn **out, struct wg_status *status);
+/* Ends the transaction (ActionEndTransactionRequest, COMMIT or ROLLBACK) and frees txn, also when
+ * the server's answer is an error (returned). */
+WG_API int wg_fsql_commit(wg_client *client, wg_fsql_txn *txn, struct wg_status *status);
+WG_API int wg_fsql_rollback(wg_client *client, wg_fsql_txn *txn, struct wg_status *status);
+
 #ifdef __cplusplus
 }
 #endif

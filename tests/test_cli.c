@@ -647,6 +647,159 @@ static void tables_schema_actions_and_stats_print_what_the_server_has(void) {
   run_free(&r);
 }
 
+/* ---- Flight SQL (--flight-sql, --meta) ---- */
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The text with its lines after the first (a CSV header) sorted, in place. */
+static char *sort_body(char *text) {
+  char *lines[4096];
+  int n = 0;
+  char *body = strchr(text, '\n');
+  if (body == NULL) return text;
+  for (char *save = NULL, *l = strtok_r(body + 1, "\n", &save); l != NULL && n < 4096;
+       l = strtok_r(NULL, "\n", &save))
+    lines[n++] = l;
+  qsort(lines, (size_t)n, sizeof(*lines), cmp_str);
+  struct wg_buf b;
+  wg_buf_init(&b);
+  wg_buf_append(&b, text, body - text + 1);
+  for (int i = 0; i < n; i++) {
+    wg_buf_append(&b, lines[i], (int64_t)strlen(lines[i]));
+    wg_buf_append(&b, "\n", 1);
+  }
+  memcpy(text, b.data, (size_t)b.size);
+  text[b.size] = '\0';
+  wg_buf_reset(&b);
+  return text;
+}
+
+static void lower(char *s) {
+  for (; *s; s++)
+    *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+}
+
+static void flight_sql_query_prints_what_plain_query_prints(void) {
+  const char *sql = "SELECT i, 'v' || i AS s, i % 2 = 0 AS even FROM range(2500) t(i)";
+  const char *formats[] = {"csv", "json", "table"};
+  for (int k = 0; k < 3; k++) {
+    struct run plain = WIGEON("query", server_flag, "-f", formats[k], sql);
+    struct run fsql = WIGEON("query", server_flag, "--flight-sql", "-f", formats[k], sql);
+    ASSERT_EQ(plain.code, 0);
+    ASSERT_EQ(fsql.code, 0);
+    ASSERT_TRUE(strlen(plain.out) > 100);
+    ASSERT_STREQ(fsql.out, plain.out);
+    run_free(&plain);
+    run_free(&fsql);
+  }
+  struct run r = WIGEON("query", server_flag, "--flight-sql", "SELEC 1");
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "syntax error");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "--flight-sql", "SELECT * FROM fqc_missing");
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "fqc_missing");
+  run_free(&r);
+  r = WIGEON("query", "--server=grpc://127.0.0.1:1", "--flight-sql", "SELECT 1");
+  ASSERT_EQ(r.code, 3);
+  run_free(&r);
+}
+
+/* --meta KIND's CSV equals the plain query's (rows compared in sorted order). */
+#define ASSERT_META_IS(sql, ...)                                                                   \
+  do {                                                                                             \
+    struct run m_ = WIGEON("query", server_flag, "-f", "csv", "--meta", __VA_ARGS__);              \
+    struct run p_ = WIGEON("query", server_flag, "-f", "csv", (sql));                              \
+    ASSERT_EQ(p_.code, 0);                                                                         \
+    if (m_.code != 0) TEST_FAIL_("--meta exit %d: %s", m_.code, m_.err);                           \
+    if (m_.code == 0 && strcmp(sort_body(m_.out), sort_body(p_.out)) != 0)                         \
+      TEST_FAIL_("--meta:\n%s\nDuckDB (%s):\n%s", m_.out, (sql), p_.out);                          \
+    run_free(&m_);                                                                                 \
+    run_free(&p_);                                                                                 \
+    if (wg_test_current_failed) return;                                                            \
+  } while (0)
+
+static void flight_sql_meta_reaches_every_metadata_command(void) {
+  struct wg_status st;
+  const char *ddl[] = {"CREATE TABLE fqc_parent(id INTEGER PRIMARY KEY, name VARCHAR)",
+                       ("CREATE TABLE fqc_child(id INTEGER, parent_id INTEGER REFERENCES "
+                        "fqc_parent(id))"),
+                       "CREATE VIEW fqc_view AS SELECT id FROM fqc_parent"};
+  for (int i = 0; i < 3; i++)
+    ASSERT_OK(wg_action(client, "execute", ddl[i], strlen(ddl[i]), NULL, &st), st.message);
+  /* the database's own catalog, without wigeon_internal, as the server lists it */
+  ASSERT_META_IS("SELECT DISTINCT catalog_name FROM information_schema.schemata "
+                 "WHERE catalog_name = current_database()",
+                 "catalogs");
+  ASSERT_META_IS("SELECT catalog_name, schema_name AS db_schema_name "
+                 "FROM information_schema.schemata WHERE catalog_name = current_database() "
+                 "AND schema_name <> 'wigeon_internal'",
+                 "schemas");
+  ASSERT_META_IS("SELECT table_catalog AS catalog_name, table_schema AS db_schema_name, "
+                 "table_name, table_type FROM information_schema.tables "
+                 "WHERE table_name LIKE 'fqc%'",
+                 "tables", "fqc%");
+  ASSERT_META_IS("SELECT table_catalog AS catalog_name, table_schema AS db_schema_name, "
+                 "table_name, table_type FROM information_schema.tables "
+                 "WHERE table_name LIKE 'fqc%' AND table_type = 'VIEW'",
+                 "tables", "--table=fqc%", "--table-type", "VIEW");
+
+  struct run r = WIGEON("query", server_flag, "-f", "csv", "--meta", "table-types");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, "\nBASE TABLE\n");
+  ASSERT_CONTAINS(r.out, "\nVIEW\n");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "-f", "csv", "--meta", "sql-info", "--info", "0,1");
+  ASSERT_EQ(r.code, 0);
+  char info[128]; /* the value column is a dense union, printed as text */
+  snprintf(info, sizeof(info), "info_name,value\n0,wigeon\n1,%s\n", wg_version());
+  ASSERT_STREQ(r.out, info);
+  run_free(&r);
+  r = WIGEON("query", server_flag, "-f", "csv", "--meta", "primary-keys", "fqc_parent");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, ",fqc_parent,id,");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "-f", "csv", "--meta", "exported-keys", "fqc_parent");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, ",fqc_child,parent_id,");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "-f", "csv", "--meta", "imported-keys", "--table", "fqc_child");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, ",fqc_parent,id,");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "-f", "csv", "--meta", "cross-reference", "fqc_parent",
+             "--fk-table", "fqc_child");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, ",fqc_child,parent_id,");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "-f", "csv", "--meta", "type-info", "--data-type=-5");
+  ASSERT_EQ(r.code, 0);
+  lower(r.out);
+  ASSERT_CONTAINS(r.out, "bigint");
+  ASSERT_TRUE(strstr(r.out, "varchar") == NULL);
+  run_free(&r);
+
+  r = WIGEON("query", server_flag, "--meta", "primary-keys");
+  ASSERT_EQ(r.code, 1);
+  ASSERT_CONTAINS(r.err, "needs a table");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "--meta", "cross-reference", "fqc_parent");
+  ASSERT_EQ(r.code, 1);
+  ASSERT_CONTAINS(r.err, "--fk-table");
+  run_free(&r);
+  r = WIGEON("query", server_flag, "--meta", "everything");
+  ASSERT_EQ(r.code, 1);
+  ASSERT_CONTAINS(r.err, "unknown --meta 'everything'");
+  run_free(&r);
+  r = WIGEON("query", "--help");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, "--flight-sql");
+  ASSERT_CONTAINS(r.out, "cross-reference, type-info");
+  run_free(&r);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (wg_fx_tmpdir(dir, sizeof(dir)) != 0) return 1;
@@ -669,6 +822,8 @@ int main(void) {
   RUN_TEST(watch_count_2_prints_two_timestamped_results);
   RUN_TEST(demo_for_3_seconds_prints_rising_counts_and_cleans_up);
   RUN_TEST(tables_schema_actions_and_stats_print_what_the_server_has);
+  RUN_TEST(flight_sql_query_prints_what_plain_query_prints);
+  RUN_TEST(flight_sql_meta_reaches_every_metadata_command);
 
   wg_disconnect(client);
   wg_fx_server_stop(&fx);

@@ -19,7 +19,16 @@
 #include "support/server_fixture.h"
 #include "test.h"
 
-#define SQL_URL "type.googleapis.com/arrow.flight.protocol.sql."
+#define END_COMMIT \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT
+#define END_ROLLBACK \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK
+#define QUERY_CANCELLED \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_CANCELLED
+#define QUERY_NOT_CANCELLABLE \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_NOT_CANCELLABLE
+#define STRING_VALUE ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE
+#define SET_ERROR(x) ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__##x
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -136,10 +145,7 @@ static int end(struct wg_rpc_channel *ch, const uint8_t *id, size_t len, bool co
   req.transaction_id.data = (uint8_t *)id;
   req.transaction_id.len = len;
   req.has_action = 1;
-  req.action =
-      commit
-          ? ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT
-          : ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK;
+  req.action = commit ? END_COMMIT : END_ROLLBACK;
   return action(ch, "EndTransaction", &req.base, true, NULL, NULL, err);
 }
 
@@ -607,7 +613,7 @@ static void savepoints_are_unimplemented(void) {
   env_stop(&e);
 }
 
-/* ---- cancellation ----------------------------------------------------------------------------- */
+/* ---- cancellation ---------------------------------------------------------------------------- */
 struct bg_get {
   struct wg_rpc_channel *ch;
   ProtobufCBinaryData ticket;
@@ -758,8 +764,7 @@ static void cancel_before_doget_makes_it_cancelled(void) {
   int result = ((Arrow__Flight__Protocol__Sql__ActionCancelQueryResult *)r)->result;
   protobuf_c_message_free_unpacked(r, NULL);
   /* it had just finished: not cancellable; then cancelled before the next DoGet */
-  ASSERT_EQ(result,
-            ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_NOT_CANCELLABLE);
+  ASSERT_EQ(result, QUERY_NOT_CANCELLABLE);
   protobuf_c_message_free_unpacked(&fi->base, NULL);
   ASSERT_OK(info(e.ch, "SELECT 10::BIGINT", NULL, 0, &fi, &e.err), &e.err);
   ser = pack(&fi->base, false, &len);
@@ -771,8 +776,7 @@ static void cancel_before_doget_makes_it_cancelled(void) {
   ASSERT_OK(rc, &e.err);
   result = r != NULL ? ((Arrow__Flight__Protocol__Sql__ActionCancelQueryResult *)r)->result : -1;
   if (r != NULL) protobuf_c_message_free_unpacked(r, NULL);
-  ASSERT_EQ(result,
-            ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_CANCELLED);
+  ASSERT_EQ(result, QUERY_CANCELLED);
   ASSERT_EQ(get_i64(e.ch, &fi->endpoint[0]->ticket->ticket, &v, &e.err), ECANCELED);
   protobuf_c_message_free_unpacked(&fi->base, NULL);
   /* a request without a FlightInfo is INVALID_ARGUMENT */
@@ -809,8 +813,8 @@ static void renew_flight_endpoint_answers_it_unchanged(void) {
   env_stop(&e);
 }
 
-/* ---- session options -------------------------------------------------------------------------- */
-static void session_options_tell_catalog_and_schema(void) {
+/* ---- session options ------------------------------------------------------------------------- */
+static void session_options_tell_catalog_and_schema_and_close_rolls_back(void) {
   struct env e;
   struct wg_server_options o = {0};
   ASSERT_EQ(env_start(&e, &o), 0);
@@ -825,8 +829,7 @@ static void session_options_tell_catalog_and_schema(void) {
   char catalog[64] = "", schema[64] = "";
   for (size_t i = 0; i < gr->n_session_options; i++) {
     const Arrow__Flight__Protocol__SessionOptionValue *v = gr->session_options[i]->value;
-    if (v == NULL || v->option_value_case !=
-                         ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE)
+    if (v == NULL || v->option_value_case != STRING_VALUE)
       continue;
     if (strcmp(gr->session_options[i]->key, "catalog") == 0)
       snprintf(catalog, sizeof(catalog), "%s", v->string_value);
@@ -843,14 +846,15 @@ static void session_options_tell_catalog_and_schema(void) {
   const char *keys[4] = {"schema", "catalog", "fetch_size", "schema"};
   for (int i = 0; i < 4; i++) {
     arrow__flight__protocol__session_option_value__init(&v[i]);
-    v[i].option_value_case = ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE;
+    v[i].option_value_case = STRING_VALUE;
     v[i].string_value = i == 0 ? "main" : "elsewhere";
     arrow__flight__protocol__set_session_options_request__session_options_entry__init(&en[i]);
     en[i].key = (char *)keys[i];
     en[i].value = &v[i];
     pe[i] = &en[i];
   }
-  v[3].option_value_case = ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_INT64_VALUE;
+  v[3].option_value_case =
+      ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_INT64_VALUE;
   v[3].int64_value = 5;
   Arrow__Flight__Protocol__SetSessionOptionsRequest s =
       ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_REQUEST__INIT;
@@ -873,9 +877,17 @@ static void session_options_tell_catalog_and_schema(void) {
   protobuf_c_message_free_unpacked(r, NULL);
   ASSERT_EQ(n_errors, 3);
   ASSERT_EQ(by[0], -1);
-  ASSERT_EQ(by[1], ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__ERROR);
-  ASSERT_EQ(by[2], ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_NAME);
-  ASSERT_EQ(by[3], ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_VALUE);
+  ASSERT_EQ(by[1], SET_ERROR(ERROR));
+  ASSERT_EQ(by[2], SET_ERROR(INVALID_NAME));
+  ASSERT_EQ(by[3], SET_ERROR(INVALID_VALUE));
+  /* CloseSession rolls back the client's open transactions (ADBC's close sends only it) */
+  ASSERT_OK(exec_sql(&e, "CREATE TABLE t (x INT)"), e.st.message);
+  uint8_t id[64];
+  size_t idn = 0;
+  int64_t rows = 0;
+  ASSERT_OK(begin(e.ch, id, &idn, &e.err), &e.err);
+  ASSERT_OK(update(e.ch, "INSERT INTO t VALUES (1)", id, idn, &rows, &e.err), &e.err);
+  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 1);
   Arrow__Flight__Protocol__CloseSessionRequest cl =
       ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_REQUEST__INIT;
   ASSERT_OK(action(e.ch, "CloseSession", &cl.base, false,
@@ -885,6 +897,9 @@ static void session_options_tell_catalog_and_schema(void) {
   int closed = ((Arrow__Flight__Protocol__CloseSessionResult *)r)->status;
   protobuf_c_message_free_unpacked(r, NULL);
   ASSERT_EQ(closed, ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_RESULT__STATUS__CLOSED);
+  ASSERT_EQ(wg_engine_pinned_count(e.fx.server->engine), 0);
+  ASSERT_EQ(end(e.ch, id, idn, true, &e.err), ENOENT);
+  ASSERT_EQ(others_count(&e, "t"), 0);
   env_stop(&e);
 }
 
@@ -904,6 +919,6 @@ int main(void) {
   RUN_TEST(cancel_in_a_transaction_and_a_busy_transaction_waits);
   RUN_TEST(cancel_before_doget_makes_it_cancelled);
   RUN_TEST(renew_flight_endpoint_answers_it_unchanged);
-  RUN_TEST(session_options_tell_catalog_and_schema);
+  RUN_TEST(session_options_tell_catalog_and_schema_and_close_rolls_back);
   return TEST_SUMMARY();
 }

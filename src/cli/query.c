@@ -1,4 +1,5 @@
-/* wigeon: `wigeon query "SQL"`: runs SQL on the server (DoGet) and writes the result as an
+/* wigeon: `wigeon query "SQL"`: runs SQL on the server (DoGet, or Flight SQL with --flight-sql,
+ * which also reaches the metadata commands with --meta) and writes the result as an
  * aligned table (DuckDB's box style: the first and last rows of a big result with the middle
  * elided), CSV, JSON, NDJSON, an Arrow IPC stream or Parquet. Everything streams batch by batch:
  * values are turned into text by the client-side DuckDB chunk by chunk, Arrow goes through our
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "arrow/array.h"
+#include "arrow/build.h"
 #include "arrow/ipc.h"
 #include "cli/cli.h"
 
@@ -560,13 +562,11 @@ static int write_parquet(duckdb_connection conn, struct ArrowArrayStream *s, con
   return rc;
 }
 
-int wg_cli_query_write(struct wg_client *client, const char *sql, const struct wg_cli_output *o,
-                       FILE *out, int64_t *rows, struct wg_error *err) {
-  *rows = 0;
-  struct ArrowArrayStream s;
-  struct wg_status qs;
-  wg_query(client, sql, &s, &qs);
-  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
+/* Writes the result stream `s` (taken: released on every path) as wg_cli_query_write does. */
+static int stream_write(struct ArrowArrayStream *sp, const struct wg_cli_output *o, FILE *out,
+                        int64_t *rows, struct wg_error *err) {
+  struct ArrowArrayStream s = *sp;
+  sp->release = NULL;
   /* The schema first: a SQL error shows here, before any output file is touched. */
   struct ArrowSchema schema;
   int rc = s.get_schema(&s, &schema);
@@ -638,17 +638,340 @@ int wg_cli_query_write(struct wg_client *client, const char *sql, const struct w
   return rc;
 }
 
+int wg_cli_query_write(struct wg_client *client, const char *sql, const struct wg_cli_output *o,
+                       FILE *out, int64_t *rows, struct wg_error *err) {
+  *rows = 0;
+  struct ArrowArrayStream s;
+  struct wg_status qs;
+  wg_query(client, sql, &s, &qs);
+  WG_RETURN_NOT_OK(wg_cli_status(&qs, err));
+  return stream_write(&s, o, out, rows, err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Flight SQL: the statement, or a metadata command (--meta), through GetFlightInfo + DoGet */
+
+/* What --meta and its filters say. */
+struct meta_args {
+  const char *kind, *catalog, *db_schema, *table, *table_types, *fk_catalog, *fk_db_schema,
+      *fk_table, *info, *data_type;
+  bool include_schema;
+};
+
+static const struct {
+  const char *name;
+  enum wg_fsql_kind kind;
+} meta_kinds[] = {
+    {"catalogs", WG_FSQL_CATALOGS},
+    {"schemas", WG_FSQL_DB_SCHEMAS},
+    {"tables", WG_FSQL_TABLES},
+    {"table-types", WG_FSQL_TABLE_TYPES},
+    {"sql-info", WG_FSQL_SQL_INFO},
+    {"primary-keys", WG_FSQL_PRIMARY_KEYS},
+    {"exported-keys", WG_FSQL_EXPORTED_KEYS},
+    {"imported-keys", WG_FSQL_IMPORTED_KEYS},
+    {"cross-reference", WG_FSQL_CROSS_REFERENCE},
+    {"type-info", WG_FSQL_XDBC_TYPE_INFO},
+};
+
+enum { MAX_LIST = 64 };
+
+/* A comma-separated list into items (the text is cut in place). */
+static int split_list(const struct wg_cli_command *cmd, const char *name, char *text,
+                      const char **items, size_t *n) {
+  *n = 0;
+  for (char *save = NULL, *t = strtok_r(text, ",", &save); t != NULL;
+       t = strtok_r(NULL, ",", &save)) {
+    if (*n + 1 >= MAX_LIST)
+      return wg_cli_usage_error(cmd, "%s: more than %d items", name, MAX_LIST - 1);
+    items[(*n)++] = t;
+  }
+  items[*n] = NULL;
+  return -1;
+}
+
+/* The command --meta asks for, into *c (lists into the caller's arrays). -1 to go on, else a
+ * usage error's exit code. */
+static int meta_command(const struct wg_cli_command *cmd, struct meta_args *m, char *types_text,
+                        char *info_text, const char **types, uint32_t *ids,
+                        struct wg_fsql_command *c) {
+  size_t k = 0;
+  while (k < sizeof(meta_kinds) / sizeof(meta_kinds[0]) && strcmp(meta_kinds[k].name, m->kind) != 0)
+    k++;
+  if (k == sizeof(meta_kinds) / sizeof(meta_kinds[0]))
+    return wg_cli_usage_error(cmd, "unknown --meta '%s'", m->kind);
+  *c = (struct wg_fsql_command){.kind = meta_kinds[k].kind, .catalog = m->catalog,
+                                .db_schema = m->db_schema, .table = m->table,
+                                .include_schema = m->include_schema, .fk_catalog = m->fk_catalog,
+                                .fk_db_schema = m->fk_db_schema, .fk_table = m->fk_table};
+  bool keys = c->kind == WG_FSQL_PRIMARY_KEYS || c->kind == WG_FSQL_EXPORTED_KEYS ||
+              c->kind == WG_FSQL_IMPORTED_KEYS || c->kind == WG_FSQL_CROSS_REFERENCE;
+  if (keys && m->table == NULL) return wg_cli_usage_error(cmd, "--meta %s needs a table", m->kind);
+  if (c->kind == WG_FSQL_CROSS_REFERENCE && m->fk_table == NULL)
+    return wg_cli_usage_error(cmd, "--meta cross-reference needs --fk-table");
+  int rc;
+  size_t n = 0;
+  if (types_text != NULL) {
+    if ((rc = split_list(cmd, "--table-type", types_text, types, &n)) >= 0) return rc;
+    c->table_types = types;
+  }
+  if (info_text != NULL) {
+    const char *items[MAX_LIST];
+    if ((rc = split_list(cmd, "--info", info_text, items, &n)) >= 0) return rc;
+    for (size_t j = 0; j < n; j++) {
+      int64_t v;
+      if ((rc = wg_cli_opt_int(cmd, "--info", items[j], 0, UINT32_MAX, &v)) >= 0) return rc;
+      ids[j] = (uint32_t)v;
+    }
+    c->info = ids;
+    c->n_info = n;
+  }
+  if (m->data_type != NULL) {
+    int64_t dt;
+    rc = wg_cli_opt_int(cmd, "--data-type", m->data_type, INT32_MIN, INT32_MAX, &dt);
+    if (rc >= 0) return rc;
+    c->has_data_type = true;
+    c->data_type = (int32_t)dt;
+  }
+  return -1;
+}
+
+/* ---- Dense unions as text: DuckDB's Arrow scan does not read them (GetSqlInfo's value column),
+ * so a result holding one is turned into text columns, batch by batch, before it is written. ---- */
+
+static bool text_valid(const struct ArrowArray *a, int64_t i) {
+  const uint8_t *bits = a->n_buffers > 0 ? a->buffers[0] : NULL;
+  return a->null_count == 0 || bits == NULL || (bits[i >> 3] >> (i & 7)) & 1;
+}
+
+static int text_value(struct wg_buf *b, const struct ArrowSchema *s, const struct ArrowArray *a,
+                      int64_t row, int depth);
+
+/* Lists, maps, structs and dense unions, element by element. */
+static int text_nested(struct wg_buf *b, const struct ArrowSchema *s, const struct ArrowArray *a,
+                       int64_t i, int depth) {
+  const char *f = s->format;
+  int rc = 0;
+  if (strcmp(f, "+l") == 0 || strcmp(f, "+m") == 0) {
+    const int32_t *off = a->buffers[1];
+    rc = wg_buf_append(b, "[", 1);
+    for (int32_t j = off[i]; rc == 0 && j < off[i + 1]; j++) {
+      if (j > off[i]) rc = wg_buf_append(b, ", ", 2);
+      if (rc == 0) rc = text_value(b, s->children[0], a->children[0], j, depth + 1);
+    }
+    return rc == 0 ? wg_buf_append(b, "]", 1) : rc;
+  }
+  if (strcmp(f, "+s") == 0) {
+    rc = wg_buf_append(b, "{", 1);
+    for (int64_t k = 0; rc == 0 && k < s->n_children; k++) {
+      if (k > 0) rc = wg_buf_append(b, ", ", 2);
+      if (rc == 0) rc = text_value(b, s->children[k], a->children[k], i, depth + 1);
+    }
+    return rc == 0 ? wg_buf_append(b, "}", 1) : rc;
+  }
+  /* "+ud:ID,ID...": the type id names the child in the order the format lists the ids */
+  int8_t id = ((const int8_t *)a->buffers[0])[i];
+  int32_t off = ((const int32_t *)a->buffers[1])[i];
+  int64_t child = -1, k = 0;
+  for (const char *p = f + 4; *p != '\0' && child < 0; k++) {
+    if (atoi(p) == id) child = k;
+    while (*p != '\0' && *p != ',')
+      p++;
+    if (*p == ',') p++;
+  }
+  if (child < 0 || child >= s->n_children) return wg_buf_append(b, "?", 1);
+  return text_value(b, s->children[child], a->children[child], off, depth + 1);
+}
+
+static int text_value(struct wg_buf *b, const struct ArrowSchema *s, const struct ArrowArray *a,
+                      int64_t row, int depth) {
+  const char *f = s->format;
+  int64_t i = a->offset + row;
+  char t[64];
+  if (depth > 32) return wg_buf_append(b, "...", 3);
+  if (strncmp(f, "+ud:", 4) == 0 || (f[0] == '+' && text_valid(a, i)))
+    return text_nested(b, s, a, i, depth);
+  if (!text_valid(a, i)) return wg_buf_append(b, "NULL", 4);
+  const void *v = a->n_buffers > 1 ? a->buffers[1] : NULL;
+  if (strcmp(f, "u") == 0) {
+    const int32_t *off = v;
+    return wg_buf_append(b, (const char *)a->buffers[2] + off[i], off[i + 1] - off[i]);
+  }
+  if (strcmp(f, "b") == 0)
+    return wg_cli_buf_str(b, (((const uint8_t *)v)[i >> 3] >> (i & 7)) & 1 ? "true" : "false");
+  switch (strlen(f) == 1 ? f[0] : '?') {
+  case 'c': snprintf(t, sizeof(t), "%d", ((const int8_t *)v)[i]); break;
+  case 'C': snprintf(t, sizeof(t), "%u", ((const uint8_t *)v)[i]); break;
+  case 's': snprintf(t, sizeof(t), "%d", ((const int16_t *)v)[i]); break;
+  case 'S': snprintf(t, sizeof(t), "%u", ((const uint16_t *)v)[i]); break;
+  case 'i': snprintf(t, sizeof(t), "%d", ((const int32_t *)v)[i]); break;
+  case 'I': snprintf(t, sizeof(t), "%u", ((const uint32_t *)v)[i]); break;
+  case 'l': snprintf(t, sizeof(t), "%lld", (long long)((const int64_t *)v)[i]); break;
+  case 'L': snprintf(t, sizeof(t), "%llu", (unsigned long long)((const uint64_t *)v)[i]); break;
+  case 'g': snprintf(t, sizeof(t), "%.17g", ((const double *)v)[i]); break;
+  default: snprintf(t, sizeof(t), "(%s)", f); break;
+  }
+  return wg_cli_buf_str(b, t);
+}
+
+struct union_text {
+  struct ArrowArrayStream in;
+  struct ArrowSchema schema; /* in's */
+  struct wg_error err;
+  int status;
+};
+
+static bool has_dense_union(const struct ArrowSchema *s) {
+  for (int64_t k = 0; k < s->n_children; k++)
+    if (strncmp(s->children[k]->format, "+ud", 3) == 0) return true;
+  return false;
+}
+
+static int ut_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  struct union_text *u = s->private_data;
+  const struct ArrowSchema *in = &u->schema;
+  int rc = wg_field_init(out, "+s", "", false, in->n_children, &u->err);
+  for (int64_t k = 0; rc == 0 && k < in->n_children; k++)
+    rc = wg_field_init(out->children[k], "u", in->children[k]->name, true, 0, &u->err);
+  if (rc != 0 && out->release != NULL) wg_schema_release(out);
+  return rc;
+}
+
+/* One column of batch as text into *out. */
+static int ut_column(struct union_text *u, const struct ArrowArray *batch, int64_t k,
+                     struct ArrowArray *out) {
+  struct wg_col col;
+  struct wg_buf cell;
+  wg_col_init(&col, WG_COL_VAR, 0);
+  wg_buf_init(&cell);
+  const struct ArrowSchema *cs = u->schema.children[k];
+  const struct ArrowArray *ca = batch->children[k];
+  int rc = 0;
+  for (int64_t r = 0; rc == 0 && r < batch->length; r++) {
+    int64_t i = batch->offset + r;
+    cell.size = 0;
+    if (strncmp(cs->format, "+ud", 3) != 0 && !text_valid(ca, ca->offset + i)) {
+      rc = wg_col_null(&col);
+      continue;
+    }
+    rc = text_value(&cell, cs, ca, i, 0);
+    if (rc == 0) rc = wg_col_bytes(&col, cell.data, cell.size);
+  }
+  wg_buf_reset(&cell);
+  if (rc == 0) rc = wg_col_finish(&col, NULL, 0, out, &u->err);
+  wg_col_reset(&col);
+  return rc;
+}
+
+static int ut_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  struct union_text *u = s->private_data;
+  out->release = NULL;
+  if (u->status != 0) return u->status;
+  struct ArrowArray batch;
+  int rc = u->in.get_next(&u->in, &batch);
+  if (rc != 0 || batch.release == NULL) {
+    const char *m = rc != 0 ? u->in.get_last_error(&u->in) : NULL;
+    if (rc != 0) wg_error_set(&u->err, rc, "%s", m ? m : "the result stream failed");
+    return u->status = rc;
+  }
+  int64_t n = u->schema.n_children;
+  struct ArrowArray *cols = calloc((size_t)n + 1, sizeof(*cols));
+  rc = cols == NULL ? ENOMEM : 0;
+  for (int64_t k = 0; rc == 0 && k < n; k++)
+    rc = ut_column(u, &batch, k, &cols[k]);
+  struct wg_col top;
+  wg_col_init(&top, WG_COL_STRUCT, 0);
+  for (int64_t r = 0; rc == 0 && r < batch.length; r++)
+    rc = wg_col_struct_row(&top);
+  if (rc == 0) rc = wg_col_finish(&top, cols, n, out, &u->err);
+  wg_col_reset(&top);
+  for (int64_t k = 0; cols != NULL && k < n; k++)
+    wg_array_release(&cols[k]);
+  free(cols);
+  wg_array_release(&batch);
+  if (rc != 0 && u->err.message[0] == '\0') wg_error_set(&u->err, rc, "out of memory");
+  return u->status = rc;
+}
+
+static const char *ut_last_error(struct ArrowArrayStream *s) {
+  struct union_text *u = s->private_data;
+  return u->status != 0 ? u->err.message : NULL;
+}
+
+static void ut_release(struct ArrowArrayStream *s) {
+  struct union_text *u = s->private_data;
+  wg_stream_release(&u->in);
+  wg_schema_release(&u->schema);
+  free(u);
+  s->release = NULL;
+}
+
+/* *s unchanged unless its schema has a dense union column; then *s becomes a stream of the same
+ * rows as text (taking over the original). A failed schema is left for the writer to report. */
+static int union_as_text(struct ArrowArrayStream *s, struct wg_error *err) {
+  struct ArrowSchema schema;
+  if (s->get_schema(s, &schema) != 0) return 0;
+  if (!has_dense_union(&schema)) {
+    wg_schema_release(&schema);
+    return 0;
+  }
+  struct union_text *u = calloc(1, sizeof(*u));
+  if (u == NULL) {
+    wg_schema_release(&schema);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  u->in = *s;
+  u->schema = schema;
+  *s = (struct ArrowArrayStream){ut_get_schema, ut_get_next, ut_last_error, ut_release, u};
+  return 0;
+}
+
+/* Runs the command through Flight SQL and writes its result. */
+static int fsql_write(struct wg_client *client, const struct wg_fsql_command *c,
+                      const struct wg_cli_output *o, FILE *out, int64_t *rows,
+                      struct wg_error *err) {
+  *rows = 0;
+  struct ArrowArrayStream s;
+  struct wg_status st;
+  wg_fsql_run(client, c, &s, &st);
+  WG_RETURN_NOT_OK(wg_cli_status(&st, err));
+  int rc = union_as_text(&s, err);
+  if (rc != 0) {
+    wg_stream_release(&s);
+    return rc;
+  }
+  return stream_write(&s, o, out, rows, err);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The command */
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: wigeon query [options] \"SQL\"\n"
+          "       wigeon query [options] --meta KIND [TABLE]\n"
           "\n"
           "Runs SQL on the server and prints the result. SQL '-' reads the statement from stdin.\n"
           "\n"
           "options:\n"
           "  --server URI          grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          "  --flight-sql          run it through Flight SQL (CommandStatementQuery:\n"
+          "                        GetFlightInfo, then DoGet of its endpoints), not plain DoGet\n"
+          "  --meta KIND           a Flight SQL metadata command instead of SQL (implies\n"
+          "                        --flight-sql): catalogs, schemas, tables, table-types,\n"
+          "                        sql-info, primary-keys, exported-keys, imported-keys,\n"
+          "                        cross-reference, type-info. TABLE, if given, is --table\n"
+          "  --catalog NAME        --meta: the catalog (schemas, tables: a filter)\n"
+          "  --db-schema NAME      --meta: the schema (schemas, tables: a LIKE pattern)\n"
+          "  --table NAME          --meta: the table (tables: a LIKE pattern; the *-keys and\n"
+          "                        cross-reference: required; cross-reference: the primary key's)\n"
+          "  --table-type T,...    --meta tables: only these types (e.g. 'BASE TABLE,VIEW')\n"
+          "  --include-schema      --meta tables: add each table's Arrow schema (table_schema)\n"
+          "  --fk-table NAME       --meta cross-reference: the foreign key's table (required)\n"
+          "  --fk-db-schema NAME   --meta cross-reference: the foreign key's schema\n"
+          "  --fk-catalog NAME     --meta cross-reference: the foreign key's catalog\n"
+          "  --info ID,...         --meta sql-info: these SqlInfo ids (default: all)\n"
+          "  --data-type N         --meta type-info: only this XDBC data type (e.g. -5 BIGINT)\n"
           "  -f, --format FORMAT   table (default), csv, json (an array), ndjson (one object a\n"
           "                        line), arrow (IPC stream), parquet (needs -o)\n"
           "  -o, --output FILE     write to FILE instead of stdout\n"
@@ -682,43 +1005,86 @@ int wg_cli_output_limits(const struct wg_cli_command *cmd, const char *max_rows,
   return rc;
 }
 
+/* The SQL (or --meta's command) and the output options, parsed; -1 to go on. */
+struct query_args {
+  const char *server, *format, *output, *max_rows, *max_width;
+  bool ascii, flight_sql;
+  struct meta_args meta;
+  const char *pos[1];
+  int n_pos;
+};
+
+static int query_parse(const struct wg_cli_command *cmd, int argc, char **argv,
+                       struct query_args *a, struct wg_cli_output *o) {
+  struct meta_args *m = &a->meta;
+  const struct wg_cli_opt opts[] = {{"--server", NULL, &a->server, NULL},
+                                    {"--format", "-f", &a->format, NULL},
+                                    {"--output", "-o", &a->output, NULL},
+                                    {"--flight-sql", NULL, NULL, &a->flight_sql},
+                                    {"--meta", NULL, &m->kind, NULL},
+                                    {"--catalog", NULL, &m->catalog, NULL},
+                                    {"--db-schema", NULL, &m->db_schema, NULL},
+                                    {"--table", NULL, &m->table, NULL},
+                                    {"--table-type", NULL, &m->table_types, NULL},
+                                    {"--include-schema", NULL, NULL, &m->include_schema},
+                                    {"--fk-catalog", NULL, &m->fk_catalog, NULL},
+                                    {"--fk-db-schema", NULL, &m->fk_db_schema, NULL},
+                                    {"--fk-table", NULL, &m->fk_table, NULL},
+                                    {"--info", NULL, &m->info, NULL},
+                                    {"--data-type", NULL, &m->data_type, NULL},
+                                    WG_CLI_TABLE_OPTS(&a->max_rows, &a->max_width, &a->ascii)};
+  int rc = wg_cli_parse(cmd, argc, argv, opts, a->pos, 1, &a->n_pos);
+  if (rc >= 0) return rc;
+  if (m->kind == NULL && a->n_pos != 1) return wg_cli_usage_error(cmd, "missing the SQL to run");
+  if (m->kind != NULL && a->n_pos == 1) {
+    if (m->table != NULL) return wg_cli_usage_error(cmd, "TABLE and --table: give one");
+    m->table = a->pos[0];
+  }
+  if (m->kind != NULL) a->flight_sql = true;
+  const char *format = a->format;
+  if (!wg_cli_format_known(format)) return wg_cli_usage_error(cmd, "unknown format '%s'", format);
+  if (strcmp(format, "parquet") == 0 && a->output == NULL)
+    return wg_cli_usage_error(cmd, "--format parquet needs -o FILE");
+  if (strcmp(format, "arrow") == 0 && a->output == NULL && isatty(STDOUT_FILENO))
+    return wg_cli_usage_error(cmd, "--format arrow writes binary: use -o FILE or a pipe");
+  *o = (struct wg_cli_output){.format = format, .path = a->output, .ascii = a->ascii};
+  return wg_cli_output_limits(cmd, a->max_rows, a->max_width, o);
+}
+
 int wg_cli_query(int argc, char **argv) {
   static const struct wg_cli_command cmd = {"query", usage};
-  const char *server = NULL, *format = "table", *output = NULL, *max_rows = "40", *max_width = "40";
-  bool ascii = false;
-  const struct wg_cli_opt opts[] = {{"--server", NULL, &server, NULL},
-                                    {"--format", "-f", &format, NULL},
-                                    {"--output", "-o", &output, NULL},
-                                    WG_CLI_TABLE_OPTS(&max_rows, &max_width, &ascii)};
-  const char *pos[1];
-  int rc = wg_cli_parse_one(&cmd, argc, argv, opts, pos, "missing the SQL to run");
+  struct query_args a = {.format = "table", .max_rows = "40", .max_width = "40"};
+  struct wg_cli_output o;
+  int rc = query_parse(&cmd, argc, argv, &a, &o);
   if (rc >= 0) return rc;
-  if (!wg_cli_format_known(format)) return wg_cli_usage_error(&cmd, "unknown format '%s'", format);
-  if (strcmp(format, "parquet") == 0 && output == NULL)
-    return wg_cli_usage_error(&cmd, "--format parquet needs -o FILE");
-  if (strcmp(format, "arrow") == 0 && output == NULL && isatty(STDOUT_FILENO))
-    return wg_cli_usage_error(&cmd, "--format arrow writes binary: use -o FILE or a pipe");
-  struct wg_cli_output o = {.format = format, .path = output, .ascii = ascii};
-  if ((rc = wg_cli_output_limits(&cmd, max_rows, max_width, &o)) >= 0) return rc;
-
-  char *sql = strcmp(pos[0], "-") == 0 ? read_stdin() : strdup(pos[0]);
-  if (sql == NULL) return WG_EXIT_USAGE;
+  struct wg_fsql_command fc = {.kind = WG_FSQL_STATEMENT};
+  char *types_text = a.meta.table_types ? strdup(a.meta.table_types) : NULL;
+  char *info_text = a.meta.info ? strdup(a.meta.info) : NULL;
+  const char *types[MAX_LIST];
+  uint32_t ids[MAX_LIST];
+  char *sql = NULL;
+  if (a.meta.kind != NULL)
+    rc = meta_command(&cmd, &a.meta, types_text, info_text, types, ids, &fc);
+  else if ((sql = strcmp(a.pos[0], "-") == 0 ? read_stdin() : strdup(a.pos[0])) == NULL)
+    rc = WG_EXIT_USAGE;
+  fc.sql = sql;
   struct wg_cli_conn cx;
-  if ((rc = wg_cli_conn_open(&cx, "query", server)) != 0) {
-    free(sql);
-    return rc;
+  if (rc < 0 && (rc = wg_cli_conn_open(&cx, "query", a.server)) == 0) {
+    double t0 = wg_cli_now();
+    int64_t rows = 0;
+    struct wg_error err = {""};
+    int status = a.flight_sql ? fsql_write(cx.client, &fc, &o, stdout, &rows, &err)
+                              : wg_cli_query_write(cx.client, sql, &o, stdout, &rows, &err);
+    rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
+    if (status == 0 && isatty(STDERR_FILENO)) {
+      char t[32];
+      fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, t, sizeof(t)),
+              rows == 1 ? "" : "s", wg_cli_now() - t0);
+    }
+    wg_cli_conn_close(&cx);
   }
-  double t0 = wg_cli_now();
-  int64_t rows = 0;
-  struct wg_error err = {""};
-  int status = wg_cli_query_write(cx.client, sql, &o, stdout, &rows, &err);
-  rc = status != 0 ? wg_cli_conn_fail(&cx, status, err.message) : 0;
-  if (status == 0 && isatty(STDERR_FILENO)) {
-    char a[32];
-    fprintf(stderr, "%s row%s in %.3f s\n", wg_cli_commas(rows, a, sizeof(a)), rows == 1 ? "" : "s",
-            wg_cli_now() - t0);
-  }
-  wg_cli_conn_close(&cx);
+  free(types_text);
+  free(info_text);
   free(sql);
   return rc;
 }

@@ -1,12 +1,14 @@
-/* wigeon: DoGet as an ArrowArrayStream (wg_query, wg_do_get, wg_stream_status). The stream reads
- * FlightData messages on demand, on the caller's thread; the call's status, when it ends, becomes
- * the stream's status. */
+/* wigeon: DoGet as an ArrowArrayStream (wg_query, wg_do_get, wg_stream_status; wg__do_get_all
+ * reads several tickets, a FlightInfo's endpoints, as one stream). The stream reads FlightData
+ * messages on demand, on the caller's thread; the call's status, when it ends, becomes the
+ * stream's status. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "arrow/array.h"
 #include "arrow/ipc.h"
 #include "client/internal.h"
+#include "common/buf.h"
 
 struct get_stream {
   struct wg_rpc_client_call *call;
@@ -93,7 +95,113 @@ static void get_release(struct ArrowArrayStream *s) {
   s->release = NULL;
 }
 
+/* ---- several tickets as one stream: a FlightInfo's endpoints, one DoGet after the other ---- */
+
+struct chain {
+  wg_client *client;
+  struct wg_buf *tickets;
+  size_t n, next;
+  struct wg_buf schema; /* the FlightInfo's, for a result without tickets */
+  struct ArrowArrayStream cur; /* release NULL between endpoints */
+  struct wg_status st;
+};
+
+static void chain_fail(struct chain *ch, int code) {
+  if (code != 0 && ch->st.code == 0 && ch->cur.release != NULL)
+    wg_stream_status(&ch->cur, &ch->st);
+}
+
+/* Opens the next ticket's stream; false at the end (or on error, in ch->st). */
+static bool chain_open(struct chain *ch) {
+  if (ch->st.code != 0 || ch->next >= ch->n) return false;
+  struct wg_buf *t = &ch->tickets[ch->next++];
+  return wg_do_get(ch->client, t->data, (size_t)t->size, &ch->cur, &ch->st) == 0;
+}
+
+static int chain_errno(struct chain *ch) {
+  return ch->st.code == 0 ? 0 : ch->st.sys_errno != 0 ? ch->st.sys_errno : EIO;
+}
+
+static int chain_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  struct chain *ch = s->private_data;
+  if (ch->st.code != 0) return chain_errno(ch);
+  if (ch->cur.release == NULL && ch->n == 0) {
+    struct wg_error err = {""};
+    int rc = wg_flight_schema_parse((struct wg_bytes){ch->schema.data, ch->schema.size}, out, &err);
+    wg__status_set(&ch->st, rc, 0, err.message);
+    return rc;
+  }
+  if (ch->cur.release == NULL && !chain_open(ch)) return chain_errno(ch);
+  int rc = ch->cur.get_schema(&ch->cur, out);
+  chain_fail(ch, rc);
+  return rc;
+}
+
+static int chain_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  struct chain *ch = s->private_data;
+  out->release = NULL;
+  for (;;) {
+    if (ch->st.code != 0) return chain_errno(ch);
+    if (ch->cur.release == NULL && !chain_open(ch)) return chain_errno(ch);
+    int rc = ch->cur.get_next(&ch->cur, out);
+    if (rc != 0) {
+      chain_fail(ch, rc);
+      return rc;
+    }
+    if (out->release != NULL) return 0;
+    wg_stream_release(&ch->cur);
+  }
+}
+
+static const char *chain_last_error(struct ArrowArrayStream *s) {
+  struct chain *ch = s->private_data;
+  return ch->st.code != 0 ? ch->st.message : NULL;
+}
+
+static void chain_release(struct ArrowArrayStream *s) {
+  struct chain *ch = s->private_data;
+  wg_stream_release(&ch->cur);
+  for (size_t i = 0; i < ch->n; i++)
+    wg_buf_reset(&ch->tickets[i]);
+  free(ch->tickets);
+  wg_buf_reset(&ch->schema);
+  free(ch);
+  s->release = NULL;
+}
+
+int wg__do_get_all(wg_client *client, const struct wg_bytes *tickets, size_t n,
+                   struct wg_bytes schema, struct ArrowArrayStream *out, struct wg_status *status) {
+  struct chain *ch = calloc(1, sizeof(*ch));
+  if (ch != NULL) ch->tickets = calloc(n + 1, sizeof(*ch->tickets));
+  if (ch == NULL || ch->tickets == NULL) {
+    free(ch);
+    return wg__status_set(status, ENOMEM, 0, "out of memory");
+  }
+  ch->client = client;
+  wg_buf_init(&ch->schema);
+  int rc = wg_buf_append(&ch->schema, schema.data, schema.size);
+  for (size_t i = 0; rc == 0 && i < n; i++, ch->n++) {
+    wg_buf_init(&ch->tickets[i]);
+    rc = wg_buf_append(&ch->tickets[i], tickets[i].data, tickets[i].size);
+  }
+  memset(out, 0, sizeof(*out));
+  out->get_schema = chain_get_schema;
+  out->get_next = chain_get_next;
+  out->get_last_error = chain_last_error;
+  out->release = chain_release;
+  out->private_data = ch;
+  if (rc != 0) {
+    chain_release(out);
+    return wg__status_set(status, ENOMEM, 0, "out of memory for the tickets");
+  }
+  return wg__status_set(status, 0, 0, NULL);
+}
+
 int wg_stream_status(struct ArrowArrayStream *stream, struct wg_status *status) {
+  if (stream != NULL && stream->release == chain_release) {
+    struct chain *ch = stream->private_data;
+    return wg__status_set(status, chain_errno(ch), ch->st.code, ch->st.message);
+  }
   if (stream == NULL || stream->release != get_release) return wg__status_set(status, 0, 0, NULL);
   struct get_stream *g = stream->private_data;
   return wg__status_set(status, g->status, g->grpc, g->err.message);

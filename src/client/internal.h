@@ -1,6 +1,6 @@
 /* wigeon: what the files of the client library share (not an API: include/wigeon.h is the only
  * one). client.c holds the client, the call helpers and the small calls; get.c DoGet as an
- * ArrowArrayStream; put.c DoPut. Inside, the project's convention holds (errno-style code plus
+ * ArrowArrayStream; put.c DoPut; fsql.c Flight SQL over them. Inside, the project's convention holds (errno-style code plus
  * struct wg_error) with the gRPC code of the outcome beside it; each public function turns both
  * into its struct wg_status at its end (wg__status_set). */
 #ifndef WG_CLIENT_INTERNAL_H
@@ -42,5 +42,17 @@ int wg__client_finish(struct wg_rpc_client_call *call, int rc, bool ours, struct
 int wg__client_unary_start(struct wg_client *c, const char *method, int64_t timeout_ms,
                            const ProtobufCMessage *req, struct wg_rpc_client_call **call,
                            struct wg_error *err, int *grpc);
+
+/* DoPut with a CMD descriptor of cmd_len bytes (a Flight SQL command), then the batches of `in`
+ * (consumed on every path), or, with in NULL, one message holding only the descriptor. on_ack
+ * gets each PutResult (its raw app_metadata). Fills *status; returns its code (put.c). */
+int wg__client_put_cmd(struct wg_client *c, const void *cmd, size_t cmd_len,
+                       struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx,
+                       struct wg_status *status);
+/* DoGet of n tickets (copied) one after the other, as one stream into *out (owned by the caller;
+ * wg_stream_status works on it); its schema is the first ticket's, or `schema` (IPC schema bytes,
+ * copied) when n is 0 (get.c). Fills *status; returns its code. */
+int wg__do_get_all(wg_client *client, const struct wg_bytes *tickets, size_t n,
+                   struct wg_bytes schema, struct ArrowArrayStream *out, struct wg_status *status);
 
 #endif

@@ -1,4 +1,5 @@
-/* wigeon: DoPut from an ArrowArrayStream (wg_put, wg_put_idempotent). The batches go out as
+/* wigeon: DoPut from an ArrowArrayStream (wg_put, wg_put_idempotent; wg__client_put_cmd with a
+ * Flight SQL command as descriptor, for fsql.c). The batches go out as
  * gRPC slices over their own buffers (zero copy: each slice holds a reference that releases the
  * batch); the server's PutResults come back after its COMMIT and are read with a small JSON scan
  * of its flat acknowledgement object. */
@@ -113,9 +114,27 @@ static int send_encoded(struct put *p, struct wg_bytes descriptor, struct wg_byt
   return 0;
 }
 
-/* The encoder from the input's schema, the descriptor PATH [schema,] table, the messages. */
+/* The encoder from the input's schema (none when in is NULL), the descriptor (a CMD of cmd's
+ * bytes, or PATH [schema,] table when cmd is NULL), the messages. */
 static int put_prepare(struct put *p, const char *schema_name, const char *table,
-                       struct ArrowArrayStream *in, struct wg_error *err) {
+                       const struct wg_bytes *cmd, struct ArrowArrayStream *in,
+                       struct wg_error *err) {
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  char *path[2] = {(char *)schema_name, (char *)table};
+  if (cmd != NULL) {
+    d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD;
+    d.cmd.data = (uint8_t *)cmd->data;
+    d.cmd.len = (size_t)cmd->size;
+  } else {
+    d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
+    d.n_path = schema_name ? 2 : 1;
+    d.path = schema_name ? path : path + 1;
+  }
+  p->descriptor_len = arrow__flight__protocol__flight_descriptor__get_packed_size(&d);
+  p->descriptor = malloc(p->descriptor_len ? p->descriptor_len : 1);
+  if (p->descriptor == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  arrow__flight__protocol__flight_descriptor__pack(&d, p->descriptor);
+  if (in == NULL) return 0;
   struct ArrowSchema schema;
   int rc = in->get_schema(in, &schema);
   if (rc != 0) {
@@ -125,15 +144,6 @@ static int put_prepare(struct put *p, const char *schema_name, const char *table
   rc = wg_ipc_encoder_create(&p->enc, &schema, NULL, err);
   wg_schema_release(&schema);
   WG_RETURN_NOT_OK(rc);
-  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
-  char *path[2] = {(char *)schema_name, (char *)table};
-  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
-  d.n_path = schema_name ? 2 : 1;
-  d.path = schema_name ? path : path + 1;
-  p->descriptor_len = arrow__flight__protocol__flight_descriptor__get_packed_size(&d);
-  p->descriptor = malloc(p->descriptor_len ? p->descriptor_len : 1);
-  if (p->descriptor == NULL) return wg_error_set(err, ENOMEM, "out of memory");
-  arrow__flight__protocol__flight_descriptor__pack(&d, p->descriptor);
   p->max = wg_ipc_encoder_max_messages(p->enc);
   p->msgs = calloc((size_t)p->max, sizeof(*p->msgs));
   if (p->msgs == NULL) return wg_error_set(err, ENOMEM, "out of memory");
@@ -146,6 +156,14 @@ static int put_prepare(struct put *p, const char *schema_name, const char *table
 static int put_send(struct put *p, const char *idempotency_key, struct ArrowArrayStream *in,
                     struct wg_error *err) {
   struct wg_bytes desc = {p->descriptor, (int64_t)p->descriptor_len};
+  struct wg_bytes none = {NULL, 0};
+  if (in == NULL) { /* a command alone: one message holding only the descriptor */
+    grpc_byte_buffer *bb;
+    WG_RETURN_NOT_OK(wg_flight_data_encode(desc, NULL, none, NULL, &bb, err));
+    int rc = wg_rpc_client_call_send(p->call, bb);
+    p->ours = rc != EPIPE;
+    return rc != 0 ? wg_error_set(err, rc, "the server ended the put") : 0;
+  }
   struct wg_buf keymd;
   wg_buf_init(&keymd);
   int rc = 0;
@@ -157,7 +175,6 @@ static int put_send(struct put *p, const char *idempotency_key, struct ArrowArra
     p->ours = rc != EPIPE;
   }
   wg_buf_reset(&keymd);
-  struct wg_bytes none = {NULL, 0};
   while (rc == 0) {
     struct ArrowArray *batch = malloc(sizeof(*batch));
     if (batch == NULL) return wg_error_set(err, ENOMEM, "out of memory");
@@ -211,16 +228,16 @@ static int64_t put_acks(struct put *p, wg_put_ack_fn on_ack, void *ack_ctx) {
   return total;
 }
 
-/* The one put: consumes `in` on every path. */
+/* The one put: consumes `in` (may be NULL with cmd) on every path. */
 static int put_stream(struct wg_client *c, const char *schema_name, const char *table,
-                      const char *idempotency_key, struct ArrowArrayStream *in,
-                      wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
-                      struct wg_status *status) {
+                      const struct wg_bytes *cmd, const char *idempotency_key,
+                      struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx,
+                      int64_t *rows, struct wg_status *status) {
   struct put p = {.ours = true};
   struct wg_error err = {""};
   int grpc = 0;
   int64_t total = 0;
-  int rc = put_prepare(&p, schema_name, table, in, &err);
+  int rc = put_prepare(&p, schema_name, table, cmd, in, &err);
   if (rc == 0) rc = wg__client_start(c, "DoPut", wg__client_timeout(c), &p.call, &err);
   if (rc == 0) rc = put_send(&p, idempotency_key, in, &err);
   if (p.call != NULL) {
@@ -250,7 +267,7 @@ int wg_put(wg_client *client, const char *schema_name, const char *table,
     wg_stream_release(in);
     return wg__status_invalid(status, "wg_put needs a client and a table name");
   }
-  return put_stream(client, schema_name, table, NULL, in, on_ack, ack_ctx, rows, status);
+  return put_stream(client, schema_name, table, NULL, NULL, in, on_ack, ack_ctx, rows, status);
 }
 
 int wg_put_idempotent(wg_client *client, const char *schema_name, const char *table,
@@ -265,6 +282,13 @@ int wg_put_idempotent(wg_client *client, const char *schema_name, const char *ta
     wg_stream_release(in);
     return wg__status_invalid(status, "wg_put_idempotent needs a client, a table name and a key");
   }
-  return put_stream(client, schema_name, table, idempotency_key, in, on_ack, ack_ctx, rows,
+  return put_stream(client, schema_name, table, NULL, idempotency_key, in, on_ack, ack_ctx, rows,
                     status);
+}
+
+int wg__client_put_cmd(struct wg_client *c, const void *cmd, size_t cmd_len,
+                       struct ArrowArrayStream *in, wg_put_ack_fn on_ack, void *ack_ctx,
+                       struct wg_status *status) {
+  struct wg_bytes b = {cmd, (int64_t)cmd_len};
+  return put_stream(c, NULL, NULL, &b, NULL, in, on_ack, ack_ctx, NULL, status);
 }

@@ -260,6 +260,43 @@ int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema
 int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err);
 void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_ingest **ings,
                                    int64_t n, int *status, int64_t *rows, struct wg_error *errs);
+/* What an ingest does with the table it names (Flight SQL's CommandStatementIngest options; a
+ * plain put is {create when missing, append when it exists}, what begin and begin_deferred do).
+ *   fail_if_missing  ENOENT naming the table instead of creating it.
+ *   if_exists        APPEND: as a plain put; FAIL: EEXIST naming it (also when another put
+ *                    creates it first); REPLACE: in the ingest's own transaction the table is
+ *                    dropped and created again from the stream's schema, so the old rows and the
+ *                    new commit (or roll back) together: a reader sees the old table or the new.
+ *   deferred         as begin_deferred (kept for the group committer); never for REPLACE, whose
+ *                    DROP and CREATE must share the data's transaction (it streams).
+ *   in_txn           the connection holds the caller's open transaction (a pinned session's):
+ *                    the ingest opens and commits none of its own (commit flushes, records the
+ *                    idempotency key, and leaves the rows to the caller's COMMIT; no commit
+ *                    event), creates or replaces its table inside that transaction, and a
+ *                    failure (in begin, append, commit, or an abort) aborts that transaction:
+ *                    DuckDB then refuses its further statements and its COMMIT keeps nothing,
+ *                    so a failed ingest never commits part of its rows.
+ *   temporary        (in_txn only) the table is the connection's temporary table (schema_name
+ *                    must be NULL): CREATE TEMP TABLE when missing; it lives as long as the
+ *                    connection. */
+enum wg_engine_if_exists {
+  WG_ENGINE_IF_EXISTS_APPEND = 0,
+  WG_ENGINE_IF_EXISTS_FAIL = 1,
+  WG_ENGINE_IF_EXISTS_REPLACE = 2,
+};
+struct wg_engine_ingest_opts {
+  bool fail_if_missing;
+  enum wg_engine_if_exists if_exists;
+  bool deferred;
+  bool in_txn;
+  bool temporary;
+};
+int wg_engine_ingest_begin_opts(struct wg_engine_conn *c, const char *schema_name,
+                                const char *table, const struct ArrowSchema *schema,
+                                const struct wg_engine_ingest_opts *opts,
+                                struct wg_engine_ingest **out, struct wg_error *err);
+/* The name of the database (its catalog, DuckDB's current_database()) into *out (malloc'ed). */
+int wg_engine_database_name(struct wg_engine_conn *c, char **out, struct wg_error *err);
 /* Marks a deferred ingest as failed with `code` (ECANCELED: its client went away) before it
  * reaches commit_group, which then drops it like any failed put: nothing of it is committed. For
  * the group committer, which owns the ingest but not the connection it was begun on. */

@@ -144,7 +144,9 @@ int wg__ingest_open_appender(const struct wg_engine_ingest *ing, duckdb_connecti
     return open_insert_appender(ing, conn, out, err);
   int rc = 0;
   duckdb_appender app = NULL;
-  if (duckdb_appender_create_ext(conn, NULL, ing->schema_name, ing->table, &app) != DuckDBSuccess) {
+  const char *catalog = ing->opts.temporary ? "temp" : NULL;
+  if (duckdb_appender_create_ext(conn, catalog, ing->schema_name, ing->table, &app) !=
+      DuckDBSuccess) {
     duckdb_error_data ed = duckdb_appender_error_data(app);
     rc = wg_engine_take_error_data(&ed, err, NULL);
     if (rc == 0) rc = wg_error_set(err, EIO, "cannot create an appender for %s", ing->table);
@@ -228,8 +230,12 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
   if (rc == 0) rc = check_interrupted(c, err);
   if (rc != 0) goto done;
   rc = wg__engine_table_columns(c, qualified, &tc, &lookup);
-  if (rc == 0) {
+  if (rc == 0 && ing->opts.if_exists == WG_ENGINE_IF_EXISTS_FAIL) {
+    rc = wg__engine_table_present(ing->table, err);
+  } else if (rc == 0) {
     have = true;
+  } else if (rc == ENOENT && ing->opts.fail_if_missing) {
+    rc = wg__engine_table_missing(ing->table, err);
   } else if (rc == ENOENT) {
     if (*in_txn) { /* the failed lookup ended it; the table is created outside of it */
       wg__engine_exec(c, "ROLLBACK", NULL);
@@ -244,6 +250,8 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
       wg__engine_tables_may_change(c->engine);
       if (rc == 0 && (ing->created = strdup(qualified)) == NULL)
         rc = wg_error_set(err, ENOMEM, "out of memory");
+    } else if (rc == 0 && ing->opts.if_exists == WG_ENGINE_IF_EXISTS_FAIL) {
+      rc = wg__engine_table_present(ing->table, err); /* another put created it first */
     } else if (rc == 0) {
       have = ing->deferred;
     } else {
@@ -268,9 +276,54 @@ done:
   return rc;
 }
 
+/* The table inside one transaction: the ingest's own, opened here (REPLACE), or the caller's
+ * (in_txn). REPLACE drops and creates it; otherwise the options decide on what the catalog says,
+ * read without a failing statement (which would abort the caller's transaction). */
+static int txn_columns(struct wg_engine_ingest *ing, const char *qualified,
+                       const struct ArrowSchema *schema, bool *in_txn, struct wg_error *err) {
+  struct wg_engine_conn *c = ing->c;
+  const struct wg_engine_ingest_opts *o = &ing->opts;
+  struct wg__columns tc = {0}, in = {0};
+  int rc = incoming_columns(ing, schema, &in, err);
+  if (rc == 0 && !o->in_txn) rc = begin_transaction(c, in_txn, err);
+  bool exists = false;
+  if (rc == 0 && o->if_exists == WG_ENGINE_IF_EXISTS_REPLACE) {
+    rc = wg__engine_replace_table(c, ing->schema_name, ing->table, qualified, &in, o, err);
+  } else if (rc == 0) {
+    rc = wg__engine_table_exists(c, ing->schema_name, ing->table, o->temporary, &exists, err);
+    if (rc == 0 && exists && o->if_exists == WG_ENGINE_IF_EXISTS_FAIL)
+      rc = wg__engine_table_present(ing->table, err);
+    else if (rc == 0 && !exists && o->fail_if_missing)
+      rc = wg__engine_table_missing(ing->table, err);
+    else if (rc == 0 && !exists)
+      rc = wg__engine_create_table_temp(c, qualified, &in, o->temporary, err);
+    if (!exists) wg__engine_tables_may_change(c->engine);
+    if (rc == 0 && !o->temporary)
+      rc = wg__engine_check_base_table(c, ing->schema_name, ing->table, err);
+  }
+  if (rc == 0) rc = wg__engine_table_columns(c, qualified, &tc, err);
+  if (rc == 0)
+    rc = wg__engine_match_columns(ing->table, &tc, &in, ing->cols, &ing->whole_table, err);
+  wg__columns_reset(&tc);
+  wg__columns_reset(&in);
+  return rc;
+}
+
+/* After a failure of an ingest in the caller's transaction: that transaction is aborted (DuckDB
+ * refuses its statements until ROLLBACK, and its COMMIT keeps nothing), so that no part of the
+ * ingest can commit. Errors are ignored: the failing statement is the point. */
+static void abort_callers_transaction(struct wg_engine_conn *c) {
+  wg__engine_exec(c, "SELECT error('an ingest in this transaction failed: the transaction is "
+                     "aborted, roll it back')", NULL);
+}
+
 static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
-                        const struct ArrowSchema *schema, bool deferred,
+                        const struct ArrowSchema *schema, const struct wg_engine_ingest_opts *o,
                         struct wg_engine_ingest **out, struct wg_error *err) {
+  bool deferred = o->deferred && o->if_exists != WG_ENGINE_IF_EXISTS_REPLACE && !o->in_txn;
+  if (o->temporary && (!o->in_txn || (schema_name != NULL && schema_name[0] != '\0')))
+    return wg_error_set(err, EINVAL, "ingest: a temporary table needs the caller's transaction "
+                                     "and no schema name");
   *out = NULL;
   if (c == NULL || table == NULL || schema == NULL || schema->release == NULL)
     return wg_error_set(err, EINVAL, "ingest: NULL connection, table or schema");
@@ -297,7 +350,9 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   ing->c = c;
   ing->engine = e;
   ing->deferred = deferred;
-  ing->events = wg__engine_events_wanted(e);
+  ing->opts = *o;
+  ing->opts.deferred = deferred;
+  ing->events = !o->in_txn && wg__engine_events_wanted(e); /* in_txn: the caller commits */
   ing->key = wg__engine_table_key(schema_name, table);
   if (ing->key != NULL) {
     pthread_mutex_lock(&e->create_mu);
@@ -325,7 +380,11 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     wg__engine_name_refused_column(c->conn, schema, rc, err);
     goto fail;
   }
-  bool planned = ing->key != NULL && wg_schema_fingerprint(schema, &shape) == 0 &&
+  /* a kept plan says the table existed: good for APPEND, not for FAIL or REPLACE */
+  bool replace = o->if_exists == WG_ENGINE_IF_EXISTS_REPLACE;
+  bool in_one_txn = replace || o->in_txn; /* the table's changes go with the rows */
+  bool planned = !in_one_txn && o->if_exists != WG_ENGINE_IF_EXISTS_FAIL && ing->key != NULL &&
+                 wg_schema_fingerprint(schema, &shape) == 0 &&
                  wg__engine_plan_find(e, ing->key, &shape, ing->n_columns, ing->cols,
                                       &ing->whole_table);
   if (!planned) {
@@ -333,9 +392,10 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
       free(ing->cols[i]);
       ing->cols[i] = NULL;
     }
-    rc = plan_columns(ing, qualified, schema, &in_txn, err);
+    rc = in_one_txn ? txn_columns(ing, qualified, schema, &in_txn, err)
+                    : plan_columns(ing, qualified, schema, &in_txn, err);
     if (rc != 0) goto fail;
-    if (ing->key != NULL && shape.size > 0) 
+    if (!in_one_txn && ing->key != NULL && shape.size > 0)
       wg__engine_plan_keep(e, ing->key, &shape, epoch, ing->n_columns, ing->cols, ing->whole_table);
   } else if (!deferred) {
     rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
@@ -355,6 +415,7 @@ fail:
     wg__engine_exec(c, "ROLLBACK", NULL);
     c->txn_maybe = false;
   }
+  if (o->in_txn) abort_callers_transaction(c);
   if (ing != NULL) {
     wg__engine_drop_if_created(c, ing->created, ing->key);
     wg__ingest_free(ing);
@@ -368,13 +429,23 @@ fail:
 int wg_engine_ingest_begin(struct wg_engine_conn *c, const char *schema_name, const char *table,
                            const struct ArrowSchema *schema, struct wg_engine_ingest **out,
                            struct wg_error *err) {
-  return ingest_begin(c, schema_name, table, schema, false, out, err);
+  struct wg_engine_ingest_opts o = {.deferred = false};
+  return ingest_begin(c, schema_name, table, schema, &o, out, err);
 }
 
 int wg_engine_ingest_begin_deferred(struct wg_engine_conn *c, const char *schema_name,
                                     const char *table, const struct ArrowSchema *schema,
                                     struct wg_engine_ingest **out, struct wg_error *err) {
-  return ingest_begin(c, schema_name, table, schema, true, out, err);
+  struct wg_engine_ingest_opts o = {.deferred = true};
+  return ingest_begin(c, schema_name, table, schema, &o, out, err);
+}
+
+int wg_engine_ingest_begin_opts(struct wg_engine_conn *c, const char *schema_name,
+                                const char *table, const struct ArrowSchema *schema,
+                                const struct wg_engine_ingest_opts *opts,
+                                struct wg_engine_ingest **out, struct wg_error *err) {
+  struct wg_engine_ingest_opts o = {.deferred = false};
+  return ingest_begin(c, schema_name, table, schema, opts != NULL ? opts : &o, out, err);
 }
 
 int wg__ingest_appender_error(duckdb_appender app, struct wg_error *err, const char *what) {
@@ -551,10 +622,18 @@ int wg_engine_ingest_commit(struct wg_engine_ingest *ing, int64_t *rows, struct 
                                      ing->table, err);
   }
   if (rc == 0) rc = wg_engine_fatal(ing->engine, err);
+  if (rc == 0 && ing->opts.in_txn) { /* the rows are the caller's transaction's now */
+    if (rows != NULL) *rows = ing->rows;
+    wg__ingest_free(ing);
+    return 0;
+  }
   if (rc == 0) {
     if (ing->events) wg__engine_commit_lock(ing->engine);
     rc = wg__engine_exec(ing->c, "COMMIT", err);
     wg__engine_note_failure(ing->engine, rc, true, err);
+    /* plans made from the old table while the REPLACE was open go */
+    if (ing->opts.if_exists == WG_ENGINE_IF_EXISTS_REPLACE)
+      wg__engine_tables_may_change(ing->engine);
     if (rc == 0) wg__ingest_notify(ing);
     if (ing->events) wg__engine_commit_unlock(ing->engine);
   }
@@ -593,8 +672,14 @@ void wg_engine_ingest_abort(struct wg_engine_ingest *ing) {
     duckdb_appender_destroy(&ing->appender);
     ing->appender = NULL;
   }
+  if (ing->opts.in_txn) {
+    abort_callers_transaction(c);
+    wg__ingest_free(ing);
+    return;
+  }
   wg__engine_exec(c, "ROLLBACK", NULL);
   c->txn_maybe = false;
+  if (ing->opts.if_exists == WG_ENGINE_IF_EXISTS_REPLACE) wg__engine_tables_may_change(c->engine);
   wg__engine_drop_if_created(c, ing->created, ing->key);
   wg__ingest_free(ing);
 }

@@ -53,9 +53,24 @@ int wg__engine_table_columns(struct wg_engine_conn *c, const char *qualified,
 /* EINVAL when the name resolves to a view or a system table, not a base table. */
 int wg__engine_check_base_table(struct wg_engine_conn *c, const char *schema_name,
                                 const char *table, struct wg_error *err);
-/* CREATE TABLE IF NOT EXISTS qualified with the incoming columns. */
+/* CREATE [TEMP] TABLE IF NOT EXISTS qualified with the incoming columns. */
 int wg__engine_create_table(struct wg_engine_conn *c, const char *qualified,
                             const struct wg__columns *in, struct wg_error *err);
+int wg__engine_create_table_temp(struct wg_engine_conn *c, const char *qualified,
+                                 const struct wg__columns *in, bool temporary,
+                                 struct wg_error *err);
+/* Whether schema_name.table (NULL schema: the current one) is a base table, read from the
+ * catalog without a failing statement (which would end the caller's transaction). */
+int wg__engine_table_exists(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                            bool temporary, bool *exists, struct wg_error *err);
+/* An ingest's REPLACE, inside the transaction the caller has open: DROP TABLE when it exists
+ * (ENOENT naming it when it does not and fail_if_missing), then CREATE TABLE from `in`. */
+int wg__engine_replace_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                             const char *qualified, const struct wg__columns *in,
+                             const struct wg_engine_ingest_opts *o, struct wg_error *err);
+/* The errors of an ingest's table options, naming the table. */
+int wg__engine_table_missing(const char *table, struct wg_error *err);
+int wg__engine_table_present(const char *table, struct wg_error *err);
 /* Checks every incoming column against the table's (tc): cols[i] = strdup of the table column
  * incoming column i goes to; *whole_table: the incoming columns are the table's, in order. */
 int wg__engine_match_columns(const char *table, const struct wg__columns *tc,
@@ -96,6 +111,7 @@ struct wg_engine_ingest {
   char *schema_name, *table;
   char **cols; /* the table's column for each incoming column, in incoming order */
   bool whole_table; /* cols are all the table's columns in its order: no appender column list */
+  struct wg_engine_ingest_opts opts; /* what it does with its table (engine.h) */
   char *idem_key; /* recorded in the commit's transaction, NULL for none */
   /* Deferred (group commit): batches are kept here until wg_engine_ingest_commit_group or
    * wg_engine_ingest_stream appends them; no transaction is open meanwhile. */

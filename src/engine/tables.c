@@ -112,11 +112,85 @@ int wg__engine_check_base_table(struct wg_engine_conn *c, const char *schema_nam
   return rc;
 }
 
+int wg__engine_table_exists(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                            bool temporary, bool *exists, struct wg_error *err) {
+  const char *sql = temporary
+                        ? "SELECT count(*) FROM duckdb_tables() WHERE temporary AND"
+                          " coalesce(?, 'main') = schema_name AND lower(table_name) = lower(?)"
+                        : "SELECT count(*) FROM duckdb_tables() WHERE database_name ="
+                          " current_database() AND lower(schema_name) ="
+                          " lower(coalesce(?, current_schema())) AND lower(table_name) = lower(?)";
+  *exists = false;
+  duckdb_prepared_statement p = NULL;
+  int rc = 0;
+  if (duckdb_prepare(c->conn, sql, &p) != DuckDBSuccess) {
+    rc = wg__engine_prepare_error(p, err);
+    duckdb_destroy_prepare(&p);
+    return rc;
+  }
+  if (schema_name != NULL)
+    duckdb_bind_varchar(p, 1, schema_name);
+  else
+    duckdb_bind_null(p, 1);
+  duckdb_bind_varchar(p, 2, table);
+  duckdb_result r;
+  if (duckdb_execute_prepared(p, &r) != DuckDBSuccess)
+    rc = wg__engine_result_error(&r, err);
+  else
+    *exists = duckdb_value_int64(&r, 0, 0) > 0;
+  duckdb_destroy_result(&r);
+  duckdb_destroy_prepare(&p);
+  return rc;
+}
+
+int wg__engine_table_missing(const char *table, struct wg_error *err) {
+  char shown[WG_TEXT_SHOWN];
+  return wg_error_set(err, ENOENT, "table \"%s\" does not exist (the ingest asked to fail if it "
+                      "does not)", wg_text_shown(table, shown, sizeof(shown)));
+}
+
+int wg__engine_table_present(const char *table, struct wg_error *err) {
+  char shown[WG_TEXT_SHOWN];
+  return wg_error_set(err, EEXIST, "table \"%s\" already exists (the ingest asked to fail if it "
+                      "does)", wg_text_shown(table, shown, sizeof(shown)));
+}
+
+int wg__engine_replace_table(struct wg_engine_conn *c, const char *schema_name, const char *table,
+                             const char *qualified, const struct wg__columns *in,
+                             const struct wg_engine_ingest_opts *o, struct wg_error *err) {
+  bool exists = false;
+  WG_RETURN_NOT_OK(wg__engine_table_exists(c, schema_name, table, o->temporary, &exists, err));
+  if (!exists && o->fail_if_missing) return wg__engine_table_missing(table, err);
+  int rc = 0;
+  if (exists) {
+    struct wg_buf sql;
+    wg_buf_init(&sql);
+    rc = wg__put(&sql, "DROP TABLE ");
+    if (rc == 0) rc = wg__put(&sql, qualified);
+    if (rc == 0) rc = wg_buf_append(&sql, "", 1);
+    if (rc != 0) rc = wg_error_set(err, ENOMEM, "out of memory");
+    if (rc == 0) rc = wg__engine_exec(c, (const char *)sql.data, err);
+    wg_buf_reset(&sql);
+  }
+  if (rc == 0) rc = wg__engine_create_table_temp(c, qualified, in, o->temporary, err);
+  /* IF NOT EXISTS took a view of that name as done: it is not a table to fill */
+  if (rc == 0 && !o->temporary) rc = wg__engine_check_base_table(c, schema_name, table, err);
+  wg__engine_tables_may_change(c->engine);
+  return rc;
+}
+
 int wg__engine_create_table(struct wg_engine_conn *c, const char *qualified,
                             const struct wg__columns *in, struct wg_error *err) {
+  return wg__engine_create_table_temp(c, qualified, in, false, err);
+}
+
+int wg__engine_create_table_temp(struct wg_engine_conn *c, const char *qualified,
+                                 const struct wg__columns *in, bool temporary,
+                                 struct wg_error *err) {
   struct wg_buf sql;
   wg_buf_init(&sql);
-  int rc = wg__put(&sql, "CREATE TABLE IF NOT EXISTS ");
+  int rc = wg__put(&sql, temporary ? "CREATE TEMP TABLE IF NOT EXISTS "
+                                   : "CREATE TABLE IF NOT EXISTS ");
   if (rc == 0) rc = wg__put(&sql, qualified);
   if (rc == 0) rc = wg__put(&sql, " (");
   for (idx_t i = 0; i < in->n && rc == 0; i++) {
@@ -304,4 +378,20 @@ void wg__engine_open_tables_free(struct wg_engine *e) {
   free(e->open_tables);
   e->open_tables = NULL;
   e->n_open_tables = e->cap_open_tables = 0;
+}
+
+int wg_engine_database_name(struct wg_engine_conn *c, char **out, struct wg_error *err) {
+  *out = NULL;
+  duckdb_result r;
+  memset(&r, 0, sizeof(r));
+  int rc = 0;
+  if (duckdb_query(c->conn, "SELECT current_database()", &r) != DuckDBSuccess) {
+    rc = wg__engine_result_error(&r, err);
+  } else {
+    char *v = duckdb_value_varchar(&r, 0, 0);
+    if (v == NULL || (*out = strdup(v)) == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
+    duckdb_free(v);
+  }
+  duckdb_destroy_result(&r);
+  return rc;
 }

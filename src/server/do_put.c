@@ -12,6 +12,12 @@
  * nothing per put. A put that grows past that size switches to its own transaction and streams
  * into it; a wider one streams from the start: big and wide puts never hold up a group.
  *
+ * Flight SQL's CommandStatementIngest (a CMD descriptor) takes this same path: its options are
+ * read by fsql_ingest.c (if_not_exist CREATE/FAIL, if_exists FAIL/APPEND/REPLACE, schema, catalog,
+ * the "idempotency_key" option) and handed to the engine with the table; it is answered with
+ * DoPutUpdateResult{record_count} instead of the JSON. A REPLACE never waits for a group: its DROP
+ * and CREATE share the transaction of its rows, so it streams.
+ *
  * A schema of more than max_columns fields (nested ones included) is refused with
  * RESOURCE_EXHAUSTED by the IPC decoder, before its fields are decoded.
  *
@@ -30,7 +36,7 @@
 #include <time.h>
 
 #include "common/text.h"
-#include "server/fsql.h"
+#include "server/fsql_ingest.h"
 
 struct put {
   struct wg_server *s;
@@ -49,6 +55,9 @@ struct put {
   int64_t dup_rows;  /* the row count it was committed with */
   struct wg__request fsql; /* a Flight SQL command's request (kind NONE for a table put) */
   bool served;             /* a Flight SQL put, served whole by fsql.c (wg__fsql_put) */
+  bool ingest;             /* a CommandStatementIngest: this path, with its options */
+  struct wg__ingest_cmd icmd;
+  struct wg__fsql_conn txn; /* an ingest's transaction's connection (conn is it then) */
 };
 
 /* The status of a stream the IPC decoder refused: out of memory stays ENOMEM and malformed
@@ -166,6 +175,23 @@ static int first_schema(struct put *p, const struct wg_flight_data *fd, struct w
   return wg_error_set(err, EINVAL, "the first DoPut message must hold a Schema, not type %d", type);
 }
 
+/* A CommandStatementIngest: its options read (fsql_ingest.c), its table taken as a PATH's. With
+ * a transaction id it runs on the transaction's pinned connection (NOT_FOUND for an unknown id),
+ * inside that transaction: not group-committed, committed (or not) with the transaction, which
+ * a failed ingest aborts (engine.h, in_txn). */
+static int ingest_command(struct put *p, struct wg_error *err) {
+  p->ingest = true;
+  WG_RETURN_NOT_OK(wg__fsql_ingest_parse(&p->fsql, &p->icmd, err));
+  p->table.schema_name = p->icmd.schema_name;
+  p->table.table = p->icmd.table;
+  if (!p->icmd.has_txn) return 0;
+  WG_RETURN_NOT_OK(wg__fsql_conn_acquire(p->s, p->call, true, p->icmd.txn_id, &p->txn, err));
+  p->icmd.opts.in_txn = p->txn.txn != NULL;
+  if (p->icmd.opts.temporary && !p->icmd.opts.in_txn)
+    return wg_error_set(err, EINVAL, "CommandStatementIngest: temporary tables need a transaction");
+  return 0;
+}
+
 static int begin(struct put *p, struct wg_error *err) {
   struct wg_flight_data fd = {0};
   bool done;
@@ -182,7 +208,7 @@ static int begin(struct put *p, struct wg_error *err) {
   if (rc == 0) rc = table_from_descriptor(p, err);
   if (rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL &&
       strcmp(p->fsql.type_url, WG_FLIGHT_SQL_TYPE_PREFIX "CommandStatementIngest") == 0) {
-    rc = wg_error_set(err, ENOTSUP, "Flight SQL CommandStatementIngest: not served yet");
+    rc = ingest_command(p, err); /* then the same path as a put to a PATH */
   } else if (rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL) {
     /* a Flight SQL command other than an ingest: fsql.c reads the rest and answers */
     p->served = true;
@@ -191,6 +217,8 @@ static int begin(struct put *p, struct wg_error *err) {
     return rc;
   }
   if (rc == 0) rc = key_from_header(p, err);
+  if (rc == 0 && p->key == NULL && p->icmd.key != NULL && (p->key = strdup(p->icmd.key)) == NULL)
+    rc = wg_error_set(err, ENOMEM, "out of memory");
   if (rc == 0 && p->key == NULL) rc = key_from_metadata(fd.app_metadata, &p->key, err);
   if (rc == 0 && fd.data_header.size == 0)
     rc = wg_error_set(err, EINVAL, "the first DoPut message carries no schema");
@@ -199,17 +227,23 @@ static int begin(struct put *p, struct wg_error *err) {
   if (rc != 0) return rc;
   struct ArrowSchema schema;
   WG_RETURN_NOT_OK(wg_ipc_decoder_schema(p->dec, &schema, err));
-  rc = wg_engine_acquire(p->s->engine, &p->conn, err);
+  if (p->txn.conn != NULL) {
+    p->conn = p->txn.conn; /* given back through wg__fsql_conn_release */
+  } else {
+    rc = wg_engine_acquire(p->s->engine, &p->conn, err);
+  }
   /* from now on a cancel interrupts the connection: a wide put's begin is the expensive part */
   if (rc == 0) wg_rpc_call_set_cancel_hook(p->call, wg__server_interrupt_hook, p->conn);
   p->columns = schema.n_children;
-  p->deferred = p->s->options.group_commit_bytes > 0 && p->columns <= WG_GROUP_MAX_COLUMNS;
-  if (rc == 0 && p->deferred)
-    rc = wg_engine_ingest_begin_deferred(p->conn, p->table.schema_name, p->table.table, &schema,
-                                         &p->ing, err);
-  else if (rc == 0)
-    rc = wg_engine_ingest_begin(p->conn, p->table.schema_name, p->table.table, &schema, &p->ing,
-                                err);
+  /* a REPLACE streams in its own transaction: its DROP and CREATE commit with its rows */
+  p->deferred = p->s->options.group_commit_bytes > 0 && p->columns <= WG_GROUP_MAX_COLUMNS &&
+                p->icmd.opts.if_exists != WG_ENGINE_IF_EXISTS_REPLACE && !p->icmd.opts.in_txn;
+  if (rc == 0 && p->ingest) rc = wg__fsql_ingest_check_catalog(p->conn, &p->icmd, err);
+  struct wg_engine_ingest_opts o = p->icmd.opts; /* a plain put's: {0} */
+  o.deferred = p->deferred;
+  if (rc == 0)
+    rc = wg_engine_ingest_begin_opts(p->conn, p->table.schema_name, p->table.table, &schema, &o,
+                                     &p->ing, err);
   wg_schema_release(&schema);
   if (rc == 0 && p->key != NULL) rc = use_key(p, err);
   return rc;
@@ -337,12 +371,17 @@ void wg__server_do_put(struct wg_server *s, struct wg_rpc_call *call) {
   }
   if (rc == 0 && !p.served) {
     if (!p.duplicate) atomic_fetch_add_explicit(&s->stats.puts, 1, memory_order_relaxed);
-    rc = acknowledge(&p, rows, &err);
+    rc = p.ingest ? wg__fsql_ingest_ack(call, rows, &err) : acknowledge(&p, rows, &err);
   }
   if (p.ing != NULL) wg_engine_ingest_abort(p.ing);
-  if (p.conn != NULL) wg_engine_release(s->engine, p.conn);
+  if (p.conn != NULL && p.conn == p.txn.conn)
+    wg__fsql_conn_release(s, &p.txn);
+  else if (p.conn != NULL)
+    wg_engine_release(s->engine, p.conn);
+  if (p.txn.conn != NULL && p.conn == NULL) wg__fsql_conn_release(s, &p.txn); /* never used */
   if (p.desc != NULL) protobuf_c_message_free_unpacked(&p.desc->base, NULL);
   free(p.key);
+  wg__fsql_ingest_reset(&p.icmd);
   wg__request_reset(&p.fsql);
   wg_ipc_decoder_destroy(p.dec);
   wg__server_finish(s, call, rc, &err);

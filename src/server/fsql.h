@@ -32,13 +32,16 @@ struct wg__fsql_conn {
 };
 /* A connection for a call: the pool's when the command has no transaction id (has_txn false or
  * an empty id), else the transaction's pinned connection (which one call at a time uses: a second
- * waits its turn). NOT_FOUND (ENOENT) for an unknown or expired transaction, PERMISSION_DENIED
- * (EACCES) for another client's. */
+ * waits its turn, at most the acquire timeout: EBUSY). NOT_FOUND (ENOENT) for an unknown, ended,
+ * expired or another client's transaction (one answer: an id tells nothing of other clients). */
 int wg__fsql_conn_acquire(struct wg_server *s, const struct wg_rpc_call *call, bool has_txn,
                           ProtobufCBinaryData txn_id, struct wg__fsql_conn *out,
                           struct wg_error *err);
 /* Gives the connection back (to the pool, or to its transaction); safe on an empty one. */
 void wg__fsql_conn_release(struct wg_server *s, struct wg__fsql_conn *c);
+/* Rolls back and ends every transaction of the call's client that no call is using (CloseSession:
+ * ADBC closes a connection with its transaction open). Returns how many. */
+int wg__fsql_txn_end_client(struct wg_server *s, const struct wg_rpc_call *call);
 
 /* Who a call is, for what a client holds (transactions, prepared statements): the peer address
  * today, the authenticated user once there is authentication. Written to buf (always

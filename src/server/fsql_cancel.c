@@ -14,6 +14,13 @@
 
 #include "server/fsql.h"
 
+#define CANCELLED ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_CANCELLED
+#define NOT_CANCELLABLE ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_NOT_CANCELLABLE
+#define QUERY_CANCELLED \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_CANCELLED
+#define QUERY_NOT_CANCELLABLE \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_NOT_CANCELLABLE
+
 enum { N_CANCELLED = 1024, N_FINISHED = 256, CANCELLED_TTL_MS = 60000 };
 
 struct wg__fsql_run {
@@ -154,22 +161,19 @@ static Arrow__Flight__Protocol__CancelStatus cancel_ticket(struct wg_server *s, 
     r->cancelled[slot].at_ms = now > 0 ? now : 1;
   }
   pthread_mutex_unlock(&r->mu);
-  return !hit && finished ? ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_NOT_CANCELLABLE
-                          : ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_CANCELLED;
+  return !hit && finished ? NOT_CANCELLABLE : CANCELLED;
 }
 
 /* Cancels every endpoint's ticket of info: CANCELLED when one was (or will be), NOT_CANCELLABLE
  * when all had finished. */
-static Arrow__Flight__Protocol__CancelStatus cancel_info(struct wg_server *s,
-                                                         const Arrow__Flight__Protocol__FlightInfo *info) {
-  Arrow__Flight__Protocol__CancelStatus st =
-      ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_NOT_CANCELLABLE;
+static Arrow__Flight__Protocol__CancelStatus
+cancel_info(struct wg_server *s, const Arrow__Flight__Protocol__FlightInfo *info) {
+  Arrow__Flight__Protocol__CancelStatus st = NOT_CANCELLABLE;
   for (size_t i = 0; i < info->n_endpoint; i++) {
     const Arrow__Flight__Protocol__FlightEndpoint *e = info->endpoint[i];
     if (e == NULL || e->ticket == NULL) continue;
-    if (cancel_ticket(s, e->ticket->ticket.data, e->ticket->ticket.len) ==
-        ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_CANCELLED)
-      st = ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_CANCELLED;
+    if (cancel_ticket(s, e->ticket->ticket.data, e->ticket->ticket.len) == CANCELLED)
+      st = CANCELLED;
   }
   return st;
 }
@@ -210,10 +214,7 @@ int wg__fsql_action_cancel_query(struct wg_server *s, struct wg_rpc_call *call,
   Arrow__Flight__Protocol__Sql__ActionCancelQueryResult res =
       ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__INIT;
   res.has_result = 1;
-  res.result =
-      st == ARROW__FLIGHT__PROTOCOL__CANCEL_STATUS__CANCEL_STATUS_CANCELLED
-          ? ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_CANCELLED
-          : ARROW__FLIGHT__PROTOCOL__SQL__ACTION_CANCEL_QUERY_RESULT__CANCEL_RESULT__CANCEL_RESULT_NOT_CANCELLABLE;
+  res.result = st == CANCELLED ? QUERY_CANCELLED : QUERY_NOT_CANCELLABLE;
   return wg__fsql_action_result(call, &res.base, true, err);
 }
 

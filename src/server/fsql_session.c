@@ -4,14 +4,17 @@
  * "catalog" (the database, DuckDB's current_database()) and "schema" ("main" unless the SQL of a
  * call says otherwise). GetSessionOptions tells them; SetSessionOptions takes a value equal to the
  * current one, answers ERROR (cannot be set) for another value and INVALID_NAME for any other
- * option, per option, as the specification says, so drivers see which. No cookie is needed:
- * nothing is kept between calls. CloseSession has nothing to close and answers CLOSED. */
+ * option, per option, as the specification says, so drivers see which (and INVALID_VALUE for a
+ * value not a string). No cookie is needed: nothing is kept between calls. CloseSession rolls back
+ * the client's open transactions (a client is its peer address, wg__fsql_owner) and answers
+ * CLOSED. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/fsql.h"
 
 typedef Arrow__Flight__Protocol__SessionOptionValue option_value;
+#define STRING_VALUE ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE
 
 /* The value of a row-0 utf8 (or large utf8) column of a batch, copied into out (NUL-ended). */
 static int utf8_at0(const struct ArrowSchema *schema, const struct ArrowArray *col, char *out,
@@ -87,9 +90,7 @@ int wg__fsql_action_set_session_options(struct wg_server *s, struct wg_rpc_call 
     Arrow__Flight__Protocol__SetSessionOptionsResult__ErrorValue e;
     if (now == NULL)
       e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_NAME;
-    else if (v == NULL ||
-             v->option_value_case !=
-                 ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE)
+    else if (v == NULL || v->option_value_case != STRING_VALUE)
       e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__INVALID_VALUE;
     else if (strcmp(v->string_value, now) != 0)
       e = ARROW__FLIGHT__PROTOCOL__SET_SESSION_OPTIONS_RESULT__ERROR_VALUE__ERROR; /* read-only */
@@ -128,7 +129,7 @@ int wg__fsql_action_get_session_options(struct wg_server *s, struct wg_rpc_call 
   char *values[2] = {catalog, schema};
   for (int i = 0; i < 2; i++) {
     arrow__flight__protocol__session_option_value__init(&v[i]);
-    v[i].option_value_case = ARROW__FLIGHT__PROTOCOL__SESSION_OPTION_VALUE__OPTION_VALUE_STRING_VALUE;
+    v[i].option_value_case = STRING_VALUE;
     v[i].string_value = values[i];
     arrow__flight__protocol__get_session_options_result__session_options_entry__init(&e[i]);
     e[i].key = (char *)names[i];
@@ -144,12 +145,14 @@ int wg__fsql_action_get_session_options(struct wg_server *s, struct wg_rpc_call 
 
 int wg__fsql_action_close_session(struct wg_server *s, struct wg_rpc_call *call,
                                   const ProtobufCBinaryData *body, struct wg_error *err) {
-  (void)s;
   ProtobufCMessage *req = NULL;
   WG_RETURN_NOT_OK(wg__fsql_action_unpack(
       body, &arrow__flight__protocol__close_session_request__descriptor, false, "CloseSession",
       &req, err));
   protobuf_c_message_free_unpacked(req, NULL);
+  /* ADBC closes a connection with its transaction open (autocommit off) and sends only this:
+   * without it every closed connection would hold a session until --session-idle-timeout */
+  wg__fsql_txn_end_client(s, call);
   Arrow__Flight__Protocol__CloseSessionResult res =
       ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_RESULT__INIT;
   res.status = ARROW__FLIGHT__PROTOCOL__CLOSE_SESSION_RESULT__STATUS__CLOSED;

@@ -17,6 +17,11 @@
 
 #include "server/fsql.h"
 
+#define END_COMMIT \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT
+#define END_ROLLBACK \
+  ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK
+
 enum { TXN_ID_LEN = 16, OWNER_LEN = 160, WAIT_SLICE_MS = 100, N_ENDED = 256 };
 
 struct wg__fsql_txn {
@@ -287,7 +292,31 @@ void wg__fsql_conn_release(struct wg_server *s, struct wg__fsql_conn *c) {
   c->txn = NULL;
 }
 
-/* ---- actions ---------------------------------------------------------------------------------- */
+int wg__fsql_txn_end_client(struct wg_server *s, const struct wg_rpc_call *call) {
+  struct wg__fsql_txns *ts = s->fsql->txns;
+  char owner[OWNER_LEN];
+  wg__fsql_owner(call, owner, sizeof(owner));
+  struct wg__fsql_txn *out = NULL, **pp = &ts->head;
+  int n = 0;
+  pthread_mutex_lock(&ts->mu);
+  while (*pp != NULL) {
+    struct wg__fsql_txn *t = *pp;
+    if (!t->busy && strcmp(t->owner, owner) == 0) { /* a busy one expires later */
+      *pp = t->next;
+      t->next = out;
+      out = t;
+      n++;
+    } else {
+      pp = &t->next;
+    }
+  }
+  pthread_cond_broadcast(&ts->free_cv);
+  pthread_mutex_unlock(&ts->mu);
+  close_all(s, out);
+  return n;
+}
+
+/* ---- actions --------------------------------------------------------------------------------- */
 int wg__fsql_action_begin_transaction(struct wg_server *s, struct wg_rpc_call *call,
                                       const ProtobufCBinaryData *body, struct wg_error *err) {
   ProtobufCMessage *req = NULL;
@@ -347,8 +376,7 @@ int wg__fsql_action_end_transaction(struct wg_server *s, struct wg_rpc_call *cal
       "EndTransaction", (ProtobufCMessage **)&req, err));
   int action = req->has_action ? (int)req->action : 0;
   int rc = 0;
-  if (action != ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT &&
-      action != ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_ROLLBACK)
+  if (action != END_COMMIT && action != END_ROLLBACK)
     rc = wg_error_set(err, EINVAL, "EndTransaction: action must be END_TRANSACTION_COMMIT or "
                                    "END_TRANSACTION_ROLLBACK, not %d", action);
   else if (!req->has_transaction_id || req->transaction_id.len == 0)
@@ -359,8 +387,7 @@ int wg__fsql_action_end_transaction(struct wg_server *s, struct wg_rpc_call *cal
   protobuf_c_message_free_unpacked(&req->base, NULL);
   if (rc != 0) return rc;
   txn_unlink(s, t, true); /* from here no call finds it: it ends whatever COMMIT says */
-  bool commit =
-      action == ARROW__FLIGHT__PROTOCOL__SQL__ACTION_END_TRANSACTION_REQUEST__END_TRANSACTION__END_TRANSACTION_COMMIT;
+  bool commit = action == END_COMMIT;
   /* DuckDB aborts a transaction on a failed statement and then takes its COMMIT silently as a
    * rollback: ask first, so that the client is not told its writes committed */
   struct wg_error probe = {""};

@@ -123,3 +123,14 @@ def test_the_same_statement_after_commit_and_scripts_in_a_transaction(server):
                 conn.rollback()
             assert count(other, "t") == 3
 
+
+
+def test_closed_connections_give_their_transactions_back(wigeon_server):
+    """Python's DB-API default is autocommit off: every connection holds a transaction, and its
+    close sends only CloseSession. More connections than --max-sessions, one after the other."""
+    srv = wigeon_server(args=["--max-sessions", "2"], db=":memory:")
+    for i in range(5):
+        with connect_in_transaction(srv.uri) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                assert cur.fetchone()[0] == 1

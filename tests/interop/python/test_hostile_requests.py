@@ -228,9 +228,10 @@ def put_cmd(client, cmd):
 
 
 def test_do_put_flight_sql_cmd_is_unimplemented(client):
-    """DoPut with a CMD of a Flight SQL Any is UNIMPLEMENTED, naming the command."""
-    with pytest.raises(pa.ArrowNotImplementedError, match="CommandStatementIngest"):
-        put_cmd(client, any_msg(PREFIX + b"CommandStatementIngest", b"\x0a\x01t"))
+    """DoPut with a CMD of a Flight SQL Any the server does not serve is UNIMPLEMENTED, naming
+    the command (CommandStatementIngest is served now: test_adbc_ingest.py)."""
+    with pytest.raises(pa.ArrowNotImplementedError, match="CommandStatementSubstraitPlan"):
+        put_cmd(client, any_msg(PREFIX + b"CommandStatementSubstraitPlan", b"\x0a\x01t"))
 
 
 def test_do_put_flight_sql_cmd_is_a_clean_error(client):
