@@ -1,11 +1,11 @@
 """A hostile or broken Flight SQL client against the Flight SQL surface (src/server/fsql*.c).
 
-Every request is built here from the message definitions (proto/flight_sql.proto, proto/flight.proto)
-with a small protobuf writer: field numbers and wire types as those files say, then bent the way a
-broken client bends them (garbage, truncated, a field twice, a wrong wire type, an Any of another
-message). Each test asserts what the server must do: a clean gRPC error of the right class whose
-message says what is wrong, the server still serving (a follow-up query works), and no data changed
-where nothing should change.
+Every request is built here from the message definitions (proto/flight_sql.proto,
+proto/flight.proto) with a small protobuf writer: field numbers and wire types as those files say,
+then bent the way a broken client bends them (garbage, truncated, a field twice, a wrong wire type,
+an Any of another message). Each test asserts what the server must do: a clean gRPC error of the
+right class whose message says what is wrong, the server still serving (a follow-up query works),
+and no data changed where nothing should change. A bug found is a strict xfail naming its cause.
 """
 
 import os
@@ -692,10 +692,11 @@ def test_zero_param_rows_for_a_query(client):
     still_serving(client)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a parameter binding of 0 rows with a non-empty schema "
-                   "(executemany of no rows) runs the statement once WITHOUT values (DuckDB: 'Values "
-                   "were not provided'), fsql_prepared.c:read_params drops every 0-row binding as if "
-                   "it were the empty-schema 'no parameters' form; it should run 0 times, count 0")
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: a parameter binding of 0 rows with a non-empty schema (executemany of no rows) runs the "
+    "statement once WITHOUT values (DuckDB: 'Values were not provided'): "
+    "fsql_prepared.c:read_params drops every 0-row binding as if it were the empty-schema 'no "
+    "parameters' form; it should run 0 times, record_count 0"))
 def test_zero_param_rows_for_an_update_changes_nothing(client):
     client.do_action(flight.Action("execute", b"CREATE TABLE t (a INTEGER)"))
     h = prepare(client, "INSERT INTO t VALUES (?)")
@@ -854,11 +855,11 @@ def test_trailing_backslash_pattern_is_clean(tables):
     still_serving(tables)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: GetTables(include_schema) fails whole (NOT_FOUND 'Table "
-                   "with name base does not exist') when one view's table was dropped: the table "
-                   "schema of the broken view (engine meta.c/columns.c, wg_engine_table_schema) "
-                   "errors instead of being skipped or empty, so ADBC get_objects(all) and JDBC "
-                   "getColumns fail for the whole database")
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: GetTables(include_schema) fails whole (NOT_FOUND 'Table with name base does not exist') "
+    "when one view's table was dropped: the table schema of the broken view (engine "
+    "meta.c/columns.c, wg_engine_table_schema) errors instead of being skipped or empty, so ADBC "
+    "get_objects(all) and JDBC getColumns fail for the whole database"))
 def test_get_tables_include_schema_over_a_broken_view(client):
     client.do_action(flight.Action("execute", b"CREATE TABLE base (a INTEGER); "
                                               b"CREATE VIEW v AS SELECT a FROM base; "
@@ -983,9 +984,6 @@ def test_ingest_temporary_without_a_transaction(client):
     except pa.ArrowInvalid as e:
         assert "temporary" in str(e)
     still_serving(client)
-    other = flight.FlightClient(client._uri) if hasattr(client, "_uri") else None
-    if other is not None:
-        other.close()
 
 
 def test_ingest_replace_of_a_table_another_transaction_writes(client):
