@@ -62,6 +62,13 @@ int wg__fsql_unpack(const struct wg__request *r, const char *rpc, struct wg__fsq
   if (m == NULL)
     return wg_error_set(err, EINVAL, "Flight SQL %s: the command's bytes are not a valid %s",
                         name, name);
+  /* protobuf-c cuts a string at a NUL byte: SQL or a name holding one would silently run or name
+   * something else. Packed again, a message with a cut string is shorter than what arrived. */
+  if (protobuf_c_message_get_packed_size(m) != r->value_len) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return wg_error_set(err, EINVAL, "Flight SQL %s: a string of the command holds a NUL byte "
+                                     "(or the message is not encoded canonically)", name);
+  }
   out->def = def;
   out->msg = m;
   return 0;

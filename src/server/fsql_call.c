@@ -144,6 +144,13 @@ int wg__fsql_action_unpack(const ProtobufCBinaryData *body, const ProtobufCMessa
   if (a != NULL) protobuf_c_message_free_unpacked(&a->base, NULL);
   if (*out == NULL)
     return wg_error_set(err, EINVAL, "action %s: the body is not a valid %s", action, d->name);
+  /* protobuf-c cuts a string at a NUL byte (see wg__fsql_unpack): refused, not run cut short */
+  if (protobuf_c_message_get_packed_size(*out) != len) {
+    protobuf_c_message_free_unpacked(*out, NULL);
+    *out = NULL;
+    return wg_error_set(err, EINVAL, "action %s: a string of the %s holds a NUL byte (or the "
+                                     "message is not encoded canonically)", action, d->name);
+  }
   return 0;
 }
 
