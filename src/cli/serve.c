@@ -1,6 +1,6 @@
 /* wigeon: `wigeon serve`: runs the Flight server until SIGINT or SIGTERM, then stops accepting
- * calls, lets in-flight calls finish within the grace period, checkpoints and exits 0. The
- * signals are blocked in every thread and taken synchronously with sigwait, so no handler runs. */
+ * calls, lets in-flight calls finish within the grace period, checkpoints and exits 0; SIGHUP
+ * re-reads the users file and the TLS files (wg_server_reload). The signals are blocked in every thread and taken synchronously with sigwait, so no handler runs. */
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -321,6 +321,7 @@ int wg_cli_serve(int argc, char **argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
   struct wg_server *server;
@@ -341,7 +342,14 @@ int wg_cli_serve(int argc, char **argv) {
   fflush(stdout);
 
   int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  for (;;) {
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGHUP) break;
+    if (wg_server_reload(server, &err) != 0)
+      fprintf(stderr, "wigeon serve: SIGHUP: reload failed, the old settings stay: %s\n",
+              err.message);
+    else
+      fprintf(stderr, "wigeon serve: SIGHUP: reloaded\n");
   }
   fprintf(stderr, "wigeon serve: %s received, stopping (grace %d s)\n",
           sig == SIGINT ? "SIGINT" : "SIGTERM", o.grace_ms / 1000);

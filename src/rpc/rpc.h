@@ -73,6 +73,9 @@ const char *wg_rpc_call_method(const struct wg_rpc_call *c);
 const char *wg_rpc_call_peer(const struct wg_rpc_call *c);
 /* Value of a request metadata key (e.g. "authorization"), or NULL. Borrowed for the call. */
 const char *wg_rpc_call_metadata(const struct wg_rpc_call *c, const char *key, int64_t *len);
+/* One pointer the handler may attach to its call (NULL until set), e.g. who the caller is. */
+void wg_rpc_call_set_user_data(struct wg_rpc_call *c, void *data);
+void *wg_rpc_call_user_data(const struct wg_rpc_call *c);
 
 /* Receives the next message. Returns 0 with *out set (the caller destroys it with
  * grpc_byte_buffer_destroy), or 0 with *out NULL when the client has half-closed; ECANCELED when

@@ -140,6 +140,7 @@ struct wg_rpc_call {
   char *peer;            /* gpr_malloc'ed by gRPC */
   struct wg__rpc_md *md; /* NUL-terminated copies of the request metadata, one block */
   int64_t md_count;
+  void *user_data; /* the handler's (wg_rpc_call_set_user_data) */
   bool initial_md_sent;      /* send side only */
   grpc_byte_buffer *sending; /* the message of a send started and not yet waited for */
   atomic_bool finished;      /* set by finish (send side), read by recv (maybe another thread) */
@@ -1076,6 +1077,14 @@ const char *wg_rpc_call_metadata(const struct wg_rpc_call *c, const char *key, i
 
 
 /* Starts a batch; wait_op waits for the CQ thread to report it. */
+void wg_rpc_call_set_user_data(struct wg_rpc_call *c, void *data) {
+  c->user_data = data;
+}
+
+void *wg_rpc_call_user_data(const struct wg_rpc_call *c) {
+  return c->user_data;
+}
+
 static int start_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
   pthread_mutex_lock(&c->mu);
   op->done = false;

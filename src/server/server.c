@@ -6,7 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/auth.h"
 #include "server/fsql.h"
+
+/* Who the caller is and whether the per-user limits let it in, before the handler takes a DuckDB
+ * connection (auth.h); the principal stays with the call while its handler runs. */
+static void admitted(struct wg_server *s, struct wg_rpc_call *call,
+                     void (*fn)(struct wg_server *, struct wg_rpc_call *)) {
+  struct wg__principal who;
+  struct wg_error err;
+  int rc = wg__auth_admit(s, call, &who, &err);
+  if (rc == 0) rc = wg__limits_enter(s, &who, &err);
+  if (rc != 0) {
+    wg__server_finish(s, call, rc, &err);
+    return;
+  }
+  wg_rpc_call_set_user_data(call, &who);
+  fn(s, call);
+  wg_rpc_call_set_user_data(call, NULL);
+  wg__limits_leave(s, &who);
+}
 
 static void dispatch(struct wg_rpc_call *call, void *ctx) {
   struct wg_server *s = ctx;
@@ -38,7 +57,7 @@ static void dispatch(struct wg_rpc_call *call, void *ctx) {
   };
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (strcmp(name, routes[i].name) == 0) {
-      routes[i].fn(s, call);
+      admitted(s, call, routes[i].fn);
       return;
     }
   }
@@ -156,8 +175,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   rc = wg__committer_start(&s->committer, s->engine, s->options.committers,
                            s->options.idempotency_window_s, s->options.group_commit_bytes, err);
   if (rc == 0) rc = wg__fsql_start(s, err);
+  if (rc == 0) rc = wg__auth_start(s, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
+    wg__auth_stop(s);
     wg__fsql_stop(s);
     wg__committer_stop(&s->committer);
     wg_engine_close(s->engine);
@@ -173,6 +194,7 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   wg_rpc_server_shutdown(s->rpc, s->options.grace_ms);
   wg_rpc_server_destroy(s->rpc);
   wg__fsql_stop(s); /* open transactions roll back; after the handlers, which use them */
+  wg__auth_stop(s);
   wg__committer_stop(&s->committer); /* after the handlers, which may be waiting on it */
   /* The checkpoint is skipped (and said so) when the disk has no room for it or DuckDB had a
    * fatal error; the WAL keeps every commit and the next start replays it. */
@@ -188,4 +210,8 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   wg_engine_close(s->engine);
   free(s);
   return rc;
+}
+
+int wg_server_reload(struct wg_server *s, struct wg_error *err) {
+  return wg__auth_reload(s, err);
 }

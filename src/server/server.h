@@ -56,6 +56,9 @@ struct wg_server;
 /* Opens the database and starts serving. *port (may be NULL) gets the bound port. */
 int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,
                     struct wg_error *err);
+/* Re-reads what the server can change without a restart (SIGHUP in `wigeon serve`): the users
+ * file, the TLS certificate and key. On error the old state stays and err says why. */
+int wg_server_reload(struct wg_server *s, struct wg_error *err);
 /* Stops accepting calls, lets in-flight calls finish within the grace period (then cancels
  * them), checkpoints and closes the database, frees the server. NULL ok. Returns 0 or the
  * checkpoint's error. */
