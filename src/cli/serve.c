@@ -1,6 +1,7 @@
 /* wigeon: `wigeon serve`: runs the Flight server until SIGINT or SIGTERM, then stops accepting
  * calls, lets in-flight calls finish within the grace period, checkpoints and exits 0; SIGHUP
- * re-reads the users file and the TLS files (wg_server_reload). The signals are blocked in every thread and taken synchronously with sigwait, so no handler runs. */
+ * re-reads the users file and the TLS files (wg_server_reload). The signals are blocked in every
+ * thread and taken synchronously with sigwait, so no handler runs. */
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
