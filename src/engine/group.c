@@ -82,6 +82,9 @@ void wg_engine_ingest_commit_group(struct wg_engine_conn *c, struct wg_engine_in
     return;
   }
   /* The group failed: each put alone, so that one bad put fails only itself. */
+  if (live > 1)
+    fprintf(stderr, "wigeon: a group commit of %lld puts failed (%s); committing each alone\n",
+            (long long)live, group_err.message);
   for (int64_t i = 0, j = 0; i < n; i++) {
     if (status[i] != 0) continue;
     struct wg_engine_ingest *ing = ings[j++];

@@ -403,14 +403,18 @@ int wg__fsql_prepared_get(struct wg_server *s, struct wg_rpc_call *call,
 /* ---- DoPut ----------------------------------------------------------------------------------- */
 
 /* The client's parameter rows (*out NULL when it sent no schema, or no rows), at most
- * WG_FSQL_PREPARED_PARAM_BYTES. */
-static int read_params(struct wg__put_stream *in, struct wg_engine_params **out,
+ * WG_FSQL_PREPARED_PARAM_BYTES. *no_rows (may be NULL): it sent a schema of one parameter or more
+ * and no row (executemany of an empty list: the statement runs zero times), unlike a schema of
+ * no fields, which binds nothing (the statement runs once). */
+static int read_params(struct wg__put_stream *in, struct wg_engine_params **out, bool *no_rows,
                        struct wg_error *err) {
   *out = NULL;
+  if (no_rows != NULL) *no_rows = false;
   struct ArrowSchema schema = {0};
   int rc = wg__put_stream_schema(in, &schema, err);
   if (rc == ENOENT) return 0; /* only a descriptor: nothing bound */
   struct wg_engine_params *p = NULL;
+  bool fields = rc == 0 && schema.n_children > 0;
   if (rc == 0) rc = wg_engine_params_create(&schema, &p, err);
   wg_schema_release(&schema);
   while (rc == 0) {
@@ -424,6 +428,7 @@ static int read_params(struct wg__put_stream *in, struct wg_engine_params **out,
                         (long long)WG_FSQL_PREPARED_PARAM_BYTES);
   }
   if (rc == 0 && wg_engine_params_rows(p) == 0) { /* e.g. an empty schema and a 0-row batch */
+    if (no_rows != NULL) *no_rows = fields;
     wg_engine_params_unref(p);
     p = NULL;
   }
@@ -443,7 +448,7 @@ int wg__fsql_prepared_bind(struct wg_server *s, struct wg_rpc_call *call,
   WG_RETURN_NOT_OK(take(s, call, &q->prepared_statement_handle, &u, err)); /* before reading */
   use_reset(&u);
   struct wg_engine_params *params = NULL;
-  WG_RETURN_NOT_OK(read_params(in, &params, err));
+  WG_RETURN_NOT_OK(read_params(in, &params, NULL, err));
   struct wg__fsql_prepared *p = s->fsql->prepared;
   char owner[OWNER_LEN];
   wg__fsql_owner(call, owner, sizeof(owner));
@@ -474,12 +479,14 @@ int wg__fsql_prepared_update(struct wg_server *s, struct wg_rpc_call *call,
   struct use u;
   WG_RETURN_NOT_OK(take(s, call, &q->prepared_statement_handle, &u, err));
   struct wg_engine_params *params = NULL;
-  int rc = read_params(in, &params, err);
-  if (rc == 0 && params == NULL) params = wg_engine_params_ref(u.params); /* the bound ones */
+  bool no_rows = false; /* parameters declared, no row: nothing to run */
+  int rc = read_params(in, &params, &no_rows, err);
+  if (rc == 0 && params == NULL && !no_rows)
+    params = wg_engine_params_ref(u.params); /* the bound ones */
   struct wg__fsql_conn c = {0};
-  if (rc == 0) rc = wg__fsql_conn_acquire(s, call, u.has_txn, txn_of(&u), &c, err);
+  if (rc == 0 && !no_rows) rc = wg__fsql_conn_acquire(s, call, u.has_txn, txn_of(&u), &c, err);
   int64_t rows = 0;
-  if (rc == 0) {
+  if (rc == 0 && !no_rows) {
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
     rc = wg_engine_execute_params(c.conn, u.sql, params, c.txn != NULL, &rows, err);
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);

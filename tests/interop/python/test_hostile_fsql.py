@@ -688,12 +688,9 @@ def test_zero_param_rows_for_a_query(client):
     still_serving(client)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a parameter binding of 0 rows with a non-empty schema (executemany of no rows) runs the "
-    "statement once WITHOUT values (DuckDB: 'Values were not provided'): "
-    "fsql_prepared.c:read_params drops every 0-row binding as if it were the empty-schema 'no "
-    "parameters' form; it should run 0 times, record_count 0"))
 def test_zero_param_rows_for_an_update_changes_nothing(client):
+    """A binding of a parameter schema and no rows (executemany of an empty list) runs the
+    statement zero times: record_count 0, nothing inserted, no 'values not provided' error."""
     client.do_action(flight.Action("execute", b"CREATE TABLE t (a INTEGER)"))
     h = prepare(client, "INSERT INTO t VALUES (?)")
     schema = pa.schema([("0", pa.int32())])
@@ -847,12 +844,8 @@ def test_trailing_backslash_pattern_is_clean(tables):
     still_serving(tables)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: GetTables(include_schema) fails whole (NOT_FOUND 'Table with name base does not exist') "
-    "when one view's table was dropped: the table schema of the broken view (engine "
-    "meta.c/columns.c, wg_engine_table_schema) errors instead of being skipped or empty, so ADBC "
-    "get_objects(all) and JDBC getColumns fail for the whole database"))
 def test_get_tables_include_schema_over_a_broken_view(client):
+    """A view whose table was dropped lists with a schema of no fields; the listing still works."""
     client.do_action(flight.Action("execute", b"CREATE TABLE base (a INTEGER); "
                                               b"CREATE VIEW v AS SELECT a FROM base; "
                                               b"DROP TABLE base"))
