@@ -153,6 +153,11 @@ int wg_rpc_client_call_recv(struct wg_rpc_client_call *c, grpc_byte_buffer **out
 int wg_rpc_client_call_finish(struct wg_rpc_client_call *c, grpc_status_code *code,
                               struct wg_error *err);
 void wg_rpc_client_call_cancel(struct wg_rpc_client_call *c);
+/* Copies the value of response header `key` (initial metadata, case-insensitive key) into buf,
+ * NUL-terminated: 0, ENOENT when absent (or not yet received: after the first receive or the
+ * finish), EMSGSIZE when it does not fit. */
+int wg_rpc_client_call_header(const struct wg_rpc_client_call *c, const char *key, char *buf,
+                              size_t size);
 /* Frees the call (cancelling it if it has not finished). NULL ok. */
 void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c);
 
