@@ -211,3 +211,63 @@ def test_without_users_credentials_are_ignored(server):
     basic = b"Basic " + base64.b64encode(b"nobody:nothing")
     opts = flight.FlightCallOptions(headers=[(b"authorization", basic)])
     assert query(c, opts, "SELECT 1 AS x").num_rows == 1
+
+
+def cli(*args, env_password=None, stdin=b""):
+    env = dict(os.environ)
+    env.pop("WIGEON_PASSWORD", None)
+    if env_password is not None:
+        env["WIGEON_PASSWORD"] = env_password
+    return subprocess.run([wigeon_binary(), *args], input=stdin, capture_output=True, env=env,
+                          timeout=60)
+
+
+def test_passwd_roles_delete_bad_names_and_never_argv(tmp_path):
+    users = tmp_path / "u"
+    assert passwd(users, "dan", "pw").returncode == 0
+    assert passwd(users, "dan", "pw2").returncode == 0  # keeps its role
+    assert passwd(users, "erin", "pw", "--role", "write").returncode == 0
+    lines = users.read_text().splitlines()
+    assert [line.split(":")[:2] for line in lines] == [["dan", "read"], ["erin", "write"]] or \
+        sorted(line.split(":")[0] + ":" + line.split(":")[1] for line in lines) == \
+        ["dan:read", "erin:write"]
+    assert oct(users.stat().st_mode & 0o777) == "0o600"
+    assert passwd(users, "dan", "", "--delete").returncode == 0
+    assert [line.split(":")[0] for line in users.read_text().splitlines()] == ["erin"]
+    assert passwd(users, "dan", "", "--delete").returncode != 0  # no such user
+    assert passwd(users, "bad name", "pw").returncode == 1
+    assert passwd(users, "x" * 65, "pw").returncode == 1
+    assert passwd(users, "frank", "pw", "--role", "root").returncode == 1
+    r = cli("passwd", "--users", str(users), "frank", "secret-on-argv")
+    assert r.returncode == 1 and "too many arguments" in r.stderr.decode()
+    assert passwd(users, "frank", "").returncode != 0  # an empty password is refused
+
+
+def test_cli_user_and_token(wigeon_server, users):
+    s = wigeon_server(args=["--users", str(users)])
+    r = cli("query", "--server", s.uri, "SELECT 1")
+    assert r.returncode == 2 and "authentication required" in r.stderr.decode()
+    r = cli("query", "--server", s.uri, "--user", "carol", "SELECT 7 AS x",
+            env_password="carol-secret")
+    assert r.returncode == 0 and "7" in r.stdout.decode(), r.stderr
+    r = cli("query", "--server", s.uri, "--user", "carol", "SELECT 1", env_password="nope")
+    assert r.returncode == 2 and "bad user name or password" in r.stderr.decode()
+    r = cli("query", "--server", s.uri, "--user", "carol", "SELECT 1")  # no terminal, no env
+    assert r.returncode == 1
+    _, value = s.client().authenticate_basic_token("carol", "carol-secret")
+    token = (value.decode() if isinstance(value, bytes) else value)[len("Bearer "):]
+    r = cli("tables", "--server", s.uri, "--token", token)
+    assert r.returncode == 0, r.stderr
+
+
+def test_c_client_reuses_its_token_and_logs_in_again_when_it_expires(wigeon_server, users):
+    s = wigeon_server(args=["--users", str(users)])
+    r = cli("watch", "--server", s.uri, "--user", "bob", "--count", "4", "-n", "0.1",
+            "SELECT 1 AS x", env_password="bob-secret")
+    assert r.returncode == 0, r.stderr
+    assert s.stderr().count("user bob logged in") == 1
+    s2 = wigeon_server(args=["--users", str(users), "--token-ttl", "1"])
+    r = cli("watch", "--server", s2.uri, "--user", "bob", "--count", "3", "-n", "1.3",
+            "SELECT 1 AS x", env_password="bob-secret")
+    assert r.returncode == 0, r.stderr
+    assert s2.stderr().count("user bob logged in") == 3  # each run after the token expired
