@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
-      liblz4-dev libzstd-dev zlib1g-dev libcjson-dev clang libclang-rt-14-dev npm
+      liblz4-dev libzstd-dev zlib1g-dev libcjson-dev libsodium-dev clang libclang-rt-14-dev npm
       python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do

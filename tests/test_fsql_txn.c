@@ -396,7 +396,8 @@ static void two_transactions_at_once_are_apart(void) {
 
 static void unknown_forged_and_other_clients_ids_are_not_found(void) {
   struct env e;
-  struct wg_server_options o = {.listen = "0.0.0.0:0"}; /* reached on 127.0.0.1 and 127.0.0.2 */
+  struct wg_server_options o = {.listen = "0.0.0.0:0", /* reached on 127.0.0.1 and 127.0.0.2 */
+                                .insecure_no_auth = true};
   ASSERT_EQ(env_start(&e, &o), 0);
   uint8_t id[64], forged[16];
   size_t n = 0;
@@ -551,7 +552,8 @@ static void failed_statement_leaves_the_transaction_to_roll_back(void) {
 /* ADBC runs a statement prepared in a transaction again after commit(), naming the ended one */
 static void an_ended_id_stands_for_the_next_transaction_its_client_began(void) {
   struct env e;
-  struct wg_server_options o = {.listen = "0.0.0.0:0"}; /* reached on 127.0.0.1 and 127.0.0.2 */
+  struct wg_server_options o = {.listen = "0.0.0.0:0", /* reached on 127.0.0.1 and 127.0.0.2 */
+                                .insecure_no_auth = true};
   ASSERT_EQ(env_start(&e, &o), 0);
   ASSERT_OK(exec_sql(&e, "CREATE TABLE t (x INT)"), e.st.message);
   uint8_t a[64], b[64];

@@ -1098,7 +1098,10 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
               {"--max-columns", num[10]},
               {"--max-sessions", num[12]},
               {"--session-idle-timeout", num[13]},
-              {"--allow-external-access", "refused"}};
+              {"--allow-external-access", "refused"},
+              {"--users", "none: everyone is admin, on a loopback address only"},
+              {"--token-ttl", "3600"},
+              {"--insecure-no-auth", "refused"}};
   size_t n_want = sizeof(want) / sizeof(want[0]);
   for (size_t i = 0; i < n_want; i++) {
     char shown[128] = "";

@@ -41,6 +41,10 @@ int wg_cli_tables(int argc, char **argv);
 int wg_cli_schema(int argc, char **argv);
 int wg_cli_actions(int argc, char **argv);
 int wg_cli_stats(int argc, char **argv);
+int wg_cli_passwd(int argc, char **argv);
+/* A password from the terminal without echo (prompt on stderr), or the first line of stdin when
+ * it is not a terminal: 0, or ENODATA/errno (passwd.c). */
+int wg_cli_read_password(const char *prompt, char *buf, size_t size);
 
 /* ---------------------------------------------------------------------------------------------
  * Options (common.c) */

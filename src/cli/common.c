@@ -37,6 +37,18 @@ static const struct wg_cli_opt *find_opt(const struct wg_cli_opt *opts, const ch
   return NULL;
 }
 
+/* --user and --token, taken by every client command (a command whose options have --server)
+ * for wg_cli_conn_open: set once by the parse in main's thread, before any connection. */
+static const char *login_user, *login_token;
+
+static const struct wg_cli_opt *client_opt(const struct wg_cli_opt *opts, const char *a, size_t n) {
+  static const struct wg_cli_opt login_opts[] = {{"--user", NULL, &login_user, NULL},
+                                                 {"--token", NULL, &login_token, NULL},
+                                                 {NULL, NULL, NULL, NULL}};
+  if (find_opt(opts, "--server", strlen("--server")) == NULL) return NULL;
+  return find_opt(login_opts, a, n);
+}
+
 int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
                  const struct wg_cli_opt *opts, const char **pos, int max_pos, int *n_pos) {
   *n_pos = 0;
@@ -61,6 +73,7 @@ int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
     const char *eq = strchr(a, '=');
     size_t n = eq != NULL && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
     const struct wg_cli_opt *o = find_opt(opts, a, n);
+    if (o == NULL) o = client_opt(opts, a, n);
     if (o == NULL) return wg_cli_usage_error(cmd, "unknown option '%.*s'", (int)n, a);
     if (o->flag != NULL) {
       if (n != strlen(a)) return wg_cli_usage_error(cmd, "%s takes no value", o->name);
@@ -142,8 +155,29 @@ int wg_cli_conn_open(struct wg_cli_conn *cx, const char *cmd, const char *server
   struct wg_client_options o;
   wg_client_options_init(&o);
   o.lazy_connect = true;
+  char password[512] = "";
+  if (login_user != NULL && login_token != NULL) {
+    fprintf(stderr, "wigeon %s: --user and --token: give one\n", cmd);
+    return WG_EXIT_USAGE;
+  }
+  if (login_user != NULL) {
+    const char *env = getenv("WIGEON_PASSWORD");
+    if (env != NULL) {
+      snprintf(password, sizeof(password), "%s", env);
+    } else if (!isatty(STDIN_FILENO) ||
+               wg_cli_read_password("Password: ", password, sizeof(password)) != 0) {
+      fprintf(stderr, "wigeon %s: --user %s: set WIGEON_PASSWORD or run on a terminal\n", cmd,
+              login_user);
+      return WG_EXIT_USAGE;
+    }
+    o.username = login_user;
+    o.password = password;
+  }
+  o.token = login_token;
   struct wg_status st;
-  if (wg_connect(uri, &o, &cx->client, &st) != 0) {
+  int rc = wg_connect(uri, &o, &cx->client, &st);
+  explicit_bzero(password, sizeof(password)); /* wg_connect copied it */
+  if (rc != 0) {
     fprintf(stderr, "wigeon %s: cannot connect to %s: %s\n", cmd, cx->uri, st.message);
     return WG_EXIT_CONNECT;
   }

@@ -24,6 +24,7 @@ static const struct {
     {"schema", wg_cli_schema, "show a table's columns with Arrow and SQL types"},
     {"actions", wg_cli_actions, "list the server's actions"},
     {"stats", wg_cli_stats, "show the server's counters"},
+    {"passwd", wg_cli_passwd, "add, change or remove a user of a users file (serve --users)"},
 };
 
 static void usage(FILE *f) {
@@ -37,7 +38,9 @@ static void usage(FILE *f) {
           "this text; `wigeon help COMMAND` or `wigeon COMMAND --help`"
           " for a command's options");
   fprintf(f,
-          "\nClient commands talk to --server URI (default: $WIGEON_SERVER, else %s).\n"
+          "\nClient commands talk to --server URI (default: $WIGEON_SERVER, else %s);\n"
+          "--user NAME logs in (password from $WIGEON_PASSWORD, else asked), --token TOKEN\n"
+          "uses a bearer token.\n"
           "exit codes: 0 ok, 1 usage error, 2 error from the server, 3 cannot connect\n",
           WG_CLI_DEFAULT_SERVER);
 }

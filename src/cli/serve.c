@@ -130,6 +130,17 @@ static const struct serve_flag flags[] = {
      "logging and see the server's paths (docs/server.md,\n"
      "\"Remote SQL sandbox\")",
      "refused"},
+    {"--users", "FILE", FLAG_TEXT, FIELD(users_path), 0, 0, 0, false,
+     "users file (NAME:ROLE:HASH lines, made with `wigeon\n"
+     "passwd`): every call must log in (docs/security.md);\n"
+     "re-read on SIGHUP",
+     "none: everyone is admin, on a loopback address only"},
+    {"--token-ttl", "SECONDS", FLAG_INT, FIELD(token_ttl_s), 1, 1, MAX_N, false,
+     "a login's bearer token is valid this long", NULL},
+    {"--insecure-no-auth", NULL, FLAG_BOOL, FIELD(insecure_no_auth), 0, 0, 0, false,
+     "without --users, listen on a non-loopback address anyway\n"
+     "(anyone who reaches it is admin)",
+     "refused"},
 };
 enum { N_FLAGS = sizeof(flags) / sizeof(flags[0]) };
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "arrow/array.h"
 #include "client/internal.h"
@@ -52,6 +53,13 @@ const char *wg_status_code_name(int code) {
                                       "DATA_LOSS",
                                       "UNAUTHENTICATED"};
   return code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
+}
+
+/* Frees a string holding a secret, cleared first. NULL ok. */
+static void wipe_free(char *s) {
+  if (s == NULL) return;
+  explicit_bzero(s, strlen(s));
+  free(s);
 }
 
 /* ---- the headers of every call: the caller's list plus the credentials ---- */
@@ -113,8 +121,9 @@ static int authorization(const struct wg_client_options *o, char **out, struct w
   return 0;
 }
 
-/* Copies the options' headers, plus "authorization" from the credentials, into *out. */
-static int copy_headers(const struct wg_client_options *o, char ***out, struct wg_error *err) {
+/* Copies the options' headers into *out; the credentials' authorization value into *auth. */
+static int copy_headers(const struct wg_client_options *o, char ***out, char **auth,
+                        struct wg_error *err) {
   *out = NULL;
   const char *const *h = o->headers;
   size_t n = 0;
@@ -122,32 +131,125 @@ static int copy_headers(const struct wg_client_options *o, char ***out, struct w
     if (h[n + 1] == NULL) return wg_error_set(err, EINVAL, "header %s has no value", h[n]);
     n += 2;
   }
-  char *auth;
-  WG_RETURN_NOT_OK(authorization(o, &auth, err));
-  for (size_t i = 0; auth != NULL && i < n; i += 2) {
+  WG_RETURN_NOT_OK(authorization(o, auth, err));
+  for (size_t i = 0; *auth != NULL && i < n; i += 2) {
     if (strcmp(h[i], "authorization") == 0) {
-      free(auth);
+      free(*auth);
+      *auth = NULL;
       return wg_error_set(err, EINVAL, "an authorization header and credentials: give one");
     }
   }
-  size_t total = n + (auth != NULL ? 2 : 0);
-  if (total == 0) return 0;
-  char **copy = calloc(total + 1, sizeof(*copy));
+  if (n == 0) return 0;
+  char **copy = calloc(n + 1, sizeof(*copy));
   int rc = copy == NULL ? ENOMEM : 0;
   for (size_t i = 0; rc == 0 && i < n; i++)
     if ((copy[i] = strdup(h[i])) == NULL) rc = ENOMEM;
-  if (rc == 0 && auth != NULL) {
-    if ((copy[n] = strdup("authorization")) == NULL) rc = ENOMEM;
-    copy[n + 1] = auth;
-    auth = NULL;
-  }
-  free(auth);
   if (rc != 0) {
     free_headers(copy);
-    return wg_error_set(err, ENOMEM, "out of memory for %zu headers", total / 2);
+    free(*auth);
+    *auth = NULL;
+    return wg_error_set(err, ENOMEM, "out of memory for %zu headers", n / 2);
   }
   *out = copy;
   return 0;
+}
+
+/* The headers of one call: the client's plus authorization `auth` (may be NULL), malloc'ed
+ * pointer array (the strings borrowed). */
+static int call_headers(struct wg_client *c, const char *auth, const char ***out) {
+  size_t n = 0;
+  while (c->headers != NULL && c->headers[n] != NULL)
+    n++;
+  const char **h = calloc(n + 3, sizeof(*h));
+  if (h == NULL) return ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    h[i] = c->headers[i];
+  if (auth != NULL) {
+    h[n] = "authorization";
+    h[n + 1] = auth;
+  }
+  *out = h;
+  return 0;
+}
+
+/* A Handshake with an empty request and `auth`: only that the server answers matters, and the
+ * bearer token it may give back (*bearer, malloc'ed "Bearer ..." or NULL). */
+static int handshake_with(struct wg_client *c, const char *auth, int64_t timeout_ms,
+                          char **bearer, struct wg_error *err, int *grpc) {
+  *bearer = NULL;
+  const char **h = NULL;
+  if (call_headers(c, auth, &h) != 0) return wg_error_set(err, ENOMEM, "out of memory");
+  char path[128];
+  snprintf(path, sizeof(path), "%sHandshake", WG_FLIGHT_SERVICE);
+  struct wg_rpc_client_call *call = NULL;
+  int rc = wg_rpc_client_call_start(c->channel, path, timeout_ms, h, &call, err);
+  free(h);
+  if (rc != 0) {
+    *grpc = wg__local_code(rc);
+    return rc;
+  }
+  Arrow__Flight__Protocol__HandshakeRequest req = ARROW__FLIGHT__PROTOCOL__HANDSHAKE_REQUEST__INIT;
+  grpc_byte_buffer *bb;
+  rc = wg_flight_pack(&req.base, &bb, err);
+  if (rc == 0) rc = wg_rpc_client_call_send(call, bb);
+  if (rc == 0) rc = wg_rpc_client_call_close_send(call);
+  for (int i = 0; rc == 0 && i < 64; i++) {
+    bb = NULL;
+    if (wg_rpc_client_call_recv(call, &bb) != 0 || bb == NULL) break;
+    grpc_byte_buffer_destroy(bb);
+  }
+  rc = wg__client_finish(call, rc, false, err, grpc);
+  char value[256];
+  if (rc == 0 && wg_rpc_client_call_header(call, "authorization", value, sizeof(value)) == 0 &&
+      strncasecmp(value, "Bearer ", 7) == 0)
+    *bearer = strdup(value);
+  wg_rpc_client_call_destroy(call);
+  return rc;
+}
+
+/* Logs in with the Basic credentials (auth_mu held). */
+static int login_locked(struct wg_client *c, int64_t timeout_ms, struct wg_error *err, int *grpc) {
+  char *bearer = NULL;
+  int rc = handshake_with(c, c->basic, timeout_ms, &bearer, err, grpc);
+  if (rc != 0) return rc;
+  free(c->auth);
+  c->auth = bearer != NULL ? bearer : strdup(c->basic); /* no token given: Basic every call */
+  c->logged_in = c->auth != NULL;
+  if (c->auth == NULL) {
+    rc = wg_error_set(err, ENOMEM, "out of memory");
+    *grpc = wg__local_code(rc);
+  }
+  return rc;
+}
+
+/* A copy of the authorization value for the next call, logging in first if need be. */
+static int current_auth(struct wg_client *c, char **out, struct wg_error *err, int *grpc) {
+  *out = NULL;
+  int rc = 0;
+  pthread_mutex_lock(&c->auth_mu);
+  if (c->basic != NULL && !c->logged_in) {
+    int64_t t = wg__client_timeout(c);
+    rc = login_locked(c, t > 0 ? t : 10000, err, grpc);
+  }
+  if (rc == 0 && c->auth != NULL && (*out = strdup(c->auth)) == NULL) {
+    rc = wg_error_set(err, ENOMEM, "out of memory");
+    *grpc = wg__local_code(rc);
+  }
+  pthread_mutex_unlock(&c->auth_mu);
+  return rc;
+}
+
+bool wg__client_relogin(struct wg_client *c, int grpc, const struct wg_error *err) {
+  if (grpc != WG_STATUS_UNAUTHENTICATED || c->basic == NULL || err == NULL ||
+      strstr(err->message, "token expired") == NULL)
+    return false;
+  struct wg_error own = {""};
+  int code = 0;
+  pthread_mutex_lock(&c->auth_mu);
+  int64_t t = wg__client_timeout(c);
+  int rc = login_locked(c, t > 0 ? t : 10000, &own, &code);
+  pthread_mutex_unlock(&c->auth_mu);
+  return rc == 0;
 }
 
 /* ---- the client ---- */
@@ -165,10 +267,18 @@ static int client_create(const char *uri, const struct wg_client_options *o, str
   struct wg_client *c = calloc(1, sizeof(*c));
   if (c == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   atomic_init(&c->timeout_ms, o->timeout_ms);
-  int rc = copy_headers(o, &c->headers, err);
+  int rc = copy_headers(o, &c->headers, &c->auth, err);
+  if (rc == 0 && pthread_mutex_init(&c->auth_mu, NULL) != 0)
+    rc = wg_error_set(err, ENOMEM, "cannot create a lock");
+  else if (rc == 0 && o->username != NULL) {
+    c->basic = c->auth; /* sent on the login only */
+    c->auth = NULL;
+  }
   if (rc == 0) rc = wg_rpc_channel_create(&c->channel, u.target, err);
   if (rc != 0) {
     free_headers(c->headers);
+    free(c->auth);
+    free(c->basic);
     free(c);
     return rc;
   }
@@ -176,18 +286,18 @@ static int client_create(const char *uri, const struct wg_client_options *o, str
   return 0;
 }
 
-/* A Flight Handshake with an empty request: only that the server answers matters. */
+/* A Flight Handshake at connect: only that the server answers matters; with Basic credentials
+ * it is the login. */
 static int handshake(struct wg_client *c, int64_t timeout_ms, struct wg_error *err, int *grpc) {
-  Arrow__Flight__Protocol__HandshakeRequest h = ARROW__FLIGHT__PROTOCOL__HANDSHAKE_REQUEST__INIT;
-  struct wg_rpc_client_call *call;
-  WG_RETURN_NOT_OK(wg__client_unary_start(c, "Handshake", timeout_ms, &h.base, &call, err, grpc));
-  for (int i = 0; i < 64; i++) {
-    grpc_byte_buffer *bb = NULL;
-    if (wg_rpc_client_call_recv(call, &bb) != 0 || bb == NULL) break;
-    grpc_byte_buffer_destroy(bb);
+  if (c->basic != NULL) {
+    pthread_mutex_lock(&c->auth_mu);
+    int rc = login_locked(c, timeout_ms, err, grpc);
+    pthread_mutex_unlock(&c->auth_mu);
+    return rc;
   }
-  int rc = wg__client_finish(call, 0, false, err, grpc);
-  wg_rpc_client_call_destroy(call);
+  char *bearer = NULL;
+  int rc = handshake_with(c, c->auth, timeout_ms, &bearer, err, grpc);
+  free(bearer);
   return rc;
 }
 
@@ -223,6 +333,9 @@ void wg_disconnect(wg_client *c) {
   if (c == NULL) return;
   wg_rpc_channel_destroy(c->channel);
   free_headers(c->headers);
+  wipe_free(c->auth);
+  wipe_free(c->basic);
+  pthread_mutex_destroy(&c->auth_mu);
   free(c);
 }
 
@@ -236,8 +349,18 @@ int wg__client_start(struct wg_client *c, const char *method, int64_t timeout_ms
                      struct wg_rpc_client_call **call, struct wg_error *err) {
   char path[128];
   snprintf(path, sizeof(path), "%s%s", WG_FLIGHT_SERVICE, method);
-  return wg_rpc_client_call_start(c->channel, path, timeout_ms, (const char *const *)c->headers,
-                                  call, err);
+  int grpc = 0;
+  char *auth = NULL;
+  const char **h = NULL;
+  WG_RETURN_NOT_OK(current_auth(c, &auth, err, &grpc));
+  if (call_headers(c, auth, &h) != 0) {
+    free(auth);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  int rc = wg_rpc_client_call_start(c->channel, path, timeout_ms, h, call, err);
+  free(h);
+  free(auth);
+  return rc;
 }
 
 int wg__client_finish(struct wg_rpc_client_call *call, int rc, bool ours, struct wg_error *err,
@@ -279,57 +402,65 @@ int wg__client_unary_start(struct wg_client *c, const char *method, int64_t time
 }
 
 /* A call whose answer is a stream of messages of `type`: on_message gets each (borrowed); its
- * non-zero return cancels the call and is the outcome. */
+ * non-zero return cancels the call and is the outcome. Refused "token expired" before any message,
+ * it logs in again and is repeated once. */
 static int stream_call(struct wg_client *c, const char *method, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *type,
                        int (*on_message)(void *ctx, const ProtobufCMessage *m,
                                          struct wg_error *err),
                        void *ctx, struct wg_error *err, int *grpc) {
-  struct wg_rpc_client_call *call;
-  WG_RETURN_NOT_OK(
-      wg__client_unary_start(c, method, wg__client_timeout(c), req, &call, err, grpc));
-  int rc = 0;
-  for (;;) {
-    grpc_byte_buffer *bb = NULL;
-    if (wg_rpc_client_call_recv(call, &bb) != 0 || bb == NULL) break;
-    ProtobufCMessage *m = NULL;
-    rc = wg_flight_unpack(type, bb, &m, err);
-    grpc_byte_buffer_destroy(bb);
-    if (rc != 0) break;
-    rc = on_message(ctx, m, err);
-    protobuf_c_message_free_unpacked(m, NULL);
-    if (rc != 0) break;
+  for (int attempt = 0;; attempt++) {
+    struct wg_rpc_client_call *call;
+    WG_RETURN_NOT_OK(
+        wg__client_unary_start(c, method, wg__client_timeout(c), req, &call, err, grpc));
+    int rc = 0;
+    bool received = false;
+    for (;;) {
+      grpc_byte_buffer *bb = NULL;
+      if (wg_rpc_client_call_recv(call, &bb) != 0 || bb == NULL) break;
+      received = true;
+      ProtobufCMessage *m = NULL;
+      rc = wg_flight_unpack(type, bb, &m, err);
+      grpc_byte_buffer_destroy(bb);
+      if (rc != 0) break;
+      rc = on_message(ctx, m, err);
+      protobuf_c_message_free_unpacked(m, NULL);
+      if (rc != 0) break;
+    }
+    if (rc != 0) wg_rpc_client_call_cancel(call);
+    rc = wg__client_finish(call, rc, true, err, grpc);
+    wg_rpc_client_call_destroy(call);
+    if (rc == 0 || received || attempt > 0 || !wg__client_relogin(c, *grpc, err)) return rc;
   }
-  if (rc != 0) wg_rpc_client_call_cancel(call);
-  rc = wg__client_finish(call, rc, true, err, grpc);
-  wg_rpc_client_call_destroy(call);
-  return rc;
 }
 
-/* A unary call answered by one message of type `type` (*m: the caller frees it on success). */
+/* A unary call answered by one message of type `type` (*m: the caller frees it on success);
+ * repeated once after logging in again when refused "token expired". */
 static int unary_call(struct wg_client *c, const char *method, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *type, ProtobufCMessage **m,
                       struct wg_error *err, int *grpc) {
-  *m = NULL;
-  struct wg_rpc_client_call *call;
-  WG_RETURN_NOT_OK(
-      wg__client_unary_start(c, method, wg__client_timeout(c), req, &call, err, grpc));
-  grpc_byte_buffer *bb = NULL;
-  int rc = wg_rpc_client_call_recv(call, &bb);
-  if (rc == 0 && bb != NULL) rc = wg_flight_unpack(type, bb, m, err);
-  if (bb != NULL) grpc_byte_buffer_destroy(bb);
-  bool empty = rc == 0 && *m == NULL;
-  rc = wg__client_finish(call, rc, false, err, grpc);
-  wg_rpc_client_call_destroy(call);
-  if (rc == 0 && empty) {
-    rc = wg_error_set(err, EPROTO, "%s answered OK without a message", method);
-    *grpc = wg__local_code(rc);
-  }
-  if (rc != 0 && *m != NULL) {
-    protobuf_c_message_free_unpacked(*m, NULL);
+  for (int attempt = 0;; attempt++) {
     *m = NULL;
+    struct wg_rpc_client_call *call;
+    WG_RETURN_NOT_OK(
+        wg__client_unary_start(c, method, wg__client_timeout(c), req, &call, err, grpc));
+    grpc_byte_buffer *bb = NULL;
+    int rc = wg_rpc_client_call_recv(call, &bb);
+    if (rc == 0 && bb != NULL) rc = wg_flight_unpack(type, bb, m, err);
+    if (bb != NULL) grpc_byte_buffer_destroy(bb);
+    bool empty = rc == 0 && *m == NULL;
+    rc = wg__client_finish(call, rc, false, err, grpc);
+    wg_rpc_client_call_destroy(call);
+    if (rc == 0 && empty) {
+      rc = wg_error_set(err, EPROTO, "%s answered OK without a message", method);
+      *grpc = wg__local_code(rc);
+    }
+    if (rc != 0 && *m != NULL) {
+      protobuf_c_message_free_unpacked(*m, NULL);
+      *m = NULL;
+    }
+    if (rc == 0 || attempt > 0 || !wg__client_relogin(c, *grpc, err)) return rc;
   }
-  return rc;
 }
 
 /* ---- DoAction ---- */

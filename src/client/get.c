@@ -11,6 +11,10 @@
 #include "common/buf.h"
 
 struct get_stream {
+  struct wg_client *client;
+  uint8_t *ticket; /* a copy, to repeat the call once after logging in again */
+  size_t ticket_len;
+  bool received, retried;
   struct wg_rpc_client_call *call;
   struct wg_ipc_decoder *dec;
   int status;
@@ -19,10 +23,35 @@ struct get_stream {
   struct wg_error err;
 };
 
-/* The call's end (bb NULL) or a broken read (rc): the status decides. */
-static int get_end(struct get_stream *g, int rc) {
+static int get_start(struct get_stream *g, struct wg_error *err, int *grpc) {
+  Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
+  t.ticket.data = g->ticket;
+  t.ticket.len = g->ticket_len;
+  return wg__client_unary_start(g->client, "DoGet", wg__client_timeout(g->client), &t.base,
+                                &g->call, err, grpc);
+}
+
+/* The call's end (bb NULL) or a broken read (rc): the status decides. Refused "token expired"
+ * before any message, the call is made again once after logging in again (*again). */
+static int get_end(struct get_stream *g, int rc, bool *again) {
   g->done = true;
   g->status = wg__client_finish(g->call, rc, false, &g->err, &g->grpc);
+  if (g->status != 0 && !g->received && !g->retried &&
+      wg__client_relogin(g->client, g->grpc, &g->err)) {
+    g->retried = true;
+    wg_rpc_client_call_destroy(g->call);
+    g->call = NULL;
+    struct wg_error err = {""};
+    int grpc = 0;
+    if (get_start(g, &err, &grpc) == 0) {
+      g->done = false;
+      g->status = 0;
+      g->grpc = 0;
+      g->err.message[0] = '\0';
+      *again = true;
+      return 0;
+    }
+  }
   if (g->status == 0 && rc != 0) {
     g->status = wg_error_set(&g->err, rc, "DoGet stream broken");
     g->grpc = wg__local_code(rc);
@@ -42,7 +71,13 @@ static int get_pump(struct get_stream *g, struct ArrowArray *out, bool want_sche
     if (want_schema && wg_ipc_decoder_has_schema(g->dec)) return 0;
     grpc_byte_buffer *bb = NULL;
     int rc = wg_rpc_client_call_recv(g->call, &bb);
-    if (rc != 0 || bb == NULL) return get_end(g, rc);
+    if (rc != 0 || bb == NULL) {
+      bool again = false;
+      rc = get_end(g, rc, &again);
+      if (again) continue;
+      return rc;
+    }
+    g->received = true;
     struct wg_flight_data fd = {0};
     rc = wg_flight_data_decode(bb, &fd, &g->err);
     grpc_byte_buffer_destroy(bb);
@@ -91,6 +126,7 @@ static void get_release(struct ArrowArrayStream *s) {
   if (!g->done) wg_rpc_client_call_cancel(g->call);
   wg_rpc_client_call_destroy(g->call);
   wg_ipc_decoder_destroy(g->dec);
+  free(g->ticket);
   free(g);
   s->release = NULL;
 }
@@ -211,19 +247,22 @@ int wg_do_get(wg_client *client, const void *ticket, size_t ticket_len,
               struct ArrowArrayStream *out, struct wg_status *status) {
   if (client == NULL || (ticket == NULL && ticket_len > 0) || out == NULL)
     return wg__status_invalid(status, "wg_do_get needs a client, a ticket and an output stream");
-  Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
-  t.ticket.data = (uint8_t *)ticket;
-  t.ticket.len = ticket_len;
   struct wg_error err = {""};
   int grpc = 0;
   struct get_stream *g = calloc(1, sizeof(*g));
-  if (g == NULL) return wg__status_set(status, ENOMEM, 0, "out of memory");
+  if (g != NULL) g->ticket = malloc(ticket_len > 0 ? ticket_len : 1);
+  if (g == NULL || g->ticket == NULL) {
+    free(g);
+    return wg__status_set(status, ENOMEM, 0, "out of memory");
+  }
+  g->client = client;
+  if (ticket_len > 0) memcpy(g->ticket, ticket, ticket_len);
+  g->ticket_len = ticket_len;
   int rc = wg_ipc_decoder_create(&g->dec, NULL, &err);
-  if (rc == 0)
-    rc = wg__client_unary_start(client, "DoGet", wg__client_timeout(client), &t.base, &g->call,
-                                &err, &grpc);
+  if (rc == 0) rc = get_start(g, &err, &grpc);
   if (rc != 0) {
     wg_ipc_decoder_destroy(g->dec);
+    free(g->ticket);
     free(g);
     return wg__status_set(status, rc, grpc, err.message);
   }

@@ -6,6 +6,7 @@
 #ifndef WG_CLIENT_INTERNAL_H
 #define WG_CLIENT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "common/error.h"
@@ -16,7 +17,14 @@
 struct wg_client {
   struct wg_rpc_channel *channel;
   _Atomic int64_t timeout_ms;
-  char **headers; /* NULL or NULL-terminated key, value pairs, owned (with the credentials) */
+  char **headers; /* NULL or NULL-terminated key, value pairs, owned (no authorization) */
+  /* Logging in (client.c): with username/password, a Handshake with `basic` before the first
+   * call gets a bearer token from the response headers, sent from then on (`auth`); a call
+   * refused "token expired" logs in again (wg__client_relogin). With a token, auth is it. */
+  pthread_mutex_t auth_mu; /* guards auth and logged_in; held while logging in */
+  char *auth;              /* "authorization" value of every call; NULL none */
+  char *basic;             /* "Basic base64(user:password)"; NULL without a username */
+  bool logged_in;          /* basic was exchanged (or the server gave no token: auth = basic) */
 };
 
 /* Fills *st (may be NULL) from an errno-style rc, the gRPC code (0: map rc) and the message;
@@ -31,6 +39,9 @@ int wg__local_code(int rc);
  * timeout_ms (0 none). */
 int wg__client_start(struct wg_client *c, const char *method, int64_t timeout_ms,
                      struct wg_rpc_client_call **call, struct wg_error *err);
+/* After a call failed with grpc and err: true when it was refused "token expired" and logging in
+ * again succeeded, so that the caller may repeat the call (if it sent nothing that counted). */
+bool wg__client_relogin(struct wg_client *c, int grpc, const struct wg_error *err);
 /* The client's per-call deadline (options.timeout_ms). */
 int64_t wg__client_timeout(struct wg_client *c);
 /* Ends a call. The server's status wins over a local transport error (it says why the call

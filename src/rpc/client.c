@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
@@ -264,4 +265,21 @@ void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c) {
   grpc_metadata_array_destroy(&c->trailing_md);
   free(c->details);
   free(c);
+}
+
+int wg_rpc_client_call_header(const struct wg_rpc_client_call *c, const char *key, char *buf,
+                              size_t size) {
+  if (c == NULL || key == NULL || size == 0) return EINVAL;
+  size_t kn = strlen(key);
+  for (size_t i = 0; i < c->initial_md.count; i++) {
+    grpc_slice k = c->initial_md.metadata[i].key, v = c->initial_md.metadata[i].value;
+    if (GRPC_SLICE_LENGTH(k) != kn || strncasecmp((const char *)GRPC_SLICE_START_PTR(k), key, kn))
+      continue;
+    size_t vn = GRPC_SLICE_LENGTH(v);
+    if (vn >= size) return EMSGSIZE;
+    memcpy(buf, GRPC_SLICE_START_PTR(v), vn);
+    buf[vn] = '\0';
+    return 0;
+  }
+  return ENOENT;
 }

@@ -32,6 +32,14 @@ struct wg_rpc_call;
 
 /* Runs on a worker thread for one call; must end with wg_rpc_call_finish. */
 typedef void (*wg_rpc_handler_fn)(struct wg_rpc_call *call, void *ctx);
+/* Runs on the completion-queue thread as a call arrives, before it waits for a worker, with its
+ * method, peer and metadata readable (wg_rpc_call_metadata...): GRPC_STATUS_OK lets it go on to a
+ * worker, any other code refuses it at once with `message` (size bytes, NUL-terminated). Must be
+ * quick and never block: it holds up every call of the server. */
+typedef grpc_status_code (*wg_rpc_admit_fn)(const struct wg_rpc_call *call, void *ctx,
+                                            char *message, size_t size);
+/* Response headers a handler may add to its call (wg_rpc_call_add_header) */
+#define WG_RPC_MAX_HEADERS 4
 
 struct wg_rpc_server_options {
   const char *listen;        /* "host:port"; port 0 picks a free port */
@@ -46,6 +54,7 @@ struct wg_rpc_server_options {
                                 worker is busy and exit when idle (default threads +
                                 max_connections) */
   wg_rpc_handler_fn handler; /* every method goes to this one handler */
+  wg_rpc_admit_fn admit;     /* NULL, or refuses calls before a worker takes them (same ctx) */
   void *ctx;
 };
 
@@ -76,6 +85,9 @@ const char *wg_rpc_call_metadata(const struct wg_rpc_call *c, const char *key, i
 /* One pointer the handler may attach to its call (NULL until set), e.g. who the caller is. */
 void wg_rpc_call_set_user_data(struct wg_rpc_call *c, void *data);
 void *wg_rpc_call_user_data(const struct wg_rpc_call *c);
+/* Adds a response header (copied), sent with the initial metadata by the call's first send or its
+ * finish: EINVAL once that has gone, EMSGSIZE past WG_RPC_MAX_HEADERS. Handler thread only. */
+int wg_rpc_call_add_header(struct wg_rpc_call *c, const char *key, const char *value);
 
 /* Receives the next message. Returns 0 with *out set (the caller destroys it with
  * grpc_byte_buffer_destroy), or 0 with *out NULL when the client has half-closed; ECANCELED when
@@ -141,6 +153,11 @@ int wg_rpc_client_call_recv(struct wg_rpc_client_call *c, grpc_byte_buffer **out
 int wg_rpc_client_call_finish(struct wg_rpc_client_call *c, grpc_status_code *code,
                               struct wg_error *err);
 void wg_rpc_client_call_cancel(struct wg_rpc_client_call *c);
+/* Copies the value of response header `key` (initial metadata, case-insensitive key) into buf,
+ * NUL-terminated: 0, ENOENT when absent (or not yet received: after the first receive or the
+ * finish), EMSGSIZE when it does not fit. */
+int wg_rpc_client_call_header(const struct wg_rpc_client_call *c, const char *key, char *buf,
+                              size_t size);
 /* Frees the call (cancelling it if it has not finished). NULL ok. */
 void wg_rpc_client_call_destroy(struct wg_rpc_client_call *c);
 

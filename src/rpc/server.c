@@ -141,6 +141,8 @@ struct wg_rpc_call {
   struct wg__rpc_md *md; /* NUL-terminated copies of the request metadata, one block */
   int64_t md_count;
   void *user_data; /* the handler's (wg_rpc_call_set_user_data) */
+  grpc_metadata headers[WG_RPC_MAX_HEADERS]; /* response headers (wg_rpc_call_add_header) */
+  size_t n_headers;
   bool initial_md_sent;      /* send side only */
   grpc_byte_buffer *sending; /* the message of a send started and not yet waited for */
   atomic_bool finished;      /* set by finish (send side), read by recv (maybe another thread) */
@@ -156,6 +158,7 @@ struct wg_rpc_server {
   grpc_server *server;
   grpc_completion_queue *cq;
   wg_rpc_handler_fn handler;
+  wg_rpc_admit_fn admit; /* NULL: every call goes to a worker */
   void *ctx;
   int threads;
   int queue_limit;
@@ -245,6 +248,10 @@ static void call_free_struct(struct wg_rpc_call *c) {
   free(c->method);
   if (c->peer != NULL) gpr_free(c->peer);
   free(c->md);
+  for (size_t i = 0; i < c->n_headers; i++) {
+    grpc_slice_unref(c->headers[i].key);
+    grpc_slice_unref(c->headers[i].value);
+  }
   pthread_cond_destroy(&c->cv);
   pthread_mutex_destroy(&c->mu);
   free(c);
@@ -294,6 +301,7 @@ static void reject_call(struct wg_rpc_call *c, grpc_status_code code, const char
 }
 
 static void start_extra_worker(struct wg_rpc_server *s);
+static void call_prepare(struct wg_rpc_call *c);
 
 static void on_call_arrived(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   grpc_slice m = c->details.method;
@@ -318,6 +326,15 @@ static void on_call_arrived(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   if (c->method == NULL) {
     reject_call(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server out of memory");
     return;
+  }
+  call_prepare(c); /* the metadata, for the admit hook and then the handler */
+  if (s->admit != NULL) {
+    char message[256] = "";
+    grpc_status_code code = s->admit(c, s->ctx, message, sizeof(message));
+    if (code != GRPC_STATUS_OK) {
+      reject_call(c, code, message);
+      return;
+    }
   }
   pthread_mutex_lock(&s->mu);
   if (s->queue_len >= s->queue_limit || s->stopping) {
@@ -437,7 +454,8 @@ static void peer_from_fd(struct wg_rpc_server *s, char **peer) {
   pthread_mutex_unlock(&s->conn_mu);
 }
 
-/* Copies method-independent call facts the handler may ask for: peer and request metadata. */
+/* Copies method-independent call facts the handler may ask for: peer and request metadata. On the
+ * completion-queue thread when the call arrives (quick: one allocation, conn_mu held briefly). */
 static void call_prepare(struct wg_rpc_call *c) {
   c->peer = grpc_call_get_peer(c->call);
   peer_from_fd(c->server, &c->peer);
@@ -471,7 +489,6 @@ static void call_prepare(struct wg_rpc_call *c) {
 
 static void run_call(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   if (!atomic_load(&c->cancelled)) { /* cancelled while queued: nobody is waiting for an answer */
-    call_prepare(c);
     s->handler(c, s->ctx);
     if (!atomic_load(&c->finished)) {
       wg_rpc_call_finish(c, GRPC_STATUS_INTERNAL, "handler returned without finishing the call");
@@ -958,6 +975,7 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   struct wg_rpc_server *s = calloc(1, sizeof(*s));
   if (s == NULL) return wg_error_set(err, ENOMEM, "out of memory for the server");
   s->handler = options->handler;
+  s->admit = options->admit;
   s->ctx = options->ctx;
   s->threads = options->threads > 0 ? options->threads : WG_RPC_DEFAULT_THREADS;
   s->queue_limit = options->queue_limit > 0 ? options->queue_limit : WG_RPC_DEFAULT_QUEUE_LIMIT;
@@ -1184,6 +1202,22 @@ int wg_rpc_call_recv(struct wg_rpc_call *c, grpc_byte_buffer **out) {
   return 0;
 }
 
+/* The op that sends the initial metadata, with the headers the handler added. */
+static void initial_metadata(struct wg_rpc_call *c, grpc_op *op) {
+  op->op = GRPC_OP_SEND_INITIAL_METADATA;
+  op->data.send_initial_metadata.count = c->n_headers;
+  op->data.send_initial_metadata.metadata = c->n_headers > 0 ? c->headers : NULL;
+}
+
+int wg_rpc_call_add_header(struct wg_rpc_call *c, const char *key, const char *value) {
+  if (c == NULL || key == NULL || value == NULL || c->initial_md_sent) return EINVAL;
+  if (c->n_headers >= WG_RPC_MAX_HEADERS) return EMSGSIZE;
+  c->headers[c->n_headers].key = grpc_slice_from_copied_string(key);
+  c->headers[c->n_headers].value = grpc_slice_from_copied_string(value);
+  c->n_headers++;
+  return 0;
+}
+
 int wg_rpc_call_send_start(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
   if (c == NULL || msg == NULL || atomic_load(&c->finished)) {
     if (msg != NULL) grpc_byte_buffer_destroy(msg);
@@ -1197,7 +1231,7 @@ int wg_rpc_call_send_start(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
   grpc_op ops[2];
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
-  if (!c->initial_md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (!c->initial_md_sent) initial_metadata(c, &ops[n++]);
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n].data.send_message.send_message = msg;
   n++;
@@ -1231,7 +1265,7 @@ int wg_rpc_call_finish_with(struct wg_rpc_call *c, grpc_byte_buffer *last, grpc_
   grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
-  if (!c->initial_md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (!c->initial_md_sent) initial_metadata(c, &ops[n++]);
   if (last != NULL) {
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = last;

@@ -33,6 +33,11 @@ struct wg__principal {
  * then finished by the caller. May add a response header (the Bearer token) to the call. */
 int wg__auth_admit(struct wg_server *s, struct wg_rpc_call *call, struct wg__principal *p,
                    struct wg_error *err);
+/* The rpc layer's admit hook (wg_rpc_admit_fn; ctx the server), on the completion-queue thread:
+ * refuses at once a call without credentials or with an unknown or expired bearer token (a hash
+ * lookup, never a password hash); a Basic login goes on to a worker and wg__auth_admit. */
+grpc_status_code wg__auth_early(const struct wg_rpc_call *call, void *ctx, char *message,
+                                size_t size);
 /* Re-reads what can change without a restart (the users file); on error the old state stays. */
 int wg__auth_reload(struct wg_server *s, struct wg_error *err);
 int wg__auth_start(struct wg_server *s, struct wg_error *err);

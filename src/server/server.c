@@ -97,6 +97,7 @@ void wg_server_options_default(struct wg_server_options *o) {
       .max_columns = WG_DEFAULT_MAX_COLUMNS,
       .max_sessions = 16,
       .session_idle_timeout_ms = 300000,
+      .token_ttl_s = 3600,
   };
 }
 
@@ -126,6 +127,7 @@ static void fill_defaults(struct wg_server_options *o) {
   if (o->idempotency_window_s == 0) o->idempotency_window_s = d.idempotency_window_s;
   if (o->disk_reserve == 0) o->disk_reserve = d.disk_reserve;
   if (o->checkpoint_threshold == NULL) o->checkpoint_threshold = d.checkpoint_threshold;
+  if (o->token_ttl_s <= 0) o->token_ttl_s = d.token_ttl_s;
 }
 
 int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,
@@ -170,6 +172,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .idle_timeout_ms = s->options.idle_timeout_ms,
       .max_message_bytes = s->options.max_message_bytes,
       .handler = dispatch,
+      .admit = wg__auth_early,
       .ctx = s,
   };
   rc = wg__committer_start(&s->committer, s->engine, s->options.committers,

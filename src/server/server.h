@@ -42,6 +42,11 @@ struct wg_server_options {
                        default): one more is RESOURCE_EXHAUSTED */
   int64_t session_idle_timeout_ms; /* a transaction no call used for this long is rolled back
                                       (300000; 0 = default) */
+  const char *users_path; /* users file (docs/security.md): NULL = no authentication, everyone
+                             the anonymous admin, and then only a loopback address may be bound */
+  int64_t token_ttl_s;    /* a bearer token lives this long (3600; 0 = default) */
+  bool insecure_no_auth;  /* without users_path, bind a non-loopback address anyway */
+  const char *tls_cert;   /* PEM certificate: serve TLS (NULL: plaintext) */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the
