@@ -42,6 +42,9 @@ struct wg_server_options {
                        default): one more is RESOURCE_EXHAUSTED */
   int64_t session_idle_timeout_ms; /* a transaction no call used for this long is rolled back
                                       (300000; 0 = default) */
+  const char *tls_cert_file;      /* PEM certificate chain and key: TLS on (both NULL: off) */
+  const char *tls_key_file;       /* (re-read by wg_server_reload) */
+  const char *tls_client_ca_file; /* PEM CAs: mutual TLS, clients need a certificate from one */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the
