@@ -37,9 +37,32 @@ static const struct wg_cli_opt *find_opt(const struct wg_cli_opt *opts, const ch
   return NULL;
 }
 
+/* The TLS flags every client command takes (those with --server): set while parsing argv on the
+ * main thread, before any connection; read by wg_cli_conn_open. The one state besides the
+ * interrupt flag, so that each command's table need not repeat them. */
+static const char *tls_ca, *tls_cert, *tls_key;
+
+/* opts, plus the TLS flags when opts has --server: into all (room for WG_CLI_MAX_OPTS). */
+static const struct wg_cli_opt *with_client_flags(const struct wg_cli_opt *opts,
+                                                  struct wg_cli_opt *all, size_t room) {
+  size_t n = 0;
+  bool client = false;
+  for (; opts != NULL && opts[n].name != NULL; n++)
+    client = client || strcmp(opts[n].name, "--server") == 0;
+  if (!client || n + 4 > room) return opts;
+  memcpy(all, opts, n * sizeof(*all));
+  all[n++] = (struct wg_cli_opt){"--tls-ca", NULL, &tls_ca, NULL};
+  all[n++] = (struct wg_cli_opt){"--tls-cert", NULL, &tls_cert, NULL};
+  all[n++] = (struct wg_cli_opt){"--tls-key", NULL, &tls_key, NULL};
+  all[n] = (struct wg_cli_opt){NULL, NULL, NULL, NULL};
+  return all;
+}
+
 int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
                  const struct wg_cli_opt *opts, const char **pos, int max_pos, int *n_pos) {
   *n_pos = 0;
+  struct wg_cli_opt all[64];
+  opts = with_client_flags(opts, all, sizeof(all) / sizeof(all[0]));
   bool only_pos = false;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -142,6 +165,12 @@ int wg_cli_conn_open(struct wg_cli_conn *cx, const char *cmd, const char *server
   struct wg_client_options o;
   wg_client_options_init(&o);
   o.lazy_connect = true;
+  o.tls_ca_file = tls_ca;
+  o.tls_cert_file = tls_cert;
+  o.tls_key_file = tls_key;
+  if ((tls_ca != NULL || tls_cert != NULL || tls_key != NULL) && strncmp(uri, "grpc+tls://", 11))
+    fprintf(stderr, "wigeon %s: warning: --tls-* flags with %s (not grpc+tls://): no TLS\n", cmd,
+            cx->uri);
   struct wg_status st;
   if (wg_connect(uri, &o, &cx->client, &st) != 0) {
     fprintf(stderr, "wigeon %s: cannot connect to %s: %s\n", cmd, cx->uri, st.message);
