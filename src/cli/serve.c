@@ -225,8 +225,8 @@ static int listen_target(const struct wg_cli_command *cmd, const char *v, const 
   if (wg_uri_parse(v, &uri, &err) != 0)
     return wg_cli_usage_error(cmd, "--listen: %s", err.message);
   if (uri.tls)
-    return wg_cli_usage_error(cmd, "--listen %s: TLS (grpc+tls://) is not supported by the "
-                              "server yet", v);
+    return wg_cli_usage_error(cmd, "--listen %s: listen on HOST:PORT and give --tls-cert and "
+                              "--tls-key for TLS", v);
   *out = uri.target;
   return -1;
 }

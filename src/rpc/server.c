@@ -1,7 +1,8 @@
 /* wigeon: the gRPC server on the core C API (grpc/grpc.h 1.51) and pthreads. Our own listening
  * sockets and accept thread (so that connections are counted and capped, a full file table does
  * not stop accepting, and no two servers share a port), each accepted socket handed to gRPC with
- * grpc_server_add_channel_from_fd. One completion queue, polled by one thread that only delivers
+ * grpc_server_add_channel_from_fd; under TLS, which that call does not take in 1.51, gRPC binds
+ * and accepts the port itself (bind_tls; no connection cap). One completion queue, polled by one thread that only delivers
  * completions; a pool of worker threads that run the handler (a base that always runs, plus extra
  * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A
  * handler's blocking operations start a batch on the worker and sleep on the call's condition variable until the completion-queue thread
