@@ -91,7 +91,7 @@ enum {
   WG_STATUS_FAILED_PRECONDITION = 9, /* NOT NULL / CHECK / foreign key; refused by security */
   WG_STATUS_ABORTED = 10,            /* transaction conflict: retry */
   WG_STATUS_OUT_OF_RANGE = 11,
-  WG_STATUS_UNIMPLEMENTED = 12, /* unknown action, unsupported RPC or feature (TLS) */
+  WG_STATUS_UNIMPLEMENTED = 12, /* unknown action, unsupported RPC or feature */
   WG_STATUS_INTERNAL = 13,      /* anything else, on either side */
   WG_STATUS_UNAVAILABLE = 14,   /* cannot connect (refused, unreachable, connection lost) */
   WG_STATUS_DATA_LOSS = 15,
@@ -137,18 +137,29 @@ struct wg_client_options {
   const char *username; /* NULL: no Basic credentials; password NULL counts as "" */
   const char *password;
   const char *token; /* NULL: no bearer token */
+  /* TLS (grpc+tls:// URIs; ignored for plaintext ones): paths of PEM files, read by wg_connect
+   * (an unreadable or non-PEM file is INVALID_ARGUMENT naming it). tls_ca_file: the CA
+   * certificates the server's certificate must chain to (NULL: gRPC's default roots, the file
+   * named by GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or the system's). tls_cert_file with tls_key_file:
+   * a client certificate for servers that ask for one (mutual TLS); one without the other is
+   * INVALID_ARGUMENT. */
+  const char *tls_ca_file;
+  const char *tls_cert_file;
+  const char *tls_key_file;
 };
 
 /* Fills the defaults (all zero). A zeroed struct is the same; NULL options too. */
 WG_API void wg_client_options_init(struct wg_client_options *options);
 
-/* Connects to uri: "grpc://HOST:PORT", "grpc+tcp://HOST:PORT" or "HOST:PORT" (plaintext); HOST
- * a name, an IPv4 address or an IPv6 address in brackets ("grpc://[::1]:8815"). "grpc+tls://" is
- * recognised and refused with UNIMPLEMENTED until TLS is built (issue 13).
+/* Connects to uri: "grpc://HOST:PORT", "grpc+tcp://HOST:PORT" or "HOST:PORT" (plaintext), or
+ * "grpc+tls://HOST:PORT" (TLS: the server's certificate must chain to options->tls_ca_file or
+ * the default roots and name HOST); HOST a name, an IPv4 address or an IPv6 address in brackets
+ * ("grpc://[::1]:8815"). A TLS handshake that fails (certificate not trusted, expired, the
+ * server wants a client certificate) shows as UNAVAILABLE.
  * Unless options->lazy_connect, checks the server at once with a Flight Handshake (a server that
  * answers UNIMPLEMENTED to it counts as reachable).
  * Returns 0 with *out set (the caller owns it: wg_disconnect), or: INVALID_ARGUMENT (bad URI or
- * header list), UNIMPLEMENTED (grpc+tls://), UNAVAILABLE (cannot connect), DEADLINE_EXCEEDED
+ * header list, TLS file), UNAVAILABLE (cannot connect), DEADLINE_EXCEEDED
  * (no answer within connect_timeout_ms), with *out NULL. */
 WG_API int wg_connect(const char *uri, const struct wg_client_options *options, wg_client **out,
                       struct wg_status *status);

@@ -210,11 +210,12 @@ static void wrong_flags_or_missing_arguments_exit_1_with_usage_on_stderr(void) {
       {{"tables", "extra"}, "usage: wigeon tables"},
       {{"stats", "--server"}, "usage: wigeon stats"},
       {{"nonsense"}, "usage: wigeon <command>"},
-      /* --listen goes through the one URI parser: a bad address, and TLS (not served yet, so
-       * never plaintext on a grpc+tls address) */
+      /* --listen goes through the one URI parser: a bad address, and a grpc+tls address (TLS
+       * is --tls-cert/--tls-key; never plaintext on a grpc+tls address) */
       {{"serve", "--listen", "nohost"}, "no :PORT"},
       {{"serve", "--listen", "::1:8815"}, "needs brackets"},
-      {{"serve", "--listen", "grpc+tls://127.0.0.1:0"}, "TLS (grpc+tls://) is not supported"},
+      {{"serve", "--listen", "grpc+tls://127.0.0.1:0"}, "give --tls-cert and --tls-key"},
+      {{"serve", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *args[8] = {0};

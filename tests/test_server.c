@@ -1079,6 +1079,9 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
     const char *flag, *shown;
   } want[] = {{"--db", d.db_path},
               {"--listen", listen},
+              {"--tls-cert", "plaintext"},
+              {"--tls-key", "none"},
+              {"--tls-client-ca", "no client certificates"},
               {"--threads", num[0]},
               {"--queue", num[1]},
               {"--max-connections", "the open-file limit less 128, at most 4096"},

@@ -61,6 +61,17 @@ struct wg_cli_command {
   void (*usage)(FILE *f); /* the command's --help text */
 };
 
+/* The client flags wg_cli_parse adds to every command whose options include --server (common.c):
+ * TLS and login; for the commands' --help. */
+#define WG_CLI_TLS_HELP                                                                          \
+  "  --tls-ca FILE     grpc+tls://: the CA certificates (PEM) the server's must chain to\n"      \
+  "                    (default: the system's)\n"                                              \
+  "  --tls-cert FILE   grpc+tls://: a client certificate (PEM) for mutual TLS, with\n"          \
+  "  --tls-key FILE    its private key (PEM)\n"                                               \
+  "  --user NAME       log in as NAME (password from WIGEON_PASSWORD, else asked on the\n"     \
+  "                    terminal); the server's bearer token is used from then on\n"            \
+  "  --token TOKEN     send this bearer token instead\n"
+
 /* Parses argv: options from `opts` (as "--name value", "--name=value" or "-o value"), -h/--help,
  * "--" ending options, and up to max_pos positional arguments ("-" is positional) into pos.
  * Returns -1 to go on, 0 after printing --help to stdout, or WG_EXIT_USAGE after printing the

@@ -37,21 +37,34 @@ static const struct wg_cli_opt *find_opt(const struct wg_cli_opt *opts, const ch
   return NULL;
 }
 
-/* --user and --token, taken by every client command (a command whose options have --server)
- * for wg_cli_conn_open: set once by the parse in main's thread, before any connection. */
-static const char *login_user, *login_token;
+/* The flags every client command takes (those with --server): TLS, and --user / --token. Set while
+ * parsing argv on the main thread, before any connection; read by wg_cli_conn_open. The one state
+ * besides the interrupt flag, so that each command's table need not repeat them. */
+static const char *tls_ca, *tls_cert, *tls_key, *login_user, *login_token;
 
-static const struct wg_cli_opt *client_opt(const struct wg_cli_opt *opts, const char *a, size_t n) {
-  static const struct wg_cli_opt login_opts[] = {{"--user", NULL, &login_user, NULL},
-                                                 {"--token", NULL, &login_token, NULL},
-                                                 {NULL, NULL, NULL, NULL}};
-  if (find_opt(opts, "--server", strlen("--server")) == NULL) return NULL;
-  return find_opt(login_opts, a, n);
+/* opts, plus the client flags when opts has --server: into all (room for WG_CLI_MAX_OPTS). */
+static const struct wg_cli_opt *with_client_flags(const struct wg_cli_opt *opts,
+                                                  struct wg_cli_opt *all, size_t room) {
+  size_t n = 0;
+  bool client = false;
+  for (; opts != NULL && opts[n].name != NULL; n++)
+    client = client || strcmp(opts[n].name, "--server") == 0;
+  if (!client || n + 6 > room) return opts;
+  memcpy(all, opts, n * sizeof(*all));
+  all[n++] = (struct wg_cli_opt){"--tls-ca", NULL, &tls_ca, NULL};
+  all[n++] = (struct wg_cli_opt){"--tls-cert", NULL, &tls_cert, NULL};
+  all[n++] = (struct wg_cli_opt){"--tls-key", NULL, &tls_key, NULL};
+  all[n++] = (struct wg_cli_opt){"--user", NULL, &login_user, NULL};
+  all[n++] = (struct wg_cli_opt){"--token", NULL, &login_token, NULL};
+  all[n] = (struct wg_cli_opt){NULL, NULL, NULL, NULL};
+  return all;
 }
 
 int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
                  const struct wg_cli_opt *opts, const char **pos, int max_pos, int *n_pos) {
   *n_pos = 0;
+  struct wg_cli_opt all[64];
+  opts = with_client_flags(opts, all, sizeof(all) / sizeof(all[0]));
   bool only_pos = false;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -73,7 +86,6 @@ int wg_cli_parse(const struct wg_cli_command *cmd, int argc, char **argv,
     const char *eq = strchr(a, '=');
     size_t n = eq != NULL && a[1] == '-' ? (size_t)(eq - a) : strlen(a);
     const struct wg_cli_opt *o = find_opt(opts, a, n);
-    if (o == NULL) o = client_opt(opts, a, n);
     if (o == NULL) return wg_cli_usage_error(cmd, "unknown option '%.*s'", (int)n, a);
     if (o->flag != NULL) {
       if (n != strlen(a)) return wg_cli_usage_error(cmd, "%s takes no value", o->name);
@@ -174,6 +186,12 @@ int wg_cli_conn_open(struct wg_cli_conn *cx, const char *cmd, const char *server
     o.password = password;
   }
   o.token = login_token;
+  o.tls_ca_file = tls_ca;
+  o.tls_cert_file = tls_cert;
+  o.tls_key_file = tls_key;
+  if ((tls_ca != NULL || tls_cert != NULL || tls_key != NULL) && strncmp(uri, "grpc+tls://", 11))
+    fprintf(stderr, "wigeon %s: warning: --tls-* flags with %s (not grpc+tls://): no TLS\n", cmd,
+            cx->uri);
   struct wg_status st;
   int rc = wg_connect(uri, &o, &cx->client, &st);
   explicit_bzero(password, sizeof(password)); /* wg_connect copied it */

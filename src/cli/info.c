@@ -11,6 +11,7 @@
 static const char server_help[] =
     "  --server URI      grpc://HOST:PORT (default: $WIGEON_SERVER, else " WG_CLI_DEFAULT_SERVER
     ")\n"
+    WG_CLI_TLS_HELP
     "  -h, --help        this text\n";
 
 /* Parses the options that are only --server; returns -1 to go on, else an exit code. */
@@ -286,6 +287,7 @@ static void stats_usage(FILE *f) {
       "  --json            print the action's JSON as it came\n"
       "  --server URI      grpc://HOST:PORT (default: $WIGEON_SERVER, else " WG_CLI_DEFAULT_SERVER
       ")\n"
+      WG_CLI_TLS_HELP
       "  -h, --help        this text\n");
 }
 

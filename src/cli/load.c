@@ -275,6 +275,7 @@ static void usage(FILE *f) {
           "  --batches-per-put K     batches in one DoPut, one transaction (default: 1)\n"
           "  --quiet                 no line per second, only the summary\n"
           "  --server URI            grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          WG_CLI_TLS_HELP
           "  -h, --help              this text\n"
           "\n"
           "Each put carries its own idempotency key; a put cut off by an unreachable server is\n"

@@ -39,6 +39,7 @@ static void usage(FILE *f) {
           "                        so a run whose outcome is unknown can be repeated with the\n"
           "                        same key (default: a random key per run, printed on error)\n"
           "  --server URI          grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          WG_CLI_TLS_HELP
           "  -h, --help            this text\n"
           "\n"
           "On a terminal, a progress line on stderr. At the end, one summary line.\n"

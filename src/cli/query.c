@@ -955,6 +955,7 @@ static void usage(FILE *f) {
           "\n"
           "options:\n"
           "  --server URI          grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          WG_CLI_TLS_HELP
           "  --flight-sql          run it through Flight SQL (CommandStatementQuery:\n"
           "                        GetFlightInfo, then DoGet of its endpoints), not plain DoGet\n"
           "  --meta KIND           a Flight SQL metadata command instead of SQL (implies\n"

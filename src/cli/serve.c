@@ -48,6 +48,16 @@ static const struct serve_flag flags[] = {
      NULL},
     {"--listen", "URI", FLAG_LISTEN, FIELD(listen), 0, 0, 0, false,
      "grpc://HOST:PORT or HOST:PORT", NULL},
+    {"--tls-cert", "FILE", FLAG_TEXT, FIELD(tls_cert_file), 0, 0, 0, false,
+     "serve TLS with this PEM certificate chain (and --tls-key);\n"
+     "re-read on SIGHUP (docs/security.md, \"TLS\")",
+     "plaintext"},
+    {"--tls-key", "FILE", FLAG_TEXT, FIELD(tls_key_file), 0, 0, 0, false,
+     "the PEM private key of --tls-cert (not encrypted)", "none"},
+    {"--tls-client-ca", "FILE", FLAG_TEXT, FIELD(tls_client_ca_file), 0, 0, 0, false,
+     "mutual TLS: clients must present a certificate signed\n"
+     "by a CA in this PEM file",
+     "no client certificates"},
     {"--threads", "N", FLAG_INT, FIELD(threads), 1, 1, MAX_N, false,
      "DuckDB connections, and worker threads always running;\n"
      "more workers start while all are busy",
@@ -226,8 +236,8 @@ static int listen_target(const struct wg_cli_command *cmd, const char *v, const 
   if (wg_uri_parse(v, &uri, &err) != 0)
     return wg_cli_usage_error(cmd, "--listen: %s", err.message);
   if (uri.tls)
-    return wg_cli_usage_error(cmd, "--listen %s: TLS (grpc+tls://) is not supported by the "
-                              "server yet", v);
+    return wg_cli_usage_error(cmd, "--listen %s: listen on HOST:PORT and give --tls-cert and "
+                              "--tls-key for TLS", v);
   *out = uri.target;
   return -1;
 }
@@ -308,6 +318,10 @@ int wg_cli_serve(int argc, char **argv) {
   struct wg_server_options o;
   int rc = parse_flags(argc, argv, &o);
   if (rc != -1) return rc;
+  if ((o.tls_cert_file == NULL) != (o.tls_key_file == NULL))
+    return wg_cli_usage_error(&serve_cmd, "--tls-cert and --tls-key go together");
+  if (o.tls_client_ca_file != NULL && o.tls_cert_file == NULL)
+    return wg_cli_usage_error(&serve_cmd, "--tls-client-ca needs --tls-cert and --tls-key");
 
   /* Every connection is a file descriptor: the default soft limit of 1024 runs out long before
    * memory does. Raise it to the hard limit, and cap connections below it. */
@@ -350,7 +364,7 @@ int wg_cli_serve(int argc, char **argv) {
   if (hl >= sizeof(host)) hl = sizeof(host) - 1;
   memcpy(host, o.listen, hl);
   host[hl] = '\0';
-  printf("listening on grpc://%s:%d\n", host, port);
+  printf("listening on %s://%s:%d\n", o.tls_cert_file != NULL ? "grpc+tls" : "grpc", host, port);
   fflush(stdout);
 
   int sig = 0;

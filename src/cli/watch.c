@@ -21,6 +21,7 @@ static void usage(FILE *f) {
           "  --max-width N       characters per value (default: 40)\n"
           "  --ascii             +-| instead of box drawing characters\n"
           "  --server URI        grpc://HOST:PORT (default: $WIGEON_SERVER, else %s)\n"
+          WG_CLI_TLS_HELP
           "  -h, --help          this text\n"
           "\n"
           "exit codes: 0 ok (also after Ctrl-C), 1 usage error, 2 error from the server,\n"

@@ -258,12 +258,35 @@ void wg_client_options_init(struct wg_client_options *options) {
   if (options != NULL) memset(options, 0, sizeof(*options));
 }
 
+/* The channel for u: plaintext, or TLS with the options' PEM files read here. */
+static int channel_open(const struct wg_uri *u, const struct wg_client_options *o,
+                        struct wg_rpc_channel **out, struct wg_error *err) {
+  if (!u->tls) return wg_rpc_channel_create(out, u->target, err);
+  if ((o->tls_cert_file == NULL) != (o->tls_key_file == NULL))
+    return wg_error_set(err, EINVAL, "a TLS client certificate (tls_cert_file) needs its key "
+                                     "(tls_key_file), and a key its certificate");
+  char *ca = NULL, *cert = NULL, *key = NULL;
+  int rc = 0;
+  if (o->tls_ca_file != NULL) rc = wg_rpc_read_pem(o->tls_ca_file, "TLS CA file", &ca, err);
+  if (rc == 0 && o->tls_cert_file != NULL)
+    rc = wg_rpc_read_pem(o->tls_cert_file, "TLS certificate file", &cert, err);
+  if (rc == 0 && o->tls_key_file != NULL)
+    rc = wg_rpc_read_pem(o->tls_key_file, "TLS key file", &key, err);
+  if (rc == 0) {
+    struct wg_rpc_channel_tls tls = {.root_certs = ca, .cert_chain = cert, .private_key = key};
+    rc = wg_rpc_channel_create_tls(out, u->target, &tls, err); /* gRPC copies the PEMs */
+  }
+  if (key != NULL) memset(key, 0, strlen(key));
+  free(key);
+  free(cert);
+  free(ca);
+  return rc;
+}
+
 static int client_create(const char *uri, const struct wg_client_options *o, struct wg_client **out,
                          struct wg_error *err) {
   struct wg_uri u;
   WG_RETURN_NOT_OK(wg_uri_parse(uri, &u, err));
-  if (u.tls)
-    return wg_error_set(err, ENOTSUP, "TLS (grpc+tls://) is not supported yet (issue 13)");
   struct wg_client *c = calloc(1, sizeof(*c));
   if (c == NULL) return wg_error_set(err, ENOMEM, "out of memory");
   atomic_init(&c->timeout_ms, o->timeout_ms);
@@ -274,7 +297,7 @@ static int client_create(const char *uri, const struct wg_client_options *o, str
     c->basic = c->auth; /* sent on the login only */
     c->auth = NULL;
   }
-  if (rc == 0) rc = wg_rpc_channel_create(&c->channel, u.target, err);
+  if (rc == 0) rc = channel_open(&u, o, &c->channel, err);
   if (rc != 0) {
     free_headers(c->headers);
     free(c->auth);

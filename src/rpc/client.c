@@ -47,13 +47,17 @@ struct wg_rpc_client_call {
   char tag_start, tag_send, tag_close, tag_recv, tag_finish;
 };
 
-int wg_rpc_channel_create(struct wg_rpc_channel **out, const char *target, struct wg_error *err) {
+int wg_rpc_channel_create_tls(struct wg_rpc_channel **out, const char *target,
+                              const struct wg_rpc_channel_tls *tls, struct wg_error *err) {
   if (out == NULL || target == NULL) return wg_error_set(err, EINVAL, "channel needs a target");
   *out = NULL;
+  if (tls != NULL && (tls->cert_chain == NULL) != (tls->private_key == NULL))
+    return wg_error_set(err, EINVAL, "a TLS client certificate needs its key, and a key its "
+                                     "certificate");
   struct wg_rpc_channel *ch = calloc(1, sizeof(*ch));
   if (ch == NULL) return wg_error_set(err, ENOMEM, "out of memory for a channel");
   grpc_init();
-  grpc_arg args[2];
+  grpc_arg args[3];
   memset(args, 0, sizeof(args));
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -61,12 +65,36 @@ int wg_rpc_channel_create(struct wg_rpc_channel **out, const char *target, struc
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[1].value.integer = (int)WG_RPC_DEFAULT_MAX_MESSAGE_BYTES;
-  grpc_channel_args channel_args = {2, args};
-  grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+  size_t n_args = 2;
+  if (tls != NULL && tls->target_name != NULL) {
+    args[2].type = GRPC_ARG_STRING;
+    args[2].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+    args[2].value.string = (char *)tls->target_name;
+    n_args = 3;
+  }
+  grpc_channel_args channel_args = {n_args, args};
+  grpc_channel_credentials *creds;
+  if (tls == NULL) {
+    creds = grpc_insecure_credentials_create();
+  } else {
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->private_key,
+                                       .cert_chain = tls->cert_chain};
+    creds = grpc_ssl_credentials_create(tls->root_certs, tls->cert_chain != NULL ? &pair : NULL,
+                                        NULL, NULL);
+  }
+  if (creds == NULL) {
+    free(ch);
+    grpc_shutdown();
+    return wg_error_set(err, EINVAL, "gRPC refused the TLS credentials");
+  }
   ch->channel = grpc_channel_create(target, creds, &channel_args); /* never NULL: lame on error */
   grpc_channel_credentials_release(creds);
   *out = ch;
   return 0;
+}
+
+int wg_rpc_channel_create(struct wg_rpc_channel **out, const char *target, struct wg_error *err) {
+  return wg_rpc_channel_create_tls(out, target, NULL, err);
 }
 
 void wg_rpc_channel_destroy(struct wg_rpc_channel *ch) {

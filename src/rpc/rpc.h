@@ -56,12 +56,26 @@ struct wg_rpc_server_options {
   wg_rpc_handler_fn handler; /* every method goes to this one handler */
   wg_rpc_admit_fn admit;     /* NULL, or refuses calls before a worker takes them (same ctx) */
   void *ctx;
+  /* TLS (both NULL: plaintext): PEM files of the certificate chain and its private key. Under
+   * TLS gRPC binds and accepts the port itself (grpc_server_add_channel_from_fd takes only
+   * insecure credentials in gRPC 1.51): max_connections is not enforced and
+   * wg_rpc_server_connections counts nothing (docs/security.md, "What differs under TLS"). */
+  const char *tls_cert_file;
+  const char *tls_key_file;
+  const char *tls_client_ca_file; /* NULL, or PEM CA certificates: mutual TLS, a client without a
+                                     certificate signed by one of them is refused at handshake */
 };
 
 /* Binds (never sharing the port: EADDRINUSE, "address already in use", when another socket
  * listens on it), starts the threads and accepts calls. *bound_port (may be NULL) gets the port. */
 int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_options *options,
                         int *bound_port, struct wg_error *err);
+/* Re-reads the TLS certificate, key and client CA files (nothing without TLS): new handshakes
+ * use them, connections already open keep theirs. On error (a file unreadable, not PEM, a key not
+ * matching) the old ones stay and err names the file. Thread-safe. */
+int wg_rpc_server_tls_reload(struct wg_rpc_server *s, struct wg_error *err);
+/* Whether the server speaks TLS. */
+bool wg_rpc_server_tls(const struct wg_rpc_server *s);
 /* Stops accepting calls; calls in flight get grace_ms to finish, then are cancelled; waits for
  * every handler to return. Safe to call once; then wg_rpc_server_destroy. Never from a handler
  * or a cancel hook (it waits for them). wg_rpc_server_destroy shuts down with no grace if this
@@ -135,6 +149,23 @@ struct wg_rpc_client_call;
 
 /* Connects lazily to "host:port" (plaintext). Thread-safe: calls may run from many threads. */
 int wg_rpc_channel_create(struct wg_rpc_channel **out, const char *target, struct wg_error *err);
+
+/* TLS for a channel: PEM contents (not paths), NUL-terminated. */
+struct wg_rpc_channel_tls {
+  const char *root_certs;  /* CA certificates the server's must chain to; NULL: gRPC's default
+                              roots (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, else the system's) */
+  const char *cert_chain;  /* client certificate for mutual TLS, with private_key; or NULL */
+  const char *private_key;
+  const char *target_name; /* name checked against the server's certificate instead of the
+                              target's host (tests); NULL: the host */
+};
+/* Reads a whole PEM file into a NUL-terminated malloc'ed string (at most 1 MiB, with at least
+ * one "-----BEGIN " block); `what` names it in errors ("TLS CA file"). EINVAL when unreadable or
+ * not PEM. */
+int wg_rpc_read_pem(const char *path, const char *what, char **out, struct wg_error *err);
+/* Like wg_rpc_channel_create; tls NULL is plaintext, else TLS with those credentials. */
+int wg_rpc_channel_create_tls(struct wg_rpc_channel **out, const char *target,
+                              const struct wg_rpc_channel_tls *tls, struct wg_error *err);
 void wg_rpc_channel_destroy(struct wg_rpc_channel *ch);
 
 /* Starts a call (timeout_ms <= 0: none). metadata: NULL or NULL-terminated key, value pairs. */

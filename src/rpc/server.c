@@ -1,7 +1,8 @@
 /* wigeon: the gRPC server on the core C API (grpc/grpc.h 1.51) and pthreads. Our own listening
  * sockets and accept thread (so that connections are counted and capped, a full file table does
  * not stop accepting, and no two servers share a port), each accepted socket handed to gRPC with
- * grpc_server_add_channel_from_fd. One completion queue, polled by one thread that only delivers
+ * grpc_server_add_channel_from_fd; under TLS, which that call does not take in 1.51, gRPC binds
+ * and accepts the port itself (bind_tls; no connection cap). One completion queue, polled by one thread that only delivers
  * completions; a pool of worker threads that run the handler (a base that always runs, plus extra
  * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A
  * handler's blocking operations start a batch on the worker and sleep on the call's condition variable until the completion-queue thread
@@ -9,6 +10,7 @@
  * own library refcount (grpc_init/grpc_shutdown). */
 #define _GNU_SOURCE /* accept4, pipe2 */
 #include "rpc/rpc.h"
+#include "rpc/tls.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -183,6 +185,7 @@ struct wg_rpc_server {
   pthread_t accept_thread;
   bool accept_thread_started;
   grpc_server_credentials *creds;
+  struct wg__rpc_tls *tls; /* NULL: plaintext, the sockets above; else gRPC binds (bind_tls) */
   pthread_mutex_t conn_mu; /* guards conns and the counters below */
   struct wg__rpc_conn {
     int fd;
@@ -933,6 +936,7 @@ void wg_rpc_server_destroy(struct wg_rpc_server *s) {
     if (s->wake_fds[i] >= 0) close(s->wake_fds[i]);
   if (s->spare_fd >= 0) close(s->spare_fd);
   if (s->creds != NULL) grpc_server_credentials_release(s->creds);
+  wg__rpc_tls_close(s->tls); /* after the server: its handshakes call the fetcher */
   pthread_mutex_destroy(&s->conn_mu);
   pthread_cond_destroy(&s->state_cv);
   pthread_cond_destroy(&s->work_cv);
@@ -960,6 +964,43 @@ static int server_init_sync(struct wg_rpc_server *s) {
   }
   pthread_condattr_destroy(&attr);
   return rc;
+}
+
+/* Under TLS gRPC binds the port itself: grpc_server_add_channel_from_fd takes only insecure
+ * credentials in gRPC 1.51 (chttp2_server.cc refuses any other kind). SO_REUSEPORT is off in the
+ * server's channel args, so a port another socket listens on is refused, as in listen_on. Before
+ * grpc_server_start. */
+static int bind_tls(struct wg_rpc_server *s, const char *address, int *port,
+                    struct wg_error *err) {
+  char addr[300];
+  const char *colon = strrchr(address, ':');
+  if (colon == NULL || colon[1] == '\0')
+    return wg_error_set(err, EINVAL, "cannot listen on '%.200s': expected HOST:PORT", address);
+  if (colon == address) /* ":port": every address, as listen_on does */
+    snprintf(addr, sizeof(addr), "[::]%.200s", address);
+  else
+    snprintf(addr, sizeof(addr), "%.200s", address);
+  s->creds = wg__rpc_tls_credentials(s->tls);
+  int bound = s->creds != NULL ? grpc_server_add_http2_port(s->server, addr, s->creds) : 0;
+  if (bound > 0) {
+    *port = bound;
+    return 0;
+  }
+  /* gRPC says only that it failed: our own bind finds why (in use, no such address). */
+  int probe = 0;
+  int rc = listen_on(s, address, &probe, err);
+  stop_accepting(s); /* closes what the probe bound */
+  if (rc != 0) return rc;
+  return wg_error_set(err, EINVAL, "cannot listen on %.200s with TLS (gRPC refused the address)",
+                      address);
+}
+
+int wg_rpc_server_tls_reload(struct wg_rpc_server *s, struct wg_error *err) {
+  return s != NULL ? wg__rpc_tls_reload(s->tls, err) : 0;
+}
+
+bool wg_rpc_server_tls(const struct wg_rpc_server *s) {
+  return s != NULL && s->tls != NULL;
 }
 
 int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_options *options,
@@ -992,8 +1033,12 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
     free(s);
     return wg_error_set(err, ENOMEM, "cannot create the server's locks");
   }
-  int port = 0;
-  int rc = listen_on(s, options->listen, &port, err);
+  int port = 0, rc;
+  if (options->tls_cert_file != NULL || options->tls_key_file != NULL)
+    rc = wg__rpc_tls_open(&s->tls, options->tls_cert_file, options->tls_key_file,
+                          options->tls_client_ca_file, err);
+  else
+    rc = listen_on(s, options->listen, &port, err);
   if (rc == 0 && pipe2(s->wake_fds, O_CLOEXEC) != 0)
     rc = wg_error_set(err, errno, "cannot create a pipe: %s", strerror(errno));
   if (rc != 0) {
@@ -1012,7 +1057,7 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
 
   grpc_init();
   s->grpc_inited = true;
-  grpc_arg args[2];
+  grpc_arg args[3];
   memset(args, 0, sizeof(args));
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -1020,11 +1065,24 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[1].value.integer = (int)max_bytes;
-  grpc_channel_args channel_args = {2, args};
+  args[2].type = GRPC_ARG_INTEGER;
+  args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT; /* the ports gRPC binds (TLS): never shared */
+  args[2].value.integer = 0;
+  grpc_channel_args channel_args = {3, args};
   s->server = grpc_server_create(&channel_args, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
-  s->creds = grpc_insecure_server_credentials_create(); /* for the sockets we accept */
+  if (s->tls != NULL) {
+    rc = bind_tls(s, options->listen, &port, err);
+    if (rc != 0) {
+      grpc_server_destroy(s->server); /* never started, no listener: nothing to shut down */
+      s->server = NULL;
+      wg_rpc_server_destroy(s);
+      return rc;
+    }
+  } else {
+    s->creds = grpc_insecure_server_credentials_create(); /* for the sockets we accept */
+  }
   grpc_server_start(s->server);
   s->server_started = true;
 
@@ -1046,12 +1104,12 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
     }
     s->workers_started++;
   }
-  rc = pthread_create(&s->accept_thread, NULL, accept_main, s);
+  rc = s->tls != NULL ? 0 : pthread_create(&s->accept_thread, NULL, accept_main, s);
   if (rc != 0) {
     wg_rpc_server_destroy(s);
     return wg_error_set(err, rc, "cannot start the accept thread");
   }
-  s->accept_thread_started = true;
+  s->accept_thread_started = s->tls == NULL;
   if (bound_port != NULL) *bound_port = port;
   *out = s;
   return 0;

@@ -492,7 +492,7 @@ int wg__auth_start(struct wg_server *s, struct wg_error *err) {
     free(a);
     return rc;
   }
-  if (!loopback && o->tls_cert == NULL)
+  if (!loopback && o->tls_cert_file == NULL)
     fprintf(stderr, "wigeon serve: warning: listening on %s without TLS: passwords and tokens "
                     "travel in clear\n",
             o->listen);

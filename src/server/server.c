@@ -174,6 +174,9 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .handler = dispatch,
       .admit = wg__auth_early,
       .ctx = s,
+      .tls_cert_file = s->options.tls_cert_file,
+      .tls_key_file = s->options.tls_key_file,
+      .tls_client_ca_file = s->options.tls_client_ca_file,
   };
   rc = wg__committer_start(&s->committer, s->engine, s->options.committers,
                            s->options.idempotency_window_s, s->options.group_commit_bytes, err);
@@ -216,5 +219,10 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
 }
 
 int wg_server_reload(struct wg_server *s, struct wg_error *err) {
-  return wg__auth_reload(s, err);
+  /* Each part on its own: a bad users file does not hold back a new certificate. */
+  int rc = wg__auth_reload(s, err);
+  struct wg_error tls_err = {""};
+  int tls_rc = wg_rpc_server_tls_reload(s->rpc, &tls_err); /* new handshakes: new certificate */
+  if (tls_rc != 0 && rc == 0) rc = wg_error_set(err, tls_rc, "%s", tls_err.message);
+  return rc;
 }

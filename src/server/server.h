@@ -46,7 +46,9 @@ struct wg_server_options {
                              the anonymous admin, and then only a loopback address may be bound */
   int64_t token_ttl_s;    /* a bearer token lives this long (3600; 0 = default) */
   bool insecure_no_auth;  /* without users_path, bind a non-loopback address anyway */
-  const char *tls_cert;   /* PEM certificate: serve TLS (NULL: plaintext) */
+  const char *tls_cert_file;      /* PEM certificate chain and key: TLS on (both NULL: off) */
+  const char *tls_key_file;       /* (re-read by wg_server_reload) */
+  const char *tls_client_ca_file; /* PEM CAs: mutual TLS, clients need a certificate from one */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the

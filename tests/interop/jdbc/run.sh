@@ -60,4 +60,53 @@ command -v timeout >/dev/null 2>&1 && TIMEOUT=(timeout --kill-after=10 600)
 "${TIMEOUT[@]}" java -Duser.timezone=UTC --add-opens=java.base/java.nio=ALL-UNNAMED \
   -cp "$CLASSPATH_JDBC" wigeon.JdbcInterop "$ADDRESS" "$VERSION" $ONLY || STATUS=$?
 
+# --- TLS: a second server with test certificates made here (openssl), the Tls checks only ------
+tls_pass() {
+  local d=$TMP/tls
+  mkdir -p "$d"
+  (cd "$d" &&
+   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+     -days 2 -subj "/CN=wigeon jdbc test CA" -addext basicConstraints=critical,CA:TRUE \
+     -addext keyUsage=critical,keyCertSign,cRLSign &&
+   for who in server client; do
+     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $who.key \
+       -out $who.csr -subj "/CN=wigeon jdbc test $who" &&
+     if [ $who = server ]; then
+       printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >$who.ext
+     else
+       printf 'extendedKeyUsage=clientAuth\n' >$who.ext
+     fi &&
+     openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -set_serial $RANDOM$RANDOM -days 2 \
+       -extfile $who.ext -out $who.pem || return 1
+   done) >"$TMP/tls.log" 2>&1 || { cat "$TMP/tls.log" >&2; return 1; }
+  "$WIGEON" serve --listen 127.0.0.1:0 --db :memory: --tls-cert "$d/server.pem" \
+    --tls-key "$d/server.key" --tls-client-ca "$d/ca.pem" >"$TMP/tls.out" 2>"$TMP/tls.err" &
+  TLS_PID=$!
+  local line=
+  for _ in $(seq 1 300); do
+    line=$(head -n 1 "$TMP/tls.out")
+    case $line in *listening\ on\ grpc+tls://*:*) break ;; esac
+    kill -0 "$TLS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  case $line in
+    *listening\ on\ grpc+tls://*) ;;
+    *) cat "$TMP/tls.err" >&2; echo "$NAME: the TLS server did not listen" >&2; return 1 ;;
+  esac
+  local port=${line##*:}
+  echo "$NAME: TLS server pid $TLS_PID on port $port"
+  local rc=0
+  "${TIMEOUT[@]}" java -Duser.timezone=UTC --add-opens=java.base/java.nio=ALL-UNNAMED \
+    -Dwg.tls.address="localhost:$port" -Dwg.tls.ca="$d/ca.pem" -Dwg.tls.cert="$d/client.pem" \
+    -Dwg.tls.key="$d/client.key" -cp "$CLASSPATH_JDBC" wigeon.JdbcInterop "localhost:$port" \
+    "$VERSION" $ONLY || rc=$?
+  kill -TERM "$TLS_PID" 2>/dev/null || true
+  wait "$TLS_PID" || { echo "$NAME: the TLS server did not exit 0" >&2; cat "$TMP/tls.err" >&2; rc=1; }
+  TLS_PID=
+  return $rc
+}
+TLS_PID=
+trap '[ -z "$TLS_PID" ] || kill -KILL "$TLS_PID" 2>/dev/null || true; interop_cleanup' EXIT
+tls_pass || STATUS=1
+
 interop_server_finish "$STATUS"

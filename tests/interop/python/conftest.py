@@ -57,8 +57,8 @@ class Server:
             with open(self.folder / "server.out", "rb") as f:
                 f.seek(listen_line_at)
                 line = f.readline().decode()
-            if line.endswith("\n") and "listening on grpc://" in line:
-                self.uri = "grpc://" + line.split("grpc://", 1)[1].split()[0]
+            if line.endswith("\n") and "listening on grpc" in line:
+                self.uri = line.split("listening on ", 1)[1].split()[0]  # grpc:// or grpc+tls://
                 self.port = int(self.uri.rsplit(":", 1)[1])
                 return
             if self.proc.poll() is not None:

@@ -75,12 +75,16 @@ public final class JdbcInterop {
     System.out.println("JdbcInterop: " + url + " (wigeon " + wigeonVersion + ", JVM zone "
         + java.util.TimeZone.getDefault().getID() + ")");
 
-    Basic.run();
-    Prepared.run();
-    Meta.run();
-    Txn.run();
-    AllTypes.run();
-    Cancel.run();
+    if (System.getProperty("wg.tls.address") != null) {
+      Tls.run(); /* run.sh's second pass: a TLS server (-Dwg.tls.*), these checks only */
+    } else {
+      Basic.run();
+      Prepared.run();
+      Meta.run();
+      Txn.run();
+      AllTypes.run();
+      Cancel.run();
+    }
 
     System.out.println();
     for (String f : failures) {
@@ -1150,6 +1154,52 @@ public final class JdbcInterop {
             t.join();
           }
         }
+      });
+    }
+  }
+
+  // --- TLS (run.sh's second pass, a server with --tls-cert/--tls-key/--tls-client-ca) --------
+
+  /**
+   * useEncryption=true with the test CA as tlsRootCerts (a PEM path: the driver's
+   * ArrowFlightSqlClientHandler.Builder takes it before the system trust store), mutual TLS
+   * with clientCertificate/clientKey; without a client certificate the server refuses. The
+   * properties: wg.tls.address (localhost:PORT, a name in the certificate), wg.tls.ca,
+   * wg.tls.cert, wg.tls.key.
+   */
+  static final class Tls {
+    static String tlsUrl(boolean withClientCert) {
+      String u = "jdbc:arrow-flight-sql://" + System.getProperty("wg.tls.address")
+          + "/?useEncryption=true&useSystemTrustStore=false&tlsRootCerts="
+          + System.getProperty("wg.tls.ca");
+      if (withClientCert) {
+        u += "&clientCertificate=" + System.getProperty("wg.tls.cert") + "&clientKey="
+            + System.getProperty("wg.tls.key");
+      }
+      return u;
+    }
+
+    static void run() {
+      check("TLS: useEncryption=true, tlsRootCerts and a client certificate: a query", () -> {
+        try (Connection c = DriverManager.getConnection(tlsUrl(true));
+            Statement s = c.createStatement();
+            ResultSet rs = s.executeQuery("SELECT 6 * 7 AS answer, 'tls' AS how")) {
+          truth(rs.next(), "a first row");
+          eq(42, rs.getInt(1), "answer");
+          eq("tls", rs.getString(2), "how");
+          truth(!rs.next(), "no second row");
+        }
+      });
+      check("TLS: no client certificate under mutual TLS is refused", () -> {
+        boolean refused = false;
+        try (Connection c = DriverManager.getConnection(tlsUrl(false));
+            Statement s = c.createStatement();
+            ResultSet rs = s.executeQuery("SELECT 1")) {
+          rs.next();
+        } catch (SQLException e) {
+          refused = true;
+        }
+        truth(refused, "the query without a client certificate failed");
       });
     }
   }
