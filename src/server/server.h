@@ -42,6 +42,10 @@ struct wg_server_options {
                        default): one more is RESOURCE_EXHAUSTED */
   int64_t session_idle_timeout_ms; /* a transaction no call used for this long is rolled back
                                       (300000; 0 = default) */
+  int64_t query_timeout_ms; /* a call running client SQL longer is ended with DEADLINE_EXCEEDED
+                               and its query interrupted (0 = no limit) */
+  int max_calls_per_user;   /* calls one user may have running at once; one more is
+                               RESOURCE_EXHAUSTED (0 = no limit; the anonymous user is one user) */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the
