@@ -124,6 +124,11 @@ static const struct serve_flag flags[] = {
      "a Flight SQL transaction that no call used for this long\n"
      "is rolled back and its connection closed",
      NULL},
+    {"--max-message-bytes", "N", FLAG_INT, FIELD(max_message_bytes), 1, 4096, INT32_MAX, false,
+     "largest gRPC message either way: a bigger request is\n"
+     "refused with RESOURCE_EXHAUSTED, results are cut into\n"
+     "batches that fit",
+     "256 MiB"},
     {"--query-timeout", "SECONDS", FLAG_INT, FIELD(query_timeout_ms), 1000, 0, MAX_N, false,
      "a call running SQL (a DoGet, a Flight SQL statement or\n"
      "prepared execution, the execute action) for longer is\n"
