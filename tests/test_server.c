@@ -1098,6 +1098,9 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
               {"--max-columns", num[10]},
               {"--max-sessions", num[12]},
               {"--session-idle-timeout", num[13]},
+              {"--max-message-bytes", "256 MiB"},
+              {"--query-timeout", "none"},
+              {"--max-calls-per-user", "no limit"},
               {"--allow-external-access", "refused"}};
   size_t n_want = sizeof(want) / sizeof(want[0]);
   for (size_t i = 0; i < n_want; i++) {
