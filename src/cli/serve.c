@@ -134,6 +134,22 @@ static const struct serve_flag flags[] = {
      "a Flight SQL transaction that no call used for this long\n"
      "is rolled back and its connection closed",
      NULL},
+    {"--max-message-bytes", "N", FLAG_INT, FIELD(max_message_bytes), 1, 4096, INT32_MAX, false,
+     "largest gRPC message either way: a bigger request is\n"
+     "refused with RESOURCE_EXHAUSTED, results are cut into\n"
+     "batches that fit",
+     "256 MiB"},
+    {"--query-timeout", "SECONDS", FLAG_INT, FIELD(query_timeout_ms), 1000, 0, MAX_N, false,
+     "a call running SQL (a DoGet, a Flight SQL statement or\n"
+     "prepared execution, the execute action) for longer is\n"
+     "ended with DEADLINE_EXCEEDED and its query interrupted;\n"
+     "0 = no limit",
+     "none"},
+    {"--max-calls-per-user", "N", FLAG_INT, FIELD(max_calls_per_user), 1, 0, MAX_N, false,
+     "calls one user may have running at once; one more is\n"
+     "refused with RESOURCE_EXHAUSTED (without --users every\n"
+     "caller is the one anonymous user); 0 = no limit",
+     "no limit"},
     {"--allow-external-access", NULL, FLAG_BOOL, FIELD(allow_external_access), 0, 0, 0, false,
      "let remote SQL read and write the server's files, attach\n"
      "databases, load extensions, change settings, enable\n"

@@ -83,6 +83,24 @@ int wg_engine_acquire(struct wg_engine *e, struct wg_engine_conn **out, struct w
  * of the calls' connections at a time (a call that waited for a second while holding one could
  * deadlock the pool), checked in debug builds. Costs nothing otherwise. */
 void wg_engine_thread_serves_calls(void);
+/* Access levels of client SQL (docs/security.md "Roles"), each allowing what the one below does
+ * and more: READ queries, metadata, transaction control and session variables; WRITE also DML
+ * (INSERT, UPDATE, DELETE, MERGE, COPY FROM) and nextval/setval; ALL also DDL and everything else
+ * (CREATE, DROP, ALTER, PREPARE/EXECUTE as SQL, PRAGMA, SET of settings, CHECKPOINT...). Every
+ * statement of a client text is classified after prepare, before it runs; one above the level is
+ * refused with EACCES naming the level it needs. The sandbox holds at every level. */
+enum wg_engine_access {
+  WG_ENGINE_ACCESS_READ = 1,
+  WG_ENGINE_ACCESS_WRITE = 2,
+  WG_ENGINE_ACCESS_ALL = 3,
+};
+/* The level of the client SQL the calling thread runs from now on (a thread's default is ALL):
+ * set by the server around each call from its caller's role. Prepared statements and pinned
+ * sessions' connections are checked on the thread that runs them, at creation and at execution. */
+void wg_engine_thread_set_access(enum wg_engine_access a);
+enum wg_engine_access wg_engine_thread_access(void);
+/* "read", "write", "admin" (the role names the levels stand for). */
+const char *wg_engine_access_name(enum wg_engine_access a);
 /* A fresh connection of the reserved budget, for a long-lived owner (one group committer): EBUSY
  * at once when all reserved_connections are taken, EIO/ENOMEM. Given back with
  * wg_engine_release, which closes it. Not counted against the calling thread. Thread-safe. */

@@ -111,6 +111,25 @@ void wg__engine_disk_free(struct wg_engine *e);
 void wg__engine_note_failure(struct wg_engine *e, int code, bool committing,
                              const struct wg_error *err);
 
+/* What a client text holds that its statements' types do not show (guard.c's lexer, so that
+ * literals, quoted names and comments are read as DuckDB reads them), for the access levels
+ * (access.c). A name counts quoted or not, in any case. */
+struct wg__sql_traits {
+  bool sequence;   /* nextval( or setval(: a SELECT that writes a sequence */
+  bool checkpoint; /* CHECKPOINT / FORCE CHECKPOINT, or a call of checkpoint( force_checkpoint( */
+  bool analyze;    /* the word ANALYZE/ANALYSE anywhere: an EXPLAIN may run its statement */
+  bool merge;      /* a statement starting MERGE (which the C API types INVALID) */
+  bool setting;    /* a statement starting SET, RESET or PRAGMA other than SET/RESET VARIABLE or
+                      of search_path/schema: it may change a setting, global ones too */
+};
+void wg__engine_sql_traits(const char *sql, size_t len, struct wg__sql_traits *out);
+/* 0 when the thread's access level (wg_engine_thread_access) allows a statement of `type` in a
+ * text with `traits`; else EACCES naming the statement, the level it needs and the thread's. */
+int wg__engine_access_refused(duckdb_statement_type type, const struct wg__sql_traits *traits,
+                              struct wg_error *err);
+enum wg_engine_access wg__engine_access_needed(duckdb_statement_type type,
+                                               const struct wg__sql_traits *traits);
+
 /* Client SQL: every statement a client sends runs through wg__engine_client_sql (sql.c), so that
  * each one takes the same steps in the same order:
  *   guard        no open stream on c (wg__engine_conn_idle); the sandbox's SQL guard on the text
@@ -147,6 +166,7 @@ struct wg__client_sql {
   duckdb_statement_type type;      /* of the last statement prepared (INVALID: none) */
   idx_t n, failed;                 /* statements in the text; the one that failed */
   enum wg__client_stage failed_at; /* the step of a failure (the last step reached on success) */
+  struct wg__sql_traits traits;    /* of the text, for the access check (set here) */
 };
 int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
                           struct wg_error *err);

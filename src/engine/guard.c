@@ -266,3 +266,46 @@ int wg__engine_statement_refused(duckdb_statement_type type, struct wg_error *er
     return 0;
   }
 }
+
+/* The head of a statement (its first token, `t`) and, for SET/RESET, the token after it. */
+static void statement_head(struct lexer *lx, const struct tok *t, struct wg__sql_traits *out) {
+  if (t->kind != TOK_IDENT) return;
+  if (strcmp(t->text, "merge") == 0) out->merge = true;
+  if (strcmp(t->text, "checkpoint") == 0) out->checkpoint = true;
+  if (strcmp(t->text, "force") == 0) out->checkpoint = true; /* FORCE CHECKPOINT */
+  if (strcmp(t->text, "pragma") == 0) out->setting = true;
+  if (strcmp(t->text, "set") != 0 && strcmp(t->text, "reset") != 0) return;
+  struct lexer peek = *lx;
+  struct tok n;
+  next_token(&peek, &n);
+  static const char *const session_only[] = {"variable", "search_path", "schema"};
+  if (n.kind != TOK_IDENT || n.too_long || !in_list(n.text, session_only, 3)) out->setting = true;
+}
+
+void wg__engine_sql_traits(const char *sql, size_t len, struct wg__sql_traits *out) {
+  memset(out, 0, sizeof(*out));
+  struct lexer lx = {sql, sql + len};
+  struct tok prev = {0}, t;
+  bool start = true;
+  for (;;) {
+    next_token(&lx, &t);
+    if (t.kind == TOK_END || t.kind == TOK_ERROR) return; /* DuckDB refuses the rest itself */
+    if (t.kind == TOK_PUNCT && t.punct == ';') {
+      start = true;
+      prev = t;
+      continue;
+    }
+    if (start) statement_head(&lx, &t, out);
+    start = false;
+    if (t.kind == TOK_IDENT && !t.too_long &&
+        (strcmp(t.text, "analyze") == 0 || strcmp(t.text, "analyse") == 0))
+      out->analyze = true;
+    if (t.kind == TOK_PUNCT && t.punct == '(' && prev.kind == TOK_IDENT && !prev.too_long) {
+      if (strcmp(prev.text, "nextval") == 0 || strcmp(prev.text, "setval") == 0)
+        out->sequence = true;
+      if (strcmp(prev.text, "checkpoint") == 0 || strcmp(prev.text, "force_checkpoint") == 0)
+        out->checkpoint = true;
+    }
+    prev = t;
+  }
+}

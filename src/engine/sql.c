@@ -90,6 +90,12 @@ char *wg__engine_qualified(const char *schema_name, const char *table) {
 static int client_statement(struct wg_engine_conn *c, struct wg__client_sql *q, idx_t i,
                             duckdb_prepared_statement *p, struct wg_error *err) {
   q->type = duckdb_prepared_statement_type(*p);
+  q->failed_at = WG__CLIENT_REFUSED;
+  int refused = wg__engine_access_refused(q->type, &q->traits, err); /* before anything runs */
+  if (refused != 0) {
+    duckdb_destroy_prepare(p);
+    return refused;
+  }
   if (c->session_txn && q->type == DUCKDB_STATEMENT_TYPE_TRANSACTION) {
     /* COMMIT as SQL would end the session's transaction behind its owner's back */
     q->failed_at = WG__CLIENT_REFUSED;
@@ -127,6 +133,7 @@ int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
   q->failed_at = WG__CLIENT_GUARD;
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   WG_RETURN_NOT_OK(wg__engine_guard(c, q->sql, err));
+  wg__engine_sql_traits(q->sql, strlen(q->sql), &q->traits);
   q->failed_at = WG__CLIENT_PREPARE;
   duckdb_prepared_statement p = NULL;
   if (!q->each_statement) {

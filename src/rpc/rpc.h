@@ -132,6 +132,10 @@ int wg_rpc_call_finish_with(struct wg_rpc_call *c, grpc_byte_buffer *last, grpc_
  * names what the handler was doing ("DoPut"), first in the message. 0 for code 0. */
 int wg_rpc_call_error(const struct wg_rpc_call *c, int code, const char *during,
                       struct wg_error *err);
+/* Ends the call now, from any thread, with `code` and `message` sent to the client (a server-side
+ * limit, e.g. a query timeout): from then on it is cancelled (its cancel hook runs, its operations
+ * fail with ECANCELED) and the handler's own finish is not seen. Valid until the handler returns. */
+void wg_rpc_call_expire(struct wg_rpc_call *c, grpc_status_code code, const char *message);
 /* Whether the client cancelled, the deadline passed, or the server is shutting down. */
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c);
 /* fn(arg) runs once, on the completion-queue thread, if the call gets cancelled while the hook is

@@ -1369,6 +1369,11 @@ int wg_rpc_call_error(const struct wg_rpc_call *c, int code, const char *during,
                       wg_status_name(code));
 }
 
+void wg_rpc_call_expire(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
+  if (c == NULL || atomic_load(&c->finished)) return;
+  grpc_call_cancel_with_status(c->call, code, message != NULL ? message : "", NULL);
+}
+
 bool wg_rpc_call_cancelled(const struct wg_rpc_call *c) {
   return c != NULL && atomic_load(&((struct wg_rpc_call *)c)->cancelled);
 }

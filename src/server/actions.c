@@ -11,6 +11,7 @@
 
 #include "common/text.h"
 #include "server/fsql.h"
+#include "server/roles.h"
 
 /* Sends `json` (taken: freed here; NULL = out of memory) as the one Result of the action. */
 static int send_result(struct wg_rpc_call *call, char *json, struct wg_error *err) {
@@ -77,6 +78,7 @@ static int on_conn(struct wg_server *s, struct wg_rpc_call *call,
                    char *body, cJSON **result, struct wg_error *err) {
   struct wg_engine_conn *conn;
   WG_RETURN_NOT_OK(wg_engine_acquire(s->engine, &conn, err));
+  wg__limits_query(s, call); /* the query timeout runs from here */
   wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
   int rc = fn(conn, body, result, err);
   wg_rpc_call_set_cancel_hook(call, NULL, NULL);
@@ -121,8 +123,6 @@ static int drop_table_action(struct wg_server *s, struct wg_rpc_call *call, char
   return on_conn(s, call, drop_on, body, result, err);
 }
 
-/* The role a caller will need for an action (nothing checks it yet: no authentication). */
-enum wg__action_role { WG__ROLE_READ, WG__ROLE_WRITE, WG__ROLE_ADMIN };
 enum wg__action_body {
   WG__ACTION_BODY_NONE, /* ignored */
   WG__ACTION_BODY_SQL,  /* SQL text (request.c's WG__TEXT_SQL) */
@@ -133,7 +133,7 @@ enum wg__action_body {
 /* The actions: DoAction looks them up here and ListActions lists them from here. */
 static const struct wg__action {
   const char *name, *description;
-  enum wg__action_role role;
+  enum wg_role role; /* what the caller needs (checked before the body is read) */
   enum wg__action_body body;
   action_fn run;
   wg__fsql_action_fn raw; /* WG__ACTION_BODY_RAW: unpacks the body, sends its own results */
@@ -141,42 +141,42 @@ static const struct wg__action {
     {"execute",
      "Run the SQL given as the action body: one statement, or several that are all or nothing; "
      "the result is {\"rows_changed\": N}",
-     WG__ROLE_WRITE, WG__ACTION_BODY_SQL, execute_action, NULL},
-    {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)", WG__ROLE_WRITE,
+     WG_ROLE_WRITE, WG__ACTION_BODY_SQL, execute_action, NULL},
+    {"drop_table", "Drop the table named by the body (TABLE or SCHEMA.TABLE)", WG_ROLE_ADMIN,
      WG__ACTION_BODY_NAME, drop_table_action, NULL},
-    {"checkpoint", "Write the write-ahead log into the database file", WG__ROLE_ADMIN,
+    {"checkpoint", "Write the write-ahead log into the database file", WG_ROLE_ADMIN,
      WG__ACTION_BODY_NONE, checkpoint_action, NULL},
     {"stats",
      "Calls, rows and bytes in and out, errors, active calls and group commits since start, as "
      "JSON",
-     WG__ROLE_READ, WG__ACTION_BODY_NONE, stats_action, NULL},
+     WG_ROLE_ADMIN, WG__ACTION_BODY_NONE, stats_action, NULL},
     /* Flight SQL's actions (bodies and results are google.protobuf.Any) and Flight's own */
     {"CreatePreparedStatement",
-     "Flight SQL: prepare a statement (ActionCreatePreparedStatementRequest)", WG__ROLE_READ,
+     "Flight SQL: prepare a statement (ActionCreatePreparedStatementRequest)", WG_ROLE_READ,
      WG__ACTION_BODY_RAW, NULL, wg__fsql_action_create_prepared},
     {"ClosePreparedStatement",
      "Flight SQL: close a prepared statement (ActionClosePreparedStatementRequest)",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_close_prepared},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_close_prepared},
     {"BeginTransaction", "Flight SQL: begin a transaction (ActionBeginTransactionRequest)",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_begin_transaction},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_begin_transaction},
     {"EndTransaction",
      "Flight SQL: commit or roll back a transaction (ActionEndTransactionRequest)",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_end_transaction},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_end_transaction},
     {"BeginSavepoint", "Flight SQL: savepoints (ActionBeginSavepointRequest): not supported",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_begin_savepoint},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_begin_savepoint},
     {"EndSavepoint", "Flight SQL: savepoints (ActionEndSavepointRequest): not supported",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_end_savepoint},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_end_savepoint},
     {"CancelQuery", "Flight SQL: cancel a query (ActionCancelQueryRequest; older form)",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_cancel_query},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_cancel_query},
     {"CancelFlightInfo", "Cancel the query of a FlightInfo (CancelFlightInfoRequest)",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_cancel_flight_info},
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_cancel_flight_info},
     {"RenewFlightEndpoint", "Extend an endpoint's expiration (RenewFlightEndpointRequest)",
-     WG__ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_renew_endpoint},
-    {"SetSessionOptions", "Set session options (SetSessionOptionsRequest)", WG__ROLE_READ,
+     WG_ROLE_READ, WG__ACTION_BODY_RAW, NULL, wg__fsql_action_renew_endpoint},
+    {"SetSessionOptions", "Set session options (SetSessionOptionsRequest)", WG_ROLE_READ,
      WG__ACTION_BODY_RAW, NULL, wg__fsql_action_set_session_options},
-    {"GetSessionOptions", "Get session options (GetSessionOptionsRequest)", WG__ROLE_READ,
+    {"GetSessionOptions", "Get session options (GetSessionOptionsRequest)", WG_ROLE_READ,
      WG__ACTION_BODY_RAW, NULL, wg__fsql_action_get_session_options},
-    {"CloseSession", "Close the session (CloseSessionRequest)", WG__ROLE_READ,
+    {"CloseSession", "Close the session (CloseSessionRequest)", WG_ROLE_READ,
      WG__ACTION_BODY_RAW, NULL, wg__fsql_action_close_session},
 };
 enum { N_ACTIONS = sizeof(actions) / sizeof(actions[0]) };
@@ -207,6 +207,9 @@ static int run_action(struct wg_server *s, struct wg_rpc_call *call,
   for (size_t i = 0; i < N_ACTIONS && def == NULL; i++)
     if (strcmp(type, actions[i].name) == 0) def = &actions[i];
   if (def == NULL) return unknown_action(type, err);
+  char needs[64];
+  snprintf(needs, sizeof(needs), "action %s", def->name);
+  WG_RETURN_NOT_OK(wg__role_require(call, def->role, needs, err));
   if (def->body == WG__ACTION_BODY_RAW) return def->raw(s, call, &a->body, err);
   char *body = NULL;
   if (def->body == WG__ACTION_BODY_SQL) {

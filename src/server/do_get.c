@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/roles.h"
 #include "server/fsql.h"
 
 enum { WG_DO_GET_STALL_MS = 100 };
@@ -213,7 +214,10 @@ static int serve(struct wg_server *s, struct wg_rpc_call *call, struct wg__fsql_
   struct get g = {.s = s, .call = call, .conn = conn, .encoding = *encoding,
                   .detached = conn == NULL || res->conn.txn != NULL};
   atomic_fetch_add_explicit(&s->stats.gets, 1, memory_order_relaxed);
-  if (conn != NULL) wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
+  if (conn != NULL) {
+    wg__limits_query(s, call); /* the query timeout runs from here */
+    wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
+  }
   int rc = 0;
   if (res->sql != NULL) {
     struct ArrowArrayStream stream;

@@ -37,6 +37,7 @@
 
 #include "common/text.h"
 #include "server/fsql_ingest.h"
+#include "server/roles.h"
 
 struct put {
   struct wg_server *s;
@@ -206,8 +207,13 @@ static int begin(struct put *p, struct wg_error *err) {
                                      err);
   }
   if (rc == 0) rc = table_from_descriptor(p, err);
-  if (rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL &&
-      strcmp(p->fsql.type_url, WG_FLIGHT_SQL_TYPE_PREFIX "CommandStatementIngest") == 0) {
+  bool is_ingest = rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL &&
+                   strcmp(p->fsql.type_url, WG_FLIGHT_SQL_TYPE_PREFIX "CommandStatementIngest") == 0;
+  /* a put writes (and may create its table): write; other Flight SQL commands say their own */
+  if (rc == 0 && (p->fsql.kind != WG__REQUEST_FLIGHT_SQL || is_ingest))
+    rc = wg__role_require(p->call, WG_ROLE_WRITE,
+                          is_ingest ? "Flight SQL CommandStatementIngest" : "DoPut", err);
+  if (rc == 0 && is_ingest) {
     rc = ingest_command(p, err); /* then the same path as a put to a PATH */
   } else if (rc == 0 && p->fsql.kind == WG__REQUEST_FLIGHT_SQL) {
     /* a Flight SQL command other than an ingest: fsql.c reads the rest and answers */

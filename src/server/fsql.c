@@ -7,29 +7,32 @@
 
 #include "common/text.h"
 #include "server/fsql.h"
+#include "server/roles.h"
 
 #define D(x) &arrow__flight__protocol__sql__##x##__descriptor
-/* The commands: one row each; a NULL handler is an RPC that does not serve the command. */
+/* The commands: one row each; a NULL handler is an RPC that does not serve the command. The
+ * role: updates and ingest write; everything else reads (a prepared statement's SQL is checked
+ * statement by statement in the engine: DML prepared as a query needs write there). */
 static const struct wg__fsql_def defs[] = {
-    {D(command_statement_query), wg__fsql_statement_info, NULL, NULL},
-    {D(ticket_statement_query), NULL, wg__fsql_statement_get, NULL},
-    {D(command_statement_update), NULL, NULL, wg__fsql_statement_update},
+    {D(command_statement_query), wg__fsql_statement_info, NULL, NULL, WG_ROLE_READ},
+    {D(ticket_statement_query), NULL, wg__fsql_statement_get, NULL, WG_ROLE_READ},
+    {D(command_statement_update), NULL, NULL, wg__fsql_statement_update, WG_ROLE_WRITE},
     {D(command_prepared_statement_query), wg__fsql_prepared_info, wg__fsql_prepared_get,
-     wg__fsql_prepared_bind},
-    {D(command_prepared_statement_update), NULL, NULL, wg__fsql_prepared_update},
+     wg__fsql_prepared_bind, WG_ROLE_READ},
+    {D(command_prepared_statement_update), NULL, NULL, wg__fsql_prepared_update, WG_ROLE_WRITE},
     /* CommandStatementIngest is served by do_put.c's own path (group commit, idempotency keys):
      * it is in the table so that it unpacks, with no handler here */
-    {D(command_statement_ingest), NULL, NULL, NULL},
-    {D(command_get_catalogs), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_db_schemas), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_tables), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_table_types), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_sql_info), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_xdbc_type_info), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_primary_keys), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_exported_keys), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_imported_keys), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
-    {D(command_get_cross_reference), wg__fsql_meta_info, wg__fsql_meta_get, NULL},
+    {D(command_statement_ingest), NULL, NULL, NULL, WG_ROLE_WRITE},
+    {D(command_get_catalogs), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_db_schemas), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_tables), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_table_types), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_sql_info), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_xdbc_type_info), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_primary_keys), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_exported_keys), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_imported_keys), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
+    {D(command_get_cross_reference), wg__fsql_meta_info, wg__fsql_meta_get, NULL, WG_ROLE_READ},
 };
 #undef D
 enum { N_DEFS = sizeof(defs) / sizeof(defs[0]) };
@@ -58,6 +61,7 @@ int wg__fsql_unpack(const struct wg__request *r, const char *rpc, struct wg__fsq
                                           : "a DoPut command";
     return wg_error_set(err, EINVAL, "Flight SQL %s is %s, not a %s request", name, how, rpc);
   }
+
   ProtobufCMessage *m = protobuf_c_message_unpack(def->desc, NULL, r->value_len, r->value);
   if (m == NULL)
     return wg_error_set(err, EINVAL, "Flight SQL %s: the command's bytes are not a valid %s",
@@ -74,6 +78,17 @@ int wg__fsql_unpack(const struct wg__request *r, const char *rpc, struct wg__fsq
   return 0;
 }
 
+/* The caller's role against the command's, before any connection is taken. */
+static int unpack_for(struct wg_rpc_call *call, const struct wg__request *r, const char *rpc,
+                      struct wg__fsql_cmd *out, struct wg_error *err) {
+  WG_RETURN_NOT_OK(wg__fsql_unpack(r, rpc, out, err));
+  char what[96];
+  snprintf(what, sizeof(what), "Flight SQL %.64s", out->def->desc->short_name);
+  int rc = wg__role_require(call, out->def->role, what, err);
+  if (rc != 0) wg__fsql_cmd_reset(out);
+  return rc;
+}
+
 void wg__fsql_cmd_reset(struct wg__fsql_cmd *c) {
   if (c->msg != NULL) protobuf_c_message_free_unpacked(c->msg, NULL);
   c->msg = NULL;
@@ -87,7 +102,7 @@ int wg__fsql_info(struct wg_server *s, struct wg_rpc_call *call, const struct wg
   out->rows = -1;
   out->describe_only = strcmp(rpc, "GetSchema") == 0;
   struct wg__fsql_cmd c;
-  WG_RETURN_NOT_OK(wg__fsql_unpack(r, rpc, &c, err));
+  WG_RETURN_NOT_OK(unpack_for(call, r, rpc, &c, err));
   int rc = c.def->info(s, call, c.msg, out, err);
   wg__fsql_cmd_reset(&c);
   if (rc != 0) wg__fsql_info_reset(out);
@@ -103,7 +118,7 @@ int wg__fsql_get(struct wg_server *s, struct wg_rpc_call *call, const struct wg_
                  struct wg__fsql_result *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
   struct wg__fsql_cmd c;
-  WG_RETURN_NOT_OK(wg__fsql_unpack(r, "DoGet", &c, err));
+  WG_RETURN_NOT_OK(unpack_for(call, r, "DoGet", &c, err));
   int rc = c.def->get(s, call, c.msg, out, err);
   wg__fsql_cmd_reset(&c);
   if (rc != 0) wg__fsql_result_reset(s, out);
@@ -121,7 +136,7 @@ int wg__fsql_put(struct wg_server *s, struct wg_rpc_call *call, const struct wg_
                  const struct wg_flight_data *first, struct wg_ipc_decoder *dec,
                  struct wg_error *err) {
   struct wg__fsql_cmd c;
-  WG_RETURN_NOT_OK(wg__fsql_unpack(r, "DoPut", &c, err));
+  WG_RETURN_NOT_OK(unpack_for(call, r, "DoPut", &c, err));
   struct wg__put_stream in;
   wg__put_stream_init(&in, s, call, dec, first);
   int rc = c.def->put != NULL ? c.def->put(s, call, c.msg, &in, err)

@@ -22,6 +22,7 @@
 #define WG_SERVER_FSQL_H
 
 #include "proto/flight_sql.pb-c.h"
+#include "server/auth.h"
 #include "server/internal.h"
 
 /* ---- the connection of a Flight SQL call (fsql_txn.c) ---------------------------------------- */
@@ -98,6 +99,7 @@ struct wg__fsql_def {
   wg__fsql_info_fn info;
   wg__fsql_get_fn get;
   wg__fsql_put_fn put;
+  enum wg_role role; /* what the caller needs, for every RPC (checked at unpacking) */
 };
 /* A Flight SQL request unpacked: its row and its message (owned). */
 struct wg__fsql_cmd {

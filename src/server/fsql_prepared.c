@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "server/roles.h"
 #include "server/fsql.h"
 
 typedef Arrow__Flight__Protocol__Sql__CommandPreparedStatementQuery query_cmd;
@@ -329,6 +330,7 @@ static int info_change(struct wg_server *s, struct wg_rpc_call *call, const stru
   struct wg__fsql_conn c = {0};
   WG_RETURN_NOT_OK(wg__fsql_conn_acquire(s, call, u->has_txn, txn_of(u), &c, err));
   int64_t changed = 0;
+  wg__limits_query(s, call); /* the query timeout runs from here */
   wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
   int rc = wg_engine_execute_params(c.conn, u->sql, u->params, c.txn != NULL, &changed, err);
   wg_rpc_call_set_cancel_hook(call, NULL, NULL);
@@ -391,6 +393,7 @@ int wg__fsql_prepared_get(struct wg_server *s, struct wg_rpc_call *call,
     out->sql = u.sql; /* runs as a plain DoGet runs its ticket */
     u.sql = NULL;
   } else if (rc == 0) {
+    wg__limits_query(s, call); /* the query timeout runs from here */
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, out->conn.conn);
     rc = wg_engine_query_open_params(out->conn.conn, u.sql, u.params, s->options.batch_rows,
                                      s->options.batch_bytes, &out->stream, err);
@@ -487,6 +490,7 @@ int wg__fsql_prepared_update(struct wg_server *s, struct wg_rpc_call *call,
   if (rc == 0 && !no_rows) rc = wg__fsql_conn_acquire(s, call, u.has_txn, txn_of(&u), &c, err);
   int64_t rows = 0;
   if (rc == 0 && !no_rows) {
+    wg__limits_query(s, call); /* the query timeout runs from here */
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
     rc = wg_engine_execute_params(c.conn, u.sql, params, c.txn != NULL, &rows, err);
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);

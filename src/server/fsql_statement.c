@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/roles.h"
 #include "server/fsql.h"
 
 typedef Arrow__Flight__Protocol__Sql__CommandStatementQuery query_cmd;
@@ -49,6 +50,7 @@ int wg__fsql_statement_info(struct wg_server *s, struct wg_rpc_call *call,
   if (rc == 0) rc = wg_engine_query_describe(c.conn, sql, &schema, &kind, err);
   if (rc == 0 && kind == WG_ENGINE_SQL_CHANGE) {
     if (!out->describe_only) { /* GetSchema only tells the schema it would have */
+      wg__limits_query(s, call); /* the query timeout runs from here */
       wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
       rc = wg_engine_execute(c.conn, sql, &changed, err);
       wg_rpc_call_set_cancel_hook(call, NULL, NULL);
@@ -137,6 +139,7 @@ int wg__fsql_statement_update(struct wg_server *s, struct wg_rpc_call *call,
     rc = wg__fsql_conn_acquire(s, call, u->has_transaction_id, u->transaction_id, &c, err);
   int64_t rows = 0;
   if (rc == 0) {
+    wg__limits_query(s, call); /* the query timeout runs from here */
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, c.conn);
     rc = wg_engine_execute(c.conn, sql, &rows, err);
     wg_rpc_call_set_cancel_hook(call, NULL, NULL);

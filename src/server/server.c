@@ -8,6 +8,7 @@
 
 #include "server/auth.h"
 #include "server/fsql.h"
+#include "server/roles.h"
 
 /* Who the caller is and whether the per-user limits let it in, before the handler takes a DuckDB
  * connection (auth.h); the principal stays with the call while its handler runs. */
@@ -182,8 +183,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
                            s->options.idempotency_window_s, s->options.group_commit_bytes, err);
   if (rc == 0) rc = wg__fsql_start(s, err);
   if (rc == 0) rc = wg__auth_start(s, err);
+  if (rc == 0) rc = wg__limits_start(s, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
+    wg__limits_stop(s);
     wg__auth_stop(s);
     wg__fsql_stop(s);
     wg__committer_stop(&s->committer);
@@ -201,6 +204,7 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   wg_rpc_server_destroy(s->rpc);
   wg__fsql_stop(s); /* open transactions roll back; after the handlers, which use them */
   wg__auth_stop(s);
+  wg__limits_stop(s); /* after the handlers, which leave their limits */
   wg__committer_stop(&s->committer); /* after the handlers, which may be waiting on it */
   /* The checkpoint is skipped (and said so) when the disk has no room for it or DuckDB had a
    * fatal error; the WAL keeps every commit and the next start replays it. */

@@ -49,6 +49,10 @@ struct wg_server_options {
   const char *tls_cert_file;      /* PEM certificate chain and key: TLS on (both NULL: off) */
   const char *tls_key_file;       /* (re-read by wg_server_reload) */
   const char *tls_client_ca_file; /* PEM CAs: mutual TLS, clients need a certificate from one */
+  int64_t query_timeout_ms; /* a call running client SQL longer is ended with DEADLINE_EXCEEDED
+                               and its query interrupted (0 = no limit) */
+  int max_calls_per_user;   /* calls one user may have running at once; one more is
+                               RESOURCE_EXHAUSTED (0 = no limit; the anonymous user is one user) */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the
