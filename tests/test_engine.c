@@ -428,6 +428,60 @@ static void interrupt_is_sticky_for_the_holder_and_cleared_by_the_next_acquire(v
   ASSERT_EQ(lens[0], 65536);
 }
 
+/* DuckDB 1.4.4 optimizes a statement with the table statistics of its prepare and runs it later
+ * without a rebind (no parameters, no catalog change): a table holding only batch 200 makes
+ * `batch_id = 200` always true, the filter goes, and rows committed between the prepare and the
+ * run were counted too (2000 instead of 1000: duckdb/duckdb#23704). A query is prepared and run in
+ * one transaction: the rows another connection commits in between (here from on_schema, which
+ * comes between the two) are not seen, and the connection is back in autocommit afterwards. */
+static int commit_batch_0(void *ctx, const struct ArrowSchema *schema, struct wg_error *err) {
+  (void)schema;
+  return exec(ctx, "INSERT INTO events SELECT 0, i FROM range(1000) t(i)", err);
+}
+
+static void a_query_is_prepared_in_the_transaction_it_runs_in(void) {
+  struct wg_engine *e = open_engine(NULL, false, 2);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *c, *other;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  ASSERT_OK(wg_engine_acquire(e, &other, &err), &err);
+  ASSERT_OK(exec(other, "CREATE TABLE events (batch_id BIGINT, v BIGINT)", &err), &err);
+  ASSERT_OK(exec(other, "INSERT INTO events SELECT 200, i FROM range(1000) t(i)", &err), &err);
+  struct ArrowArrayStream s;
+  ASSERT_OK(wg_engine_query_open_early(c, "SELECT count(*) AS n FROM events WHERE batch_id = 200",
+                                       0, 0, commit_batch_0, other, &s, &err),
+            &err);
+  struct ArrowArray a;
+  ASSERT_EQ(s.get_next(&s, &a), 0);
+  ASSERT_EQ(a.length, 1);
+  ASSERT_EQ(((const int64_t *)a.children[0]->buffers[1])[0], 1000);
+  a.release(&a);
+  ASSERT_EQ(s.get_next(&s, &a), 0);
+  ASSERT_TRUE(a.release == NULL);
+  s.release(&s);
+  /* its transaction is over: what c does now commits at once, and c sees batch 0 */
+  ASSERT_OK(exec(c, "INSERT INTO events SELECT 300, i FROM range(10) t(i)", &err), &err);
+  ASSERT_EQ(q64(other, "SELECT count(*) FROM events WHERE batch_id = 300"), 10);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM events WHERE batch_id = 200"), 1000);
+  ASSERT_EQ(q64(c, "SELECT count(*) FROM events"), 2010);
+  /* a stream dropped before its end: rolled back at once, not left open until the release */
+  ASSERT_OK(wg_engine_query_open(c, "SELECT * FROM events", 100, &s, &err), &err);
+  ASSERT_EQ(s.get_next(&s, &a), 0);
+  a.release(&a);
+  s.release(&s);
+  ASSERT_OK(exec(c, "INSERT INTO events SELECT 400, i FROM range(10) t(i)", &err), &err);
+  ASSERT_EQ(q64(other, "SELECT count(*) FROM events WHERE batch_id = 400"), 10);
+  /* not a SELECT: runs as before, in autocommit */
+  ASSERT_OK(wg_engine_query_open(c, "INSERT INTO events VALUES (500, 1)", 0, &s, &err), &err);
+  while (s.get_next(&s, &a) == 0 && a.release != NULL) a.release(&a);
+  s.release(&s);
+  ASSERT_EQ(q64(other, "SELECT count(*) FROM events WHERE batch_id = 500"), 1);
+  wg_engine_release(e, other);
+  wg_engine_release(e, c);
+  wg_engine_close(e);
+}
+
 static void string_views_and_large_offsets_gather_and_ingest_exactly(void) {
   struct wg_engine *e = open_engine(NULL, true, 2);
   ASSERT_TRUE(e != NULL);
@@ -1242,6 +1296,7 @@ int main(void) {
   RUN_TEST(five_million_rows_stream_with_bounded_memory);
   RUN_TEST(interrupt_from_another_thread_cancels_with_ecanceled);
   RUN_TEST(interrupt_is_sticky_for_the_holder_and_cleared_by_the_next_acquire);
+  RUN_TEST(a_query_is_prepared_in_the_transaction_it_runs_in);
   RUN_TEST(string_views_and_large_offsets_gather_and_ingest_exactly);
   RUN_TEST(a_connection_with_an_open_stream_refuses_other_statements);
   RUN_TEST(query_schema_prepares_without_running);

@@ -156,6 +156,14 @@ struct wg__client_sql {
   const char *sql;
   bool each_statement; /* extract the text's statements and run each in turn */
   bool prepare_only;   /* run only reads the prepared statement: no write checks, no done */
+  /* A SELECT on a connection in autocommit is prepared and run in one transaction of its own
+   * (own_txn), which the caller ends (wg__engine_own_txn_end) once the result is read or dropped.
+   * DuckDB 1.4.4 plans a statement with the table statistics of its prepare and does not rebind a
+   * statement without parameters when only data changed: prepared in its own autocommit
+   * transaction, `WHERE batch_id = 200` on a table holding only batch 200 loses its filter
+   * (statistics propagation: always true), and run in a later transaction, after other rows were
+   * committed, counts those too (duckdb/duckdb#23704, fixed after 1.4 by #24696). */
+  bool snapshot;
   int (*before_run)(void *ctx, idx_t i, idx_t n, duckdb_prepared_statement p,
                     struct wg_error *err);
   /* Runs the checked statement; may take *p (set it to NULL), else it is destroyed after. */
@@ -167,9 +175,14 @@ struct wg__client_sql {
   idx_t n, failed;                 /* statements in the text; the one that failed */
   enum wg__client_stage failed_at; /* the step of a failure (the last step reached on success) */
   struct wg__sql_traits traits;    /* of the text, for the access check (set here) */
+  bool own_txn; /* snapshot: the statement runs in a transaction begun for it, still open */
 };
 int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
                           struct wg_error *err);
+
+/* Ends the transaction wg__engine_client_sql began for a statement (own_txn): COMMIT when its
+ * result was read to the end, else ROLLBACK. */
+void wg__engine_own_txn_end(struct wg_engine_conn *c, bool commit);
 
 /* The chunk source of a query, for a caller that runs the checked statement its own way (params.c:
  * once per parameter row): takes *p (sets it to NULL) and fills `chunks` with DuckDB's chunks,

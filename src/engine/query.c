@@ -27,6 +27,7 @@ struct gather {
   struct ArrowArray *pieces;
   int64_t cap_pieces;
   bool done;
+  bool own_txn; /* the query runs in a transaction begun for it: ended here (gather_free) */
   int status; /* sticky once get_next failed */
   struct wg_error error;
 };
@@ -158,6 +159,9 @@ static void gather_free(struct gather *g) {
   if (g->conn != NULL && !g->done) g->conn->txn_maybe = true;
   wg__slice_owner_unref(g->carry);
   wg_stream_release(&g->chunks);
+  /* its own transaction (snapshot in engine_internal.h): committed once read to the end (a SELECT
+   * may still have taken a sequence's values), else rolled back now, not at release */
+  if (g->conn != NULL && g->own_txn) wg__engine_own_txn_end(g->conn, g->done && g->status == 0);
   wg_schema_release(&g->schema);
   free(g->pieces);
   free(g);
@@ -254,8 +258,9 @@ int wg__engine_query_open_chunks(struct wg_engine_conn *c, const char *sql, int6
   g->target_bytes = target_bytes == 0 ? WG_ENGINE_DEFAULT_BATCH_BYTES : target_bytes;
   struct stream_run b = {.chunks = &g->chunks, .on_schema = on_schema, .ctx = ctx,
                          .open_chunks = open_chunks, .open_ctx = open_ctx};
-  struct wg__client_sql q = {.sql = sql, .run = stream_run, .ctx = &b};
+  struct wg__client_sql q = {.sql = sql, .snapshot = true, .run = stream_run, .ctx = &b};
   int rc = wg__engine_client_sql(c, &q, err);
+  g->own_txn = q.own_txn;
   if (rc == 0) {
     rc = g->chunks.get_schema(&g->chunks, &g->schema);
     if (rc != 0) wg_error_set(err, rc, "query: reading the result schema failed");

@@ -82,6 +82,14 @@ char *wg__engine_qualified(const char *schema_name, const char *table) {
 }
 
 
+void wg__engine_own_txn_end(struct wg_engine_conn *c, bool commit) {
+  if (commit && wg__engine_exec(c, "COMMIT", NULL) == 0) {
+    c->txn_maybe = false;
+    return;
+  }
+  if (wg__engine_exec(c, "ROLLBACK", NULL) == 0) c->txn_maybe = false; /* else: release's */
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Client SQL: the one path (see engine_internal.h, struct wg__client_sql) */
 
@@ -136,13 +144,32 @@ int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
   wg__engine_sql_traits(q->sql, strlen(q->sql), &q->traits);
   q->failed_at = WG__CLIENT_PREPARE;
   duckdb_prepared_statement p = NULL;
+  q->own_txn = false;
   if (!q->each_statement) {
-    if (duckdb_prepare(c->conn, q->sql, &p) != DuckDBSuccess) {
-      int rc = wg__engine_prepare_error(p, err);
+    /* See snapshot (engine_internal.h): prepared in the transaction it runs in. A statement that
+     * is not a SELECT is prepared again outside it and runs as before. */
+    bool own = q->snapshot && !q->prepare_only && !c->session_txn && !c->txn_maybe &&
+               wg__engine_exec(c, "BEGIN TRANSACTION", NULL) == 0;
+    if (own) c->txn_maybe = true;
+    for (;;) {
+      if (duckdb_prepare(c->conn, q->sql, &p) != DuckDBSuccess) {
+        int rc = wg__engine_prepare_error(p, err);
+        duckdb_destroy_prepare(&p);
+        if (own) wg__engine_own_txn_end(c, false);
+        return rc;
+      }
+      if (!own || duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_SELECT) break;
       duckdb_destroy_prepare(&p);
-      return rc;
+      wg__engine_own_txn_end(c, false);
+      own = false;
     }
-    return client_statement(c, q, 0, &p, err);
+    q->own_txn = own;
+    int rc = client_statement(c, q, 0, &p, err);
+    if (rc != 0 && own) {
+      wg__engine_own_txn_end(c, false);
+      q->own_txn = false;
+    }
+    return rc;
   }
   duckdb_extracted_statements stmts = NULL;
   q->n = duckdb_extract_statements(c->conn, q->sql, &stmts);
