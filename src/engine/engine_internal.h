@@ -163,7 +163,7 @@ struct wg__client_sql {
    * transaction, `WHERE batch_id = 200` on a table holding only batch 200 loses its filter
    * (statistics propagation: always true), and run in a later transaction, after other rows were
    * committed, counts those too (duckdb/duckdb#23704, fixed after 1.4 by #24696). */
-  bool snapshot;
+  bool snapshot; /* each_statement: the first statement, when a query or DML (sql.c) */
   int (*before_run)(void *ctx, idx_t i, idx_t n, duckdb_prepared_statement p,
                     struct wg_error *err);
   /* Runs the checked statement; may take *p (set it to NULL), else it is destroyed after. */

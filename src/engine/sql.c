@@ -90,6 +90,19 @@ void wg__engine_own_txn_end(struct wg_engine_conn *c, bool commit) {
   if (wg__engine_exec(c, "ROLLBACK", NULL) == 0) c->txn_maybe = false; /* else: release's */
 }
 
+/* The statements whose plan DuckDB may narrow from the table statistics at prepare time. */
+static bool plans_from_statistics(duckdb_prepared_statement p) {
+  switch (duckdb_prepared_statement_type(p)) {
+  case DUCKDB_STATEMENT_TYPE_SELECT:
+  case DUCKDB_STATEMENT_TYPE_INSERT:
+  case DUCKDB_STATEMENT_TYPE_UPDATE:
+  case DUCKDB_STATEMENT_TYPE_DELETE:
+    return true;
+  default:
+    return false;
+  }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Client SQL: the one path (see engine_internal.h, struct wg__client_sql) */
 
@@ -181,7 +194,21 @@ int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
   for (idx_t i = 0; i < q->n && rc == 0; i++) {
     q->failed = i;
     q->failed_at = WG__CLIENT_PREPARE;
-    if (duckdb_prepare_extracted_statement(c->conn, stmts, i, &p) != DuckDBSuccess) {
+    /* snapshot: the first statement prepared in the transaction it runs in, when it is a query or
+     * DML (DuckDB 1.4.4 plans from the statistics at prepare time: a DELETE ... WHERE prepared
+     * while a column held one value, run after another commit, would delete the new rows too).
+     * For other statements that transaction ends at once and they run as before (an extracted
+     * statement can be prepared only once). */
+    bool own = i == 0 && q->snapshot && !c->session_txn && !c->txn_maybe &&
+               wg__engine_exec(c, "BEGIN TRANSACTION", NULL) == 0;
+    if (own) c->txn_maybe = true;
+    int prepared = duckdb_prepare_extracted_statement(c->conn, stmts, i, &p);
+    if (own && (prepared != DuckDBSuccess || !plans_from_statistics(p))) {
+      wg__engine_own_txn_end(c, false); /* p stays: prepared once, it runs as it did before */
+      own = false;
+    }
+    if (i == 0) q->own_txn = own;
+    if (prepared != DuckDBSuccess) {
       rc = wg__engine_prepare_error(p, err);
       duckdb_destroy_prepare(&p);
     } else {
@@ -203,6 +230,7 @@ int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
 
 struct execute {
   struct wg_engine_conn *c;
+  const struct wg__client_sql *q;
   bool own_txn; /* the text runs in a transaction of its own, begun before its first statement */
   int64_t total;
 };
@@ -216,6 +244,10 @@ static int execute_before_run(void *ctx, idx_t i, idx_t n, duckdb_prepared_state
                               struct wg_error *err) {
   struct execute *x = ctx;
   bool control = duckdb_prepared_statement_type(p) == DUCKDB_STATEMENT_TYPE_TRANSACTION;
+  if (i == 0 && x->q->own_txn) { /* begun before the first statement was prepared */
+    x->own_txn = true;
+    return 0;
+  }
   if (n > 1 && i == 0 && !control && !x->c->session_txn) { /* else: inside the session's */
     WG_RETURN_NOT_OK(wg__engine_exec(x->c, "BEGIN TRANSACTION", err));
     x->c->txn_maybe = x->own_txn = true;
@@ -268,11 +300,15 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
   struct wg__client_sql q = {
       .sql = sql,
       .each_statement = true,
+      .snapshot = true,
       .before_run = execute_before_run,
       .run = execute_run,
       .ctx = &x,
   };
+  x.q = &q;
   int rc = wg__engine_client_sql(c, &q, err);
+  if (q.own_txn && !x.own_txn && c->txn_maybe) /* refused or failed before its first run */
+    x.own_txn = true;
   if (x.own_txn && c->txn_maybe) {
     if (rc == 0) {
       rc = wg__engine_exec(c, "COMMIT", err);
