@@ -130,10 +130,13 @@ struct wg_client_options {
                                  with every call (keys lower case, e.g. "x-request-source");
                                  copied by wg_connect */
   /* Credentials (after 0.1.0; the struct grew here, so a program built against 0.1.0's header
-   * must be rebuilt). Copied by wg_connect and sent with every call as `authorization: Basic
-   * base64(username:password)` or `authorization: Bearer token`. The wigeon server does not check
-   * them yet (issue 13: TLS and tokens) and ignores the header; a server that does checks them.
-   * username with token, or an "authorization" entry in headers as well, is INVALID_ARGUMENT. */
+   * must be rebuilt). Copied by wg_connect. With username, wg_connect (or, lazy_connect, the first
+   * call) logs in with a Flight Handshake carrying `authorization: Basic base64(username:password)`
+   * and sends the bearer token the server answers with on every later call (Basic on every call
+   * when the server gives no token); a call refused with "token expired" before anything was
+   * received logs in again once and is repeated (not a put). token is sent as `authorization:
+   * Bearer token` as is. A server run with --users refuses calls without them (UNAUTHENTICATED;
+   * docs/security.md). username with token, or an "authorization" entry in headers as well, is INVALID_ARGUMENT. */
   const char *username; /* NULL: no Basic credentials; password NULL counts as "" */
   const char *password;
   const char *token; /* NULL: no bearer token */

@@ -243,9 +243,8 @@ static void usage(FILE *f) {
 }
 
 /* Splits grpc://host:port (or host:port) into the "host:port" gRPC wants. */
-/* --listen through the one URI parser (common/uri.c): grpc://, grpc+tcp:// or none; TLS is
- * refused until the server can serve it (issue 13), rather than serving plaintext on a grpc+tls
- * address. The target lives as long as the process (serve parses once). */
+/* --listen through the one URI parser (common/uri.c): grpc://, grpc+tcp:// or none; a grpc+tls
+ * address is refused (TLS is --tls-cert and --tls-key), rather than serving plaintext on it. The target lives as long as the process (serve parses once). */
 static int listen_target(const struct wg_cli_command *cmd, const char *v, const char **out) {
   static struct wg_uri uri;
   struct wg_error err = {""};
