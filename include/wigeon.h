@@ -136,7 +136,8 @@ struct wg_client_options {
    * when the server gives no token); a call refused with "token expired" before anything was
    * received logs in again once and is repeated (not a put). token is sent as `authorization:
    * Bearer token` as is. A server run with --users refuses calls without them (UNAUTHENTICATED;
-   * docs/security.md). username with token, or an "authorization" entry in headers as well, is INVALID_ARGUMENT. */
+   * docs/security.md). username with token, or an "authorization" entry in headers as well, is
+   * INVALID_ARGUMENT. */
   const char *username; /* NULL: no Basic credentials; password NULL counts as "" */
   const char *password;
   const char *token; /* NULL: no bearer token */

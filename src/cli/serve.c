@@ -242,9 +242,9 @@ static void usage(FILE *f) {
   fprintf(f, "  %-26sthis text\n", "-h, --help");
 }
 
-/* Splits grpc://host:port (or host:port) into the "host:port" gRPC wants. */
 /* --listen through the one URI parser (common/uri.c): grpc://, grpc+tcp:// or none; a grpc+tls
- * address is refused (TLS is --tls-cert and --tls-key), rather than serving plaintext on it. The target lives as long as the process (serve parses once). */
+ * address is refused (TLS is --tls-cert and --tls-key), rather than serving plaintext on it.
+ * The target lives as long as the process (serve parses once). */
 static int listen_target(const struct wg_cli_command *cmd, const char *v, const char **out) {
   static struct wg_uri uri;
   struct wg_error err = {""};
