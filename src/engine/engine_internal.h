@@ -177,6 +177,8 @@ struct wg__client_sql {
   struct wg__sql_traits traits;    /* of the text, for the access check (set here) */
   bool own_txn; /* snapshot: the statement runs in a transaction begun for it, still open */
 };
+/* ROLLBACK, once more if it failed (an interrupt may land on it); 0 when one of them worked. */
+int wg__engine_rollback(struct wg_engine_conn *c);
 int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
                           struct wg_error *err);
 

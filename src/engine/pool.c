@@ -271,7 +271,7 @@ void wg_engine_release(struct wg_engine *e, struct wg_engine_conn *c) {
   if (c->txn_maybe) {
     /* DuckDB cannot tell us whether a transaction is open: roll back and ignore "no transaction
      * is active". */
-    wg__engine_exec(c, "ROLLBACK", NULL);
+    wg__engine_rollback(c);
     c->txn_maybe = false;
     wg__engine_tables_may_change(e); /* the transaction may have held DDL */
   }

@@ -82,12 +82,19 @@ char *wg__engine_qualified(const char *schema_name, const char *table) {
 }
 
 
+int wg__engine_rollback(struct wg_engine_conn *c) {
+  /* A cancel's interrupt may land on the ROLLBACK itself (the hook runs until the handler
+   * returns): once more, so that no aborted transaction stays on the connection. */
+  if (wg__engine_exec(c, "ROLLBACK", NULL) == 0) return 0;
+  return wg__engine_exec(c, "ROLLBACK", NULL);
+}
+
 void wg__engine_own_txn_end(struct wg_engine_conn *c, bool commit) {
   if (commit && wg__engine_exec(c, "COMMIT", NULL) == 0) {
     c->txn_maybe = false;
     return;
   }
-  if (wg__engine_exec(c, "ROLLBACK", NULL) == 0) c->txn_maybe = false; /* else: release's */
+  if (wg__engine_rollback(c) == 0) c->txn_maybe = false; /* else: release's */
 }
 
 /* The statements whose plan DuckDB may narrow from the table statistics at prepare time. */
@@ -316,8 +323,7 @@ int wg_engine_execute(struct wg_engine_conn *c, const char *sql, int64_t *rows_c
       if (rc != 0)
         wg_error_prefix(err, rc, "committing %llu statements", (unsigned long long)q.n);
     }
-    if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
-    c->txn_maybe = false;
+    if (rc == 0 || wg__engine_rollback(c) == 0) c->txn_maybe = false; /* else: release's */
   }
   if (rc == 0 && rows_changed != NULL) *rows_changed = x.total;
   return rc;

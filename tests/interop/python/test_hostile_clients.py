@@ -250,7 +250,8 @@ def test_checkpoint_right_after_aborted_selects_succeeds(server):
             assert errors == []
             aborted += outcomes["refused"]
             get(setup, "CHECKPOINT")
-        assert aborted > 0  # the ABORTED path ran
+        # aborted may be 0: a query is now prepared in the transaction it runs in (sql.c,
+        # snapshot), so an ALTER between its schema and its rows rarely reaches it
     finally:
         setup.close()
 
