@@ -105,8 +105,44 @@ tls_pass() {
   TLS_PID=
   return $rc
 }
+# --- authentication: a third server with --users made by `WIGEON passwd`, the Auth checks only --
+auth_pass() {
+  local users=$TMP/users who
+  for who in reader:read writer:write admin:admin; do
+    echo "${who%%:*}-secret" | "$WIGEON" passwd --users "$users" "${who%%:*}" --role "${who#*:}" \
+      >>"$TMP/auth.log" 2>&1 || { cat "$TMP/auth.log" >&2; return 1; }
+  done
+  "$WIGEON" serve --listen 127.0.0.1:0 --db :memory: --users "$users" \
+    >"$TMP/auth.out" 2>"$TMP/auth.err" &
+  AUTH_PID=$!
+  local line=
+  for _ in $(seq 1 300); do
+    line=$(head -n 1 "$TMP/auth.out")
+    case $line in *listening\ on\ grpc://*:*) break ;; esac
+    kill -0 "$AUTH_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  case $line in
+    *listening\ on\ grpc://*) ;;
+    *) cat "$TMP/auth.err" >&2; echo "$NAME: the auth server did not listen" >&2; return 1 ;;
+  esac
+  local port=${line##*:}
+  echo "$NAME: auth server pid $AUTH_PID on port $port"
+  local rc=0
+  "${TIMEOUT[@]}" java -Duser.timezone=UTC --add-opens=java.base/java.nio=ALL-UNNAMED \
+    -Dwg.auth.address="127.0.0.1:$port" -Dwg.auth.reader=reader:reader-secret \
+    -Dwg.auth.writer=writer:writer-secret -Dwg.auth.admin=admin:admin-secret \
+    -cp "$CLASSPATH_JDBC" wigeon.JdbcInterop "127.0.0.1:$port" "$VERSION" $ONLY || rc=$?
+  kill -TERM "$AUTH_PID" 2>/dev/null || true
+  wait "$AUTH_PID" || { echo "$NAME: the auth server did not exit 0" >&2; cat "$TMP/auth.err" >&2; rc=1; }
+  AUTH_PID=
+  return $rc
+}
 TLS_PID=
-trap '[ -z "$TLS_PID" ] || kill -KILL "$TLS_PID" 2>/dev/null || true; interop_cleanup' EXIT
+AUTH_PID=
+trap '[ -z "$TLS_PID" ] || kill -KILL "$TLS_PID" 2>/dev/null || true
+      [ -z "$AUTH_PID" ] || kill -KILL "$AUTH_PID" 2>/dev/null || true; interop_cleanup' EXIT
 tls_pass || STATUS=1
+auth_pass || STATUS=1
 
 interop_server_finish "$STATUS"

@@ -77,6 +77,8 @@ public final class JdbcInterop {
 
     if (System.getProperty("wg.tls.address") != null) {
       Tls.run(); /* run.sh's second pass: a TLS server (-Dwg.tls.*), these checks only */
+    } else if (System.getProperty("wg.auth.address") != null) {
+      Auth.run(); /* run.sh's third pass: a server with --users (-Dwg.auth.*), these only */
     } else {
       Basic.run();
       Prepared.run();
@@ -1200,6 +1202,96 @@ public final class JdbcInterop {
           refused = true;
         }
         truth(refused, "the query without a client certificate failed");
+      });
+    }
+  }
+
+  // --- authentication (run.sh's third pass, a server with --users) -----------------------------
+
+  /**
+   * user=/password= in the URL: the driver sends a Handshake with Basic and carries the bearer
+   * token it gets back. The properties: wg.auth.address (127.0.0.1:PORT), wg.auth.reader,
+   * wg.auth.writer and wg.auth.admin (NAME:PASSWORD, users of the read, write and admin roles).
+   */
+  static final class Auth {
+    static String authUrl(String user, String password) {
+      String u = "jdbc:arrow-flight-sql://" + System.getProperty("wg.auth.address")
+          + "/?useEncryption=false";
+      return user == null ? u : u + "&user=" + user + "&password=" + password;
+    }
+
+    static String[] who(String property) {
+      return System.getProperty(property).split(":", 2);
+    }
+
+    /** The message of the SQLException the body throws (fails if it throws none). */
+    static String refusal(Body body) throws Exception {
+      try {
+        body.run();
+      } catch (SQLException e) {
+        StringBuilder all = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause()) {
+          all.append(t.getMessage()).append(" | ");
+        }
+        return all.toString();
+      }
+      throw new AssertionError("no SQLException");
+    }
+
+    static void run() {
+      String[] reader = who("wg.auth.reader");
+      String[] writer = who("wg.auth.writer");
+      String[] admin = who("wg.auth.admin");
+      check("Auth: user and password in the URL, a read user's query", () -> {
+        try (Connection c = DriverManager.getConnection(authUrl(reader[0], reader[1]));
+            Statement s = c.createStatement()) {
+          for (int i = 0; i < 3; i++) { /* one login, the token carries the later calls */
+            try (ResultSet rs = s.executeQuery("SELECT 6 * 7 + " + i + " AS answer")) {
+              truth(rs.next(), "a first row");
+              eq(42 + i, rs.getInt(1), "answer");
+              truth(!rs.next(), "no second row");
+            }
+          }
+        }
+      });
+      check("Auth: admin creates, a write user inserts, a read user's INSERT is refused", () -> {
+        try (Connection c = DriverManager.getConnection(authUrl(admin[0], admin[1]));
+            Statement s = c.createStatement()) {
+          s.execute("CREATE TABLE t (a INTEGER)");
+        }
+        try (Connection c = DriverManager.getConnection(authUrl(writer[0], writer[1]));
+            Statement s = c.createStatement()) {
+          eq(2L, (long) s.executeUpdate("INSERT INTO t VALUES (1), (2)"), "rows inserted");
+        }
+        try (Connection c = DriverManager.getConnection(authUrl(reader[0], reader[1]));
+            Statement s = c.createStatement()) {
+          String m = refusal(() -> s.executeUpdate("INSERT INTO t VALUES (3)"));
+          truth(m.contains("needs the write role"), "refusal names the write role: " + m);
+          try (ResultSet rs = s.executeQuery("SELECT count(*) FROM t")) {
+            truth(rs.next(), "a row");
+            eq(2L, rs.getLong(1), "rows in t (nothing from the read user)");
+          }
+        }
+      });
+      check("Auth: a wrong password is refused", () -> {
+        String m = refusal(() -> {
+          try (Connection c = DriverManager.getConnection(authUrl(reader[0], "wrong-" + reader[1]));
+              Statement s = c.createStatement();
+              ResultSet rs = s.executeQuery("SELECT 1")) {
+            rs.next();
+          }
+        });
+        truth(m.contains("bad user name or password"), "refusal says why: " + m);
+      });
+      check("Auth: no user and password is refused", () -> {
+        String m = refusal(() -> {
+          try (Connection c = DriverManager.getConnection(authUrl(null, null));
+              Statement s = c.createStatement();
+              ResultSet rs = s.executeQuery("SELECT 1")) {
+            rs.next();
+          }
+        });
+        truth(m.contains("authentication required"), "refusal says why: " + m);
       });
     }
   }
