@@ -242,6 +242,7 @@ static int basic_decode(const char *b64, size_t len, char *buf, size_t size, cha
       sodium_base642bin((unsigned char *)buf, size - 1, b64, len, " ", &n, NULL,
                         sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0)
     return EINVAL;
+  if (memchr(buf, '\0', n) != NULL) return EINVAL; /* "u\0x:pw" must not log in as "u" */
   buf[n] = '\0';
   char *colon = memchr(buf, ':', n);
   if (colon == NULL) return EINVAL;

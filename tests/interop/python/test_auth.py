@@ -87,6 +87,12 @@ def test_refusals(wigeon_server, users):
     opts = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer not-a-token")])
     with pytest.raises(flight.FlightUnauthenticatedError, match="invalid bearer token"):
         query(c, opts, "SELECT 1")
+    for hidden in (b"carol\0:carol-secret", b"carol\0x:carol-secret"):
+        # a NUL in the decoded name must not cut it short into a real user's name
+        basic = b"Basic " + base64.b64encode(hidden)
+        opts = flight.FlightCallOptions(headers=[(b"authorization", basic)])
+        with pytest.raises(flight.FlightUnauthenticatedError, match="malformed Basic"):
+            query(c, opts, "SELECT 1")
     opts = flight.FlightCallOptions(headers=[(b"authorization", b"Digest x")])
     with pytest.raises(flight.FlightUnauthenticatedError, match="unsupported"):
         query(c, opts, "SELECT 1")
