@@ -6,8 +6,10 @@
  * completions; a pool of worker threads that run the handler (a base that always runs, plus extra
  * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A
  * handler's blocking operations start a batch on the worker and sleep on the call's condition variable until the completion-queue thread
- * reports the batch done. All state lives in struct wg_rpc_server; nothing is global except gRPC's
- * own library refcount (grpc_init/grpc_shutdown). */
+ * reports the batch done. A parked call (the live tail) has no worker: any thread starts its
+ * batches and the completion-queue thread tells its owner what completed. All state lives in
+ * struct wg_rpc_server; nothing is global except gRPC's own library refcount
+ * (grpc_init/grpc_shutdown). */
 #define _GNU_SOURCE /* accept4, pipe2 */
 #include "rpc/rpc.h"
 #include "rpc/tls.h"
@@ -65,6 +67,31 @@
  *   cancelled, hook               -> on_close (CQ thread)
  *   DONE -> FREED                 -> call_unref (whichever drops the last reference)
  *
+ * Parked calls (wg_rpc_call_park, the live tail): RUNNING --park--> PARKED, and the handler
+ * returns; its worker takes the next call. A parked call is in s->parked_list, counts in
+ * s->parked and not in `active`, and holds a third reference (dropped after DONE is told). Its
+ * owner's threads (or its callback) start its batches under c->mu, one send-side batch at a time
+ * (park_op: a message, or the status); the CQ thread turns completions into events and tells them
+ * from parked_pump with no lock held (one CQ thread: never two at once):
+ *
+ *   PARKED --send--> SENDING --completed--> SENT told --> PARKED ...
+ *      |                |
+ *    finish           finish (pending: the status follows the send, SENT untold)
+ *      v                v
+ *   STATUS batch --completed--+
+ *                             +--> both done: DONE told, unlinked, reference dropped
+ *   close batch --completed---+    (cancelled: GONE told first, once; sends then ECANCELED)
+ *
+ *   transition                    -> function (thread)
+ *   RUNNING -> PARKED             -> wg_rpc_call_park (worker; GONE at once via an empty batch,
+ *                                    parked_poke, if the close batch had already completed)
+ *   send, finish                  -> wg_rpc_parked_send, wg_rpc_parked_finish (any thread)
+ *   completions -> events         -> on_parked_op, on_close, the poke tag; parked_pump (CQ)
+ *   shutdown                      -> parked_shutdown_locked: cancel all (UNAVAILABLE) at once,
+ *                                    after the grace finish those whose owners did not
+ * A call's lock is never held while calling the owner (fn, or a message's slice destructors),
+ * so an owner may hold its own lock while it sends, and take it in fn. Lock order: s->mu, c->mu.
+ *
  * Workers: `threads` base workers always run; when a call is queued and no worker is free to take
  * it, the CQ thread starts an extra worker (up to max_workers), which exits after
  * WG_RPC_EXTRA_IDLE_MS without work. So a handler that blocks for long (a DoGet whose client
@@ -80,8 +107,9 @@
  * the pending connection, then taken again; accepting goes on when descriptors come back.
  *
  * Shutdown (wg_rpc_server_shutdown): stop the accept thread and close the listening sockets, stop
- * requesting calls, grpc_server_shutdown_and_notify, wait
- * up to grace_ms for the active calls, grpc_server_cancel_all_calls, wait for every handler, every
+ * requesting calls, grpc_server_shutdown_and_notify, cancel the parked calls, wait up to grace_ms
+ * for the active calls and the parked ones' DONE, grpc_server_cancel_all_calls, finish the parked
+ * calls left, wait for every handler, every
  * grpc_call and the shutdown tag, stop and join the workers, destroy the server, shut the queue
  * down and let the CQ thread drain it to GRPC_QUEUE_SHUTDOWN, join it. */
 
