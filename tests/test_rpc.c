@@ -1207,7 +1207,8 @@ static void cancelled_parked_calls_tell_gone_then_done_after_the_owners_finish(v
 
   wg_rpc_client_call_cancel(c0);
   wg_rpc_client_call_cancel(c1);
-  bool gone = parker_wait(&ps[0], &ps[0].gone, 1, 5000) && parker_wait(&ps[1], &ps[1].gone, 1, 5000);
+  bool gone =
+      parker_wait(&ps[0], &ps[0].gone, 1, 5000) && parker_wait(&ps[1], &ps[1].gone, 1, 5000);
   sleep_ms(100);
   pthread_mutex_lock(&ps[0].mu);
   bool undone = ps[0].done == 0; /* a gone call still waits for its owner's finish */
@@ -1216,7 +1217,8 @@ static void cancelled_parked_calls_tell_gone_then_done_after_the_owners_finish(v
   int fin0_again = wg_rpc_parked_finish(ps[0].call, GRPC_STATUS_OK, NULL);
   pthread_mutex_unlock(&ps[0].mu);
   int fin1 = parker_finish(&ps[1], GRPC_STATUS_CANCELLED, "gone");
-  bool done = parker_wait(&ps[0], &ps[0].done, 1, 5000) && parker_wait(&ps[1], &ps[1].done, 1, 5000);
+  bool done =
+      parker_wait(&ps[0], &ps[0].done, 1, 5000) && parker_wait(&ps[1], &ps[1].done, 1, 5000);
 
   struct wg_rpc_client_call *c2 = park_call(&f, 2, 300);
   bool in_order;
