@@ -1481,6 +1481,54 @@ static void parked_calls_survive_cancels_racing_sends_and_finishes(void) {
   ASSERT_EQ(after, 0);
 }
 
+
+/* A client that stops reading holds a send (and so a finish) forever: expiring the call frees it
+ * at once (GONE, and DONE after the owner's finish) while the client still reads nothing; when it
+ * reads again it gets the expiry's status, not the held message. */
+static void expiring_a_parked_call_reaches_a_client_that_stopped_reading(void) {
+  struct parker p;
+  parker_init(&p);
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 1, 1, 8, 0, &p, 1), NULL);
+  struct wg_rpc_client_call *c = park_call(&f, 0, 30000);
+  bool parked = parker_wait(&p, &p.park_rc, 0, 5000);
+  pthread_mutex_lock(&p.mu);
+  p.sending = true;
+  int big_rc = p.call != NULL ? wg_rpc_parked_send(p.call, big_buffer()) : -1;
+  int fin = p.call != NULL ? wg_rpc_parked_finish(p.call, GRPC_STATUS_OK, NULL) : -1;
+  pthread_mutex_unlock(&p.mu);
+  sleep_ms(300);
+  bool held = !parker_wait(&p, &p.done, 1, 0); /* the finish waits behind the held send */
+  pthread_mutex_lock(&p.mu);
+  int exp = p.call != NULL ? wg_rpc_parked_expire(p.call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                                  "subscriber too slow: 1 MiB buffered")
+                           : -1;
+  pthread_mutex_unlock(&p.mu);
+  bool done = parker_wait(&p, &p.done, 1, 5000); /* freed while the client still reads nothing */
+  bool in_order;
+  int got = read_msgs(c, &in_order); /* then it reads: the cut-off message is not delivered */
+  grpc_status_code code = GRPC_STATUS_OK;
+  struct wg_error err = {{0}};
+  int rc = wg_rpc_client_call_finish(c, &code, &err);
+  wg_rpc_client_call_destroy(c);
+  fixture_stop(&f);
+  parker_destroy(&p);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(big_rc, 0);
+  ASSERT_EQ(fin, 0);
+  ASSERT_TRUE(held);
+  ASSERT_EQ(exp, 0);
+  ASSERT_EQ(rc, EBUSY);
+  ASSERT_EQ(code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+  ASSERT_STREQ(err.message, "subscriber too slow: 1 MiB buffered");
+  ASSERT_EQ(got, 0);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(p.gone, 1);
+  ASSERT_EQ(p.done, 1);
+  ASSERT_TRUE(!p.after_done);
+  ASSERT_EQ(wg_rpc_parked_expire(NULL, GRPC_STATUS_OK, NULL), EINVAL);
+}
+
 int main(void) {
   RUN_TEST(status_mapping_matches_the_documented_table_both_ways);
   RUN_TEST(call_errors_map_once_with_each_sides_code_for_an_ended_call);
@@ -1509,5 +1557,6 @@ int main(void) {
   RUN_TEST(sends_chained_from_the_callback_reach_the_client_in_order);
   RUN_TEST(parked_call_misuse_is_refused);
   RUN_TEST(parked_calls_survive_cancels_racing_sends_and_finishes);
+  RUN_TEST(expiring_a_parked_call_reaches_a_client_that_stopped_reading);
   return TEST_SUMMARY();
 }

@@ -175,11 +175,19 @@ int wg_rpc_call_park(struct wg_rpc_call *c, wg_rpc_parked_fn fn, void *arg);
  * (or on a call not parked). Never waits for the completion-queue thread. */
 int wg_rpc_parked_send(struct wg_rpc_call *c, grpc_byte_buffer *msg);
 /* Ends a parked call from any thread with a status (an outstanding send completes first, in
- * order). Once; a second call is a no-op returning EINVAL. WG_RPC_PARKED_DONE follows. A call
+ * order: see wg_rpc_parked_expire for a client that stopped reading). Once; a second call is a
+ * no-op returning EINVAL. WG_RPC_PARKED_DONE follows. A call
  * whose client is gone still needs this (or server shutdown) before it is freed. Server shutdown
  * cancels parked calls at once (the client sees UNAVAILABLE), and after its grace finishes those
  * their owners have not (a later finish then returns EINVAL). Never waits. */
 int wg_rpc_parked_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message);
+/* A client that stopped reading holds the outstanding send (flow control), and so any finish,
+ * forever. This ends a parked call now, from any thread, with `code` and `message` for the client
+ * (e.g. RESOURCE_EXHAUSTED for a subscriber too slow): the call is cancelled at once, GONE follows
+ * (the outstanding send fails, its message is dropped), and the owner's wg_rpc_parked_finish (if
+ * not already called) still leads to DONE; that finish's status no longer reaches the client. The
+ * client gets this status when it reads again. 0, or EINVAL on a call not parked. Until DONE. */
+int wg_rpc_parked_expire(struct wg_rpc_call *c, grpc_status_code code, const char *message);
 /* Parked calls open now (for stats and tests): parked and not yet DONE. */
 int64_t wg_rpc_server_parked_calls(const struct wg_rpc_server *s);
 

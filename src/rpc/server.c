@@ -85,7 +85,8 @@
  *   transition                    -> function (thread)
  *   RUNNING -> PARKED             -> wg_rpc_call_park (worker; GONE at once via an empty batch,
  *                                    parked_poke, if the close batch had already completed)
- *   send, finish                  -> wg_rpc_parked_send, wg_rpc_parked_finish (any thread)
+ *   send, finish, expire          -> wg_rpc_parked_send, wg_rpc_parked_finish,
+ *                                    wg_rpc_parked_expire (any thread)
  *   completions -> events         -> on_parked_op, on_close, the poke tag; parked_pump (CQ)
  *   shutdown                      -> parked_shutdown_locked: cancel all (UNAVAILABLE) at once,
  *                                    after the grace finish those whose owners did not
@@ -1640,6 +1641,16 @@ int wg_rpc_parked_finish(struct wg_rpc_call *c, grpc_status_code code, const cha
   int rc = parked_finish_locked(c, code, message);
   pthread_mutex_unlock(&c->mu);
   return rc;
+}
+
+int wg_rpc_parked_expire(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
+  if (c == NULL) return EINVAL;
+  pthread_mutex_lock(&c->mu);
+  bool parked = atomic_load(&c->parked) && !c->park_done_told;
+  if (parked) /* the held send fails at once; the client has the status when it reads again */
+    grpc_call_cancel_with_status(c->call, code, message != NULL ? message : "", NULL);
+  pthread_mutex_unlock(&c->mu);
+  return parked ? 0 : EINVAL;
 }
 
 int64_t wg_rpc_server_parked_calls(const struct wg_rpc_server *s) {
