@@ -81,7 +81,7 @@ bool wg_rpc_server_tls(const struct wg_rpc_server *s);
  * every handler to return. Safe to call once; then wg_rpc_server_destroy. Never from a handler
  * or a cancel hook (it waits for them). wg_rpc_server_destroy shuts down with no grace if this
  * was not called. */
-void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms);
+void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms); /* parked: see below */
 void wg_rpc_server_destroy(struct wg_rpc_server *s);
 /* Calls running or waiting for a worker (for stats); parked calls are not counted. */
 int64_t wg_rpc_server_active_calls(const struct wg_rpc_server *s);
@@ -176,10 +176,11 @@ int wg_rpc_call_park(struct wg_rpc_call *c, wg_rpc_parked_fn fn, void *arg);
 int wg_rpc_parked_send(struct wg_rpc_call *c, grpc_byte_buffer *msg);
 /* Ends a parked call from any thread with a status (an outstanding send completes first, in
  * order: see wg_rpc_parked_expire for a client that stopped reading). Once; a second call is a
- * no-op returning EINVAL. WG_RPC_PARKED_DONE follows. A call
- * whose client is gone still needs this (or server shutdown) before it is freed. Server shutdown
- * cancels parked calls at once (the client sees UNAVAILABLE), and after its grace finishes those
- * their owners have not (a later finish then returns EINVAL). Never waits. */
+ * no-op returning EINVAL. WG_RPC_PARKED_DONE follows. A call whose client is gone still needs
+ * this (or server shutdown) before it is freed. Server shutdown cancels parked calls at once (the
+ * client sees UNAVAILABLE "the server is shutting down"), and after its grace finishes those
+ * their owners have not (a later finish then returns EINVAL); it returns once every parked call
+ * was told DONE, so owners (fn's arg) must live until then. Never waits. */
 int wg_rpc_parked_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message);
 /* A client that stopped reading holds the outstanding send (flow control), and so any finish,
  * forever. This ends a parked call now, from any thread, with `code` and `message` for the client
