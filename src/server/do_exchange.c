@@ -1,8 +1,9 @@
 /* wigeon: DoExchange, SQL over a stream of Arrow batches (docs/exchange.md). The first FlightData
- * carries a CMD descriptor whose bytes are the SQL (or the JSON {"sql": "...", "per_batch": true}),
- * with the input's Schema or followed by it (pyarrow sends the descriptor alone); the client then streams batches, which the SQL sees as the relation
- * `input` (wg_engine_query_over), and the server streams the result back, schema first, each
- * message started as soon as it is encoded (wg__server_send_stream).
+ * carries a CMD descriptor whose bytes are the SQL (or the JSON {"sql": "...", "per_batch":
+ * true}), with the input's Schema or followed by it (pyarrow sends the descriptor alone); the
+ * client then streams batches, which the SQL sees as the relation `input` (wg_engine_query_over),
+ * and the server streams the result back, schema first, each message started as soon as it is
+ * encoded (wg__server_send_stream).
  *
  * Two modes:
  *   streaming  (the default) one query over the whole input. DuckDB pulls input as it needs it:
