@@ -10,6 +10,7 @@
 
 #include "arrow/array.h"
 #include "engine/engine.h"
+#include "support/server_fixture.h"
 #include "test.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -342,6 +343,185 @@ static void over_refuses_two_statements_and_a_busy_connection(void) {
   fx_close(&f);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Through the server, with the C client (wg_exchange) */
+
+/* Reads a result: rows and the sum of BIGINT column col (-1: none); the stream's status into st
+ * on failure. Returns the errno value (0 OK). Releases s. */
+static int read_result(struct ArrowArrayStream *s, int col, int64_t *rows, int64_t *sum,
+                       struct wg_status *st) {
+  struct ArrowSchema sc;
+  int rc = s->get_schema(s, &sc);
+  if (rc == 0) sc.release(&sc);
+  *rows = 0;
+  if (sum != NULL) *sum = 0;
+  for (; rc == 0;) {
+    struct ArrowArray a;
+    rc = s->get_next(s, &a);
+    if (rc != 0 || a.release == NULL) break;
+    *rows += a.length;
+    if (col >= 0 && sum != NULL) {
+      const struct ArrowArray *ch = a.children[col];
+      const int64_t *v = ch->buffers[1];
+      for (int64_t i = 0; i < ch->length; i++)
+        *sum += v[ch->offset + i];
+    }
+    a.release(&a);
+  }
+  if (rc != 0) wg_stream_status(s, st);
+  wg_stream_release(s);
+  return rc;
+}
+
+struct sfx {
+  struct wg_fx_server fx;
+  struct wg_client *c;
+};
+static int sfx_start(struct sfx *f) {
+  struct wg_server_options o = {.threads = 4};
+  struct wg_status st;
+  if (wg_fx_server_start(&f->fx, &o) != 0) return EIO;
+  return wg_fx_connect(&f->c, f->fx.uri, &st) == 0 ? 0 : EIO;
+}
+static void sfx_stop(struct sfx *f) {
+  wg_disconnect(f->c);
+  wg_fx_server_stop(&f->fx);
+}
+
+static void client_exchange_filters_a_stream(void) {
+  struct sfx f;
+  ASSERT_OK(sfx_start(&f), NULL);
+  struct wg_status st;
+  struct ArrowArrayStream in, out;
+  ASSERT_OK(wg_fx_seed_stream(1, 20, 1000, true, &in), NULL); /* (id BIGINT, value DOUBLE) */
+  ASSERT_OK(wg_exchange(f.c, "SELECT id FROM input WHERE id % 100 = 7", &in, &out, &st),
+            st.message);
+  ASSERT_TRUE(in.release == NULL);
+  int64_t rows, sum;
+  ASSERT_OK(read_result(&out, 0, &rows, &sum, &st), st.message);
+  int64_t want_rows = 0, want_sum = 0, id_sum = 0;
+  ASSERT_OK(wg_fx_seed_stream(1, 20, 1000, true, &in), NULL);
+  for (;;) { /* the same rows, filtered here */
+    struct ArrowArray a;
+    ASSERT_OK(in.get_next(&in, &a), NULL);
+    if (a.release == NULL) break;
+    const int64_t *v = a.children[0]->buffers[1];
+    for (int64_t i = 0; i < a.length; i++) {
+      id_sum += v[i];
+      if (v[i] % 100 == 7) want_rows++, want_sum += v[i];
+    }
+    a.release(&a);
+  }
+  in.release(&in);
+  ASSERT_TRUE(want_rows > 0);
+  ASSERT_EQ(rows, want_rows);
+  ASSERT_EQ(sum, want_sum);
+  /* an aggregate over all of it, then once per batch */
+  ASSERT_OK(wg_fx_seed_stream(1, 20, 1000, true, &in), NULL);
+  ASSERT_OK(wg_exchange(f.c, "SELECT sum(id)::BIGINT AS s FROM input", &in, &out, &st),
+            st.message);
+  ASSERT_OK(read_result(&out, 0, &rows, &sum, &st), st.message);
+  ASSERT_EQ(rows, 1);
+  ASSERT_EQ(sum, id_sum);
+  ASSERT_OK(wg_fx_seed_stream(1, 20, 1000, true, &in), NULL);
+  ASSERT_OK(wg_exchange(f.c, "{\"sql\": \"SELECT count(*) AS n FROM input\", \"per_batch\": true}",
+                        &in, &out, &st),
+            st.message);
+  ASSERT_OK(read_result(&out, 0, &rows, &sum, &st), st.message);
+  ASSERT_EQ(rows, 20);
+  ASSERT_EQ(sum, 20000);
+  sfx_stop(&f);
+}
+
+static void client_exchange_upserts_with_its_count(void) {
+  struct sfx f;
+  ASSERT_OK(sfx_start(&f), NULL);
+  struct wg_status st;
+  const char *ddl = "CREATE TABLE t (id BIGINT PRIMARY KEY, value DOUBLE)";
+  ASSERT_OK(wg_fx_action(f.c, "execute", ddl, strlen(ddl), NULL, &st), st.message);
+  struct ArrowArrayStream in, out;
+  for (int round = 0; round < 2; round++) { /* the second updates every row */
+    ASSERT_OK(wg_fx_seed_stream(1, 5, 1000, true, &in), NULL);
+    ASSERT_OK(wg_exchange(f.c, "INSERT INTO t SELECT * FROM input ON CONFLICT (id) DO UPDATE "
+                               "SET value = excluded.value + 1",
+                          &in, &out, &st),
+              st.message);
+    int64_t rows, count;
+    ASSERT_OK(read_result(&out, 0, &rows, &count, &st), st.message);
+    ASSERT_EQ(rows, 1);
+    ASSERT_EQ(count, 5000);
+  }
+  int64_t n;
+  ASSERT_OK(wg_fx_query_i64(f.c, "SELECT count(*) FROM t", &n, &st), st.message);
+  ASSERT_EQ(n, 5000);
+  sfx_stop(&f);
+}
+
+static void client_exchange_errors_mid_stream(void) {
+  struct sfx f;
+  ASSERT_OK(sfx_start(&f), NULL);
+  struct wg_status st;
+  const char *ddl = "CREATE TABLE t (id BIGINT, value DOUBLE)";
+  ASSERT_OK(wg_fx_action(f.c, "execute", ddl, strlen(ddl), NULL, &st), st.message);
+  /* the client's input fails after 3 batches: the exchange is cancelled, nothing inserted */
+  struct ArrowArrayStream seed, in, out;
+  ASSERT_OK(wg_fx_seed_stream(1, 10, 1000, true, &seed), NULL);
+  struct failing *fl = calloc(1, sizeof(*fl));
+  ASSERT_TRUE(fl != NULL);
+  fl->inner = seed;
+  fl->fail_after = 3;
+  in = (struct ArrowArrayStream){failing_schema, failing_next, failing_error, failing_release, fl};
+  ASSERT_OK(wg_exchange(f.c, "INSERT INTO t SELECT * FROM input", &in, &out, &st), st.message);
+  int64_t rows;
+  int rc = read_result(&out, -1, &rows, NULL, &st);
+  ASSERT_EQ(rc, EPROTO);
+  ASSERT_TRUE(strstr(st.message, "broke on purpose") != NULL);
+  int64_t n = -1;
+  ASSERT_OK(wg_fx_query_i64(f.c, "SELECT count(*) FROM t", &n, &st), st.message);
+  ASSERT_EQ(n, 0);
+  /* the server's SQL fails on a later batch: its status after the batches already sent */
+  ASSERT_OK(wg_fx_seed_stream(1, 10, 1000, true, &in), NULL);
+  ASSERT_OK(wg_exchange(f.c, "SELECT CASE WHEN id < 5000 THEN id ELSE error('too far') END AS i "
+                             "FROM input",
+                        &in, &out, &st),
+            st.message);
+  rc = read_result(&out, -1, &rows, NULL, &st);
+  ASSERT_NE(rc, 0);
+  ASSERT_TRUE(strstr(st.message, "too far") != NULL);
+  /* a Flight SQL-free path descriptor is not for DoExchange; SQL that does not parse neither */
+  ASSERT_OK(wg_fx_seed_stream(1, 1, 10, true, &in), NULL);
+  ASSERT_OK(wg_exchange(f.c, "SELEC 1", &in, &out, &st), st.message);
+  rc = read_result(&out, -1, &rows, NULL, &st);
+  ASSERT_EQ(rc, EINVAL);
+  ASSERT_TRUE(strstr(st.message, "Parser Error") != NULL);
+  ASSERT_OK(wg_fx_query_i64(f.c, "SELECT 41 + 1", &n, &st), st.message);
+  ASSERT_EQ(n, 42);
+  sfx_stop(&f);
+}
+
+/* The client releases the result before its end: the exchange is cancelled, the server's INSERT
+ * is interrupted and rolled back, and the server goes on serving. */
+static void client_exchange_cancel_inserts_nothing(void) {
+  struct sfx f;
+  ASSERT_OK(sfx_start(&f), NULL);
+  struct wg_status st;
+  const char *ddl = "CREATE TABLE t (id BIGINT, value DOUBLE)";
+  ASSERT_OK(wg_fx_action(f.c, "execute", ddl, strlen(ddl), NULL, &st), st.message);
+  struct ArrowArrayStream in, out;
+  ASSERT_OK(wg_fx_seed_stream(1, 400, 5000, true, &in), NULL);
+  ASSERT_OK(wg_exchange(f.c, "INSERT INTO t SELECT * FROM input", &in, &out, &st), st.message);
+  usleep(20 * 1000); /* some of it sent */
+  out.release(&out);
+  int64_t n = -1;
+  for (int i = 0; i < 25; i++) { /* nothing shows, while the server sees the cancel, or after */
+    ASSERT_OK(wg_fx_query_i64(f.c, "SELECT count(*) FROM t", &n, &st), st.message);
+    ASSERT_EQ(n, 0);
+    usleep(20 * 1000);
+  }
+  ASSERT_EQ(n, 0);
+  sfx_stop(&f);
+}
+
 int main(void) {
   RUN_TEST(over_filters_a_stream);
   RUN_TEST(over_joins_with_a_table);
@@ -352,5 +532,9 @@ int main(void) {
   RUN_TEST(over_released_early_rolls_back);
   RUN_TEST(over_checks_the_access_level);
   RUN_TEST(over_refuses_two_statements_and_a_busy_connection);
+  RUN_TEST(client_exchange_filters_a_stream);
+  RUN_TEST(client_exchange_upserts_with_its_count);
+  RUN_TEST(client_exchange_errors_mid_stream);
+  RUN_TEST(client_exchange_cancel_inserts_nothing);
   TEST_SUMMARY();
 }
