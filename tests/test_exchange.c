@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include "arrow/array.h"
+#include "arrow/ipc.h"
 #include "engine/engine.h"
+#include "flight/flight.h"
+#include "rpc/rpc.h"
 #include "support/server_fixture.h"
 #include "test.h"
 
@@ -522,6 +525,81 @@ static void client_exchange_cancel_inserts_nothing(void) {
   sfx_stop(&f);
 }
 
+/* A raw DoExchange whose second message is not IPC (built from the message definitions): the
+ * server answers INVALID_ARGUMENT "bad IPC message" and keeps nothing of the INSERT. */
+static void exchange_refuses_a_bad_batch(void) {
+  struct sfx f;
+  ASSERT_OK(sfx_start(&f), NULL);
+  struct wg_status st;
+  const char *ddl = "CREATE TABLE t (id BIGINT, value DOUBLE)";
+  ASSERT_OK(wg_fx_action(f.c, "execute", ddl, strlen(ddl), NULL, &st), st.message);
+  struct wg_error err = {{0}};
+  struct wg_rpc_channel *ch;
+  ASSERT_OK(wg_rpc_channel_create(&ch, f.fx.uri, &err), &err);
+  struct wg_rpc_client_call *call;
+  char path[128];
+  snprintf(path, sizeof(path), "%sDoExchange", WG_FLIGHT_SERVICE);
+  ASSERT_OK(wg_rpc_client_call_start(ch, path, 10000, NULL, &call, &err), &err);
+  /* the descriptor and the schema (our encoder), then a good batch, then one of garbage */
+  Arrow__Flight__Protocol__FlightDescriptor d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+  d.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__CMD;
+  const char *sql = "INSERT INTO t SELECT * FROM input";
+  d.cmd.data = (uint8_t *)sql;
+  d.cmd.len = strlen(sql);
+  uint8_t packed[256];
+  size_t packed_len = arrow__flight__protocol__flight_descriptor__pack(&d, packed);
+  struct ArrowSchema schema;
+  struct ArrowArray batch;
+  ASSERT_OK(wg_fx_seed_batch(1, 100, true, &schema, &batch), NULL);
+  struct wg_ipc_encoder *enc = NULL;
+  ASSERT_OK(wg_ipc_encoder_create(&enc, &schema, NULL, &err), &err);
+  ASSERT_TRUE(wg_ipc_encoder_max_messages(enc) <= 4); /* no dictionaries */
+  struct wg_ipc_encoded m[4];
+  for (int i = 0; i < 4; i++)
+    wg_ipc_encoded_init(&m[i]);
+  ASSERT_OK(wg_ipc_encoder_schema(enc, &m[0], &err), &err);
+  grpc_byte_buffer *bb;
+  struct wg_bytes none = {NULL, 0};
+  ASSERT_OK(wg_flight_data_encode((struct wg_bytes){packed, (int64_t)packed_len}, &m[0], none,
+                                  NULL, &bb, &err),
+            &err);
+  ASSERT_OK(wg_rpc_client_call_send(call, bb), NULL);
+  int64_t n = 0;
+  ASSERT_OK(wg_ipc_encoder_batch(enc, &batch, m, &n, &err), &err);
+  for (int64_t i = 0; i < n; i++) {
+    ASSERT_OK(wg_flight_data_encode(none, &m[i], none, NULL, &bb, &err), &err);
+    wg_rpc_client_call_send(call, bb);
+  }
+  Arrow__Flight__Protocol__FlightData bad = ARROW__FLIGHT__PROTOCOL__FLIGHT_DATA__INIT;
+  uint8_t garbage[16] = {0x0c, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8};
+  bad.data_header.data = garbage;
+  bad.data_header.len = sizeof(garbage);
+  ASSERT_OK(wg_flight_pack(&bad.base, &bb, &err), &err);
+  wg_rpc_client_call_send(call, bb);
+  wg_rpc_client_call_close_send(call);
+  for (;;) {
+    grpc_byte_buffer *r = NULL;
+    if (wg_rpc_client_call_recv(call, &r) != 0 || r == NULL) break;
+    grpc_byte_buffer_destroy(r);
+  }
+  grpc_status_code code;
+  int rc = wg_rpc_client_call_finish(call, &code, &err);
+  wg_rpc_client_call_destroy(call);
+  wg_rpc_channel_destroy(ch);
+  for (int i = 0; i < 4; i++)
+    wg_ipc_encoded_reset(&m[i]);
+  wg_ipc_encoder_destroy(enc);
+  wg_array_release(&batch);
+  wg_schema_release(&schema);
+  ASSERT_EQ(code, GRPC_STATUS_INVALID_ARGUMENT);
+  ASSERT_NE(rc, 0);
+  ASSERT_TRUE(strstr(err.message, "bad IPC message") != NULL);
+  int64_t rows = -1;
+  ASSERT_OK(wg_fx_query_i64(f.c, "SELECT count(*) FROM t", &rows, &st), st.message);
+  ASSERT_EQ(rows, 0);
+  sfx_stop(&f);
+}
+
 int main(void) {
   RUN_TEST(over_filters_a_stream);
   RUN_TEST(over_joins_with_a_table);
@@ -536,5 +614,6 @@ int main(void) {
   RUN_TEST(client_exchange_upserts_with_its_count);
   RUN_TEST(client_exchange_errors_mid_stream);
   RUN_TEST(client_exchange_cancel_inserts_nothing);
+  RUN_TEST(exchange_refuses_a_bad_batch);
   TEST_SUMMARY();
 }
