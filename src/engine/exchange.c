@@ -260,7 +260,10 @@ static int over_finish(struct over *o, bool commit, struct wg_error *err) {
   o->ended = true;
   wg_stream_release(&o->query); /* DuckDB's scan of the input ends here */
   int rc = o->drop_sql != NULL ? wg__engine_exec(o->c, o->drop_sql, err) : 0;
-  if (rc != 0) commit = false;
+  if (rc != 0) {
+    commit = false;
+    o->c->session_dirty = true; /* a view may stay: the connection is replaced on release */
+  }
   if (o->own_txn) {
     if (commit) {
       rc = wg__engine_exec(o->c, "COMMIT", err);
@@ -356,7 +359,8 @@ int wg_engine_query_over(struct wg_engine_conn *c, const char *name,
     rc = wg_error_set(err, EINVAL, "query over a stream: NULL connection, sql or empty name");
   if (rc == 0) rc = wg__engine_conn_idle(c, err);
   struct over *o = rc == 0 ? calloc(1, sizeof(*o)) : NULL;
-  if (rc == 0 && o == NULL) rc = wg_error_set(err, ENOMEM, "out of memory for a query over a stream");
+  if (rc == 0 && o == NULL)
+    rc = wg_error_set(err, ENOMEM, "out of memory for a query over a stream");
   if (rc != 0) {
     wg_stream_release(input);
     return rc;
