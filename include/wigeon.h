@@ -217,6 +217,18 @@ WG_API int wg_put_idempotent(wg_client *client, const char *schema_name, const c
                              wg_put_ack_fn on_ack, void *ack_ctx, int64_t *rows,
                              struct wg_status *status);
 
+/* DoExchange (docs/exchange.md): runs `command` on the server over the batches of `in`, which the
+ * SQL sees as the relation `input`, and streams the result into *out (owned by the caller; read
+ * it like wg_query's; wg_stream_status works on it). command: SQL text ("SELECT * FROM input
+ * WHERE ..."; "INSERT INTO t SELECT * FROM input" gives one row, its "Count") or the JSON
+ * {"sql": "...", "per_batch": true} to run it once per input batch. `in` is consumed (released
+ * on every path): a thread of the exchange's own reads it and sends it while the caller reads
+ * *out, so the server may answer before it has all of the input; in's get_next runs on that
+ * thread. A failing `in` cancels the exchange (nothing an INSERT wrote is kept): *out then fails
+ * with in's error. Releasing *out before its end cancels the exchange. */
+WG_API int wg_exchange(wg_client *client, const char *command, struct ArrowArrayStream *in,
+                       struct ArrowArrayStream *out, struct wg_status *status);
+
 /* A table (ListFlights). */
 struct wg_table_info {
   char *schema_name; /* "main" unless the server names another schema */

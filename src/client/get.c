@@ -234,6 +234,8 @@ int wg__do_get_all(wg_client *client, const struct wg_bytes *tickets, size_t n,
 }
 
 int wg_stream_status(struct ArrowArrayStream *stream, struct wg_status *status) {
+  int exchanged = wg__exchange_status(stream, status);
+  if (exchanged >= 0) return exchanged;
   if (stream != NULL && stream->release == chain_release) {
     struct chain *ch = stream->private_data;
     return wg__status_set(status, chain_errno(ch), ch->st.code, ch->st.message);

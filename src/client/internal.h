@@ -66,4 +66,7 @@ int wg__client_put_cmd(struct wg_client *c, const void *cmd, size_t cmd_len,
 int wg__do_get_all(wg_client *client, const struct wg_bytes *tickets, size_t n,
                    struct wg_bytes schema, struct ArrowArrayStream *out, struct wg_status *status);
 
+/* wg_stream_status of a wg_exchange result (exchange.c): its code, or -1 for any other stream. */
+int wg__exchange_status(struct ArrowArrayStream *stream, struct wg_status *status);
+
 #endif

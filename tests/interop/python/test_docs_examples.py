@@ -1,4 +1,4 @@
-"""Every ```python block of docs/clients.md runs, as a script of its own, against a fresh server
+"""Every ```python block of docs/clients.md (and of docs/exchange.md) runs, as a script of its own, against a fresh server
 (WIGEON_URI points it there) and exits 0; where a ```text block follows it (blank lines between
 at most), that is exactly what it must print. A block whose first line reads
 `# NAME.py: ... (run after OTHER.py)` runs after OTHER.py's block on the same server. Every library
@@ -60,7 +60,9 @@ def imported(code):
 
 
 EXAMPLES = blocks(DOC.read_text())
-BY_NAME = {script_name(code): code for _, code, _, _ in EXAMPLES if script_name(code)}
+EXCHANGE_EXAMPLES = blocks((ROOT / "docs" / "exchange.md").read_text())
+BY_NAME = {script_name(code): code for _, code, _, _ in EXAMPLES + EXCHANGE_EXAMPLES
+           if script_name(code)}
 
 
 def run(code, uri, folder, name):
@@ -97,6 +99,23 @@ def test_example_runs(server, tmp_path, line, code, expected):
     out = run(code, server.uri, tmp_path, script_name(code) or f"example_{line}.py")
     if expected is not None:
         assert out == expected
+
+
+def test_exchange_doc_has_its_examples():
+    """docs/exchange.md has a pyarrow example, with the output it prints, that reads the server's
+    address from WIGEON_URI."""
+    assert len(EXCHANGE_EXAMPLES) >= 1
+    for line, code, expected, _ in EXCHANGE_EXAMPLES:
+        assert 'os.environ.get("WIGEON_URI", "grpc://127.0.0.1:8815")' in code, f"line {line}"
+        assert expected is not None, f"line {line}"
+
+
+@pytest.mark.parametrize("line,code,expected", [e[:3] for e in EXCHANGE_EXAMPLES],
+                         ids=[e[3] for e in EXCHANGE_EXAMPLES])
+def test_exchange_example_runs(server, tmp_path, line, code, expected):
+    """The block at this line of docs/exchange.md runs against a fresh server and prints what
+    the doc says."""
+    test_example_runs(server, tmp_path, line, code, expected)
 
 
 def test_readme_links_the_clients_doc():
