@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "arrow/array.h"
 #include "arrow/concat.h"
@@ -398,31 +399,9 @@ int wg__tail_sub_encode(struct wg__tail_sub *sub, struct ArrowArray *batch, uint
   return rc;
 }
 
-/* 64 zero bytes: every buffer of an empty array (one offset at most) */
-static const uint64_t zeros[8];
-
-static int empty_node(const struct ArrowSchema *s, struct ArrowArray *out, struct wg_error *err) {
-  struct wg_arrow_type t;
-  WG_RETURN_NOT_OK(wg_arrow_type_parse(s->format, &t, err));
-  int nb = wg_arrow_type_n_buffers(&t);
-  if (wg_array_node_init(out, nb, s->n_children, NULL) != 0)
-    return wg_error_set(err, ENOMEM, "out of memory");
-  for (int i = 0; i < nb; i++)
-    out->buffers[i] = zeros;
-  for (int64_t i = 0; i < s->n_children; i++)
-    WG_RETURN_NOT_OK(empty_node(s->children[i], out->children[i], err));
-  if (s->dictionary != NULL) {
-    if (wg_array_alloc_dictionary(out) != 0) return wg_error_set(err, ENOMEM, "out of memory");
-    WG_RETURN_NOT_OK(empty_node(s->dictionary, out->dictionary, err));
-  }
-  return 0;
-}
-
 int wg__tail_sub_empty_batch(struct wg__tail_sub *sub, struct ArrowArray *out,
                              struct wg_error *err) {
-  int rc = empty_node(&sub->schema, out, err);
-  if (rc != 0 && out->release != NULL) wg_array_release(out);
-  return rc;
+  return wg_arrow_concat(&sub->schema, NULL, 0, out, err);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -567,42 +546,76 @@ static int batches_stream(struct tail_event **evs, int64_t n, struct ArrowArrayS
   return 0;
 }
 
-/* Queues encoded messages; stops at the first refusal. */
-static int enqueue_all(struct wg__tail_sub *sub, grpc_byte_buffer **bbs, int64_t n,
-                       struct wg_error *err) {
-  int rc = 0;
-  for (int64_t i = 0; i < n; i++) {
-    if (rc == 0) rc = enqueue(sub, bbs[i], err);
-    else grpc_byte_buffer_destroy(bbs[i]);
-  }
-  return rc;
+/* Messages made for one delivery, queued to every subscriber of a group. */
+struct outbox {
+  grpc_byte_buffer **bbs;
+  int64_t n, cap;
+};
+
+static void outbox_reset(struct outbox *o) {
+  for (int64_t i = 0; i < o->n; i++)
+    grpc_byte_buffer_destroy(o->bbs[i]);
+  free(o->bbs);
+  memset(o, 0, sizeof(*o));
 }
 
-/* The batches of events evs[0..n), as they are (same shape, no WHERE, every column). */
-static int deliver_plain(struct wg__tail_sub *sub, struct tail_event **evs, int64_t n,
+/* Concatenates pending[0..n) (consumed) into one batch and encodes it for the outbox. */
+static int flush_plain(struct wg__tail_sub *sub, struct ArrowArray *pending, int64_t n,
+                       uint64_t seq, bool more, struct outbox *o, struct wg_error *err) {
+  struct ArrowArray one;
+  if (n == 1) {
+    wg_array_move(&pending[0], &one);
+  } else {
+    WG_RETURN_NOT_OK(wg_arrow_concat(&sub->schema, pending, n, &one, err));
+  }
+  return wg__tail_sub_encode(sub, &one, seq, more, &o->bbs, &o->n, &o->cap, err);
+}
+
+/* The batches of events evs[0..n), as they are (same shape, no WHERE, every column), gathered
+ * into batches of up to batch_bytes: a few messages per round whatever the number of puts. A batch
+ * that ends inside a put says "more"; one that ends with a put carries that put's sequence. */
+static int deliver_plain(struct wg__tail_hub *h, struct wg__tail_sub *sub,
+                         struct tail_event **evs, int64_t n, struct outbox *o,
                          struct wg_error *err) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; i++)
+    total += evs[i]->n_batches;
+  struct ArrowArray *pending = calloc((size_t)(total > 0 ? total : 1), sizeof(*pending));
+  if (pending == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  int64_t np = 0, bytes = 0, limit = h->s->options.batch_bytes;
   int rc = 0;
   for (int64_t i = 0; i < n && rc == 0; i++) {
     for (int64_t j = 0; j < evs[i]->n_batches && rc == 0; j++) {
-      struct ArrowArray a;
-      if (wg_array_share(&evs[i]->batches[j], &a) != 0)
-        return wg_error_set(err, ENOMEM, "out of memory");
-      grpc_byte_buffer **bbs = NULL;
-      int64_t nb = 0, cap = 0;
-      rc = wg__tail_sub_encode(sub, &a, evs[i]->seq, j + 1 < evs[i]->n_batches, &bbs, &nb, &cap,
-                               err);
-      int qrc = enqueue_all(sub, bbs, nb, err);
-      if (rc == 0) rc = qrc;
-      free(bbs);
+      const struct ArrowArray *b = &evs[i]->batches[j];
+      int64_t size = wg_arrow_range_bytes(&evs[i]->schema, b, 0, b->length);
+      if (np > 0 && (size < 0 || bytes + size > limit)) {
+        /* the previous batch ends the pending ones: j == 0 means it ended the previous put */
+        rc = flush_plain(sub, pending, np, j == 0 ? evs[i - 1]->seq : evs[i]->seq, j != 0, o, err);
+        np = bytes = 0;
+      }
+      if (rc == 0 && wg_array_share(b, &pending[np]) != 0)
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+      if (rc == 0) {
+        np++;
+        bytes += size > 0 ? size : 0;
+      }
     }
   }
+  if (rc == 0 && np > 0) {
+    rc = flush_plain(sub, pending, np, evs[n - 1]->seq, false, o, err);
+    np = 0;
+  }
+  for (int64_t i = 0; i < np; i++)
+    if (pending[i].release != NULL) wg_array_release(&pending[i]);
+  free(pending);
   return rc;
 }
 
 /* The rows of evs[0..n) (one schema) that the subscriber's WHERE selects, its columns, through
  * DuckDB; every batch tagged with the last event's sequence ("more" on all but the last). */
 static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
-                            struct tail_event **evs, int64_t n, struct wg_error *err) {
+                            struct tail_event **evs, int64_t n, struct outbox *o,
+                            struct wg_error *err) {
   WG_RETURN_NOT_OK(filter_sql(sub, &evs[0]->schema, err));
   struct ArrowArrayStream in, out;
   WG_RETURN_NOT_OK(batches_stream(evs, n, &in, err));
@@ -625,65 +638,79 @@ static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
       wg_array_release(&a);
       continue;
     }
-    if (held.release != NULL) {
-      grpc_byte_buffer **bbs = NULL;
-      int64_t nb = 0, cap = 0;
-      rc = wg__tail_sub_encode(sub, &held, seq, true, &bbs, &nb, &cap, err);
-      int qrc = enqueue_all(sub, bbs, nb, err);
-      if (rc == 0) rc = qrc;
-      free(bbs);
-    }
+    if (held.release != NULL)
+      rc = wg__tail_sub_encode(sub, &held, seq, true, &o->bbs, &o->n, &o->cap, err);
     wg_array_move(&a, &held);
   }
-  if (rc == 0 && held.release != NULL) {
-    grpc_byte_buffer **bbs = NULL;
-    int64_t nb = 0, cap = 0;
-    rc = wg__tail_sub_encode(sub, &held, seq, false, &bbs, &nb, &cap, err);
-    int qrc = enqueue_all(sub, bbs, nb, err);
-    if (rc == 0) rc = qrc;
-    free(bbs);
-  } else if (held.release != NULL) {
+  if (rc == 0 && held.release != NULL)
+    rc = wg__tail_sub_encode(sub, &held, seq, false, &o->bbs, &o->n, &o->cap, err);
+  else if (held.release != NULL)
     wg_array_release(&held);
-  }
   wg_stream_release(&out);
   return rc;
 }
 
 /* Most events, and bytes of them, one delivery takes (the rest wait for the next round). */
-enum { WG_TAIL_ROUND_EVENTS = 256 };
+enum { WG_TAIL_ROUND_EVENTS = 256, WG_TAIL_ROUND_MS = 10 };
 #define WG_TAIL_ROUND_BYTES ((int64_t)16 << 20)
 
-/* Brings one subscriber closer to its table's newest sequence. */
-static void serve_sub(struct wg__tail_hub *h, struct wg__tail_sub *sub) {
-  struct tail_event *evs[WG_TAIL_ROUND_EVENTS];
-  int64_t n = 0, bytes = 0;
-  bool gap = false;
-  pthread_mutex_lock(&h->mu);
-  if (sub->state != SUB_LIVE) {
-    pthread_mutex_unlock(&h->mu);
-    return;
+/* Queues the outbox to every live member (copies share the slices: no data copied); a member
+ * over its buffer is cut off alone. The outbox is emptied. */
+static void fan_out(struct wg__tail_sub **group, int64_t m, struct outbox *o) {
+  for (int64_t k = 0; k < m; k++) {
+    struct wg_error err = {""};
+    int rc = 0;
+    for (int64_t i = 0; i < o->n && rc == 0; i++) {
+      grpc_byte_buffer *bb = k + 1 < m ? grpc_byte_buffer_copy(o->bbs[i]) : o->bbs[i];
+      if (k + 1 == m) o->bbs[i] = NULL;
+      rc = bb != NULL ? enqueue(group[k], bb, &err) : wg_error_set(&err, ENOMEM, "out of memory");
+    }
+    if (rc != 0 && rc != ECANCELED) cut_off(group[k], rc, err.message);
   }
-  gap = sub->cursor < sub->table->evicted;
-  for (struct tail_event *e = h->head; e != NULL && !gap && n < WG_TAIL_ROUND_EVENTS; e = e->next) {
-    if (e->table != sub->table || e->seq <= sub->cursor) continue;
+  for (int64_t i = 0; i < o->n; i++)
+    if (o->bbs[i] != NULL) grpc_byte_buffer_destroy(o->bbs[i]);
+  o->n = 0;
+}
+
+/* The events of the group's table after its cursor (referenced), in commit order, within a
+ * round's bounds; *gap when the history lost some of them. hub->mu held. */
+static int64_t gather(struct wg__tail_hub *h, const struct wg__tail_sub *lead,
+                      struct tail_event **evs, bool *gap) {
+  int64_t n = 0, bytes = 0;
+  *gap = lead->cursor < lead->table->evicted;
+  for (struct tail_event *e = h->head; e != NULL && !*gap && n < WG_TAIL_ROUND_EVENTS;
+       e = e->next) {
+    if (e->table != lead->table || e->seq <= lead->cursor) continue;
     if (n > 0 && bytes + e->bytes > WG_TAIL_ROUND_BYTES) break;
     atomic_fetch_add(&e->refs, 1);
     evs[n++] = e;
     bytes += e->bytes;
   }
+  return n;
+}
+
+/* Brings a group of subscribers (same table, cursor, columns, WHERE and schema: group[0] stands
+ * for all) closer to their table's newest sequence: the messages are made once. */
+static void serve_group(struct wg__tail_hub *h, struct wg__tail_sub **group, int64_t m) {
+  struct wg__tail_sub *lead = group[0];
+  struct tail_event *evs[WG_TAIL_ROUND_EVENTS];
+  bool gap = false;
+  pthread_mutex_lock(&h->mu);
+  int64_t n = gather(h, lead, evs, &gap);
   pthread_mutex_unlock(&h->mu);
   struct wg_error err = {""};
+  struct outbox o = {0};
   int rc = 0;
   if (gap)
     rc = wg_error_set(&err, ERANGE,
                       "live tail: the server no longer holds the puts after sequence %llu (it "
                       "keeps the last --tail-history-mb of them); resubscribe with \"from\": "
                       "\"beginning\"",
-                      (unsigned long long)sub->cursor);
+                      (unsigned long long)lead->cursor);
   for (int64_t i = 0; i < n && rc == 0;) {
     int64_t j = i + 1;
-    while (j < n && !evs[j]->dropped && !evs[i]->dropped && same_shape(&evs[j]->schema,
-                                                                       &evs[i]->schema, 0))
+    while (j < n && !evs[i]->dropped && !evs[j]->dropped &&
+           same_shape(&evs[j]->schema, &evs[i]->schema, 0))
       j++;
     if (evs[i]->dropped) {
       rc = wg_error_set(&err, EMSGSIZE,
@@ -692,35 +719,62 @@ static void serve_sub(struct wg__tail_hub *h, struct wg__tail_sub *sub) {
                         (long long)evs[i]->rows, (unsigned long long)evs[i]->seq);
       break;
     }
-    if (sub->all_columns && sub->where == NULL && same_shape(&evs[i]->schema, &sub->schema, 0))
-      rc = deliver_plain(sub, evs + i, j - i, &err);
+    if (lead->all_columns && lead->where == NULL && same_shape(&evs[i]->schema, &lead->schema, 0))
+      rc = deliver_plain(h, lead, evs + i, j - i, &o, &err);
     else
-      rc = deliver_filtered(h, sub, evs + i, j - i, &err);
-    if (rc == 0) {
-      pthread_mutex_lock(&h->mu);
-      if (sub->cursor < evs[j - 1]->seq) sub->cursor = evs[j - 1]->seq;
-      pthread_mutex_unlock(&h->mu);
-    }
+      rc = deliver_filtered(h, lead, evs + i, j - i, &o, &err);
+    if (rc != 0) break;
+    fan_out(group, m, &o);
+    pthread_mutex_lock(&h->mu);
+    for (int64_t k = 0; k < m; k++)
+      if (group[k]->cursor < evs[j - 1]->seq) group[k]->cursor = evs[j - 1]->seq;
+    pthread_mutex_unlock(&h->mu);
     i = j;
   }
+  outbox_reset(&o);
   for (int64_t i = 0; i < n; i++)
     event_unref(evs[i]);
-  if (rc != 0 && rc != ECANCELED) cut_off(sub, rc, err.message);
+  for (int64_t k = 0; rc != 0 && k < m; k++)
+    cut_off(group[k], rc, err.message);
+}
+
+/* Whether b can take a's messages: the same table, cursor, columns, WHERE and stream schema,
+ * and no dictionary (an encoder's dictionaries are per stream). */
+static bool same_group(const struct wg__tail_sub *a, const struct wg__tail_sub *b) {
+  if (a->table != b->table || a->cursor != b->cursor || a->all_columns != b->all_columns)
+    return false;
+  if ((a->where == NULL) != (b->where == NULL)) return false;
+  if (a->where != NULL && strcmp(a->where, b->where) != 0) return false;
+  return strcmp(a->select_list, b->select_list) == 0 && same_shape(&a->schema, &b->schema, 0);
+}
+
+/* One round: every live subscriber behind its table (referenced into todo, grouped, in place). */
+static int64_t collect(struct wg__tail_hub *h, struct wg__tail_sub **todo, int64_t cap) {
+  int64_t n = 0;
+  for (struct wg__tail_sub *s = h->subs; s != NULL && n < cap; s = s->next) {
+    if (s->state != SUB_LIVE || s->cursor >= s->table->last) continue;
+    atomic_fetch_add(&s->refs, 1);
+    int64_t at = n++;
+    /* keep groups together: after the last member of an equal group */
+    for (int64_t i = n - 2; i >= 0; i--) {
+      if (!same_group(todo[i], s)) continue;
+      memmove(&todo[i + 2], &todo[i + 1], (size_t)(n - 2 - i) * sizeof(*todo));
+      at = i + 1;
+      break;
+    }
+    todo[at] = s;
+  }
+  return n;
 }
 
 static void *hub_main(void *arg) {
   struct wg__tail_hub *h = arg;
   wg_engine_thread_set_access(WG_ENGINE_ACCESS_READ); /* a tail reads, whoever asked for it */
-  int64_t cap = h->s->options.max_tails > 0 ? h->s->options.max_tails : WG_TAIL_DEFAULT_MAX;
+  int64_t cap = h->s->options.max_tails;
   struct wg__tail_sub **todo = calloc((size_t)cap, sizeof(*todo));
   pthread_mutex_lock(&h->mu);
   while (!h->stopping) {
-    int64_t n = 0;
-    for (struct wg__tail_sub *s = h->subs; s != NULL && n < cap && todo != NULL; s = s->next) {
-      if (s->state != SUB_LIVE || s->cursor >= s->table->last) continue;
-      atomic_fetch_add(&s->refs, 1);
-      todo[n++] = s;
-    }
+    int64_t n = todo != NULL ? collect(h, todo, cap) : 0;
     if (n == 0) {
       evict(h, h->s->options.tail_history_bytes);
       uint64_t seen = h->work;
@@ -729,11 +783,27 @@ static void *hub_main(void *arg) {
       continue;
     }
     pthread_mutex_unlock(&h->mu);
-    for (int64_t i = 0; i < n; i++) {
-      serve_sub(h, todo[i]);
-      sub_unref(todo[i]);
+    for (int64_t i = 0; i < n;) {
+      int64_t j = i + 1;
+      while (j < n && same_group(todo[i], todo[j]))
+        j++;
+      serve_group(h, todo + i, j - i);
+      i = j;
     }
+    for (int64_t i = 0; i < n; i++)
+      sub_unref(todo[i]);
     pthread_mutex_lock(&h->mu);
+    /* Rounds at most every WG_TAIL_ROUND_MS: puts that commit meanwhile go out together, a few
+     * messages per subscriber per round, so that delivery costs the writers' cores little. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)WG_TAIL_ROUND_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    while (!h->stopping && pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0) {
+    }
   }
   pthread_mutex_unlock(&h->mu);
   free(todo);
