@@ -399,7 +399,7 @@ static void *writer_run(void *arg) {
   return NULL;
 }
 
-#define TAILS 8
+#define TAILS 24
 
 /* For each tail: its snapshot's ids, and its point. */
 struct tail_seen {
@@ -465,7 +465,7 @@ static void snapshot_and_events_hold_every_row_once(void) {
       snap.release(&snap);
     }
     if (t->rc != 0) fprintf(stderr, "  tail %d: %s\n", i, err.message);
-    usleep(20 * 1000);
+    usleep(5 * 1000);
   }
   atomic_store(&stop, true);
   for (int i = 0; i < 2; i++)
