@@ -1,8 +1,9 @@
 /* wigeon: commit events (engine.h, wg_engine_on_commit), through the engine API on a real DuckDB
  * database: one event per committed put on the streaming and the group path (its put-by-put
- * fallback too), in commit order, sequence numbers per table from the run's base + 1, the batches exactly what was
- * put (and kept by the subscriber past the call), and no event for a put that failed, was aborted
- * or rolled back, for one begun before anyone subscribed, nor for client SQL. */
+ * fallback too), in commit order, sequence numbers per table from the run's base + 1
+ * (wg_engine_table_sequence telling the last), the batches exactly what was put (and kept by the
+ * subscriber past the call), and no event for a put that failed, was aborted or rolled back, for
+ * one begun before anyone subscribed, nor for client SQL. */
 #include <pthread.h>
 #include <stdbool.h>
 

@@ -540,7 +540,8 @@ static void sequences_start_above_a_base_that_grows_across_runs(void) {
   ASSERT_OK(one_put(c, "a", ids123, 3, 1, &err), &err);
   ASSERT_OK(one_put(c, "b", ids45, 2, 1, &err), &err);
   ASSERT_OK(one_put(c, "A", ids6, 1, 1, &err), &err);
-  uint64_t a1 = wg_engine_table_sequence(e, "MAIN", "a"), b1 = wg_engine_table_sequence(e, NULL, "B");
+  uint64_t a1 = wg_engine_table_sequence(e, "MAIN", "a");
+  uint64_t b1 = wg_engine_table_sequence(e, NULL, "B");
   wg_engine_release(e, c);
   wg_engine_on_commit_remove(e, on_commit, &r);
   wg_engine_close(e);

@@ -47,8 +47,8 @@ struct wg_engine_options {
   int64_t disk_reserve;             /* bytes kept free (see wg_engine_check_room); 0 = no check */
   int max_waiting;                  /* callers that may wait in acquire at once (0 = no limit) */
   int64_t acquire_timeout_ms;       /* how long acquire waits at most (0 = 30 s, < 0: no limit) */
-  int64_t events_max_put_bytes;     /* the batches a put keeps for its commit event, at most (0 =
-                                       WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES; see "Commit events") */
+  int64_t events_max_put_bytes;     /* bytes of batches a put keeps for its commit event, at most
+                                       (0 = WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES): "Commit events" */
 };
 #define WG_ENGINE_DEFAULT_ACQUIRE_TIMEOUT_MS 30000
 

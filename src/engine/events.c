@@ -26,7 +26,8 @@ void wg__engine_events_init(struct wg_engine *e, int64_t max_put_bytes) {
   atomic_init(&e->unkept_puts, 0);
   time_t now = time(NULL);
   e->seq_base = (uint64_t)(now > 0 ? now : 0) << 20; /* engine.h "Commit events": sequence */
-  e->events_max_put_bytes = max_put_bytes > 0 ? max_put_bytes : WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES;
+  e->events_max_put_bytes =
+      max_put_bytes > 0 ? max_put_bytes : WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES;
 }
 
 void wg__engine_events_free(struct wg_engine *e) {
