@@ -449,3 +449,79 @@ int wg_engine_ingest_arrow_stream(duckdb_connection conn, const char *table,
   return wg_engine_ingest_arrow_stream_mode(conn, table, WG_ENGINE_INGEST_CREATE_OR_APPEND, stream,
                                             NULL, err);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * The DuckDB types of an Arrow schema (wg_engine_query_over's table function binds with them) */
+
+static int no_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  (void)s;
+  out->release = NULL;
+  return EINVAL; /* never called: the view is only prepared */
+}
+
+int wg_engine_arrow_types(duckdb_connection conn, const struct ArrowSchema *schema,
+                          duckdb_logical_type **types, char ***names, idx_t *n,
+                          struct wg_error *err) {
+  *types = NULL;
+  *names = NULL;
+  *n = 0;
+  if (schema == NULL || schema->release == NULL || schema->format == NULL ||
+      strcmp(schema->format, "+s") != 0)
+    return wg_error_set(err, EINVAL, "input schema is not a struct (format \"%s\")",
+                        schema && schema->format ? schema->format : "(null)");
+  struct ingest_source src;
+  memset(&src, 0, sizeof(src));
+  src.schema = *schema; /* lent: never released here */
+  struct ArrowArrayStream lent = {ingest_get_schema, no_next, ingest_get_last_error,
+                                  ingest_release, &src};
+  char view[64];
+  snprintf(view, sizeof(view), "__wg_types_%p", (void *)&src);
+  struct wg_buf sql;
+  wg_buf_init(&sql);
+  duckdb_prepared_statement p = NULL;
+  int rc = 0;
+  if (duckdb_arrow_scan(conn, view, (duckdb_arrow_stream)&lent) != DuckDBSuccess) {
+    rc = wg_error_set(err, EINVAL, "DuckDB rejected the input stream's schema");
+    goto done;
+  }
+  rc = build_sql(&sql, "SELECT * FROM ", NULL, "", view);
+  if (rc != 0) rc = wg_error_set(err, ENOMEM, "out of memory for the input's types");
+  if (rc == 0 && duckdb_prepare(conn, (const char *)sql.data, &p) != DuckDBSuccess)
+    rc = wg_engine_error_set(err, DUCKDB_ERROR_INVALID, duckdb_prepare_error(p),
+                             "binding the input stream's schema failed");
+  idx_t cols = rc == 0 ? duckdb_prepared_statement_column_count(p) : 0;
+  if (rc == 0) {
+    *types = calloc(cols ? cols : 1, sizeof(**types));
+    *names = calloc(cols ? cols : 1, sizeof(**names));
+    if (*types == NULL || *names == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
+  }
+  for (idx_t i = 0; rc == 0 && i < cols; i++, (*n)++) {
+    const char *name = duckdb_prepared_statement_column_name(p, i);
+    (*names)[i] = name ? strdup(name) : NULL;
+    duckdb_free((void *)name);
+    (*types)[i] = duckdb_prepared_statement_column_logical_type(p, i);
+    if ((*names)[i] == NULL || (*types)[i] == NULL)
+      rc = wg_error_set(err, ENOMEM, "out of memory for input column %llu", (unsigned long long)i);
+  }
+  if (build_sql(&sql, "DROP VIEW IF EXISTS ", NULL, "", view) == 0)
+    wg_engine_exec(conn, (const char *)sql.data, NULL);
+done:
+  duckdb_destroy_prepare(&p);
+  wg_buf_reset(&sql);
+  if (rc != 0) wg_engine_arrow_types_free(*types, *names, *n);
+  if (rc != 0) {
+    *types = NULL;
+    *names = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+void wg_engine_arrow_types_free(duckdb_logical_type *types, char **names, idx_t n) {
+  for (idx_t i = 0; i < n; i++) {
+    if (types != NULL && types[i] != NULL) duckdb_destroy_logical_type(&types[i]);
+    if (names != NULL) free(names[i]);
+  }
+  free(types);
+  free(names);
+}

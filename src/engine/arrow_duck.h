@@ -127,4 +127,13 @@ int wg_engine_ingest_arrow_stream(duckdb_connection conn, const char *table,
  * the mapped DuckDB code with err set. Blocking. */
 int wg_engine_exec(duckdb_connection conn, const char *sql, struct wg_error *err);
 
+/* The DuckDB column types and names DuckDB's Arrow scan gives a struct `schema` (borrowed), found
+ * by preparing a scan of it on conn (a view made and dropped at once: run it inside the caller's
+ * transaction). 0, the caller owning *types and *names (n each; wg_engine_arrow_types_free), or
+ * EINVAL (a type DuckDB cannot read) / ENOMEM, all three left empty. */
+int wg_engine_arrow_types(duckdb_connection conn, const struct ArrowSchema *schema,
+                          duckdb_logical_type **types, char ***names, idx_t *n,
+                          struct wg_error *err);
+void wg_engine_arrow_types_free(duckdb_logical_type *types, char **names, idx_t n);
+
 #endif

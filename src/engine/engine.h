@@ -519,4 +519,30 @@ int wg_engine_drop_table(struct wg_engine_conn *c, const char *schema_name, cons
 /* Quotes an identifier for SQL ("a""b"); returns a malloc'ed string or NULL on ENOMEM. */
 char *wg_engine_quote_ident(const char *name);
 
+/* SQL over an Arrow stream (exchange.c). Runs `sql` on c with the Arrow stream `input` (taken:
+ * released by the engine, on error too) visible to it as a relation named `name` (e.g. "input": a
+ * temporary view on c's DuckDB connection, replacing one of that name, gone when the returned
+ * stream ends or is released), as a streaming query like wg_engine_query_open_bounded
+ * (target_rows, target_bytes the same; `out` borrows c). The SQL goes through the client-SQL path
+ * (the sandbox, the thread's access level: a read user's INSERT is refused with EACCES), exactly
+ * one statement. DuckDB pulls input as it needs it: input's get_next may run on a DuckDB thread
+ * (never two at once), and the view is read once (a query that scans it twice, a self-join, sees
+ * in its second scan what the first left). A query that needs the whole input (an aggregate,
+ * ORDER BY) reads it all before its first batch; one that streams (a filter, a projection, a join
+ * with a table) gives batches while input still arrives, but DuckDB reads ahead: a batch may wait
+ * for further input (or its end), so a caller that feeds input only after reading output must
+ * use one call per input batch.
+ * The statement runs in one transaction of its own (unless c holds a session's transaction, which
+ * it joins), prepared inside it: committed when `out` reaches its end (a failed COMMIT is the
+ * stream's error), rolled back when it fails or is released early. A statement that changes rows
+ * (INSERT INTO t SELECT * FROM input ...) gives one row with a BIGINT column "Count" (DuckDB's own
+ * result), after reading all of input.
+ * Errors: those of wg_engine_query_open_bounded; a failure of input's get_next is the stream's
+ * error with input's own code and message ("input stream: ..."); name empty or NULL: EINVAL.
+ * Releasing `out` while input's get_next is blocked waits for it: end or fail input first. */
+int wg_engine_query_over(struct wg_engine_conn *c, const char *name,
+                         struct ArrowArrayStream *input, const char *sql, int64_t target_rows,
+                         int64_t target_bytes, struct ArrowArrayStream *out,
+                         struct wg_error *err);
+
 #endif

@@ -100,6 +100,7 @@ struct wg_engine {
   /* Puts in flight that keep no batches (begun while nobody subscribed): seq_cst with n_subs,
    * see wg__engine_events_put_begin. */
   atomic_int unkept_puts;
+  struct wg__inputs *inputs; /* the streams of queries over them (exchange.c); DuckDB frees it */
 };
 
 /* The pool (pool.c). init, at open before the database: locks, limits and timeout from the
@@ -262,6 +263,11 @@ struct wg__committed_put {
 void wg__engine_commit_lock(struct wg_engine *e);
 void wg__engine_commit_notify(struct wg_engine *e, const struct wg__committed_put *put);
 void wg__engine_commit_unlock(struct wg_engine *e);
+
+/* Registers __wg_input(), the table function that reads the stream of wg_engine_query_over
+ * (exchange.c), on the database of c, at open. 0, ENOMEM or EIO. */
+int wg__engine_inputs_register(struct wg_engine *e, struct wg_engine_conn *c,
+                               struct wg_error *err);
 
 /* Frees the ingest plan cache (plans.c) and the open-table registry (tables.c) at engine close. */
 void wg__engine_plans_free(struct wg_engine *e);

@@ -38,6 +38,7 @@ struct get {
   struct wg_ipc_encoder *enc;
   struct wg_ipc_encoded *msgs; /* enc's messages for one batch: max of them */
   int64_t max;
+  bool eager; /* DoExchange: every message starts at once (its client may wait for it) */
 };
 
 /* The codec the client asked for in WG_SERVER_COMPRESSION_HEADER (none without the header). An
@@ -125,6 +126,12 @@ static int send_encoded(struct get *g, struct wg_ipc_encoded *m, int64_t n,
     }
     int rc = wg_rpc_call_send_start(g->call, prev);
     if (rc != 0) return wg_rpc_call_error(g->call, rc, "DoGet", err);
+  }
+  if (g->eager && g->held != NULL) {
+    grpc_byte_buffer *now = g->held;
+    g->held = NULL;
+    int rc = wg_rpc_call_send_start(g->call, now);
+    if (rc != 0) return wg_rpc_call_error(g->call, rc, "DoExchange", err);
   }
   return 0;
 }
@@ -273,4 +280,13 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
   wg__request_reset(&req);
   if (msg != NULL) protobuf_c_message_free_unpacked(msg, NULL);
   wg__server_finish_with(s, call, last, rc, &err);
+}
+
+int wg__server_send_stream(struct wg_server *s, struct wg_rpc_call *call,
+                           struct ArrowArrayStream *stream, struct wg_error *err) {
+  struct get g = {.s = s, .call = call, .detached = true, .eager = true};
+  int rc = compression_from_header(call, &g.encoding, err);
+  if (rc == 0) rc = stream_result(&g, stream, err);
+  get_reset(&g);
+  return rc;
 }

@@ -93,6 +93,13 @@ void wg__server_list_flights(struct wg_server *s, struct wg_rpc_call *call);
 void wg__server_do_action(struct wg_server *s, struct wg_rpc_call *call);
 void wg__server_list_actions(struct wg_server *s, struct wg_rpc_call *call);
 void wg__server_handshake(struct wg_server *s, struct wg_rpc_call *call);
+void wg__server_do_exchange(struct wg_server *s, struct wg_rpc_call *call);
+/* Sends `stream` (borrowed; read to its end or first error) to the call as DoGet sends a result
+ * (schema first, batches bounded by the server's batch options, the wigeon-compression header
+ * honoured), each message started at once rather than held for the next (do_get.c): a DoExchange
+ * client may wait for one result before it sends more. 0 or the stream's or the send's code. */
+int wg__server_send_stream(struct wg_server *s, struct wg_rpc_call *call,
+                           struct ArrowArrayStream *stream, struct wg_error *err);
 
 /* Finishes the call with the gRPC status for `code` (0 = OK) and err's message, counting errors. */
 void wg__server_finish(struct wg_server *s, struct wg_rpc_call *call, int code,

@@ -56,6 +56,7 @@ static void dispatch(struct wg_rpc_call *call, void *ctx) {
       {"DoAction", wg__server_do_action},
       {"ListActions", wg__server_list_actions},
       {"Handshake", wg__server_handshake},
+      {"DoExchange", wg__server_do_exchange},
   };
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (strcmp(name, routes[i].name) == 0) {
@@ -64,10 +65,7 @@ static void dispatch(struct wg_rpc_call *call, void *ctx) {
     }
   }
   struct wg_error err;
-  if (strcmp(name, "DoExchange") == 0)
-    wg_error_set(&err, ENOTSUP, "DoExchange is not supported by this server yet");
-  else
-    wg_error_set(&err, ENOTSUP, "unknown Flight method %.200s", name);
+  wg_error_set(&err, ENOTSUP, "unknown Flight method %.200s", name);
   wg__server_finish(s, call, ENOTSUP, &err);
 }
 

@@ -16,7 +16,8 @@ import (
 
 // TestErrors: what Go's client sees for bad SQL (INVALID_ARGUMENT with DuckDB's parser message),
 // a missing table (NOT_FOUND), a put whose column type the table cannot take (INVALID_ARGUMENT
-// naming the column; nothing kept) and DoExchange (UNIMPLEMENTED); the server keeps serving.
+// naming the column; nothing kept) and DoExchange without a descriptor (INVALID_ARGUMENT); the
+// server keeps serving.
 func TestErrors(t *testing.T) {
 	c := dial(t)
 
@@ -56,7 +57,7 @@ func TestErrors(t *testing.T) {
 		ex.CloseSend()
 		_, err = ex.Recv()
 	}
-	wantStatus(t, "DoExchange", err, codes.Unimplemented)
+	wantStatus(t, "DoExchange without a descriptor", err, codes.InvalidArgument)
 
 	if n := scalarInt(t, c, "SELECT (41 + 1)::BIGINT"); n != 42 {
 		t.Fatalf("after the errors: SELECT 41 + 1 = %d", n)

@@ -80,7 +80,8 @@ def unknown_action(client):
 
 
 def do_exchange(client):
-    writer, reader = client.do_exchange(flight.FlightDescriptor.for_command(b"x"))
+    """DoExchange of a table path: it takes SQL."""
+    writer, reader = client.do_exchange(flight.FlightDescriptor.for_path("t"))
     writer.done_writing()
     reader.read_all()
 
@@ -121,8 +122,9 @@ CONDITIONS = [
     (unknown_action, "UNIMPLEMENTED", pa.lib.ArrowNotImplementedError,
      "Flight returned unimplemented error",
      "unknown action 'no_such_action'; this server has: execute, drop_table, checkpoint, stats"),
-    (do_exchange, "UNIMPLEMENTED", pa.lib.ArrowNotImplementedError,
-     "Flight returned unimplemented error", "DoExchange is not supported by this server yet"),
+    (do_exchange, "INVALID_ARGUMENT", pa.lib.ArrowInvalid,
+     "Flight returned invalid argument error",
+     "DoExchange takes a CMD descriptor holding SQL, not a path"),
     (flight_sql_command, "UNIMPLEMENTED", pa.lib.ArrowNotImplementedError,
      "Flight returned unimplemented error",
      "GetFlightInfo: Flight SQL command CommandStatementSubstraitPlan is not supported by this server yet"),

@@ -242,20 +242,23 @@ def test_handshake_is_answered_without_authentication(client):
     assert query(client, "SELECT 42 AS x").to_pylist() == [{"x": 42}]
 
 
-def test_do_exchange_is_unimplemented(client):
-    """DoExchange is not built: UNIMPLEMENTED, which pyarrow 26 raises as exactly
-    pyarrow.lib.ArrowNotImplementedError (it has no FlightUnimplementedError), with the server's
-    message; the connection goes on serving."""
+def test_do_exchange_of_a_flight_sql_command_is_unimplemented(client):
+    """DoExchange serves SQL (test_exchange.py); a Flight SQL command there is UNIMPLEMENTED
+    naming it, which pyarrow 26 raises as exactly pyarrow.lib.ArrowNotImplementedError (it has no
+    FlightUnimplementedError), with the server's message; the connection goes on serving."""
     assert not hasattr(flight, "FlightUnimplementedError")
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementSubstraitPlan"
+    any_cmd = b"\x0a" + bytes([len(url)]) + url + b"\x12\x00"
     with pytest.raises(pa.ArrowNotImplementedError) as e:
-        writer, reader = client.do_exchange(flight.FlightDescriptor.for_command(b"SELECT 1"))
+        writer, reader = client.do_exchange(flight.FlightDescriptor.for_command(any_cmd))
         writer.begin(sample(1).schema)
         writer.write_table(sample(1))
         writer.done_writing()
         reader.read_all()
     assert type(e.value) is pa.lib.ArrowNotImplementedError
     assert str(e.value).startswith("Flight returned unimplemented error, with message: "
-                                   "DoExchange is not supported by this server yet.")
+                                   "DoExchange: Flight SQL command CommandStatementSubstraitPlan "
+                                   "is not supported by this server yet")
     assert query(client, "SELECT 1 AS x").to_pylist() == [{"x": 1}]
 
 
