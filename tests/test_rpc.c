@@ -65,6 +65,28 @@ struct state {
   atomic_int done; /* handlers that returned (of the waiting kinds) */
   atomic_int recv_failed;
   int sleep_ms; /* /test/Sleep */
+  struct parker *parkers; /* /test/Park: the request "N" parks the call with parkers[N] */
+  int n_parkers;
+  atomic_int misuse_phase; /* /test/ParkMisuse */
+  atomic_int misuse_rc[3];
+};
+
+/* The owner of one parked call, as the live tail would be: its own mutex, held while it sends or
+ * finishes, and taken by its event callback (on the completion-queue thread). */
+struct parker {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct wg_rpc_call *call; /* NULL once DONE */
+  int park_rc;              /* -1 until the handler parked */
+  bool sending;             /* a send started, SENT not yet seen */
+  int sent, gone, done;     /* events seen */
+  bool after_done;          /* an event came after DONE */
+  bool gone_after_done;
+  bool finish_on_gone;      /* finish (CANCELLED) from the callback on GONE */
+  bool park_when_cancelled; /* the handler waits for the call to be cancelled, then parks */
+  int chain;                /* messages still to send from the callback, one per SENT */
+  int next;                 /* the next message's number ("msg N") */
+  int chain_rc;             /* the first failing send or finish from the callback */
 };
 
 static void on_cancel_hook(void *arg) {
@@ -211,6 +233,150 @@ static void handle_metadata(struct wg_rpc_call *call) {
   wg_rpc_call_finish(call, GRPC_STATUS_OK, NULL);
 }
 
+static void parker_event(void *arg, int event) {
+  struct parker *p = arg;
+  pthread_mutex_lock(&p->mu);
+  if (p->done > 0) p->after_done = true;
+  if (event == WG_RPC_PARKED_SENT) {
+    p->sent++;
+    p->sending = false;
+    if (p->chain > 0) { /* the next send, from the completion-queue thread */
+      char msg[32];
+      snprintf(msg, sizeof(msg), "msg %d", p->next++);
+      p->chain--;
+      p->sending = true;
+      int rc = wg_rpc_parked_send(p->call, string_buffer(msg));
+      if (rc == 0 && p->chain == 0) rc = wg_rpc_parked_finish(p->call, GRPC_STATUS_OK, NULL);
+      if (rc != 0 && p->chain_rc == 0) p->chain_rc = rc;
+    }
+  } else if (event == WG_RPC_PARKED_GONE) {
+    p->gone++;
+    if (p->finish_on_gone) wg_rpc_parked_finish(p->call, GRPC_STATUS_CANCELLED, "gone");
+  } else if (event == WG_RPC_PARKED_DONE) {
+    p->done++;
+    p->call = NULL; /* freed after this returns */
+  }
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static void parker_init(struct parker *p) {
+  memset(p, 0, sizeof(*p));
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  p->park_rc = -1;
+}
+
+static void parker_destroy(struct parker *p) {
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+}
+
+/* Waits (up to timeout_ms) until *field, read under p->mu, is at least want. */
+static bool parker_wait(struct parker *p, const int *field, int want, int64_t timeout_ms) {
+  int64_t end = now_ms() + timeout_ms;
+  pthread_mutex_lock(&p->mu);
+  while (*field < want && now_ms() < end) {
+    pthread_mutex_unlock(&p->mu);
+    sleep_ms(1);
+    pthread_mutex_lock(&p->mu);
+  }
+  bool ok = *field >= want;
+  pthread_mutex_unlock(&p->mu);
+  return ok;
+}
+
+/* Sends "msg N" on a parked call, first waiting (up to 10 s) for the previous send's SENT. */
+static int parker_send(struct parker *p) {
+  int64_t end = now_ms() + 10000;
+  pthread_mutex_lock(&p->mu);
+  while (p->sending && now_ms() < end) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+  }
+  int rc = ETIMEDOUT;
+  if (!p->sending && p->call != NULL) {
+    char msg[32];
+    snprintf(msg, sizeof(msg), "msg %d", p->next++);
+    p->sending = true;
+    rc = wg_rpc_parked_send(p->call, string_buffer(msg)); /* the owner's mutex held */
+    if (rc != 0) p->sending = false;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static int parker_finish(struct parker *p, grpc_status_code code, const char *message) {
+  pthread_mutex_lock(&p->mu);
+  int rc = p->call != NULL ? wg_rpc_parked_finish(p->call, code, message) : EINVAL;
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+/* Request "N": reads it, adds a header, parks the call with st->parkers[N] and returns. */
+static void handle_park(struct wg_rpc_call *call, struct state *st) {
+  grpc_byte_buffer *req = NULL;
+  if (wg_rpc_call_recv(call, &req) != 0 || req == NULL) {
+    wg_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "no request");
+    return;
+  }
+  char *s = flatten_string(req);
+  grpc_byte_buffer_destroy(req);
+  int n = s != NULL ? atoi(s) : -1;
+  free(s);
+  if (n < 0 || n >= st->n_parkers) {
+    wg_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "no such parker");
+    return;
+  }
+  struct parker *p = &st->parkers[n];
+  wg_rpc_call_add_header(call, "x-parked", "yes");
+  wg_rpc_call_set_cancel_hook(call, on_cancel_hook, st); /* cleared by parking */
+  if (p->park_when_cancelled) atomic_fetch_add(&st->started, 1);
+  int64_t end = now_ms() + 5000;
+  while (p->park_when_cancelled && !wg_rpc_call_cancelled(call) && now_ms() < end)
+    sleep_ms(1);
+  pthread_mutex_lock(&p->mu);
+  p->call = call;
+  int rc = wg_rpc_call_park(call, parker_event, p);
+  p->park_rc = rc;
+  pthread_mutex_unlock(&p->mu);
+  if (rc != 0) wg_rpc_call_finish(call, GRPC_STATUS_INTERNAL, "park failed");
+}
+
+static void *misuse_recv_thread(void *arg) {
+  struct wg_rpc_call *call = arg;
+  grpc_byte_buffer *bb = NULL;
+  wg_rpc_call_recv(call, &bb);
+  if (bb != NULL) grpc_byte_buffer_destroy(bb);
+  return NULL;
+}
+
+/* Parking with a receive outstanding (on another thread) fails; once it is done, parking works
+ * and parking again fails. The call then belongs to st->parkers[0]. */
+static void handle_park_misuse(struct wg_rpc_call *call, struct state *st) {
+  struct parker *p = &st->parkers[0];
+  pthread_t t;
+  pthread_create(&t, NULL, misuse_recv_thread, call);
+  sleep_ms(300); /* the receive is outstanding: the client sends nothing until phase 1 */
+  atomic_store(&st->misuse_rc[0], wg_rpc_call_park(call, parker_event, p));
+  atomic_store(&st->misuse_phase, 1);
+  pthread_join(t, NULL); /* the client's message ends the receive */
+  pthread_mutex_lock(&p->mu);
+  p->call = call;
+  int rc = wg_rpc_call_park(call, parker_event, p);
+  p->park_rc = rc;
+  atomic_store(&st->misuse_rc[1], rc);
+  atomic_store(&st->misuse_rc[2], wg_rpc_call_park(call, parker_event, p)); /* not finished yet */
+  pthread_mutex_unlock(&p->mu);
+  if (rc != 0) wg_rpc_call_finish(call, GRPC_STATUS_INTERNAL, "park failed");
+}
+
 static void test_handler(struct wg_rpc_call *call, void *ctx) {
   struct state *st = ctx;
   const char *m = wg_rpc_call_method(call);
@@ -232,6 +398,10 @@ static void test_handler(struct wg_rpc_call *call, void *ctx) {
     handle_sleep(call, st);
   } else if (strcmp(m, "/test/Metadata") == 0) {
     handle_metadata(call);
+  } else if (strcmp(m, "/test/Park") == 0) {
+    handle_park(call, st);
+  } else if (strcmp(m, "/test/ParkMisuse") == 0) {
+    handle_park_misuse(call, st);
   } else if (strcmp(m, "/test/NotFound") == 0) {
     wg_rpc_call_finish(call, wg_rpc_status_from_errno(ENOENT), "no such table: t");
   } else if (strcmp(m, "/test/NoFinish") == 0) {
@@ -248,11 +418,15 @@ struct fixture {
   int port;
 };
 
-static int fixture_start(struct fixture *f, int threads, int queue_limit, int64_t max_bytes) {
+/* A server of `threads` workers growing to max_workers; parkers (n of them) serve /test/Park. */
+static int fixture_start_ex(struct fixture *f, int threads, int max_workers, int queue_limit,
+                            int64_t max_bytes, struct parker *parkers, int n_parkers) {
   memset(f, 0, sizeof(*f));
+  f->st.parkers = parkers;
+  f->st.n_parkers = n_parkers;
   struct wg_rpc_server_options o = {.listen = "127.0.0.1:0",
                                     .threads = threads,
-                                    .max_workers = threads, /* a fixed pool: queue tests */
+                                    .max_workers = max_workers,
                                     .queue_limit = queue_limit,
                                     .max_message_bytes = max_bytes,
                                     .handler = test_handler,
@@ -268,6 +442,10 @@ static int fixture_start(struct fixture *f, int threads, int queue_limit, int64_
   rc = wg_rpc_channel_create(&f->channel, target, &err);
   if (rc != 0) fprintf(stderr, "  channel: %s\n", err.message);
   return rc;
+}
+
+static int fixture_start(struct fixture *f, int threads, int queue_limit, int64_t max_bytes) {
+  return fixture_start_ex(f, threads, threads, queue_limit, max_bytes, NULL, 0); /* fixed pool */
 }
 
 static void fixture_stop(struct fixture *f) {
@@ -823,6 +1001,486 @@ static void call_to_stopped_server_fails_unavailable(void) {
   ASSERT_EQ(u.rc, ECONNREFUSED);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Parked calls */
+
+/* Starts /test/Park with the request "N", half-closed: the server parks it with parkers[N]. */
+static struct wg_rpc_client_call *park_call(struct fixture *f, int n, int64_t timeout_ms) {
+  struct wg_rpc_client_call *c = NULL;
+  struct wg_error err = {{0}};
+  if (wg_rpc_client_call_start(f->channel, "/test/Park", timeout_ms, NULL, &c, &err) != 0)
+    return NULL;
+  char req[16];
+  snprintf(req, sizeof(req), "%d", n);
+  wg_rpc_client_call_send(c, string_buffer(req));
+  wg_rpc_client_call_close_send(c);
+  return c;
+}
+
+/* Reads until the stream ends: how many messages; *in_order when they were "msg 0", "msg 1"... */
+static int read_msgs(struct wg_rpc_client_call *c, bool *in_order) {
+  int count = 0;
+  *in_order = true;
+  for (;;) {
+    grpc_byte_buffer *bb = NULL;
+    if (wg_rpc_client_call_recv(c, &bb) != 0 || bb == NULL) return count;
+    char *s = flatten_string(bb);
+    grpc_byte_buffer_destroy(bb);
+    char want[32];
+    snprintf(want, sizeof(want), "msg %d", count);
+    if (s == NULL || strcmp(s, want) != 0) *in_order = false;
+    free(s);
+    count++;
+  }
+}
+
+/* A message the client's flow control holds back while it reads nothing: the send stays out. */
+static grpc_byte_buffer *big_buffer(void) {
+  size_t size = (size_t)32 << 20;
+  char *data = calloc(1, size);
+  grpc_byte_buffer *bb = wg_rpc_buffer_from_copy(data, size);
+  free(data);
+  return bb;
+}
+
+static int64_t wait_parked(struct wg_rpc_server *s, int64_t want, int64_t timeout_ms) {
+  int64_t end = now_ms() + timeout_ms;
+  while (wg_rpc_server_parked_calls(s) != want && now_ms() < end)
+    sleep_ms(1);
+  return wg_rpc_server_parked_calls(s);
+}
+
+static int64_t wait_active_zero(struct wg_rpc_server *s) {
+  int64_t end = now_ms() + 5000; /* the worker counts a call done a moment after its client */
+  while (wg_rpc_server_active_calls(s) > 0 && now_ms() < end)
+    sleep_ms(1);
+  return wg_rpc_server_active_calls(s);
+}
+
+struct sender {
+  struct parker *p;
+  int n;
+  int sent_ok;
+  int finish_rc;
+};
+
+/* The owner's thread: n sends, each after the previous one's SENT, then the finish (the last send
+ * still outstanding: the status follows it). */
+static void *sender_thread(void *arg) {
+  struct sender *sd = arg;
+  for (int i = 0; i < sd->n; i++) {
+    if (parker_send(sd->p) != 0) break;
+    sd->sent_ok++;
+  }
+  sd->finish_rc = parker_finish(sd->p, GRPC_STATUS_OK, NULL);
+  return NULL;
+}
+
+static void parked_call_streams_1000_messages_from_another_thread_while_its_worker_is_free(void) {
+  struct parker p;
+  parker_init(&p);
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 1, 1, 8, 0, &p, 1), NULL); /* one worker, no extra */
+  struct wg_rpc_client_call *c = park_call(&f, 0, 30000);
+  ASSERT_TRUE(c != NULL);
+  bool parked = parker_wait(&p, &p.park_rc, 0, 5000);
+  int64_t n_parked = wait_parked(f.server, 1, 5000);
+  struct unary u = {.channel = f.channel, .method = "/test/Echo", .request = "ping",
+                    .timeout_ms = 5000}; /* the only worker serves it */
+  unary_run(&u);
+  int64_t active = wait_active_zero(f.server);
+  struct sender sd = {.p = &p, .n = 1000};
+  pthread_t t;
+  pthread_create(&t, NULL, sender_thread, &sd);
+  bool in_order;
+  int count = read_msgs(c, &in_order);
+  char header[16] = "";
+  int hrc = wg_rpc_client_call_header(c, "x-parked", header, sizeof(header));
+  grpc_status_code code = GRPC_STATUS_UNKNOWN;
+  struct wg_error err = {{0}};
+  int rc = wg_rpc_client_call_finish(c, &code, &err);
+  pthread_join(t, NULL);
+  bool done = parker_wait(&p, &p.done, 1, 5000);
+  int64_t after = wait_parked(f.server, 0, 5000);
+  wg_rpc_client_call_destroy(c);
+  fixture_stop(&f);
+  parker_destroy(&p);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(p.park_rc, 0);
+  ASSERT_EQ(n_parked, 1);
+  ASSERT_EQ(active, 0); /* a parked call is not an active one */
+  ASSERT_OK(u.rc, &u.err);
+  ASSERT_STREQ(u.response, "/test/Echo ping");
+  free(u.response);
+  ASSERT_EQ(sd.sent_ok, 1000);
+  ASSERT_EQ(sd.finish_rc, 0);
+  ASSERT_OK(rc, &err);
+  ASSERT_EQ(code, GRPC_STATUS_OK);
+  ASSERT_EQ(count, 1000);
+  ASSERT_TRUE(in_order);
+  ASSERT_EQ(hrc, 0); /* the header added before parking went out with the first parked send */
+  ASSERT_STREQ(header, "yes");
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(p.sent == 999 || p.sent == 1000); /* the last one's only if it beat the finish */
+  ASSERT_EQ(p.gone, 0);
+  ASSERT_TRUE(!p.after_done);
+  ASSERT_EQ(after, 0);
+  ASSERT_EQ(f.st.hook_ran, 0);
+}
+
+static void five_hundred_parked_calls_on_two_threads_leave_ordinary_calls_served(void) {
+  enum { N = 500, WAVE = 50 };
+  struct parker *ps = calloc(N, sizeof(*ps));
+  struct wg_rpc_client_call **cs = calloc(N, sizeof(*cs));
+  ASSERT_TRUE(ps != NULL && cs != NULL);
+  for (int i = 0; i < N; i++)
+    parker_init(&ps[i]);
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 2, 4, 64, 0, ps, N), NULL);
+  /* In waves under the queue limit of 64: parked calls hold no queue slot and no worker. */
+  int64_t parked = 0;
+  for (int i = 0; i < N; i += WAVE) {
+    for (int j = i; j < i + WAVE; j++)
+      cs[j] = park_call(&f, j, 120000);
+    parked = wait_parked(f.server, i + WAVE, 30000);
+    if (parked != i + WAVE) break;
+  }
+  int64_t active = wait_active_zero(f.server);
+  struct unary u = {.channel = f.channel, .method = "/test/Echo", .request = "still here",
+                    .timeout_ms = 10000};
+  unary_run(&u);
+  int send_ok = 0, finish_ok = 0, read_ok = 0, status_ok = 0, done = 0;
+  for (int i = 0; i < N; i++) {
+    send_ok += parker_send(&ps[i]) == 0;
+    finish_ok += parker_finish(&ps[i], GRPC_STATUS_OK, NULL) == 0;
+  }
+  for (int i = 0; i < N; i++) {
+    if (cs[i] == NULL) continue;
+    bool in_order;
+    read_ok += read_msgs(cs[i], &in_order) == 1 && in_order;
+    grpc_status_code code = GRPC_STATUS_UNKNOWN;
+    status_ok += wg_rpc_client_call_finish(cs[i], &code, NULL) == 0 && code == GRPC_STATUS_OK;
+    wg_rpc_client_call_destroy(cs[i]);
+  }
+  for (int i = 0; i < N; i++)
+    done += parker_wait(&ps[i], &ps[i].done, 1, 5000);
+  int64_t after = wait_parked(f.server, 0, 5000);
+  fixture_stop(&f);
+  for (int i = 0; i < N; i++)
+    parker_destroy(&ps[i]);
+  free(ps);
+  free(cs);
+  ASSERT_EQ(parked, N);
+  ASSERT_EQ(active, 0);
+  ASSERT_OK(u.rc, &u.err);
+  ASSERT_STREQ(u.response, "/test/Echo still here");
+  free(u.response);
+  ASSERT_EQ(send_ok, N);
+  ASSERT_EQ(finish_ok, N);
+  ASSERT_EQ(read_ok, N);
+  ASSERT_EQ(status_ok, N);
+  ASSERT_EQ(done, N);
+  ASSERT_EQ(after, 0);
+}
+
+/* Client cancel with no send outstanding (0), with one held by flow control (1), and a deadline
+ * passing (2, whose owner finishes from the callback): GONE, then DONE only after the finish. */
+static void cancelled_parked_calls_tell_gone_then_done_after_the_owners_finish(void) {
+  struct parker ps[3];
+  for (int i = 0; i < 3; i++)
+    parker_init(&ps[i]);
+  ps[2].finish_on_gone = true;
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 2, 2, 8, 0, ps, 3), NULL);
+  struct wg_rpc_client_call *c0 = park_call(&f, 0, 30000);
+  struct wg_rpc_client_call *c1 = park_call(&f, 1, 30000);
+  bool parked = parker_wait(&ps[0], &ps[0].park_rc, 0, 5000) &&
+                parker_wait(&ps[1], &ps[1].park_rc, 0, 5000);
+  pthread_mutex_lock(&ps[1].mu);
+  ps[1].sending = true;
+  int big_rc = wg_rpc_parked_send(ps[1].call, big_buffer());
+  pthread_mutex_unlock(&ps[1].mu);
+  sleep_ms(300);
+  pthread_mutex_lock(&ps[1].mu);
+  bool held = ps[1].sending; /* the client reads nothing: the send stays outstanding */
+  pthread_mutex_unlock(&ps[1].mu);
+
+  wg_rpc_client_call_cancel(c0);
+  wg_rpc_client_call_cancel(c1);
+  bool gone =
+      parker_wait(&ps[0], &ps[0].gone, 1, 5000) && parker_wait(&ps[1], &ps[1].gone, 1, 5000);
+  sleep_ms(100);
+  pthread_mutex_lock(&ps[0].mu);
+  bool undone = ps[0].done == 0; /* a gone call still waits for its owner's finish */
+  int send_gone = wg_rpc_parked_send(ps[0].call, string_buffer("late"));
+  int fin0 = wg_rpc_parked_finish(ps[0].call, GRPC_STATUS_CANCELLED, "gone");
+  int fin0_again = wg_rpc_parked_finish(ps[0].call, GRPC_STATUS_OK, NULL);
+  pthread_mutex_unlock(&ps[0].mu);
+  int fin1 = parker_finish(&ps[1], GRPC_STATUS_CANCELLED, "gone");
+  bool done =
+      parker_wait(&ps[0], &ps[0].done, 1, 5000) && parker_wait(&ps[1], &ps[1].done, 1, 5000);
+
+  struct wg_rpc_client_call *c2 = park_call(&f, 2, 300);
+  bool in_order;
+  int got2 = read_msgs(c2, &in_order);
+  grpc_status_code code2 = GRPC_STATUS_OK;
+  int rc2 = wg_rpc_client_call_finish(c2, &code2, NULL);
+  bool done2 = parker_wait(&ps[2], &ps[2].done, 1, 5000);
+  grpc_status_code code0 = GRPC_STATUS_OK;
+  wg_rpc_client_call_finish(c0, &code0, NULL);
+  wg_rpc_client_call_destroy(c0);
+  wg_rpc_client_call_destroy(c1);
+  wg_rpc_client_call_destroy(c2);
+  int64_t after = wait_parked(f.server, 0, 5000);
+  fixture_stop(&f);
+  for (int i = 0; i < 3; i++)
+    parker_destroy(&ps[i]);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(big_rc, 0);
+  ASSERT_TRUE(held);
+  ASSERT_TRUE(gone);
+  ASSERT_TRUE(undone);
+  ASSERT_EQ(send_gone, ECANCELED);
+  ASSERT_EQ(fin0, 0);
+  ASSERT_EQ(fin0_again, EINVAL);
+  ASSERT_EQ(fin1, 0);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(code0, GRPC_STATUS_CANCELLED);
+  ASSERT_EQ(got2, 0);
+  ASSERT_EQ(rc2, ETIMEDOUT);
+  ASSERT_EQ(code2, GRPC_STATUS_DEADLINE_EXCEEDED);
+  ASSERT_TRUE(done2);
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(ps[i].gone, 1);
+    ASSERT_EQ(ps[i].done, 1);
+    ASSERT_TRUE(!ps[i].after_done);
+  }
+  ASSERT_EQ(f.st.hook_ran, 0); /* parking cleared the handler's cancel hook */
+  ASSERT_EQ(after, 0);
+}
+
+/* Shutdown with three parked calls: one owner finishes on GONE, one never does, one never does
+ * and has a send held by flow control: all told GONE then DONE, and shutdown returns. */
+static void shutdown_with_parked_calls_tells_gone_and_done_and_returns(void) {
+  struct parker ps[3];
+  for (int i = 0; i < 3; i++)
+    parker_init(&ps[i]);
+  ps[0].finish_on_gone = true;
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 2, 2, 8, 0, ps, 3), NULL);
+  struct wg_rpc_client_call *cs[3];
+  bool parked = true;
+  for (int i = 0; i < 3; i++) {
+    cs[i] = park_call(&f, i, 30000);
+    parked = parked && parker_wait(&ps[i], &ps[i].park_rc, 0, 5000);
+  }
+  pthread_mutex_lock(&ps[2].mu);
+  ps[2].sending = true;
+  int big_rc = wg_rpc_parked_send(ps[2].call, big_buffer());
+  pthread_mutex_unlock(&ps[2].mu);
+  int64_t before = wg_rpc_server_parked_calls(f.server);
+  int64_t t0 = now_ms();
+  wg_rpc_server_shutdown(f.server, 300);
+  int64_t elapsed = now_ms() - t0;
+  int64_t after = wg_rpc_server_parked_calls(f.server);
+  grpc_status_code codes[3];
+  for (int i = 0; i < 3; i++) {
+    bool in_order;
+    read_msgs(cs[i], &in_order);
+    codes[i] = GRPC_STATUS_OK;
+    wg_rpc_client_call_finish(cs[i], &codes[i], NULL);
+    wg_rpc_client_call_destroy(cs[i]);
+  }
+  fixture_stop(&f);
+  for (int i = 0; i < 3; i++)
+    parker_destroy(&ps[i]);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(big_rc, 0);
+  ASSERT_EQ(before, 3);
+  ASSERT_EQ(after, 0);
+  ASSERT_TRUE(elapsed >= 250 && elapsed < 5000); /* two owners never finished: the grace ran */
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(ps[i].gone, 1);
+    ASSERT_EQ(ps[i].done, 1);
+    ASSERT_TRUE(!ps[i].after_done);
+    ASSERT_EQ(codes[i], GRPC_STATUS_UNAVAILABLE);
+  }
+}
+
+static void sends_chained_from_the_callback_reach_the_client_in_order(void) {
+  struct parker p;
+  parker_init(&p);
+  p.chain = 99; /* after the first send, each SENT starts the next; the last finishes */
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 1, 1, 8, 0, &p, 1), NULL);
+  struct wg_rpc_client_call *c = park_call(&f, 0, 30000);
+  bool parked = parker_wait(&p, &p.park_rc, 0, 5000);
+  int first = parker_send(&p);
+  bool in_order;
+  int count = read_msgs(c, &in_order);
+  grpc_status_code code = GRPC_STATUS_UNKNOWN;
+  int rc = wg_rpc_client_call_finish(c, &code, NULL);
+  wg_rpc_client_call_destroy(c);
+  bool done = parker_wait(&p, &p.done, 1, 5000);
+  fixture_stop(&f);
+  parker_destroy(&p);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(first, 0);
+  ASSERT_EQ(p.chain_rc, 0);
+  ASSERT_EQ(count, 100);
+  ASSERT_TRUE(in_order);
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(code, GRPC_STATUS_OK);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(p.sent, 99);
+  ASSERT_TRUE(!p.after_done);
+}
+
+/* EINVAL: parking with a receive outstanding, parking twice, sending or finishing after the
+ * finish; EBUSY: a second send while the first is outstanding. */
+static void parked_call_misuse_is_refused(void) {
+  struct parker p;
+  parker_init(&p);
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 2, 2, 8, 0, &p, 1), NULL);
+  struct wg_rpc_client_call *c = NULL;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_rpc_client_call_start(f.channel, "/test/ParkMisuse", 30000, NULL, &c, &err), &err);
+  bool phase1 = wait_for(&f.st.misuse_phase, 1, 5000);
+  wg_rpc_client_call_send(c, string_buffer("x")); /* ends the handler's receive */
+  wg_rpc_client_call_close_send(c);
+  bool parked = parker_wait(&p, &p.park_rc, 0, 5000);
+  pthread_mutex_lock(&p.mu);
+  int send1 = p.call != NULL ? wg_rpc_parked_send(p.call, big_buffer()) : -1;
+  int send2 = p.call != NULL ? wg_rpc_parked_send(p.call, string_buffer("second")) : -1;
+  int fin = p.call != NULL ? wg_rpc_parked_finish(p.call, GRPC_STATUS_OK, NULL) : -1;
+  int send3 = p.call != NULL ? wg_rpc_parked_send(p.call, string_buffer("third")) : -1;
+  int fin2 = p.call != NULL ? wg_rpc_parked_finish(p.call, GRPC_STATUS_OK, NULL) : -1;
+  pthread_mutex_unlock(&p.mu);
+  int count = 0;
+  size_t size = 0;
+  for (;;) {
+    grpc_byte_buffer *bb = NULL;
+    if (wg_rpc_client_call_recv(c, &bb) != 0 || bb == NULL) break;
+    size = grpc_byte_buffer_length(bb);
+    grpc_byte_buffer_destroy(bb);
+    count++;
+  }
+  grpc_status_code code = GRPC_STATUS_UNKNOWN;
+  int rc = wg_rpc_client_call_finish(c, &code, &err);
+  wg_rpc_client_call_destroy(c);
+  bool done = parker_wait(&p, &p.done, 1, 5000);
+  fixture_stop(&f);
+  parker_destroy(&p);
+  ASSERT_TRUE(phase1);
+  ASSERT_EQ(atomic_load(&f.st.misuse_rc[0]), EINVAL);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(atomic_load(&f.st.misuse_rc[1]), 0);
+  ASSERT_EQ(atomic_load(&f.st.misuse_rc[2]), EINVAL);
+  ASSERT_EQ(send1, 0);
+  ASSERT_EQ(send2, EBUSY);
+  ASSERT_EQ(fin, 0);
+  ASSERT_EQ(send3, EINVAL);
+  ASSERT_EQ(fin2, EINVAL);
+  ASSERT_EQ(count, 1);
+  ASSERT_EQ(size, (size_t)32 << 20);
+  ASSERT_OK(rc, &err);
+  ASSERT_EQ(code, GRPC_STATUS_OK);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(p.sent, 0);
+  ASSERT_EQ(p.gone, 0);
+  ASSERT_EQ(wg_rpc_call_park(NULL, parker_event, &p), EINVAL);
+}
+
+
+struct racer {
+  struct parker *p;
+  int sends;
+  atomic_int *go;
+};
+
+static void *racer_thread(void *arg) {
+  struct racer *r = arg;
+  wait_for(r->go, 1, 10000);
+  for (int i = 0; i < r->sends; i++)
+    if (parker_send(r->p) != 0) break;
+  parker_finish(r->p, GRPC_STATUS_OK, NULL);
+  return NULL;
+}
+
+/* Clients cancel while their owners send and finish (some owners also finish from the callback on
+ * GONE, racing their own thread; a few calls are cancelled before they even park): each owner is
+ * told DONE exactly once and last, and nothing is used after it is freed (ASan). */
+static void parked_calls_survive_cancels_racing_sends_and_finishes(void) {
+  enum { N = 60, EARLY = 4 };
+  struct parker *ps = calloc(N, sizeof(*ps));
+  struct racer *rs = calloc(N, sizeof(*rs));
+  struct wg_rpc_client_call **cs = calloc(N, sizeof(*cs));
+  pthread_t *ts = calloc(N, sizeof(*ts));
+  ASSERT_TRUE(ps != NULL && rs != NULL && cs != NULL && ts != NULL);
+  atomic_int go;
+  atomic_init(&go, 0);
+  for (int i = 0; i < N; i++) {
+    parker_init(&ps[i]);
+    ps[i].finish_on_gone = i % 3 == 0;
+    ps[i].park_when_cancelled = i < EARLY;
+  }
+  struct fixture f;
+  ASSERT_OK(fixture_start_ex(&f, 2, 8, 64, 0, ps, N), NULL);
+  for (int i = 0; i < N; i++)
+    cs[i] = park_call(&f, i, 30000);
+  bool waiting = wait_for(&f.st.started, EARLY, 10000);
+  for (int i = 0; i < EARLY; i++) /* their handlers wait for this, then park */
+    wg_rpc_client_call_cancel(cs[i]);
+  bool parked = true;
+  for (int i = 0; i < N; i++)
+    parked = parker_wait(&ps[i], &ps[i].park_rc, 0, 10000) && ps[i].park_rc == 0 && parked;
+  for (int i = 0; i < N; i++) {
+    rs[i] = (struct racer){.p = &ps[i], .sends = i % 5, .go = &go};
+    pthread_create(&ts[i], NULL, racer_thread, &rs[i]);
+  }
+  atomic_store(&go, 1);
+  for (int i = EARLY; i < N; i += 2) { /* every other call cancelled at staggered moments */
+    sleep_ms(i % 3);
+    wg_rpc_client_call_cancel(cs[i]);
+  }
+  int complete = 0;
+  for (int i = EARLY + 1; i < N; i += 2) { /* the others read everything and get OK */
+    bool in_order;
+    int got = read_msgs(cs[i], &in_order);
+    grpc_status_code code = GRPC_STATUS_UNKNOWN;
+    wg_rpc_client_call_finish(cs[i], &code, NULL);
+    complete += got == i % 5 && in_order && code == GRPC_STATUS_OK;
+  }
+  for (int i = 0; i < N; i++)
+    pthread_join(ts[i], NULL);
+  int done = 0, bad = 0, early_gone = 0;
+  for (int i = 0; i < N; i++) {
+    done += parker_wait(&ps[i], &ps[i].done, 1, 10000);
+    pthread_mutex_lock(&ps[i].mu);
+    bad += ps[i].done != 1 || ps[i].after_done || ps[i].gone > 1;
+    early_gone += i < EARLY && ps[i].gone == 1;
+    pthread_mutex_unlock(&ps[i].mu);
+  }
+  int64_t after = wait_parked(f.server, 0, 5000);
+  for (int i = 0; i < N; i++)
+    wg_rpc_client_call_destroy(cs[i]);
+  fixture_stop(&f);
+  for (int i = 0; i < N; i++)
+    parker_destroy(&ps[i]);
+  free(ps);
+  free(rs);
+  free(cs);
+  free(ts);
+  ASSERT_TRUE(waiting);
+  ASSERT_TRUE(parked);
+  ASSERT_EQ(early_gone, EARLY); /* cancelled before parking: GONE at once */
+  ASSERT_EQ(complete, (N - EARLY) / 2);
+  ASSERT_EQ(done, N);
+  ASSERT_EQ(bad, 0);
+  ASSERT_EQ(after, 0);
+}
+
 int main(void) {
   RUN_TEST(status_mapping_matches_the_documented_table_both_ways);
   RUN_TEST(call_errors_map_once_with_each_sides_code_for_an_ended_call);
@@ -844,5 +1502,12 @@ int main(void) {
   RUN_TEST(shutdown_waits_for_call_in_flight_within_grace);
   RUN_TEST(shutdown_cancels_handler_when_grace_runs_out);
   RUN_TEST(call_to_stopped_server_fails_unavailable);
+  RUN_TEST(parked_call_streams_1000_messages_from_another_thread_while_its_worker_is_free);
+  RUN_TEST(five_hundred_parked_calls_on_two_threads_leave_ordinary_calls_served);
+  RUN_TEST(cancelled_parked_calls_tell_gone_then_done_after_the_owners_finish);
+  RUN_TEST(shutdown_with_parked_calls_tells_gone_and_done_and_returns);
+  RUN_TEST(sends_chained_from_the_callback_reach_the_client_in_order);
+  RUN_TEST(parked_call_misuse_is_refused);
+  RUN_TEST(parked_calls_survive_cancels_racing_sends_and_finishes);
   return TEST_SUMMARY();
 }

@@ -8,7 +8,8 @@
  * Threads: one completion-queue thread per server polls the queue and only delivers completions
  * (and answers RESOURCE_EXHAUSTED when the queue is full). Batches on a call are started by the
  * handler's worker thread through the functions below, at most one send and one receive
- * outstanding at a time; cancellation hooks run on the completion-queue thread. */
+ * outstanding at a time; cancellation hooks run on the completion-queue thread. A parked call
+ * (wg_rpc_call_park) is the exception: it has no worker, and any thread starts its sends. */
 #ifndef WG_RPC_RPC_H
 #define WG_RPC_RPC_H
 
@@ -82,7 +83,7 @@ bool wg_rpc_server_tls(const struct wg_rpc_server *s);
  * was not called. */
 void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms);
 void wg_rpc_server_destroy(struct wg_rpc_server *s);
-/* Calls running or waiting for a worker (for stats). */
+/* Calls running or waiting for a worker (for stats); parked calls are not counted. */
 int64_t wg_rpc_server_active_calls(const struct wg_rpc_server *s);
 /* Connections open now; *accepted and *refused (may be NULL) get the totals since start. */
 int64_t wg_rpc_server_connections(struct wg_rpc_server *s, int64_t *accepted, int64_t *refused);
@@ -144,6 +145,43 @@ bool wg_rpc_call_cancelled(const struct wg_rpc_call *c);
  * thread, so a cancellation is never missed. The hook must be quick and must not block (it holds
  * up every call of the server); the worker clears it when the handler returns. */
 void wg_rpc_call_set_cancel_hook(struct wg_rpc_call *c, void (*fn)(void *arg), void *arg);
+
+/* Parked calls: a long-lived server-streaming call (the live tail) that holds no worker while it
+ * waits. From its handler, instead of finishing, the handler calls wg_rpc_call_park and then
+ * returns without touching the call again except through the wg_rpc_parked_* functions; its
+ * worker is free at once. From then on the idle timeout no longer applies to the call (the server
+ * may send nothing for hours); the cancel hook, if set, is cleared. Response headers added before
+ * parking and the initial metadata (if no message was sent yet) go out with the first parked send
+ * or the finish.
+ * fn(arg, event) runs on the completion-queue thread, never with an rpc lock held; it must be
+ * quick and never block; it may call wg_rpc_parked_send and wg_rpc_parked_finish:
+ *   WG_RPC_PARKED_SENT  the send started by wg_rpc_parked_send completed (gRPC took the message,
+ *                       or the call is gone and GONE comes too): the next one may be started;
+ *                       not told for a send that a finish already follows;
+ *   WG_RPC_PARKED_GONE  once, when the call is cancelled (the client cancelled or went away, its
+ *                       deadline passed, the server is shutting down): further sends fail with
+ *                       ECANCELED; the owner should stop and call wg_rpc_parked_finish;
+ *   WG_RPC_PARKED_DONE  exactly once and last, after the status went out (or could not): the call
+ *                       is then freed and fn is never called again for it; arg may be freed here.
+ * Events may come as soon as wg_rpc_call_park is called (GONE at once if the call was cancelled
+ * before), so fn's state must be ready before it.
+ * Returns 0, or EINVAL (a send or receive still outstanding, e.g. a wg_rpc_call_send_start not
+ * waited for; already parked; finished). */
+enum { WG_RPC_PARKED_SENT = 1, WG_RPC_PARKED_GONE = 2, WG_RPC_PARKED_DONE = 3 };
+typedef void (*wg_rpc_parked_fn)(void *arg, int event);
+int wg_rpc_call_park(struct wg_rpc_call *c, wg_rpc_parked_fn fn, void *arg);
+/* Starts sending msg (taken, even on error) from any thread: 0, EBUSY when a send is still
+ * outstanding (wait for WG_RPC_PARKED_SENT), ECANCELED when the call is gone, EINVAL after finish
+ * (or on a call not parked). Never waits for the completion-queue thread. */
+int wg_rpc_parked_send(struct wg_rpc_call *c, grpc_byte_buffer *msg);
+/* Ends a parked call from any thread with a status (an outstanding send completes first, in
+ * order). Once; a second call is a no-op returning EINVAL. WG_RPC_PARKED_DONE follows. A call
+ * whose client is gone still needs this (or server shutdown) before it is freed. Server shutdown
+ * cancels parked calls at once (the client sees UNAVAILABLE), and after its grace finishes those
+ * their owners have not (a later finish then returns EINVAL). Never waits. */
+int wg_rpc_parked_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message);
+/* Parked calls open now (for stats and tests): parked and not yet DONE. */
+int64_t wg_rpc_server_parked_calls(const struct wg_rpc_server *s);
 
 /* ---------------------------------------------------------------------------------------------
  * Client */

@@ -6,8 +6,10 @@
  * completions; a pool of worker threads that run the handler (a base that always runs, plus extra
  * workers started while every worker is busy), fed by a bounded FIFO of accepted calls. A
  * handler's blocking operations start a batch on the worker and sleep on the call's condition variable until the completion-queue thread
- * reports the batch done. All state lives in struct wg_rpc_server; nothing is global except gRPC's
- * own library refcount (grpc_init/grpc_shutdown). */
+ * reports the batch done. A parked call (the live tail) has no worker: any thread starts its
+ * batches and the completion-queue thread tells its owner what completed. All state lives in
+ * struct wg_rpc_server; nothing is global except gRPC's own library refcount
+ * (grpc_init/grpc_shutdown). */
 #define _GNU_SOURCE /* accept4, pipe2 */
 #include "rpc/rpc.h"
 #include "rpc/tls.h"
@@ -65,6 +67,31 @@
  *   cancelled, hook               -> on_close (CQ thread)
  *   DONE -> FREED                 -> call_unref (whichever drops the last reference)
  *
+ * Parked calls (wg_rpc_call_park, the live tail): RUNNING --park--> PARKED, and the handler
+ * returns; its worker takes the next call. A parked call is in s->parked_list, counts in
+ * s->parked and not in `active`, and holds a third reference (dropped after DONE is told). Its
+ * owner's threads (or its callback) start its batches under c->mu, one send-side batch at a time
+ * (park_op: a message, or the status); the CQ thread turns completions into events and tells them
+ * from parked_pump with no lock held (one CQ thread: never two at once):
+ *
+ *   PARKED --send--> SENDING --completed--> SENT told --> PARKED ...
+ *      |                |
+ *    finish           finish (pending: the status follows the send, SENT untold)
+ *      v                v
+ *   STATUS batch --completed--+
+ *                             +--> both done: DONE told, unlinked, reference dropped
+ *   close batch --completed---+    (cancelled: GONE told first, once; sends then ECANCELED)
+ *
+ *   transition                    -> function (thread)
+ *   RUNNING -> PARKED             -> wg_rpc_call_park (worker; GONE at once via an empty batch,
+ *                                    parked_poke, if the close batch had already completed)
+ *   send, finish                  -> wg_rpc_parked_send, wg_rpc_parked_finish (any thread)
+ *   completions -> events         -> on_parked_op, on_close, the poke tag; parked_pump (CQ)
+ *   shutdown                      -> parked_shutdown_locked: cancel all (UNAVAILABLE) at once,
+ *                                    after the grace finish those whose owners did not
+ * A call's lock is never held while calling the owner (fn, or a message's slice destructors),
+ * so an owner may hold its own lock while it sends, and take it in fn. Lock order: s->mu, c->mu.
+ *
  * Workers: `threads` base workers always run; when a call is queued and no worker is free to take
  * it, the CQ thread starts an extra worker (up to max_workers), which exits after
  * WG_RPC_EXTRA_IDLE_MS without work. So a handler that blocks for long (a DoGet whose client
@@ -80,8 +107,9 @@
  * the pending connection, then taken again; accepting goes on when descriptors come back.
  *
  * Shutdown (wg_rpc_server_shutdown): stop the accept thread and close the listening sockets, stop
- * requesting calls, grpc_server_shutdown_and_notify, wait
- * up to grace_ms for the active calls, grpc_server_cancel_all_calls, wait for every handler, every
+ * requesting calls, grpc_server_shutdown_and_notify, cancel the parked calls, wait up to grace_ms
+ * for the active calls and the parked ones' DONE, grpc_server_cancel_all_calls, finish the parked
+ * calls left, wait for every handler, every
  * grpc_call and the shutdown tag, stop and join the workers, destroy the server, shut the queue
  * down and let the CQ thread drain it to GRPC_QUEUE_SHUTDOWN, join it. */
 
@@ -100,8 +128,13 @@ enum wg__rpc_tag_kind {
   WG__RPC_TAG_REQUEST,
   WG__RPC_TAG_CLOSE,
   WG__RPC_TAG_OP,
-  WG__RPC_TAG_SHUTDOWN
+  WG__RPC_TAG_SHUTDOWN,
+  WG__RPC_TAG_PARKED, /* a parked call's send or status batch */
+  WG__RPC_TAG_POKE    /* an empty batch: a parked call has events to tell (parked_poke) */
 };
+
+/* What a parked call's one send-side batch is doing. */
+enum wg__rpc_park_op { WG__RPC_PARK_NONE, WG__RPC_PARK_MSG, WG__RPC_PARK_STATUS };
 
 struct wg__rpc_tag {
   enum wg__rpc_tag_kind kind;
@@ -111,6 +144,7 @@ struct wg__rpc_tag {
 /* One blocking operation direction of a call (sends, including finish; receives). */
 struct wg__rpc_op {
   struct wg__rpc_tag tag; /* first: the tag pointer is the op pointer */
+  bool started;           /* guarded by call->mu: with !done, outstanding */
   bool done;              /* guarded by call->mu */
   bool ok;
   bool release_on_done; /* a rejection batch: drop the handler-side reference on completion */
@@ -154,6 +188,27 @@ struct wg_rpc_call {
   void (*hook_fn)(void *arg);
   void *hook_arg;
   bool hook_running;
+  bool closed; /* the close batch completed; guarded by mu */
+
+  /* Parked (wg_rpc_call_park; see NOTES): guarded by mu; `parked` is atomic for run_call. */
+  atomic_bool parked;
+  struct wg__rpc_tag park_tag; /* the send and status batches */
+  struct wg__rpc_tag poke_tag; /* empty batches (parked_poke) */
+  wg_rpc_parked_fn park_fn;
+  void *park_arg;
+  enum wg__rpc_park_op park_op;
+  grpc_byte_buffer *park_msg; /* the outstanding send's message, destroyed when it completes */
+  bool park_sent;             /* the send completed, SENT not yet told (park_op stays MSG) */
+  bool park_failed;           /* a send failed: the call is gone */
+  bool park_gone;             /* cancelled; GONE to tell */
+  bool park_gone_told;
+  bool park_finishing;        /* finish was called (by the owner or shutdown) */
+  bool park_finish_pending;   /* ... while a send was outstanding: the status follows it */
+  grpc_status_code park_code;
+  char *park_message;         /* malloc'ed, or NULL */
+  bool park_status_done;      /* the status batch completed (or could not start) */
+  bool park_done_told;
+  struct wg_rpc_call *park_prev, *park_next; /* s->parked_list; guarded by s->mu */
 };
 
 struct wg_rpc_server {
@@ -208,6 +263,10 @@ struct wg_rpc_server {
   int64_t live_calls;         /* grpc_calls not yet unref'd */
   atomic_int_fast64_t active; /* queued or running */
   struct wg__rpc_tag shutdown_tag;
+  struct wg_rpc_call *parked_list; /* parked calls not yet DONE; guarded by mu */
+  atomic_int_fast64_t parked;      /* their number */
+  bool parked_cancel;              /* shutdown began: a call parking now is cancelled */
+  bool parked_reap;                /* the grace is over: a call parking now is finished */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -236,6 +295,11 @@ static struct wg_rpc_call *call_alloc(struct wg_rpc_server *s) {
   c->send_op.tag.call = c;
   c->recv_op.tag.kind = WG__RPC_TAG_OP;
   c->recv_op.tag.call = c;
+  c->park_tag.kind = WG__RPC_TAG_PARKED;
+  c->park_tag.call = c;
+  c->poke_tag.kind = WG__RPC_TAG_POKE;
+  c->poke_tag.call = c;
+  atomic_init(&c->parked, false);
   atomic_init(&c->refs, 2);
   atomic_init(&c->cancelled, false);
   atomic_init(&c->idle_expired, false);
@@ -248,6 +312,8 @@ static void call_free_struct(struct wg_rpc_call *c) {
   grpc_call_details_destroy(&c->details);
   grpc_metadata_array_destroy(&c->request_md);
   if (c->recv_op.recv_buf != NULL) grpc_byte_buffer_destroy(c->recv_op.recv_buf);
+  if (c->park_msg != NULL) grpc_byte_buffer_destroy(c->park_msg);
+  free(c->park_message);
   free(c->method);
   if (c->peer != NULL) gpr_free(c->peer);
   free(c->md);
@@ -305,6 +371,7 @@ static void reject_call(struct wg_rpc_call *c, grpc_status_code code, const char
 
 static void start_extra_worker(struct wg_rpc_server *s);
 static void call_prepare(struct wg_rpc_call *c);
+static void parked_shutdown_locked(struct wg_rpc_server *s, bool reap);
 
 static void on_call_arrived(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   grpc_slice m = c->details.method;
@@ -323,6 +390,7 @@ static void on_call_arrived(struct wg_rpc_server *s, struct wg_rpc_call *c) {
   op.data.recv_close_on_server.cancelled = &c->close_cancelled;
   if (grpc_call_start_batch(c->call, &op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
     atomic_store(&c->cancelled, true);
+    c->closed = true; /* no worker has it yet */
     call_unref(c); /* the close reference: refs stays 1 */
   }
 
@@ -371,10 +439,24 @@ static void on_request(struct wg_rpc_server *s, struct wg_rpc_call *c, bool ok) 
   on_call_arrived(s, c);
 }
 
+static void parked_pump(struct wg_rpc_call *c);
+static void on_parked_op(struct wg_rpc_call *c, bool ok);
+
 static void on_close(struct wg_rpc_call *c) {
   void (*fn)(void *) = NULL;
   void *arg = NULL;
   pthread_mutex_lock(&c->mu);
+  c->closed = true;
+  if (atomic_load(&c->parked)) { /* no hook any more: GONE instead, and maybe DONE */
+    if (c->close_cancelled) {
+      atomic_store(&c->cancelled, true);
+      c->park_gone = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    parked_pump(c);
+    call_unref(c);
+    return;
+  }
   if (c->close_cancelled) {
     atomic_store(&c->cancelled, true);
     fn = c->hook_fn;
@@ -424,6 +506,13 @@ static void dispatch(struct wg_rpc_server *s, void *tag, bool ok) {
     s->shutdown_tag_done = true;
     pthread_cond_broadcast(&s->state_cv);
     pthread_mutex_unlock(&s->mu);
+    break;
+  case WG__RPC_TAG_PARKED:
+    on_parked_op(t->call, ok);
+    break;
+  case WG__RPC_TAG_POKE:
+    parked_pump(t->call);
+    call_unref(t->call); /* the poke's reference */
     break;
   }
 }
@@ -498,8 +587,9 @@ static void run_call(struct wg_rpc_server *s, struct wg_rpc_call *c) {
     }
   }
   wg_rpc_call_set_cancel_hook(c, NULL, NULL); /* a hook's arg may not outlive its handler */
+  bool parked = atomic_load(&c->parked); /* then it left `active` when it parked */
   pthread_mutex_lock(&s->mu);
-  atomic_fetch_sub(&s->active, 1);
+  if (!parked) atomic_fetch_sub(&s->active, 1);
   pthread_cond_broadcast(&s->state_cv);
   pthread_mutex_unlock(&s->mu);
   call_unref(c);
@@ -877,12 +967,14 @@ void wg_rpc_server_shutdown(struct wg_rpc_server *s, int grace_ms) {
       struct timespec grace;
       deadline_after_ms(&grace, grace_ms > 0 ? grace_ms : 0);
       pthread_mutex_lock(&s->mu);
-      while (atomic_load(&s->active) > 0) {
+      parked_shutdown_locked(s, false); /* parked calls never end by themselves: GONE now */
+      while (atomic_load(&s->active) > 0 || atomic_load(&s->parked) > 0) {
         if (pthread_cond_timedwait(&s->state_cv, &s->mu, &grace) != 0) break; /* ETIMEDOUT */
       }
       pthread_mutex_unlock(&s->mu);
       grpc_server_cancel_all_calls(s->server);
       pthread_mutex_lock(&s->mu);
+      parked_shutdown_locked(s, true); /* owners that have not finished: we do, for DONE */
       s->stopping = true; /* workers drain the queue (cancelled calls skip the handler), exit */
       pthread_cond_broadcast(&s->work_cv);
       while (atomic_load(&s->active) > 0 || s->live_calls > 0 || !s->shutdown_tag_done) {
@@ -1029,6 +1121,7 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   s->shutdown_tag.kind = WG__RPC_TAG_SHUTDOWN;
   s->wake_fds[0] = s->wake_fds[1] = s->spare_fd = -1;
   atomic_init(&s->active, 0);
+  atomic_init(&s->parked, 0);
   if (server_init_sync(s) != 0) {
     free(s);
     return wg_error_set(err, ENOMEM, "cannot create the server's locks");
@@ -1163,6 +1256,11 @@ void *wg_rpc_call_user_data(const struct wg_rpc_call *c) {
 
 static int start_op(struct wg_rpc_call *c, struct wg__rpc_op *op, const grpc_op *ops, size_t n) {
   pthread_mutex_lock(&c->mu);
+  if (atomic_load(&c->parked)) { /* the handler's own operations end when it parks */
+    pthread_mutex_unlock(&c->mu);
+    return EINVAL;
+  }
+  op->started = true;
   op->done = false;
   op->ok = false;
   pthread_mutex_unlock(&c->mu);
@@ -1397,4 +1495,234 @@ void wg_rpc_call_set_cancel_hook(struct wg_rpc_call *c, void (*fn)(void *arg), v
   c->hook_fn = fn;
   c->hook_arg = arg;
   pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Parked calls (see NOTES): the owner's threads start batches, the CQ thread tells events */
+
+/* Posts an empty batch, which gRPC completes at once: the CQ thread then tells whatever events
+ * the call has pending (parked_pump). Holds a reference until then. Any thread, any lock held:
+ * it calls nothing of ours. */
+static void parked_poke(struct wg_rpc_call *c) {
+  atomic_fetch_add(&c->refs, 1);
+  if (grpc_call_start_batch(c->call, NULL, 0, &c->poke_tag, NULL) != GRPC_CALL_OK)
+    atomic_fetch_sub(&c->refs, 1); /* never the last: the caller holds one */
+}
+
+/* Starts the status batch. Called with c->mu held and no send-side batch outstanding. */
+static void parked_status_locked(struct wg_rpc_call *c, grpc_status_code code,
+                                 const char *message) {
+  grpc_slice details = grpc_slice_from_copied_string(message != NULL ? message : "");
+  grpc_op ops[2];
+  memset(ops, 0, sizeof(ops));
+  size_t n = 0;
+  if (!c->initial_md_sent) initial_metadata(c, &ops[n++]);
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = code;
+  ops[n].data.send_status_from_server.status_details = &details;
+  n++;
+  c->park_op = WG__RPC_PARK_STATUS;
+  grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->park_tag, NULL);
+  grpc_slice_unref(details); /* the batch holds its own reference */
+  c->initial_md_sent = true;
+  if (e != GRPC_CALL_OK) { /* end the call regardless; DONE still comes, from the CQ thread */
+    c->park_op = WG__RPC_PARK_NONE;
+    c->park_status_done = true;
+    grpc_call_cancel_with_status(c->call, code, message != NULL ? message : "", NULL);
+    parked_poke(c);
+  }
+}
+
+/* wg_rpc_parked_finish with c->mu held (also shutdown's, under s->mu). */
+static int parked_finish_locked(struct wg_rpc_call *c, grpc_status_code code,
+                                const char *message) {
+  if (!atomic_load(&c->parked) || c->park_finishing) return EINVAL;
+  c->park_finishing = true;
+  if (c->park_op == WG__RPC_PARK_MSG && !c->park_sent) { /* the status follows the send */
+    c->park_finish_pending = true;
+    c->park_code = code;
+    c->park_message = message != NULL ? strdup(message) : NULL;
+    return 0;
+  }
+  c->park_sent = false; /* a finish follows the send: SENT goes untold */
+  c->park_op = WG__RPC_PARK_NONE;
+  parked_status_locked(c, code, message);
+  return 0;
+}
+
+int wg_rpc_call_park(struct wg_rpc_call *c, wg_rpc_parked_fn fn, void *arg) {
+  if (c == NULL || fn == NULL || c->sending != NULL) return EINVAL;
+  struct wg_rpc_server *s = c->server;
+  pthread_mutex_lock(&s->mu); /* order: s->mu, then c->mu */
+  pthread_mutex_lock(&c->mu);
+  bool busy = (c->recv_op.started && !c->recv_op.done) ||
+              (c->send_op.started && !c->send_op.done);
+  if (busy || atomic_load(&c->finished) || atomic_load(&c->parked)) {
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&s->mu);
+    return EINVAL;
+  }
+  atomic_store(&c->finished, true); /* the handler's own operations are over */
+  atomic_store(&c->parked, true);
+  c->park_fn = fn;
+  c->park_arg = arg;
+  c->hook_fn = NULL; /* a running hook is waited for below */
+  c->hook_arg = NULL;
+  atomic_fetch_add(&c->refs, 1); /* the parked reference, dropped after DONE */
+  bool poke = c->closed; /* cancelled before parking (the close batch completed): GONE now */
+  if (poke) c->park_gone = true;
+  pthread_mutex_unlock(&c->mu);
+  c->park_next = s->parked_list;
+  c->park_prev = NULL;
+  if (s->parked_list != NULL) s->parked_list->park_prev = c;
+  s->parked_list = c;
+  atomic_fetch_add(&s->parked, 1);
+  atomic_fetch_sub(&s->active, 1);
+  pthread_cond_broadcast(&s->state_cv);
+  if (s->parked_cancel)
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE, "the server is shutting down",
+                                 NULL);
+  if (s->parked_reap) {
+    pthread_mutex_lock(&c->mu);
+    parked_finish_locked(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+    pthread_mutex_unlock(&c->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (poke) parked_poke(c);
+  pthread_mutex_lock(&c->mu);
+  while (c->hook_running) /* started before we parked: its arg may be the handler's */
+    pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+  return 0;
+}
+
+int wg_rpc_parked_send(struct wg_rpc_call *c, grpc_byte_buffer *msg) {
+  if (c == NULL || msg == NULL) {
+    if (msg != NULL) grpc_byte_buffer_destroy(msg);
+    return EINVAL;
+  }
+  int rc = 0;
+  pthread_mutex_lock(&c->mu);
+  if (!atomic_load(&c->parked) || c->park_finishing) {
+    rc = EINVAL;
+  } else if (c->park_gone || c->park_failed) {
+    rc = ECANCELED;
+  } else if (c->park_op != WG__RPC_PARK_NONE) {
+    rc = EBUSY;
+  } else {
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    if (!c->initial_md_sent) initial_metadata(c, &ops[n++]);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n].data.send_message.send_message = msg;
+    n++;
+    c->park_op = WG__RPC_PARK_MSG;
+    c->park_msg = msg;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->park_tag, NULL);
+    if (e == GRPC_CALL_OK) {
+      c->initial_md_sent = true;
+      msg = NULL; /* gRPC reads it until the batch completes */
+    } else {
+      c->park_op = WG__RPC_PARK_NONE;
+      c->park_msg = NULL;
+      rc = wg_rpc_errno_from_call_error(e, ECANCELED);
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (msg != NULL) grpc_byte_buffer_destroy(msg); /* outside the lock: its slices' callbacks */
+  return rc;
+}
+
+int wg_rpc_parked_finish(struct wg_rpc_call *c, grpc_status_code code, const char *message) {
+  if (c == NULL) return EINVAL;
+  pthread_mutex_lock(&c->mu);
+  int rc = parked_finish_locked(c, code, message);
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+int64_t wg_rpc_server_parked_calls(const struct wg_rpc_server *s) {
+  if (s == NULL) return 0;
+  return (int64_t)atomic_load(&((struct wg_rpc_server *)s)->parked);
+}
+
+/* A parked call's send or status batch completed (CQ thread). */
+static void on_parked_op(struct wg_rpc_call *c, bool ok) {
+  grpc_byte_buffer *msg = NULL;
+  pthread_mutex_lock(&c->mu);
+  if (c->park_op == WG__RPC_PARK_MSG) {
+    msg = c->park_msg;
+    c->park_msg = NULL;
+    if (!ok) c->park_failed = true;
+    if (c->park_finish_pending) {
+      c->park_finish_pending = false;
+      c->park_op = WG__RPC_PARK_NONE;
+      parked_status_locked(c, c->park_code, c->park_message);
+      free(c->park_message);
+      c->park_message = NULL;
+    } else {
+      c->park_sent = true; /* park_op stays MSG until SENT is told: sends get EBUSY till then */
+    }
+  } else if (c->park_op == WG__RPC_PARK_STATUS) {
+    c->park_op = WG__RPC_PARK_NONE;
+    c->park_status_done = true;
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (msg != NULL) grpc_byte_buffer_destroy(msg);
+  parked_pump(c);
+}
+
+/* Tells the owner each pending event, one at a time, with no lock held: GONE, SENT, then DONE
+ * once the status batch and the close batch have both completed, after which the parked
+ * reference goes. Only on the CQ thread (one per server), so fn never runs twice at once. */
+static void parked_pump(struct wg_rpc_call *c) {
+  for (;;) {
+    int ev = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->park_gone && !c->park_gone_told) {
+      c->park_gone_told = true;
+      ev = WG_RPC_PARKED_GONE;
+    } else if (c->park_sent) {
+      c->park_sent = false;
+      c->park_op = WG__RPC_PARK_NONE;
+      ev = WG_RPC_PARKED_SENT;
+    } else if (c->park_status_done && c->closed && !c->park_done_told) {
+      c->park_done_told = true;
+      ev = WG_RPC_PARKED_DONE;
+    }
+    wg_rpc_parked_fn fn = c->park_fn;
+    void *arg = c->park_arg;
+    pthread_mutex_unlock(&c->mu);
+    if (ev == 0) return;
+    fn(arg, ev);
+    if (ev != WG_RPC_PARKED_DONE) continue;
+    struct wg_rpc_server *s = c->server;
+    pthread_mutex_lock(&s->mu);
+    if (c->park_prev != NULL) c->park_prev->park_next = c->park_next;
+    else s->parked_list = c->park_next;
+    if (c->park_next != NULL) c->park_next->park_prev = c->park_prev;
+    atomic_fetch_sub(&s->parked, 1);
+    pthread_cond_broadcast(&s->state_cv);
+    pthread_mutex_unlock(&s->mu);
+    call_unref(c); /* the parked reference */
+    return;
+  }
+}
+
+/* Shutdown, with s->mu held: cancel every parked call (the client sees UNAVAILABLE; owners are
+ * told GONE), or, the grace over, finish those their owners have not. */
+static void parked_shutdown_locked(struct wg_rpc_server *s, bool reap) {
+  for (struct wg_rpc_call *c = s->parked_list; c != NULL; c = c->park_next) {
+    if (!reap) {
+      grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE,
+                                   "the server is shutting down", NULL);
+      continue;
+    }
+    pthread_mutex_lock(&c->mu);
+    parked_finish_locked(c, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+    pthread_mutex_unlock(&c->mu);
+  }
+  if (reap) s->parked_reap = true;
+  else s->parked_cancel = true;
 }
