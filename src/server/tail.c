@@ -113,6 +113,46 @@ static void event_unref(struct tail_event *e) {
   free(e);
 }
 
+static void event_unref_cb(void *ctx) {
+  event_unref(ctx);
+}
+
+static int view_node(const struct ArrowArray *src, struct wg_shared *holder,
+                     struct ArrowArray *dst) {
+  if (wg_array_node_init(dst, src->n_buffers, src->n_children, holder) != 0) return ENOMEM;
+  dst->length = src->length;
+  dst->null_count = src->null_count;
+  dst->offset = src->offset;
+  for (int64_t i = 0; i < src->n_buffers; i++)
+    dst->buffers[i] = src->buffers[i];
+  for (int64_t i = 0; i < src->n_children; i++)
+    if (view_node(src->children[i], holder, dst->children[i]) != 0) return ENOMEM;
+  if (src->dictionary != NULL &&
+      (wg_array_alloc_dictionary(dst) != 0 || view_node(src->dictionary, holder, dst->dictionary)))
+    return ENOMEM;
+  return 0;
+}
+
+/* A new array over batch i of the event's buffers (no copy), holding the event until released:
+ * the batches the engine gives are its own slices, which only it can share. */
+static int event_view(struct tail_event *e, int64_t i, struct ArrowArray *dst,
+                      struct wg_error *err) {
+  memset(dst, 0, sizeof(*dst));
+  atomic_fetch_add(&e->refs, 1);
+  struct wg_shared *holder = wg_shared_wrap(NULL, 0, event_unref_cb, e);
+  if (holder == NULL) {
+    event_unref(e);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  int rc = view_node(&e->batches[i], holder, dst);
+  wg_shared_unref(holder); /* the nodes hold it */
+  if (rc != 0) {
+    if (dst->release != NULL) wg_array_release(dst);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
 /* "schema.table", lower case (DuckDB's identifiers are case-insensitive); NULL on ENOMEM. */
 static char *table_key(const char *schema_name, const char *table) {
   const char *sch = schema_name != NULL ? schema_name : "main";
@@ -534,10 +574,10 @@ static int batches_stream(struct tail_event **evs, int64_t n, struct ArrowArrayS
   }
   for (int64_t i = 0; i < n; i++) {
     for (int64_t j = 0; j < evs[i]->n_batches; j++) {
-      if (wg_array_share(&evs[i]->batches[j], &b->batches[b->n]) != 0) {
+      if (event_view(evs[i], j, &b->batches[b->n], err) != 0) {
         struct ArrowArrayStream tmp = {.private_data = b};
         bs_release(&tmp);
-        return wg_error_set(err, ENOMEM, "out of memory");
+        return ENOMEM;
       }
       b->n++;
     }
@@ -593,8 +633,7 @@ static int deliver_plain(struct wg__tail_hub *h, struct wg__tail_sub *sub,
         rc = flush_plain(sub, pending, np, j == 0 ? evs[i - 1]->seq : evs[i]->seq, j != 0, o, err);
         np = bytes = 0;
       }
-      if (rc == 0 && wg_array_share(b, &pending[np]) != 0)
-        rc = wg_error_set(err, ENOMEM, "out of memory");
+      if (rc == 0) rc = event_view(evs[i], j, &pending[np], err);
       if (rc == 0) {
         np++;
         bytes += size > 0 ? size : 0;
@@ -900,7 +939,7 @@ static char *dup_or_null(const char *s, bool *oom) {
 }
 
 int wg__tail_sub_create(struct wg__tail_hub *h, struct wg_rpc_call *call, const char *table_key,
-                        const char *table_sql, const char *select_list, const char *where,
+                        const char *table_alias, const char *select_list, const char *where,
                         bool all_columns, char **names, char **types, int n,
                         const struct ArrowSchema *schema, struct wg__tail_sub **out,
                         struct wg_error *err) {
@@ -915,7 +954,7 @@ int wg__tail_sub_create(struct wg__tail_hub *h, struct wg_rpc_call *call, const 
   sub->all_columns = all_columns;
   bool oom = false;
   sub->key = dup_or_null(table_key, &oom);
-  sub->table_sql = dup_or_null(table_sql, &oom);
+  sub->table_sql = dup_or_null(table_alias, &oom);
   sub->select_list = dup_or_null(select_list, &oom);
   sub->where = dup_or_null(where, &oom);
   sub->names = calloc((size_t)(n > 0 ? n : 1), sizeof(char *));

@@ -51,10 +51,10 @@ void wg__server_tail(struct wg_server *s, struct wg_rpc_call *call, struct wg__r
 int wg__tail_hub_start(struct wg__tail_hub *h, struct wg_error *err);
 /* A subscriber of `table_key` (lower-case "schema.table") on `call` whose stream has `schema`
  * (copied) and whose rows are selected by `select_list` and `where` (NULL: all rows) over the
- * table's columns names[i] of DuckDB type types[i] (n of them; copied); `table_sql` the quoted
- * table name. Not yet known to the hub. */
+ * table's columns names[i] of DuckDB type types[i] (n of them; copied); `table_alias` the quoted
+ * table name (no schema) the WHERE may qualify columns with. Not yet known to the hub. */
 int wg__tail_sub_create(struct wg__tail_hub *h, struct wg_rpc_call *call, const char *table_key,
-                        const char *table_sql, const char *select_list, const char *where,
+                        const char *table_alias, const char *select_list, const char *where,
                         bool all_columns, char **names, char **types, int n,
                         const struct ArrowSchema *schema, struct wg__tail_sub **out,
                         struct wg_error *err);

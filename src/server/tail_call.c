@@ -15,11 +15,12 @@
 
 #include "arrow/array.h"
 #include "common/sql.h"
+#include "common/text.h"
 #include "server/tail.h"
 
 /* What the handler builds from the ticket and the table. */
 struct plan {
-  char *key, *table_sql, *select_list, *snapshot_sql;
+  char *key, *table_sql, *alias, *select_list, *snapshot_sql;
   char **names, **types;
   int n;
   bool all_columns;
@@ -29,6 +30,7 @@ struct plan {
 static void plan_reset(struct plan *p) {
   free(p->key);
   free(p->table_sql);
+  free(p->alias);
   free(p->select_list);
   free(p->snapshot_sql);
   for (int i = 0; i < p->n; i++) {
@@ -100,6 +102,10 @@ static int build_sql(const struct wg__tail_request *t, struct plan *p, struct wg
   if (rc == 0) rc = wg_buf_append(&b, "", 1);
   p->table_sql = rc == 0 ? (char *)wg_buf_detach(&b) : NULL;
   wg_buf_reset(&b);
+  if (rc == 0) rc = wg_sql_append_ident(&b, t->table);
+  if (rc == 0) rc = wg_buf_append(&b, "", 1);
+  p->alias = rc == 0 ? (char *)wg_buf_detach(&b) : NULL;
+  wg_buf_reset(&b);
   p->all_columns = t->n_columns == 0;
   for (int i = 0; rc == 0 && i < t->n_columns; i++) {
     int c = 0;
@@ -127,7 +133,7 @@ static int build_sql(const struct wg__tail_request *t, struct plan *p, struct wg
                w ? " WHERE (" : "", w ? w : "", w ? ")" : "");
   }
   p->key = lower_key(t->schema_name != NULL ? t->schema_name : "main", t->table);
-  if (rc != 0 || p->table_sql == NULL || p->select_list == NULL || p->snapshot_sql == NULL ||
+  if (rc != 0 || p->table_sql == NULL || p->alias == NULL || p->select_list == NULL || p->snapshot_sql == NULL ||
       p->key == NULL)
     return wg_error_set(err, ENOMEM, "out of memory");
   return 0;
@@ -234,7 +240,7 @@ void wg__server_tail(struct wg_server *s, struct wg_rpc_call *call, struct wg__r
   if (rc == 0) rc = build_sql(t, &p, &err);
   if (rc == 0) rc = stream_schema(conn, t, &p, &err);
   if (rc == 0)
-    rc = wg__tail_sub_create(s->tail, call, p.key, p.table_sql, p.select_list, t->where,
+    rc = wg__tail_sub_create(s->tail, call, p.key, p.alias, p.select_list, t->where,
                              p.all_columns, p.names, p.types, p.n, &p.schema, &sub, &err);
   if (rc == 0) {
     wg_rpc_call_set_cancel_hook(call, wg__server_interrupt_hook, conn);
