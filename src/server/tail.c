@@ -99,7 +99,17 @@ struct wg__tail_hub {
   struct tail_table *tables;
   struct wg__tail_sub *subs;
   int64_t n_subs;
+  /* The watchdog: a filter (a subscriber's WHERE) that runs past its deadline is interrupted, so
+   * that one costly WHERE cannot hold up every other subscriber. wd_mu guards all of it. */
+  pthread_t watchdog;
+  pthread_mutex_t wd_mu;
+  pthread_cond_t wd_cv;
+  bool wd_stop, wd_expired;
+  int64_t wd_deadline_ms; /* 0: no filter running */
 };
+
+/* How long one round of a subscriber's WHERE may run: --query-timeout, else this. */
+#define WG_TAIL_FILTER_MS 10000
 
 /* ------------------------------------------------------------------------------------------- */
 /* Events and tables */
@@ -650,6 +660,18 @@ static int deliver_plain(struct wg__tail_hub *h, struct wg__tail_sub *sub,
   return rc;
 }
 
+static int64_t filter_limit_ms(const struct wg__tail_hub *h);
+static void filter_arm(struct wg__tail_hub *h);
+static bool filter_disarm(struct wg__tail_hub *h);
+
+static int filter_expired(const struct wg__tail_hub *h, struct wg_error *err) {
+  return wg_error_set(err, ETIMEDOUT,
+                      "live tail: the subscription's WHERE ran longer than %lld ms on one round "
+                      "of puts (--query-timeout, else 10 s) and was ended, so that it does not "
+                      "hold up the other subscribers",
+                      (long long)filter_limit_ms(h));
+}
+
 /* The rows of evs[0..n) (one schema) that the subscriber's WHERE selects, its columns, through
  * DuckDB; every batch tagged with the last event's sequence ("more" on all but the last). */
 static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
@@ -658,9 +680,13 @@ static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
   WG_RETURN_NOT_OK(filter_sql(sub, &evs[0]->schema, err));
   struct ArrowArrayStream in, out;
   WG_RETURN_NOT_OK(batches_stream(evs, n, &in, err));
+  filter_arm(h);
   int rc = wg_engine_query_over(h->conn, "input", &in, sub->sql, h->s->options.batch_rows,
                                 h->s->options.batch_bytes, &out, err);
-  if (rc != 0) return rc;
+  if (rc != 0) {
+    if (filter_disarm(h)) rc = filter_expired(h, err);
+    return rc;
+  }
   uint64_t seq = evs[n - 1]->seq;
   struct ArrowArray held = {0};
   while (rc == 0) {
@@ -686,6 +712,7 @@ static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
   else if (held.release != NULL)
     wg_array_release(&held);
   wg_stream_release(&out);
+  if (filter_disarm(h)) rc = filter_expired(h, err);
   return rc;
 }
 
@@ -849,6 +876,55 @@ static void *hub_main(void *arg) {
   return NULL;
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t filter_limit_ms(const struct wg__tail_hub *h) {
+  return h->s->options.query_timeout_ms > 0 ? h->s->options.query_timeout_ms : WG_TAIL_FILTER_MS;
+}
+
+static void *watchdog_main(void *arg) {
+  struct wg__tail_hub *h = arg;
+  pthread_mutex_lock(&h->wd_mu);
+  while (!h->wd_stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&h->wd_cv, &h->wd_mu, &until);
+    if (h->wd_deadline_ms != 0 && !h->wd_expired && mono_ms() > h->wd_deadline_ms) {
+      h->wd_expired = true;
+      wg_engine_interrupt(h->conn);
+    }
+  }
+  pthread_mutex_unlock(&h->wd_mu);
+  return NULL;
+}
+
+/* Around a filter: arms the watchdog; disarms it and says whether it fired (the interrupt is then
+ * cleared, so the next filter runs). */
+static void filter_arm(struct wg__tail_hub *h) {
+  pthread_mutex_lock(&h->wd_mu);
+  h->wd_deadline_ms = mono_ms() + filter_limit_ms(h);
+  pthread_mutex_unlock(&h->wd_mu);
+}
+
+static bool filter_disarm(struct wg__tail_hub *h) {
+  pthread_mutex_lock(&h->wd_mu);
+  h->wd_deadline_ms = 0;
+  bool fired = h->wd_expired;
+  h->wd_expired = false;
+  if (fired) wg_engine_interrupt_clear(h->conn);
+  pthread_mutex_unlock(&h->wd_mu);
+  return fired;
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* The hub's life */
 
@@ -859,8 +935,19 @@ int wg__tail_create(struct wg_server *s, struct wg__tail_hub **out, struct wg_er
   pthread_mutex_init(&h->start_mu, NULL);
   pthread_mutex_init(&h->mu, NULL);
   pthread_cond_init(&h->cv, NULL);
+  pthread_mutex_init(&h->wd_mu, NULL);
+  pthread_cond_init(&h->wd_cv, NULL);
   *out = h;
   return 0;
+}
+
+static void watchdog_stop(struct wg__tail_hub *h) {
+  pthread_mutex_lock(&h->wd_mu);
+  h->wd_stop = true;
+  pthread_cond_signal(&h->wd_cv);
+  pthread_mutex_unlock(&h->wd_mu);
+  pthread_join(h->watchdog, NULL);
+  h->wd_stop = false;
 }
 
 int wg__tail_hub_start(struct wg__tail_hub *h, struct wg_error *err) {
@@ -868,8 +955,14 @@ int wg__tail_hub_start(struct wg__tail_hub *h, struct wg_error *err) {
   int rc = 0;
   if (!h->started) {
     rc = wg_engine_acquire_reserved(h->s->engine, &h->conn, err);
+    if (rc == 0 && pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
+      rc = wg_error_set(err, EAGAIN, "live tail: cannot start the hub's watchdog");
+      wg_engine_release(h->s->engine, h->conn);
+      h->conn = NULL;
+    }
     if (rc == 0 && pthread_create(&h->thread, NULL, hub_main, h) != 0) {
       rc = wg_error_set(err, EAGAIN, "live tail: cannot start the hub's thread");
+      watchdog_stop(h);
       wg_engine_release(h->s->engine, h->conn);
       h->conn = NULL;
     }
@@ -883,6 +976,7 @@ int wg__tail_hub_start(struct wg__tail_hub *h, struct wg_error *err) {
       pthread_mutex_unlock(&h->mu);
       pthread_join(h->thread, NULL);
       h->stopping = false;
+      watchdog_stop(h);
       wg_engine_release(h->s->engine, h->conn);
       h->conn = NULL;
     }
@@ -900,6 +994,7 @@ void wg__tail_destroy(struct wg__tail_hub *h) {
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
     pthread_join(h->thread, NULL);
+    watchdog_stop(h);
     wg_engine_release(h->s->engine, h->conn);
   }
   evict(h, -1);
@@ -916,6 +1011,8 @@ void wg__tail_destroy(struct wg__tail_hub *h) {
   }
   pthread_cond_destroy(&h->cv);
   pthread_mutex_destroy(&h->mu);
+  pthread_cond_destroy(&h->wd_cv);
+  pthread_mutex_destroy(&h->wd_mu);
   pthread_mutex_destroy(&h->start_mu);
   free(h);
 }

@@ -339,3 +339,19 @@ def test_server_stops_cleanly_with_subscribers(wigeon_server):
         with pytest.raises(CALL_FAILED):
             while True:
                 t.read()
+
+
+def test_costly_where_is_ended_without_holding_up_others(wigeon_server):
+    s = wigeon_server(args=["--query-timeout", "2"])
+    c = s.client()
+    put(c, "events", ids(0, 1))
+    costly = "(SELECT count(*) FROM range(100000000000) r(x) WHERE x % 7 = 3) >= 0"
+    bad = Tail(c, tail="events", where=costly, **{"from": "now"})
+    good = Tail(s.client(), tail="events", **{"from": "now"})
+    put(c, "events", ids(1, 1))
+    put(c, "events", ids(2, 1))
+    assert [r["id"] for r in good.read_rows(2)] == [1, 2]
+    with pytest.raises(CALL_FAILED, match="ran longer than 2000 ms"):
+        bad.read()
+    put(c, "events", ids(3, 1))
+    assert [r["id"] for r in good.read_rows(3)] == [1, 2, 3]
