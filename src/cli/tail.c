@@ -18,7 +18,8 @@ static void usage(FILE *f) {
           "Follows TABLE (or SCHEMA.TABLE) live: prints the rows it holds now, then the rows of\n"
           "every put committed to it, as they commit, until Ctrl-C, --count or --timeout (each\n"
           "exits 0). Rows changed by SQL (INSERT, UPDATE, DELETE, COPY) are not delivered, only\n"
-          "puts (DoPut, bulk ingest). When the snapshot has been printed, one line goes to stderr:\n"
+          "puts (DoPut, bulk ingest). When the snapshot has been printed, one line goes to\n"
+          "stderr:\n"
           "  live: N rows in the snapshot, following from sequence S\n"
           "S is the table's commit sequence: --from S later resumes after it. Output goes to\n"
           "stdout and is flushed after each batch.\n"
@@ -44,7 +45,8 @@ static void usage(FILE *f) {
           "  -h, --help        this text\n"
           "\n"
           "exit codes: 0 ok (Ctrl-C, --count, --timeout), 1 usage error, 2 error from the server\n"
-          "(no such table, bad --where, a sequence the server no longer keeps), 3 cannot connect\n");
+          "(no such table, bad --where, a sequence the server no longer keeps), 3 cannot\n"
+          "connect\n");
 }
 
 struct tail_args {
