@@ -146,7 +146,8 @@ static void demo_tail_line(struct demo_tail *d, char *buf, size_t size) {
   int n = snprintf(buf, size, "  live %s", wg_cli_commas(atomic_load(&d->rows), a, sizeof(a)));
   if (d->have_first && n > 0 && (size_t)n < size)
     snprintf(buf + n, size - (size_t)n,
-             "  (seq %" PRIu64 ", newest batch from id %lld, value %.3f)", (uint64_t)atomic_load(&d->sequence), (long long)d->first_id, d->first_value);
+             "  (seq %" PRIu64 ", newest batch from id %lld, value %.3f)",
+             (uint64_t)atomic_load(&d->sequence), (long long)d->first_id, d->first_value);
   pthread_mutex_unlock(&d->mu);
 }
 
