@@ -18,6 +18,8 @@ struct wg_tail_stream {
   struct ArrowSchema schema;
   bool started; /* the start marker has been seen */
   atomic_bool cancelled;
+  struct wg_status failed; /* a malformed batch ended the tail (the stream stays until close,
+                              so that a wg_tail_cancel racing with it finds it) */
 };
 
 /* The ticket's JSON for o into *out (malloc'ed, NUL-terminated). */
@@ -121,7 +123,10 @@ int wg_tail_next(wg_tail_stream *t, struct ArrowArray *batch, struct wg_tail_inf
   if (t == NULL || batch == NULL || info == NULL)
     return wg__status_invalid(status, "wg_tail_next needs a tail, a batch and an info");
   memset(info, 0, sizeof(*info));
-  if (t->s.release == NULL) return wg__status_set(status, 0, 0, NULL);
+  if (t->failed.code != 0) {
+    if (status != NULL) *status = t->failed;
+    return t->failed.code;
+  }
   int rc = t->s.get_next(&t->s, batch);
   if (atomic_load(&t->cancelled)) { /* what arrives after a cancel is not wanted */
     if (batch->release != NULL) batch->release(batch);
@@ -135,7 +140,8 @@ int wg_tail_next(wg_tail_stream *t, struct ArrowArray *batch, struct wg_tail_inf
   if (rc != 0) {
     batch->release(batch);
     batch->release = NULL;
-    wg_stream_release(&t->s); /* cancels the call */
+    wg__stream_cancel(&t->s);
+    wg__status_set(&t->failed, rc, 0, err.message);
     return wg__status_set(status, rc, 0, err.message);
   }
   info->start = !t->started && batch->length == 0;
