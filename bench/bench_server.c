@@ -44,7 +44,7 @@
 
 struct settings {
   bool quick;
-  const char *only;     /* run only this figure (ingest, query, small, mixed, probe) */
+  const char *only;     /* run only this figure (ingest, query, small, mixed, probe, tail) */
   const char *perf_dir; /* record the server child of every figure with perf into this folder */
   int64_t ingest_puts;  /* puts per ingest configuration (shared by the writers) */
   int64_t put_rows;     /* rows per ingest put */
@@ -53,6 +53,7 @@ struct settings {
   double small_secs;    /* small puts: seconds per configuration */
   double mixed_secs;    /* mixed: seconds per phase */
   double probe_secs;
+  int tail_subs; /* live-tail subscribers of the tail figure */
 };
 
 static struct settings cfg;
@@ -1175,6 +1176,227 @@ static void figure_small(const struct batch_set *set1k, const struct ArrowSchema
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Figure: tail. 4 writers putting 1,000-row seed puts flat out for small_secs, alone, then while
+ * `tail_subs` live-tail subscribers ("from": "now", no filter) read every batch: the writers'
+ * throughput with them over without (each phase on a fresh server), each delivery's latency from
+ * its put's acknowledgement (p50/p99 over every subscriber and put), the server's threads with
+ * every subscriber idle, and a check that every subscriber got every row exactly once. */
+
+enum { TAIL_WRITERS = 4, TAIL_MAX_PUTS = 1 << 20 };
+static double tail_ack[TAIL_MAX_PUTS]; /* put id -> acknowledgement time (0: none yet) */
+static atomic_llong tail_next_put;
+
+struct tail_writer {
+  const char *uri;
+  const struct ArrowSchema *schema;
+  double until;
+  int64_t puts;
+};
+
+/* Puts fresh 1,000-row batches whose batch_id is the put's id, recording each one's ack time. */
+static void *tail_writer_main(void *arg) {
+  struct tail_writer *w = arg;
+  struct wg_client *c = connect_client(w->uri);
+  while (now_s() < w->until) {
+    int64_t id = atomic_fetch_add(&tail_next_put, 1);
+    if (id >= TAIL_MAX_PUTS) break;
+    struct batch b;
+    gen_seed_batch(&b, id * 1000, 1000);
+    struct batch_set one = {&b, 1, 1000, 1000, b.bytes};
+    client_put(c, "tail", w->schema, &one, 0, 1);
+    tail_ack[id] = now_s();
+    wg_array_release(&b.array);
+    w->puts++;
+  }
+  wg_disconnect(c);
+  return NULL;
+}
+
+struct tail_reader {
+  wg_tail_stream *t;
+  pthread_t th;
+  int64_t rows;
+  int64_t *ids; /* (put id, receive time) of every put seen, in order */
+  double *at;
+  int64_t n, cap;
+  bool failed;
+};
+
+static void *tail_reader_main(void *arg) {
+  struct tail_reader *r = arg;
+  for (;;) {
+    struct ArrowArray a;
+    struct wg_tail_info info;
+    struct wg_status ws;
+    if (wg_tail_next(r->t, &a, &info, &ws) != 0) {
+      r->failed = true;
+      fprintf(stderr, "bench tail: a subscriber ended: %s\n", ws.message);
+      return NULL;
+    }
+    if (a.release == NULL) return NULL; /* cancelled */
+    double t = now_s();
+    const struct ArrowArray *ids = a.children[0];
+    const int64_t *v = ids->buffers[1];
+    const uint8_t *valid = ids->buffers[0];
+    int64_t last = -1;
+    for (int64_t i = 0; i < ids->length; i++) {
+      int64_t k = ids->offset + i;
+      if (valid != NULL && !wg_bit_get(valid, k)) continue;
+      if (v[k] == last) continue;
+      last = v[k];
+      if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4096;
+        r->ids = realloc(r->ids, (size_t)r->cap * sizeof(*r->ids));
+        r->at = realloc(r->at, (size_t)r->cap * sizeof(*r->at));
+        if (r->ids == NULL || r->at == NULL) die("realloc", ENOMEM, NULL);
+      }
+      r->ids[r->n] = last;
+      r->at[r->n++] = t;
+    }
+    r->rows += a.length;
+    wg_array_release(&a);
+  }
+}
+
+static int64_t proc_threads(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  int64_t v = -1;
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    if (strncmp(line, "Threads:", 8) == 0) v = strtoll(line + 8, NULL, 10);
+  if (f != NULL) fclose(f);
+  return v;
+}
+
+/* One phase: writers for small_secs with n_subs subscribers; *puts_per_s, and with subscribers
+ * the delivery latencies in *lat (seconds) and whether every subscriber saw every row once. */
+static void tail_phase(const struct ArrowSchema *schema, int n_subs, bool filtered,
+                       double *puts_per_s, struct samples *lat, bool *complete,
+                       int64_t *idle_threads, double *server_cpu_ms, double *client_cpu_ms) {
+  char db[PATH_MAX], name[32];
+  snprintf(name, sizeof(name), "tail-%d%s", n_subs, filtered ? "-filtered" : "");
+  db_path(db, sizeof(db), name);
+  struct server_proc sp;
+  server_start(&sp, db, name);
+  struct wg_client *setup = connect_client(sp.uri);
+  struct batch b0;
+  gen_seed_batch(&b0, 0, 1000);
+  struct batch_set one = {&b0, 1, 1000, 1000, b0.bytes};
+  client_put(setup, "tail", schema, &one, 0, 1); /* creates the table */
+  wg_array_release(&b0.array);
+  enum { CLIENTS = 10 };
+  struct wg_client *clients[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++)
+    clients[i] = connect_client(sp.uri);
+  struct tail_reader *rd = xcalloc((size_t)(n_subs > 0 ? n_subs : 1), sizeof(*rd));
+  for (int i = 0; i < n_subs; i++) {
+    struct wg_status ws;
+    char where[64];
+    snprintf(where, sizeof(where), "batch_id %% %d = %d", n_subs, i);
+    struct wg_tail_options to = {.table = "tail", .from = "now", .where = filtered ? where : NULL};
+    if (wg_tail_open(clients[i % CLIENTS], &to, &rd[i].t, &ws) != 0)
+      die("wg_tail_open", ws.sys_errno, ws.message);
+    /* the start marker: the subscription is in place once it came */
+    struct ArrowArray a;
+    struct wg_tail_info info;
+    if (wg_tail_next(rd[i].t, &a, &info, &ws) != 0 || a.release == NULL || !info.start)
+      die("the tail's start marker", EPROTO, ws.message);
+    wg_array_release(&a);
+    pthread_create(&rd[i].th, NULL, tail_reader_main, &rd[i]);
+  }
+  usleep(200000);
+  *idle_threads = proc_threads(sp.pid);
+  atomic_store(&tail_next_put, 1);
+  memset(tail_ack, 0, sizeof(tail_ack));
+  struct tail_writer w[TAIL_WRITERS];
+  pthread_t wt[TAIL_WRITERS];
+  double t0 = now_s(), sc0 = proc_cpu_s(sp.pid), cc0 = self_cpu_s();
+  for (int i = 0; i < TAIL_WRITERS; i++) {
+    w[i] = (struct tail_writer){sp.uri, schema, t0 + cfg.small_secs, 0};
+    pthread_create(&wt[i], NULL, tail_writer_main, &w[i]);
+  }
+  int64_t puts = 0;
+  for (int i = 0; i < TAIL_WRITERS; i++) {
+    pthread_join(wt[i], NULL);
+    puts += w[i].puts;
+  }
+  *puts_per_s = (double)puts / (now_s() - t0);
+  *server_cpu_ms = (proc_cpu_s(sp.pid) - sc0) / (double)(puts ? puts : 1) * 1e3;
+  *client_cpu_ms = (self_cpu_s() - cc0) / (double)(puts ? puts : 1) * 1e3;
+  /* every subscriber catches up (or 30 s pass), then ends; filtered, subscriber i gets the puts
+   * whose id (1..puts) is i modulo n_subs, and each put counts once whatever rows of it match */
+  *complete = true;
+  double give_up = now_s() + 30;
+  for (int i = 0; i < n_subs; i++) {
+    int64_t want = puts;
+    if (filtered) want = i == 0 ? puts / n_subs : (i <= puts ? (puts - i) / n_subs + 1 : 0);
+    while (rd[i].n < want && !rd[i].failed && now_s() < give_up)
+      usleep(10000);
+    wg_tail_cancel(rd[i].t);
+    pthread_join(rd[i].th, NULL);
+    if (rd[i].n != want || (!filtered && rd[i].rows != puts * 1000)) *complete = false;
+    for (int64_t k = 0; k < rd[i].n; k++) {
+      int64_t id = rd[i].ids[k];
+      double ack = id > 0 && id < TAIL_MAX_PUTS ? tail_ack[id] : 0;
+      if (ack > 0) samples_add(lat, rd[i].at[k] > ack ? rd[i].at[k] - ack : 0);
+    }
+    wg_tail_close(rd[i].t);
+    free(rd[i].ids);
+    free(rd[i].at);
+  }
+  free(rd);
+  for (int i = 0; i < CLIENTS; i++)
+    wg_disconnect(clients[i]);
+  wg_disconnect(setup);
+  server_stop(&sp);
+}
+
+static void tail_report(bool filtered, double alone, double with, struct samples *lat, bool ok,
+                        int64_t threads_alone, int64_t threads_with);
+
+static void figure_tail(const struct ArrowSchema *schema) {
+  double alone = 0, with = 0;
+  struct samples none = {0}, lat = {0};
+  bool ok_alone = true, ok = true;
+  int64_t threads_alone = 0, threads_with = 0;
+  double scpu0, ccpu0, scpu, ccpu;
+  tail_phase(schema, 0, false, &alone, &none, &ok_alone, &threads_alone, &scpu0, &ccpu0);
+  printf("bench tail_alone writers=%d puts_per_s=%.1f server_cpu_ms_per_put=%.3f "
+         "client_cpu_ms_per_put=%.3f\n",
+         TAIL_WRITERS, alone, scpu0, ccpu0);
+  for (int filtered = 0; filtered < 2; filtered++) {
+    tail_phase(schema, cfg.tail_subs, filtered, &with, &lat, &ok, &threads_with, &scpu, &ccpu);
+    printf("bench tail%s_cpu server_cpu_ms_per_put=%.3f client_cpu_ms_per_put=%.3f\n",
+           filtered ? "_filtered" : "", scpu, ccpu);
+    tail_report(filtered, alone, with, &lat, ok, threads_alone, threads_with);
+    free(lat.v);
+    lat = (struct samples){0};
+  }
+  free(none.v);
+}
+
+static void tail_report(bool filtered, double alone, double with, struct samples *lat_s, bool ok,
+                        int64_t threads_alone, int64_t threads_with) {
+  struct samples lat = *lat_s;
+  double p50 = percentile(lat.v, lat.n, 0.5), p99 = percentile(lat.v, lat.n, 0.99);
+  printf("bench tail%s writers=%d subscribers=%d rows_per_put=1000 seconds=%.1f "
+         "alone_puts_per_s=%.1f with_puts_per_s=%.1f ratio=%.2f delivery_p50_ms=%.2f "
+         "delivery_p99_ms=%.2f deliveries=%lld every_row_once=%s server_threads_idle=%lld "
+         "server_threads_no_tail=%lld\n",
+         filtered ? "_filtered" : "", TAIL_WRITERS, cfg.tail_subs, cfg.small_secs, alone, with,
+         with / alone, p50 * 1e3,
+         p99 * 1e3, (long long)lat.n, ok ? "yes" : "NO", (long long)threads_with,
+         (long long)threads_alone);
+  fflush(stdout);
+  char params[96];
+  snprintf(params, sizeof(params), "4 writers, %d subscribers%s (delivery p50 %.1f ms, p99 %.1f ms)",
+           cfg.tail_subs, filtered ? " each WHERE 1/N of the puts" : " of every row", p50 * 1e3,
+           p99 * 1e3);
+  add_result("tail", params, "puts/s", with, alone, with / alone, ">= 0.90", with / alone >= 0.9);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Figure 4: mixed. 4 writers putting 64k-row puts flat out, alone, then with 4 readers looping
  * count(*) and a group-by over the same table; on the server and in-process. */
 
@@ -1350,7 +1572,7 @@ static void figure_probe(const struct batch_set *set1k, const struct ArrowSchema
  * main */
 
 static void usage(void) {
-  fprintf(stderr, "usage: bench_server [--quick] [--only ingest|query|small|mixed|probe] "
+  fprintf(stderr, "usage: bench_server [--quick] [--only ingest|query|small|mixed|probe|tail] "
                   "[--perf DIR]\n");
   exit(2);
 }
@@ -1371,10 +1593,12 @@ int main(int argc, char **argv) {
     cfg.ingest_puts = 16, cfg.put_rows = 65536; /* quick: a 64k-batch put is one batch */
     cfg.seed_rows = 500000, cfg.big_rows = 5000000;
     cfg.small_secs = 1.5, cfg.mixed_secs = 1.5, cfg.probe_secs = 1;
+    cfg.tail_subs = 50;
   } else {
     cfg.ingest_puts = 32, cfg.put_rows = 262144;
     cfg.seed_rows = 10000000, cfg.big_rows = 50000000;
     cfg.small_secs = 10, cfg.mixed_secs = 8, cfg.probe_secs = 3;
+    cfg.tail_subs = 500;
   }
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -1420,6 +1644,7 @@ int main(int argc, char **argv) {
   if (wanted("small")) figure_small(&set1000, &schema);
   if (wanted("mixed")) figure_mixed(&set64k, &schema);
   if (wanted("probe")) figure_probe(&set1000, &schema);
+  if (wanted("tail")) figure_tail(&schema);
   print_table();
   printf("bench total seconds=%.1f\n", now_s() - t_start);
 

@@ -1,7 +1,7 @@
 /* wigeon.h: the C client library for a wigeon server (or any Arrow Flight server speaking plain
- * gRPC): connect, run SQL as an ArrowArrayStream, put an ArrowArrayStream into a table, list
- * tables, read schemas, run actions. Self-contained: it needs only the C standard headers and
- * declares the Arrow C Data and C Stream Interface structs itself (under the standard guards, so
+ * gRPC): connect, run SQL as an ArrowArrayStream, put an ArrowArrayStream into a table, follow
+ * a table's commits (live tail), list tables, read schemas, run actions. Self-contained: it
+ * needs only the C standard headers and declares the Arrow C Data and C Stream Interface structs itself (under the standard guards, so
  * it can be included next to arrow/c/abi.h, nanoarrow or DuckDB's copy). No gRPC or DuckDB types.
  * Link with `pkg-config --libs wigeon` (libwigeon.so or libwigeon.a). See docs/client.md. */
 #ifndef WIGEON_H
@@ -296,6 +296,75 @@ WG_API int wg_action(wg_client *client, const char *type, const void *body, size
                      struct wg_action_result *result, struct wg_status *status);
 /* Frees the bodies; the result is empty afterwards. Safe twice and on NULL. */
 WG_API void wg_action_result_reset(struct wg_action_result *result);
+
+/* ---------------------------------------------------------------------------------------------
+ * Live tail (docs/tail.md): a DoGet that does not end. It sends the rows a table holds (the
+ * snapshot), a batch of zero rows (the start marker), then the rows of every put committed to the
+ * table from then on, as it commits, until the client stops it or its deadline passes. Each batch
+ * carries the table's commit sequence number; subscribe again with from_sequence to resume.
+ *
+ * Two shapes: wg_tail runs a callback for every batch; wg_tail_open / wg_tail_next / wg_tail_close
+ * read it batch by batch, and wg_tail_cancel stops a wg_tail_next blocked in another thread (an
+ * idle table sends nothing, so a reader waiting for Ctrl-C needs it). The client's
+ * options.timeout_ms does not apply to a tail; timeout_ms here does. */
+
+/* What to subscribe to. Borrowed: the call copies what it needs. */
+struct wg_tail_options {
+  const char *schema_name;    /* NULL: main */
+  const char *table;          /* required */
+  const char *where;          /* a SQL boolean expression over the table's columns, as in a
+                                 WHERE; NULL: every row */
+  const char *const *columns; /* n_columns names, or NULL: all, in order */
+  int n_columns;
+  const char *from;       /* "beginning" (NULL: the same) or "now"; ignored with
+                             from_sequence_set */
+  bool from_sequence_set; /* resume: the puts committed after from_sequence */
+  uint64_t from_sequence;
+  int64_t timeout_ms; /* the call's deadline, from its start; <= 0: none */
+};
+
+/* What the server said of a batch (its app_metadata {"seq": N, "more": B}). */
+struct wg_tail_info {
+  uint64_t sequence; /* the table's commit sequence number of the batch's newest put (snapshot and
+                        start marker: the start point's) */
+  bool more;         /* more batches of the same sequence follow: resume from the last sequence
+                        of a batch with more false */
+  bool snapshot;     /* the batch is part of the snapshot (before the start marker) */
+  bool start;        /* the batch is the start marker (zero rows): from now on everything is live */
+};
+
+/* One batch of a tail: schema and batch borrowed for the call (move the batch out, setting
+ * batch->release NULL, to keep it). Return 0 to go on, anything else to stop: the call is
+ * cancelled (the server sees CANCELLED and frees the subscriber) and wg_tail returns 0. */
+typedef int (*wg_tail_fn)(void *ctx, const struct ArrowSchema *schema, struct ArrowArray *batch,
+                          const struct wg_tail_info *info);
+
+/* Subscribes and calls fn, on the calling thread, for every batch until fn stops it (OK), the
+ * deadline passes (DEADLINE_EXCEEDED) or the server ends the stream (its status: e.g.
+ * INVALID_ARGUMENT for a bad where or an unknown column, NOT_FOUND for a missing table,
+ * OUT_OF_RANGE for a from_sequence the server no longer holds, RESOURCE_EXHAUSTED for a
+ * subscriber that fell too far behind). Returns that status's code. */
+WG_API int wg_tail(wg_client *client, const struct wg_tail_options *o, wg_tail_fn fn, void *ctx,
+                   struct wg_status *status);
+
+typedef struct wg_tail_stream wg_tail_stream;
+/* Subscribes and waits for the stream's schema, so that a bad where, column or table is returned
+ * here. On success *out is owned by the caller (wg_tail_close); on error it is NULL. */
+WG_API int wg_tail_open(wg_client *client, const struct wg_tail_options *o, wg_tail_stream **out,
+                        struct wg_status *status);
+/* The stream's schema (with metadata wigeon.tail.table and wigeon.tail.delivers): borrowed, valid
+ * until wg_tail_close. */
+WG_API const struct ArrowSchema *wg_tail_schema(const wg_tail_stream *t);
+/* Waits for the next batch: 0 with batch->release set (owned by the caller) and *info filled; 0
+ * with batch->release NULL when the tail ended without error (wg_tail_cancel); else the status
+ * the stream ended with (as for wg_tail), batch->release NULL. One thread at a time. */
+WG_API int wg_tail_next(wg_tail_stream *t, struct ArrowArray *batch, struct wg_tail_info *info,
+                        struct wg_status *status);
+/* Stops the tail from any thread (not from a signal handler), also while another thread waits in
+ * wg_tail_next, which then returns 0 with no batch. Before wg_tail_close only. */
+WG_API void wg_tail_cancel(wg_tail_stream *t);
+/* Cancels the call if it is still running and frees the tail. NULL ok. */
+WG_API void wg_tail_close(wg_tail_stream *t);
 
 /* ---------------------------------------------------------------------------------------------
  * Flight SQL (any Flight SQL server: wigeon, or another). Requests are Flight SQL commands packed

@@ -171,8 +171,8 @@ static const char *parquet_source =
 /* ---- usage, help and exit codes ---- */
 
 static void help_lists_every_command_and_each_command_has_help(void) {
-  const char *cmds[] = {"serve", "query",  "put",    "load",    "watch",
-                        "demo",  "tables", "schema", "actions", "stats"};
+  const char *cmds[] = {"serve",  "query",  "put",     "load",  "watch", "tail",
+                        "demo",   "tables", "schema",  "actions", "stats"};
   struct run r = WIGEON("help");
   ASSERT_EQ(r.code, 0);
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
@@ -588,6 +588,8 @@ static void demo_for_3_seconds_prints_rising_counts_and_cleans_up(void) {
     ASSERT_TRUE(counts[i] >= counts[i - 1]);
   ASSERT_TRUE(counts[n - 1] > counts[0]);
   ASSERT_TRUE(counts[0] > 0);
+  ASSERT_CONTAINS(r.out, "demo: the live tail saw ");
+  ASSERT_CONTAINS(r.out, ": every row put, once\n");
   run_free(&r);
 }
 
@@ -801,6 +803,194 @@ static void flight_sql_meta_reaches_every_metadata_command(void) {
   run_free(&r);
 }
 
+/* ---- wigeon tail: the live tail, with puts by another process (`wigeon put`) meanwhile ---- */
+
+/* A wigeon child running in the background, its output in files of its own. */
+struct bg {
+  pid_t pid;
+  char out_path[512], err_path[512];
+};
+
+static void bg_start(struct bg *b, const char *name, const char *const *args) {
+  const char *build = getenv("WG_BUILD_DIR");
+  char bin[1024];
+  snprintf(bin, sizeof(bin), "%s/wigeon", build ? build : "build");
+  snprintf(b->out_path, sizeof(b->out_path), "%s/%s.out", dir, name);
+  snprintf(b->err_path, sizeof(b->err_path), "%s/%s.err", dir, name);
+  fflush(NULL);
+  b->pid = fork();
+  if (b->pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fi = open("/dev/null", O_RDONLY);
+    int fo = open(b->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fe = open(b->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fi, 0);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    unsetenv("WIGEON_SERVER");
+    const char *argv[64] = {bin};
+    int n = 1;
+    for (int i = 0; args[i] != NULL && n < 63; i++)
+      argv[n++] = args[i];
+    argv[n] = NULL;
+    execv(bin, (char *const *)argv);
+    _exit(127);
+  }
+}
+
+/* Waits (limit_s at most) until the child's stderr holds `needle`; false if it never does. */
+static bool bg_wait_err(struct bg *b, const char *needle, int limit_s) {
+  for (int i = 0; i < limit_s * 100; i++) {
+    char *e = slurp(b->err_path);
+    bool found = strstr(e, needle) != NULL;
+    free(e);
+    if (found) return true;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return false;
+}
+
+/* Waits (limit_s at most, then kills it) for the child's end: its exit code and output. */
+static struct run bg_end(struct bg *b, int limit_s) {
+  struct run r = {-1, NULL, NULL};
+  int st = 0;
+  for (int i = 0; i < limit_s * 100 && b->pid != 0; i++) {
+    if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+      r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      b->pid = 0;
+      break;
+    }
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (b->pid != 0) {
+    kill(b->pid, SIGKILL);
+    waitpid(b->pid, &st, 0);
+    fprintf(stderr, "  background wigeon: killed after %d s\n", limit_s);
+  }
+  r.out = slurp(b->out_path);
+  r.err = slurp(b->err_path);
+  return r;
+}
+
+/* Writes text to dir/name and puts it into table tl with `wigeon put` (a process of its own). */
+static int put_csv(const char *name, const char *text) {
+  FILE *f = fopen(path_in(name), "w");
+  if (f == NULL) return -1;
+  fputs(text, f);
+  fclose(f);
+  struct run r = WIGEON("put", server_flag, "--table", "tl", "--format", "csv", path_in(name));
+  int code = r.code;
+  if (code != 0) fprintf(stderr, "  put %s: %s", name, r.err);
+  run_free(&r);
+  return code;
+}
+
+static uint64_t tail_start_sequence; /* from the first test's "live:" line */
+
+static void tail_count_prints_the_snapshot_then_the_rows_put_meanwhile_as_exact_csv(void) {
+  ASSERT_EQ(put_csv("tl_a.csv", "id,name,amount\n1,ann,1.5\n2,bob,2.5\n"), 0);
+  struct bg b;
+  bg_start(&b, "tail_csv",
+           (const char *const[]){"tail", server_flag, "tl", "--format", "csv", "--count", "4",
+                                 NULL});
+  ASSERT_TRUE(bg_wait_err(&b, "live: 2 rows in the snapshot, following from sequence ", 30));
+  ASSERT_EQ(put_csv("tl_b.csv", "id,name,amount\n3,cy,3.5\n4,\"d,e\",4.5\n"), 0);
+  struct run r = bg_end(&b, 30);
+  ASSERT_EQ(r.code, 0);
+  ASSERT_STREQ(r.out, "id,name,amount\n1,ann,1.5\n2,bob,2.5\n3,cy,3.5\n4,\"d,e\",4.5\n");
+  const char *s = strstr(r.err, "following from sequence ");
+  ASSERT_TRUE(s != NULL);
+  tail_start_sequence = strtoull(s + 24, NULL, 10);
+  ASSERT_TRUE(tail_start_sequence > 0);
+  run_free(&r);
+}
+
+static void tail_from_now_with_where_and_columns_prints_only_matching_new_rows_as_json(void) {
+  struct bg b;
+  bg_start(&b, "tail_json",
+           (const char *const[]){"tail", server_flag, "tl", "--from", "now", "--where",
+                                 "amount > 4", "--columns", "name,id", "--format", "json",
+                                 "--count", "2", NULL});
+  ASSERT_TRUE(bg_wait_err(&b, "live: 0 rows in the snapshot", 30));
+  ASSERT_EQ(put_csv("tl_c.csv", "id,name,amount\n5,eve,5.5\n6,fay,0.5\n7,gus,7.5\n"), 0);
+  struct run r = bg_end(&b, 30);
+  ASSERT_EQ(r.code, 0);
+  ASSERT_STREQ(r.out, "{\"name\":\"eve\",\"id\":5}\n{\"name\":\"gus\",\"id\":7}\n");
+  run_free(&r);
+}
+
+static void tail_from_a_sequence_resumes_with_every_later_put_and_no_other(void) {
+  ASSERT_TRUE(tail_start_sequence > 0);
+  char from[32];
+  snprintf(from, sizeof(from), "%llu", (unsigned long long)tail_start_sequence);
+  /* the puts after the first one: tl_b's 2 rows and tl_c's 3, and nothing of tl_a */
+  struct run r = WIGEON("tail", server_flag, "tl", "--from", from, "--format", "csv", "--count",
+                        "5");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_STREQ(r.out, "id,name,amount\n3,cy,3.5\n4,\"d,e\",4.5\n5,eve,5.5\n6,fay,0.5\n7,gus,7.5\n");
+  run_free(&r);
+}
+
+static void tail_table_format_shows_each_batch_as_a_table(void) {
+  struct run r = WIGEON("tail", server_flag, "tl", "--where", "id = 2", "--ascii", "--count", "1");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.out, " id ");
+  ASSERT_CONTAINS(r.out, "| bob");
+  ASSERT_CONTAINS(r.out, "int64");
+  ASSERT_TRUE(strstr(r.out, "ann") == NULL);
+  run_free(&r);
+}
+
+static void tail_errors_exit_with_the_servers_message_and_code(void) {
+  struct run r = WIGEON("tail", server_flag, "tl", "--where", "no_such_column > 1");
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "wigeon tail: ");
+  ASSERT_CONTAINS(r.err, "no_such_column");
+  ASSERT_STREQ(r.out, "");
+  run_free(&r);
+  r = WIGEON("tail", server_flag, "tl", "--where", "amount >");
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "wigeon tail: ");
+  run_free(&r);
+  r = WIGEON("tail", server_flag, "no_such_table");
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "no_such_table");
+  run_free(&r);
+  r = WIGEON("tail", server_flag, "tl", "--columns", "id,nope");
+  ASSERT_EQ(r.code, 2);
+  ASSERT_CONTAINS(r.err, "nope");
+  run_free(&r);
+  r = WIGEON("tail", server_flag, "tl", "--from", "yesterday");
+  ASSERT_EQ(r.code, 1);
+  ASSERT_CONTAINS(r.err, "--from wants beginning, now or a sequence number");
+  run_free(&r);
+  r = WIGEON("tail", server_flag, "tl", "--format", "parquet");
+  ASSERT_EQ(r.code, 1);
+  run_free(&r);
+  r = WIGEON("tail", "--server=grpc://127.0.0.1:1", "tl");
+  ASSERT_EQ(r.code, 3);
+  run_free(&r);
+}
+
+static void tail_ends_with_exit_0_on_timeout_and_on_ctrl_c(void) {
+  double t0 = (double)time(NULL);
+  struct run r = WIGEON("tail", server_flag, "tl", "--from", "now", "--timeout", "1");
+  ASSERT_EQ(r.code, 0);
+  ASSERT_CONTAINS(r.err, "live: 0 rows in the snapshot");
+  ASSERT_TRUE((double)time(NULL) - t0 >= 1);
+  run_free(&r);
+  struct bg b;
+  bg_start(&b, "tail_int", (const char *const[]){"tail", server_flag, "tl", "--from", "now", NULL});
+  ASSERT_TRUE(bg_wait_err(&b, "live: 0 rows in the snapshot", 30));
+  kill(b.pid, SIGINT);
+  r = bg_end(&b, 10);
+  ASSERT_EQ(r.code, 0);
+  ASSERT_STREQ(r.out, "");
+  run_free(&r);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (wg_fx_tmpdir(dir, sizeof(dir)) != 0) return 1;
@@ -825,6 +1015,12 @@ int main(void) {
   RUN_TEST(tables_schema_actions_and_stats_print_what_the_server_has);
   RUN_TEST(flight_sql_query_prints_what_plain_query_prints);
   RUN_TEST(flight_sql_meta_reaches_every_metadata_command);
+  RUN_TEST(tail_count_prints_the_snapshot_then_the_rows_put_meanwhile_as_exact_csv);
+  RUN_TEST(tail_from_now_with_where_and_columns_prints_only_matching_new_rows_as_json);
+  RUN_TEST(tail_from_a_sequence_resumes_with_every_later_put_and_no_other);
+  RUN_TEST(tail_table_format_shows_each_batch_as_a_table);
+  RUN_TEST(tail_errors_exit_with_the_servers_message_and_code);
+  RUN_TEST(tail_ends_with_exit_0_on_timeout_and_on_ctrl_c);
 
   wg_disconnect(client);
   wg_fx_server_stop(&fx);

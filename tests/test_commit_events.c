@@ -1,8 +1,9 @@
 /* wigeon: commit events (engine.h, wg_engine_on_commit), through the engine API on a real DuckDB
  * database: one event per committed put on the streaming and the group path (its put-by-put
- * fallback too), in commit order, sequence numbers per table from 1, the batches exactly what was
- * put (and kept by the subscriber past the call), and no event for a put that failed, was aborted
- * or rolled back, for one begun before anyone subscribed, nor for client SQL. */
+ * fallback too), in commit order, sequence numbers per table from the run's base + 1
+ * (wg_engine_table_sequence telling the last), the batches exactly what was put (and kept by the
+ * subscriber past the call), and no event for a put that failed, was aborted or rolled back, for
+ * one begun before anyone subscribed, nor for client SQL. */
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -18,6 +19,7 @@ struct seen {
   char table[64];
   bool has_schema;
   uint64_t sequence;
+  bool dropped;
   int64_t rows, n_batches;
   int64_t values[MAX_VALUES]; /* column 0 of every batch, in order */
   int64_t n_values;
@@ -62,6 +64,7 @@ static void on_commit(void *ctx, struct wg_engine_commit_event *ev) {
     snprintf(s->table, sizeof(s->table), "%s", ev->table ? ev->table : "(null)");
     s->has_schema = ev->schema != NULL && ev->schema->n_children == 1;
     s->sequence = ev->sequence;
+    s->dropped = ev->dropped;
     s->rows = ev->rows;
     s->n_batches = ev->n_batches;
     for (int64_t b = 0; b < ev->n_batches; b++) {
@@ -146,11 +149,20 @@ static void streaming_puts_give_one_event_each_with_the_batches_put(void) {
   ASSERT_OK(stream_put(c, "t", two, two_lens, 2, NULL, &err), &err);
   ASSERT_OK(stream_put(c, "u", other, other_len, 1, NULL, &err), &err);
   ASSERT_OK(stream_put(c, "T", one, one_len, 1, NULL, &err), &err); /* the same table as "t" */
+  uint64_t base = wg_engine_sequence_base(e);
+  uint64_t t_last = wg_engine_table_sequence(e, "main", "T");
+  uint64_t u_last = wg_engine_table_sequence(e, NULL, "u");
+  uint64_t none = wg_engine_table_sequence(e, NULL, "nothing");
   wg_engine_release(e, c);
   wg_engine_close(e); /* the kept batch outlives the engine */
+  ASSERT_TRUE(base > 0);
+  ASSERT_EQ(t_last, base + 2);
+  ASSERT_EQ(u_last, base + 1);
+  ASSERT_EQ(none, base);
   ASSERT_EQ(r.n, 3);
   ASSERT_STREQ(r.ev[0].table, "t");
-  ASSERT_EQ(r.ev[0].sequence, 1);
+  ASSERT_EQ(r.ev[0].sequence, base + 1);
+  ASSERT_TRUE(!r.ev[0].dropped);
   ASSERT_EQ(r.ev[0].rows, 5);
   ASSERT_EQ(r.ev[0].n_batches, 2);
   ASSERT_TRUE(r.ev[0].has_schema);
@@ -158,10 +170,10 @@ static void streaming_puts_give_one_event_each_with_the_batches_put(void) {
   for (int i = 0; i < 5; i++)
     ASSERT_EQ(r.ev[0].values[i], i + 1);
   ASSERT_STREQ(r.ev[1].table, "u");
-  ASSERT_EQ(r.ev[1].sequence, 1); /* per table */
+  ASSERT_EQ(r.ev[1].sequence, base + 1); /* per table */
   ASSERT_EQ(r.ev[1].values[1], 8);
   ASSERT_STREQ(r.ev[2].table, "T");
-  ASSERT_EQ(r.ev[2].sequence, 2);
+  ASSERT_EQ(r.ev[2].sequence, base + 2);
   ASSERT_EQ(r.ev[2].rows, 1);
   ASSERT_EQ(r.ev[2].values[0], 6);
   ASSERT_TRUE(r.kept.release != NULL);
@@ -220,6 +232,7 @@ static void grouped_puts_give_one_event_per_committed_put(void) {
   ASSERT_OK(deferred_puts(cs, tables2, vals2, lens2, keys, 3, ings, &err), &err);
   wg_engine_ingest_commit_group(cs[3], ings, 3, status, rows, errs);
   int64_t t_rows = count_rows(cs[3], "t"), u_rows = count_rows(cs[3], "u");
+  uint64_t base = wg_engine_sequence_base(e);
   for (int i = 0; i < 4; i++)
     wg_engine_release(e, cs[i]);
   wg_engine_close(e);
@@ -234,7 +247,7 @@ static void grouped_puts_give_one_event_per_committed_put(void) {
   static const int64_t want_rows[] = {3, 2, 1, 2, 3}, want_first[] = {1, 4, 6, 7, 1};
   for (int i = 0; i < 5; i++) {
     ASSERT_STREQ(r.ev[i].table, want_table[i]);
-    ASSERT_EQ(r.ev[i].sequence, want_seq[i]);
+    ASSERT_EQ(r.ev[i].sequence, base + want_seq[i]);
     ASSERT_EQ(r.ev[i].rows, want_rows[i]);
     ASSERT_EQ(r.ev[i].n_batches, 1);
     ASSERT_EQ(r.ev[i].n_values, want_rows[i]);
@@ -295,6 +308,7 @@ static void failed_aborted_and_unsubscribed_puts_give_no_event(void) {
   wg_engine_on_commit_remove(e, on_commit, &r);
   ASSERT_OK(stream_put(c, "t", one, one_len, 1, NULL, &err), &err);
   int64_t total = count_rows(c, "t");
+  uint64_t base = wg_engine_sequence_base(e);
   wg_schema_release(&s);
   wg_engine_release(e, c);
   wg_engine_release(e, c2);
@@ -304,7 +318,7 @@ static void failed_aborted_and_unsubscribed_puts_give_no_event(void) {
   ASSERT_EQ(total, 2 + 1 + 2 + 1);
   ASSERT_EQ(n_subscribed, 1); /* only the "dup" put that committed */
   ASSERT_EQ(r.n, 1);
-  ASSERT_EQ(r.ev[0].sequence, 1);
+  ASSERT_EQ(r.ev[0].sequence, base + 1);
   ASSERT_EQ(r.ev[0].rows, 1);
   ASSERT_EQ(r.ev[0].values[0], 6);
   recorder_free(&r);
@@ -359,6 +373,7 @@ static void concurrent_puts_give_events_in_commit_order(void) {
   for (int i = 0; i < 2; i++)
     pthread_join(th[i], NULL);
   int64_t total = count_rows(c, "t");
+  uint64_t base = wg_engine_sequence_base(e);
   wg_engine_release(e, c);
   wg_engine_close(e);
   ASSERT_EQ(p[0].failures + p[1].failures, 0);
@@ -366,7 +381,7 @@ static void concurrent_puts_give_events_in_commit_order(void) {
   ASSERT_EQ(r.n, 2 * PUTS_PER_THREAD);
   int ones = 0;
   for (int k = 0; k < r.n; k++) {
-    ASSERT_EQ(r.ev[k].sequence, k + 1);
+    ASSERT_EQ(r.ev[k].sequence, base + (uint64_t)k + 1);
     ASSERT_EQ(r.ev[k].committed, k + 1);
     ASSERT_EQ(r.ev[k].n_values, 1);
     ones += r.ev[k].values[0] == 1;

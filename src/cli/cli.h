@@ -36,6 +36,7 @@ int wg_cli_query(int argc, char **argv);
 int wg_cli_put(int argc, char **argv);
 int wg_cli_load(int argc, char **argv);
 int wg_cli_watch(int argc, char **argv);
+int wg_cli_tail(int argc, char **argv);
 int wg_cli_demo(int argc, char **argv);
 int wg_cli_tables(int argc, char **argv);
 int wg_cli_schema(int argc, char **argv);
@@ -216,6 +217,20 @@ int wg_cli_output_limits(const struct wg_cli_command *cmd, const char *max_rows,
                          const char *max_width, struct wg_cli_output *o);
 /* Whether a format name is known. */
 bool wg_cli_format_known(const char *format);
+/* Rows printed batch by batch as they arrive (wigeon tail), with query's printers: table (each
+ * batch its own box, so rows show as they come), csv (the header once), json and ndjson (one
+ * object a line: an endless stream cannot be one JSON array). */
+struct wg_cli_printer;
+/* o->format table, csv, json or ndjson (else EINVAL); f borrowed. *out: wg_cli_printer_destroy. */
+int wg_cli_printer_create(struct wg_cli_printer **out, const struct wg_cli_output *o, FILE *f,
+                          struct wg_error *err);
+/* Prints at most max_rows rows of batch (taken: released on every path; schema borrowed) and
+ * flushes; *printed gets how many. 0 or a status code (err). */
+int wg_cli_printer_batch(struct wg_cli_printer *p, const struct ArrowSchema *schema,
+                         struct ArrowArray *batch, int64_t max_rows, int64_t *printed,
+                         struct wg_error *err);
+/* Ends the output and frees the printer. NULL ok. */
+void wg_cli_printer_destroy(struct wg_cli_printer *p);
 
 /* ---------------------------------------------------------------------------------------------
  * Progress on a terminal (progress.c): one line on stderr, redrawn at most 10 times a second. */

@@ -1,6 +1,9 @@
 /* wigeon: `wigeon demo`: the seeds' example in one command: a server in this process on a
- * temporary database, two writers putting kv batches, and a reader counting the rows once a
- * second. Ctrl-C or --duration stops the writers, then the server; the database is removed. */
+ * temporary database, two writers putting kv batches, a reader counting the rows once a second,
+ * and a live tail (a subscriber thread) receiving every put as it commits. Ctrl-C or --duration
+ * stops the writers; the tail must then have seen as many rows live as the table holds; then the
+ * server stops and the database is removed. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,9 +15,12 @@ static void usage(FILE *f) {
           "usage: wigeon demo [options]\n"
           "\n"
           "Starts a server on a temporary database, two writers putting (id BIGINT, value DOUBLE)\n"
-          "batches into table kv, and a reader printing the count once a second: elapsed time,\n"
-          "rows counted and rows/s. Stops on Ctrl-C or after --duration, then removes the\n"
-          "database.\n"
+          "batches into table kv, a reader printing the count once a second (elapsed time, rows\n"
+          "counted, rows/s) and a live tail of kv (`wigeon tail kv`) that receives every put as\n"
+          "it commits: each line shows the rows it has seen live, the last commit sequence and\n"
+          "the first row of the newest batch. Stops on Ctrl-C or after --duration; a summary\n"
+          "line then compares the rows seen live with the rows in kv (equal: exit 0; else 2).\n"
+          "Then removes the database.\n"
           "\n"
           "options:\n"
           "  --duration S        stop after S (1.5, 10s, 2m); default: until Ctrl-C\n"
@@ -48,6 +54,101 @@ static int count_rows(struct wg_client *c, int64_t *out, struct wg_error *err) {
   }
   s.release(&s);
   return rc;
+}
+
+/* The demo's live tail: a subscriber thread reading every batch of kv as it commits. */
+struct demo_tail {
+  wg_tail_stream *t;
+  pthread_t thread;
+  bool running;
+  atomic_bool live;          /* the start marker arrived: every later put reaches the tail */
+  atomic_bool ended;         /* the thread's read ended (d->st says how) */
+  atomic_llong rows, batches; /* seen live */
+  atomic_ullong sequence;    /* of the last batch */
+  pthread_mutex_t mu;        /* guards the newest batch's first row */
+  int64_t first_id;
+  double first_value;
+  bool have_first;
+  struct wg_status st; /* how the tail ended; read after the join */
+};
+
+/* The first row of a kv batch (id BIGINT, value DOUBLE), when its types are those. */
+static void demo_tail_sample(struct demo_tail *d, const struct ArrowSchema *s,
+                             const struct ArrowArray *b) {
+  if (b->length == 0 || s->n_children != 2 || b->n_children != 2 ||
+      strcmp(s->children[0]->format, "l") != 0 || strcmp(s->children[1]->format, "g") != 0 ||
+      b->children[0]->n_buffers < 2 || b->children[1]->n_buffers < 2)
+    return;
+  const struct ArrowArray *id = b->children[0], *value = b->children[1];
+  pthread_mutex_lock(&d->mu);
+  d->first_id = ((const int64_t *)id->buffers[1])[id->offset + b->offset];
+  d->first_value = ((const double *)value->buffers[1])[value->offset + b->offset];
+  d->have_first = true;
+  pthread_mutex_unlock(&d->mu);
+}
+
+static void *demo_tail_run(void *arg) {
+  struct demo_tail *d = arg;
+  for (;;) {
+    struct ArrowArray b;
+    struct wg_tail_info info;
+    if (wg_tail_next(d->t, &b, &info, &d->st) != 0 || b.release == NULL) break;
+    if (info.start) atomic_store(&d->live, true);
+    if (!info.snapshot && !info.start) {
+      atomic_fetch_add(&d->rows, b.length);
+      atomic_fetch_add(&d->batches, 1);
+      atomic_store(&d->sequence, info.sequence);
+      demo_tail_sample(d, wg_tail_schema(d->t), &b);
+    }
+    b.release(&b);
+  }
+  atomic_store(&d->ended, true);
+  atomic_store(&d->live, true); /* nobody waits for the marker any more */
+  return NULL;
+}
+
+/* Subscribes to kv and waits (5 s at most) for the start marker. 0 or a status code (err). */
+static int demo_tail_start(struct demo_tail *d, struct wg_client *c, struct wg_error *err) {
+  struct wg_tail_options o = {.table = "kv", .from = "now"};
+  struct wg_status st;
+  if (wg_tail_open(c, &o, &d->t, &st) != 0) return wg_cli_status(&st, err);
+  pthread_mutex_init(&d->mu, NULL);
+  if (pthread_create(&d->thread, NULL, demo_tail_run, d) != 0) {
+    wg_tail_close(d->t);
+    d->t = NULL;
+    return wg_error_set(err, EAGAIN, "cannot start the tail's thread");
+  }
+  d->running = true;
+  for (int i = 0; i < 500 && !atomic_load(&d->live); i++)
+    wg_cli_sleep(0.01);
+  if (atomic_load(&d->live)) return 0;
+  return wg_error_set(err, ETIMEDOUT, "the live tail did not start within 5 s");
+}
+
+/* Waits (10 s at most) until the tail has seen `count` rows, then stops it. Returns what the
+ * tail saw; an error of the tail is returned as a status code (err). */
+static int demo_tail_stop(struct demo_tail *d, int64_t count, struct wg_error *err) {
+  if (!d->running) return 0;
+  for (int i = 0; i < 1000 && atomic_load(&d->rows) < count && !atomic_load(&d->ended); i++)
+    wg_cli_sleep(0.01);
+  wg_tail_cancel(d->t);
+  pthread_join(d->thread, NULL);
+  wg_tail_close(d->t);
+  pthread_mutex_destroy(&d->mu);
+  d->running = false;
+  return wg_cli_status(&d->st, err);
+}
+
+/* ", live N (seq S; newest: id I, value V)" for the per-second line. */
+static void demo_tail_line(struct demo_tail *d, char *buf, size_t size) {
+  char a[32];
+  pthread_mutex_lock(&d->mu);
+  int n = snprintf(buf, size, "  live %s", wg_cli_commas(atomic_load(&d->rows), a, sizeof(a)));
+  if (d->have_first && n > 0 && (size_t)n < size)
+    snprintf(buf + n, size - (size_t)n,
+             "  (seq %" PRIu64 ", newest batch from id %lld, value %.3f)",
+             (uint64_t)atomic_load(&d->sequence), (long long)d->first_id, d->first_value);
+  pthread_mutex_unlock(&d->mu);
 }
 
 int wg_cli_demo(int argc, char **argv) {
@@ -108,6 +209,9 @@ int wg_cli_demo(int argc, char **argv) {
   l.rows = rows;
   l.batches_per_put = 1;
   l.writers = (int)writers;
+  struct demo_tail tail;
+  memset(&tail, 0, sizeof(tail));
+  if (status == 0) status = demo_tail_start(&tail, cx.client, &err);
   if (status == 0) status = wg_cli_loader_start(&l, &err);
   double t0 = wg_cli_now(), next = t0 + 1, last_time = t0;
   int64_t last_count = 0, count = 0;
@@ -119,9 +223,10 @@ int wg_cli_demo(int argc, char **argv) {
     status = count_rows(cx.client, &count, &err);
     if (status != 0) break;
     now = wg_cli_now();
-    char a[32], b[32];
-    printf("%6.1f s  count %s  %s rows/s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
-           wg_cli_rate(count - last_count, now - last_time, b, sizeof(b)));
+    char a[32], b[32], live[160];
+    demo_tail_line(&tail, live, sizeof(live));
+    printf("%6.1f s  count %s  %s rows/s%s\n", now - t0, wg_cli_commas(count, a, sizeof(a)),
+           wg_cli_rate(count - last_count, now - last_time, b, sizeof(b)), live);
     fflush(stdout);
     last_count = count;
     last_time = now;
@@ -135,12 +240,25 @@ int wg_cli_demo(int argc, char **argv) {
     }
   }
   if (status == 0) status = count_rows(cx.client, &count, &err);
+  double secs = wg_cli_now() - t0;
+  int ts = demo_tail_stop(&tail, status == 0 ? count : 0, status == 0 ? &err : NULL);
+  if (status == 0) status = ts;
   if (status == 0) {
-    double secs = wg_cli_now() - t0;
-    char a[32], b[32];
+    char a[32], b[32], c[32];
+    int64_t live = atomic_load(&tail.rows);
     printf("demo: %s rows in kv after %.1f s (%s rows/s)\n", wg_cli_commas(count, a, sizeof(a)),
            secs, wg_cli_commas(secs > 0 ? (int64_t)((double)count / secs) : count, b, sizeof(b)));
-  } else {
+    printf("demo: the live tail saw %s rows in %s batches as they committed, up to sequence "
+           "%" PRIu64 ": %s\n",
+           wg_cli_commas(live, a, sizeof(a)),
+           wg_cli_commas(atomic_load(&tail.batches), c, sizeof(c)),
+           (uint64_t)atomic_load(&tail.sequence),
+           live == count ? "every row put, once" : "NOT the rows in kv");
+    if (live != count)
+      status = wg_error_set(&err, EIO, "the live tail saw %lld rows, kv holds %lld",
+                            (long long)live, (long long)count);
+  }
+  if (status != 0) {
     fprintf(stderr, "wigeon demo: %s\n", err.message);
     rc = wg_cli_exit_code(status);
   }

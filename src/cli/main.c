@@ -19,6 +19,7 @@ static const struct {
     {"put", wg_cli_put, "append CSV, Parquet, JSON or Arrow files to a table"},
     {"load", wg_cli_load, "load random batches with parallel writers (load testing)"},
     {"watch", wg_cli_watch, "re-run a query every interval and show the result"},
+    {"tail", wg_cli_tail, "follow a table live: print the rows of every put as it commits"},
     {"demo", wg_cli_demo, "a server, two writers and a reader counting, in one command"},
     {"tables", wg_cli_tables, "list the tables with their row counts"},
     {"schema", wg_cli_schema, "show a table's columns with Arrow and SQL types"},

@@ -484,6 +484,131 @@ static void text_end(struct text_out *t) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Batch by batch as batches arrive (wigeon tail): the printers above, fed one batch at a time */
+
+/* A stream of one batch over a copy of its schema, for wg_cli_rows_read. */
+struct one_batch {
+  struct ArrowSchema schema;
+  struct ArrowArray batch; /* release NULL once handed out */
+};
+
+static int ob_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  struct one_batch *ob = s->private_data;
+  return wg_schema_deep_copy(&ob->schema, out, NULL);
+}
+
+static int ob_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  struct one_batch *ob = s->private_data;
+  out->release = NULL;
+  if (ob->batch.release != NULL) wg_array_move(&ob->batch, out);
+  return 0;
+}
+
+static const char *ob_last_error(struct ArrowArrayStream *s) {
+  (void)s;
+  return NULL;
+}
+
+static void ob_release(struct ArrowArrayStream *s) {
+  struct one_batch *ob = s->private_data;
+  wg_schema_release(&ob->schema);
+  wg_array_release(&ob->batch);
+  free(ob);
+  s->release = NULL;
+}
+
+struct wg_cli_printer {
+  struct wg_cli_output o;
+  FILE *out;
+  struct wg_cli_duck duck;
+  bool table;
+  struct text_out text; /* csv, json: begun once, so the CSV header comes once */
+  bool text_begun;
+  struct table *cur;     /* table: the batch's own table */
+  int64_t limit, printed; /* rows this batch may still print; rows it printed */
+};
+
+static int printer_begin(void *ctx, int64_t n, char **names, char **types) {
+  struct wg_cli_printer *p = ctx;
+  if (p->table) return table_begin(p->cur, n, names, types);
+  if (p->text_begun) return 0;
+  p->text_begun = true;
+  return text_begin(&p->text, n, names, types);
+}
+
+enum { PRINTER_FULL = -1 }; /* the row callback's "enough": not an error */
+
+static int printer_row(void *ctx, const struct wg_cli_cell *cells) {
+  struct wg_cli_printer *p = ctx;
+  if (p->printed >= p->limit) return PRINTER_FULL;
+  p->printed++;
+  return p->table ? table_row(p->cur, cells) : text_row(&p->text, cells);
+}
+
+int wg_cli_printer_create(struct wg_cli_printer **out, const struct wg_cli_output *o, FILE *f,
+                          struct wg_error *err) {
+  *out = NULL;
+  const char *format = o->format != NULL ? o->format : "table";
+  bool json = strcmp(format, "json") == 0 || strcmp(format, "ndjson") == 0;
+  if (!json && strcmp(format, "csv") != 0 && strcmp(format, "table") != 0)
+    return wg_error_set(err, EINVAL, "format '%s' cannot be printed batch by batch", format);
+  struct wg_cli_printer *p = calloc(1, sizeof(*p));
+  if (p == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  p->o = *o;
+  p->o.format = format;
+  p->out = f;
+  p->table = strcmp(format, "table") == 0;
+  p->text = (struct text_out){.out = f, .json = json, .ndjson = true};
+  int rc = wg_cli_duck_open(&p->duck, err);
+  if (rc != 0) {
+    free(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+int wg_cli_printer_batch(struct wg_cli_printer *p, const struct ArrowSchema *schema,
+                         struct ArrowArray *batch, int64_t max_rows, int64_t *printed,
+                         struct wg_error *err) {
+  *printed = 0;
+  struct one_batch *ob = calloc(1, sizeof(*ob));
+  int rc = ob == NULL ? wg_error_set(err, ENOMEM, "out of memory")
+                      : wg_schema_deep_copy(schema, &ob->schema, err);
+  if (rc != 0) {
+    free(ob);
+    wg_array_release(batch);
+    return rc;
+  }
+  wg_array_move(batch, &ob->batch);
+  struct ArrowArrayStream s = {ob_get_schema, ob_get_next, ob_last_error, ob_release, ob};
+  struct table t = {.o = &p->o, .out = p->out};
+  p->cur = &t;
+  p->limit = max_rows;
+  p->printed = 0;
+  struct wg_cli_rows_sink sink = {printer_begin, printer_row, p};
+  int64_t rows = 0;
+  enum wg_cli_cast cast = !p->table && p->text.json ? WG_CLI_CAST_JSON : WG_CLI_CAST_TEXT;
+  rc = wg_cli_rows_read(p->duck.conn, &s, cast, &sink, &rows, err);
+  if (rc == PRINTER_FULL) rc = 0;
+  if (rc == 0 && p->table && p->printed > 0) table_print(&t);
+  if (p->table) table_reset(&t);
+  p->cur = NULL;
+  *printed = p->printed;
+  fflush(p->out);
+  if (rc == 0 && ferror(p->out)) rc = wg_error_set(err, EIO, "writing the output failed");
+  return rc;
+}
+
+void wg_cli_printer_destroy(struct wg_cli_printer *p) {
+  if (p == NULL) return;
+  if (p->text_begun) text_end(&p->text);
+  fflush(p->out);
+  wg_cli_duck_close(&p->duck);
+  free(p);
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Arrow IPC stream, batch by batch through our encoder */
 
 static int write_arrow(struct ArrowArrayStream *s, const struct ArrowSchema *schema, FILE *f,

@@ -150,6 +150,18 @@ static const struct serve_flag flags[] = {
      "refused with RESOURCE_EXHAUSTED (without --users every\n"
      "caller is the one anonymous user); 0 = no limit",
      "no limit"},
+    {"--tail-buffer-mb", "MB", FLAG_INT, FIELD(tail_buffer_bytes), 1 << 20, 1, MAX_N, false,
+     "a live tail's subscriber that falls this far behind the\n"
+     "commits is cut off with RESOURCE_EXHAUSTED (docs/tail.md)",
+     NULL},
+    {"--tail-history-mb", "MB", FLAG_INT, FIELD(tail_history_bytes), 1 << 20, 1, MAX_N, false,
+     "committed puts kept in memory for live tails that catch\n"
+     "up or resume from a sequence; older ones are forgotten",
+     NULL},
+    {"--max-tails", "N", FLAG_INT, FIELD(max_tails), 1, 1, 1000000, false,
+     "live tail subscribers at once; one more is refused with\n"
+     "RESOURCE_EXHAUSTED",
+     NULL},
     {"--allow-external-access", NULL, FLAG_BOOL, FIELD(allow_external_access), 0, 0, 0, false,
      "let remote SQL read and write the server's files, attach\n"
      "databases, load extensions, change settings, enable\n"

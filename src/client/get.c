@@ -1,7 +1,8 @@
 /* wigeon: DoGet as an ArrowArrayStream (wg_query, wg_do_get, wg_stream_status; wg__do_get_all
  * reads several tickets, a FlightInfo's endpoints, as one stream). The stream reads FlightData
  * messages on demand, on the caller's thread; the call's status, when it ends, becomes the
- * stream's status. */
+ * stream's status. For the live tail (tail.c): a DoGet with its own deadline, the app_metadata
+ * of the last batch, and a cancel from another thread. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,14 @@ struct get_stream {
   struct wg_client *client;
   uint8_t *ticket; /* a copy, to repeat the call once after logging in again */
   size_t ticket_len;
+  int64_t timeout_ms;
   bool received, retried;
+  /* call is replaced only by a repeat after logging in again; mu guards that against a cancel
+   * from another thread (wg__stream_cancel), which also stops any repeat */
+  pthread_mutex_t mu;
+  bool cancelled;
   struct wg_rpc_client_call *call;
+  struct wg_buf meta; /* app_metadata of the last record batch */
   struct wg_ipc_decoder *dec;
   int status;
   int grpc; /* gRPC code of status */
@@ -27,8 +34,7 @@ static int get_start(struct get_stream *g, struct wg_error *err, int *grpc) {
   Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
   t.ticket.data = g->ticket;
   t.ticket.len = g->ticket_len;
-  return wg__client_unary_start(g->client, "DoGet", wg__client_timeout(g->client), &t.base,
-                                &g->call, err, grpc);
+  return wg__client_unary_start(g->client, "DoGet", g->timeout_ms, &t.base, &g->call, err, grpc);
 }
 
 /* The call's end (bb NULL) or a broken read (rc): the status decides. Refused "token expired"
@@ -39,11 +45,14 @@ static int get_end(struct get_stream *g, int rc, bool *again) {
   if (g->status != 0 && !g->received && !g->retried &&
       wg__client_relogin(g->client, g->grpc, &g->err)) {
     g->retried = true;
+    pthread_mutex_lock(&g->mu);
     wg_rpc_client_call_destroy(g->call);
     g->call = NULL;
     struct wg_error err = {""};
     int grpc = 0;
-    if (get_start(g, &err, &grpc) == 0) {
+    int started = g->cancelled ? ECANCELED : get_start(g, &err, &grpc);
+    pthread_mutex_unlock(&g->mu);
+    if (started == 0) {
       g->done = false;
       g->status = 0;
       g->grpc = 0;
@@ -84,6 +93,13 @@ static int get_pump(struct get_stream *g, struct ArrowArray *out, bool want_sche
     enum wg_ipc_message_type type = WG_IPC_MESSAGE_NONE;
     if (rc == 0 && fd.data_header.size > 0)
       rc = wg_ipc_decoder_decode(g->dec, fd.data_header, fd.body, &type, out, &g->err);
+    if (rc == 0 && type == WG_IPC_MESSAGE_RECORD_BATCH) {
+      g->meta.size = 0;
+      if (wg_buf_append(&g->meta, fd.app_metadata.data, fd.app_metadata.size) != 0) {
+        wg_array_release(out);
+        rc = wg_error_set(&g->err, ENOMEM, "out of memory for a batch's app_metadata");
+      }
+    }
     wg_flight_data_reset(&fd);
     if (rc != 0) {
       wg_rpc_client_call_cancel(g->call);
@@ -126,9 +142,26 @@ static void get_release(struct ArrowArrayStream *s) {
   if (!g->done) wg_rpc_client_call_cancel(g->call);
   wg_rpc_client_call_destroy(g->call);
   wg_ipc_decoder_destroy(g->dec);
+  wg_buf_reset(&g->meta);
+  pthread_mutex_destroy(&g->mu);
   free(g->ticket);
   free(g);
   s->release = NULL;
+}
+
+struct wg_bytes wg__stream_app_metadata(struct ArrowArrayStream *s) {
+  if (s == NULL || s->release != get_release) return (struct wg_bytes){NULL, 0};
+  struct get_stream *g = s->private_data;
+  return (struct wg_bytes){g->meta.data, g->meta.size};
+}
+
+void wg__stream_cancel(struct ArrowArrayStream *s) {
+  if (s == NULL || s->release != get_release) return;
+  struct get_stream *g = s->private_data;
+  pthread_mutex_lock(&g->mu);
+  g->cancelled = true;
+  wg_rpc_client_call_cancel(g->call);
+  pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- several tickets as one stream: a FlightInfo's endpoints, one DoGet after the other ---- */
@@ -245,10 +278,8 @@ int wg_stream_status(struct ArrowArrayStream *stream, struct wg_status *status) 
   return wg__status_set(status, g->status, g->grpc, g->err.message);
 }
 
-int wg_do_get(wg_client *client, const void *ticket, size_t ticket_len,
-              struct ArrowArrayStream *out, struct wg_status *status) {
-  if (client == NULL || (ticket == NULL && ticket_len > 0) || out == NULL)
-    return wg__status_invalid(status, "wg_do_get needs a client, a ticket and an output stream");
+int wg__do_get_open(wg_client *client, const void *ticket, size_t ticket_len, int64_t timeout_ms,
+                    struct ArrowArrayStream *out, struct wg_status *status) {
   struct wg_error err = {""};
   int grpc = 0;
   struct get_stream *g = calloc(1, sizeof(*g));
@@ -260,9 +291,13 @@ int wg_do_get(wg_client *client, const void *ticket, size_t ticket_len,
   g->client = client;
   if (ticket_len > 0) memcpy(g->ticket, ticket, ticket_len);
   g->ticket_len = ticket_len;
+  g->timeout_ms = timeout_ms;
+  pthread_mutex_init(&g->mu, NULL);
+  wg_buf_init(&g->meta);
   int rc = wg_ipc_decoder_create(&g->dec, NULL, &err);
   if (rc == 0) rc = get_start(g, &err, &grpc);
   if (rc != 0) {
+    pthread_mutex_destroy(&g->mu);
     wg_ipc_decoder_destroy(g->dec);
     free(g->ticket);
     free(g);
@@ -275,6 +310,13 @@ int wg_do_get(wg_client *client, const void *ticket, size_t ticket_len,
   out->release = get_release;
   out->private_data = g;
   return wg__status_set(status, 0, 0, NULL);
+}
+
+int wg_do_get(wg_client *client, const void *ticket, size_t ticket_len,
+              struct ArrowArrayStream *out, struct wg_status *status) {
+  if (client == NULL || (ticket == NULL && ticket_len > 0) || out == NULL)
+    return wg__status_invalid(status, "wg_do_get needs a client, a ticket and an output stream");
+  return wg__do_get_open(client, ticket, ticket_len, wg__client_timeout(client), out, status);
 }
 
 int wg_query(wg_client *client, const char *sql, struct ArrowArrayStream *out,

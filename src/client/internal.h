@@ -1,6 +1,7 @@
 /* wigeon: what the files of the client library share (not an API: include/wigeon.h is the only
  * one). client.c holds the client, the call helpers and the small calls; get.c DoGet as an
- * ArrowArrayStream; put.c DoPut; fsql.c Flight SQL over them. Inside, the project's convention holds (errno-style code plus
+ * ArrowArrayStream; tail.c the live tail over it; put.c DoPut; fsql.c Flight SQL over them.
+ * Inside, the project's convention holds (errno-style code plus
  * struct wg_error) with the gRPC code of the outcome beside it; each public function turns both
  * into its struct wg_status at its end (wg__status_set). */
 #ifndef WG_CLIENT_INTERNAL_H
@@ -68,5 +69,14 @@ int wg__do_get_all(wg_client *client, const struct wg_bytes *tickets, size_t n,
 
 /* wg_stream_status of a wg_exchange result (exchange.c): its code, or -1 for any other stream. */
 int wg__exchange_status(struct ArrowArrayStream *stream, struct wg_status *status);
+/* wg_do_get with its own deadline (timeout_ms, <= 0 none) instead of the client's (get.c). */
+int wg__do_get_open(wg_client *client, const void *ticket, size_t ticket_len, int64_t timeout_ms,
+                    struct ArrowArrayStream *out, struct wg_status *status);
+/* The app_metadata of the last record batch a stream from wg_do_get/wg__do_get_open returned
+ * (size 0 when it had none): borrowed, valid until the next get_next or the release. */
+struct wg_bytes wg__stream_app_metadata(struct ArrowArrayStream *s);
+/* Cancels the call of such a stream; callable from another thread while one reads the stream
+ * (not from a signal handler). The reader then sees the call end CANCELLED. */
+void wg__stream_cancel(struct ArrowArrayStream *s);
 
 #endif

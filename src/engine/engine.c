@@ -57,7 +57,7 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
   e->sandboxed = !o.allow_external_access;
   pthread_mutex_init(&e->create_mu, NULL);
   pthread_mutex_init(&e->plan_mu, NULL);
-  wg__engine_events_init(e);
+  wg__engine_events_init(e, o.events_max_put_bytes);
   atomic_init(&e->ddl_epoch, 1); /* never 0, the epoch of an empty plan slot */
 
   duckdb_config cfg = NULL;

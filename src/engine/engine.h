@@ -47,6 +47,8 @@ struct wg_engine_options {
   int64_t disk_reserve;             /* bytes kept free (see wg_engine_check_room); 0 = no check */
   int max_waiting;                  /* callers that may wait in acquire at once (0 = no limit) */
   int64_t acquire_timeout_ms;       /* how long acquire waits at most (0 = 30 s, < 0: no limit) */
+  int64_t events_max_put_bytes;     /* bytes of batches a put keeps for its commit event, at most
+                                       (0 = WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES): "Commit events" */
 };
 #define WG_ENGINE_DEFAULT_ACQUIRE_TIMEOUT_MS 30000
 
@@ -327,16 +329,24 @@ void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code);
  * Fired after the COMMIT of every put that committed: a streaming ingest (wg_engine_ingest_commit)
  * and each put of a group (wg_engine_ingest_commit_group, its put-by-put fallback too). Never for
  * a put that failed, was aborted or rolled back, nor for a put begun while nobody subscribed (its
- * batches were not kept). Client SQL that modifies data (wg_engine_execute, a query stream of
- * INSERT/UPDATE/DELETE/COPY ...) fires NO event.
- * sequence: per table (schema.table, case-insensitively; NULL schema = "main"), 1, 2, 3 ... in
- * commit order; in memory only, starting again at 1 each time the engine opens (a server run), and
- * kept across DROP and re-CREATE of the same name (0 only if the engine ran out of memory).
+ * batches were not kept; wg_engine_tail_begin waits for those), nor for a put inside the caller's
+ * transaction (wg_engine_ingest_opts.in_txn). Client SQL that modifies data (wg_engine_execute, a
+ * query stream of INSERT/UPDATE/DELETE/COPY ...) fires NO event.
+ * sequence: per table (schema.table, case-insensitively; NULL schema = "main"), base+1, base+2 ...
+ * in commit order, where base = wg_engine_sequence_base (the unix time in seconds at
+ * wg_engine_open, shifted left by 20 bits), so that numbers stay unique across server runs as long
+ * as a run averages under 2^20 (about a million) commits per table per second of its uptime, and
+ * below 2^53 (exact in JSON) until the year 2242. In memory only; kept across DROP and re-CREATE
+ * of the same name (0 only if the engine ran out of memory).
  * Delivery: on the committing thread, in commit order per table (and across tables), each
  * subscriber in registration order, exactly once per put. The engine holds commit_mu for the
  * call (held from COMMIT to the last subscriber, so that commits and their events stay in order;
  * none of the pool, table, plan or fatal locks): a subscriber must be quick and must not commit a
- * put, subscribe or unsubscribe from inside the call. */
+ * put, subscribe or unsubscribe from inside the call.
+ * Memory: while someone subscribes, a put keeps (references, no copy) every batch it appends until
+ * its COMMIT, up to events_max_put_bytes (counted with wg_arrow_range_bytes); past it the put lets
+ * them go at once and its event comes dropped: no batches, rows still set. */
+#define WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES ((int64_t)256 << 20)
 struct wg_engine_commit_event {
   const char *schema_name;          /* as the put named it; NULL = main */
   const char *table;                /* as the put named it */
@@ -348,6 +358,10 @@ struct wg_engine_commit_event {
   struct ArrowArray *batches;
   int64_t n_batches;
   int64_t rows; /* rows committed (the sum of the batches' lengths) */
+  /* The rows were committed but their batches are not here (batches NULL, n_batches 0): the put
+   * kept more than events_max_put_bytes, or there was no memory to share them. A subscriber that
+   * promised every row must give up (tell its client) rather than skip them. */
+  bool dropped;
 };
 typedef void (*wg_engine_commit_cb)(void *ctx, struct wg_engine_commit_event *event);
 /* Subscribes cb(ctx, event) to commit events. 0, or ENOMEM. Thread-safe (waits while an event is
@@ -357,6 +371,49 @@ int wg_engine_on_commit(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx,
 /* Removes one subscription of (cb, ctx) (no-op when there is none). Once it returns, cb is not
  * running and will not be called again for it. Thread-safe. */
 void wg_engine_on_commit_remove(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx);
+/* This run's sequence base (see above; fixed at open). The last sequence given to a table in this
+ * run (schema_name NULL = main; case-insensitive), the base when none was given yet or on ENOMEM.
+ * table_sequence takes commit_mu (waits while an event is being delivered). Thread-safe. */
+uint64_t wg_engine_sequence_base(struct wg_engine *e);
+uint64_t wg_engine_table_sequence(struct wg_engine *e, const char *schema_name, const char *table);
+
+/* Live tail (tail.c): the start of a subscriber's view of one table at one commit point, so that
+ * "the rows that match now, then every put committed after them" holds exactly once each.
+ * The caller has a commit subscriber registered already (wg_engine_on_commit; EINVAL when nobody
+ * subscribed), so every put that begins from now on keeps its batches. wg_engine_tail_begin
+ *   1. waits, up to wait_ms (0: not at all, < 0: no limit), until every put that began without
+ *      keeping its batches (before the first subscription) has ended, else ETIMEDOUT "a put begun
+ *      before the subscription is still running" naming the table (puts of every table count);
+ *   2. takes commit_mu (no put commits meanwhile; with no other engine lock held) and there:
+ *      with snapshot_sql, begins a transaction on conn and prepares snapshot_sql in it through the
+ *      client-SQL path (the sandbox, the thread's access level; a SELECT only, else EINVAL): DuckDB
+ *      takes a transaction's snapshot at its first catalog access, not at BEGIN, so preparing a
+ *      query that reads the table fixes it here; snapshot_sql must read the table;
+ *      then at_point(ctx, sequence), sequence = the table's last sequence
+ *      (wg_engine_table_sequence): the caller registers its subscriber there (quick, no engine
+ *      calls, and no put is committing);
+ *   3. releases commit_mu and, with snapshot_sql, starts the query: *snapshot is a streaming query
+ *      exactly like wg_engine_query_open_bounded's (target_rows, target_bytes the same; conn stays
+ *      the stream's until it is released, which ends the transaction).
+ * Every put committed at or before `sequence` is in the snapshot; every put committed after it is
+ * delivered as an event with a larger sequence. Without snapshot_sql (a tail "from now" or from a
+ * sequence) only 1, 2 (at_point) and 3 (release) happen.
+ * conn: acquired by the caller, no stream or transaction open on it (EINVAL); NULL without
+ * snapshot_sql. Returns 0 or an error code; at_point runs at most once, and on an error after it
+ * ran (the query failed to start) the caller undoes what it did there. *snapshot is the caller's
+ * on success, released on error. Thread-safe. */
+struct wg_engine_tail_start {
+  const char *schema_name; /* NULL = main */
+  const char *table;
+  struct wg_engine_conn *conn; /* acquired by the caller; NULL when snapshot_sql is NULL */
+  const char *snapshot_sql;    /* NULL: no snapshot (a tail "from now" or from a sequence) */
+  int64_t target_rows, target_bytes;
+  int64_t wait_ms;
+  void (*at_point)(void *ctx, uint64_t sequence);
+  void *ctx;
+};
+int wg_engine_tail_begin(struct wg_engine *e, const struct wg_engine_tail_start *s,
+                         struct ArrowArrayStream *snapshot, struct wg_error *err);
 
 /* The disk guards (disk.c). check_room: 0, or ENOSPC (a message saying the disk is full) when
  * the database's file system has less free than `incoming` bytes (the write) + the WAL with the

@@ -41,9 +41,13 @@ struct wg_engine_conn {
  *              DuckDB calls (CREATE TABLE, DROP TABLE), never over another engine lock
  *   plan_mu    the ingest plan cache (plans.c); a leaf
  *   commit_mu  commit events (events.c): held from a put's COMMIT to its last subscriber; under it
- *              only fatal_mu (wg__engine_note_failure after a failed COMMIT) is taken
+ *              only fatal_mu (wg__engine_note_failure after a failed COMMIT) is taken. Also held
+ *              by wg_engine_tail_begin (tail.c), taken with no other engine lock held, over the
+ *              snapshot's BEGIN and prepare (client SQL on a connection the caller acquired
+ *              before: no pool lock) and the caller's at_point; nothing else under it
  *   fatal_mu   the fatal state's message (disk.c); a leaf
- * So the only nesting is commit_mu -> fatal_mu; never two of mu, create_mu, plan_mu at once. */
+ * So the only nesting is commit_mu -> fatal_mu; never two of mu, create_mu, plan_mu at once.
+ * DuckDB's own locks are only ever taken under ours (commit_mu -> DuckDB's), never the reverse. */
 struct wg_engine {
   duckdb_database db;
   bool is_file;
@@ -91,6 +95,11 @@ struct wg_engine {
   atomic_int n_subs;
   struct wg__table_seq *seqs;
   int n_seqs, cap_seqs;
+  uint64_t seq_base;            /* wg_engine_sequence_base; set at open, then only read */
+  int64_t events_max_put_bytes; /* set at open */
+  /* Puts in flight that keep no batches (begun while nobody subscribed): seq_cst with n_subs,
+   * see wg__engine_events_put_begin. */
+  atomic_int unkept_puts;
   struct wg__inputs *inputs; /* the streams of queries over them (exchange.c); DuckDB frees it */
 };
 
@@ -224,11 +233,21 @@ int wg__engine_statement_refused(duckdb_statement_type type, struct wg_error *er
 /* Both, for client SQL on c: 0 when c's engine is not sandboxed. */
 int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error *err);
 
-/* Commit events (events.c): init at open, free at close. */
-void wg__engine_events_init(struct wg_engine *e);
+/* Commit events (events.c): init at open (the sequence base from the clock, the cap per put:
+ * max_put_bytes 0 = the default), free at close. */
+void wg__engine_events_init(struct wg_engine *e, int64_t max_put_bytes);
 void wg__engine_events_free(struct wg_engine *e);
-/* Whether anyone subscribed to commit events (a put begun now keeps its batches for them). */
-bool wg__engine_events_wanted(struct wg_engine *e);
+/* At the begin of a put that commits on its own (not in the caller's transaction): true when
+ * someone subscribed, and the put keeps its batches for them; false when nobody did, and the put
+ * counts among the puts in flight without batches (unkept_puts) until it calls
+ * wg__engine_events_put_end once it has committed or rolled back. The count goes up before
+ * n_subs is read, and a subscriber's registration stores n_subs before wg_engine_tail_begin reads
+ * the count (all seq_cst): either the put sees the subscriber or the tail sees the put. */
+bool wg__engine_events_put_begin(struct wg_engine *e);
+void wg__engine_events_put_end(struct wg_engine *e);
+/* The last sequence given to table `key` (wg__engine_table_key), the base when none; the caller
+ * holds commit_mu. */
+uint64_t wg__engine_last_sequence(struct wg_engine *e, const char *key);
 /* A committed put, for wg__engine_commit_notify: its batches are owners (slice.c) whose whole
  * batch is handed to each subscriber as a fresh slice. */
 struct wg__committed_put {
@@ -237,6 +256,7 @@ struct wg__committed_put {
   const struct ArrowSchema *schema;
   struct wg__slice_owner *const *batches;
   int64_t n_batches, rows;
+  bool dropped; /* over events_max_put_bytes: no batches kept (n_batches 0) */
 };
 /* commit_lock before the COMMIT of puts with events (then commit_mu is held), notify once per
  * committed put (in commit order), unlock after the last. */

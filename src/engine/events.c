@@ -1,12 +1,14 @@
 /* wigeon: commit events (engine.h, wg_engine_on_commit): the subscribers, each table's sequence
- * number, and the delivery of one committed put to every subscriber. Everything here runs under
- * commit_mu, which the committing thread holds from its COMMIT to the last subscriber: that is
- * what keeps sequence numbers and deliveries in commit order. Relies on slice.c for the batches
- * handed out (a fresh refcounted slice of each kept batch per subscriber: no copy). */
+ * number, the count of puts in flight that keep no batches, and the delivery of one committed put
+ * to every subscriber. Delivery runs under commit_mu, which the committing thread holds from its
+ * COMMIT to the last subscriber: that is what keeps sequence numbers and deliveries in commit
+ * order. Relies on slice.c for the batches handed out (a fresh refcounted slice of each kept batch
+ * per subscriber: no copy). */
 #include "engine/engine_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct wg__commit_sub {
   wg_engine_commit_cb cb;
@@ -18,9 +20,14 @@ struct wg__table_seq {
   uint64_t last;
 };
 
-void wg__engine_events_init(struct wg_engine *e) {
+void wg__engine_events_init(struct wg_engine *e, int64_t max_put_bytes) {
   pthread_mutex_init(&e->commit_mu, NULL);
   atomic_init(&e->n_subs, 0);
+  atomic_init(&e->unkept_puts, 0);
+  time_t now = time(NULL);
+  e->seq_base = (uint64_t)(now > 0 ? now : 0) << 20; /* engine.h "Commit events": sequence */
+  e->events_max_put_bytes =
+      max_put_bytes > 0 ? max_put_bytes : WG_ENGINE_DEFAULT_EVENTS_MAX_PUT_BYTES;
 }
 
 void wg__engine_events_free(struct wg_engine *e) {
@@ -34,8 +41,19 @@ void wg__engine_events_free(struct wg_engine *e) {
   pthread_mutex_destroy(&e->commit_mu);
 }
 
-bool wg__engine_events_wanted(struct wg_engine *e) {
-  return atomic_load(&e->n_subs) > 0;
+bool wg__engine_events_put_begin(struct wg_engine *e) {
+  atomic_fetch_add(&e->unkept_puts, 1); /* first: see engine_internal.h */
+  if (atomic_load(&e->n_subs) == 0) return false;
+  atomic_fetch_sub(&e->unkept_puts, 1);
+  return true;
+}
+
+void wg__engine_events_put_end(struct wg_engine *e) {
+  atomic_fetch_sub(&e->unkept_puts, 1);
+}
+
+uint64_t wg_engine_sequence_base(struct wg_engine *e) {
+  return e != NULL ? e->seq_base : 0;
 }
 
 int wg_engine_on_commit(struct wg_engine *e, wg_engine_commit_cb cb, void *ctx,
@@ -84,7 +102,13 @@ void wg__engine_commit_unlock(struct wg_engine *e) {
   pthread_mutex_unlock(&e->commit_mu);
 }
 
-/* The next sequence number of the table `key` (1 for its first commit); 0 on ENOMEM. */
+uint64_t wg__engine_last_sequence(struct wg_engine *e, const char *key) {
+  for (int i = 0; key != NULL && i < e->n_seqs; i++)
+    if (strcmp(e->seqs[i].key, key) == 0) return e->seqs[i].last;
+  return e->seq_base;
+}
+
+/* The next sequence number of the table `key` (base + 1 for its first commit); 0 on ENOMEM. */
 static uint64_t next_sequence(struct wg_engine *e, const char *key) {
   for (int i = 0; i < e->n_seqs; i++)
     if (strcmp(e->seqs[i].key, key) == 0) return ++e->seqs[i].last;
@@ -97,8 +121,8 @@ static uint64_t next_sequence(struct wg_engine *e, const char *key) {
   }
   char *k = strdup(key);
   if (k == NULL) return 0;
-  e->seqs[e->n_seqs++] = (struct wg__table_seq){k, 1};
-  return 1;
+  e->seqs[e->n_seqs++] = (struct wg__table_seq){k, e->seq_base + 1};
+  return e->seq_base + 1;
 }
 
 /* Fresh slices of every batch of `put` into out[0..n): 0 or ENOMEM (none left set). */
@@ -114,9 +138,10 @@ static int share_batches(const struct wg__committed_put *put, struct ArrowArray 
   return 0;
 }
 
-/* Called with commit_mu held (wg__engine_commit_lock), right after the put's COMMIT. Without
- * memory for a subscriber's batches, that subscriber gets the event with no batches (rows still
- * tells what was committed): the commit itself has happened and cannot be undone. */
+/* Called with commit_mu held (wg__engine_commit_lock), right after the put's COMMIT. A put that
+ * let its batches go (put->dropped), or without memory for a subscriber's batches, gives the event
+ * dropped, with no batches (rows still tells what was committed): the commit itself has happened
+ * and cannot be undone. */
 void wg__engine_commit_notify(struct wg_engine *e, const struct wg__committed_put *put) {
   int n = atomic_load(&e->n_subs);
   if (n == 0 || put->key == NULL) return;
@@ -128,11 +153,13 @@ void wg__engine_commit_notify(struct wg_engine *e, const struct wg__committed_pu
       .rows = put->rows,
   };
   struct ArrowArray *batches =
-      calloc((size_t)(put->n_batches > 0 ? put->n_batches : 1), sizeof(*batches));
+      put->dropped ? NULL
+                   : calloc((size_t)(put->n_batches > 0 ? put->n_batches : 1), sizeof(*batches));
   for (int s = 0; s < n; s++) {
     bool shared = batches != NULL && share_batches(put, batches) == 0;
     ev.batches = shared ? batches : NULL;
     ev.n_batches = shared ? put->n_batches : 0;
+    ev.dropped = !shared;
     e->subs[s].cb(e->subs[s].ctx, &ev);
     for (int64_t i = 0; i < ev.n_batches; i++)
       wg_array_release(&batches[i]); /* those the subscriber did not move out */

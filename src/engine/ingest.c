@@ -26,7 +26,7 @@
 
 #define SLICE_ROWS 2048 /* DuckDB's vector size: duckdb_data_chunk_from_arrow's maximum */
 
-static void kept_reset(struct wg_engine_ingest *ing);
+static void kept_release(struct wg_engine_ingest *ing, bool dropped);
 
 /* ---------------------------------------------------------------------------------------------
  * Begin, append, commit, abort */
@@ -183,8 +183,9 @@ void wg__ingest_free(struct wg_engine_ingest *ing) {
     wg__engine_open_table_ref(ing->engine, ing->key, -1);
     pthread_mutex_unlock(&ing->engine->create_mu);
   }
-  kept_reset(ing);
+  kept_release(ing, false);
   free(ing->kept);
+  if (ing->unkept) wg__engine_events_put_end(ing->engine); /* it has committed or rolled back */
   free(ing->key);
   free(ing->idem_key);
   free(ing->created);
@@ -353,7 +354,10 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   ing->deferred = deferred;
   ing->opts = *o;
   ing->opts.deferred = deferred;
-  ing->events = !o->in_txn && wg__engine_events_wanted(e); /* in_txn: the caller commits */
+  if (!o->in_txn) { /* in_txn: the caller commits, and no event comes */
+    ing->events = wg__engine_events_put_begin(e);
+    ing->unkept = !ing->events;
+  }
   ing->key = wg__engine_table_key(schema_name, table);
   if (ing->key != NULL) {
     pthread_mutex_lock(&e->create_mu);
@@ -455,9 +459,27 @@ int wg__ingest_appender_error(duckdb_appender app, struct wg_error *err, const c
   return rc != 0 ? rc : wg_error_set(err, EIO, "%s failed", what);
 }
 
-/* Keeps a reference on a batch's owner for the commit event. */
+/* Lets every kept batch go: past the cap (dropped), or before a retry of a group's puts. */
+static void kept_release(struct wg_engine_ingest *ing, bool dropped) {
+  for (int64_t i = 0; i < ing->n_kept; i++)
+    wg__slice_owner_unref(ing->kept[i]);
+  ing->n_kept = 0;
+  ing->kept_bytes = 0;
+  ing->dropped = dropped;
+}
+
+/* Keeps a reference on a batch's owner for the commit event, up to events_max_put_bytes for the
+ * put (buffer sizes: wg_arrow_range_bytes; a layout it cannot size counts nothing). */
 static int keep_batch(struct wg_engine_ingest *ing, struct wg__slice_owner *owner,
                       struct wg_error *err) {
+  if (ing->dropped) return 0;
+  const struct ArrowArray *b = wg__slice_owner_batch(owner);
+  int64_t bytes = wg_arrow_range_bytes(&ing->schema, b, 0, b->length);
+  if (bytes > 0) ing->kept_bytes += bytes;
+  if (ing->kept_bytes > ing->engine->events_max_put_bytes) {
+    kept_release(ing, true);
+    return 0;
+  }
   if (ing->n_kept == ing->cap_kept) {
     int64_t cap = ing->cap_kept ? ing->cap_kept * 2 : 8;
     struct wg__slice_owner **k = realloc(ing->kept, (size_t)cap * sizeof(*k));
@@ -470,11 +492,6 @@ static int keep_batch(struct wg_engine_ingest *ing, struct wg__slice_owner *owne
   return 0;
 }
 
-static void kept_reset(struct wg_engine_ingest *ing) {
-  for (int64_t i = 0; i < ing->n_kept; i++)
-    wg__slice_owner_unref(ing->kept[i]);
-  ing->n_kept = 0;
-}
 
 void wg__ingest_notify(struct wg_engine_ingest *ing) {
   if (!ing->events) return;
@@ -487,6 +504,7 @@ void wg__ingest_notify(struct wg_engine_ingest *ing) {
       .batches = ing->kept,
       .n_batches = ing->n_kept,
       .rows = ing->rows,
+      .dropped = ing->dropped,
   };
   wg__engine_commit_notify(ing->engine, &put);
   free(key);
@@ -567,7 +585,7 @@ int wg_engine_ingest_append(struct wg_engine_ingest *ing, struct ArrowArray *bat
 int wg__ingest_append_pending(struct wg_engine_ingest *ing, const struct wg_engine_conn *watch,
                               duckdb_connection conn, duckdb_appender app, bool consume,
                               struct wg_error *err) {
-  kept_reset(ing); /* a failed group's attempt kept them too */
+  kept_release(ing, false); /* a failed group's attempt kept them too */
   int rc = 0;
   for (int64_t i = 0; i < ing->n_pending && rc == 0; i++) {
     struct ArrowArray b;

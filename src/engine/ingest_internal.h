@@ -119,10 +119,13 @@ struct wg_engine_ingest {
   struct ArrowArray *pending;
   int64_t n_pending, cap_pending, pending_bytes;
   /* Commit events (events.c): when someone subscribed at begin, every batch appended is kept
-   * (a reference on its slice owner, no copy) until the ingest is freed, for the event. */
-  bool events;
+   * (a reference on its slice owner, no copy) until the ingest is freed, for the event; past
+   * engine->events_max_put_bytes of them (kept_bytes) none is kept any more (dropped). When
+   * nobody subscribed at begin (and it commits on its own), the put counts among the puts in
+   * flight without batches (unkept) until it is freed. */
+  bool events, dropped, unkept;
   struct wg__slice_owner **kept;
-  int64_t n_kept, cap_kept;
+  int64_t n_kept, cap_kept, kept_bytes;
 };
 /* *out = an appender on conn for the ingest's table and columns (NULL on error). */
 int wg__ingest_open_appender(const struct wg_engine_ingest *ing, duckdb_connection conn,

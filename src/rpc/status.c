@@ -34,6 +34,8 @@ grpc_status_code wg_rpc_status_from_errno(int code) {
     return GRPC_STATUS_CANCELLED;
   case ETIMEDOUT:
     return GRPC_STATUS_DEADLINE_EXCEEDED;
+  case ERANGE: /* a live tail's sequence the server no longer (or never) holds */
+    return GRPC_STATUS_OUT_OF_RANGE;
   case ENOTSUP:
     return GRPC_STATUS_UNIMPLEMENTED;
   case ECONNREFUSED:
@@ -67,8 +69,9 @@ int wg_rpc_errno_from_status(grpc_status_code code) {
   case GRPC_STATUS_OK:
     return 0;
   case GRPC_STATUS_INVALID_ARGUMENT:
-  case GRPC_STATUS_OUT_OF_RANGE:
     return EINVAL;
+  case GRPC_STATUS_OUT_OF_RANGE:
+    return ERANGE;
   case GRPC_STATUS_NOT_FOUND:
     return ENOENT;
   case GRPC_STATUS_ALREADY_EXISTS:

@@ -12,6 +12,7 @@
 #include "common/text.h"
 #include "server/fsql.h"
 #include "server/roles.h"
+#include "server/tail.h"
 
 /* Sends `json` (taken: freed here; NULL = out of memory) as the one Result of the action. */
 static int send_result(struct wg_rpc_call *call, char *json, struct wg_error *err) {
@@ -46,6 +47,8 @@ static cJSON *stats_json(struct wg_server *s) {
   wg__server_json_int(o, "grouped_puts", grouped);
   ADD("stalled_gets", stalled_gets);
   wg__server_json_int(o, "connections", open);
+  wg__server_json_int(o, "parked_calls", wg_rpc_server_parked_calls(s->rpc));
+  wg__server_json_int(o, "tail_subscribers", wg__tail_subscribers(s->tail));
   wg__server_json_int(o, "connections_accepted", accepted);
   wg__server_json_int(o, "connections_refused", refused);
 #undef ADD

@@ -23,6 +23,7 @@
 
 #include "server/roles.h"
 #include "server/fsql.h"
+#include "server/tail.h"
 
 enum { WG_DO_GET_STALL_MS = 100 };
 
@@ -260,6 +261,11 @@ void wg__server_do_get(struct wg_server *s, struct wg_rpc_call *call) {
     rc = wg__fsql_get(s, call, &req, &res, &err);
     /* registered while it runs, for CancelFlightInfo (which names it by its ticket) */
     if (rc == 0) rc = wg__fsql_running_add(s, &t->ticket, res.conn.conn, &run, &err);
+  } else if (rc == 0 && req.kind == WG__REQUEST_TAIL) {
+    wg__server_tail(s, call, &req); /* finishes or parks the call */
+    wg__request_reset(&req);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return;
   } else if (rc == 0 && req.kind != WG__REQUEST_SQL) {
     rc = wg__request_refuse(&req, "DoGet", &err);
   } else if (rc == 0) {

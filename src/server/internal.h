@@ -75,6 +75,7 @@ struct wg_server {
   struct wg__fsql *fsql; /* Flight SQL's state: transactions, prepared statements (fsql.h) */
   struct wg__auth *auth; /* users, tokens, failed logins (auth.c); NULL without a users file */
   struct wg__limits *limits; /* per-user calls, query timeouts (limits.c) */
+  struct wg__tail_hub *tail; /* live tails (tail.h) */
 };
 
 /* The gRPC header a put may carry its idempotency key in (besides app_metadata, see do_put.c). */

@@ -9,6 +9,11 @@
  * and text), so every ticket that worked before is still SQL. Flight SQL commands are refused
  * with UNIMPLEMENTED naming the command, until they are served. A PATH descriptor names a table.
  *
+ * A DoGet ticket whose first byte that is not white space is '{' is JSON, not SQL (no SQL
+ * statement starts with a brace): {"tail": ...} asks for a live tail (docs/tail.md); any other
+ * JSON is refused. Its keys are checked strictly, so that a misspelt key is an error, not a
+ * silently different subscription.
+ *
  * Text is checked once, here: SQL must be non-empty, at most --max-sql-bytes (RESOURCE_EXHAUSTED,
  * before anything is copied or parsed), without NUL (a C string would cut it) and UTF-8. */
 #include "server/request.h"
@@ -16,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "common/sql.h"
 #include "common/text.h"
@@ -107,10 +114,125 @@ static int from_bytes(const struct wg_server *s, const uint8_t *data, size_t len
   return 0;
 }
 
+/* A name in a tail ticket: a non-empty JSON string without NUL (cJSON keeps UTF-8 as sent; the
+ * ticket was checked for UTF-8 as a whole). */
+static int tail_name(const cJSON *v, const char *what, char **out, struct wg_error *err) {
+  if (!cJSON_IsString(v) || v->valuestring == NULL || v->valuestring[0] == '\0')
+    return wg_error_set(err, EINVAL, "tail ticket: %s must be a non-empty string", what);
+  *out = strdup(v->valuestring);
+  return *out == NULL ? wg_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* "tail": "table" or ["schema", "table"] */
+static int tail_table(const cJSON *v, struct wg__tail_request *t, struct wg_error *err) {
+  if (cJSON_IsString(v)) return tail_name(v, "\"tail\"", &t->table, err);
+  if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2) {
+    WG_RETURN_NOT_OK(tail_name(cJSON_GetArrayItem(v, 0), "the schema in \"tail\"", &t->schema_name,
+                               err));
+    return tail_name(cJSON_GetArrayItem(v, 1), "the table in \"tail\"", &t->table, err);
+  }
+  return wg_error_set(err, EINVAL,
+                      "tail ticket: \"tail\" must be a table name or [schema, table]");
+}
+
+static int tail_columns(const cJSON *v, struct wg__tail_request *t, struct wg_error *err) {
+  int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+  if (n < 1 || n > 10000)
+    return wg_error_set(err, EINVAL,
+                        "tail ticket: \"columns\" must be a list of 1 to 10000 column names");
+  t->columns = calloc((size_t)n, sizeof(*t->columns));
+  if (t->columns == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  t->n_columns = n;
+  for (int i = 0; i < n; i++)
+    WG_RETURN_NOT_OK(tail_name(cJSON_GetArrayItem(v, i), "each of \"columns\"", &t->columns[i],
+                               err));
+  return 0;
+}
+
+/* "from": "beginning" | "now" | a sequence number (an integer >= 0, exact: below 2^53) */
+static int tail_from(const cJSON *v, struct wg__tail_request *t, struct wg_error *err) {
+  if (cJSON_IsString(v) && strcmp(v->valuestring, "beginning") == 0) {
+    t->from = WG__TAIL_FROM_BEGINNING;
+  } else if (cJSON_IsString(v) && strcmp(v->valuestring, "now") == 0) {
+    t->from = WG__TAIL_FROM_NOW;
+  } else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0 &&
+             v->valuedouble == (double)(uint64_t)v->valuedouble) {
+    t->from = WG__TAIL_FROM_SEQUENCE;
+    t->from_sequence = (uint64_t)v->valuedouble;
+  } else {
+    return wg_error_set(err, EINVAL,
+                        "tail ticket: \"from\" must be \"beginning\", \"now\" or a sequence "
+                        "number from a batch's app_metadata");
+  }
+  return 0;
+}
+
+static int tail_parse(const cJSON *root, struct wg__tail_request *t, struct wg_error *err) {
+  if (!cJSON_IsObject(root) || cJSON_GetObjectItemCaseSensitive(root, "tail") == NULL)
+    return wg_error_set(err, EINVAL,
+                        "DoGet: a JSON ticket must be an object naming a table in \"tail\" "
+                        "(docs/tail.md)");
+  for (const cJSON *k = root->child; k != NULL; k = k->next) {
+    const char *key = k->string;
+    if (strcmp(key, "tail") == 0) {
+      WG_RETURN_NOT_OK(tail_table(k, t, err));
+    } else if (strcmp(key, "where") == 0) {
+      if (!cJSON_IsNull(k)) WG_RETURN_NOT_OK(tail_name(k, "\"where\"", &t->where, err));
+    } else if (strcmp(key, "columns") == 0) {
+      if (!cJSON_IsNull(k)) WG_RETURN_NOT_OK(tail_columns(k, t, err));
+    } else if (strcmp(key, "from") == 0) {
+      WG_RETURN_NOT_OK(tail_from(k, t, err));
+    } else {
+      char shown[WG_TEXT_SHOWN];
+      return wg_error_set(err, EINVAL,
+                          "tail ticket: unknown key \"%s\"; the keys are tail, where, columns, "
+                          "from",
+                          wg_text_shown(key, shown, sizeof(shown)));
+    }
+  }
+  return 0;
+}
+
+static void tail_reset(struct wg__tail_request *t) {
+  free(t->schema_name);
+  free(t->table);
+  free(t->where);
+  for (int i = 0; i < t->n_columns; i++)
+    free(t->columns[i]);
+  free(t->columns);
+  memset(t, 0, sizeof(*t));
+}
+
+/* Whether a ticket is JSON (see the rule above). */
+static bool json_ticket(const uint8_t *data, size_t len) {
+  size_t i = 0;
+  while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+    i++;
+  return i < len && data[i] == '{';
+}
+
 int wg__request_from_ticket(const struct wg_server *s, const ProtobufCBinaryData *ticket,
                             struct wg__request *out, struct wg_error *err) {
   memset(out, 0, sizeof(*out));
-  return from_bytes(s, ticket->data, ticket->len, "DoGet ticket", out, err);
+  if (!json_ticket(ticket->data, ticket->len))
+    return from_bytes(s, ticket->data, ticket->len, "DoGet ticket", out, err);
+  char *text = NULL;
+  WG_RETURN_NOT_OK(
+      wg__request_text(s, ticket->data, ticket->len, WG__TEXT_SQL, "DoGet ticket", &text, err));
+  cJSON *root = cJSON_ParseWithLength(text, ticket->len);
+  free(text);
+  if (root == NULL)
+    return wg_error_set(err, EINVAL,
+                        "DoGet: a ticket starting with '{' must be JSON, and this one does not "
+                        "parse (docs/tail.md)");
+  int rc = tail_parse(root, &out->tail, err);
+  cJSON_Delete(root);
+  if (rc != 0) {
+    wg__request_reset(out);
+    return rc;
+  }
+  out->kind = WG__REQUEST_TAIL;
+  return 0;
 }
 
 int wg__request_from_descriptor(const struct wg_server *s,
@@ -129,6 +251,7 @@ void wg__request_reset(struct wg__request *r) {
   free(r->sql);
   free(r->type_url);
   free(r->value);
+  tail_reset(&r->tail);
   memset(r, 0, sizeof(*r));
 }
 
@@ -146,6 +269,8 @@ int wg__request_refuse(const struct wg__request *r, const char *rpc, struct wg_e
   }
   case WG__REQUEST_OPAQUE:
     return wg_error_set(err, ENOTSUP, "%s: this kind of ticket is not supported", rpc);
+  case WG__REQUEST_TAIL:
+    return wg_error_set(err, EINVAL, "%s: a live tail is a DoGet ticket only", rpc);
   case WG__REQUEST_TABLE:
     return wg_error_set(err, EINVAL, "%s: expected SQL text, not a table path", rpc);
   case WG__REQUEST_SQL:

@@ -24,6 +24,26 @@ enum wg__request_kind {
   WG__REQUEST_OPAQUE,     /* reserved: a ticket of our own making (none is issued yet) */
   WG__REQUEST_TABLE,      /* a PATH descriptor: [table] or [schema, table] */
   WG__REQUEST_FLIGHT_SQL, /* a Flight SQL command: a google.protobuf.Any, not served yet */
+  WG__REQUEST_TAIL,       /* a live tail: a DoGet ticket of JSON {"tail": ...} (docs/tail.md) */
+};
+
+/* Where a live tail starts. */
+enum wg__tail_from {
+  WG__TAIL_FROM_BEGINNING = 0, /* the rows there are now, then every later put (the default) */
+  WG__TAIL_FROM_NOW,           /* only puts committed after the subscription */
+  WG__TAIL_FROM_SEQUENCE,      /* the puts after `from_sequence` (a resume), from the history */
+};
+
+/* A live tail's ticket, checked (not yet against the database): the table, an optional WHERE and
+ * column list, where to start. Owned by the request. */
+struct wg__tail_request {
+  char *schema_name; /* NULL = main */
+  char *table;
+  char *where;       /* SQL boolean expression, or NULL */
+  char **columns;    /* n_columns names, or NULL for all */
+  int n_columns;
+  enum wg__tail_from from;
+  uint64_t from_sequence;
 };
 
 struct wg__request {
@@ -33,12 +53,13 @@ struct wg__request {
   char *type_url;             /* FLIGHT_SQL: the Any's type_url, owned */
   uint8_t *value;             /* FLIGHT_SQL: the Any's value (the command's bytes), owned */
   size_t value_len;
+  struct wg__tail_request tail; /* TAIL */
 };
 
 /* The prefix of every Flight SQL command's type_url. */
 #define WG_FLIGHT_SQL_TYPE_PREFIX "type.googleapis.com/arrow.flight.protocol.sql."
 
-/* The request of a DoGet ticket: FLIGHT_SQL or SQL (see request.c for the rule). 0, EINVAL (empty,
+/* The request of a DoGet ticket: FLIGHT_SQL, TAIL or SQL (see request.c for the rule). 0, EINVAL (empty,
  * a NUL byte, not UTF-8), EBUSY (over --max-sql-bytes), ENOMEM. *out is reset first and owns what
  * it holds on success; on error it holds nothing. */
 int wg__request_from_ticket(const struct wg_server *s, const ProtobufCBinaryData *ticket,

@@ -9,6 +9,7 @@
 #include "server/auth.h"
 #include "server/fsql.h"
 #include "server/roles.h"
+#include "server/tail.h"
 
 /* Who the caller is and whether the per-user limits let it in, before the handler takes a DuckDB
  * connection (auth.h); the principal stays with the call while its handler runs. */
@@ -97,6 +98,9 @@ void wg_server_options_default(struct wg_server_options *o) {
       .max_sessions = 16,
       .session_idle_timeout_ms = 300000,
       .token_ttl_s = 3600,
+      .tail_buffer_bytes = WG_TAIL_DEFAULT_BUFFER_BYTES,
+      .tail_history_bytes = WG_TAIL_DEFAULT_HISTORY_BYTES,
+      .max_tails = WG_TAIL_DEFAULT_MAX,
   };
 }
 
@@ -127,6 +131,9 @@ static void fill_defaults(struct wg_server_options *o) {
   if (o->disk_reserve == 0) o->disk_reserve = d.disk_reserve;
   if (o->checkpoint_threshold == NULL) o->checkpoint_threshold = d.checkpoint_threshold;
   if (o->token_ttl_s <= 0) o->token_ttl_s = d.token_ttl_s;
+  if (o->tail_buffer_bytes <= 0) o->tail_buffer_bytes = d.tail_buffer_bytes;
+  if (o->tail_history_bytes <= 0) o->tail_history_bytes = d.tail_history_bytes;
+  if (o->max_tails <= 0) o->max_tails = d.max_tails;
 }
 
 int wg_server_start(struct wg_server **out, const struct wg_server_options *options, int *port,
@@ -144,7 +151,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       /* Each user of the pool declares its own budget: a call's worker takes one of `threads`,
        * each committer one reserved for it, so neither can starve the other. */
       .connections = s->options.threads,
-      .reserved_connections = s->options.committers,
+      .reserved_connections = s->options.committers + 1, /* + the live tail's hub */
       .max_sessions = s->options.max_sessions, /* Flight SQL transactions (fsql_txn.c) */
       .allow_external_access = s->options.allow_external_access,
       .memory_limit = s->options.memory_limit,
@@ -182,8 +189,10 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
   if (rc == 0) rc = wg__fsql_start(s, err);
   if (rc == 0) rc = wg__auth_start(s, err);
   if (rc == 0) rc = wg__limits_start(s, err);
+  if (rc == 0) rc = wg__tail_create(s, &s->tail, err);
   if (rc == 0) rc = wg_rpc_server_start(&s->rpc, &ro, port, err);
   if (rc != 0) {
+    wg__tail_destroy(s->tail);
     wg__limits_stop(s);
     wg__auth_stop(s);
     wg__fsql_stop(s);
@@ -200,6 +209,7 @@ int wg_server_stop(struct wg_server *s, struct wg_error *err) {
   if (s == NULL) return 0;
   wg_rpc_server_shutdown(s->rpc, s->options.grace_ms);
   wg_rpc_server_destroy(s->rpc);
+  wg__tail_destroy(s->tail); /* after the rpc server: every parked tail has ended */
   wg__fsql_stop(s); /* open transactions roll back; after the handlers, which use them */
   wg__auth_stop(s);
   wg__limits_stop(s); /* after the handlers, which leave their limits */

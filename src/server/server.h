@@ -53,6 +53,11 @@ struct wg_server_options {
                                and its query interrupted (0 = no limit) */
   int max_calls_per_user;   /* calls one user may have running at once; one more is
                                RESOURCE_EXHAUSTED (0 = no limit; the anonymous user is one user) */
+  int64_t tail_buffer_bytes;  /* a live tail's subscriber that falls this far behind is cut off
+                                 with RESOURCE_EXHAUSTED (16 MiB; 0 = default) */
+  int64_t tail_history_bytes; /* committed puts kept for subscribers catching up and resuming
+                                 (64 MiB; 0 = default) */
+  int max_tails;              /* live tail subscribers at once (1024; 0 = default) */
 };
 
 /* The defaults, in one place: every field as the server uses it when nothing is said (the
