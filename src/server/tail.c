@@ -325,7 +325,13 @@ static void cut_off(struct wg__tail_sub *sub, int code, const char *message) {
   bool first = !sub->finished;
   sub->finished = true;
   drop_queue(sub);
-  if (first) wg_rpc_parked_finish(sub->call, wg_rpc_status_from_errno(code), message);
+  if (first) {
+    /* expire first: a client that stopped reading holds the outstanding send, and a finish
+     * behind it, for ever; the finish then leads to DONE */
+    grpc_status_code status = wg_rpc_status_from_errno(code);
+    if (code != ECANCELED) wg_rpc_parked_expire(sub->call, status, message);
+    wg_rpc_parked_finish(sub->call, status, message);
+  }
   pthread_mutex_unlock(&sub->mu);
   if (first && code != ECANCELED)
     atomic_fetch_add_explicit(&h->s->stats.errors, 1, memory_order_relaxed);
