@@ -47,7 +47,7 @@ struct wg_engine_conn {
  *              before: no pool lock) and the caller's at_point; nothing else under it
  *   fatal_mu   the fatal state's message (disk.c); a leaf
  * So the only nesting is commit_mu -> fatal_mu; never two of mu, create_mu, plan_mu at once.
- * DuckDB's own locks are only ever taken under ours (commit_mu -> DuckDB's), never the reverse. */
+ * commit_mu is never taken from inside a DuckDB call: DuckDB's locks nest under it, not around it. */
 struct wg_engine {
   duckdb_database db;
   bool is_file;

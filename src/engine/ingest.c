@@ -492,7 +492,6 @@ static int keep_batch(struct wg_engine_ingest *ing, struct wg__slice_owner *owne
   return 0;
 }
 
-
 void wg__ingest_notify(struct wg_engine_ingest *ing) {
   if (!ing->events) return;
   char *key = ing->key != NULL ? NULL : wg__engine_table_key(ing->schema_name, ing->table);

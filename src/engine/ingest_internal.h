@@ -4,7 +4,8 @@
  *   plans.c   the ingest plan cache (its own lock, plan_mu)
  *   ingest.c  streaming ingest: begin, append, commit, abort, appenders
  *   group.c   group commit (many deferred puts, one transaction)
- * (events.c, commit events, is shared with the rest of the engine: engine_internal.h.)
+ * (events.c, commit events, is shared with the rest of the engine: engine_internal.h; tail.c
+ * uses tables.c's table keys.)
  * Calls go one way: group -> ingest -> {plans, events, tables -> types}; none back.
  * Internal to src/engine. */
 #ifndef WG_ENGINE_INGEST_INTERNAL_H
