@@ -280,18 +280,21 @@ static void a_tail_waits_for_puts_begun_before_the_subscription(void) {
 }
 
 /* A put begun before the subscription that outlasts wait_ms: ETIMEDOUT naming the table, at_point
- * never called, and nothing left locked (the put commits, a later tail begins). */
+ * never called, and nothing left locked (the put commits, a later tail begins, while a put into
+ * another table begun before the subscription is still open: only the tailed table's count). */
 static void a_tail_times_out_on_a_put_that_outlasts_its_wait(void) {
   struct wg_engine *e = open_engine("timeout", 3, 0);
   ASSERT_TRUE(e != NULL);
   struct wg_error err = {{0}};
-  struct wg_engine_conn *c1, *ct;
+  struct wg_engine_conn *c1, *c2, *ct;
   ASSERT_OK(wg_engine_acquire(e, &c1, &err), &err);
+  ASSERT_OK(wg_engine_acquire(e, &c2, &err), &err);
   ASSERT_OK(wg_engine_acquire(e, &ct, &err), &err);
   struct ArrowSchema s;
   x_schema(&s);
-  struct wg_engine_ingest *slow = NULL;
+  struct wg_engine_ingest *slow = NULL, *other = NULL;
   ASSERT_OK(wg_engine_ingest_begin(c1, NULL, "events", &s, &slow, &err), &err);
+  ASSERT_OK(wg_engine_ingest_begin(c2, "main", "Other", &s, &other, &err), &err);
   wg_schema_release(&s);
   struct recorder r;
   recorder_init(&r);
@@ -318,8 +321,15 @@ static void a_tail_times_out_on_a_put_that_outlasts_its_wait(void) {
   int64_t got = rc2 == 0 ? read_ids(&snap2, &ids, &n, &cap) : -1;
   if (snap2.release != NULL) snap2.release(&snap2);
   free(ids);
+  struct point pt_other = {0};
+  struct wg_engine_tail_start so = {.table = "other", .wait_ms = 50, .at_point = at_point,
+                                    .ctx = &pt_other};
+  int rc_other = wg_engine_tail_begin(e, &so, NULL, &err);
+  wg_engine_ingest_abort(other);
+  int rc_other2 = wg_engine_tail_begin(e, &so, NULL, &err);
   wg_engine_on_commit_remove(e, on_commit, &r);
   wg_engine_release(e, c1);
+  wg_engine_release(e, c2);
   wg_engine_release(e, ct);
   wg_engine_close(e);
   ASSERT_EQ(rc, ETIMEDOUT);
@@ -330,6 +340,9 @@ static void a_tail_times_out_on_a_put_that_outlasts_its_wait(void) {
   ASSERT_EQ(pt.calls, 1); /* the second tail's only */
   ASSERT_OK(rc2, &err);
   ASSERT_EQ(got, 3);
+  ASSERT_EQ(rc_other, ETIMEDOUT); /* "other" is the table of the put still open */
+  ASSERT_OK(rc_other2, &err);
+  ASSERT_EQ(pt_other.calls, 1);
   ASSERT_EQ(r.n, 0);
   recorder_free(&r);
 }

@@ -381,9 +381,9 @@ uint64_t wg_engine_table_sequence(struct wg_engine *e, const char *schema_name, 
  * "the rows that match now, then every put committed after them" holds exactly once each.
  * The caller has a commit subscriber registered already (wg_engine_on_commit; EINVAL when nobody
  * subscribed), so every put that begins from now on keeps its batches. wg_engine_tail_begin
- *   1. waits, up to wait_ms (0: not at all, < 0: no limit), until every put that began without
- *      keeping its batches (before the first subscription) has ended, else ETIMEDOUT "a put begun
- *      before the subscription is still running" naming the table (puts of every table count);
+ *   1. waits, up to wait_ms (0: not at all, < 0: no limit), until every put into the table that
+ *      began without keeping its batches (before the first subscription) has ended, else
+ *      ETIMEDOUT "a put begun before the subscription is still running" naming the table;
  *   2. takes commit_mu (no put commits meanwhile; with no other engine lock held) and there:
  *      with snapshot_sql, begins a transaction on conn and prepares snapshot_sql in it through the
  *      client-SQL path (the sandbox, the thread's access level; a SELECT only, else EINVAL): DuckDB

@@ -46,6 +46,7 @@ struct wg_engine_conn {
  *              snapshot's BEGIN and prepare (client SQL on a connection the caller acquired
  *              before: no pool lock) and the caller's at_point; nothing else under it
  *   fatal_mu   the fatal state's message (disk.c); a leaf
+ *   unkept_mu  the puts in flight without batches (events.c); a leaf
  * So the only nesting is commit_mu -> fatal_mu; never two of mu, create_mu, plan_mu at once.
  * commit_mu is never taken from inside a DuckDB call: DuckDB's locks nest under it, not around it. */
 struct wg_engine {
@@ -97,9 +98,13 @@ struct wg_engine {
   int n_seqs, cap_seqs;
   uint64_t seq_base;            /* wg_engine_sequence_base; set at open, then only read */
   int64_t events_max_put_bytes; /* set at open */
-  /* Puts in flight that keep no batches (begun while nobody subscribed): seq_cst with n_subs,
-   * see wg__engine_events_put_begin. */
-  atomic_int unkept_puts;
+  /* Puts in flight that keep no batches (begun while nobody subscribed), per table key, guarded
+   * by unkept_mu (see wg__engine_events_put_begin); unkept_any: those whose key is unknown
+   * (ENOMEM), which count for every table. */
+  pthread_mutex_t unkept_mu;
+  struct wg__unkept_table *unkept;
+  int n_unkept, cap_unkept;
+  int unkept_any;
   struct wg__inputs *inputs; /* the streams of queries over them (exchange.c); DuckDB frees it */
 };
 
@@ -237,14 +242,19 @@ int wg__engine_guard(struct wg_engine_conn *c, const char *sql, struct wg_error 
  * max_put_bytes 0 = the default), free at close. */
 void wg__engine_events_init(struct wg_engine *e, int64_t max_put_bytes);
 void wg__engine_events_free(struct wg_engine *e);
-/* At the begin of a put that commits on its own (not in the caller's transaction): true when
- * someone subscribed, and the put keeps its batches for them; false when nobody did, and the put
- * counts among the puts in flight without batches (unkept_puts) until it calls
- * wg__engine_events_put_end once it has committed or rolled back. The count goes up before
- * n_subs is read, and a subscriber's registration stores n_subs before wg_engine_tail_begin reads
- * the count (all seq_cst): either the put sees the subscriber or the tail sees the put. */
-bool wg__engine_events_put_begin(struct wg_engine *e);
-void wg__engine_events_put_end(struct wg_engine *e);
+/* At the begin of a put that commits on its own (not in the caller's transaction) into table
+ * *key (wg__engine_table_key; NULL: unknown): true when someone subscribed, and the put keeps
+ * its batches for them; false when nobody did, and the put counts among table *key's puts in
+ * flight without batches until it calls wg__engine_events_put_end(e, *key) once it has committed
+ * or rolled back (*key is set to NULL when it was counted for every table, for lack of memory).
+ * unkept: how many such puts of table `key` are in flight, those of unknown tables included.
+ * Either the put sees the subscriber or the tail sees the put: the put reads n_subs and counts
+ * itself under unkept_mu; a subscriber stores n_subs (wg_engine_on_commit) before its tail takes
+ * unkept_mu to read the count. If the tail's lock comes first, the store happens before the put's
+ * read; if the put's comes first, the count is there for the tail. */
+bool wg__engine_events_put_begin(struct wg_engine *e, const char **key);
+void wg__engine_events_put_end(struct wg_engine *e, const char *key);
+int wg__engine_events_unkept(struct wg_engine *e, const char *key);
 /* The last sequence given to table `key` (wg__engine_table_key), the base when none; the caller
  * holds commit_mu. */
 uint64_t wg__engine_last_sequence(struct wg_engine *e, const char *key);

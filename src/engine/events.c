@@ -20,10 +20,15 @@ struct wg__table_seq {
   uint64_t last;
 };
 
+struct wg__unkept_table {
+  char *key; /* wg__engine_table_key */
+  int n;     /* > 0: an entry goes when its last put ends */
+};
+
 void wg__engine_events_init(struct wg_engine *e, int64_t max_put_bytes) {
   pthread_mutex_init(&e->commit_mu, NULL);
   atomic_init(&e->n_subs, 0);
-  atomic_init(&e->unkept_puts, 0);
+  pthread_mutex_init(&e->unkept_mu, NULL);
   time_t now = time(NULL);
   e->seq_base = (uint64_t)(now > 0 ? now : 0) << 20; /* engine.h "Commit events": sequence */
   e->events_max_put_bytes =
@@ -38,18 +43,75 @@ void wg__engine_events_free(struct wg_engine *e) {
   free(e->seqs);
   e->seqs = NULL;
   e->n_seqs = e->cap_seqs = 0;
+  for (int i = 0; i < e->n_unkept; i++)
+    free(e->unkept[i].key);
+  free(e->unkept);
+  e->unkept = NULL;
+  e->n_unkept = e->cap_unkept = 0;
+  pthread_mutex_destroy(&e->unkept_mu);
   pthread_mutex_destroy(&e->commit_mu);
 }
 
-bool wg__engine_events_put_begin(struct wg_engine *e) {
-  atomic_fetch_add(&e->unkept_puts, 1); /* first: see engine_internal.h */
-  if (atomic_load(&e->n_subs) == 0) return false;
-  atomic_fetch_sub(&e->unkept_puts, 1);
-  return true;
+/* The entry of table `key` in e->unkept, -1 when none (unkept_mu held). */
+static int unkept_find(const struct wg_engine *e, const char *key) {
+  for (int i = 0; key != NULL && i < e->n_unkept; i++)
+    if (strcmp(e->unkept[i].key, key) == 0) return i;
+  return -1;
 }
 
-void wg__engine_events_put_end(struct wg_engine *e) {
-  atomic_fetch_sub(&e->unkept_puts, 1);
+/* Counts one more put of `key` (unkept_mu held); without memory for an entry it counts for every
+ * table (unkept_any), and *key becomes NULL so that its end finds it there. */
+static void unkept_add(struct wg_engine *e, const char **key) {
+  int i = unkept_find(e, *key);
+  if (i >= 0) {
+    e->unkept[i].n++;
+    return;
+  }
+  char *k = *key != NULL ? strdup(*key) : NULL;
+  if (k != NULL && e->n_unkept == e->cap_unkept) {
+    int cap = e->cap_unkept ? e->cap_unkept * 2 : 8;
+    struct wg__unkept_table *u = realloc(e->unkept, (size_t)cap * sizeof(*u));
+    if (u != NULL) {
+      e->unkept = u;
+      e->cap_unkept = cap;
+    }
+  }
+  if (k == NULL || e->n_unkept == e->cap_unkept) {
+    free(k);
+    e->unkept_any++;
+    *key = NULL;
+    return;
+  }
+  e->unkept[e->n_unkept++] = (struct wg__unkept_table){k, 1};
+}
+
+bool wg__engine_events_put_begin(struct wg_engine *e, const char **key) {
+  if (atomic_load(&e->n_subs) > 0) return true; /* keeping them is always safe */
+  pthread_mutex_lock(&e->unkept_mu);            /* see engine_internal.h: the read goes under it */
+  bool wanted = atomic_load(&e->n_subs) > 0;
+  if (!wanted) unkept_add(e, key);
+  pthread_mutex_unlock(&e->unkept_mu);
+  return wanted;
+}
+
+void wg__engine_events_put_end(struct wg_engine *e, const char *key) {
+  pthread_mutex_lock(&e->unkept_mu);
+  int i = unkept_find(e, key);
+  if (i < 0) {
+    if (e->unkept_any > 0) e->unkept_any--;
+  } else if (--e->unkept[i].n == 0) {
+    free(e->unkept[i].key);
+    e->unkept[i] = e->unkept[--e->n_unkept];
+  }
+  pthread_mutex_unlock(&e->unkept_mu);
+}
+
+int wg__engine_events_unkept(struct wg_engine *e, const char *key) {
+  pthread_mutex_lock(&e->unkept_mu);
+  int i = unkept_find(e, key);
+  int n = e->unkept_any + (i >= 0 ? e->unkept[i].n : 0);
+  pthread_mutex_unlock(&e->unkept_mu);
+  return n;
 }
 
 uint64_t wg_engine_sequence_base(struct wg_engine *e) {

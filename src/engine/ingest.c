@@ -185,7 +185,8 @@ void wg__ingest_free(struct wg_engine_ingest *ing) {
   }
   kept_release(ing, false);
   free(ing->kept);
-  if (ing->unkept) wg__engine_events_put_end(ing->engine); /* it has committed or rolled back */
+  if (ing->unkept) /* it has committed or rolled back */
+    wg__engine_events_put_end(ing->engine, ing->unkept_key);
   free(ing->key);
   free(ing->idem_key);
   free(ing->created);
@@ -354,10 +355,6 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   ing->deferred = deferred;
   ing->opts = *o;
   ing->opts.deferred = deferred;
-  if (!o->in_txn) { /* in_txn: the caller commits, and no event comes */
-    ing->events = wg__engine_events_put_begin(e);
-    ing->unkept = !ing->events;
-  }
   ing->key = wg__engine_table_key(schema_name, table);
   if (ing->key != NULL) {
     pthread_mutex_lock(&e->create_mu);
@@ -366,6 +363,11 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
       ing->key = NULL;
     }
     pthread_mutex_unlock(&e->create_mu);
+  }
+  if (!o->in_txn) { /* in_txn: the caller commits, and no event comes */
+    ing->unkept_key = ing->key;
+    ing->events = wg__engine_events_put_begin(e, &ing->unkept_key);
+    ing->unkept = !ing->events;
   }
   ing->n_columns = schema->n_children;
   ing->table = strdup(table);

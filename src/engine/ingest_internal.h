@@ -125,6 +125,7 @@ struct wg_engine_ingest {
    * nobody subscribed at begin (and it commits on its own), the put counts among the puts in
    * flight without batches (unkept) until it is freed. */
   bool events, dropped, unkept;
+  const char *unkept_key; /* ing->key, or NULL: counted for every table (events.c) */
   struct wg__slice_owner **kept;
   int64_t n_kept, cap_kept, kept_bytes;
 };

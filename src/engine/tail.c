@@ -25,18 +25,19 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Step 1 of wg_engine_tail_begin: until no put without batches is in flight (they only end: every
- * put begun now keeps its batches), looking every millisecond. */
+/* Step 1 of wg_engine_tail_begin: until no put of the table without batches is in flight (they
+ * only end: every put begun now keeps its batches), looking every millisecond. */
 static int wait_for_unkept_puts(struct wg_engine *e, const struct wg_engine_tail_start *s,
-                                struct wg_error *err) {
+                                const char *key, struct wg_error *err) {
   int64_t deadline = s->wait_ms >= 0 ? now_ms() + s->wait_ms : INT64_MAX;
-  while (atomic_load(&e->unkept_puts) > 0) {
+  int n;
+  while ((n = wg__engine_events_unkept(e, key)) > 0) {
     if (now_ms() >= deadline)
       return wg_error_set(err, ETIMEDOUT,
                           "tail of %s%s%s: a put begun before the subscription is still running "
                           "(%d such puts after %lld ms); try again once it has ended",
                           s->schema_name ? s->schema_name : "", s->schema_name ? "." : "",
-                          s->table, atomic_load(&e->unkept_puts), (long long)s->wait_ms);
+                          s->table, n, (long long)s->wait_ms);
     struct timespec ms = {0, 1000000};
     nanosleep(&ms, NULL);
   }
@@ -97,7 +98,7 @@ int wg_engine_tail_begin(struct wg_engine *e, const struct wg_engine_tail_start 
   WG_RETURN_NOT_OK(check_start(e, s, snapshot, err));
   char *key = wg__engine_table_key(s->schema_name, s->table);
   if (key == NULL) return wg_error_set(err, ENOMEM, "out of memory for a tail");
-  int rc = wait_for_unkept_puts(e, s, err);
+  int rc = wait_for_unkept_puts(e, s, key, err);
   if (rc != 0) {
     free(key);
     return rc;
