@@ -75,7 +75,9 @@ def test_compression_header_over_the_metadata_limit_is_refused_and_the_server_se
         hostile = server.client()
         with pytest.raises(pa.ArrowException) as e:
             get(hostile, "SELECT 1", opts(*headers))
-        assert "metadata" in str(e.value)
+        # gRPC's refusal: its metadata-limit error, or (a race in gRPC, seen under ASan) the
+        # stream reset as the server's transport drops the oversized headers
+        assert "metadata" in str(e.value) or "Stream removed" in str(e.value)
         hostile.close()
         fresh = server.client()
         still_serving(fresh)
