@@ -164,7 +164,7 @@ static int event_view(struct tail_event *e, int64_t i, struct ArrowArray *dst,
 }
 
 /* "schema.table", lower case (DuckDB's identifiers are case-insensitive); NULL on ENOMEM. */
-static char *table_key(const char *schema_name, const char *table) {
+char *wg__tail_table_key(const char *schema_name, const char *table) {
   const char *sch = schema_name != NULL ? schema_name : "main";
   size_t n = strlen(sch) + strlen(table) + 2;
   char *k = malloc(n);
@@ -228,7 +228,7 @@ static struct tail_event *event_make(struct wg_engine_commit_event *ev) {
 /* wg_engine_commit_cb: under the engine's commit_mu, so quick: no engine call, no send. */
 static void on_commit(void *ctx, struct wg_engine_commit_event *ev) {
   struct wg__tail_hub *h = ctx;
-  char *key = table_key(ev->schema_name, ev->table);
+  char *key = wg__tail_table_key(ev->schema_name, ev->table);
   struct tail_event *e = key != NULL ? event_make(ev) : NULL;
   pthread_mutex_lock(&h->mu);
   struct tail_table *t = key != NULL ? table_get(h, key, ev->sequence - 1) : NULL;
@@ -820,8 +820,8 @@ static bool same_group(const struct wg__tail_sub *a, const struct wg__tail_sub *
   return strcmp(a->select_list, b->select_list) == 0 && same_shape(&a->schema, &b->schema, 0);
 }
 
-/* One round: every live subscriber behind its table (referenced into todo, grouped, in place). */
-static int64_t collect(struct wg__tail_hub *h, struct wg__tail_sub **todo, int64_t cap) {
+/* One round: every live subscriber behind its table (referenced into due, grouped, in place). */
+static int64_t collect(struct wg__tail_hub *h, struct wg__tail_sub **due, int64_t cap) {
   int64_t n = 0;
   for (struct wg__tail_sub *s = h->subs; s != NULL && n < cap; s = s->next) {
     if (s->state != SUB_LIVE || s->cursor >= s->table->last) continue;
@@ -829,12 +829,12 @@ static int64_t collect(struct wg__tail_hub *h, struct wg__tail_sub **todo, int64
     int64_t at = n++;
     /* keep groups together: after the last member of an equal group */
     for (int64_t i = n - 2; i >= 0; i--) {
-      if (!same_group(todo[i], s)) continue;
-      memmove(&todo[i + 2], &todo[i + 1], (size_t)(n - 2 - i) * sizeof(*todo));
+      if (!same_group(due[i], s)) continue;
+      memmove(&due[i + 2], &due[i + 1], (size_t)(n - 2 - i) * sizeof(*due));
       at = i + 1;
       break;
     }
-    todo[at] = s;
+    due[at] = s;
   }
   return n;
 }
@@ -843,10 +843,10 @@ static void *hub_main(void *arg) {
   struct wg__tail_hub *h = arg;
   wg_engine_thread_set_access(WG_ENGINE_ACCESS_READ); /* a tail reads, whoever asked for it */
   int64_t cap = h->s->options.max_tails;
-  struct wg__tail_sub **todo = calloc((size_t)cap, sizeof(*todo));
+  struct wg__tail_sub **due = calloc((size_t)cap, sizeof(*due));
   pthread_mutex_lock(&h->mu);
   while (!h->stopping) {
-    int64_t n = todo != NULL ? collect(h, todo, cap) : 0;
+    int64_t n = due != NULL ? collect(h, due, cap) : 0;
     if (n == 0) {
       evict(h, h->s->options.tail_history_bytes);
       uint64_t seen = h->work;
@@ -857,13 +857,13 @@ static void *hub_main(void *arg) {
     pthread_mutex_unlock(&h->mu);
     for (int64_t i = 0; i < n;) {
       int64_t j = i + 1;
-      while (j < n && same_group(todo[i], todo[j]))
+      while (j < n && same_group(due[i], due[j]))
         j++;
-      serve_group(h, todo + i, j - i);
+      serve_group(h, due + i, j - i);
       i = j;
     }
     for (int64_t i = 0; i < n; i++)
-      sub_unref(todo[i]);
+      sub_unref(due[i]);
     pthread_mutex_lock(&h->mu);
     /* Rounds at most every WG_TAIL_ROUND_MS: puts that commit meanwhile go out together, a few
      * messages per subscriber per round, so that delivery costs the writers' cores little. */
@@ -878,7 +878,7 @@ static void *hub_main(void *arg) {
     }
   }
   pthread_mutex_unlock(&h->mu);
-  free(todo);
+  free(due);
   return NULL;
 }
 

@@ -47,6 +47,8 @@ int64_t wg__tail_subscribers(struct wg__tail_hub *h);
 void wg__server_tail(struct wg_server *s, struct wg_rpc_call *call, struct wg__request *req);
 
 /* What tail_call.c asks of the hub (tail.c). */
+/* The hub's key of a table: lower-case "schema.table" (NULL schema: main); NULL on ENOMEM. */
+char *wg__tail_table_key(const char *schema_name, const char *table);
 /* Starts the hub's thread and commit subscription if they are not running. */
 int wg__tail_hub_start(struct wg__tail_hub *h, struct wg_error *err);
 /* A subscriber of `table_key` (lower-case "schema.table") on `call` whose stream has `schema`

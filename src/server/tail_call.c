@@ -43,16 +43,6 @@ static void plan_reset(struct plan *p) {
   memset(p, 0, sizeof(*p));
 }
 
-static char *lower_key(const char *schema_name, const char *table) {
-  size_t n = strlen(schema_name) + strlen(table) + 2;
-  char *k = malloc(n);
-  if (k == NULL) return NULL;
-  snprintf(k, n, "%s.%s", schema_name, table);
-  for (char *c = k; *c; c++)
-    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-  return k;
-}
-
 /* The table's columns and DuckDB types, matched by name case-insensitively as DuckDB does. */
 static int table_columns(struct wg_engine_conn *conn, const struct wg__tail_request *t,
                          struct plan *p, struct wg_error *err) {
@@ -132,7 +122,7 @@ static int build_sql(const struct wg__tail_request *t, struct plan *p, struct wg
       snprintf(p->snapshot_sql, n, "SELECT %s FROM %s%s%s%s", p->select_list, p->table_sql,
                w ? " WHERE (" : "", w ? w : "", w ? ")" : "");
   }
-  p->key = lower_key(t->schema_name != NULL ? t->schema_name : "main", t->table);
+  p->key = wg__tail_table_key(t->schema_name, t->table);
   if (rc != 0 || p->table_sql == NULL || p->alias == NULL || p->select_list == NULL || p->snapshot_sql == NULL ||
       p->key == NULL)
     return wg_error_set(err, ENOMEM, "out of memory");
