@@ -428,6 +428,53 @@ static void interrupt_is_sticky_for_the_holder_and_cleared_by_the_next_acquire(v
   ASSERT_EQ(lens[0], 65536);
 }
 
+/* An interrupt may land on any statement the engine runs for a call: its BEGIN, the statement, the
+ * ROLLBACK. DuckDB 1.4.4 fails an interrupted BEGIN and yet leaves the transaction open, aborted:
+ * before wg__engine_begin rolled that back, the connection went back to the pool with it, and the
+ * next call on it failed with "Current transaction is aborted (please ROLLBACK)" (the Go client's
+ * TestCancelThenQuery, one run in seven). Interrupts at moments spread over a call's first
+ * half-millisecond, each followed by a release and a query on the same (only) connection. */
+static void *interrupt_after_us(void *arg) {
+  struct interrupter *in = arg;
+  if (in->delay_ms > 0) usleep((useconds_t)in->delay_ms);
+  wg_engine_interrupt(in->c);
+  return NULL;
+}
+
+static void an_interrupt_at_any_moment_leaves_the_connection_usable(void) {
+  struct wg_engine *e = open_engine(NULL, false, 1);
+  ASSERT_TRUE(e != NULL);
+  struct wg_error err = {{0}};
+  int bad = 0, cancelled = 0;
+  char first_bad[256] = "";
+  for (int round = 0; round < 4000; round++) {
+    struct wg_engine_conn *c;
+    ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+    struct interrupter in = {c, (round * 3) % 400}; /* microseconds here */
+    pthread_t t;
+    pthread_create(&t, NULL, interrupt_after_us, &in);
+    int64_t changed = 0;
+    int rc = round % 2 == 0
+                 ? wg_engine_execute(c, "SELECT count(*) FROM range(20000)", &changed, &err)
+                 : stream_lengths(c, "SELECT i FROM range(20000) t(i)", 0, (int64_t[4]){0}, 4,
+                                  &(int64_t){0}, &err);
+    if (rc == ECANCELED) cancelled++;
+    pthread_join(t, NULL);
+    wg_engine_release(e, c);
+    ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+    struct ArrowArrayStream s;
+    rc = wg_engine_query_open(c, "SELECT 1 AS one", 0, &s, &err);
+    if (rc == 0) s.release(&s);
+    wg_engine_release(e, c);
+    if (rc != 0 && bad++ == 0)
+      snprintf(first_bad, sizeof(first_bad), "round %d: %s", round, err.message);
+  }
+  wg_engine_close(e);
+  printf("  %d of 4000 calls interrupted; %d queries after them failed\n", cancelled, bad);
+  if (bad != 0) TEST_FAIL_("the query after an interrupted call failed: %s", first_bad);
+  ASSERT_TRUE(cancelled > 0);
+}
+
 /* DuckDB 1.4.4 optimizes a statement with the table statistics of its prepare and runs it later
  * without a rebind (no parameters, no catalog change): a table holding only batch 200 makes
  * `batch_id = 200` always true, the filter goes, and rows committed between the prepare and the
@@ -1296,6 +1343,7 @@ int main(void) {
   RUN_TEST(five_million_rows_stream_with_bounded_memory);
   RUN_TEST(interrupt_from_another_thread_cancels_with_ecanceled);
   RUN_TEST(interrupt_is_sticky_for_the_holder_and_cleared_by_the_next_acquire);
+  RUN_TEST(an_interrupt_at_any_moment_leaves_the_connection_usable);
   RUN_TEST(a_query_is_prepared_in_the_transaction_it_runs_in);
   RUN_TEST(string_views_and_large_offsets_gather_and_ingest_exactly);
   RUN_TEST(a_connection_with_an_open_stream_refuses_other_statements);

@@ -273,13 +273,11 @@ int wg_engine_list_tables(struct wg_engine_conn *c, const char *filter,
   if (c == NULL) return wg_error_set(err, EINVAL, "list tables: NULL connection");
   WG_RETURN_NOT_OK(wg__engine_conn_idle(c, err));
   /* One snapshot: a table dropped or altered meanwhile is listed as it was when this began. */
-  WG_RETURN_NOT_OK(wg__engine_exec(c, "BEGIN TRANSACTION", err));
-  c->txn_maybe = true;
+  WG_RETURN_NOT_OK(wg__engine_begin(c, err));
   struct listing l;
   memset(&l, 0, sizeof(l));
   int rc = list_all(c, filter, &l, err);
-  wg__engine_exec(c, "ROLLBACK", NULL); /* read only: nothing to commit */
-  c->txn_maybe = false;
+  if (wg__engine_rollback(c) == 0) c->txn_maybe = false; /* read only: nothing to commit */
   if (rc == 0) {
     *out = l.t;
     *n = l.n;

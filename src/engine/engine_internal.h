@@ -194,6 +194,12 @@ struct wg__client_sql {
 };
 /* ROLLBACK, once more if it failed (an interrupt may land on it); 0 when one of them worked. */
 int wg__engine_rollback(struct wg_engine_conn *c);
+/* BEGIN TRANSACTION on a connection with none open; 0 and txn_maybe set when it began. A BEGIN that
+ * fails may still have begun one: DuckDB 1.4.4 opens the transaction and then fails an interrupted
+ * BEGIN ("INTERRUPT Error"), leaving it open and aborted, so every later statement on the
+ * connection fails with "Current transaction is aborted". Such a failure is rolled back here (or,
+ * if that fails too, left to release: txn_maybe). */
+int wg__engine_begin(struct wg_engine_conn *c, struct wg_error *err);
 int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
                           struct wg_error *err);
 

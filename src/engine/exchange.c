@@ -368,9 +368,7 @@ int wg_engine_query_over(struct wg_engine_conn *c, const char *name,
   o->c = c;
   /* the transaction first: the view and the statement's prepare both belong in it (see
    * wg__client_sql.snapshot for why a statement is prepared in the transaction it runs in) */
-  o->own_txn = !c->session_txn && !c->txn_maybe &&
-               wg__engine_exec(c, "BEGIN TRANSACTION", NULL) == 0;
-  if (o->own_txn) c->txn_maybe = true;
+  o->own_txn = !c->session_txn && !c->txn_maybe && wg__engine_begin(c, NULL) == 0;
   rc = input_create(c, input, &o->in, err);
   if (rc == 0) rc = make_view(o, name, err);
   if (rc == 0) {

@@ -11,7 +11,7 @@
  * and columns share one appender (one flush: DuckDB runs an insert plan per flush). */
 static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **ings, int64_t n,
                            bool consume, struct wg_error *err) {
-  WG_RETURN_NOT_OK(wg__engine_exec(c, "BEGIN TRANSACTION", err));
+  WG_RETURN_NOT_OK(wg__engine_begin(c, err));
   int rc = 0;
   uint8_t stack_done[64];
   uint8_t *done = n <= 64 ? stack_done : calloc((size_t)n, 1);
@@ -53,7 +53,7 @@ static int commit_together(struct wg_engine_conn *c, struct wg_engine_ingest **i
       if (events) wg__engine_commit_unlock(c->engine);
     }
   }
-  if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
+  if (rc == 0 || wg__engine_rollback(c) == 0) c->txn_maybe = false; /* else: release's */
   return rc;
 }
 

@@ -205,9 +205,8 @@ void wg__ingest_free(struct wg_engine_ingest *ing) {
 }
 
 static int begin_transaction(struct wg_engine_conn *c, bool *in_txn, struct wg_error *err) {
-  WG_RETURN_NOT_OK(wg__engine_exec(c, "BEGIN TRANSACTION", err));
+  WG_RETURN_NOT_OK(wg__engine_begin(c, err));
   *in_txn = true;
-  c->txn_maybe = true;
   return 0;
 }
 
@@ -240,9 +239,8 @@ static int plan_columns(struct wg_engine_ingest *ing, const char *qualified,
     rc = wg__engine_table_missing(ing->table, err);
   } else if (rc == ENOENT) {
     if (*in_txn) { /* the failed lookup ended it; the table is created outside of it */
-      wg__engine_exec(c, "ROLLBACK", NULL);
+      if (wg__engine_rollback(c) == 0) c->txn_maybe = false;
       *in_txn = false;
-      c->txn_maybe = false;
     }
     pthread_mutex_lock(&c->engine->create_mu);
     rc = wg__engine_table_columns(c, qualified, &tc, &lookup);
@@ -405,10 +403,9 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
     if (!in_one_txn && ing->key != NULL && shape.size > 0)
       wg__engine_plan_keep(e, ing->key, &shape, epoch, ing->n_columns, ing->cols, ing->whole_table);
   } else if (!deferred) {
-    rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+    rc = wg__engine_begin(c, err);
     if (rc != 0) goto fail;
     in_txn = true;
-    c->txn_maybe = true;
   }
   if (!deferred) rc = wg__ingest_open_appender(ing, c->conn, &ing->appender, err);
   if (rc != 0) goto fail;
@@ -418,10 +415,7 @@ static int ingest_begin(struct wg_engine_conn *c, const char *schema_name, const
   *out = ing;
   return 0;
 fail:
-  if (in_txn) {
-    wg__engine_exec(c, "ROLLBACK", NULL);
-    c->txn_maybe = false;
-  }
+  if (in_txn && wg__engine_rollback(c) == 0) c->txn_maybe = false;
   if (o->in_txn) abort_callers_transaction(c);
   if (ing != NULL) {
     wg__engine_drop_if_created(c, ing->created, ing->key);
@@ -605,9 +599,8 @@ int wg_engine_ingest_stream(struct wg_engine_ingest *ing, struct wg_error *err) 
   if (ing == NULL || !ing->deferred) return 0;
   if (ing->failed != 0) return wg_error_set(err, ing->failed, "ingest stream after a failure");
   struct wg_engine_conn *c = ing->c;
-  int rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+  int rc = wg__engine_begin(c, err);
   if (rc == 0) {
-    c->txn_maybe = true;
     ing->deferred = false;
     rc = wg__ingest_open_appender(ing, c->conn, &ing->appender, err);
   }
@@ -697,8 +690,7 @@ void wg_engine_ingest_abort(struct wg_engine_ingest *ing) {
     wg__ingest_free(ing);
     return;
   }
-  wg__engine_exec(c, "ROLLBACK", NULL);
-  c->txn_maybe = false;
+  if (wg__engine_rollback(c) == 0) c->txn_maybe = false;
   if (ing->opts.if_exists == WG_ENGINE_IF_EXISTS_REPLACE) wg__engine_tables_may_change(c->engine);
   wg__engine_drop_if_created(c, ing->created, ing->key);
   wg__ingest_free(ing);

@@ -350,8 +350,8 @@ static int exec_rows_run(void *ctx, struct wg_engine_conn *c, duckdb_prepared_st
   struct cursor k;
   int rc = cursor_open(&k, c, *p, x->params, err);
   if (rc == 0 && !x->in_txn) {
-    rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
-    c->txn_maybe = x->own_txn = rc == 0;
+    rc = wg__engine_begin(c, err);
+    x->own_txn = rc == 0;
   }
   bool bound = true;
   while (rc == 0 && bound) {
@@ -384,8 +384,7 @@ int wg_engine_execute_params(struct wg_engine_conn *c, const char *sql,
       rc = wg__engine_exec(c, "COMMIT", err);
       wg__engine_note_failure(c->engine, rc, true, err);
     }
-    if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
-    c->txn_maybe = false;
+    if (rc == 0 || wg__engine_rollback(c) == 0) c->txn_maybe = false; /* else: release's */
   }
   if (rc == 0 && rows_changed != NULL) *rows_changed = x.total;
   return rc;

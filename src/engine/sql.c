@@ -89,6 +89,16 @@ int wg__engine_rollback(struct wg_engine_conn *c) {
   return wg__engine_exec(c, "ROLLBACK", NULL);
 }
 
+int wg__engine_begin(struct wg_engine_conn *c, struct wg_error *err) {
+  int rc = wg__engine_exec(c, "BEGIN TRANSACTION", err);
+  if (rc == 0 || c->txn_maybe || c->session_txn) { /* a failure inside a transaction leaves it */
+    if (rc == 0) c->txn_maybe = true;
+    return rc;
+  }
+  if (wg__engine_rollback(c) != 0) c->txn_maybe = true; /* none began: release's costs one more */
+  return rc;
+}
+
 void wg__engine_own_txn_end(struct wg_engine_conn *c, bool commit) {
   if (commit && wg__engine_exec(c, "COMMIT", NULL) == 0) {
     c->txn_maybe = false;
@@ -169,8 +179,7 @@ int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
     /* See snapshot (engine_internal.h): prepared in the transaction it runs in. A statement that
      * is not a SELECT is prepared again outside it and runs as before. */
     bool own = q->snapshot && !q->prepare_only && !c->session_txn && !c->txn_maybe &&
-               wg__engine_exec(c, "BEGIN TRANSACTION", NULL) == 0;
-    if (own) c->txn_maybe = true;
+               wg__engine_begin(c, NULL) == 0;
     for (;;) {
       if (duckdb_prepare(c->conn, q->sql, &p) != DuckDBSuccess) {
         int rc = wg__engine_prepare_error(p, err);
@@ -207,8 +216,7 @@ int wg__engine_client_sql(struct wg_engine_conn *c, struct wg__client_sql *q,
      * For other statements that transaction ends at once and they run as before (an extracted
      * statement can be prepared only once). */
     bool own = i == 0 && q->snapshot && !c->session_txn && !c->txn_maybe &&
-               wg__engine_exec(c, "BEGIN TRANSACTION", NULL) == 0;
-    if (own) c->txn_maybe = true;
+               wg__engine_begin(c, NULL) == 0;
     int prepared = duckdb_prepare_extracted_statement(c->conn, stmts, i, &p);
     if (own && (prepared != DuckDBSuccess || !plans_from_statistics(p))) {
       wg__engine_own_txn_end(c, false); /* p stays: prepared once, it runs as it did before */
@@ -256,8 +264,8 @@ static int execute_before_run(void *ctx, idx_t i, idx_t n, duckdb_prepared_state
     return 0;
   }
   if (n > 1 && i == 0 && !control && !x->c->session_txn) { /* else: inside the session's */
-    WG_RETURN_NOT_OK(wg__engine_exec(x->c, "BEGIN TRANSACTION", err));
-    x->c->txn_maybe = x->own_txn = true;
+    WG_RETURN_NOT_OK(wg__engine_begin(x->c, err));
+    x->own_txn = true;
   } else if (n > 1 && control && i > 0 && (x->own_txn || i + 1 < n)) {
     return wg_error_set(err, EINVAL,
                         "statement %llu of %llu is BEGIN, COMMIT or ROLLBACK: several statements "
