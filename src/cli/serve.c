@@ -85,6 +85,11 @@ static const struct serve_flag flags[] = {
      "cancel a call whose client neither sends nor reads for\n"
      "this long; 0 = never",
      NULL},
+    {"--keepalive", "SECONDS", FLAG_INT, FIELD(keepalive_ms), 1000, 0, MAX_N, true,
+     "ping each client with calls open (a live tail too) after\n"
+     "this long without one; one that does not answer within\n"
+     "as long (at most 20 s) is dropped; 0 = no pings",
+     NULL},
     {"--acquire-timeout", "SECONDS", FLAG_INT, FIELD(acquire_timeout_ms), 1000, 0, MAX_N, true,
      "a call waits this long for a free DuckDB connection, then\n"
      "gets RESOURCE_EXHAUSTED \"server busy\"; 0 = wait for ever",

@@ -49,6 +49,11 @@ struct wg_rpc_server_options {
   int64_t max_message_bytes; /* largest message received or sent (default 256 MiB) */
   int64_t idle_timeout_ms;   /* a call whose client neither sends nor reads for this long is
                                 cancelled with DEADLINE_EXCEEDED (default 60 s; < 0: never) */
+  int64_t keepalive_ms;      /* on a connection with calls open (a parked tail too) an HTTP/2 PING
+                                goes out after this long without one; a client that does not
+                                answer within the same time (at most 20 s) has its connection
+                                closed and its calls cancelled (default 30 s; < 0: no pings).
+                                Clients may ping every 10 s, no more often. */
   int max_connections;       /* TCP connections open at once; more are refused with an HTTP/2
                                 GOAWAY (default wg_rpc_default_max_connections()) */
   int max_workers;           /* workers at most: `threads` always run, extra ones start while every

@@ -1151,7 +1151,8 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
 
   grpc_init();
   s->grpc_inited = true;
-  grpc_arg args[3];
+  int64_t keepalive = options->keepalive_ms == 0 ? 30000 : options->keepalive_ms;
+  grpc_arg args[9];
   memset(args, 0, sizeof(args));
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -1162,7 +1163,30 @@ int wg_rpc_server_start(struct wg_rpc_server **out, const struct wg_rpc_server_o
   args[2].type = GRPC_ARG_INTEGER;
   args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT; /* the ports gRPC binds (TLS): never shared */
   args[2].value.integer = 0;
-  grpc_channel_args channel_args = {3, args};
+  size_t n_args = 3;
+  /* a client may ping every 10 s (grpc-java's and grpc-go's floor), with or without calls open */
+  args[n_args].type = GRPC_ARG_INTEGER;
+  args[n_args].key = (char *)GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS;
+  args[n_args++].value.integer = 10000;
+  args[n_args].type = GRPC_ARG_INTEGER;
+  args[n_args].key = (char *)GRPC_ARG_HTTP2_MAX_PING_STRIKES;
+  args[n_args++].value.integer = 0; /* a faster pinger is not sent away either */
+  if (keepalive > 0) {
+    /* A parked call (a live tail) may see no data for hours: without pings a client that
+     * vanished (its machine off, a partition: no FIN) would hold its subscription, and its
+     * --max-tails place, for ever. gRPC's own server default is one ping per two hours. */
+    int ka = keepalive > INT32_MAX ? INT32_MAX : (int)keepalive;
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS;
+    args[n_args++].value.integer = ka;
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+    args[n_args++].value.integer = ka < 20000 ? ka : 20000;
+    args[n_args].type = GRPC_ARG_INTEGER;
+    args[n_args].key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA;
+    args[n_args++].value.integer = 0; /* pings go on while a tail waits with nothing to send */
+  }
+  grpc_channel_args channel_args = {n_args, args};
   s->server = grpc_server_create(&channel_args, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);

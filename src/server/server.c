@@ -83,6 +83,7 @@ void wg_server_options_default(struct wg_server_options *o) {
       .max_message_bytes = WG_RPC_DEFAULT_MAX_MESSAGE_BYTES,
       .grace_ms = 10000,
       .idle_timeout_ms = 60000,
+      .keepalive_ms = 30000,
       .allow_external_access = false,
       .group_commit_bytes = (int64_t)8 << 20,
       .committers = 1,
@@ -120,6 +121,7 @@ static void fill_defaults(struct wg_server_options *o) {
     o->batch_bytes = o->max_message_bytes / 2; /* room for the estimate's slack */
   if (o->grace_ms < 0) o->grace_ms = 0;
   if (o->idle_timeout_ms == 0) o->idle_timeout_ms = d.idle_timeout_ms;
+  if (o->keepalive_ms == 0) o->keepalive_ms = d.keepalive_ms;
   if (o->committers <= 0) o->committers = d.committers;
   if (o->acquire_timeout_ms == 0) o->acquire_timeout_ms = d.acquire_timeout_ms;
   if (o->max_sql_bytes <= 0) o->max_sql_bytes = d.max_sql_bytes;
@@ -176,6 +178,7 @@ int wg_server_start(struct wg_server **out, const struct wg_server_options *opti
       .max_connections = s->options.max_connections,
       .max_workers = s->options.max_workers,
       .idle_timeout_ms = s->options.idle_timeout_ms,
+      .keepalive_ms = s->options.keepalive_ms,
       .max_message_bytes = s->options.max_message_bytes,
       .handler = dispatch,
       .admit = wg__auth_early,

@@ -25,6 +25,7 @@ struct wg_server_options {
   int64_t max_message_bytes;  /* largest gRPC message either way (0 = 256 MiB) */
   int grace_ms;               /* time in-flight calls get on shutdown (10000) */
   int64_t idle_timeout_ms;    /* cancel a call whose client is idle this long (60000; <0 never) */
+  int64_t keepalive_ms;       /* HTTP/2 PING interval and answer timeout (30000; <0 no pings) */
   bool allow_external_access; /* let SQL reach files, extensions, configuration */
   int64_t group_commit_bytes; /* puts up to this size are committed in groups (8 MiB; <0 off) */
   int committers;             /* group committer threads, each with its own connection (1) */

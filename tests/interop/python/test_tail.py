@@ -307,6 +307,52 @@ def test_idle_subscribers_hold_no_worker_and_no_connection(wigeon_server):
     assert stats(c)["tail_subscribers"] == 0 and stats(c)["parked_calls"] == 0
 
 
+# A subscriber in another process, which the test freezes with SIGSTOP: its kernel keeps the TCP
+# connection up (no FIN, no reset), as a machine that vanished behind a partition would.
+SUBSCRIBER = """
+import sys, pyarrow.flight as flight
+c = flight.connect(sys.argv[1])
+r = c.do_get(flight.Ticket(b'{"tail": "events", "from": "now"}'))
+r.read_chunk()
+print("subscribed", flush=True)
+while True:
+    r.read_chunk()
+"""
+
+
+def test_keepalive_drops_a_subscriber_that_stopped_answering(wigeon_server):
+    import os
+    import signal
+    import subprocess
+    import sys
+    s = wigeon_server(args=["--keepalive", "1"])
+    c = s.client()
+    put(c, "events", ids(0, 1))
+    alive = Tail(s.client(), tail="events", **{"from": "now"})  # answers pings: stays
+    frozen = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, s.uri], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert frozen.stdout.readline().strip() == "subscribed"
+        deadline = time.monotonic() + 10
+        while stats(c)["tail_subscribers"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stats(c)["tail_subscribers"] == 2
+        os.kill(frozen.pid, signal.SIGSTOP)
+        # no data flows: only the server's pings can find out (one a second, 1 s to answer)
+        deadline = time.monotonic() + 20
+        while stats(c)["tail_subscribers"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stats(c)["tail_subscribers"] == 1
+        time.sleep(3)  # the live one answers its pings and keeps its subscription
+        assert stats(c)["tail_subscribers"] == 1
+        put(c, "events", ids(1, 1))
+        assert [r["id"] for r in alive.read_rows(1)] == [1]
+    finally:
+        frozen.kill()
+        frozen.wait()
+    alive.cancel()
+
+
 def test_sql_changes_are_not_delivered(server):
     c = server.client()
     put(c, "events", ids(0, 1))
