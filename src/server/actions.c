@@ -49,6 +49,7 @@ static cJSON *stats_json(struct wg_server *s) {
   wg__server_json_int(o, "connections", open);
   wg__server_json_int(o, "parked_calls", wg_rpc_server_parked_calls(s->rpc));
   wg__server_json_int(o, "tail_subscribers", wg__tail_subscribers(s->tail));
+  wg__server_json_int(o, "tail_filter_queries", wg__tail_filter_queries(s->tail));
   wg__server_json_int(o, "connections_accepted", accepted);
   wg__server_json_int(o, "connections_refused", refused);
 #undef ADD

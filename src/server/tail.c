@@ -99,6 +99,7 @@ struct wg__tail_hub {
   struct tail_table *tables;
   struct wg__tail_sub *subs;
   int64_t n_subs;
+  atomic_int_fast64_t filter_queries; /* DuckDB queries run for WHEREs and columns (stats) */
   /* The watchdog: a filter (a subscriber's WHERE) that runs past its deadline is interrupted, so
    * that one costly WHERE cannot hold up every other subscriber. wd_mu guards all of it. */
   pthread_t watchdog;
@@ -495,6 +496,25 @@ static int appendf(struct wg_buf *b, const char *fmt, ...) {
   return 0;
 }
 
+/* " FROM (SELECT CAST(input."c" AS T) AS "c", ... FROM input) AS <table>" for puts of `put`. */
+static int append_from_input(struct wg_buf *b, const struct wg__tail_sub *sub,
+                             const struct ArrowSchema *put) {
+  int rc = wg_buf_append(b, " FROM (SELECT ", 14);
+  for (int i = 0; i < sub->n && rc == 0; i++) {
+    int64_t c = put_column(put, sub->names[i]);
+    if (i > 0) rc = wg_buf_append(b, ", ", 2);
+    if (rc == 0 && c < 0) rc = appendf(b, "CAST(NULL AS %s) AS ", sub->types[i]);
+    if (rc == 0 && c >= 0) {
+      rc = wg_buf_append(b, "CAST(input.", 11);
+      if (rc == 0) rc = wg_sql_append_ident(b, put->children[c]->name);
+      if (rc == 0) rc = appendf(b, " AS %s) AS ", sub->types[i]);
+    }
+    if (rc == 0) rc = wg_sql_append_ident(b, sub->names[i]);
+  }
+  if (rc == 0) rc = appendf(b, " FROM input) AS %s", sub->table_sql);
+  return rc;
+}
+
 /* SELECT <select_list> FROM (SELECT CAST(input."c" AS T) AS "c", ... FROM input) AS <table>
  * [WHERE (<where>)]: the put's columns cast to the table's types (NULL for the ones it lacks), so
  * that the WHERE sees what the snapshot's sees and the result has the stream's schema. */
@@ -512,19 +532,8 @@ static int filter_sql(struct wg__tail_sub *sub, const struct ArrowSchema *put,
   }
   struct wg_buf b;
   wg_buf_init(&b);
-  int rc = appendf(&b, "SELECT %s FROM (SELECT ", sub->select_list);
-  for (int i = 0; i < sub->n && rc == 0; i++) {
-    int64_t c = put_column(put, sub->names[i]);
-    if (i > 0) rc = wg_buf_append(&b, ", ", 2);
-    if (rc == 0 && c < 0) rc = appendf(&b, "CAST(NULL AS %s) AS ", sub->types[i]);
-    if (rc == 0 && c >= 0) {
-      rc = wg_buf_append(&b, "CAST(input.", 11);
-      if (rc == 0) rc = wg_sql_append_ident(&b, put->children[c]->name);
-      if (rc == 0) rc = appendf(&b, " AS %s) AS ", sub->types[i]);
-    }
-    if (rc == 0) rc = wg_sql_append_ident(&b, sub->names[i]);
-  }
-  if (rc == 0) rc = appendf(&b, " FROM input) AS %s", sub->table_sql);
+  int rc = appendf(&b, "SELECT %s", sub->select_list);
+  if (rc == 0) rc = append_from_input(&b, sub, put);
   if (rc == 0 && sub->where != NULL) rc = appendf(&b, " WHERE (%s)", sub->where);
   if (rc == 0) rc = wg_buf_append(&b, "", 1);
   if (rc != 0) {
@@ -687,6 +696,7 @@ static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
   struct ArrowArrayStream in, out;
   WG_RETURN_NOT_OK(batches_stream(evs, n, &in, err));
   filter_arm(h);
+  atomic_fetch_add(&h->filter_queries, 1);
   int rc = wg_engine_query_over(h->conn, "input", &in, sub->sql, h->s->options.batch_rows,
                                 h->s->options.batch_bytes, &out, err);
   if (rc != 0) {
@@ -820,19 +830,266 @@ static bool same_group(const struct wg__tail_sub *a, const struct wg__tail_sub *
   return strcmp(a->select_list, b->select_list) == 0 && same_shape(&a->schema, &b->schema, 0);
 }
 
-/* One round: every live subscriber behind its table (referenced into due, grouped, in place). */
+/* ---------------------------------------------------------------------------------------------
+ * Families: groups of subscribers with different WHEREs over the same table, columns and cursor.
+ * One DuckDB query per round serves them all, where one query per group would cost each put a
+ * query per subscriber (500 dashboards, each watching its own key, on one hub thread):
+ *   SELECT <columns>, coalesce(CAST((w0) AS BOOLEAN), false) AS "__wg_m0", ... FROM (...) AS t
+ * then each group gets the rows its column marks, in the input's order. Anything unexpected (a
+ * WHERE that fails on some row, the watchdog, a result of another shape) falls back to one query
+ * per group for the round, so that only the group at fault is cut off. */
+
+static bool same_family(const struct wg__tail_sub *a, const struct wg__tail_sub *b) {
+  return a->table == b->table && a->cursor == b->cursor && a->all_columns == b->all_columns &&
+         a->where != NULL && b->where != NULL && strcmp(a->select_list, b->select_list) == 0 &&
+         same_shape(&a->schema, &b->schema, 0);
+}
+
+static char *family_sql(struct wg__tail_sub **subs, const int64_t *gs, int64_t ng,
+                        const struct ArrowSchema *put) {
+  struct wg_buf b;
+  wg_buf_init(&b);
+  int rc = appendf(&b, "SELECT %s", subs[0]->select_list);
+  for (int64_t g = 0; g < ng && rc == 0; g++)
+    rc = appendf(&b, ", coalesce(CAST((%s) AS BOOLEAN), false) AS \"__wg_m%lld\"",
+                 subs[gs[g]]->where, (long long)g);
+  if (rc == 0) rc = append_from_input(&b, subs[0], put);
+  if (rc == 0) rc = wg_buf_append(&b, "", 1);
+  if (rc != 0) {
+    wg_buf_reset(&b);
+    return NULL;
+  }
+  return (char *)wg_buf_detach(&b);
+}
+
+/* Whether the result has the stream's columns then one BOOLEAN "__wg_m<g>" per group: a WHERE
+ * that reached out of its parentheses would change that (and is then not trusted with others). */
+static bool family_schema_ok(const struct ArrowSchema *r, const struct ArrowSchema *stream,
+                             int64_t ng) {
+  if (r->n_children != stream->n_children + ng) return false;
+  for (int64_t i = 0; i < stream->n_children; i++)
+    if (!same_shape(r->children[i], stream->children[i], 1)) return false;
+  for (int64_t g = 0; g < ng; g++) {
+    const struct ArrowSchema *m = r->children[stream->n_children + g];
+    char name[32];
+    snprintf(name, sizeof(name), "__wg_m%lld", (long long)g);
+    if (strcmp(m->format, "b") != 0 || m->name == NULL || strcmp(m->name, name) != 0) return false;
+  }
+  return true;
+}
+
+/* A new array over rows [start, start + len) of a's first ncols columns (no copy; holder keeps
+ * a's buffers). */
+static int rows_view(const struct ArrowArray *a, int64_t ncols, int64_t start, int64_t len,
+                     struct wg_shared *holder, struct ArrowArray *dst) {
+  if (wg_array_node_init(dst, a->n_buffers, ncols, holder) != 0) return ENOMEM;
+  dst->length = len;
+  dst->offset = a->offset + start;
+  dst->null_count = a->null_count == 0 ? 0 : -1;
+  for (int64_t i = 0; i < a->n_buffers; i++)
+    dst->buffers[i] = a->buffers[i];
+  for (int64_t i = 0; i < ncols; i++)
+    if (view_node(a->children[i], holder, dst->children[i]) != 0) return ENOMEM;
+  return 0;
+}
+
+static bool bit_at(const void *bits, int64_t i) {
+  return (((const uint8_t *)bits)[i >> 3] >> (i & 7)) & 1;
+}
+
+/* One group's rows of the round so far, and what was already encoded for it. */
+struct family_out {
+  struct ArrowArray *pieces;
+  int64_t n, cap, rows;
+};
+
+/* Encodes a group's pending pieces as one batch (concatenated), "more" unless last. */
+static int family_flush(struct wg__tail_sub *lead, struct family_out *f, uint64_t seq, bool more,
+                        struct outbox *o, struct wg_error *err) {
+  if (f->n == 0) return 0;
+  struct ArrowArray one;
+  int rc = wg_arrow_concat(&lead->schema, f->pieces, f->n, &one, err);
+  f->n = f->rows = 0;
+  if (rc != 0) return rc;
+  return wg__tail_sub_encode(lead, &one, seq, more, &o->bbs, &o->n, &o->cap, err);
+}
+
+/* The groups' rows of one result batch (consumed) go to their pending pieces; a group past
+ * batch_rows has them encoded ("more": the round's last batch comes at the end). */
+static int family_split(struct wg__tail_hub *h, struct wg__tail_sub **subs, const int64_t *gs,
+                        int64_t ng, struct ArrowArray *a, struct family_out *fo,
+                        struct outbox *boxes, uint64_t seq, struct wg_error *err) {
+  int64_t ncols = subs[0]->schema.n_children;
+  struct ArrowArray *own = malloc(sizeof(*own));
+  if (own == NULL) {
+    wg_array_release(a);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  wg_array_move(a, own);
+  struct wg_shared *holder = wg_shared_wrap(NULL, 0, release_array, own);
+  if (holder == NULL) {
+    release_array(own);
+    return wg_error_set(err, ENOMEM, "out of memory");
+  }
+  int rc = 0;
+  if (own->n_children != ncols + ng) rc = wg_error_set(err, EPROTO, "filter result shape");
+  for (int64_t g = 0; g < ng && rc == 0; g++) {
+    const struct ArrowArray *m = own->children[ncols + g];
+    const void *valid = m->n_buffers > 1 ? m->buffers[0] : NULL;
+    const void *vals = m->n_buffers > 1 ? m->buffers[1] : NULL;
+    if (vals == NULL || m->length < own->offset + own->length) {
+      rc = wg_error_set(err, EPROTO, "filter result: a mark column without values");
+      break;
+    }
+    struct family_out *f = &fo[g];
+    for (int64_t r = 0; r < own->length && rc == 0;) {
+      int64_t j = m->offset + own->offset + r;
+      if (!bit_at(vals, j) || (valid != NULL && !bit_at(valid, j))) {
+        r++;
+        continue;
+      }
+      int64_t e = r + 1;
+      for (; e < own->length; e++) {
+        int64_t k = m->offset + own->offset + e;
+        if (!bit_at(vals, k) || (valid != NULL && !bit_at(valid, k))) break;
+      }
+      if (f->n == f->cap) {
+        int64_t cap = f->cap ? f->cap * 2 : 8;
+        struct ArrowArray *p = realloc(f->pieces, (size_t)cap * sizeof(*p));
+        if (p == NULL) {
+          rc = wg_error_set(err, ENOMEM, "out of memory");
+          break;
+        }
+        f->pieces = p;
+        f->cap = cap;
+      }
+      memset(&f->pieces[f->n], 0, sizeof(f->pieces[0]));
+      if (rows_view(own, ncols, r, e - r, holder, &f->pieces[f->n]) != 0) {
+        if (f->pieces[f->n].release != NULL) wg_array_release(&f->pieces[f->n]);
+        rc = wg_error_set(err, ENOMEM, "out of memory");
+        break;
+      }
+      f->n++;
+      f->rows += e - r;
+      r = e;
+      if (f->rows >= h->s->options.batch_rows)
+        rc = family_flush(subs[gs[g]], f, seq, true, &boxes[g], err);
+    }
+  }
+  wg_shared_unref(holder); /* the views hold it */
+  return rc;
+}
+
+/* The round's rows for every group of the family through one query; 0 with boxes filled. */
+static int family_filter(struct wg__tail_hub *h, struct wg__tail_sub **subs, const int64_t *gs,
+                         int64_t ng, struct tail_event **evs, int64_t n, struct outbox *boxes,
+                         struct wg_error *err) {
+  char *sql = family_sql(subs, gs, ng, &evs[0]->schema);
+  if (sql == NULL) return wg_error_set(err, ENOMEM, "out of memory");
+  struct ArrowArrayStream in, out;
+  int rc = batches_stream(evs, n, &in, err);
+  if (rc != 0) {
+    free(sql);
+    return rc;
+  }
+  filter_arm(h);
+  atomic_fetch_add(&h->filter_queries, 1);
+  rc = wg_engine_query_over(h->conn, "input", &in, sql, h->s->options.batch_rows,
+                            h->s->options.batch_bytes, &out, err);
+  free(sql);
+  if (rc != 0) {
+    filter_disarm(h);
+    return rc;
+  }
+  struct ArrowSchema rs;
+  rc = out.get_schema(&out, &rs);
+  if (rc == 0) {
+    if (!family_schema_ok(&rs, &subs[0]->schema, ng))
+      rc = wg_error_set(err, EPROTO, "the family's filter gave columns of another shape");
+    wg_schema_release(&rs);
+  }
+  struct family_out *fo = calloc((size_t)ng, sizeof(*fo));
+  if (rc == 0 && fo == NULL) rc = wg_error_set(err, ENOMEM, "out of memory");
+  uint64_t seq = evs[n - 1]->seq;
+  while (rc == 0) {
+    struct ArrowArray a;
+    rc = out.get_next(&out, &a);
+    if (rc != 0) {
+      const char *m = out.get_last_error(&out);
+      rc = wg_error_set(err, rc, "live tail: %s", m ? m : "the filter failed");
+      break;
+    }
+    if (a.release == NULL) break;
+    rc = family_split(h, subs, gs, ng, &a, fo, boxes, seq, err);
+  }
+  wg_stream_release(&out);
+  if (filter_disarm(h) && rc == 0) rc = wg_error_set(err, ETIMEDOUT, "the family's filter ran long");
+  for (int64_t g = 0; fo != NULL && g < ng; g++) {
+    if (rc == 0) rc = family_flush(subs[gs[g]], &fo[g], seq, false, &boxes[g], err);
+    for (int64_t i = 0; i < fo[g].n; i++)
+      if (fo[g].pieces[i].release != NULL) wg_array_release(&fo[g].pieces[i]);
+    free(fo[g].pieces);
+  }
+  free(fo);
+  return rc;
+}
+
+/* Serves the groups subs[gs[g] .. gs[g + 1]) (g < ng) of one family: one query for the round's
+ * puts when they share one shape, else (or when that query fails) one query per group. */
+static void serve_family(struct wg__tail_hub *h, struct wg__tail_sub **subs, const int64_t *gs,
+                         int64_t ng) {
+  struct tail_event *evs[WG_TAIL_ROUND_EVENTS];
+  bool gap = false;
+  pthread_mutex_lock(&h->mu);
+  int64_t n = gather(h, subs[0], evs, &gap);
+  pthread_mutex_unlock(&h->mu);
+  bool one_query = !gap && n > 0;
+  for (int64_t i = 0; i < n && one_query; i++)
+    one_query = !evs[i]->dropped && same_shape(&evs[i]->schema, &evs[0]->schema, 0);
+  struct outbox *boxes = one_query ? calloc((size_t)ng, sizeof(*boxes)) : NULL;
+  struct wg_error err = {""};
+  int rc = boxes != NULL ? family_filter(h, subs, gs, ng, evs, n, boxes, &err) : -1;
+  if (rc == 0) {
+    for (int64_t g = 0; g < ng; g++)
+      fan_out(subs + gs[g], gs[g + 1] - gs[g], &boxes[g]);
+    pthread_mutex_lock(&h->mu);
+    for (int64_t k = 0; k < gs[ng]; k++)
+      if (subs[k]->cursor < evs[n - 1]->seq) subs[k]->cursor = evs[n - 1]->seq;
+    pthread_mutex_unlock(&h->mu);
+  }
+  for (int64_t g = 0; boxes != NULL && g < ng; g++)
+    outbox_reset(&boxes[g]);
+  free(boxes);
+  for (int64_t i = 0; i < n; i++)
+    event_unref(evs[i]);
+  if (rc != 0) /* one query per group: a WHERE that fails cuts off its own group only */
+    for (int64_t g = 0; g < ng; g++)
+      serve_group(h, subs + gs[g], gs[g + 1] - gs[g]);
+}
+
+/* One round: every live subscriber behind its table (referenced into due, in place), groups
+ * together and the groups of a family together. */
 static int64_t collect(struct wg__tail_hub *h, struct wg__tail_sub **due, int64_t cap) {
   int64_t n = 0;
   for (struct wg__tail_sub *s = h->subs; s != NULL && n < cap; s = s->next) {
     if (s->state != SUB_LIVE || s->cursor >= s->table->last) continue;
     atomic_fetch_add(&s->refs, 1);
-    int64_t at = n++;
-    /* keep groups together: after the last member of an equal group */
+    int64_t at = n++, after = -1;
+    /* after the last member of its group, else of its family, else at the end */
     for (int64_t i = n - 2; i >= 0; i--) {
-      if (!same_group(due[i], s)) continue;
-      memmove(&due[i + 2], &due[i + 1], (size_t)(n - 2 - i) * sizeof(*due));
-      at = i + 1;
-      break;
+      if (same_group(due[i], s)) {
+        after = i;
+        break;
+      }
+      if (same_family(due[i], s)) {
+        if (after < 0) after = i;
+      } else if (after >= 0) {
+        break; /* a family's members are together: its group, if any, was in there */
+      }
+    }
+    if (after >= 0) {
+      memmove(&due[after + 2], &due[after + 1], (size_t)(n - 2 - after) * sizeof(*due));
+      at = after + 1;
     }
     due[at] = s;
   }
@@ -844,6 +1101,11 @@ static void *hub_main(void *arg) {
   wg_engine_thread_set_access(WG_ENGINE_ACCESS_READ); /* a tail reads, whoever asked for it */
   int64_t cap = h->s->options.max_tails;
   struct wg__tail_sub **due = calloc((size_t)cap, sizeof(*due));
+  int64_t *gs = calloc((size_t)cap + 1, sizeof(*gs));
+  if (gs == NULL) {
+    free(due);
+    due = NULL;
+  }
   pthread_mutex_lock(&h->mu);
   while (!h->stopping) {
     int64_t n = due != NULL ? collect(h, due, cap) : 0;
@@ -856,10 +1118,20 @@ static void *hub_main(void *arg) {
     }
     pthread_mutex_unlock(&h->mu);
     for (int64_t i = 0; i < n;) {
-      int64_t j = i + 1;
-      while (j < n && same_group(due[i], due[j]))
-        j++;
-      serve_group(h, due + i, j - i);
+      /* the family starting at i: its groups' starts in gs (relative to i) */
+      int64_t ng = 0, j = i;
+      while (j < n && (j == i || same_family(due[i], due[j]))) {
+        gs[ng++] = j - i;
+        int64_t k = j + 1;
+        while (k < n && same_group(due[j], due[k]))
+          k++;
+        j = k;
+      }
+      gs[ng] = j - i;
+      if (ng > 1)
+        serve_family(h, due + i, gs, ng);
+      else
+        serve_group(h, due + i, j - i);
       i = j;
     }
     for (int64_t i = 0; i < n; i++)
@@ -879,6 +1151,7 @@ static void *hub_main(void *arg) {
   }
   pthread_mutex_unlock(&h->mu);
   free(due);
+  free(gs);
   return NULL;
 }
 
@@ -1021,6 +1294,10 @@ void wg__tail_destroy(struct wg__tail_hub *h) {
   pthread_mutex_destroy(&h->wd_mu);
   pthread_mutex_destroy(&h->start_mu);
   free(h);
+}
+
+int64_t wg__tail_filter_queries(struct wg__tail_hub *h) {
+  return h != NULL ? (int64_t)atomic_load(&h->filter_queries) : 0;
 }
 
 int64_t wg__tail_subscribers(struct wg__tail_hub *h) {

@@ -41,6 +41,8 @@ int wg__tail_create(struct wg_server *s, struct wg__tail_hub **out, struct wg_er
 void wg__tail_destroy(struct wg__tail_hub *h);
 /* Subscribers now (for stats). */
 int64_t wg__tail_subscribers(struct wg__tail_hub *h);
+/* DuckDB queries the hub has run to filter or project puts for subscribers (for stats). */
+int64_t wg__tail_filter_queries(struct wg__tail_hub *h);
 
 /* DoGet of a TAIL request (tail_call.c): subscribes, sends the start and parks the call. Finishes
  * the call itself on error. */
