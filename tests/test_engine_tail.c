@@ -577,6 +577,38 @@ static void sequences_start_above_a_base_that_grows_across_runs(void) {
   recorder_free(&r);
 }
 
+/* A database remembers its last run's base: a run whose clock is behind it (a VM resumed, NTP
+ * stepping back) starts 2^32 past that base, never among the numbers of an earlier run. Here the
+ * last run "was" 100000 s in the future. */
+static void a_clock_set_back_still_gives_a_new_run_higher_numbers(void) {
+  struct wg_engine *e = open_engine("clock", 2, 0);
+  ASSERT_TRUE(e != NULL);
+  struct wg_engine_conn *c;
+  struct wg_error err = {{0}};
+  ASSERT_OK(wg_engine_acquire(e, &c, &err), &err);
+  uint64_t future = ((uint64_t)time(NULL) + 100000) << 20;
+  char sql[200];
+  snprintf(sql, sizeof(sql),
+           "DELETE FROM wigeon_internal.runs; INSERT INTO wigeon_internal.runs VALUES (%llu)",
+           (unsigned long long)future);
+  duckdb_result r;
+  ASSERT_EQ(duckdb_query(wg_engine_conn_duckdb(c), sql, &r), DuckDBSuccess);
+  duckdb_destroy_result(&r);
+  wg_engine_release(e, c);
+  wg_engine_close(e);
+  struct wg_engine *e2 = open_engine("clock", 2, 0);
+  ASSERT_TRUE(e2 != NULL);
+  uint64_t base2 = wg_engine_sequence_base(e2);
+  wg_engine_close(e2);
+  struct wg_engine *e3 = open_engine("clock", 2, 0);
+  ASSERT_TRUE(e3 != NULL);
+  uint64_t base3 = wg_engine_sequence_base(e3);
+  wg_engine_close(e3);
+  ASSERT_EQ(base2, future + ((uint64_t)1 << 32));
+  ASSERT_EQ(base3, base2 + ((uint64_t)1 << 32));
+  ASSERT_TRUE(base3 < (uint64_t)1 << 53);
+}
+
 /* 256 BIGINTs are 2048 bytes: with a cap of 5000, a put of two such batches keeps them, one of
  * three (6144) gives a dropped event with its rows counted; the group path too. */
 static void a_put_over_the_cap_gives_a_dropped_event(void) {
@@ -686,6 +718,7 @@ int main(void) {
   RUN_TEST(a_tail_times_out_on_a_put_that_outlasts_its_wait);
   RUN_TEST(snapshot_and_events_hold_every_row_once);
   RUN_TEST(sequences_start_above_a_base_that_grows_across_runs);
+  RUN_TEST(a_clock_set_back_still_gives_a_new_run_higher_numbers);
   RUN_TEST(a_put_over_the_cap_gives_a_dropped_event);
   RUN_TEST(tail_begin_refuses_what_it_cannot_start);
   char cmd[300];

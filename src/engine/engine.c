@@ -100,6 +100,11 @@ int wg_engine_open(struct wg_engine **out, const struct wg_engine_options *optio
     wg_error_prefix(err, rc, "creating wigeon_internal.put_keys");
     goto fail;
   }
+  rc = wg__engine_events_settle_base(e->conns[0], err);
+  if (rc != 0) {
+    wg_error_prefix(err, rc, "recording the run in wigeon_internal.runs");
+    goto fail;
+  }
   rc = wg__engine_inputs_register(e, e->conns[0], err);
   if (rc != 0) goto fail;
   rc = settle_database(e, err);

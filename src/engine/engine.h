@@ -336,8 +336,10 @@ void wg_engine_ingest_fail(struct wg_engine_ingest *ing, int code);
  * in commit order, where base = wg_engine_sequence_base (the unix time in seconds at
  * wg_engine_open, shifted left by 20 bits), so that numbers stay unique across server runs as long
  * as a run averages under 2^20 (about a million) commits per table per second of its uptime, and
- * below 2^53 (exact in JSON) until the year 2242. In memory only; kept across DROP and re-CREATE
- * of the same name (0 only if the engine ran out of memory).
+ * below 2^53 (exact in JSON) until the year 2242. A database file records each run's base
+ * (wigeon_internal.runs): a run whose clock is behind the last one's starts 2^32 past that base.
+ * The counters are in memory only; kept across DROP and re-CREATE of the same name (0 only if the
+ * engine ran out of memory).
  * Delivery: on the committing thread, in commit order per table (and across tables), each
  * subscriber in registration order, exactly once per put. The engine holds commit_mu for the
  * call (held from COMMIT to the last subscriber, so that commits and their events stay in order;

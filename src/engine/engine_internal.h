@@ -297,6 +297,9 @@ int wg__engine_prepare_error(duckdb_prepared_statement p, struct wg_error *err);
 /* Idempotency keys (put_keys.c): the table, created at open; a key recorded inside the caller's
  * open transaction (EEXIST when the key is there already). */
 int wg__engine_put_keys_init(struct wg_engine_conn *c, struct wg_error *err);
+/* The sequence base past the one the database recorded for its last run, then recorded (events.c;
+ * after put_keys_init, which makes the schema). */
+int wg__engine_events_settle_base(struct wg_engine_conn *c, struct wg_error *err);
 int wg__engine_put_key_record(struct wg_engine_conn *c, const char *key, int64_t rows,
                               const char *schema_name, const char *table, struct wg_error *err);
 

@@ -6,6 +6,7 @@
  * per subscriber: no copy). */
 #include "engine/engine_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,6 +113,35 @@ int wg__engine_events_unkept(struct wg_engine *e, const char *key) {
   int n = e->unkept_any + (i >= 0 ? e->unkept[i].n : 0);
   pthread_mutex_unlock(&e->unkept_mu);
   return n;
+}
+
+/* A database file remembers its last run's base: a clock set back between two runs (a VM resumed,
+ * NTP stepping) would otherwise give the new run numbers of the old one, and a client resuming
+ * with an old run's sequence would be given a wrong place in the new run's history instead of
+ * "earlier run". The new base is past the last one by 2^32 commits at least. */
+int wg__engine_events_settle_base(struct wg_engine_conn *c, struct wg_error *err) {
+  struct wg_engine *e = c->engine;
+  WG_RETURN_NOT_OK(wg__engine_exec(
+      c, "CREATE TABLE IF NOT EXISTS wigeon_internal.runs (sequence_base UBIGINT NOT NULL)", err));
+  duckdb_result r;
+  memset(&r, 0, sizeof(r));
+  if (duckdb_query(c->conn, "SELECT max(sequence_base) FROM wigeon_internal.runs", &r) !=
+      DuckDBSuccess) {
+    int rc = wg__engine_result_error(&r, err);
+    duckdb_destroy_result(&r);
+    return rc;
+  }
+  uint64_t last = duckdb_value_is_null(&r, 0, 0) ? 0 : duckdb_value_uint64(&r, 0, 0);
+  duckdb_destroy_result(&r);
+  if (last != 0 && e->seq_base < last + ((uint64_t)1 << 32)) e->seq_base = last + ((uint64_t)1 << 32);
+  char sql[160];
+  snprintf(sql, sizeof(sql),
+           "BEGIN; DELETE FROM wigeon_internal.runs; INSERT INTO wigeon_internal.runs VALUES "
+           "(%llu); COMMIT",
+           (unsigned long long)e->seq_base);
+  int rc = wg__engine_exec(c, sql, err);
+  if (rc != 0) wg__engine_exec(c, "ROLLBACK", NULL);
+  return rc;
 }
 
 uint64_t wg_engine_sequence_base(struct wg_engine *e) {
