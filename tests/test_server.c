@@ -1074,7 +1074,8 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
                     d.max_columns,
                     d.acquire_timeout_ms / 1000,
                     d.max_sessions,
-                    d.session_idle_timeout_ms / 1000};
+                    d.session_idle_timeout_ms / 1000,
+                    d.keepalive_ms / 1000};
   for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
     snprintf(num[i], sizeof(num[i]), "%lld", (long long)nums[i]);
   char reserve[32];
@@ -1093,6 +1094,7 @@ static void serve_help_shows_the_defaults_the_server_uses_and_bad_flags_exit_1(v
               {"--batch-bytes", num[3]},
               {"--grace", num[4]},
               {"--idle-timeout", num[5]},
+              {"--keepalive", num[14]},
               {"--acquire-timeout", num[11]},
               {"--group-commit-mb", num[6]},
               {"--committers", num[7]},

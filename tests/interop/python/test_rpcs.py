@@ -196,7 +196,7 @@ def test_list_actions_describes_every_action(client):
 STATS_KEYS = {"calls", "errors", "active_calls", "gets", "puts", "rows_in", "rows_out",
               "bytes_in", "bytes_out", "commit_groups", "grouped_puts", "stalled_gets",
               "connections", "connections_accepted", "connections_refused", "parked_calls",
-              "tail_subscribers"}
+              "tail_subscribers", "tail_filter_queries"}
 
 
 def test_do_action_results_are_json(client):

@@ -1,0 +1,15 @@
+import { FlightClient } from './flight_client.mjs';
+import { Table, vectorFromArray, Int64, Utf8 } from 'apache-arrow';
+const c = new FlightClient(process.argv[2]);
+await c.waitForReady();
+const batch = (start, n) => new Table({ id: vectorFromArray(Array.from({length:n}, (_, k) => BigInt(start + k)), new Int64()), name: vectorFromArray(Array.from({length:n}, (_, k) => `item${start+k}`), new Utf8()) }).batches[0];
+const ex = c.exchangeCall(JSON.stringify({ sql: 'SELECT count(*) AS n, max(id) AS top FROM input', per_batch: true }));
+ex.call.on('data', fd => console.log('fd', fd.data_header.length, fd.data_body.length));
+await ex.write(batch(0, 4));
+console.log('written');
+await new Promise(r => setTimeout(r, 1000));
+console.log('queue', ex._queue.length);
+const r = await ex.reader(); console.log('opened', String(r.schema));
+const b = await ex.readBatch(); console.log('lock', b.toArray().map(r=>r.toJSON()));
+ex.end(); console.log('end', await ex.readBatch(), ex.status?.code);
+c.close();
