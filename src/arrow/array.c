@@ -179,6 +179,17 @@ int wg_schema_fingerprint(const struct ArrowSchema *s, struct wg_buf *out) {
   return fingerprint_node(s, out, 0);
 }
 
+bool wg_schema_same(const struct ArrowSchema *a, const struct ArrowSchema *b) {
+  struct wg_buf fa, fb;
+  wg_buf_init(&fa);
+  wg_buf_init(&fb);
+  bool same = wg_schema_fingerprint(a, &fa) == 0 && wg_schema_fingerprint(b, &fb) == 0 &&
+              fa.size == fb.size && memcmp(fa.data, fb.data, (size_t)fa.size) == 0;
+  wg_buf_reset(&fa);
+  wg_buf_reset(&fb);
+  return same;
+}
+
 int64_t wg_metadata_size(const char *metadata) {
   if (metadata == NULL) return 0;
   int32_t n = load_native_i32(metadata);

@@ -47,6 +47,9 @@ int wg_schema_deep_copy(const struct ArrowSchema *src, struct ArrowSchema *dst,
  * children and dictionary, recursively (at most 64 levels, then EINVAL). Two schemas with equal
  * fingerprints are the same schema. 0, EINVAL or ENOMEM. */
 int wg_schema_fingerprint(const struct ArrowSchema *s, struct wg_buf *out);
+/* Whether a and b are the same schema (equal fingerprints); false also when one cannot be
+ * fingerprinted (too deep, out of memory). */
+bool wg_schema_same(const struct ArrowSchema *a, const struct ArrowSchema *b);
 
 /* Size in bytes of C Data Interface metadata (0 for NULL). */
 int64_t wg_metadata_size(const char *metadata);

@@ -159,10 +159,14 @@ static int per_batch_start(struct per_batch *p, bool *started) {
   if (p->runs == 0) {
     p->schema = got;
   } else {
-    bool same = got.n_children == p->schema.n_children;
+    /* the stream's schema went out with the first run: a run whose columns differ in any way (a
+     * table it joins replaced with other types meanwhile) cannot be sent under it */
+    bool same = wg_schema_same(&got, &p->schema);
     wg_schema_release(&got);
     if (!same)
-      return wg_error_set(&p->error, EINVAL, "input batch %lld: the result has other columns",
+      return wg_error_set(&p->error, EINVAL,
+                          "input batch %lld: the result has other columns or types than the "
+                          "first batch's (a table the SQL reads changed meanwhile?)",
                           (long long)p->runs + 1);
   }
   p->runs++;
@@ -228,9 +232,10 @@ static int parse_command(struct exchange *x, char *text, struct wg_error *err) {
     x->sql = text;
     return 0;
   }
-  cJSON *j = cJSON_Parse(text);
+  cJSON *j = wg__request_json(text, "DoExchange command", err);
   free(text);
-  if (j == NULL || !cJSON_IsObject(j)) {
+  if (j == NULL) return EINVAL;
+  if (!cJSON_IsObject(j)) {
     cJSON_Delete(j);
     return wg_error_set(err, EINVAL, "DoExchange command: not valid JSON; send SQL text or "
                                      "{\"sql\": \"...\", \"per_batch\": true}");

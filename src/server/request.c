@@ -203,6 +203,52 @@ static void tail_reset(struct wg__tail_request *t) {
   memset(t, 0, sizeof(*t));
 }
 
+/* Whether `text` holds a \u0000 escape (one whose backslash is not itself escaped). */
+static bool has_nul_escape(const char *text) {
+  for (const char *p = strstr(text, "\\u"); p != NULL; p = strstr(p + 1, "\\u")) {
+    size_t run = 1;
+    while ((size_t)(p - text) >= run && p[-(ptrdiff_t)run] == '\\')
+      run++;
+    if (run % 2 == 1 && strncmp(p + 2, "0000", 4) == 0) return true;
+  }
+  return false;
+}
+
+static bool has_duplicate_key(const cJSON *v, int depth) {
+  if (v == NULL || depth > 1000) return false;
+  for (const cJSON *c = v->child; c != NULL; c = c->next) {
+    if (cJSON_IsObject(v) && c->string != NULL)
+      for (const cJSON *d = v->child; d != c; d = d->next)
+        if (d->string != NULL && strcmp(d->string, c->string) == 0) return true;
+    if (has_duplicate_key(c, depth + 1)) return true;
+  }
+  return false;
+}
+
+cJSON *wg__request_json(const char *text, const char *what, struct wg_error *err) {
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithOpts(text, &end, false);
+  if (root == NULL) {
+    wg_error_set(err, EINVAL, "%s: not valid JSON", what);
+    return NULL;
+  }
+  while (end != NULL && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+    end++;
+  const char *why = NULL;
+  if (end == NULL || *end != '\0')
+    why = "text after the JSON value";
+  else if (has_nul_escape(text))
+    why = "a \\u0000 escape (no NUL is allowed in a name or SQL)";
+  else if (has_duplicate_key(root, 0))
+    why = "an object with the same key twice";
+  if (why != NULL) {
+    cJSON_Delete(root);
+    wg_error_set(err, EINVAL, "%s: %s", what, why);
+    return NULL;
+  }
+  return root;
+}
+
 /* Whether a ticket is JSON (see the rule above). */
 static bool json_ticket(const uint8_t *data, size_t len) {
   size_t i = 0;
@@ -219,12 +265,9 @@ int wg__request_from_ticket(const struct wg_server *s, const ProtobufCBinaryData
   char *text = NULL;
   WG_RETURN_NOT_OK(
       wg__request_text(s, ticket->data, ticket->len, WG__TEXT_SQL, "DoGet ticket", &text, err));
-  cJSON *root = cJSON_ParseWithLength(text, ticket->len);
+  cJSON *root = wg__request_json(text, "DoGet: a ticket starting with '{' (docs/tail.md)", err);
   free(text);
-  if (root == NULL)
-    return wg_error_set(err, EINVAL,
-                        "DoGet: a ticket starting with '{' must be JSON, and this one does not "
-                        "parse (docs/tail.md)");
+  if (root == NULL) return EINVAL;
   int rc = tail_parse(root, &out->tail, err);
   cJSON_Delete(root);
   if (rc != 0) {

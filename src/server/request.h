@@ -85,6 +85,12 @@ enum wg__text_rule {
 int wg__request_text(const struct wg_server *s, const uint8_t *data, size_t len,
                      enum wg__text_rule rule, const char *what, char **out, struct wg_error *err);
 
+/* Parses a JSON request (text as wg__request_text gave it) strictly: one value and nothing after
+ * it but white space, no "\u0000" escape (cJSON would cut the string there, so that
+ * "events\u0000junk" named events), no object with a key twice. NULL (err says why, EINVAL or
+ * ENOMEM) or the tree, which the caller frees with cJSON_Delete. */
+struct cJSON *wg__request_json(const char *text, const char *what, struct wg_error *err);
+
 /* Checks a descriptor's path: [table] or [schema, table], neither empty. EINVAL otherwise. */
 int wg__server_table_ref(const Arrow__Flight__Protocol__FlightDescriptor *d,
                          struct wg__table_ref *out, struct wg_error *err);

@@ -675,6 +675,16 @@ static int deliver_plain(struct wg__tail_hub *h, struct wg__tail_sub *sub,
   return rc;
 }
 
+/* Whether a filter's result has the stream's columns, exactly (the stream's own schema carries
+ * the tail's metadata): one of another type, say from a table the WHERE reads that was replaced
+ * meanwhile, would be encoded under the stream's schema, reading past its buffers. */
+static bool result_columns_ok(const struct ArrowSchema *r, const struct ArrowSchema *stream) {
+  if (r->n_children != stream->n_children) return false;
+  for (int64_t i = 0; i < stream->n_children; i++)
+    if (!wg_schema_same(r->children[i], stream->children[i])) return false;
+  return true;
+}
+
 static int64_t filter_limit_ms(const struct wg__tail_hub *h);
 static void filter_arm(struct wg__tail_hub *h);
 static bool filter_disarm(struct wg__tail_hub *h);
@@ -702,6 +712,17 @@ static int deliver_filtered(struct wg__tail_hub *h, struct wg__tail_sub *sub,
   if (rc != 0) {
     if (filter_disarm(h)) rc = filter_expired(h, err);
     return rc;
+  }
+  struct ArrowSchema rs;
+  rc = out.get_schema(&out, &rs);
+  if (rc == 0) {
+    if (!result_columns_ok(&rs, &sub->schema))
+      rc = wg_error_set(err, EINVAL,
+                        "live tail: the WHERE's result no longer has the subscription's columns "
+                        "and types (a table it reads changed?); subscribe again");
+    wg_schema_release(&rs);
+  } else {
+    rc = wg_error_set(err, rc, "live tail: reading the filter's schema failed");
   }
   uint64_t seq = evs[n - 1]->seq;
   struct ArrowArray held = {0};
@@ -868,7 +889,7 @@ static bool family_schema_ok(const struct ArrowSchema *r, const struct ArrowSche
                              int64_t ng) {
   if (r->n_children != stream->n_children + ng) return false;
   for (int64_t i = 0; i < stream->n_children; i++)
-    if (!same_shape(r->children[i], stream->children[i], 1)) return false;
+    if (!wg_schema_same(r->children[i], stream->children[i])) return false;
   for (int64_t g = 0; g < ng; g++) {
     const struct ArrowSchema *m = r->children[stream->n_children + g];
     char name[32];
@@ -901,17 +922,28 @@ static bool bit_at(const void *bits, int64_t i) {
 struct family_out {
   struct ArrowArray *pieces;
   int64_t n, cap, rows;
+  struct ArrowArray held; /* the last batch made, not yet encoded: "more" depends on what follows */
 };
 
-/* Encodes a group's pending pieces as one batch (concatenated), "more" unless last. */
-static int family_flush(struct wg__tail_sub *lead, struct family_out *f, uint64_t seq, bool more,
+/* Makes a group's pending pieces one batch (concatenated) and encodes the one before it with
+ * "more"; `last`: the round's end, when the newest is encoded as the sequence's last batch. */
+static int family_flush(struct wg__tail_sub *lead, struct family_out *f, uint64_t seq, bool last,
                         struct outbox *o, struct wg_error *err) {
-  if (f->n == 0) return 0;
-  struct ArrowArray one;
-  int rc = wg_arrow_concat(&lead->schema, f->pieces, f->n, &one, err);
-  f->n = f->rows = 0;
-  if (rc != 0) return rc;
-  return wg__tail_sub_encode(lead, &one, seq, more, &o->bbs, &o->n, &o->cap, err);
+  int rc = 0;
+  if (f->n > 0) {
+    struct ArrowArray one;
+    rc = wg_arrow_concat(&lead->schema, f->pieces, f->n, &one, err);
+    f->n = f->rows = 0;
+    if (rc == 0 && f->held.release != NULL)
+      rc = wg__tail_sub_encode(lead, &f->held, seq, true, &o->bbs, &o->n, &o->cap, err);
+    if (rc == 0)
+      wg_array_move(&one, &f->held);
+    else if (one.release != NULL)
+      wg_array_release(&one);
+  }
+  if (rc == 0 && last && f->held.release != NULL)
+    rc = wg__tail_sub_encode(lead, &f->held, seq, false, &o->bbs, &o->n, &o->cap, err);
+  return rc;
 }
 
 /* The groups' rows of one result batch (consumed) go to their pending pieces; a group past
@@ -973,7 +1005,7 @@ static int family_split(struct wg__tail_hub *h, struct wg__tail_sub **subs, cons
       f->rows += e - r;
       r = e;
       if (f->rows >= h->s->options.batch_rows)
-        rc = family_flush(subs[gs[g]], f, seq, true, &boxes[g], err);
+        rc = family_flush(subs[gs[g]], f, seq, false, &boxes[g], err);
     }
   }
   wg_shared_unref(holder); /* the views hold it */
@@ -1025,9 +1057,10 @@ static int family_filter(struct wg__tail_hub *h, struct wg__tail_sub **subs, con
   wg_stream_release(&out);
   if (filter_disarm(h) && rc == 0) rc = wg_error_set(err, ETIMEDOUT, "the family's filter ran long");
   for (int64_t g = 0; fo != NULL && g < ng; g++) {
-    if (rc == 0) rc = family_flush(subs[gs[g]], &fo[g], seq, false, &boxes[g], err);
+    if (rc == 0) rc = family_flush(subs[gs[g]], &fo[g], seq, true, &boxes[g], err);
     for (int64_t i = 0; i < fo[g].n; i++)
       if (fo[g].pieces[i].release != NULL) wg_array_release(&fo[g].pieces[i]);
+    if (fo[g].held.release != NULL) wg_array_release(&fo[g].held);
     free(fo[g].pieces);
   }
   free(fo);

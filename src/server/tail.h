@@ -39,6 +39,9 @@ int wg__tail_create(struct wg_server *s, struct wg__tail_hub **out, struct wg_er
 /* After the rpc server has shut down (every parked call done): stops the thread, unsubscribes,
  * frees the history. NULL ok. */
 void wg__tail_destroy(struct wg__tail_hub *h);
+/* The longest a tail's snapshot query (its WHERE) may take to plan before it is refused. */
+#define WG_TAIL_PLAN_MS 250
+
 /* Subscribers now (for stats). */
 int64_t wg__tail_subscribers(struct wg__tail_hub *h);
 /* DuckDB queries the hub has run to filter or project puts for subscribers (for stats). */

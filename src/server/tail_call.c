@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "arrow/array.h"
 #include "common/sql.h"
@@ -134,7 +135,22 @@ static int build_sql(const struct wg__tail_request *t, struct plan *p, struct wg
 static int stream_schema(struct wg_engine_conn *conn, const struct wg__tail_request *t,
                          struct plan *p, struct wg_error *err) {
   struct ArrowSchema q;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   WG_RETURN_NOT_OK(wg_engine_query_schema(conn, p->snapshot_sql, &q, err));
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+  if (ms > WG_TAIL_PLAN_MS) {
+    /* DuckDB folds constants while it plans, and no interrupt stops that: a WHERE such as
+     * levenshtein(repeat('a', 40000), ...) > 0 costs seconds there. The snapshot is planned again
+     * under the engine's commit lock (every put waits) and the hub plans the WHERE each round. */
+    wg_schema_release(&q);
+    return wg_error_set(err, EBUSY,
+                        "live tail: the WHERE took %lld ms to plan, more than %d ms: it is "
+                        "planned again while commits wait and on every round of puts; simplify "
+                        "it (constant expressions are computed while planning)",
+                        (long long)ms, WG_TAIL_PLAN_MS);
+  }
   int rc = wg_schema_deep_copy(&q, &p->schema, err);
   wg_schema_release(&q);
   if (rc != 0) return rc;

@@ -321,6 +321,7 @@ export class ExchangeCall {
     this.inputSchema = null;     // set by the first begin() / write()
     this.sentBatches = 0;        // record batches written
     this.received = 0;           // FlightData received
+    this.resultBatches = 0;      // record batches among them (read so far)
     this.status = null;          // the call's final status ({ code, details, metadata })
     this.error = null;           // the grpc-js error when the status is not OK
     this.cancelled = false;
@@ -443,6 +444,7 @@ export class ExchangeCall {
       const header = fd.data_header;
       if (header && header.length) {
         const info = readMessageInfo(header);
+        if (info.headerType === MessageHeader.RecordBatch) this.resultBatches++;
         const body = fd.data_body ?? Buffer.alloc(0);
         if (BigInt(body.length) !== info.bodyLength) {
           throw new Error(`FlightData #${index}: data_body is ${body.length} bytes but the Message's ` +
@@ -473,22 +475,22 @@ export class ExchangeCall {
     return this._reader;
   }
 
-  // The next result batch, or null at the end.
+  // The next result batch, or null at the end. (apache-arrow hands out one empty placeholder
+  // batch for a stream without any: skipped.)
   async readBatch() {
     const r = await this.reader();
-    const { done, value } = await r.next();
-    return done ? null : value;
+    for (;;) {
+      const { done, value } = await r.next();
+      if (done) return null;
+      if (this.resultBatches > 0) return value;
+    }
   }
 
   // Every (remaining) result batch as a Table with the result's schema.
   async readAll() {
     const r = await this.reader();
     const batches = [];
-    for (;;) {
-      const { done, value } = await r.next();
-      if (done) break;
-      batches.push(value);
-    }
+    for (let b; (b = await this.readBatch()) !== null;) batches.push(b);
     return new Table(r.schema, batches);
   }
 }

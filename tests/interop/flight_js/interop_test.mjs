@@ -5,9 +5,12 @@
 //
 // The tests run in order and share the server: the DoPut test creates from_js, which the
 // GetFlightInfo and ListFlights tests then read. Expects a fresh server (--db :memory:).
+// WG_SERVER_PID (set by run_flight_js.sh): the server's pid, for the DoExchange test that reads
+// its resident memory from /proc (without it, that check is skipped).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import {
   Schema, Field, Table, RecordBatch, Struct, Int32, Int64, Float64, Utf8, Bool, List,
@@ -491,4 +494,351 @@ test('cancelling DoGet mid-stream leaves the server working', async () => {
   } finally {
     other.close();
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// (8) DoExchange: SQL over a stream (docs/exchange.md)
+
+const xSchema = new Schema([new Field('id', new Int64(), false), new Field('name', new Utf8(), true)]);
+
+// One RecordBatch of xSchema (every batch of a call must share the first one's schema).
+function xBatch(ids, names = ids.map((i) => `item${i}`)) {
+  const children = [vectorFromArray(ids.map(BigInt), new Int64()).data[0], vectorFromArray(names, new Utf8()).data[0]];
+  return new RecordBatch(xSchema, makeData({ type: new Struct(xSchema.fields), length: ids.length, nullCount: 0, children }));
+}
+
+const range = (start, n) => Array.from({ length: n }, (_, k) => start + k);
+const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function stats() {
+  return JSON.parse((await client.doAction('stats'))[0].toString('utf8'));
+}
+
+// Polls until the server has no call running but the stats call itself (a cancelled or expired
+// call is over on the server), for up to 20 s; returns the last stats.
+async function waitForIdleServer() {
+  let s;
+  for (let tries = 0; tries < 200; tries++) {
+    s = await stats();
+    if (s.active_calls <= 1) return s;
+    await sleep(100);
+  }
+  assert.fail(`the server still has calls running: ${JSON.stringify(s)}`);
+}
+
+// Fails with `what` instead of hanging when the promise does not settle within ms.
+function within(ms, promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function serverStillAnswers() {
+  const t = await client.doExchange(cmdDescriptor('SELECT id * 2 AS twice FROM input'), [xBatch([1, 2, 3])]);
+  assert.deepEqual(plainRows(t), [{ twice: 2n }, { twice: 4n }, { twice: 6n }]);
+  assert.deepEqual(plainRows(await client.doGet('SELECT 41 + 1 AS x')), [{ x: 42 }]);
+}
+
+test('DoExchange: a filter and projection over several batches', async () => {
+  // Batches of varied sizes, a zero-row one, nulls in name.
+  const sizes = [1, 700, 0, 2500, 33, 4096];
+  let next = 0;
+  const batches = sizes.map((n) => {
+    const ids = range(next, n);
+    next += n;
+    return xBatch(ids, ids.map((i) => (i % 7 === 3 ? null : `item${i}-é`)));
+  });
+  const sent = batches.flatMap((b) => plainRows(new Table([b])));
+  assert.equal(sent.length, next);
+  const expected = sent.filter((r) => r.id % 2n === 0n).map((r) => ({ id: r.id, u: r.name === null ? null : r.name.toUpperCase() }));
+
+  const sql = 'SELECT id, upper(name) AS u FROM input WHERE id % 2 = 0';
+  const table = await client.doExchange(cmdDescriptor(sql), batches);
+  assert.deepEqual(table.schema.fields.map(typeString), ['id:Int64', 'u:Utf8']);
+  assert.equal(table.numRows, expected.length);
+  assert.deepEqual(plainRows(table).sort(byId), expected);
+
+  // The same with the descriptor alone in the first message and the schema in the next (as
+  // pyarrow sends it), and from a Table.
+  const again = await client.doExchange(cmdDescriptor(sql), new Table(xSchema, batches), { descriptorAlone: true });
+  assert.deepEqual(plainRows(again).sort(byId), expected);
+
+  // No batch at all: the schema alone; the statement runs over the empty input.
+  const empty = await client.doExchange(cmdDescriptor(sql), [], { schema: xSchema });
+  assert.equal(empty.numRows, 0);
+  assert.equal(empty.batches.length, 0);
+  assert.deepEqual(empty.schema.fields.map(typeString), ['id:Int64', 'u:Utf8']);
+});
+
+test('DoExchange: enrich a stream by joining it with a table', async () => {
+  await client.doAction('execute', 'CREATE TABLE x_dim (k BIGINT PRIMARY KEY, label VARCHAR)');
+  const inserted = await client.doAction('execute', `INSERT INTO x_dim VALUES (0, 'zero'), (1, 'one'), (2, 'two')`);
+  assert.deepEqual(JSON.parse(inserted[0].toString('utf8')), { rows_changed: 3 });
+
+  // k = id % 5: ids with k 3 or 4 have no label and drop out of the inner join.
+  const batches = [xBatch(range(0, 40)), xBatch(range(40, 3)), xBatch(range(43, 1000))];
+  const sql = 'SELECT i.id, i.name, d.label FROM input i JOIN x_dim d ON d.k = i.id % 5';
+  const table = await client.doExchange(cmdDescriptor(sql), batches);
+  assert.deepEqual(table.schema.fields.map(typeString), ['id:Int64', 'name:Utf8', 'label:Utf8']);
+  const labels = ['zero', 'one', 'two'];
+  const expected = range(0, 1043).filter((i) => i % 5 < 3).map((i) => ({ id: BigInt(i), name: `item${i}`, label: labels[i % 5] }));
+  assert.deepEqual(plainRows(table).sort(byId), expected);
+});
+
+test('DoExchange: an upsert returns one Count row; DoGet sees the upserted rows', async () => {
+  await client.doAction('execute', 'CREATE TABLE x_items (id BIGINT PRIMARY KEY, name VARCHAR)');
+  await client.doAction('execute', `INSERT INTO x_items SELECT range, 'old' || range FROM range(10)`);
+  const sql = 'INSERT INTO x_items SELECT * FROM input ON CONFLICT (id) DO UPDATE SET name = excluded.name';
+  // ids 5..29 in three batches: 5..9 update, 10..29 insert.
+  const batches = [xBatch(range(5, 10), range(5, 10).map((i) => `new${i}`)),
+    xBatch(range(15, 1), ['new15']), xBatch(range(16, 14), range(16, 14).map((i) => `new${i}`))];
+  const table = await client.doExchange(cmdDescriptor(sql), batches);
+  assert.deepEqual(table.schema.fields.map(typeString), ['Count:Int64']);
+  assert.deepEqual(plainRows(table), [{ Count: 25n }]);
+
+  const back = await client.doGet('SELECT id, name FROM x_items ORDER BY id');
+  assert.deepEqual(plainRows(back), range(0, 30).map((i) => ({ id: BigInt(i), name: i < 5 ? `old${i}` : `new${i}` })));
+
+  // Again with other names: every row sent is counted, all of them updates now.
+  const again = await client.doExchange(cmdDescriptor(sql), [xBatch(range(0, 30), range(0, 30).map((i) => `v2-${i}`))]);
+  assert.deepEqual(plainRows(again), [{ Count: 30n }]);
+  assert.deepEqual(plainRows(await client.doGet(`SELECT count(*) AS n FROM x_items WHERE name LIKE 'v2-%'`)), [{ n: 30n }]);
+});
+
+test('DoExchange per_batch: lock step, each result before the next batch is sent', async () => {
+  const command = JSON.stringify({ sql: 'SELECT count(*) AS n, max(id) AS top FROM input', per_batch: true });
+  const ex = client.exchangeCall(cmdDescriptor(command));
+  const sizes = [4, 1, 1000, 17, 250];
+  let start = 0;
+  for (const [k, n] of sizes.entries()) {
+    assert.ok(await ex.write(xBatch(range(start, n))), `batch ${k} written`);
+    // Nothing more is sent until this batch's result is in: a server that waited for more input
+    // (or the end of it) would fail here.
+    const result = await within(30000, ex.readBatch(), `the result of batch ${k} (per_batch)`);
+    assert.equal(ex.sentBatches, k + 1);
+    assert.deepEqual(plainRows(new Table([result])), [{ n: BigInt(n), top: BigInt(start + n - 1) }], `result of batch ${k}`);
+    start += n;
+  }
+  ex.end();
+  assert.equal(await within(30000, ex.readBatch(), 'the end of the per_batch results'), null);
+  assert.equal(ex.status.code, Status.OK);
+
+  // Each run is its own transaction: an INSERT per batch commits batch by batch.
+  await client.doAction('execute', 'CREATE TABLE x_per_batch (id BIGINT, name VARCHAR)');
+  const ins = client.exchangeCall(cmdDescriptor(JSON.stringify({ sql: 'INSERT INTO x_per_batch SELECT * FROM input', per_batch: true })));
+  for (const [k, n] of [3, 5].entries()) {
+    await ins.write(xBatch(range(100 * k, n)));
+    assert.deepEqual(plainRows(new Table([await within(30000, ins.readBatch(), `INSERT result ${k}`)])), [{ Count: BigInt(n) }]);
+    // Committed while the call is still open.
+    const seen = await client.doGet('SELECT count(*) AS n FROM x_per_batch');
+    assert.deepEqual(plainRows(seen), [{ n: BigInt(k === 0 ? 3 : 8) }]);
+  }
+  ins.end();
+  assert.equal(await ins.readBatch(), null);
+});
+
+test('DoExchange: 500 MB streamed through a filter with bounded server memory', async (t) => {
+  // 480 batches of 4096 rows, ~1 MB each (a 248-byte payload per row), made one at a time as
+  // the writer asks for them: the client holds one or two at once. The filter keeps 1 row in 1000.
+  const BATCHES = 480, ROWS = 4096, WIDTH = 248;
+  const bigSchema = new Schema([new Field('id', new Int64(), false), new Field('payload', new Utf8(), false)]);
+  const values = Buffer.alloc(ROWS * WIDTH);
+  for (let j = 0; j < values.length; j++) values[j] = 97 + (j % 26);   // a..z over and over
+  const payload = makeData({ type: new Utf8(), length: ROWS, nullCount: 0,
+    valueOffsets: Int32Array.from({ length: ROWS + 1 }, (_, k) => k * WIDTH), data: values });
+  let made = 0;
+  async function* batches() {
+    for (let b = 0; b < BATCHES; b++) {
+      const ids = new BigInt64Array(ROWS);
+      for (let k = 0; k < ROWS; k++) ids[k] = BigInt(b * ROWS + k);
+      const id = makeData({ type: new Int64(), length: ROWS, nullCount: 0, data: ids });
+      made++;
+      yield new RecordBatch(bigSchema, makeData({ type: new Struct(bigSchema.fields), length: ROWS, nullCount: 0, children: [id, payload] }));
+    }
+  }
+  const expected = [];
+  for (let i = 7; i < BATCHES * ROWS; i += 1000) {
+    const at = (i % ROWS) * WIDTH;   // the row's payload starts at this offset of the pattern
+    expected.push({ id: BigInt(i), len: BigInt(WIDTH), head: String.fromCharCode(...[0, 1, 2].map((c) => 97 + ((at + c) % 26))) });
+  }
+
+  // The server's resident memory, sampled while the stream runs (run_flight_js.sh passes its pid).
+  const pid = process.env.WG_SERVER_PID;
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+  let base = 0, peak = 0, timer = null;
+  if (pid) {
+    base = peak = rss();
+    timer = setInterval(() => { peak = Math.max(peak, rss()); }, 25);
+  } else {
+    t.diagnostic('WG_SERVER_PID is not set: the server memory is not checked');
+  }
+  const started = Date.now();
+  const ex = client.exchangeCall(cmdDescriptor('SELECT id, length(payload) AS len, left(payload, 3) AS head FROM input WHERE id % 1000 = 7'));
+  let table;
+  try {
+    const result = ex.readAll();
+    result.catch(() => {});
+    assert.ok(await ex.writeAll(batches()), 'the whole input was written');
+    ex.end();
+    table = await result;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  if (pid) peak = Math.max(peak, rss());
+  const sentBytes = BATCHES * ROWS * (WIDTH + 8);
+  t.diagnostic(`${BATCHES} batches, ${(sentBytes / 2 ** 20).toFixed(0)} MB of column data in ${Date.now() - started} ms; ` +
+               `server RSS ${(base / 2 ** 20).toFixed(0)} MB before, peak ${(peak / 2 ** 20).toFixed(0)} MB`);
+  assert.equal(made, BATCHES);
+  assert.equal(ex.sentBatches, BATCHES);
+  assert.equal(table.numRows, expected.length);
+  assert.deepEqual(plainRows(table).sort(byId), expected);
+  if (pid) {
+    // A server that held the input would grow by at least the ~500 MB sent; one that streams
+    // holds a few batches, DuckDB's vectors and gRPC's windows (40..175 MB growth measured on a
+    // 2-core machine). 320 MB leaves room for a loaded machine and stays well below the input.
+    const growth = peak - base;
+    assert.ok(growth < 320 * 2 ** 20, `server RSS grew by ${(growth / 2 ** 20).toFixed(0)} MB for ${(sentBytes / 2 ** 20).toFixed(0)} MB sent`);
+  }
+});
+
+// `SELECT CAST(s AS INTEGER)` over `good` batches of 4000 numbers each (0, 1, 2, ... in order),
+// then a batch with a word among numbers, then more good ones: reads results until the error.
+// Returns the error, the values that arrived before it and the call.
+async function failingCastExchange(good) {
+  const sSchema = new Schema([new Field('s', new Utf8(), true)]);
+  const sBatch = (values) => new RecordBatch(sSchema, makeData({ type: new Struct(sSchema.fields), length: values.length, nullCount: 0,
+    children: [vectorFromArray(values, new Utf8()).data[0]] }));
+  async function* input() {
+    for (let b = 0; b < good; b++) yield sBatch(range(b * 4000, 4000).map(String));
+    yield sBatch(['1', '2', 'twelve', '4']);
+    for (let b = 0; b < 4; b++) yield sBatch(range(good * 4000 + 10 + b * 3000, 3000).map(String));
+  }
+  const ex = client.exchangeCall(cmdDescriptor('SELECT CAST(s AS INTEGER) AS i FROM input'));
+  const writing = ex.writeAll(input()).then((open) => { if (open) ex.end(); return open; });
+  const got = [];
+  let err = null;
+  try {
+    for (;;) {
+      const batch = await within(60000, ex.readBatch(), 'the results or the error');
+      if (batch === null) break;
+      for (const v of batch.getChild('i')) got.push(v);
+    }
+  } catch (e) {
+    err = e;
+  }
+  await writing;
+  assert.ok(err, `expected an error, the call ended with ${got.length} rows`);
+  assert.equal(err.code, Status.INVALID_ARGUMENT, `${err.code}: ${err.details ?? err.message}`);
+  // What did arrive is a prefix of the good rows, in order.
+  assert.ok(got.length <= good * 4000 + 2, `${got.length} rows before the error`);
+  got.forEach((v, k) => { if (v !== k) assert.fail(`row ${k} is ${v}`); });
+  return { err, got, ex };
+}
+
+test('DoExchange: an error in mid-stream ends the call with INVALID_ARGUMENT; the channel still works', async (t) => {
+  // 24,000 good rows: DuckDB reads ahead of its output, so the failing batch is read before a
+  // result batch (65,536 rows) is complete; the status is all the client gets.
+  const { err, got, ex } = await failingCastExchange(6);
+  t.diagnostic(`the error after ${got.length} rows, ${ex.received} FlightData`);
+  assert.match(err.details, /Conversion Error/);
+  assert.match(err.details, /'twelve'/);
+  assert.match(err.details, /INT32/);
+  // The same client (channel) keeps working, for DoExchange and DoGet.
+  await serverStillAnswers();
+});
+
+test('DoExchange: an error after results went out: INVALID_ARGUMENT after those results', async (t) => {
+  // 600,000 good rows, more than DuckDB reads ahead: result batches go out before the error.
+  const { err, got, ex } = await failingCastExchange(150);
+  t.diagnostic(`the error after ${got.length} rows, ${ex.received} FlightData; details ${JSON.stringify(err.details)}`);
+  assert.ok(got.length >= 65536, `only ${got.length} rows before the error`);
+  await serverStillAnswers();
+  // Known server bug (gRPC core 1.51; do_exchange.c ends such a call with
+  // wg_rpc_call_expire): the trailers carry grpc-status 3 but no grpc-message, so DuckDB's
+  // message is lost once results have gone out. A DoGet failing mid-stream keeps it.
+  await t.test('the status names the conversion', { todo: 'wigeon: DoExchange loses grpc-message when it fails after sending results' }, () => {
+    assert.match(err.details, /Conversion Error/);
+  });
+});
+
+test('DoExchange: cancelling an INSERT stream from the client keeps none of its rows', async () => {
+  await client.doAction('execute', 'CREATE TABLE x_cancel (id BIGINT, name VARCHAR)');
+  const before = await stats();
+  const ex = client.exchangeCall(cmdDescriptor('INSERT INTO x_cancel SELECT * FROM input'));
+  // Write batches until the server has taken at least 20,000 rows into the INSERT, then cancel
+  // without half-closing.
+  let next = 0;
+  for (let k = 0; k < 400; k++) {
+    assert.ok(await ex.write(xBatch(range(next, 1000))), 'the call is open');
+    next += 1000;
+    if (k % 10 === 9 && (await stats()).rows_in - before.rows_in >= 20000) break;
+  }
+  const taken = (await stats()).rows_in - before.rows_in;
+  assert.ok(taken >= 20000, `the server read ${taken} rows of the stream`);
+  ex.cancel();
+  let err = null;
+  try {
+    await ex.readAll();
+  } catch (e) {
+    err = e;
+  }
+  assert.equal(err?.code, Status.CANCELLED, `${err?.code}: ${err?.details}`);
+  assert.equal(await ex.write(xBatch([0])), false, 'no write after the cancel');
+
+  // The server ends the call (the cancel interrupts the statement; its transaction is rolled
+  // back): nothing of it is in the table, now or once the call is gone.
+  await waitForIdleServer();
+  for (let k = 0; k < 5; k++) {
+    assert.deepEqual(plainRows(await client.doGet('SELECT count(*) AS n FROM x_cancel')), [{ n: 0n }]);
+    await sleep(100);
+  }
+  await serverStillAnswers();
+  // The table takes writes.
+  const ok = await client.doExchange(cmdDescriptor('INSERT INTO x_cancel SELECT * FROM input'), [xBatch([1, 2])]);
+  assert.deepEqual(plainRows(ok), [{ Count: 2n }]);
+});
+
+test('DoExchange: a deadline that passes ends the call; nothing kept, the server keeps answering', async () => {
+  // A streaming SELECT that has its input's first batch and waits for more.
+  const waiting = client.exchangeCall(cmdDescriptor('SELECT id FROM input'), { deadline: Date.now() + 1500 });
+  assert.ok(await waiting.write(xBatch(range(0, 10))));
+  const e1 = await waiting.readAll().then(() => null, (e) => e);
+  assert.ok(e1, 'the call ended with an error');
+  assert.ok([Status.DEADLINE_EXCEEDED, Status.CANCELLED].includes(e1.code), `${e1.code}: ${e1.details}`);
+  await waitForIdleServer();
+
+  // An INSERT whose deadline passes mid-stream keeps none of its rows.
+  await client.doAction('execute', 'CREATE TABLE x_deadline (id BIGINT, name VARCHAR)');
+  const before = await stats();
+  const ins = client.exchangeCall(cmdDescriptor('INSERT INTO x_deadline SELECT * FROM input'), { deadline: Date.now() + 2000 });
+  const result = ins.readAll();
+  result.catch(() => {});
+  let next = 0;
+  while (await ins.write(xBatch(range(next, 500)))) {
+    next += 500;
+    await sleep(20);
+  }
+  let err = null;
+  try {
+    await result;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, 'the INSERT ended with an error');
+  assert.ok([Status.DEADLINE_EXCEEDED, Status.CANCELLED].includes(err.code), `${err.code}: ${err.details}`);
+  assert.ok(next > 0, 'some batches went out before the deadline');
+  const taken = (await stats()).rows_in - before.rows_in;
+  assert.ok(taken > 0, `the server read ${taken} rows of the INSERT's input`);
+  await waitForIdleServer();
+  assert.deepEqual(plainRows(await client.doGet('SELECT count(*) AS n FROM x_deadline')), [{ n: 0n }]);
+  await serverStillAnswers();
+});
+
+test('DoExchange: a PATH descriptor and a bad JSON command are INVALID_ARGUMENT', async () => {
+  await rejectsWithCode(client.doExchange(pathDescriptor('x_items'), [xBatch([1])]), Status.INVALID_ARGUMENT,
+    /DoExchange takes a CMD descriptor holding SQL, not a path/);
+  await rejectsWithCode(client.doExchange(cmdDescriptor(JSON.stringify({ sql: 'SELECT * FROM input', batch: true })), [xBatch([1])]),
+    Status.INVALID_ARGUMENT, /bad member "batch"/);
+  await serverStillAnswers();
 });

@@ -102,6 +102,24 @@ def test_lock_step_per_batch(client):
             reader.read_chunk()
 
 
+def test_per_batch_result_of_other_types_is_refused(client):
+    """The stream's schema goes out with the first batch's result; a later run over a table
+    replaced with other types meanwhile gives columns of other types, which cannot be sent under
+    it (sending them anyway read past the buffers, sending server memory)."""
+    list(client.do_action(flight.Action("execute", b"CREATE TABLE dim AS SELECT 7::BIGINT AS x")))
+    writer, reader = client.do_exchange(cmd("SELECT dim.x FROM input, dim", per_batch=True))
+    writer.begin(SCHEMA)
+    writer.write_batch(batch(0, 3))
+    assert reader.read_chunk().data.column(0).to_pylist() == [7, 7, 7]
+    list(client.do_action(flight.Action(
+        "execute", b"CREATE OR REPLACE TABLE dim AS SELECT 8::INTEGER AS x")))
+    writer.write_batch(batch(3, 3))
+    with pytest.raises(pa.ArrowInvalid, match="other columns or types"):
+        reader.read_chunk()
+    with pytest.raises(pa.ArrowInvalid):
+        writer.close()
+
+
 def test_lock_step_streaming_waits(client):
     """Streaming (the default), DuckDB reads ahead of its output: a client that waits for the
     first result before sending more waits until its deadline (docs/exchange.md says so)."""

@@ -134,6 +134,16 @@ def test_json_ticket_errors_are_clear(server):
         del exc
     with pytest.raises(CALL_FAILED, match="JSON"):
         c.do_get(flight.Ticket(b"{not json")).read_all()
+    # JSON that cJSON alone would take with another meaning: a name cut at an escaped NUL, text
+    # after the object, a key given twice (the first value leaked, the second won)
+    for raw, text in [(rb'{"tail": "events\u0000junk"}', "u0000"),
+                      (b'{"tail": "events"} DROP TABLE events', "text after"),
+                      (b'{"tail": "events", "where": "true", "where": "false"}', "key twice")]:
+        with pytest.raises(CALL_FAILED, match=text):
+            c.do_get(flight.Ticket(raw)).read_chunk()
+    # an escaped backslash before u0000 is just text
+    t = Tail(c, tail="events", where="'\\u0000' <> category", **{"from": "now"})
+    t.cancel()
     # the table is intact and the server still serves
     assert c.do_get(flight.Ticket(b"SELECT count(*) AS n FROM events")).read_all()["n"][0].as_py() == 1
 
@@ -365,6 +375,20 @@ def test_many_filters_each_get_their_rows_in_commit_order(wigeon_server):
     assert mods[10_000 % k].read()[2].to_pylist() == [{"id": 10_000, "category": "B"}]
     for t in [everything, evens, *mods, *bees]:
         t.cancel()
+
+
+def test_a_where_costly_to_plan_is_refused_without_holding_up_puts(server):
+    """DuckDB folds constant expressions while planning, where no interrupt reaches; the snapshot
+    is planned under the commit lock, so such a WHERE would stop every put for its duration."""
+    c = server.client()
+    put(c, "events", ids(0, 1))
+    costly = "levenshtein(repeat('a', 40000), repeat('b', 40000)) >= 0"
+    with pytest.raises(CALL_FAILED, match="to plan"):
+        Tail(c, tail="events", where=costly)
+    t = Tail(c, tail="events", where="id >= 0", **{"from": "now"})
+    put(c, "events", ids(1, 1))
+    assert [r["id"] for r in t.read_rows(1)] == [1]
+    t.cancel()
 
 
 # A subscriber in another process, which the test freezes with SIGSTOP: its kernel keeps the TCP
