@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Interoperability test with an independent Flight stack: Node.js, @grpc/grpc-js and Apache Arrow
 # JS (tests/interop/flight_js). Starts `WIGEON serve` on a free port with an in-memory database,
-# runs `node --test tests/interop/flight_js/interop_test.mjs` against it (WG_SERVER=HOST:PORT,
-# WG_SERVER_PID=its pid), stops the server with SIGTERM and exits with node's status (non-zero
-# also if the server died or exited badly).
+# runs `node --test tests/interop/flight_js/interop_test.mjs` against it, stops the server with
+# SIGTERM and exits with node's status (non-zero also if the server died or exited badly).
 #
 #   tests/interop/run_flight_js.sh path/to/wigeon
 #
@@ -49,7 +48,6 @@ interop_server_start
 STATUS=0
 TIMEOUT=()
 command -v timeout >/dev/null 2>&1 && TIMEOUT=(timeout --kill-after=10 600)
-# WG_SERVER_PID: the DoExchange memory test reads the server's VmRSS from /proc/PID/status.
-(cd "$ROOT" && WG_SERVER=$ADDRESS WG_SERVER_PID=$SERVER_PID "${TIMEOUT[@]}" node --test --test-reporter=tap tests/interop/flight_js/interop_test.mjs) || STATUS=$?
+(cd "$ROOT" && WG_SERVER=$ADDRESS "${TIMEOUT[@]}" node --test --test-reporter=tap tests/interop/flight_js/interop_test.mjs) || STATUS=$?
 
 interop_server_finish "$STATUS"

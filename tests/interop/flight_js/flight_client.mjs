@@ -15,7 +15,7 @@ import { once } from 'node:events';
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { tableFromIPC, tableToIPC, RecordBatchReader, RecordBatch, Table } from 'apache-arrow';
+import { tableFromIPC, tableToIPC, RecordBatchReader } from 'apache-arrow';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PROTO_DIR = path.resolve(here, '../../../proto');
@@ -39,7 +39,6 @@ export const Status = grpc.status;
 const CONTINUATION = 0xffffffff;
 export const MessageHeader = { NONE: 0, Schema: 1, DictionaryBatch: 2, RecordBatch: 3, Tensor: 4, SparseTensor: 5 };
 const EOS = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-const NO_BYTES = new Uint8Array(0);
 
 const pad8 = (n) => (n + 7) & ~7;
 
@@ -241,35 +240,6 @@ export class FlightClient {
     return putResults.map((r) => ({ raw: r.app_metadata, json: r.app_metadata.length ? JSON.parse(r.app_metadata.toString('utf8')) : null }));
   }
 
-  // DoExchange, low level: an ExchangeCall (below) to write batches one at a time, read results
-  // as they arrive, half-close or cancel. The descriptor (a CMD, or SQL text / a Buffer taken as
-  // one) goes on the first FlightData, with the input's schema unless descriptorAlone (the way
-  // pyarrow sends it: the descriptor alone, the schema in the next message).
-  exchangeCall(descriptor, { descriptorAlone = false, ...callOptions } = {}) {
-    const desc = typeof descriptor === 'string' || descriptor instanceof Uint8Array ? cmdDescriptor(descriptor) : descriptor;
-    return new ExchangeCall(this.grpc.DoExchange(callOptions), desc, { descriptorAlone });
-  }
-
-  // DoExchange of an apache-arrow Table, an array of RecordBatches or any (async) iterable of
-  // them (generated lazily: one batch is encoded at a time, flow control respected), then
-  // half-close; the result as an apache-arrow Table (its batches in .batches). Results are read
-  // while the input is written. options: { schema } for an input without batches (a schema-only
-  // stream), { descriptorAlone }, and the grpc call options (deadline, ...).
-  async doExchange(descriptor, tableOrBatches, options = {}) {
-    const { schema, ...rest } = options;
-    const ex = this.exchangeCall(descriptor, rest);
-    const result = ex.readAll();
-    result.catch(() => {});   // observed below; the writer stops when the call ends
-    try {
-      await ex.writeAll(tableOrBatches, schema);
-    } catch (e) {
-      ex.cancel();
-      throw e;
-    }
-    ex.end();
-    return result;
-  }
-
   getFlightInfo(descriptor, callOptions = {}) {
     return new Promise((resolve, reject) => {
       this.grpc.GetFlightInfo(descriptor, callOptions, (err, info) => (err ? reject(err) : resolve(normalizeInfo(info))));
@@ -305,192 +275,4 @@ function normalizeInfo(info) {
     total_bytes: BigInt(info.total_bytes),
     schemaParsed: info.schema && info.schema.length ? schemaFromIPCMessage(info.schema) : null,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// DoExchange: one bidirectional call
-
-// The call's FlightData are queued as they arrive ('data' listener from the start: an early
-// status is never an unhandled 'error'); reading takes them from the queue. Nothing holds the
-// server back when the reader is slow: the queue grows (the tests read small results).
-export class ExchangeCall {
-  constructor(call, descriptor, { descriptorAlone = false } = {}) {
-    this.call = call;
-    this.descriptor = descriptor;
-    this.descriptorAlone = descriptorAlone;
-    this.inputSchema = null;     // set by the first begin() / write()
-    this.sentBatches = 0;        // record batches written
-    this.received = 0;           // FlightData received
-    this.resultBatches = 0;      // record batches among them (read so far)
-    this.status = null;          // the call's final status ({ code, details, metadata })
-    this.error = null;           // the grpc-js error when the status is not OK
-    this.cancelled = false;
-    this._ended = false;
-    this._queue = [];
-    this._waiter = null;
-    this.finished = new Promise((resolve) => call.on('status', (st) => { this.status = st; resolve(st); this._notify(); }));
-    call.on('data', (fd) => { this.received++; this._queue.push(fd); this._notify(); });
-    call.on('error', (err) => { this.error = err; this._notify(); });
-    call.on('end', () => { this._ended = true; this._notify(); });
-  }
-
-  _notify() {
-    const w = this._waiter;
-    this._waiter = null;
-    if (w) w();
-  }
-
-  get done() {
-    return this.status !== null || this.cancelled;
-  }
-
-  // One FlightData out, waiting for flow control; false when the call is over (its status, or
-  // the error, is what the reader gets).
-  async _send(fd) {
-    if (this.done) return false;
-    if (!this.call.write(fd)) {
-      await Promise.race([once(this.call, 'drain').then(() => {}, () => {}), this.finished]);
-    }
-    return !this.done;
-  }
-
-  // The descriptor and the input's schema (an apache-arrow Schema), as pyarrow's writer.begin().
-  async begin(schema) {
-    if (this.inputSchema) throw new Error('DoExchange: begin() twice');
-    this.inputSchema = schema;
-    const [schemaMessage, ...rest] = splitIPCStream(tableToIPC(new Table(schema, []), 'stream'));
-    if (!schemaMessage || schemaMessage.headerType !== MessageHeader.Schema || rest.length) {
-      throw new Error('apache-arrow wrote no lone Schema message for an empty table');
-    }
-    this._schemaBytes = Buffer.from(schemaMessage.metadata);
-    const fd = { flight_descriptor: this.descriptor, data_header: schemaMessage.metadata, data_body: schemaMessage.body, app_metadata: Buffer.alloc(0) };
-    if (this.descriptorAlone) {
-      if (!(await this._send({ flight_descriptor: this.descriptor, data_header: Buffer.alloc(0), data_body: Buffer.alloc(0), app_metadata: Buffer.alloc(0) }))) return false;
-      delete fd.flight_descriptor;
-    }
-    return this._send(fd);
-  }
-
-  // One RecordBatch (or every batch of a Table): its dictionaries (each batch carries its own,
-  // as replacement DictionaryBatches) and the record batch. The first write sends the
-  // descriptor and the schema first. Returns false once the call is over.
-  async write(batchOrTable) {
-    const batches = batchOrTable instanceof Table ? batchOrTable.batches : [batchOrTable];
-    for (const batch of batches) {
-      if (!(batch instanceof RecordBatch)) throw new TypeError('DoExchange write: not an apache-arrow RecordBatch or Table');
-      if (!this.inputSchema && !(await this.begin(batch.schema))) return false;
-      const messages = splitIPCStream(tableToIPC(new Table(batch.schema, [batch]), 'stream'));
-      for (const { metadata, body, headerType } of messages) {
-        if (headerType === MessageHeader.Schema) {
-          // Sent once, by begin(). One IPC stream has one schema: a batch of another schema (or
-          // with other dictionary ids, as apache-arrow gives every tableFromArrays() its own)
-          // would not decode against the first.
-          if (!this._schemaBytes.equals(metadata)) {
-            throw new Error(`DoExchange write: batch ${this.sentBatches} has another schema than the input's first (${batch.schema})`);
-          }
-          continue;
-        }
-        if (!(await this._send({ data_header: metadata, data_body: body, app_metadata: Buffer.alloc(0) }))) return false;
-      }
-      this.sentBatches++;
-    }
-    return true;
-  }
-
-  // Writes a Table, an array or an (async) iterable of RecordBatches; a schema-only stream when
-  // there is no batch (schema from the argument or the Table). Stops early when the call ends.
-  async writeAll(tableOrBatches, schema) {
-    if (tableOrBatches instanceof Table) {
-      schema ??= tableOrBatches.schema;
-      tableOrBatches = tableOrBatches.batches;
-    }
-    for await (const batch of tableOrBatches) {
-      if (!(await this.write(batch))) return false;
-    }
-    if (!this.inputSchema) {
-      if (!schema) throw new Error('DoExchange: no batch and no schema to send');
-      return this.begin(schema);
-    }
-    return !this.done;
-  }
-
-  // Half-close: the end of the input.
-  end() {
-    if (!this.done) this.call.end();
-  }
-
-  cancel() {
-    this.cancelled = true;
-    this.call.cancel();
-  }
-
-  // The next FlightData, or null at the end of a successful stream; throws the grpc-js error
-  // (code, details) once every FlightData before the status has been taken.
-  async nextFlightData() {
-    for (;;) {
-      if (this._queue.length) return this._queue.shift();
-      if (this.error && (this._ended || this.call.readableLength === 0)) throw this.error;
-      if (this._ended) return null;
-      await new Promise((resolve) => { this._waiter = resolve; });
-    }
-  }
-
-  // The server's stream as IPC bytes for apache-arrow, one message per chunk, as they arrive.
-  async *_ipcChunks() {
-    let index = 0;
-    for (;;) {
-      const fd = await this.nextFlightData();
-      if (fd === null) break;
-      const header = fd.data_header;
-      if (header && header.length) {
-        const info = readMessageInfo(header);
-        if (info.headerType === MessageHeader.RecordBatch) this.resultBatches++;
-        const body = fd.data_body ?? Buffer.alloc(0);
-        if (BigInt(body.length) !== info.bodyLength) {
-          throw new Error(`FlightData #${index}: data_body is ${body.length} bytes but the Message's ` +
-                          `bodyLength says ${info.bodyLength} (header type ${info.headerType})`);
-        }
-        yield Buffer.concat(encapsulate(header, body));
-        // apache-arrow's byte queue (io/adapters fromAsyncIterable) answers a read that wants
-        // exactly the bytes it holds only after pulling one more chunk: without this empty
-        // chunk, a batch would be handed out only once the next message (or the end) arrives,
-        // and a client that waits for each result before sending more input would wait forever.
-        yield NO_BYTES;
-      }
-      index++;
-    }
-    yield EOS;
-  }
-
-  // An apache-arrow AsyncRecordBatchStreamReader over the results: opened (the schema read) on
-  // the first call, then `for await (const batch of reader)` or reader.next() one at a time.
-  async reader() {
-    if (!this._reader) {
-      this._reader = (async () => {
-        const r = await RecordBatchReader.from(this._ipcChunks());
-        await r.open();
-        return r;
-      })();
-    }
-    return this._reader;
-  }
-
-  // The next result batch, or null at the end. (apache-arrow hands out one empty placeholder
-  // batch for a stream without any: skipped.)
-  async readBatch() {
-    const r = await this.reader();
-    for (;;) {
-      const { done, value } = await r.next();
-      if (done) return null;
-      if (this.resultBatches > 0) return value;
-    }
-  }
-
-  // Every (remaining) result batch as a Table with the result's schema.
-  async readAll() {
-    const r = await this.reader();
-    const batches = [];
-    for (let b; (b = await this.readBatch()) !== null;) batches.push(b);
-    return new Table(r.schema, batches);
-  }
 }
