@@ -88,17 +88,6 @@ static void result_reset(struct result *r) {
   wg_array_release(&r->batch);
 }
 
-static bool same_schema(const struct ArrowSchema *a, const struct ArrowSchema *b) {
-  struct wg_buf fa, fb;
-  wg_buf_init(&fa);
-  wg_buf_init(&fb);
-  bool same = wg_schema_fingerprint(a, &fa) == 0 && wg_schema_fingerprint(b, &fb) == 0 &&
-              fa.size == fb.size && memcmp(fa.data, fb.data, (size_t)fa.size) == 0;
-  wg_buf_reset(&fa);
-  wg_buf_reset(&fb);
-  return same;
-}
-
 static int run(const char *uri, wg_client *c, const ProtobufCMessage *cmd, struct result *out,
                struct wg_error *err) {
   memset(out, 0, sizeof(*out));
@@ -126,7 +115,7 @@ static int run(const char *uri, wg_client *c, const ProtobufCMessage *cmd, struc
       rc = wg_error_set(err, EPROTO, "more than one batch");
     }
   }
-  if (rc == 0 && !same_schema(&out->info_schema, &out->schema))
+  if (rc == 0 && !wg_schema_same(&out->info_schema, &out->schema))
     rc = wg_error_set(err, EPROTO, "DoGet's schema is not GetFlightInfo's");
   wg_stream_release(&s);
   if (rc != 0) result_reset(out);
@@ -507,7 +496,7 @@ static void include_schema_decodes_to_the_tables_schema(void) {
       ASSERT_TRUE((g->flags & ARROW_FLAG_NULLABLE) != 0); /* no NOT NULL column in t% */
       ASSERT_EQ(g->n_children, w->n_children);
       for (int64_t k = 0; k < g->n_children; k++)
-        ASSERT_TRUE(same_schema(g->children[k], w->children[k]));
+        ASSERT_TRUE(wg_schema_same(g->children[k], w->children[k]));
       ASSERT_STREQ(md(g, FSQL_KEY "CATALOG_NAME", b, 128), cn);
       ASSERT_STREQ(md(g, FSQL_KEY "DB_SCHEMA_NAME", b, 128), sn);
       ASSERT_STREQ(md(g, FSQL_KEY "TABLE_NAME", b, 128), tn);
